@@ -1,0 +1,220 @@
+//! Users: identity, roles, balances and the cache of accounts the horde has seen.
+
+pub mod api_key;
+
+use std::collections::HashMap;
+
+use horde_protocol::users as wire;
+
+use crate::kudos::{to_kudos, Centikudos};
+
+/// Id of the anonymous user.
+pub const ANONYMOUS_USER_ID: i64 = 0;
+
+/// Kudos earned or spent, by kind. Each bucket is the signed sum of the balance changes of that
+/// kind, so the buckets always add up to the balance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KudosBuckets {
+    pub accumulated: Centikudos,
+    pub gifted: Centikudos,
+    pub received: Centikudos,
+    pub admin: Centikudos,
+    pub awarded: Centikudos,
+}
+
+impl KudosBuckets {
+    pub fn total(&self) -> Centikudos {
+        self.accumulated + self.gifted + self.received + self.admin + self.awarded
+    }
+}
+
+/// Counters of what a user asked for and contributed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRecords {
+    pub usage_tokens: i64,
+    pub requests_text: i64,
+    pub contribution_tokens: i64,
+    pub fulfilled_text: i64,
+}
+
+/// An account as the horde keeps it in memory.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub oauth_id: String,
+    pub created_secs: i64,
+    pub kudos: Centikudos,
+    pub buckets: KudosBuckets,
+    pub records: UserRecords,
+    pub moderator: bool,
+    pub trusted: bool,
+    pub flagged: bool,
+    pub pseudonymous: bool,
+    pub concurrency: i64,
+    pub worker_invited: i64,
+    pub public_workers: bool,
+    pub contact: Option<String>,
+    pub admin_comment: Option<String>,
+}
+
+impl User {
+    pub fn is_anonymous(&self) -> bool {
+        self.id == ANONYMOUS_USER_ID
+    }
+
+    /// `alias#id`, the form users are shown and addressed by.
+    pub fn display_name(&self) -> String {
+        format!("{}#{}", self.username, self.id)
+    }
+
+    /// Lowest balance a charge may leave: anonymous −50, pseudonymous 14, others 25.
+    pub fn kudos_floor(&self) -> Centikudos {
+        if self.is_anonymous() {
+            -5000
+        } else if self.pseudonymous {
+            1400
+        } else {
+            2500
+        }
+    }
+
+    /// Kudos the user may give away: what is above the floor.
+    pub fn available_kudos(&self) -> Centikudos {
+        (self.kudos - self.kudos_floor()).max(0)
+    }
+
+    /// The wire view. `privileged`: the user themself or a moderator.
+    pub fn details(&self, privileged: bool, worker_ids: Vec<String>, active_text: Vec<String>, now_secs: i64) -> wire::UserDetails {
+        let show_workers = privileged || self.public_workers;
+        wire::UserDetails {
+            username: self.display_name(),
+            id: self.id,
+            kudos: to_kudos(self.kudos),
+            kudos_details: wire::KudosDetails {
+                accumulated: to_kudos(self.buckets.accumulated),
+                gifted: to_kudos(self.buckets.gifted),
+                donated: 0.0,
+                admin: to_kudos(self.buckets.admin),
+                received: to_kudos(self.buckets.received),
+                recurring: 0.0,
+                awarded: to_kudos(self.buckets.awarded),
+                styled: 0.0,
+            },
+            records: wire::UserRecords {
+                usage: wire::ThingRecords {
+                    megapixelsteps: 0.0,
+                    tokens: self.records.usage_tokens,
+                },
+                contribution: wire::ThingRecords {
+                    megapixelsteps: 0.0,
+                    tokens: self.records.contribution_tokens,
+                },
+                fulfillment: wire::AmountRecords {
+                    image: 0,
+                    text: self.records.fulfilled_text,
+                    interrogation: 0,
+                },
+                request: wire::AmountRecords {
+                    image: 0,
+                    text: self.records.requests_text,
+                    interrogation: 0,
+                },
+            },
+            concurrency: self.concurrency,
+            worker_invited: self.worker_invited,
+            moderator: self.moderator,
+            trusted: self.trusted,
+            flagged: self.flagged,
+            pseudonymous: self.pseudonymous,
+            worker_count: worker_ids.len() as i64,
+            account_age: (now_secs - self.created_secs).max(0),
+            worker_ids: show_workers.then_some(worker_ids),
+            contact: if privileged { self.contact.clone() } else { None },
+            active_generations: privileged.then(|| wire::ActiveGenerations {
+                text: active_text,
+                image: vec![],
+                alchemy: vec![],
+            }),
+            admin_comment: None,
+        }
+    }
+}
+
+/// Parses `alias#id` (only the number after the last `#` counts) or a bare id.
+pub fn parse_user_reference(s: &str) -> Option<i64> {
+    let tail = s.rsplit('#').next()?.trim();
+    tail.parse::<i64>().ok().filter(|id| *id >= 0)
+}
+
+/// Checks a username: 1 to 30 characters, no `#`, no control characters.
+pub fn validate_username(name: &str) -> Result<String, crate::HordeError> {
+    let trimmed = name.trim();
+    let n = trimmed.chars().count();
+    if n == 0 || n > 30 || trimmed.contains('#') || trimmed.chars().any(char::is_control) {
+        return Err(crate::HordeError::InvalidUsername(trimmed.chars().take(40).collect()));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The accounts this process has seen, by id and by key hash. Accounts are loaded from storage on
+/// first use and kept; balances here are authoritative while the process runs.
+#[derive(Debug, Default)]
+pub struct Users {
+    by_id: HashMap<i64, User>,
+    by_key: HashMap<api_key::ApiKeyHash, i64>,
+}
+
+impl Users {
+    pub fn get(&self, id: i64) -> Option<&User> {
+        self.by_id.get(&id)
+    }
+    pub fn get_mut(&mut self, id: i64) -> Option<&mut User> {
+        self.by_id.get_mut(&id)
+    }
+    pub fn by_key(&self, hash: &api_key::ApiKeyHash) -> Option<i64> {
+        self.by_key.get(hash).copied()
+    }
+    /// Adds an account loaded from storage, unless it is already known (memory wins: it may hold
+    /// movements not yet flushed).
+    pub fn insert_loaded(&mut self, user: User, key: Option<api_key::ApiKeyHash>) {
+        if let Some(k) = key {
+            self.by_key.retain(|_, id| *id != user.id);
+            self.by_key.insert(k, user.id);
+        }
+        self.by_id.entry(user.id).or_insert(user);
+    }
+    /// Replaces the key of a known account.
+    pub fn set_key(&mut self, id: i64, key: api_key::ApiKeyHash) {
+        self.by_key.retain(|_, uid| *uid != id);
+        self.by_key.insert(key, id);
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.by_id.values()
+    }
+    pub fn contains(&self, id: i64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_references() {
+        assert_eq!(parse_user_reference("db0#1"), Some(1));
+        assert_eq!(parse_user_reference("a#b#42"), Some(42));
+        assert_eq!(parse_user_reference("17"), Some(17));
+        assert_eq!(parse_user_reference("name"), None);
+        assert_eq!(parse_user_reference("x#-3"), None);
+    }
+
+    #[test]
+    fn usernames() {
+        assert_eq!(validate_username("  alice ").ok().as_deref(), Some("alice"));
+        assert!(validate_username("").is_err());
+        assert!(validate_username("a#b").is_err());
+        assert!(validate_username(&"x".repeat(31)).is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! Tunables of the horde's rules, with the public horde's values as defaults.
+
+/// Rules that operators may tune. Defaults follow the public AI Horde.
+#[derive(Debug, Clone)]
+pub struct HordeConfig {
+    /// A request vanishes this long after its last activity (creation, pop, submit).
+    pub request_expiry_secs: u64,
+    /// A worker is online when it checked in this recently.
+    pub worker_online_secs: u64,
+    /// Shortest text job TTL; longer jobs get more (see `text::job_ttl_secs`).
+    pub min_text_job_ttl_secs: u64,
+    /// A request whose jobs failed more than this many times is faulted.
+    pub max_job_faults: u32,
+    /// Uptime kudos are paid for every this many seconds online.
+    pub uptime_reward_interval_secs: u64,
+    /// Priority points a queued request gains per second (the public horde adds 50 every 10 s).
+    pub aging_per_sec: f64,
+    /// Parallel waiting jobs a user may have (moderators may raise it per user).
+    pub default_concurrency: i64,
+    /// Workers a user who is not trusted may run.
+    pub max_workers_untrusted: usize,
+    /// Workers a trusted user may run.
+    pub max_workers_trusted: usize,
+    /// Kudos a new pseudonymous account starts with.
+    pub registration_kudos: i64,
+}
+
+impl Default for HordeConfig {
+    fn default() -> Self {
+        Self {
+            request_expiry_secs: 20 * 60,
+            worker_online_secs: 300,
+            min_text_job_ttl_secs: 150,
+            max_job_faults: 2,
+            uptime_reward_interval_secs: 600,
+            aging_per_sec: 5.0,
+            default_concurrency: 30,
+            max_workers_untrusted: 4,
+            max_workers_trusted: 20,
+            registration_kudos: 0,
+        }
+    }
+}

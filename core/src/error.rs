@@ -1,0 +1,177 @@
+//! One error enum for every rule the horde enforces. Each variant knows its `rc` (the return code
+//! clients match on) and its class (which the HTTP adapter maps to a status code).
+
+/// Broad class of a failure; the server turns it into an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Locked,
+    TooMany,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HordeError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("A prompt is required.")]
+    MissingPrompt,
+    #[error("max_length ({max_length}) may not be larger than max_context_length ({max_context_length}).")]
+    TokenOverflow { max_length: i64, max_context_length: i64 },
+    #[error("Too many stop sequences (at most 128 unique sequences).")]
+    TooManyStopSequences,
+    #[error("Stop sequences may add up to at most 2000 characters.")]
+    ExcessiveStopSequence,
+    #[error("sampler_order must contain at least 7 distinct samplers.")]
+    MissingFullSamplerOrder,
+    #[error("Null bytes are not allowed in the payload.")]
+    NulByteInPayload,
+    #[error("No user matching sent API Key. Have you remembered to register at this horde?")]
+    InvalidApiKey,
+    #[error("Anonymous user is forbidden from running a worker.")]
+    AnonForbiddenWorker,
+    #[error("Anonymous user is forbidden from this action.")]
+    AnonForbidden,
+    #[error("Wrong credentials to submit as this worker.")]
+    WrongCredentials,
+    #[error("You have reached the maximum number of workers ({0}) for your account.")]
+    TooManyWorkers(usize),
+    #[error("Worker name '{0}' is already used by a worker of another type.")]
+    PolymorphicNameConflict(String),
+    #[error("Invalid worker name: {0}")]
+    InvalidWorkerName(String),
+    #[error("Invalid priority username '{0}'. Use the form alias#id.")]
+    InvalidPriorityUsername(String),
+    #[error("Your worker has been put into maintenance mode by its owner or a moderator. Please log in to change it.")]
+    WorkerMaintenance,
+    #[error("Processing Job with ID {0} does not exist.")]
+    InvalidJobId(String),
+    #[error("Processing Job with ID {0} already submitted.")]
+    DuplicateGen(String),
+    #[error("Processing Job with ID {0} was aborted because it took too long. Please check your worker speed.")]
+    AbortedGen(String),
+    #[error("Request with ID '{0}' not found. It may have expired.")]
+    RequestNotFound(String),
+    #[error("Worker with ID '{0}' not found.")]
+    WorkerNotFound(String),
+    #[error("User '{0}' not found.")]
+    UserNotFound(String),
+    #[error("Only a moderator can do this.")]
+    NotModerator,
+    #[error("Only the owner of this worker or a moderator can do this.")]
+    NotOwner,
+    #[error("You did not select any user field to modify.")]
+    NoUserModSelected,
+    #[error("You did not select any worker field to modify.")]
+    NoWorkerModSelected,
+    #[error("The worker name '{0}' is already taken.")]
+    WorkerNameTaken(String),
+    #[error("The anonymous user cannot send kudos.")]
+    KudosTransferFromAnon,
+    #[error("You cannot transfer kudos to the anonymous user.")]
+    KudosTransferToAnon,
+    #[error("You cannot transfer kudos to yourself.")]
+    KudosTransferToSelf,
+    #[error("The amount of kudos to transfer must be a positive whole number.")]
+    InvalidKudosTransferAmount,
+    #[error("This user sent you kudos less than a minute ago; wait before sending some back.")]
+    TooFastKudosTransfers,
+    #[error("Not enough kudos to transfer: you have {available} available above your minimum of {floor}.")]
+    KudosTransferNotEnough { available: f64, floor: f64 },
+    #[error("Flagged accounts cannot send or receive kudos.")]
+    SourceAccountFlagged,
+    #[error("Parallel requests ({waiting}) exceed your concurrency limit of {limit}. Wait for some to finish.")]
+    TooManyPrompts { waiting: i64, limit: i64 },
+    #[error("This worker still has jobs in progress. Try again after they finish or expire (at most 20 minutes).")]
+    Locked,
+    #[error("The horde is in maintenance mode; new requests are not accepted right now.")]
+    MaintenanceMode,
+    #[error("Invalid worker id '{0}'.")]
+    InvalidWorkerId(String),
+    #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
+    InvalidUsername(String),
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl HordeError {
+    /// The return code clients match on.
+    pub fn rc(&self) -> &'static str {
+        use HordeError::*;
+        match self {
+            Validation(_) => "ValidationError",
+            MissingPrompt => "MissingPrompt",
+            TokenOverflow { .. } => "TokenOverflow",
+            TooManyStopSequences => "TooManyStopSequences",
+            ExcessiveStopSequence => "ExcessiveStopSequence",
+            MissingFullSamplerOrder => "MissingFullSamplerOrder",
+            NulByteInPayload => "NulByteInPayload",
+            InvalidApiKey => "InvalidAPIKey",
+            AnonForbiddenWorker => "AnonForbiddenWorker",
+            AnonForbidden => "AnonForbidden",
+            WrongCredentials => "WrongCredentials",
+            TooManyWorkers(_) => "TooManyWorkers",
+            PolymorphicNameConflict(_) => "PolymorphicNameConflict",
+            InvalidWorkerName(_) => "InvalidWorkerName",
+            InvalidPriorityUsername(_) => "InvalidPriorityUsername",
+            WorkerMaintenance => "WorkerMaintenance",
+            InvalidJobId(_) => "InvalidJobID",
+            DuplicateGen(_) => "DuplicateGen",
+            AbortedGen(_) => "AbortedGen",
+            RequestNotFound(_) => "RequestNotFound",
+            WorkerNotFound(_) => "WorkerNotFound",
+            UserNotFound(_) => "UserNotFound",
+            NotModerator => "NotModerator",
+            NotOwner => "NotOwner",
+            NoUserModSelected => "NoUserModSelected",
+            NoWorkerModSelected => "NoWorkerModSelected",
+            WorkerNameTaken(_) => "WorkerNameAlreadyExists",
+            KudosTransferFromAnon => "KudosTransferFromAnon",
+            KudosTransferToAnon => "KudosTransferToAnon",
+            KudosTransferToSelf => "KudosTransferToSelf",
+            InvalidKudosTransferAmount => "InvalidKudosTransferAmount",
+            TooFastKudosTransfers => "TooFastKudosTransfers",
+            KudosTransferNotEnough { .. } => "KudosTransferNotEnough",
+            SourceAccountFlagged => "SourceAccountFlagged",
+            TooManyPrompts { .. } => "TooManyPrompts",
+            Locked => "Locked",
+            MaintenanceMode => "MaintenanceMode",
+            InvalidWorkerId(_) => "WorkerNotFound",
+            InvalidUsername(_) => "InvalidUsername",
+            Internal(_) => "InternalServerError",
+        }
+    }
+
+    /// Which family of failure this is.
+    pub fn class(&self) -> ErrorClass {
+        use HordeError::*;
+        match self {
+            InvalidApiKey => ErrorClass::Unauthorized,
+            AnonForbiddenWorker
+            | AnonForbidden
+            | WrongCredentials
+            | TooManyWorkers(_)
+            | WorkerMaintenance
+            | NotModerator
+            | NotOwner
+            | KudosTransferFromAnon
+            | SourceAccountFlagged => ErrorClass::Forbidden,
+            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) => ErrorClass::NotFound,
+            Locked => ErrorClass::Locked,
+            TooManyPrompts { .. } => ErrorClass::TooMany,
+            Internal(_) => ErrorClass::Internal,
+            _ => ErrorClass::BadRequest,
+        }
+    }
+}
+
+impl From<sqlx::Error> for HordeError {
+    fn from(e: sqlx::Error) -> Self {
+        HordeError::Internal(format!("database: {e}"))
+    }
+}
+
+pub type Result<T, E = HordeError> = std::result::Result<T, E>;

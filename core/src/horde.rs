@@ -1,0 +1,736 @@
+//! `Horde`: the rules (`State`, behind one short-held lock) joined to durable storage (`Store`).
+//!
+//! Hot paths (submit, pop, job submit, status) touch only memory once the accounts and workers
+//! involved are loaded. Accounts and workers are loaded from storage on first use; their durable
+//! changes are queued and written by `flush` in one transaction per batch.
+
+use std::sync::Arc;
+
+use horde_protocol::status as wire_status;
+use horde_protocol::text::{GenerateTextRequest, TextPopRequest, TextPopResponse, TextStatus, TextSubmitRequest};
+use horde_protocol::users as wire_users;
+use horde_protocol::workers as wire_workers;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::accounts::api_key::{generate_api_key, generate_secret, ApiKeyHasher};
+use crate::accounts::{parse_user_reference, validate_username, User, ANONYMOUS_USER_ID};
+use crate::clock::Clock;
+use crate::config::HordeConfig;
+use crate::kudos::{to_centikudos, to_kudos, KudosLedger};
+use crate::state::{Accepted, JobResult, ReapReport, State};
+use crate::store::{FlushBatch, NewUser, Store};
+use crate::text::TextRequest;
+use crate::workers::{validate_worker_name, Worker, WorkerPop, MAX_WORKER_INFO};
+use crate::{HordeError, Result};
+
+/// Outcome of a text generation request.
+#[derive(Debug, Clone)]
+pub enum TextSubmission {
+    Queued(Accepted),
+    DryRun(f64),
+}
+
+/// Settings of a new account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSpec {
+    pub username: String,
+    pub oauth_id: Option<String>,
+    pub kudos: f64,
+    pub moderator: bool,
+    pub trusted: bool,
+    pub pseudonymous: bool,
+}
+
+/// The horde.
+pub struct Horde {
+    state: Mutex<State>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    hasher: ApiKeyHasher,
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Horde {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Horde")
+    }
+}
+
+impl Horde {
+    /// Opens the horde on a migrated store. `secret` keys the API-key hash; without one, a secret
+    /// is generated once and kept in the database.
+    pub async fn open(store: Store, cfg: HordeConfig, clock: Arc<dyn Clock>, secret: Option<String>) -> Result<Arc<Self>> {
+        let secret = match secret.filter(|s| !s.is_empty()) {
+            Some(s) => s,
+            None => store.setting_or_insert("api_key_secret", &generate_secret()).await?,
+        };
+        let (mint, burn) = store.system_balances().await?;
+        let state = State::new(cfg, KudosLedger::with_system_balances(mint, burn));
+        let horde = Arc::new(Self {
+            state: Mutex::new(state),
+            store,
+            clock,
+            hasher: ApiKeyHasher::new(secret),
+            flush_lock: tokio::sync::Mutex::new(()),
+        });
+        horde.ensure_user(ANONYMOUS_USER_ID).await?;
+        Ok(horde)
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs `f` on the state under the lock (for tests and diagnostics).
+    pub fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock())
+    }
+
+    // ----- accounts ------------------------------------------------------------------------
+
+    /// Loads an account into memory if needed. Returns whether it exists.
+    async fn ensure_user(&self, id: i64) -> Result<bool> {
+        if self.state.lock().users.contains(id) {
+            return Ok(true);
+        }
+        match self.store.user_by_id(id).await? {
+            Some(u) => {
+                self.state.lock().users.insert_loaded(u, None);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The user an API key belongs to (`0000000000` is the anonymous user).
+    pub async fn authenticate(&self, api_key: &str) -> Result<i64> {
+        let key = api_key.trim();
+        if key == horde_protocol::ANONYMOUS_API_KEY {
+            return Ok(ANONYMOUS_USER_ID);
+        }
+        if key.is_empty() || key.len() > 100 {
+            return Err(HordeError::InvalidApiKey);
+        }
+        let hash = self.hasher.hash(key);
+        if let Some(id) = self.state.lock().users.by_key(&hash) {
+            return Ok(id);
+        }
+        let user = self.store.user_by_key(&hash).await?.ok_or(HordeError::InvalidApiKey)?;
+        let id = user.id;
+        self.state.lock().users.insert_loaded(user, Some(hash));
+        Ok(id)
+    }
+
+    /// Creates an account and returns it with its API key (shown once).
+    pub async fn create_account(&self, spec: AccountSpec) -> Result<(User, String)> {
+        let username = validate_username(&spec.username)?;
+        let key = generate_api_key();
+        let hash = self.hasher.hash(&key);
+        let now = self.now_ms();
+        let new = NewUser {
+            username,
+            oauth_id: spec.oauth_id.unwrap_or_else(|| Uuid::new_v4().to_string()),
+            key: hash,
+            moderator: spec.moderator,
+            trusted: spec.trusted,
+            pseudonymous: spec.pseudonymous,
+            concurrency: self.state.lock().cfg.default_concurrency,
+            created_secs: (now / 1000) as i64,
+        };
+        let id = self.store.insert_user(&new).await?;
+        let user = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
+        let user = {
+            let mut s = self.state.lock();
+            s.users.insert_loaded(user, Some(hash));
+            let st = &mut *s;
+            st.ledger.admin_adjust(&mut st.users, id, to_centikudos(spec.kudos), now)?;
+            st.users.get(id).cloned().ok_or_else(|| HordeError::UserNotFound(id.to_string()))?
+        };
+        self.flush().await?;
+        Ok((user, key))
+    }
+
+    /// Pseudonymous registration: a new account and its key, shown once.
+    pub async fn register(&self, username: &str) -> Result<wire_users::NewApiKey> {
+        let kudos = to_kudos(self.state.lock().cfg.registration_kudos);
+        let (user, api_key) = self
+            .create_account(AccountSpec {
+                username: username.to_string(),
+                kudos,
+                pseudonymous: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(wire_users::NewApiKey {
+            api_key,
+            id: user.id,
+            username: user.display_name(),
+        })
+    }
+
+    /// Test mode: creates or refreshes a user by `oauth_id` with the given roles and balance, and
+    /// issues a new key.
+    pub async fn upsert_test_user(&self, req: wire_users::TestUserRequest) -> Result<wire_users::TestUserResponse> {
+        let username = validate_username(req.username.as_deref().unwrap_or("test_user"))?;
+        let oauth_id = req.oauth_id.filter(|s| !s.is_empty()).unwrap_or_else(|| format!("test:{username}"));
+        let moderator = req.moderator.unwrap_or(true);
+        let trusted = req.trusted.unwrap_or(true);
+        let kudos = req.kudos.unwrap_or(10_000.0);
+        if !kudos.is_finite() || kudos.abs() > 1e12 {
+            return Err(HordeError::Validation("kudos out of range".into()));
+        }
+        let existing = self.store.user_by_oauth_id(&oauth_id).await?;
+        let (id, api_key) = match existing {
+            None => {
+                let (u, key) = self
+                    .create_account(AccountSpec {
+                        username,
+                        oauth_id: Some(oauth_id),
+                        kudos,
+                        moderator,
+                        trusted,
+                        pseudonymous: false,
+                    })
+                    .await?;
+                (u.id, key)
+            }
+            Some(u) => {
+                let id = u.id;
+                self.ensure_user(id).await?;
+                let key = generate_api_key();
+                let hash = self.hasher.hash(&key);
+                self.store.set_user_key(id, &hash).await?;
+                let now = self.now_ms();
+                let profile = {
+                    let mut s = self.state.lock();
+                    s.users.set_key(id, hash);
+                    let st = &mut *s;
+                    let current = st.users.get(id).map(|u| u.kudos).unwrap_or(0);
+                    st.ledger.admin_adjust(&mut st.users, id, to_centikudos(kudos) - current, now)?;
+                    let u = st.users.get_mut(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
+                    u.username = username;
+                    u.moderator = moderator;
+                    u.trusted = trusted;
+                    u.clone()
+                };
+                self.store.update_user_profile(&profile).await?;
+                self.flush().await?;
+                (id, key)
+            }
+        };
+        let username = self.state.lock().users.get(id).map(User::display_name).unwrap_or_default();
+        Ok(wire_users::TestUserResponse {
+            api_key,
+            user_id: id.to_string(),
+            username,
+        })
+    }
+
+    fn is_moderator(&self, id: i64) -> bool {
+        self.state.lock().users.get(id).is_some_and(|u| u.moderator)
+    }
+
+    /// A user's details as `viewer` may see them.
+    pub async fn user_details(&self, id: i64, viewer: Option<i64>) -> Result<wire_users::UserDetails> {
+        if !self.ensure_user(id).await? {
+            return Err(HordeError::UserNotFound(id.to_string()));
+        }
+        let worker_ids: Vec<String> = self.store.worker_ids_of(id).await?.iter().map(Uuid::to_string).collect();
+        let privileged = viewer.is_some_and(|v| (v == id && id != ANONYMOUS_USER_ID) || self.is_moderator(v));
+        let now_secs = (self.now_ms() / 1000) as i64;
+        let s = self.state.lock();
+        let active = if privileged { s.active_requests_of(id) } else { vec![] };
+        let u = s.users.get(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
+        Ok(u.details(privileged, worker_ids, active, now_secs))
+    }
+
+    /// `/users`: 25 per page by kudos or by age.
+    pub async fn list_users(&self, page: i64, by_age: bool) -> Result<Vec<wire_users::UserDetails>> {
+        if page > 10_000 {
+            return Ok(vec![]);
+        }
+        let users = self.store.list_users(page, by_age).await?;
+        let now_secs = (self.now_ms() / 1000) as i64;
+        let s = self.state.lock();
+        Ok(users
+            .into_iter()
+            .map(|u| {
+                // Memory holds movements not yet stored.
+                let u = s.users.get(u.id).cloned().unwrap_or(u);
+                u.details(false, vec![], vec![], now_secs)
+            })
+            .collect())
+    }
+
+    /// `PUT /users/{id}`: moderators may change roles, limits and balances; a user may change
+    /// their own name, contact and worker visibility.
+    pub async fn modify_user(&self, viewer: i64, id: i64, m: wire_users::ModifyUser) -> Result<wire_users::ModifyUserResponse> {
+        if viewer == ANONYMOUS_USER_ID {
+            return Err(HordeError::AnonForbidden);
+        }
+        if !self.ensure_user(id).await? {
+            return Err(HordeError::UserNotFound(id.to_string()));
+        }
+        let moderator = self.is_moderator(viewer);
+        let mod_fields = m.kudos.is_some()
+            || m.concurrency.is_some()
+            || m.moderator.is_some()
+            || m.trusted.is_some()
+            || m.flagged.is_some()
+            || m.worker_invited.is_some()
+            || m.admin_comment.is_some();
+        let self_fields = m.username.is_some() || m.public_workers.is_some() || m.contact.is_some();
+        if !mod_fields && !self_fields {
+            return Err(HordeError::NoUserModSelected);
+        }
+        if (mod_fields && !moderator) || (self_fields && !moderator && viewer != id) {
+            return Err(HordeError::NotModerator);
+        }
+        if id == ANONYMOUS_USER_ID && self_fields {
+            return Err(HordeError::AnonForbidden);
+        }
+        if let Some(c) = m.concurrency {
+            if !(0..=500).contains(&c) {
+                return Err(HordeError::Validation("concurrency must be between 0 and 500.".into()));
+            }
+        }
+        if let Some(k) = m.kudos {
+            if !k.is_finite() || k.abs() > 1e12 {
+                return Err(HordeError::Validation("kudos out of range".into()));
+            }
+        }
+        let username = m.username.as_deref().map(validate_username).transpose()?;
+        for s in [&m.contact, &m.admin_comment].into_iter().flatten() {
+            if s.contains('\0') || s.chars().count() > 500 {
+                return Err(HordeError::Validation(
+                    "contact and admin_comment may be at most 500 characters.".into(),
+                ));
+            }
+        }
+        let now = self.now_ms();
+        let mut resp = wire_users::ModifyUserResponse::default();
+        let profile = {
+            let mut s = self.state.lock();
+            let st = &mut *s;
+            if let Some(k) = m.kudos {
+                st.ledger.admin_adjust(&mut st.users, id, to_centikudos(k), now)?;
+            }
+            let u = st.users.get_mut(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
+            if m.kudos.is_some() {
+                resp.new_kudos = Some(to_kudos(u.kudos));
+            }
+            macro_rules! set {
+                ($field:ident, $value:expr) => {
+                    if let Some(v) = $value {
+                        u.$field = v.clone();
+                        resp.$field = Some(v);
+                    }
+                };
+            }
+            set!(concurrency, m.concurrency);
+            set!(moderator, m.moderator);
+            set!(trusted, m.trusted);
+            set!(flagged, m.flagged);
+            set!(worker_invited, m.worker_invited);
+            set!(public_workers, m.public_workers);
+            set!(username, username);
+            if let Some(c) = m.contact {
+                u.contact = Some(c.clone());
+                resp.contact = Some(c);
+            }
+            if let Some(c) = m.admin_comment {
+                u.admin_comment = Some(c.clone());
+                resp.admin_comment = Some(c);
+            }
+            u.clone()
+        };
+        self.store.update_user_profile(&profile).await?;
+        if m.kudos.is_some() {
+            self.flush().await?;
+        }
+        Ok(resp)
+    }
+
+    /// `POST /kudos/transfer`.
+    pub async fn transfer(&self, from: i64, to: &str, amount: Option<f64>) -> Result<f64> {
+        let to_id = parse_user_reference(to).ok_or_else(|| HordeError::UserNotFound(to.chars().take(60).collect()))?;
+        if !self.ensure_user(to_id).await? {
+            return Err(HordeError::UserNotFound(to.chars().take(60).collect()));
+        }
+        let now = self.now_ms();
+        let cents = {
+            let mut s = self.state.lock();
+            let st = &mut *s;
+            st.ledger.transfer(&mut st.users, from, to_id, amount.unwrap_or(100.0), now)?
+        };
+        Ok(to_kudos(cents))
+    }
+
+    // ----- text generation -----------------------------------------------------------------
+
+    /// `POST /generate/text/async`.
+    pub fn generate_text(&self, user_id: i64, req: GenerateTextRequest) -> Result<TextSubmission> {
+        let req = TextRequest::try_from(req)?;
+        if req.dry_run {
+            return Ok(TextSubmission::DryRun(to_kudos(State::estimate_request(&req))));
+        }
+        let now = self.now_ms();
+        Ok(TextSubmission::Queued(self.state.lock().submit_text(user_id, req, now)?))
+    }
+
+    fn parse_request_id(id: &str) -> Result<Uuid> {
+        Uuid::parse_str(id.trim()).map_err(|_| HordeError::RequestNotFound(id.chars().take(60).collect()))
+    }
+
+    /// `GET /generate/text/status/{id}`.
+    pub fn text_status(&self, id: &str) -> Result<TextStatus> {
+        let id = Self::parse_request_id(id)?;
+        let now = self.now_ms();
+        self.state.lock().text_status(&id, now)
+    }
+
+    /// `DELETE /generate/text/status/{id}`.
+    pub fn cancel_text(&self, id: &str) -> Result<TextStatus> {
+        let id = Self::parse_request_id(id)?;
+        let now = self.now_ms();
+        self.state.lock().cancel_text(&id, now)
+    }
+
+    /// Finds the popping worker by name, creating it on its first pop.
+    async fn worker_for_pop(&self, user_id: i64, name: &str) -> Result<Uuid> {
+        if let Some((id, owner)) = {
+            let s = self.state.lock();
+            s.workers
+                .id_by_name(name)
+                .and_then(|id| s.workers.get(&id).map(|w| (id, w.owner_id)))
+        } {
+            return if owner == user_id {
+                Ok(id)
+            } else {
+                Err(HordeError::WrongCredentials)
+            };
+        }
+        if let Some(w) = self.store.worker_by_name(name).await? {
+            if w.owner_id != user_id {
+                return Err(HordeError::WrongCredentials);
+            }
+            let id = w.id;
+            let mut s = self.state.lock();
+            if s.workers.get(&id).is_none() {
+                s.workers.insert(w);
+            }
+            return Ok(id);
+        }
+        let (trusted, invited) = self
+            .state
+            .lock()
+            .users
+            .get(user_id)
+            .map(|u| (u.trusted, u.worker_invited))
+            .unwrap_or((false, 0));
+        let existing = self.store.worker_ids_of(user_id).await?.len();
+        let cfg_limit = {
+            let s = self.state.lock();
+            if trusted {
+                s.cfg.max_workers_trusted
+            } else {
+                s.cfg.max_workers_untrusted
+            }
+        };
+        let limit = cfg_limit.max(invited.max(0) as usize);
+        if existing >= limit {
+            return Err(HordeError::TooManyWorkers(limit));
+        }
+        let w = Worker::new(Uuid::new_v4(), name.to_string(), user_id, (self.now_ms() / 1000) as i64);
+        let id = w.id;
+        if let Err(e) = self.store.insert_worker(&w).await {
+            // Another pop may have created it at the same moment.
+            if let Some(other) = self.store.worker_by_name(name).await? {
+                return if other.owner_id == user_id {
+                    Box::pin(self.worker_for_pop(user_id, name)).await
+                } else {
+                    Err(HordeError::WrongCredentials)
+                };
+            }
+            return Err(e);
+        }
+        self.state.lock().workers.insert(w);
+        Ok(id)
+    }
+
+    /// `POST /generate/text/pop`.
+    pub async fn pop_text(&self, user_id: i64, pop: TextPopRequest) -> Result<TextPopResponse> {
+        if user_id == ANONYMOUS_USER_ID {
+            return Err(HordeError::AnonForbiddenWorker);
+        }
+        let pop = WorkerPop::try_from(pop)?;
+        let worker_id = self.worker_for_pop(user_id, &pop.name).await?;
+        for id in &pop.priority_user_ids {
+            self.ensure_user(*id).await?;
+        }
+        let now = self.now_ms();
+        let mut s = self.state.lock();
+        s.check_in(&worker_id, &pop, now)?;
+        s.pop_text(&worker_id, pop.amount, now)
+    }
+
+    /// `POST /generate/text/submit`.
+    pub fn submit_text(&self, user_id: i64, sub: TextSubmitRequest) -> Result<f64> {
+        let result = JobResult {
+            job_id: sub.id.unwrap_or_default(),
+            generation: sub.generation.unwrap_or_default(),
+            state: sub.state.unwrap_or_else(|| "ok".into()),
+            seed: sub.seed.unwrap_or(0),
+            gen_metadata: sub.gen_metadata.unwrap_or_default(),
+        };
+        let now = self.now_ms();
+        self.state.lock().submit_job(user_id, result, now)
+    }
+
+    // ----- workers -------------------------------------------------------------------------
+
+    fn worker_view(&self, s: &State, w: &Worker, viewer: Option<i64>) -> wire_workers::WorkerDetails {
+        let owner = s.users.get(w.owner_id);
+        let viewer_mod = viewer.and_then(|v| s.users.get(v)).is_some_and(|u| u.moderator);
+        let is_owner = viewer == Some(w.owner_id) && w.owner_id != ANONYMOUS_USER_ID;
+        let show_owner = viewer_mod || is_owner || owner.is_some_and(|u| u.public_workers);
+        w.details(
+            self.now_ms(),
+            s.cfg.worker_online_secs,
+            owner.is_some_and(|u| u.trusted),
+            owner.is_some_and(|u| u.flagged),
+            if show_owner { owner.map(User::display_name) } else { None },
+            viewer_mod,
+        )
+    }
+
+    /// `GET /workers`: online workers, optionally by type and name.
+    pub fn list_workers(&self, kind: Option<&str>, name: Option<&str>, viewer: Option<i64>) -> Vec<wire_workers::WorkerDetails> {
+        if kind.is_some_and(|k| k != "text") {
+            return vec![];
+        }
+        let now = self.now_ms();
+        let s = self.state.lock();
+        let mut out: Vec<_> = s
+            .workers
+            .iter()
+            .filter(|w| w.is_online(now, s.cfg.worker_online_secs))
+            .filter(|w| name.is_none_or(|n| w.name == n))
+            .map(|w| self.worker_view(&s, w, viewer))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Loads a worker (and its owner) into memory if needed.
+    async fn ensure_worker(&self, id: &Uuid) -> Result<()> {
+        let known = self.state.lock().workers.get(id).map(|w| w.owner_id);
+        let owner = match known {
+            Some(o) => o,
+            None => {
+                let w = self
+                    .store
+                    .worker_by_id(id)
+                    .await?
+                    .ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
+                let owner = w.owner_id;
+                let mut s = self.state.lock();
+                if s.workers.get(id).is_none() {
+                    s.workers.insert(w);
+                }
+                owner
+            }
+        };
+        self.ensure_user(owner).await?;
+        Ok(())
+    }
+
+    fn parse_worker_id(id: &str) -> Result<Uuid> {
+        Uuid::parse_str(id.trim()).map_err(|_| HordeError::WorkerNotFound(id.chars().take(60).collect()))
+    }
+
+    /// `GET /workers/{id}` (also offline workers).
+    pub async fn worker_details(&self, id: &str, viewer: Option<i64>) -> Result<wire_workers::WorkerDetails> {
+        let id = Self::parse_worker_id(id)?;
+        self.ensure_worker(&id).await?;
+        let s = self.state.lock();
+        let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
+        Ok(self.worker_view(&s, w, viewer))
+    }
+
+    /// `GET /workers/name/{name}`.
+    pub async fn worker_details_by_name(&self, name: &str, viewer: Option<i64>) -> Result<wire_workers::WorkerDetails> {
+        let known = self.state.lock().workers.id_by_name(name);
+        let id = match known {
+            Some(id) => id,
+            None => self
+                .store
+                .worker_by_name(name)
+                .await?
+                .map(|w| w.id)
+                .ok_or_else(|| HordeError::WorkerNotFound(name.chars().take(100).collect()))?,
+        };
+        self.worker_details(&id.to_string(), viewer).await
+    }
+
+    /// `PUT /workers/{id}`: maintenance and info by the owner or a moderator, pause by moderators.
+    pub async fn modify_worker(&self, viewer: i64, id: &str, m: wire_workers::ModifyWorker) -> Result<wire_workers::ModifyWorkerResponse> {
+        let id = Self::parse_worker_id(id)?;
+        self.ensure_worker(&id).await?;
+        if m.maintenance.is_none() && m.paused.is_none() && m.info.is_none() && m.name.is_none() {
+            return Err(HordeError::NoWorkerModSelected);
+        }
+        let moderator = self.is_moderator(viewer);
+        let owner = self.state.lock().workers.get(&id).map(|w| w.owner_id);
+        if owner != Some(viewer) && !moderator {
+            return Err(HordeError::NotOwner);
+        }
+        if m.paused.is_some() && !moderator {
+            return Err(HordeError::NotModerator);
+        }
+        if let Some(info) = &m.info {
+            if info.chars().count() > MAX_WORKER_INFO || info.contains('\0') {
+                return Err(HordeError::Validation(format!("info may be at most {MAX_WORKER_INFO} characters.")));
+            }
+        }
+        if let Some(msg) = &m.maintenance_msg {
+            if msg.chars().count() > MAX_WORKER_INFO || msg.contains('\0') {
+                return Err(HordeError::Validation(format!(
+                    "maintenance_msg may be at most {MAX_WORKER_INFO} characters."
+                )));
+            }
+        }
+        let new_name = m.name.as_deref().map(validate_worker_name).transpose()?;
+        if let Some(n) = &new_name {
+            let taken_here = self.state.lock().workers.id_by_name(n).is_some_and(|other| other != id);
+            let taken_db = self.store.worker_by_name(n).await?.is_some_and(|w| w.id != id);
+            if taken_here || taken_db {
+                return Err(HordeError::WorkerNameTaken(n.clone()));
+            }
+        }
+        let mut resp = wire_workers::ModifyWorkerResponse::default();
+        let snapshot = {
+            let mut s = self.state.lock();
+            if let Some(n) = new_name {
+                s.workers.rename(&id, n.clone());
+                resp.name = Some(n);
+            }
+            let w = s.workers.get_mut(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
+            if let Some(v) = m.maintenance {
+                w.maintenance = v;
+                w.maintenance_msg = if v { m.maintenance_msg.clone() } else { None };
+                resp.maintenance = Some(v);
+            }
+            if let Some(v) = m.paused {
+                w.paused = v;
+                resp.paused = Some(v);
+            }
+            if let Some(v) = m.info {
+                w.info = v.clone();
+                resp.info = Some(v);
+            }
+            w.clone()
+        };
+        self.store.update_worker(&snapshot).await?;
+        Ok(resp)
+    }
+
+    /// `DELETE /workers/{id}` by the owner or a moderator; refused while jobs are in flight.
+    pub async fn delete_worker(&self, viewer: i64, id: &str) -> Result<wire_workers::DeletedWorker> {
+        let id = Self::parse_worker_id(id)?;
+        self.ensure_worker(&id).await?;
+        let moderator = self.is_moderator(viewer);
+        let name = {
+            let s = self.state.lock();
+            let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
+            if w.owner_id != viewer && !moderator {
+                return Err(HordeError::NotOwner);
+            }
+            if w.in_flight > 0 {
+                return Err(HordeError::Locked);
+            }
+            w.name.clone()
+        };
+        self.store.delete_worker(&id).await?;
+        let mut s = self.state.lock();
+        s.workers.remove(&id);
+        s.pending.workers.remove(&id);
+        Ok(wire_workers::DeletedWorker {
+            deleted_id: id.to_string(),
+            deleted_name: name,
+        })
+    }
+
+    // ----- status and duties ---------------------------------------------------------------
+
+    pub fn text_models(&self) -> Vec<wire_status::ActiveModel> {
+        let now = self.now_ms();
+        self.state.lock().text_models(now)
+    }
+
+    pub fn performance(&self) -> wire_status::Performance {
+        let now = self.now_ms();
+        self.state.lock().performance(now)
+    }
+
+    /// Times out stale jobs and forgets expired requests.
+    pub fn reap(&self) -> ReapReport {
+        let now = self.now_ms();
+        self.state.lock().reap(now)
+    }
+
+    /// Stores queued durable changes in one transaction. On failure they stay queued.
+    pub async fn flush(&self) -> Result<usize> {
+        let _guard = self.flush_lock.lock().await;
+        let batch = {
+            let mut s = self.state.lock();
+            let workers: Vec<Worker> = s
+                .pending
+                .workers
+                .drain()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .filter_map(|id| s.workers.get(&id).cloned())
+                .collect();
+            FlushBatch {
+                postings: s.ledger.take_pending(),
+                records: std::mem::take(&mut s.pending.records),
+                workers,
+            }
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.postings.len();
+        if let Err(e) = self.store.flush(&batch).await {
+            let mut s = self.state.lock();
+            s.ledger.restore_pending(batch.postings);
+            for (id, r) in batch.records {
+                let e = s.pending.records.entry(id).or_default();
+                e.usage_tokens += r.usage_tokens;
+                e.requests_text += r.requests_text;
+                e.contribution_tokens += r.contribution_tokens;
+                e.fulfilled_text += r.fulfilled_text;
+            }
+            for w in batch.workers {
+                s.pending.workers.insert(w.id);
+            }
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// Whether storage answers.
+    pub async fn storage_ok(&self) -> bool {
+        self.store.ping().await
+    }
+}

@@ -1,0 +1,26 @@
+//! Kudos: amounts, the double-entry ledger, and prices.
+//!
+//! Amounts are whole hundredths of a kudos (`Centikudos`), so sums are exact and conservation can
+//! be checked to the last digit.
+
+pub mod ledger;
+pub mod text_price;
+
+pub use ledger::{Account, KudosLedger, Posting, PostingKind};
+
+/// Hundredths of a kudos.
+pub type Centikudos = i64;
+
+/// Centikudos → kudos, for the wire.
+pub fn to_kudos(c: Centikudos) -> f64 {
+    c as f64 / 100.0
+}
+
+/// Kudos → centikudos, rounded to the nearest hundredth.
+pub fn to_centikudos(k: f64) -> Centikudos {
+    if k.is_finite() {
+        (k * 100.0).round() as i64
+    } else {
+        0
+    }
+}

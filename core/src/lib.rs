@@ -1,0 +1,24 @@
+//! The horde's domain: accounts, workers, waiting requests, jobs, the scheduler, kudos pricing and
+//! ledger, and durable storage. It knows nothing of HTTP or HTML; the server is a thin adapter.
+
+pub mod accounts;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod horde;
+pub mod kudos;
+pub mod scheduler;
+pub mod state;
+pub mod store;
+pub mod text;
+pub mod workers;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::HordeConfig;
+pub use error::{ErrorClass, HordeError, Result};
+pub use horde::{AccountSpec, Horde, TextSubmission};
+pub use state::State;
+pub use store::Store;
+
+/// Version of this server.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,217 @@
+//! Waiting requests in priority order, and their jobs.
+//!
+//! Order is priority descending, then arrival. Priority is the requester's kudos at submission
+//! plus aging: every request gains `aging_per_sec` points per second it waits. Since all waiting
+//! requests age at the same rate, comparing `kudos + rate × (now − created)` between two requests
+//! is the same as comparing `kudos − rate × created`, a key that never changes: the queue is a
+//! plain ordered map and aging costs nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use horde_protocol::text::GenMetadata;
+use uuid::Uuid;
+
+use super::ModelId;
+use crate::kudos::Centikudos;
+use crate::text::TextRequest;
+
+/// Position in the queue: smaller is served first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QueueKey {
+    /// Negated static priority, in thousandths of a point.
+    neg_priority: i64,
+    seq: u64,
+}
+
+impl QueueKey {
+    /// `kudos` at submission, `created_secs` since the epoch, `aging_per_sec` points per second.
+    pub fn new(kudos: f64, created_secs: f64, aging_per_sec: f64, seq: u64) -> Self {
+        let static_priority = kudos - aging_per_sec * created_secs;
+        Self {
+            neg_priority: -(static_priority * 1000.0).round() as i64,
+            seq,
+        }
+    }
+}
+
+/// A finished job's result, kept in memory until the request expires.
+#[derive(Debug, Clone)]
+pub struct FinishedJob {
+    pub job_id: Uuid,
+    pub text: String,
+    pub seed: i64,
+    pub worker_id: Uuid,
+    pub worker_name: String,
+    pub model: String,
+    pub state: String,
+    pub gen_metadata: Vec<GenMetadata>,
+}
+
+/// A request as the queue holds it.
+#[derive(Debug, Clone)]
+pub struct WaitingRequest {
+    pub id: Uuid,
+    pub user_id: i64,
+    pub request: TextRequest,
+    pub model_ids: Vec<ModelId>,
+    pub key: QueueKey,
+    /// Jobs not yet handed out.
+    pub remaining: u32,
+    /// Jobs handed out and not yet back.
+    pub processing: u32,
+    /// Jobs that timed out or were reported faulted.
+    pub faults: u32,
+    pub generations: Vec<FinishedJob>,
+    pub consumed: Centikudos,
+    pub created_ms: u64,
+    pub last_activity_ms: u64,
+    pub faulted: bool,
+    pub cancelled: bool,
+    /// (when, queue position, wait time) of the last status computed, reused for a second.
+    pub cached_position: Option<(u64, i64, i64)>,
+}
+
+impl WaitingRequest {
+    pub fn is_queued(&self) -> bool {
+        self.remaining > 0 && !self.faulted && !self.cancelled
+    }
+    pub fn is_done(&self) -> bool {
+        self.faulted || (!self.is_queued() && self.processing == 0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    InFlight,
+    Done,
+    /// Timed out before the worker submitted.
+    Aborted,
+    /// The worker reported it could not do it.
+    Faulted,
+}
+
+/// One unit of work handed to a worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub worker_id: Uuid,
+    pub model: String,
+    pub started_ms: u64,
+    pub ttl_secs: u64,
+    pub state: JobState,
+}
+
+/// Requests, their order, and their jobs.
+#[derive(Debug, Default)]
+pub struct TextQueue {
+    requests: HashMap<Uuid, WaitingRequest>,
+    order: BTreeMap<QueueKey, Uuid>,
+    by_user: HashMap<i64, BTreeMap<QueueKey, Uuid>>,
+    pub jobs: HashMap<Uuid, Job>,
+    seq: u64,
+}
+
+impl TextQueue {
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    pub fn insert(&mut self, req: WaitingRequest) {
+        let id = req.id;
+        self.requests.insert(id, req);
+        self.sync_order(&id);
+    }
+
+    /// Puts a request in (or out of) the order to match whether it still has jobs to hand out.
+    pub fn sync_order(&mut self, id: &Uuid) {
+        let Some(req) = self.requests.get(id) else {
+            return;
+        };
+        let (key, user, queued) = (req.key, req.user_id, req.is_queued());
+        if queued {
+            self.order.insert(key, *id);
+            self.by_user.entry(user).or_default().insert(key, *id);
+        } else {
+            self.order.remove(&key);
+            if let Some(m) = self.by_user.get_mut(&user) {
+                m.remove(&key);
+                if m.is_empty() {
+                    self.by_user.remove(&user);
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&WaitingRequest> {
+        self.requests.get(id)
+    }
+    pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut WaitingRequest> {
+        self.requests.get_mut(id)
+    }
+
+    /// Removes a request and its jobs.
+    pub fn remove(&mut self, id: &Uuid) -> Option<WaitingRequest> {
+        if let Some(r) = self.requests.get_mut(id) {
+            r.cancelled = true;
+        }
+        self.sync_order(id);
+        self.jobs.retain(|_, j| j.request_id != *id);
+        self.requests.remove(id)
+    }
+
+    /// Queued requests in serving order.
+    pub fn in_order(&self) -> impl Iterator<Item = &WaitingRequest> {
+        self.order.values().filter_map(|id| self.requests.get(id))
+    }
+
+    /// Queued requests of one user in serving order.
+    pub fn user_in_order(&self, user_id: i64) -> impl Iterator<Item = (&QueueKey, &Uuid)> {
+        self.by_user.get(&user_id).into_iter().flat_map(|m| m.iter())
+    }
+
+    pub fn requests(&self) -> impl Iterator<Item = &WaitingRequest> {
+        self.requests.values()
+    }
+
+    pub fn request_ids(&self) -> Vec<Uuid> {
+        self.requests.keys().copied().collect()
+    }
+
+    pub fn queued_len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn higher_kudos_first_then_arrival() {
+        let a = QueueKey::new(100.0, 1000.0, 5.0, 1);
+        let b = QueueKey::new(100.0, 1000.0, 5.0, 2);
+        let rich = QueueKey::new(1000.0, 1001.0, 5.0, 3);
+        assert!(a < b);
+        assert!(rich < a);
+    }
+
+    #[test]
+    fn aging_lets_old_requests_overtake() {
+        // A poor request submitted 100 s before a richer one (by 400 points) ages 500 points.
+        let old_poor = QueueKey::new(0.0, 1000.0, 5.0, 1);
+        let new_rich = QueueKey::new(400.0, 1100.0, 5.0, 2);
+        assert!(old_poor < new_rich);
+        let newer_rich = QueueKey::new(600.0, 1100.0, 5.0, 3);
+        assert!(newer_rich < old_poor);
+    }
+}

@@ -1,0 +1,737 @@
+//! The horde's in-memory state and every rule that changes it, as plain synchronous methods.
+//!
+//! One `State` is owned behind one short-held lock by `Horde`; nothing here waits on I/O, so each
+//! method is atomic and can be tested without a runtime. Durable effects (kudos postings, counters,
+//! worker stats) are queued in `PendingWrites` and stored in batches by the horde's persister.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use horde_protocol::status as wire_status;
+use horde_protocol::text::{GenMetadata, TextGeneration, TextPayload, TextPopResponse, TextSkipped, TextStatus};
+use uuid::Uuid;
+
+use crate::accounts::{UserRecords, Users};
+use crate::config::HordeConfig;
+use crate::kudos::text_price::{self, REQUEST_TAX};
+use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
+use crate::scheduler::{can_serve, intersects, FinishedJob, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest};
+use crate::text::TextRequest;
+use crate::workers::{Worker, WorkerPop, Workers};
+use crate::{HordeError, Result};
+
+/// A request accepted into the queue.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub id: Uuid,
+    /// Estimated cost of the whole request.
+    pub kudos: Centikudos,
+    /// Whether an online worker can serve it now.
+    pub possible: bool,
+}
+
+/// What a worker sends back for a job.
+#[derive(Debug, Clone)]
+pub struct JobResult {
+    pub job_id: String,
+    pub generation: String,
+    pub state: String,
+    pub seed: i64,
+    pub gen_metadata: Vec<GenMetadata>,
+}
+
+/// What a reaper pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReapReport {
+    pub jobs_aborted: usize,
+    pub requests_faulted: usize,
+    pub requests_expired: usize,
+}
+
+/// Changes to counters not yet stored.
+#[derive(Debug, Default)]
+pub struct PendingWrites {
+    pub records: HashMap<i64, UserRecords>,
+    pub workers: HashSet<Uuid>,
+}
+
+/// Every rule of the horde, over its in-memory state.
+#[derive(Debug)]
+pub struct State {
+    pub cfg: HordeConfig,
+    pub users: Users,
+    pub ledger: KudosLedger,
+    pub workers: Workers,
+    pub queue: TextQueue,
+    pub models: ModelNames,
+    pub pending: PendingWrites,
+    /// (when, tokens) of jobs finished in the last minute.
+    recent_tokens: VecDeque<(u64, i64)>,
+}
+
+fn add_records(pending: &mut PendingWrites, users: &mut Users, user_id: i64, f: impl Fn(&mut UserRecords)) {
+    if let Some(u) = users.get_mut(user_id) {
+        f(&mut u.records);
+    }
+    f(pending.records.entry(user_id).or_default());
+}
+
+impl State {
+    pub fn new(cfg: HordeConfig, ledger: KudosLedger) -> Self {
+        Self {
+            cfg,
+            users: Users::default(),
+            ledger,
+            workers: Workers::default(),
+            queue: TextQueue::default(),
+            models: ModelNames::default(),
+            pending: PendingWrites::default(),
+            recent_tokens: VecDeque::new(),
+        }
+    }
+
+    // ----- pricing -------------------------------------------------------------------------
+
+    /// Size (billions) a request is priced at: its largest requested model, or 13B for none.
+    fn request_billions(req: &TextRequest) -> f64 {
+        if req.models.is_empty() {
+            text_price::DEFAULT_MODEL_BILLIONS
+        } else {
+            req.models.iter().map(|m| text_price::pricing_billions(m)).fold(0.0, f64::max)
+        }
+    }
+
+    /// Expected charge of one job of `req` (the full `max_length` at full context).
+    pub fn estimate_job(req: &TextRequest) -> Centikudos {
+        let reward = text_price::job_reward(Self::request_billions(req), req.max_length, req.max_context_length);
+        text_price::job_charge(reward, req.slow_workers, req.worker_blacklist)
+    }
+
+    /// What a whole request is expected to cost, tax included (`dry_run`).
+    pub fn estimate_request(req: &TextRequest) -> Centikudos {
+        Self::estimate_job(req) * req.n as Centikudos + REQUEST_TAX
+    }
+
+    // ----- requests ------------------------------------------------------------------------
+
+    /// Jobs of `user_id` still waiting, counted as the concurrency limit sees them. The anonymous
+    /// user is shared by everyone, so only its requests for overlapping models count.
+    fn waiting_jobs(&self, user_id: i64, model_ids: &[u32]) -> i64 {
+        self.queue
+            .user_in_order(user_id)
+            .filter_map(|(_, id)| self.queue.get(id))
+            .filter(|r| {
+                user_id != crate::accounts::ANONYMOUS_USER_ID
+                    || model_ids.is_empty()
+                    || r.model_ids.is_empty()
+                    || intersects(&r.model_ids, model_ids)
+            })
+            .map(|r| r.remaining as i64)
+            .sum()
+    }
+
+    /// Accepts a text request: checks concurrency, charges the request tax, queues it.
+    pub fn submit_text(&mut self, user_id: i64, req: TextRequest, now_ms: u64) -> Result<Accepted> {
+        let (kudos, concurrency, flagged) = match self.users.get(user_id) {
+            Some(u) => (u.kudos, u.concurrency, u.flagged),
+            None => return Err(HordeError::Internal(format!("account of user {user_id} is not loaded"))),
+        };
+        let model_ids = self.models.intern_all(&req.models);
+        let waiting = self.waiting_jobs(user_id, &model_ids);
+        if waiting + req.n as i64 > concurrency {
+            return Err(HordeError::TooManyPrompts {
+                waiting,
+                limit: concurrency,
+            });
+        }
+        let estimate = Self::estimate_request(&req);
+        let id = Uuid::new_v4();
+        let charged = self
+            .ledger
+            .charge(&mut self.users, user_id, REQUEST_TAX, PostingKind::RequestTax, now_ms)?;
+        add_records(&mut self.pending, &mut self.users, user_id, |r| r.requests_text += 1);
+        let priority = if flagged { -100.0 } else { to_kudos(kudos) };
+        let seq = self.queue.next_seq();
+        let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
+        let n = req.n;
+        let wr = WaitingRequest {
+            id,
+            user_id,
+            request: req,
+            model_ids,
+            key,
+            remaining: n,
+            processing: 0,
+            faults: 0,
+            generations: vec![],
+            consumed: charged,
+            created_ms: now_ms,
+            last_activity_ms: now_ms,
+            faulted: false,
+            cancelled: false,
+            cached_position: None,
+        };
+        let possible = !self.eligible_workers(&wr, now_ms).is_empty();
+        self.queue.insert(wr);
+        Ok(Accepted {
+            id,
+            kudos: estimate,
+            possible,
+        })
+    }
+
+    /// Online workers that could serve `req` (maintenance workers only for their owner).
+    fn eligible_workers(&self, req: &WaitingRequest, now_ms: u64) -> Vec<&Worker> {
+        let estimate = Self::estimate_job(&req.request);
+        self.workers
+            .iter()
+            .filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs))
+            .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
+            .filter(|w| {
+                let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+                can_serve(w, trusted, req, &self.users, estimate).is_ok()
+            })
+            .collect()
+    }
+
+    /// Status of a request. Queue position and wait time count only requests ahead that a worker
+    /// able to serve this one could also serve.
+    pub fn text_status(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
+        let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
+        let eligible = self.eligible_workers(req, now_ms);
+        let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
+        let (queue_position, wait_time) = match req.cached_position {
+            Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
+            _ => self.position_and_wait(req, &eligible, now_ms),
+        };
+        let waiting = if req.is_queued() { req.remaining as i64 } else { 0 };
+        let status = TextStatus {
+            finished: req.generations.len() as i64,
+            processing: req.processing as i64,
+            restarted: req.faults as i64,
+            waiting,
+            done: req.is_done(),
+            faulted: req.faulted,
+            wait_time,
+            queue_position,
+            kudos: to_kudos(req.consumed),
+            is_possible,
+            generations: req
+                .generations
+                .iter()
+                .map(|g| TextGeneration {
+                    text: g.text.clone(),
+                    seed: g.seed,
+                    worker_id: g.worker_id.to_string(),
+                    worker_name: g.worker_name.clone(),
+                    model: g.model.clone(),
+                    state: g.state.clone(),
+                    id: g.job_id.to_string(),
+                    gen_metadata: g.gen_metadata.clone(),
+                })
+                .collect(),
+        };
+        if let Some(r) = self.queue.get_mut(id) {
+            r.cached_position = Some((now_ms, queue_position, wait_time));
+        }
+        Ok(status)
+    }
+
+    fn position_and_wait(&self, req: &WaitingRequest, eligible: &[&Worker], now_ms: u64) -> (i64, i64) {
+        let mut wait = 0.0;
+        let throughput: f64 = eligible.iter().map(|w| w.speed() * w.threads as f64).sum::<f64>().max(0.1);
+        // Own jobs in flight: expected time left on the slowest.
+        for job in self
+            .queue
+            .jobs
+            .values()
+            .filter(|j| j.request_id == req.id && j.state == JobState::InFlight)
+        {
+            if let Some(w) = self.workers.get(&job.worker_id) {
+                let expected = req.request.max_length as f64 / w.speed().max(0.1);
+                let elapsed = now_ms.saturating_sub(job.started_ms) as f64 / 1000.0;
+                wait = f64::max(wait, expected - elapsed);
+            }
+        }
+        if !req.is_queued() {
+            return (0, wait.ceil().max(0.0) as i64);
+        }
+        let mut position = 1i64;
+        let mut tokens_ahead = 0.0;
+        for other in self.queue.in_order() {
+            if other.id == req.id {
+                break;
+            }
+            let competes = eligible.is_empty()
+                || eligible.iter().any(|w| {
+                    let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+                    can_serve(w, trusted, other, &self.users, Self::estimate_job(&other.request)).is_ok()
+                });
+            if competes {
+                position += 1;
+                tokens_ahead += (other.request.max_length * other.remaining as i64) as f64;
+            }
+        }
+        if !eligible.is_empty() {
+            let own = (req.request.max_length * req.remaining as i64) as f64;
+            wait += (tokens_ahead + own) / throughput;
+        }
+        (position, wait.ceil().max(0.0) as i64)
+    }
+
+    /// Cancels what has not started; jobs in flight still finish and are paid for.
+    pub fn cancel_text(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
+        let status = self.text_status(id, now_ms)?;
+        if let Some(r) = self.queue.get_mut(id) {
+            r.cancelled = true;
+            r.remaining = 0;
+            r.cached_position = None;
+        }
+        self.queue.sync_order(id);
+        Ok(status)
+    }
+
+    /// Ids of a user's requests still in memory.
+    pub fn active_requests_of(&self, user_id: i64) -> Vec<String> {
+        self.queue
+            .requests()
+            .filter(|r| r.user_id == user_id && !r.is_done())
+            .map(|r| r.id.to_string())
+            .collect()
+    }
+
+    // ----- workers -------------------------------------------------------------------------
+
+    /// Records a worker's check-in: its declared capabilities, uptime, and uptime kudos.
+    pub fn check_in(&mut self, worker_id: &Uuid, pop: &WorkerPop, now_ms: u64) -> Result<()> {
+        let online_ms = self.cfg.worker_online_secs * 1000;
+        let interval = self.cfg.uptime_reward_interval_secs as f64;
+        let model_ids = self.models.intern_all(&pop.models);
+        let w = self
+            .workers
+            .get_mut(worker_id)
+            .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
+        let mut rewards = 0u32;
+        if w.last_check_in_ms > 0 && now_ms.saturating_sub(w.last_check_in_ms) <= online_ms {
+            let delta = now_ms.saturating_sub(w.last_check_in_ms);
+            w.uptime_ms += delta;
+            if !w.maintenance && !w.paused {
+                w.uptime_unpaid_secs += delta as f64 / 1000.0;
+                while w.uptime_unpaid_secs >= interval && interval > 0.0 {
+                    w.uptime_unpaid_secs -= interval;
+                    rewards += 1;
+                }
+            }
+        } else {
+            w.uptime_unpaid_secs = 0.0;
+        }
+        w.last_check_in_ms = now_ms;
+        w.models = pop.models.clone();
+        w.model_ids = model_ids;
+        w.max_length = pop.max_length;
+        w.max_context_length = pop.max_context_length;
+        w.nsfw = pop.nsfw;
+        w.bridge_agent = pop.bridge_agent.clone();
+        w.threads = pop.threads;
+        w.extra_slow = pop.extra_slow_worker;
+        w.require_upfront_kudos = pop.require_upfront_kudos;
+        w.priority_user_ids = pop.priority_user_ids.clone();
+        w.softprompts = pop.softprompts.clone();
+        let owner = w.owner_id;
+        let per_reward = text_price::uptime_reward(w.models.first().map(String::as_str), w.max_context_length);
+        if rewards > 0 {
+            let total = per_reward * rewards as Centikudos;
+            w.kudos_uptime += total;
+            self.ledger
+                .reward(&mut self.users, owner, total, PostingKind::UptimeReward, now_ms)?;
+        }
+        self.pending.workers.insert(*worker_id);
+        Ok(())
+    }
+
+    /// Hands a worker the first request it can serve: its owner's first, then its priority
+    /// users', then everyone's in priority order. Returns the idle answer with skip counts when
+    /// nothing fits, or `WorkerMaintenance` for an idle worker in maintenance.
+    pub fn pop_text(&mut self, worker_id: &Uuid, amount: u32, now_ms: u64) -> Result<TextPopResponse> {
+        let w = self
+            .workers
+            .get(worker_id)
+            .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
+        let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+        let restricted = w.maintenance || w.paused;
+        // Own requests first, then the priority users' (merged in queue order), then everyone's.
+        let mut candidates: Vec<Uuid> = self.queue.user_in_order(w.owner_id).map(|(_, id)| *id).collect();
+        if !restricted {
+            let mut listed: Vec<(QueueKey, Uuid)> = w
+                .priority_user_ids
+                .iter()
+                .filter(|id| **id != w.owner_id)
+                .flat_map(|u| self.queue.user_in_order(*u).map(|(k, id)| (*k, *id)))
+                .collect();
+            listed.sort_unstable();
+            candidates.extend(listed.into_iter().map(|(_, id)| id));
+        }
+        let mut chosen = candidates.iter().copied().find(|id| {
+            self.queue
+                .get(id)
+                .is_some_and(|r| can_serve(w, owner_trusted, r, &self.users, Self::estimate_job(&r.request)).is_ok())
+        });
+        let mut skipped = TextSkipped::default();
+        if chosen.is_none() && !restricted {
+            for r in self.queue.in_order() {
+                match can_serve(w, owner_trusted, r, &self.users, Self::estimate_job(&r.request)) {
+                    Ok(()) => {
+                        chosen = Some(r.id);
+                        break;
+                    }
+                    Err(skip) => skip.count(&mut skipped),
+                }
+            }
+        }
+        let Some(request_id) = chosen else {
+            if w.maintenance {
+                return Err(HordeError::WorkerMaintenance);
+            }
+            return Ok(TextPopResponse {
+                payload: TextPayload::default(),
+                id: None,
+                ids: vec![],
+                skipped,
+                softprompt: None,
+                model: None,
+                ttl: None,
+            });
+        };
+        self.start_jobs(worker_id, &request_id, amount, now_ms)
+    }
+
+    fn start_jobs(&mut self, worker_id: &Uuid, request_id: &Uuid, amount: u32, now_ms: u64) -> Result<TextPopResponse> {
+        let min_ttl = self.cfg.min_text_job_ttl_secs;
+        let max_ttl = self.cfg.request_expiry_secs.saturating_sub(60).max(min_ttl);
+        let (model, worker_name_models) = {
+            let w = self
+                .workers
+                .get(worker_id)
+                .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
+            (w.model_ids.clone(), w.models.first().cloned().unwrap_or_default())
+        };
+        let req = self
+            .queue
+            .get_mut(request_id)
+            .ok_or_else(|| HordeError::RequestNotFound(request_id.to_string()))?;
+        let model_name = req
+            .model_ids
+            .iter()
+            .find(|m| model.binary_search(m).is_ok())
+            .map(|m| self.models.name(*m).to_string())
+            .unwrap_or(worker_name_models);
+        let mut count = amount.min(req.remaining).max(1);
+        if req.request.disable_batching {
+            count = 1;
+        }
+        let ttl = (30 + (req.request.max_length as u64).div_ceil(4)).clamp(min_ttl, max_ttl);
+        let jobs: Vec<Job> = (0..count)
+            .map(|_| Job {
+                id: Uuid::new_v4(),
+                request_id: *request_id,
+                worker_id: *worker_id,
+                model: model_name.clone(),
+                started_ms: now_ms,
+                ttl_secs: ttl,
+                state: JobState::InFlight,
+            })
+            .collect();
+        req.remaining -= count;
+        req.processing += count;
+        req.last_activity_ms = now_ms;
+        req.cached_position = None;
+        let payload = TextPayload {
+            params: req.request.params.clone(),
+            prompt: Some(req.request.prompt.clone()),
+        };
+        let softprompt = Some(req.request.softprompt.clone().unwrap_or_default());
+        let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
+        for job in jobs {
+            self.queue.jobs.insert(job.id, job);
+        }
+        self.queue.sync_order(request_id);
+        if let Some(w) = self.workers.get_mut(worker_id) {
+            w.in_flight += count;
+        }
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        Ok(TextPopResponse {
+            payload,
+            id: ids.first().cloned(),
+            ids,
+            skipped: TextSkipped::default(),
+            softprompt,
+            model: Some(model_name),
+            ttl: Some(ttl as i64),
+        })
+    }
+
+    /// Takes a worker's result for a job. Returns the job's reward (0 for a reported fault).
+    pub fn submit_job(&mut self, user_id: i64, result: JobResult, now_ms: u64) -> Result<f64> {
+        let job_id = Uuid::parse_str(result.job_id.trim()).map_err(|_| HordeError::InvalidJobId(result.job_id.clone()))?;
+        let job = self
+            .queue
+            .jobs
+            .get(&job_id)
+            .cloned()
+            .ok_or_else(|| HordeError::InvalidJobId(job_id.to_string()))?;
+        let worker = self
+            .workers
+            .get(&job.worker_id)
+            .ok_or_else(|| HordeError::InvalidJobId(job_id.to_string()))?;
+        if worker.owner_id != user_id {
+            return Err(HordeError::WrongCredentials);
+        }
+        let faulted_report = result.state == "faulted";
+        match job.state {
+            JobState::Done | JobState::Faulted => return Err(HordeError::DuplicateGen(job_id.to_string())),
+            JobState::Aborted if faulted_report => return Ok(0.0),
+            JobState::Aborted => return Err(HordeError::AbortedGen(job_id.to_string())),
+            JobState::InFlight => {}
+        }
+        if faulted_report {
+            self.fault_job(&job_id, JobState::Faulted, now_ms);
+            return Ok(0.0);
+        }
+        if !matches!(result.state.as_str(), "ok" | "censored" | "csam" | "") {
+            return Err(HordeError::Validation(format!("Unknown generation state '{}'.", result.state)));
+        }
+        if result.generation.contains('\0') {
+            return Err(HordeError::NulByteInPayload);
+        }
+        let req = self
+            .queue
+            .get(&job.request_id)
+            .ok_or_else(|| HordeError::InvalidJobId(job_id.to_string()))?;
+        let requester = req.user_id;
+        let max_length = req.request.max_length;
+        let context_tokens = ((req.request.prompt.chars().count() as i64 + 3) / 4).min(req.request.max_context_length);
+        let (slow, blacklist) = (req.request.slow_workers, req.request.worker_blacklist);
+        let tokens = text_price::billed_tokens(&result.generation, max_length);
+        let reward = text_price::job_reward(text_price::pricing_billions(&job.model), tokens, context_tokens);
+        let mut state = if result.state.is_empty() {
+            "ok".to_string()
+        } else {
+            result.state.clone()
+        };
+        let mut gen_metadata = result.gen_metadata.clone();
+        let censored_by_metadata = gen_metadata.iter().any(|m| m.kind == "censorship");
+        if state == "csam" && !gen_metadata.iter().any(|m| m.kind == "censorship" && m.value == "csam") {
+            gen_metadata.push(GenMetadata {
+                kind: "censorship".into(),
+                value: "csam".into(),
+                reference: None,
+            });
+        }
+        if state == "ok" && censored_by_metadata {
+            state = "censored".into();
+        }
+        let censored = state != "ok";
+        // Pay the worker's owner, then charge the requester.
+        self.ledger
+            .reward(&mut self.users, user_id, reward, PostingKind::JobReward, now_ms)?;
+        let charge = if censored {
+            0
+        } else {
+            text_price::job_charge(reward, slow, blacklist)
+        };
+        let charged = self
+            .ledger
+            .charge(&mut self.users, requester, charge, PostingKind::JobCharge, now_ms)?;
+        add_records(&mut self.pending, &mut self.users, requester, |r| r.usage_tokens += tokens);
+        add_records(&mut self.pending, &mut self.users, user_id, |r| {
+            r.contribution_tokens += tokens;
+            r.fulfilled_text += 1;
+        });
+        let elapsed = (now_ms.saturating_sub(job.started_ms) as f64 / 1000.0).max(0.001);
+        let worker_name = match self.workers.get_mut(&job.worker_id) {
+            Some(w) => {
+                w.in_flight = w.in_flight.saturating_sub(1);
+                w.requests_fulfilled += 1;
+                w.tokens_generated += tokens;
+                w.kudos_generated += reward;
+                w.record_performance(tokens as f64 / elapsed);
+                w.name.clone()
+            }
+            None => String::new(),
+        };
+        self.pending.workers.insert(job.worker_id);
+        if let Some(j) = self.queue.jobs.get_mut(&job_id) {
+            j.state = JobState::Done;
+        }
+        if let Some(r) = self.queue.get_mut(&job.request_id) {
+            r.processing = r.processing.saturating_sub(1);
+            r.consumed += charged;
+            r.last_activity_ms = now_ms;
+            r.cached_position = None;
+            r.generations.push(FinishedJob {
+                job_id,
+                text: result.generation,
+                seed: result.seed,
+                worker_id: job.worker_id,
+                worker_name,
+                model: job.model.clone(),
+                state,
+                gen_metadata,
+            });
+        }
+        self.recent_tokens.push_back((now_ms, tokens));
+        Ok(to_kudos(reward))
+    }
+
+    /// A job failed (timed out or reported faulted): hand it out again, or fault the request
+    /// after more than `max_job_faults` failures.
+    fn fault_job(&mut self, job_id: &Uuid, as_state: JobState, now_ms: u64) -> bool {
+        let Some(job) = self.queue.jobs.get_mut(job_id) else {
+            return false;
+        };
+        job.state = as_state;
+        let (request_id, worker_id) = (job.request_id, job.worker_id);
+        if let Some(w) = self.workers.get_mut(&worker_id) {
+            w.in_flight = w.in_flight.saturating_sub(1);
+            w.uncompleted_jobs += 1;
+        }
+        self.pending.workers.insert(worker_id);
+        let max_faults = self.cfg.max_job_faults;
+        let mut faulted_now = false;
+        if let Some(r) = self.queue.get_mut(&request_id) {
+            r.processing = r.processing.saturating_sub(1);
+            r.faults += 1;
+            r.last_activity_ms = now_ms;
+            r.cached_position = None;
+            if r.faults > max_faults {
+                r.faulted = true;
+                faulted_now = true;
+            } else if !r.cancelled {
+                r.remaining += 1;
+            }
+        }
+        self.queue.sync_order(&request_id);
+        faulted_now
+    }
+
+    /// Times out stale jobs and drops requests 20 minutes after their last activity.
+    pub fn reap(&mut self, now_ms: u64) -> ReapReport {
+        let mut report = ReapReport::default();
+        let stale: Vec<Uuid> = self
+            .queue
+            .jobs
+            .values()
+            .filter(|j| j.state == JobState::InFlight && now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
+            .map(|j| j.id)
+            .collect();
+        for id in stale {
+            report.jobs_aborted += 1;
+            if self.fault_job(&id, JobState::Aborted, now_ms) {
+                report.requests_faulted += 1;
+            }
+        }
+        let expiry_ms = self.cfg.request_expiry_secs * 1000;
+        let expired: Vec<Uuid> = self
+            .queue
+            .requests()
+            .filter(|r| now_ms.saturating_sub(r.last_activity_ms) > expiry_ms)
+            .map(|r| r.id)
+            .collect();
+        for id in expired {
+            let in_flight: Vec<Uuid> = self
+                .queue
+                .jobs
+                .values()
+                .filter(|j| j.request_id == id && j.state == JobState::InFlight)
+                .map(|j| j.worker_id)
+                .collect();
+            for w in in_flight {
+                if let Some(w) = self.workers.get_mut(&w) {
+                    w.in_flight = w.in_flight.saturating_sub(1);
+                }
+            }
+            self.queue.remove(&id);
+            report.requests_expired += 1;
+        }
+        while self.recent_tokens.front().is_some_and(|(t, _)| now_ms.saturating_sub(*t) > 60_000) {
+            self.recent_tokens.pop_front();
+        }
+        report
+    }
+
+    // ----- horde status --------------------------------------------------------------------
+
+    /// `/status/models?type=text`: one entry per model served by an online worker.
+    pub fn text_models(&self, now_ms: u64) -> Vec<wire_status::ActiveModel> {
+        let mut by_model: HashMap<&str, (i64, f64, usize, f64)> = HashMap::new();
+        for w in self.workers.iter().filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs)) {
+            for m in &w.models {
+                let e = by_model.entry(m.as_str()).or_default();
+                e.0 += w.threads;
+                e.1 += w.speed();
+                e.2 += 1;
+                e.3 += w.speed() * w.threads as f64;
+            }
+        }
+        let mut out: Vec<wire_status::ActiveModel> = by_model
+            .into_iter()
+            .map(|(name, (threads, speed_sum, workers, throughput))| {
+                let (mut queued, mut jobs) = (0.0, 0.0);
+                for r in self
+                    .queue
+                    .in_order()
+                    .filter(|r| r.request.models.is_empty() || r.request.models.iter().any(|m| m == name))
+                {
+                    queued += (r.request.max_length * r.remaining as i64) as f64;
+                    jobs += r.remaining as f64;
+                }
+                let eta = if throughput > 0.0 {
+                    (queued / throughput).ceil() as i64
+                } else {
+                    10_000
+                };
+                wire_status::ActiveModel {
+                    name: name.to_string(),
+                    count: threads,
+                    performance: (speed_sum / workers.max(1) as f64 * 100.0).round() / 100.0,
+                    queued,
+                    jobs,
+                    eta,
+                    kind: "text".into(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        out
+    }
+
+    /// `/status/performance`.
+    pub fn performance(&self, now_ms: u64) -> wire_status::Performance {
+        let online: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs))
+            .collect();
+        let queued_tokens: i64 = self.queue.in_order().map(|r| r.request.max_length * r.remaining as i64).sum();
+        let past_minute: i64 = self
+            .recent_tokens
+            .iter()
+            .filter(|(t, _)| now_ms.saturating_sub(*t) <= 60_000)
+            .map(|(_, n)| n)
+            .sum();
+        wire_status::Performance {
+            queued_requests: 0,
+            queued_text_requests: self.queue.queued_len() as i64,
+            worker_count: 0,
+            text_worker_count: online.len() as i64,
+            thread_count: 0,
+            text_thread_count: online.iter().map(|w| w.threads).sum(),
+            queued_tokens: queued_tokens as f64,
+            past_minute_tokens: past_minute as f64,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

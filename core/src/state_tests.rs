@@ -1,0 +1,658 @@
+//! Rules of the scheduler and the kudos flows, driven without a runtime or storage.
+
+use super::*;
+use crate::accounts::{KudosBuckets, User, UserRecords};
+use crate::kudos::Account;
+use horde_protocol::text::{GenerateTextRequest, TextPopRequest};
+use serde_json::json;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn user(id: i64, kudos: f64, trusted: bool) -> User {
+    let k = crate::kudos::to_centikudos(kudos);
+    User {
+        id,
+        username: format!("user{id}"),
+        oauth_id: format!("oauth{id}"),
+        created_secs: 0,
+        kudos: k,
+        buckets: KudosBuckets {
+            admin: k,
+            ..Default::default()
+        },
+        records: UserRecords::default(),
+        moderator: false,
+        trusted,
+        flagged: false,
+        pseudonymous: false,
+        concurrency: 30,
+        worker_invited: 0,
+        public_workers: false,
+        contact: None,
+        admin_comment: None,
+    }
+}
+
+/// A state with anonymous (0), alice (1, 1000 kudos), bob (2, 100), carol (3, 50, trusted),
+/// and the worker owner dave (4, 0).
+fn state() -> State {
+    let mut s = State::new(HordeConfig::default(), KudosLedger::default());
+    for u in [
+        user(0, 0.0, false),
+        user(1, 1000.0, false),
+        user(2, 100.0, false),
+        user(3, 50.0, true),
+        user(4, 0.0, false),
+    ] {
+        s.users.insert_loaded(u, None);
+    }
+    s
+}
+
+fn text_req(v: serde_json::Value) -> TextRequest {
+    let wire: GenerateTextRequest = serde_json::from_value(v).expect("request json");
+    TextRequest::try_from(wire).expect("valid request")
+}
+
+fn submit(s: &mut State, user: i64, v: serde_json::Value, now: u64) -> Uuid {
+    s.submit_text(user, text_req(v), now).expect("accepted").id
+}
+
+fn pop_req(v: serde_json::Value) -> WorkerPop {
+    let wire: TextPopRequest = serde_json::from_value(v).expect("pop json");
+    WorkerPop::try_from(wire).expect("valid pop")
+}
+
+/// Adds a worker owned by `owner` and checks it in with `pop`.
+fn worker(s: &mut State, owner: i64, pop: serde_json::Value, now: u64) -> (Uuid, WorkerPop) {
+    let p = pop_req(pop);
+    let id = Uuid::new_v4();
+    s.workers.insert(Worker::new(id, p.name.clone(), owner, 0));
+    s.check_in(&id, &p, now).expect("check in");
+    (id, p)
+}
+
+fn pop(s: &mut State, w: &(Uuid, WorkerPop), now: u64) -> TextPopResponse {
+    s.check_in(&w.0, &w.1, now).expect("check in");
+    s.pop_text(&w.0, w.1.amount, now).expect("pop")
+}
+
+fn submit_ok(s: &mut State, owner: i64, job: &str, text: &str, now: u64) -> Result<f64> {
+    s.submit_job(
+        owner,
+        JobResult {
+            job_id: job.to_string(),
+            generation: text.to_string(),
+            state: "ok".into(),
+            seed: 7,
+            gen_metadata: vec![],
+        },
+        now,
+    )
+}
+
+fn total_kudos(s: &State) -> Centikudos {
+    let (m, b) = s.ledger.system_balances();
+    s.users.iter().map(|u| u.kudos).sum::<Centikudos>() + m + b
+}
+
+fn request_of(s: &State, resp: &TextPopResponse) -> Option<Uuid> {
+    let job = Uuid::parse_str(resp.id.as_deref()?).ok()?;
+    s.queue.jobs.get(&job).map(|j| j.request_id)
+}
+
+#[test]
+fn queue_serves_higher_kudos_first_then_arrival() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w", "models": ["m"]}), T0);
+    let bob1 = submit(&mut s, 2, json!({"prompt": "p"}), T0);
+    let bob2 = submit(&mut s, 2, json!({"prompt": "p"}), T0 + 1);
+    let alice = submit(&mut s, 1, json!({"prompt": "p"}), T0 + 2);
+    let order: Vec<Option<Uuid>> = (0..3)
+        .map(|i| {
+            let r = pop(&mut s, &w, T0 + 10 + i);
+            request_of(&s, &r)
+        })
+        .collect();
+    assert_eq!(order, vec![Some(alice), Some(bob1), Some(bob2)]);
+}
+
+#[test]
+fn aging_keeps_low_kudos_requests_from_starving() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    // bob (100 kudos) waits 200 s; alice (1000) arrives later: 5 points/s × 200 s = 1000 > 900.
+    let bob = submit(&mut s, 2, json!({"prompt": "p"}), T0);
+    let _alice = submit(&mut s, 1, json!({"prompt": "p"}), T0 + 200_000);
+    let r = pop(&mut s, &w, T0 + 200_001);
+    assert_eq!(request_of(&s, &r), Some(bob));
+}
+
+#[test]
+fn own_requests_come_first_then_priority_users() {
+    let mut s = state();
+    let alice = submit(&mut s, 1, json!({"prompt": "p"}), T0);
+    let bob = submit(&mut s, 2, json!({"prompt": "p"}), T0 + 1);
+    let dave = submit(&mut s, 4, json!({"prompt": "p"}), T0 + 2);
+    let w = worker(&mut s, 4, json!({"name": "w", "priority_usernames": ["bob#2"]}), T0 + 3);
+    let got: Vec<Option<Uuid>> = (0..3)
+        .map(|i| {
+            let r = pop(&mut s, &w, T0 + 10 + i);
+            request_of(&s, &r)
+        })
+        .collect();
+    assert_eq!(got, vec![Some(dave), Some(bob), Some(alice)]);
+}
+
+#[test]
+fn every_skip_reason_is_counted() {
+    let mut s = state();
+    let other = Uuid::new_v4().to_string();
+    let w = worker(
+        &mut s,
+        4,
+        json!({"name": "w", "models": ["a-7B"], "max_length": 100, "max_context_length": 2048}),
+        T0,
+    );
+    let wid = w.0.to_string();
+    submit(&mut s, 1, json!({"prompt": "p", "models": ["b"]}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "params": {"max_length": 200}}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "params": {"max_context_length": 4096}}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "trusted_workers": true}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "workers": [other]}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "workers": [wid], "worker_blacklist": true}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "slow_workers": false}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "validated_backends": true}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "softprompt": "sp"}), T0);
+    let r = pop(&mut s, &w, T0 + 1);
+    assert_eq!(r.id, None);
+    assert!(r.ids.is_empty());
+    let k = r.skipped;
+    assert_eq!(
+        (
+            k.models,
+            k.max_length,
+            k.max_context_length,
+            k.untrusted,
+            k.worker_id,
+            k.performance,
+            k.bridge_version,
+            k.matching_softprompt
+        ),
+        (1, 1, 1, 1, 2, 1, 1, 1)
+    );
+    // An extra-slow worker skips requests that do not allow it.
+    let slow = worker(&mut s, 3, json!({"name": "slow", "extra_slow_worker": true, "models": ["b"]}), T0);
+    let r = pop(&mut s, &slow, T0 + 2);
+    assert_eq!(r.id, None);
+    assert!(r.skipped.performance >= 1);
+}
+
+#[test]
+fn upfront_kudos_worker_skips_poor_requesters() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w", "require_upfront_kudos": true}), T0);
+    // carol (trusted) passes anyway; anonymous (−50 floor, 0 kudos) would need kudos.
+    submit(&mut s, 0, json!({"prompt": "p", "params": {"max_length": 512}}), T0);
+    let r = pop(&mut s, &w, T0 + 1);
+    assert_eq!((r.id, r.skipped.kudos), (None, 1));
+    let carol = submit(&mut s, 3, json!({"prompt": "p", "params": {"max_length": 512}}), T0 + 2);
+    let r = pop(&mut s, &w, T0 + 3);
+    assert_eq!(request_of(&s, &r), Some(carol));
+}
+
+#[test]
+fn models_and_empty_model_lists_match() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w", "models": ["x", "y-13B"]}), T0);
+    let any = submit(&mut s, 1, json!({"prompt": "p"}), T0);
+    let y = submit(&mut s, 1, json!({"prompt": "p", "models": ["z", "y-13B"]}), T0 + 1);
+    let r1 = pop(&mut s, &w, T0 + 2);
+    assert_eq!((request_of(&s, &r1), r1.model.as_deref()), (Some(any), Some("x")));
+    let r2 = pop(&mut s, &w, T0 + 3);
+    assert_eq!((request_of(&s, &r2), r2.model.as_deref()), (Some(y), Some("y-13B")));
+    assert_eq!(r2.payload.prompt.as_deref(), Some("p"));
+    assert_eq!(r2.payload.params.max_length, Some(80));
+    assert!(r2.ttl.is_some_and(|t| t >= 150));
+}
+
+#[test]
+fn amount_batches_jobs_of_one_request() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w", "amount": 3}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "p", "params": {"n": 5}}), T0);
+    let r = pop(&mut s, &w, T0 + 1);
+    assert_eq!(r.ids.len(), 3);
+    assert_eq!(r.id.as_deref(), r.ids.first().map(String::as_str));
+    let st = s.text_status(&id, T0 + 2).expect("status");
+    assert_eq!((st.waiting, st.processing), (2, 3));
+    let r = pop(&mut s, &w, T0 + 3);
+    assert_eq!(r.ids.len(), 2);
+    // disable_batching hands one job per pop.
+    let one = submit(
+        &mut s,
+        1,
+        json!({"prompt": "p", "params": {"n": 4}, "disable_batching": true}),
+        T0 + 4,
+    );
+    let r = pop(&mut s, &w, T0 + 5);
+    assert_eq!((request_of(&s, &r), r.ids.len()), (Some(one), 1));
+}
+
+#[test]
+fn full_cycle_pays_worker_charges_requester_and_conserves_kudos() {
+    let mut s = state();
+    let start = total_kudos(&s);
+    let w = worker(&mut s, 4, json!({"name": "w", "models": ["m-13B"]}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "hello", "models": ["m-13B"]}), T0);
+    // 1 kudos request tax at acceptance.
+    assert_eq!(s.users.get(1).map(|u| u.kudos), Some(100_000 - 100));
+    let r = pop(&mut s, &w, T0 + 1_000);
+    let job = r.id.clone().expect("job");
+    let text = "x".repeat(320); // 80 tokens
+    let reward = submit_ok(&mut s, 4, &job, &text, T0 + 3_000).expect("submitted");
+    let expected_reward = text_price::job_reward(13.0, 80, 2);
+    assert_eq!(crate::kudos::to_centikudos(reward), expected_reward);
+    assert_eq!(s.users.get(4).map(|u| u.kudos), Some(expected_reward));
+    let charge = text_price::job_charge(expected_reward, true, false);
+    assert_eq!(s.users.get(1).map(|u| u.kudos), Some(100_000 - 100 - charge));
+    let st = s.text_status(&id, T0 + 4_000).expect("status");
+    assert!(st.done && !st.faulted);
+    assert_eq!((st.finished, st.processing, st.waiting), (1, 0, 0));
+    assert_eq!(st.generations[0].text, text);
+    assert_eq!(st.generations[0].worker_name, "w");
+    assert_eq!(st.generations[0].seed, 7);
+    assert_eq!(crate::kudos::to_centikudos(st.kudos), 100 + charge);
+    let wk = s.workers.get(&w.0).expect("worker");
+    assert_eq!((wk.requests_fulfilled, wk.tokens_generated), (1, 80));
+    assert!((wk.speed() - 40.0).abs() < 1e-6, "80 tokens in 2 s");
+    assert_eq!(total_kudos(&s), start);
+    // Records follow the work.
+    assert_eq!(
+        s.users.get(1).map(|u| (u.records.usage_tokens, u.records.requests_text)),
+        Some((80, 1))
+    );
+    assert_eq!(
+        s.users.get(4).map(|u| (u.records.contribution_tokens, u.records.fulfilled_text)),
+        Some((80, 1))
+    );
+}
+
+#[test]
+fn taxes_for_fast_only_and_block_lists() {
+    let mut s = state();
+    let other = Uuid::new_v4().to_string();
+    let w = worker(&mut s, 4, json!({"name": "w", "models": ["m-13B"]}), T0);
+    // Make the worker fast enough for slow_workers: false.
+    if let Some(wk) = s.workers.get_mut(&w.0) {
+        wk.record_performance(100.0);
+    }
+    let text = "y".repeat(400);
+    let mut charges = vec![];
+    for (i, body) in [
+        json!({"prompt": "p", "models": ["m-13B"]}),
+        json!({"prompt": "p", "models": ["m-13B"], "slow_workers": false}),
+        json!({"prompt": "p", "models": ["m-13B"], "workers": [other], "worker_blacklist": true}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let now = T0 + 1_000 * i as u64;
+        submit(&mut s, 1, body, now);
+        let before = s.users.get(1).map(|u| u.kudos).unwrap_or(0);
+        let r = pop(&mut s, &w, now + 1);
+        submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), &text, now + 2).expect("ok");
+        charges.push(before - s.users.get(1).map(|u| u.kudos).unwrap_or(0));
+    }
+    let base = charges[0] as f64;
+    assert!((charges[1] as f64 - base * 1.2).abs() <= 1.0, "{charges:?}");
+    assert!((charges[2] as f64 - base * 1.1).abs() <= 1.0, "{charges:?}");
+}
+
+#[test]
+fn censored_jobs_are_not_charged_and_csam_is_marked() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "p", "params": {"n": 2}}), T0);
+    let r = pop(&mut s, &w, T0 + 1);
+    let before = s.users.get(1).map(|u| u.kudos);
+    s.submit_job(
+        4,
+        JobResult {
+            job_id: r.id.clone().unwrap_or_default(),
+            generation: String::new(),
+            state: "csam".into(),
+            seed: 0,
+            gen_metadata: vec![],
+        },
+        T0 + 2,
+    )
+    .expect("ok");
+    assert_eq!(s.users.get(1).map(|u| u.kudos), before);
+    let st = s.text_status(&id, T0 + 3).expect("status");
+    assert_eq!(st.generations[0].state, "csam");
+    assert_eq!(st.generations[0].gen_metadata[0].value, "csam");
+    // A censorship entry in gen_metadata marks an "ok" job censored.
+    let r = pop(&mut s, &w, T0 + 4);
+    let meta = vec![GenMetadata {
+        kind: "censorship".into(),
+        value: "nsfw".into(),
+        reference: None,
+    }];
+    s.submit_job(
+        4,
+        JobResult {
+            job_id: r.id.clone().unwrap_or_default(),
+            generation: "t".into(),
+            state: "ok".into(),
+            seed: 0,
+            gen_metadata: meta,
+        },
+        T0 + 5,
+    )
+    .expect("ok");
+    let st = s.text_status(&id, T0 + 6).expect("status");
+    assert_eq!(st.generations[1].state, "censored");
+}
+
+#[test]
+fn submit_errors() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    submit(&mut s, 1, json!({"prompt": "p"}), T0);
+    let r = pop(&mut s, &w, T0 + 1);
+    let job = r.id.clone().expect("job");
+    let rc = |r: Result<f64>| r.err().map(|e| e.rc());
+    assert_eq!(
+        rc(submit_ok(&mut s, 4, &Uuid::new_v4().to_string(), "t", T0 + 2)),
+        Some("InvalidJobID")
+    );
+    assert_eq!(rc(submit_ok(&mut s, 4, "not-a-uuid", "t", T0 + 2)), Some("InvalidJobID"));
+    assert_eq!(rc(submit_ok(&mut s, 2, &job, "t", T0 + 2)), Some("WrongCredentials"));
+    assert!(submit_ok(&mut s, 4, &job, "t", T0 + 2).is_ok());
+    let dup = submit_ok(&mut s, 4, &job, "t", T0 + 3);
+    assert!(dup.as_ref().err().is_some_and(|e| e.to_string().contains("already submitted")));
+    assert_eq!(rc(dup), Some("DuplicateGen"));
+}
+
+#[test]
+fn stale_jobs_are_requeued_and_late_submits_rejected() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "p"}), T0);
+    let r = pop(&mut s, &w, T0);
+    let ttl = r.ttl.unwrap_or(0) as u64;
+    assert_eq!(s.reap(T0 + ttl * 1000 - 1).jobs_aborted, 0);
+    let rep = s.reap(T0 + ttl * 1000 + 1);
+    assert_eq!(rep.jobs_aborted, 1);
+    let st = s.text_status(&id, T0 + ttl * 1000 + 2).expect("status");
+    assert_eq!((st.waiting, st.processing, st.restarted, st.done), (1, 0, 1, false));
+    let late = submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), "t", T0 + ttl * 1000 + 3);
+    assert_eq!(late.err().map(|e| e.rc()), Some("AbortedGen"));
+    assert_eq!(s.workers.get(&w.0).map(|w| w.uncompleted_jobs), Some(1));
+    // It is handed out again.
+    let again = pop(&mut s, &w, T0 + ttl * 1000 + 4);
+    assert_eq!(request_of(&s, &again), Some(id));
+}
+
+#[test]
+fn request_faults_after_more_than_two_failed_jobs() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "p"}), T0);
+    for i in 0..3u64 {
+        let r = pop(&mut s, &w, T0 + i);
+        let job = r.id.clone().expect("a job each time");
+        let reward = s.submit_job(
+            4,
+            JobResult {
+                job_id: job,
+                generation: String::new(),
+                state: "faulted".into(),
+                seed: 0,
+                gen_metadata: vec![],
+            },
+            T0 + i,
+        );
+        assert_eq!(reward.ok(), Some(0.0));
+    }
+    let st = s.text_status(&id, T0 + 10).expect("status");
+    assert!(st.done && st.faulted, "{st:?}");
+    assert_eq!(st.restarted, 3);
+    let r = pop(&mut s, &w, T0 + 11);
+    assert_eq!(r.id, None);
+    // The request tax stays charged.
+    assert_eq!(crate::kudos::to_centikudos(st.kudos), 100);
+}
+
+#[test]
+fn requests_expire_twenty_minutes_after_last_activity() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "p", "params": {"n": 2}}), T0);
+    let r = pop(&mut s, &w, T0 + 600_000);
+    submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), "t", T0 + 700_000).expect("ok");
+    // 20 minutes after creation it is still alive: the submit was activity.
+    assert_eq!(s.reap(T0 + 1_200_001).requests_expired, 0);
+    assert!(s.text_status(&id, T0 + 1_200_002).is_ok());
+    assert_eq!(s.reap(T0 + 700_000 + 1_200_001).requests_expired, 1);
+    assert_eq!(s.text_status(&id, T0 + 1_900_002).err().map(|e| e.rc()), Some("RequestNotFound"));
+}
+
+#[test]
+fn maintenance_workers_serve_only_their_owner() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    if let Some(wk) = s.workers.get_mut(&w.0) {
+        wk.maintenance = true;
+    }
+    submit(&mut s, 1, json!({"prompt": "p"}), T0);
+    let err = s.pop_text(&w.0, 1, T0 + 1).err();
+    assert_eq!(err.as_ref().map(|e| e.rc()), Some("WorkerMaintenance"));
+    assert!(err.is_some_and(|e| e.to_string().contains("maintenance mode")));
+    let own = submit(&mut s, 4, json!({"prompt": "p"}), T0 + 2);
+    let r = s.pop_text(&w.0, 1, T0 + 3).expect("owner's job");
+    assert_eq!(request_of(&s, &r), Some(own));
+}
+
+#[test]
+fn cancel_stops_waiting_jobs_but_in_flight_ones_finish() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    let id = submit(&mut s, 1, json!({"prompt": "p", "params": {"n": 3}}), T0);
+    let r = pop(&mut s, &w, T0 + 1);
+    let snap = s.cancel_text(&id, T0 + 2).expect("cancel");
+    assert_eq!(snap.waiting, 2);
+    let st = s.text_status(&id, T0 + 3).expect("status");
+    assert_eq!((st.waiting, st.processing, st.done), (0, 1, false));
+    assert_eq!(pop(&mut s, &w, T0 + 4).id, None);
+    submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), "t", T0 + 5).expect("in-flight job still lands");
+    let st = s.text_status(&id, T0 + 6).expect("status");
+    assert_eq!((st.finished, st.done), (1, true));
+}
+
+#[test]
+fn concurrency_limit() {
+    let mut s = state();
+    if let Some(u) = s.users.get_mut(2) {
+        u.concurrency = 3;
+    }
+    submit(&mut s, 2, json!({"prompt": "p", "params": {"n": 2}}), T0);
+    let e = s.submit_text(2, text_req(json!({"prompt": "p", "params": {"n": 2}})), T0).err();
+    assert_eq!(e.map(|e| e.rc()), Some("TooManyPrompts"));
+    assert!(s.submit_text(2, text_req(json!({"prompt": "p"})), T0).is_ok());
+}
+
+#[test]
+fn queue_position_counts_only_what_could_be_served() {
+    let mut s = state();
+    let _w = worker(&mut s, 4, json!({"name": "w", "models": ["a"]}), T0);
+    // Ahead: one request for a model nobody serves, one for "a".
+    submit(&mut s, 1, json!({"prompt": "p", "models": ["nobody"]}), T0);
+    submit(&mut s, 1, json!({"prompt": "p", "models": ["a"]}), T0 + 1);
+    let mine = submit(&mut s, 2, json!({"prompt": "p", "models": ["a"]}), T0 + 2);
+    let st = s.text_status(&mine, T0 + 3).expect("status");
+    assert_eq!(st.queue_position, 2);
+    assert!(st.is_possible);
+    assert!(st.wait_time > 0);
+    let orphan = submit(&mut s, 2, json!({"prompt": "p", "models": ["nobody"]}), T0 + 4);
+    let st = s.text_status(&orphan, T0 + 5).expect("status");
+    assert!(!st.is_possible);
+    // Workers go offline after 5 minutes without a check-in.
+    let st = s.text_status(&mine, T0 + 301_000).expect("status");
+    assert!(!st.is_possible);
+}
+
+#[test]
+fn uptime_kudos_every_ten_minutes_online() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "w", "models": ["m-7B"], "max_context_length": 1024}), T0);
+    let per = text_price::uptime_reward(Some("m-7B"), 1024);
+    // Check in every 60 s for 20 minutes.
+    for i in 1..=20u64 {
+        s.check_in(&w.0, &w.1, T0 + i * 60_000).expect("check in");
+    }
+    assert_eq!(s.users.get(4).map(|u| u.kudos), Some(2 * per));
+    assert_eq!(
+        s.workers.get(&w.0).map(|w| (w.uptime_ms, w.kudos_uptime)),
+        Some((1_200_000, 2 * per))
+    );
+    // A gap longer than 5 minutes resets the unpaid time.
+    s.check_in(&w.0, &w.1, T0 + 1_200_000 + 540_000).expect("check in");
+    s.check_in(&w.0, &w.1, T0 + 1_200_000 + 600_000).expect("check in");
+    assert_eq!(s.users.get(4).map(|u| u.kudos), Some(2 * per));
+    // Maintenance earns no uptime kudos.
+    if let Some(wk) = s.workers.get_mut(&w.0) {
+        wk.maintenance = true;
+    }
+    for i in 1..=11u64 {
+        s.check_in(&w.0, &w.1, T0 + 1_800_000 + i * 60_000).expect("check in");
+    }
+    assert_eq!(s.users.get(4).map(|u| u.kudos), Some(2 * per));
+}
+
+#[test]
+fn anonymous_requests_cost_and_floor_at_minus_fifty() {
+    let mut s = state();
+    let w = worker(
+        &mut s,
+        4,
+        json!({"name": "w", "models": ["big-70B"], "max_length": 4096, "max_context_length": 8192}),
+        T0,
+    );
+    for i in 0..5u64 {
+        submit(
+            &mut s,
+            0,
+            json!({"prompt": "p".repeat(20_000), "models": ["big-70B"], "params": {"max_length": 1024, "max_context_length": 8192}}),
+            T0 + i,
+        );
+        let r = pop(&mut s, &w, T0 + 100 + i);
+        submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), &"z".repeat(4096), T0 + 200 + i).expect("ok");
+    }
+    assert_eq!(s.users.get(0).map(|u| u.kudos), Some(-5_000));
+}
+
+#[test]
+fn dry_run_estimates_the_whole_request() {
+    let r =
+        text_req(json!({"prompt": "p", "params": {"n": 3, "max_length": 100, "max_context_length": 1024}, "models": ["a-7B", "b-70B"]}));
+    let per_job = text_price::job_charge(text_price::job_reward(70.0, 100, 1024), true, false);
+    assert_eq!(State::estimate_request(&r), 3 * per_job + 100);
+    let none = text_req(json!({"prompt": "p"}));
+    assert_eq!(
+        State::estimate_job(&none),
+        text_price::job_charge(text_price::job_reward(13.0, 80, 2048), true, false)
+    );
+}
+
+#[test]
+fn kudos_are_conserved_under_concurrent_operations() {
+    use std::sync::Arc;
+    let shared = Arc::new(parking_lot::Mutex::new(state()));
+    let start = total_kudos(&shared.lock());
+    let workers: Vec<(Uuid, WorkerPop)> = {
+        let mut s = shared.lock();
+        (0..4)
+            .map(|i| worker(&mut s, 4, json!({"name": format!("w{i}"), "amount": 2}), T0))
+            .collect()
+    };
+    let mut handles = vec![];
+    for t in 0..8u64 {
+        let shared = Arc::clone(&shared);
+        let w = workers[(t % 4) as usize].clone();
+        handles.push(std::thread::spawn(move || {
+            for i in 0..200u64 {
+                let now = T0 + t * 7 + i * 13;
+                let mut s = shared.lock();
+                let requester = [0, 1, 2, 3][(i % 4) as usize];
+                let _ = s.submit_text(requester, text_req(json!({"prompt": "p", "params": {"n": 2}})), now);
+                drop(s);
+                let mut s = shared.lock();
+                let _ = s.check_in(&w.0, &w.1, now);
+                if let Ok(r) = s.pop_text(&w.0, 2, now) {
+                    for (k, job) in r.ids.iter().enumerate() {
+                        let state = if (i + k as u64) % 5 == 0 { "faulted" } else { "ok" };
+                        let _ = s.submit_job(
+                            4,
+                            JobResult {
+                                job_id: job.clone(),
+                                generation: "g".repeat(100),
+                                state: state.into(),
+                                seed: 0,
+                                gen_metadata: vec![],
+                            },
+                            now,
+                        );
+                    }
+                }
+                drop(s);
+                let mut s = shared.lock();
+                let st = &mut *s;
+                let _ = st
+                    .ledger
+                    .transfer(&mut st.users, 1 + (i % 3) as i64, 1 + ((i + 1) % 3) as i64, 1.0, now + 120_000 * t);
+                let _ = s.reap(now);
+            }
+        }));
+    }
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let s = shared.lock();
+    assert_eq!(
+        total_kudos(&s),
+        start,
+        "the sum over all accounts, mint and burn included, is unchanged"
+    );
+    for u in s.users.iter() {
+        assert!(
+            u.kudos >= u.kudos_floor().min(crate::kudos::to_centikudos(1000.0)) || u.kudos >= -5_000,
+            "user {} at {}",
+            u.id,
+            u.kudos
+        );
+        assert_eq!(u.buckets.total(), u.kudos, "buckets of user {}", u.id);
+    }
+    // Replaying the pending postings from the start reproduces every balance.
+    let mut replay: HashMap<Account, Centikudos> = HashMap::new();
+    for u in [0, 1, 2, 3, 4] {
+        replay.insert(
+            Account::User(u),
+            crate::kudos::to_centikudos([0.0, 1000.0, 100.0, 50.0, 0.0][u as usize]),
+        );
+    }
+    let mut s = s;
+    for p in s.ledger.take_pending() {
+        *replay.entry(p.from).or_default() -= p.amount;
+        *replay.entry(p.to).or_default() += p.amount;
+    }
+    for u in s.users.iter() {
+        assert_eq!(
+            replay.get(&Account::User(u.id)).copied(),
+            Some(u.kudos),
+            "ledger replay of user {}",
+            u.id
+        );
+    }
+}

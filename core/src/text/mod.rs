@@ -1,0 +1,5 @@
+//! Text requests: the validated form of what a client sent.
+
+pub mod request;
+
+pub use request::TextRequest;

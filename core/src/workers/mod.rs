@@ -1,0 +1,279 @@
+//! Workers: what a worker declared on its last pop, its counters, and how it is shown.
+
+pub mod pop;
+
+pub use pop::WorkerPop;
+
+use std::collections::{HashMap, VecDeque};
+
+use horde_protocol::workers as wire;
+use uuid::Uuid;
+
+use crate::kudos::{to_kudos, Centikudos};
+use crate::scheduler::ModelId;
+use crate::{HordeError, Result};
+
+/// Speed samples kept per worker.
+pub const PERFORMANCE_SAMPLES: usize = 20;
+/// Speed a worker is assumed to have before its first job, in tokens per second.
+pub const BASELINE_TOKENS_PER_SEC: f64 = 1.0;
+/// Longest worker name.
+pub const MAX_WORKER_NAME: usize = 100;
+/// Longest worker info.
+pub const MAX_WORKER_INFO: usize = 1000;
+
+/// Backends the public horde counts as validated (`validated_backends: true`).
+pub const VALIDATED_BACKENDS: &[&str] = &[
+    "AI Horde Worker",
+    "AI Horde Worker~aphrodite~oai",
+    "AI Horde Worker~aphrodite~kai",
+    "KoboldCppEmbedWorker",
+    "TabbyAPI",
+    "horde-worker",
+];
+
+/// A text worker.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_id: i64,
+    pub created_secs: i64,
+    pub info: String,
+    pub maintenance: bool,
+    pub maintenance_msg: Option<String>,
+    pub paused: bool,
+    pub nsfw: bool,
+    pub models: Vec<String>,
+    /// Interned `models`, sorted, for fast matching.
+    pub model_ids: Vec<ModelId>,
+    pub max_length: i64,
+    pub max_context_length: i64,
+    pub softprompts: Vec<String>,
+    pub bridge_agent: String,
+    pub threads: i64,
+    pub extra_slow: bool,
+    pub require_upfront_kudos: bool,
+    pub priority_user_ids: Vec<i64>,
+    /// Last check-in (pop), ms since the epoch; 0 if not seen since the horde started.
+    pub last_check_in_ms: u64,
+    pub uptime_ms: u64,
+    /// Uptime not yet paid for.
+    pub uptime_unpaid_secs: f64,
+    pub requests_fulfilled: i64,
+    pub tokens_generated: i64,
+    pub kudos_generated: Centikudos,
+    pub kudos_uptime: Centikudos,
+    pub uncompleted_jobs: i64,
+    /// Tokens per second of recent jobs.
+    pub performance: VecDeque<f64>,
+    /// Jobs handed out and not yet submitted or timed out.
+    pub in_flight: u32,
+}
+
+impl Worker {
+    pub fn new(id: Uuid, name: String, owner_id: i64, now_secs: i64) -> Self {
+        Self {
+            id,
+            name,
+            owner_id,
+            created_secs: now_secs,
+            info: String::new(),
+            maintenance: false,
+            maintenance_msg: None,
+            paused: false,
+            nsfw: true,
+            models: vec![],
+            model_ids: vec![],
+            max_length: 512,
+            max_context_length: 2048,
+            softprompts: vec![],
+            bridge_agent: "unknown:0:unknown".into(),
+            threads: 1,
+            extra_slow: false,
+            require_upfront_kudos: false,
+            priority_user_ids: vec![],
+            last_check_in_ms: 0,
+            uptime_ms: 0,
+            uptime_unpaid_secs: 0.0,
+            requests_fulfilled: 0,
+            tokens_generated: 0,
+            kudos_generated: 0,
+            kudos_uptime: 0,
+            uncompleted_jobs: 0,
+            performance: VecDeque::new(),
+            in_flight: 0,
+        }
+    }
+
+    pub fn is_online(&self, now_ms: u64, online_secs: u64) -> bool {
+        self.last_check_in_ms > 0 && now_ms.saturating_sub(self.last_check_in_ms) <= online_secs * 1000
+    }
+
+    /// Average tokens per second over recent jobs, or the baseline before the first.
+    pub fn speed(&self) -> f64 {
+        if self.performance.is_empty() {
+            BASELINE_TOKENS_PER_SEC
+        } else {
+            self.performance.iter().sum::<f64>() / self.performance.len() as f64
+        }
+    }
+
+    pub fn record_performance(&mut self, tokens_per_sec: f64) {
+        if tokens_per_sec.is_finite() && tokens_per_sec >= 0.0 {
+            self.performance.push_back(tokens_per_sec);
+            while self.performance.len() > PERFORMANCE_SAMPLES {
+                self.performance.pop_front();
+            }
+        }
+    }
+
+    /// Speed below which a worker does not get `slow_workers: false` requests: 3 t/s for models of
+    /// 20B and more, 4 for 13B and more, else 5.
+    pub fn slow_threshold(&self) -> f64 {
+        let p = self
+            .models
+            .first()
+            .and_then(|m| crate::kudos::text_price::model_billions(m))
+            .unwrap_or(0.0);
+        if p >= 20.0 {
+            3.0
+        } else if p >= 13.0 {
+            4.0
+        } else {
+            5.0
+        }
+    }
+
+    /// Whether the bridge is one of the validated backends.
+    pub fn is_validated_backend(&self) -> bool {
+        let name = self.bridge_agent.split(':').next().unwrap_or("");
+        VALIDATED_BACKENDS.contains(&name)
+    }
+
+    /// The wire view. `owner_name`: shown when the owner's workers are public or the viewer is
+    /// privileged. `moderator_view` adds moderation fields.
+    pub fn details(
+        &self,
+        now_ms: u64,
+        online_secs: u64,
+        owner_trusted: bool,
+        owner_flagged: bool,
+        owner_name: Option<String>,
+        moderator_view: bool,
+    ) -> wire::WorkerDetails {
+        let performance = if self.performance.is_empty() {
+            "No requests fulfilled yet".to_string()
+        } else {
+            format!("{:.1} tokens per second", self.speed())
+        };
+        wire::WorkerDetails {
+            kind: "text".into(),
+            name: self.name.clone(),
+            id: self.id.to_string(),
+            online: self.is_online(now_ms, online_secs),
+            requests_fulfilled: self.requests_fulfilled,
+            kudos_rewards: to_kudos(self.kudos_generated + self.kudos_uptime),
+            kudos_details: wire::WorkerKudosDetails {
+                generated: to_kudos(self.kudos_generated),
+                uptime: (self.kudos_uptime / 100),
+            },
+            performance,
+            threads: self.threads,
+            uptime: (self.uptime_ms / 1000) as i64,
+            maintenance_mode: self.maintenance,
+            info: self.info.clone(),
+            nsfw: self.nsfw,
+            trusted: owner_trusted,
+            flagged: owner_flagged,
+            uncompleted_jobs: self.uncompleted_jobs,
+            models: self.models.clone(),
+            team: wire::TeamLite::default(),
+            bridge_agent: self.bridge_agent.clone(),
+            max_length: self.max_length,
+            max_context_length: self.max_context_length,
+            tokens_generated: self.tokens_generated,
+            owner: owner_name,
+            paused: moderator_view.then_some(self.paused),
+            suspicious: moderator_view.then_some(0),
+        }
+    }
+}
+
+/// Checks a worker name: 1 to 100 characters, no control characters.
+pub fn validate_worker_name(name: &str) -> Result<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > MAX_WORKER_NAME || trimmed.chars().any(char::is_control) {
+        return Err(HordeError::InvalidWorkerName(format!(
+            "1 to {MAX_WORKER_NAME} characters without control characters"
+        )));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// The workers this process knows, by id and by name.
+#[derive(Debug, Default)]
+pub struct Workers {
+    by_id: HashMap<Uuid, Worker>,
+    by_name: HashMap<String, Uuid>,
+}
+
+impl Workers {
+    pub fn get(&self, id: &Uuid) -> Option<&Worker> {
+        self.by_id.get(id)
+    }
+    pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut Worker> {
+        self.by_id.get_mut(id)
+    }
+    pub fn id_by_name(&self, name: &str) -> Option<Uuid> {
+        self.by_name.get(name).copied()
+    }
+    pub fn insert(&mut self, w: Worker) {
+        self.by_name.insert(w.name.clone(), w.id);
+        self.by_id.insert(w.id, w);
+    }
+    pub fn rename(&mut self, id: &Uuid, new_name: String) {
+        if let Some(w) = self.by_id.get_mut(id) {
+            self.by_name.remove(&w.name);
+            self.by_name.insert(new_name.clone(), *id);
+            w.name = new_name;
+        }
+    }
+    pub fn remove(&mut self, id: &Uuid) -> Option<Worker> {
+        let w = self.by_id.remove(id)?;
+        self.by_name.remove(&w.name);
+        Some(w)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &Worker> {
+        self.by_id.values()
+    }
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_speed() {
+        assert!(validate_worker_name("").is_err());
+        assert!(validate_worker_name(&"x".repeat(101)).is_err());
+        assert_eq!(validate_worker_name(" w1 ").ok().as_deref(), Some("w1"));
+        let mut w = Worker::new(Uuid::new_v4(), "w".into(), 1, 0);
+        assert_eq!(w.speed(), BASELINE_TOKENS_PER_SEC);
+        for i in 0..30 {
+            w.record_performance(i as f64);
+        }
+        assert_eq!(w.performance.len(), PERFORMANCE_SAMPLES);
+        assert_eq!(w.speed(), (10..30).sum::<i32>() as f64 / 20.0);
+        w.models = vec!["x-70B".into()];
+        assert_eq!(w.slow_threshold(), 3.0);
+        w.bridge_agent = "AI Horde Worker~aphrodite~kai:24:url".into();
+        assert!(w.is_validated_backend());
+    }
+}

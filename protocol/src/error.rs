@@ -1,0 +1,10 @@
+//! The error body every failing endpoint answers with.
+
+use serde::{Deserialize, Serialize};
+
+/// `{"message": "...", "rc": "..."}`, plus per-field details for validation failures.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ErrorBody {
+    pub message: String,
+    pub rc: String,
+}

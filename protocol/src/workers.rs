@@ -1,0 +1,86 @@
+//! Worker details and management.
+
+use serde::{Deserialize, Serialize};
+
+/// Kudos a worker earned, by kind.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerKudosDetails {
+    pub generated: f64,
+    pub uptime: i64,
+}
+
+/// A worker's team (always empty until teams exist).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TeamLite {
+    pub id: Option<String>,
+    pub name: Option<String>,
+}
+
+/// `GET /api/v2/workers`, `/workers/{id}`, `/workers/name/{name}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WorkerDetails {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub id: String,
+    pub online: bool,
+    pub requests_fulfilled: i64,
+    pub kudos_rewards: f64,
+    pub kudos_details: WorkerKudosDetails,
+    pub performance: String,
+    pub threads: i64,
+    pub uptime: i64,
+    pub maintenance_mode: bool,
+    pub info: String,
+    pub nsfw: bool,
+    pub trusted: bool,
+    pub flagged: bool,
+    pub uncompleted_jobs: i64,
+    pub models: Vec<String>,
+    pub team: TeamLite,
+    pub bridge_agent: String,
+    pub max_length: i64,
+    pub max_context_length: i64,
+    pub tokens_generated: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspicious: Option<i64>,
+}
+
+/// `PUT /api/v2/workers/{id}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ModifyWorker {
+    #[serde(default)]
+    pub maintenance: Option<bool>,
+    #[serde(default)]
+    pub maintenance_msg: Option<String>,
+    #[serde(default)]
+    pub paused: Option<bool>,
+    #[serde(default)]
+    pub info: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Answer of `PUT /api/v2/workers/{id}`: the fields that changed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModifyWorkerResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// Answer of `DELETE /api/v2/workers/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeletedWorker {
+    pub deleted_id: String,
+    pub deleted_name: String,
+}

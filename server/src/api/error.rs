@@ -1,0 +1,65 @@
+//! One error type for every endpoint: `{"message", "rc"}` with the status the public horde uses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use horde_core::{ErrorClass, HordeError};
+use horde_protocol::ErrorBody;
+
+/// An error answered as JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub rc: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, rc: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            rc,
+            message: message.into(),
+        }
+    }
+    pub fn not_found_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NotFound", "The requested URL was not found on this server.")
+    }
+    pub fn missing_key() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "InvalidAPIKey", "An apikey header is required.")
+    }
+}
+
+impl From<HordeError> for ApiError {
+    fn from(e: HordeError) -> Self {
+        let status = match e.class() {
+            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Locked => StatusCode::LOCKED,
+            ErrorClass::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+            return Self::new(status, e.rc(), "Internal server error; it has been logged.");
+        }
+        Self::new(status, e.rc(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                message: self.message,
+                rc: self.rc.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,61 @@
+//! Request extractors whose failures are JSON errors: bodies, API keys, client identity.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body. Malformed JSON or wrong types answer 400 `ValidationError`, never 500; an empty
+/// body counts as `{}`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "ValidationError", format!("Could not read the body: {e}")))?;
+        let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        serde_json::from_slice(slice).map(JsonBody).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!("Input payload validation failed: {e}"),
+            )
+        })
+    }
+}
+
+/// The `apikey` header, if sent.
+pub struct ApiKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get("apikey")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Ok(ApiKey(key))
+    }
+}
+
+/// The client agent, from `Client-Agent` or `client_agent` (horde-sdk's spelling).
+pub fn client_agent(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("client-agent")
+        .or_else(|| headers.get("client_agent"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown:0:unknown")
+        .chars()
+        .take(200)
+        .collect()
+}

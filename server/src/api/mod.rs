@@ -1,0 +1,111 @@
+//! The HTTP adapter: routes, middleware, and the mapping of core results to wire answers.
+
+pub mod error;
+pub mod extract;
+pub mod v2;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, Method};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use horde_core::Horde;
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+/// Options of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Serve `POST /api/v2/dev/test-user` to loopback callers.
+    pub dev_test_users: bool,
+    /// Registrations allowed per IP in a burst.
+    pub register_burst: u32,
+    /// Seconds for one registration to be allowed again after the burst.
+    pub register_period_secs: u64,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            dev_test_users: false,
+            register_burst: 5,
+            register_period_secs: 60,
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub horde: Arc<Horde>,
+    pub options: ApiOptions,
+}
+
+/// Largest request body.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The whole application: API, UI, CORS, limits, tracing.
+pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
+    let state = AppState {
+        horde,
+        options: options.clone(),
+    };
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(AllowHeaders::list([
+            HeaderName::from_static("apikey"),
+            HeaderName::from_static("client-agent"),
+            HeaderName::from_static("client_agent"),
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-fields"),
+            header::ACCEPT,
+        ]))
+        .max_age(Duration::from_secs(3600));
+    Router::new()
+        .route("/", get(index))
+        .nest("/api/v2", v2::router(&options))
+        .fallback(|| async { error::ApiError::not_found_route() })
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            // Method and path only: never bodies, queries or headers.
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(cors)
+}
+
+async fn index(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
+    let perf = state.horde.performance();
+    let models = state.horde.text_models();
+    Html(horde_app::landing_page(&horde_app::Overview {
+        version: horde_core::VERSION,
+        text_workers: perf.text_worker_count,
+        queued_text_requests: perf.queued_text_requests,
+        queued_tokens: perf.queued_tokens,
+        past_minute_tokens: perf.past_minute_tokens,
+        models: models.iter().map(|m| (m.name.clone(), m.count, m.eta)).collect(),
+    }))
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

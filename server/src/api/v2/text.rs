@@ -1,0 +1,56 @@
+//! Text generation endpoints.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use horde_core::TextSubmission;
+use horde_protocol::text::{AsyncAccepted, DryRun, GenerateTextRequest, SubmitResponse, TextPopRequest, TextSubmitRequest};
+
+use super::user_of;
+use crate::api::error::ApiResult;
+use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::AppState;
+
+/// Message attached when no online worker can serve a request.
+pub const NO_WORKER_MESSAGE: &str = "Warning: No available workers can fulfill this request. It will expire in 20 minutes unless a worker appears. Please consider reducing its size or choosing a different model.";
+
+pub async fn generate(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    JsonBody(req): JsonBody<GenerateTextRequest>,
+) -> ApiResult<Response> {
+    let user = user_of(&state, &key, true).await?;
+    Ok(match state.horde.generate_text(user, req)? {
+        TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
+        TextSubmission::Queued(a) => {
+            let message = (!a.possible).then(|| NO_WORKER_MESSAGE.to_string());
+            let body = AsyncAccepted {
+                id: a.id.to_string(),
+                kudos: horde_core::kudos::to_kudos(a.kudos),
+                message,
+                warnings: None,
+            };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    })
+}
+
+pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(state.horde.text_status(&id)?).into_response())
+}
+
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(state.horde.cancel_text(&id)?).into_response())
+}
+
+pub async fn pop(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(req): JsonBody<TextPopRequest>) -> ApiResult<Response> {
+    let user = user_of(&state, &key, false).await?;
+    Ok(Json(state.horde.pop_text(user, req).await?).into_response())
+}
+
+pub async fn submit(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(req): JsonBody<TextSubmitRequest>) -> ApiResult<Response> {
+    let user = user_of(&state, &key, false).await?;
+    let reward = state.horde.submit_text(user, req)?;
+    Ok(Json(SubmitResponse { reward }).into_response())
+}

@@ -1,0 +1,83 @@
+//! Accounts and kudos endpoints.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use horde_protocol::users::{KudosTransferRequest, KudosTransferred, ModifyUser, RegisterRequest, TestUserRequest};
+use serde::Deserialize;
+
+use super::{user_of, viewer_of};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::AppState;
+
+pub async fn find_user(State(state): State<AppState>, ApiKey(key): ApiKey) -> ApiResult<Response> {
+    let user = user_of(&state, &key, false).await?;
+    Ok(Json(state.horde.user_details(user, Some(user)).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    page: Option<i64>,
+    sort: Option<String>,
+}
+
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let by_age = q.sort.as_deref() == Some("age");
+    Ok(Json(state.horde.list_users(q.page.unwrap_or(1), by_age).await?).into_response())
+}
+
+fn parse_user_id(id: &str) -> ApiResult<i64> {
+    id.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i >= 0)
+        .ok_or_else(|| horde_core::HordeError::UserNotFound(id.chars().take(40).collect()).into())
+}
+
+pub async fn details(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_user_id(&id)?;
+    let viewer = viewer_of(&state, &key).await;
+    Ok(Json(state.horde.user_details(id, viewer).await?).into_response())
+}
+
+pub async fn modify(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    Path(id): Path<String>,
+    JsonBody(m): JsonBody<ModifyUser>,
+) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let id = parse_user_id(&id)?;
+    Ok(Json(state.horde.modify_user(viewer, id, m).await?).into_response())
+}
+
+pub async fn transfer(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    JsonBody(t): JsonBody<KudosTransferRequest>,
+) -> ApiResult<Response> {
+    let from = user_of(&state, &key, false).await?;
+    let to = t.username.unwrap_or_default();
+    let transferred = state.horde.transfer(from, &to, t.amount).await?;
+    Ok(Json(KudosTransferred { transferred }).into_response())
+}
+
+pub async fn register(State(state): State<AppState>, JsonBody(r): JsonBody<RegisterRequest>) -> ApiResult<Response> {
+    let created = state.horde.register(r.username.as_deref().unwrap_or("")).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+pub async fn test_user(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(r): JsonBody<TestUserRequest>,
+) -> ApiResult<Response> {
+    if !state.options.dev_test_users || !peer.ip().is_loopback() {
+        return Err(ApiError::not_found_route());
+    }
+    Ok(Json(state.horde.upsert_test_user(r).await?).into_response())
+}

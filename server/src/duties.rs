@@ -1,0 +1,49 @@
+//! Background duties: the reaper (stale jobs, expired requests) and the persister (batched
+//! durable writes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use horde_core::Horde;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Runs the reaper every `reap_every` and the persister every `flush_every` until `stop` turns
+/// true; then flushes once more.
+pub fn spawn(horde: Arc<Horde>, reap_every: Duration, flush_every: Duration, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reap = tokio::time::interval(reap_every);
+        let mut flush = tokio::time::interval(flush_every);
+        reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = reap.tick() => {
+                    let report = horde.reap();
+                    if report.jobs_aborted + report.requests_expired + report.requests_faulted > 0 {
+                        tracing::info!(jobs_aborted = report.jobs_aborted, requests_faulted = report.requests_faulted, requests_expired = report.requests_expired, "reaper");
+                    }
+                }
+                _ = flush.tick() => {
+                    if let Err(e) = horde.flush().await {
+                        tracing::warn!(error = %e, "could not store kudos and counters; will retry");
+                    }
+                }
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        for attempt in 0..5 {
+            match horde.flush().await {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "final flush failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,5 @@
+//! The `horde` binary's library: configuration, the HTTP adapter and background duties.
+
+pub mod api;
+pub mod cli;
+pub mod duties;

@@ -1,0 +1,119 @@
+//! `horde`: serves the AI Horde API v2, the scheduler and the web UI from one binary.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
+use horde_server::api::{self, ApiOptions};
+use horde_server::cli::{Cli, Command, ServeArgs, StorageArgs, UserCommand};
+use horde_server::duties;
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open(storage: &StorageArgs, cfg: HordeConfig) -> anyhow::Result<Arc<Horde>> {
+    let url = storage.resolve_url().context("creating the data directory")?;
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("opening the database {}", horde_core::store::redact(&url)))?;
+    let horde = Horde::open(store, cfg, Arc::new(SystemClock), storage.secret.clone())
+        .await
+        .context("loading the horde")?;
+    Ok(horde)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    init_logs(args.log_format == "json");
+    let cfg = HordeConfig {
+        request_expiry_secs: args.request_expiry_minutes.max(1) * 60,
+        min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
+        ..HordeConfig::default()
+    };
+    let horde = open(&args.storage, cfg).await?;
+    let options = ApiOptions {
+        dev_test_users: args.dev_test_users,
+        register_burst: args.register_burst,
+        register_period_secs: args.register_period_secs,
+    };
+    let app = api::router(horde.clone(), options);
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let duties = duties::spawn(
+        horde.clone(),
+        Duration::from_millis(args.reap_interval_ms.max(10)),
+        Duration::from_millis(args.flush_interval_ms.max(1)),
+        stop_rx,
+    );
+    tracing::info!(%addr, dev_test_users = args.dev_test_users, "horde listening");
+    println!("horde listening on http://{addr}");
+    api::serve(listener, app, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = duties.await;
+    horde.store().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::User {
+            command: UserCommand::Create(args),
+        } => {
+            let horde = open(&args.storage, HordeConfig::default()).await?;
+            let (user, key) = horde
+                .create_account(AccountSpec {
+                    username: args.name,
+                    oauth_id: None,
+                    kudos: args.kudos,
+                    moderator: args.moderator,
+                    trusted: args.trusted,
+                    pseudonymous: false,
+                })
+                .await?;
+            horde.store().close().await;
+            println!(
+                "Created user {} (kudos {}, moderator {}, trusted {}). Its API key, shown only once:",
+                user.display_name(),
+                horde_core::kudos::to_kudos(user.kudos),
+                user.moderator,
+                user.trusted
+            );
+            println!("{key}");
+            Ok(())
+        }
+    }
+}
