@@ -515,7 +515,7 @@ impl Horde {
 
     /// `GET /workers`: online workers, optionally by type and name.
     pub fn list_workers(&self, kind: Option<&str>, name: Option<&str>, viewer: Option<i64>) -> Vec<wire_workers::WorkerDetails> {
-        if kind.is_some_and(|k| k != "text") {
+        if kind.is_some_and(|k| !k.is_empty() && k != "text") {
             return vec![];
         }
         let now = self.now_ms();

@@ -225,7 +225,6 @@ impl State {
                     worker_name: g.worker_name.clone(),
                     model: g.model.clone(),
                     state: g.state.clone(),
-                    id: g.job_id.to_string(),
                     gen_metadata: g.gen_metadata.clone(),
                 })
                 .collect(),

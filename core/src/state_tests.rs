@@ -592,7 +592,7 @@ fn kudos_are_conserved_under_concurrent_operations() {
                 let _ = s.check_in(&w.0, &w.1, now);
                 if let Ok(r) = s.pop_text(&w.0, 2, now) {
                     for (k, job) in r.ids.iter().enumerate() {
-                        let state = if (i + k as u64) % 5 == 0 { "faulted" } else { "ok" };
+                        let state = if (i + k as u64).is_multiple_of(5) { "faulted" } else { "ok" };
                         let _ = s.submit_job(
                             4,
                             JobResult {

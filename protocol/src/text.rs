@@ -129,7 +129,8 @@ pub struct GenMetadata {
     pub reference: Option<String>,
 }
 
-/// One finished text generation in a status answer.
+/// One finished text generation in a status answer. (No job `id`: horde-sdk's strict model of a
+/// text generation forbids it.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TextGeneration {
     pub text: String,
@@ -138,7 +139,6 @@ pub struct TextGeneration {
     pub worker_name: String,
     pub model: String,
     pub state: String,
-    pub id: String,
     pub gen_metadata: Vec<GenMetadata>,
 }
 

@@ -31,23 +31,26 @@ async fn open(storage: &StorageArgs, cfg: HordeConfig) -> anyhow::Result<Arc<Hor
     Ok(horde)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed before this returns, so a signal that
+/// arrives right after start-up is not lost (and does not kill the process uncleanly).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing requests in flight");
+    {
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -57,6 +60,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
         ..HordeConfig::default()
     };
+    let shutdown = shutdown_signal()?;
     let horde = open(&args.storage, cfg).await?;
     let options = ApiOptions {
         dev_test_users: args.dev_test_users,
@@ -77,7 +81,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     tracing::info!(%addr, dev_test_users = args.dev_test_users, "horde listening");
     println!("horde listening on http://{addr}");
-    api::serve(listener, app, shutdown_signal()).await?;
+    api::serve(listener, app, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = duties.await;
     horde.store().close().await;

@@ -76,8 +76,28 @@ pub async fn test_user(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(r): JsonBody<TestUserRequest>,
 ) -> ApiResult<Response> {
-    if !state.options.dev_test_users || !peer.ip().is_loopback() {
+    if !test_users_allowed(state.options.dev_test_users, peer.ip()) {
         return Err(ApiError::not_found_route());
     }
     Ok(Json(state.horde.upsert_test_user(r).await?).into_response())
+}
+
+/// The test-user route answers only when enabled, and only to loopback callers.
+pub fn test_users_allowed(enabled: bool, peer: std::net::IpAddr) -> bool {
+    enabled && peer.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_users_need_the_flag_and_loopback() {
+        let lo: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+        let lo6: std::net::IpAddr = "::1".parse().expect("ip");
+        let remote: std::net::IpAddr = "192.0.2.7".parse().expect("ip");
+        assert!(test_users_allowed(true, lo) && test_users_allowed(true, lo6));
+        assert!(!test_users_allowed(false, lo));
+        assert!(!test_users_allowed(true, remote));
+    }
 }

@@ -1,0 +1,121 @@
+"""Text round trip driven by the unmodified horde-sdk, with strict response models.
+
+Run with AI_HORDE_URL=http://127.0.0.1:PORT/api/ and TESTS_ONGOING=1 (extra fields fail), and
+HORDE_KEY_REQUESTER / HORDE_KEY_WORKER set to two 22-character keys of the server under test.
+Exits non-zero on the first mismatch.
+"""
+
+import os
+import sys
+import threading
+import time
+
+assert os.environ.get("TESTS_ONGOING"), "run with TESTS_ONGOING=1 for strict models"
+
+from horde_sdk import RequestErrorResponse  # noqa: E402
+from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPIManualClient, AIHordeAPISimpleClient  # noqa: E402
+from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
+    AIHordeHeartbeatRequest,
+    AIHordeHeartbeatResponse,
+    AllWorkersDetailsRequest,
+    AllWorkersDetailsResponse,
+    DeleteTextGenerateRequest,
+    FindUserRequest,
+    HordePerformanceRequest,
+    HordePerformanceResponse,
+    HordeStatusModelsAllRequest,
+    HordeStatusModelsAllResponse,
+    JobSubmitResponse,
+    ModelGenerationInputKobold,
+    SingleWorkerNameDetailsRequest,
+    SingleWorkerDetailsResponse,
+    TextGenerateAsyncDryRunResponse,
+    TextGenerateAsyncRequest,
+    TextGenerateAsyncResponse,
+    TextGenerateJobPopRequest,
+    TextGenerateJobPopResponse,
+    TextGenerateStatusRequest,
+    TextGenerateStatusResponse,
+    TextGenerationJobSubmitRequest,
+    UserDetailsResponse,
+)
+from horde_sdk.ai_horde_api.consts import GENERATION_STATE  # noqa: E402
+
+REQ = os.environ["HORDE_KEY_REQUESTER"]
+WRK = os.environ["HORDE_KEY_WORKER"]
+MODEL = "koboldcpp/LLaMA2-13B-Psyfighter2"
+client = AIHordeAPIManualClient()
+
+
+def call(request, response_type):
+    resp = client.submit_request(request, response_type)
+    if isinstance(resp, RequestErrorResponse):
+        sys.exit(f"FAIL {type(request).__name__}: {resp.message} {resp.object_data}")
+    assert isinstance(resp, response_type), (type(resp), response_type)
+    return resp
+
+
+def pop():
+    return call(
+        TextGenerateJobPopRequest(apikey=WRK, name="sdk-worker", models=[MODEL], max_length=512, max_context_length=4096, bridge_agent="sdk-test:1:none"),
+        TextGenerateJobPopResponse,
+    )
+
+
+# Idle pop, heartbeat, user.
+idle = pop()
+assert idle.id_ is None and idle.ids == [], idle
+call(AIHordeHeartbeatRequest(), AIHordeHeartbeatResponse)
+me = call(FindUserRequest(apikey=REQ), UserDetailsResponse)
+assert me.username and me.kudos is not None, me
+
+# Dry run, then a real request.
+params = ModelGenerationInputKobold(max_length=40, max_context_length=1024, temperature=0.7)
+dry = call(TextGenerateAsyncRequest(apikey=REQ, prompt="Hello", models=[MODEL], params=params, dry_run=True), TextGenerateAsyncDryRunResponse)
+assert dry.kudos > 0, dry
+accepted = call(TextGenerateAsyncRequest(apikey=REQ, prompt="Hello, horde", models=[MODEL], params=params), TextGenerateAsyncResponse)
+status = call(TextGenerateStatusRequest(id=accepted.id_), TextGenerateStatusResponse)
+assert status.waiting == 1 and not status.done, status
+
+job = pop()
+assert job.id_ is not None and job.model == MODEL and job.payload.prompt == "Hello, horde", job
+assert job.payload.max_length == 40, job.payload
+models = call(HordeStatusModelsAllRequest(type="text"), HordeStatusModelsAllResponse)
+assert any(m.name == MODEL for m in models.root), models
+call(HordePerformanceRequest(), HordePerformanceResponse)
+workers = call(AllWorkersDetailsRequest(), AllWorkersDetailsResponse)
+assert any(w.name == "sdk-worker" for w in workers.root), workers
+call(SingleWorkerNameDetailsRequest(worker_name="sdk-worker"), SingleWorkerDetailsResponse)
+
+reward = call(TextGenerationJobSubmitRequest(apikey=WRK, id=job.id_, generation=" from the SDK worker", state=GENERATION_STATE.ok), JobSubmitResponse)
+assert reward.reward > 0, reward
+status = call(TextGenerateStatusRequest(id=accepted.id_), TextGenerateStatusResponse)
+assert status.done and status.generations and status.generations[0].text == " from the SDK worker", status
+assert status.generations[0].worker_name == "sdk-worker", status
+
+# Cancelling a waiting request.
+cancel_me = call(TextGenerateAsyncRequest(apikey=REQ, prompt="never served", models=["nobody-serves-this"], params=params), TextGenerateAsyncResponse)
+deleted = call(DeleteTextGenerateRequest(id=cancel_me.id_), TextGenerateStatusResponse)
+assert deleted.waiting == 1, deleted
+
+
+# The SDK's simple client end to end, with a worker thread popping and submitting.
+def worker_loop(stop):
+    while not stop.is_set():
+        p = pop()
+        if p.id_ is None:
+            time.sleep(0.2)
+            continue
+        call(TextGenerationJobSubmitRequest(apikey=WRK, id=p.id_, generation="echo: " + (p.payload.prompt or ""), state=GENERATION_STATE.ok), JobSubmitResponse)
+
+
+stop = threading.Event()
+t = threading.Thread(target=worker_loop, args=(stop,), daemon=True)
+t.start()
+final, job_id = AIHordeAPISimpleClient().text_generate_request(
+    TextGenerateAsyncRequest(apikey=REQ, prompt="Simple client", models=[MODEL], params=params), timeout=60
+)
+stop.set()
+t.join(5)
+assert final.generations[0].text == "echo: Simple client", final
+print("horde-sdk round trip: OK")

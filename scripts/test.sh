@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests, HTTP tests against the real binary on SQLite
+# and on PostgreSQL, and the horde-sdk compatibility round trip.
+#
+# PostgreSQL: a temporary cluster is started when Debian's postgresql is installed; in CI
+# (CI=true) it is required. The horde-sdk test creates its own Python venv (needs PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/postgres-temp.sh
+trap stop_temp_postgres EXIT
+
+if start_temp_postgres; then
+  export HORDE_REQUIRE_PG=1
+  echo "PostgreSQL test cluster: ${TEST_PG_URL}"
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI needs PostgreSQL (apt-get install postgresql)" >&2
+  exit 1
+else
+  echo "warning: PostgreSQL not installed; its test runs are skipped" >&2
+fi
+if [ "${CI:-}" = "true" ]; then
+  export HORDE_REQUIRE_COMPAT=1
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace

@@ -1,0 +1,198 @@
+//! A real `horde` process on a random port, on SQLite or on a fresh PostgreSQL database.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A PostgreSQL database made for one test, or `None` when PostgreSQL is not configured (then the
+/// test is skipped, unless `HORDE_REQUIRE_PG=1`, as in CI, makes that a failure).
+pub async fn fresh_pg_url() -> Option<String> {
+    let Ok(admin) = std::env::var("TEST_PG_URL") else {
+        assert!(
+            std::env::var("HORDE_REQUIRE_PG").is_err(),
+            "HORDE_REQUIRE_PG is set but TEST_PG_URL is not"
+        );
+        eprintln!("TEST_PG_URL not set: skipping the PostgreSQL run");
+        return None;
+    };
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to TEST_PG_URL");
+    let name = format!("horde_t_{}", uuid_like());
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    let base = admin
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("TEST_PG_URL has a database part");
+    Some(format!("{base}/{name}"))
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:x}{:x}", n, std::process::id())
+}
+
+pub struct Server {
+    pub url: String,
+    pub db_url: String,
+    pub dir: std::path::PathBuf,
+    child: Option<Child>,
+    extra: Vec<String>,
+    pub client: reqwest::Client,
+}
+
+impl Server {
+    /// Starts a server; `None` if the database kind is not available here.
+    pub async fn start(db: Db, extra: &[&str]) -> Option<Server> {
+        let dir = std::env::temp_dir().join(format!("horde-test-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db_url = match db {
+            Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("horde.db").display()),
+            Db::Postgres => fresh_pg_url().await?,
+        };
+        let mut s = Server {
+            url: String::new(),
+            db_url,
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            client: reqwest::Client::new(),
+        };
+        s.spawn();
+        Some(s)
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_horde"));
+        cmd.args(["serve", "--port", "0", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--database-url", &self.db_url, "--flush-interval-ms", "20"])
+            .args(&self.extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start horde");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read address");
+        let url = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+        assert!(url.starts_with("http://"), "unexpected first line: {line:?}");
+        self.url = url;
+        self.child = Some(child);
+    }
+
+    /// Stops with SIGTERM and waits; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return true };
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        for _ in 0..100 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    /// Starts the process again after `stop` (possibly with another `db_url`).
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
+    pub fn restart(&mut self) {
+        assert!(self.stop(), "clean exit on SIGTERM");
+        self.spawn();
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v2{}", self.url, path)
+    }
+
+    /// Creates (or refreshes) a user through the test-user route; returns (api key, user id).
+    pub async fn user(&self, name: &str, kudos: f64, moderator: bool, trusted: bool) -> (String, i64) {
+        let r = self
+            .client
+            .post(self.api("/dev/test-user"))
+            .json(
+                &json!({"username": name, "oauth_id": format!("oauth-{name}"), "kudos": kudos, "moderator": moderator, "trusted": trusted}),
+            )
+            .send()
+            .await
+            .expect("test-user");
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.expect("json");
+        let id = v["user_id"].as_str().and_then(|s| s.parse().ok()).expect("user id");
+        (v["api_key"].as_str().expect("key").to_string(), id)
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        let mut r = self.client.get(self.api(path));
+        if let Some(k) = key {
+            r = r.header("apikey", k);
+        }
+        let resp = r.send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+        let mut r = self.client.request(method, self.api(path)).json(&body);
+        if let Some(k) = key {
+            r = r.header("apikey", k);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, key, body).await
+    }
+
+    /// Waits until the server's batched writes are stored.
+    pub async fn settle(&self) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Declares one async test per database: `name_sqlite` and `name_postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body(common::Db::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $body(common::Db::Postgres).await;
+            }
+        }
+    };
+}

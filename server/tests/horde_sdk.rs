@@ -1,0 +1,98 @@
+//! Compatibility: the unmodified horde-sdk (PyPI, strict models via TESTS_ONGOING=1) drives a text
+//! round trip against the real server. The test creates its own venv (once, kept in the target
+//! dir); without python3 or PyPI it is skipped, unless HORDE_REQUIRE_COMPAT=1 (CI) makes that fail.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Db, Server};
+
+const HORDE_SDK: &str = "horde-sdk==0.18.0";
+
+fn skip_or_fail(why: &str) {
+    assert!(
+        std::env::var("HORDE_REQUIRE_COMPAT").is_err(),
+        "horde-sdk compatibility test cannot run: {why}"
+    );
+    eprintln!("skipping the horde-sdk test: {why}");
+}
+
+/// A venv with horde-sdk installed, created on first use.
+fn venv() -> Result<PathBuf, String> {
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("horde-sdk-venv");
+    let python = dir.join("bin/python");
+    let marker = dir.join(".installed");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(HORDE_SDK) {
+        return Ok(python);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !ok.success() {
+        return Err("python3 -m venv failed".into());
+    }
+    let ok = Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", HORDE_SDK])
+        .status()
+        .map_err(|e| format!("pip: {e}"))?;
+    if !ok.success() {
+        return Err(format!("pip install {HORDE_SDK} failed"));
+    }
+    std::fs::write(&marker, HORDE_SDK).map_err(|e| e.to_string())?;
+    Ok(python)
+}
+
+async fn round_trip(db: Db) {
+    let python = match venv() {
+        Ok(p) => p,
+        Err(e) => return skip_or_fail(&e),
+    };
+    let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
+        return;
+    };
+    let (requester, _) = s.user("sdk_requester", 500.0, false, false).await;
+    let (worker, _) = s.user("sdk_worker", 0.0, false, false).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/horde_sdk_roundtrip.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .env("AI_HORDE_URL", format!("{}/api/", s.url))
+        .env("TESTS_ONGOING", "1")
+        .env("HORDE_SDK_LOG_VERBOSITY", "20")
+        .env("HORDE_KEY_REQUESTER", &requester)
+        .env("HORDE_KEY_WORKER", &worker)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "horde-sdk round trip failed\nstdout:\n{stdout}\nstderr:\n{}",
+        stderr
+            .chars()
+            .rev()
+            .take(6000)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+    );
+    assert!(stdout.contains("horde-sdk round trip: OK"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horde_sdk_round_trip_sqlite() {
+    round_trip(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horde_sdk_round_trip_postgres() {
+    round_trip(Db::Postgres).await;
+}
