@@ -14,7 +14,9 @@ use crate::accounts::{UserRecords, Users};
 use crate::config::HordeConfig;
 use crate::kudos::text_price::{self, REQUEST_TAX};
 use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
-use crate::scheduler::{can_serve, intersects, FinishedJob, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest};
+use crate::scheduler::{
+    can_serve, can_serve_model_matched, intersects, Criteria, FinishedJob, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest,
+};
 use crate::text::TextRequest;
 use crate::workers::{Worker, WorkerPop, Workers};
 use crate::{HordeError, Result};
@@ -144,6 +146,7 @@ impl State {
             });
         }
         let estimate = Self::estimate_request(&req);
+        let job_estimate = Self::estimate_job(&req);
         let id = Uuid::new_v4();
         let charged = self
             .ledger
@@ -153,6 +156,7 @@ impl State {
         let seq = self.queue.next_seq();
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
         let n = req.n;
+        let criteria = Criteria::of(id, user_id, &req, job_estimate);
         let wr = WaitingRequest {
             id,
             user_id,
@@ -164,6 +168,7 @@ impl State {
             faults: 0,
             generations: vec![],
             consumed: charged,
+            criteria,
             created_ms: now_ms,
             last_activity_ms: now_ms,
             faulted: false,
@@ -181,14 +186,13 @@ impl State {
 
     /// Online workers that could serve `req` (maintenance workers only for their owner).
     fn eligible_workers(&self, req: &WaitingRequest, now_ms: u64) -> Vec<&Worker> {
-        let estimate = Self::estimate_job(&req.request);
         self.workers
             .iter()
             .filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs))
             .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
             .filter(|w| {
                 let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                can_serve(w, trusted, req, &self.users, estimate).is_ok()
+                can_serve(w, trusted, req, &self.users).is_ok()
             })
             .collect()
     }
@@ -263,7 +267,7 @@ impl State {
             let competes = eligible.is_empty()
                 || eligible.iter().any(|w| {
                     let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                    can_serve(w, trusted, other, &self.users, Self::estimate_job(&other.request)).is_ok()
+                    can_serve(w, trusted, other, &self.users).is_ok()
                 });
             if competes {
                 position += 1;
@@ -372,18 +376,24 @@ impl State {
         let mut chosen = candidates.iter().copied().find(|id| {
             self.queue
                 .get(id)
-                .is_some_and(|r| can_serve(w, owner_trusted, r, &self.users, Self::estimate_job(&r.request)).is_ok())
+                .is_some_and(|r| can_serve(w, owner_trusted, r, &self.users).is_ok())
         });
         let mut skipped = TextSkipped::default();
         if chosen.is_none() && !restricted {
-            for r in self.queue.in_order() {
-                match can_serve(w, owner_trusted, r, &self.users, Self::estimate_job(&r.request)) {
+            let mut examined = 0i64;
+            for c in self.queue.for_models(&w.model_ids) {
+                examined += 1;
+                match can_serve_model_matched(w, owner_trusted, c, || self.queue.get(&c.id), &self.users) {
                     Ok(()) => {
-                        chosen = Some(r.id);
+                        chosen = Some(c.id);
                         break;
                     }
                     Err(skip) => skip.count(&mut skipped),
                 }
+            }
+            if chosen.is_none() {
+                // Everything not examined names only models this worker does not serve.
+                skipped.models += self.queue.queued_len() as i64 - examined;
             }
         }
         let Some(request_id) = chosen else {

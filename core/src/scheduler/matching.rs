@@ -2,9 +2,8 @@
 
 use horde_protocol::text::TextSkipped;
 
-use super::{intersects, WaitingRequest};
+use super::{intersects, Criteria, WaitingRequest};
 use crate::accounts::Users;
-use crate::kudos::Centikudos;
 use crate::workers::Worker;
 
 /// Why a request was passed over.
@@ -44,41 +43,58 @@ impl Skip {
     }
 }
 
-/// Whether `worker` (owned by a user with `owner_trusted`) may serve `req`. `estimate` is what one
-/// job of the request is expected to cost, for workers that want upfront kudos.
-pub fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest, users: &Users, estimate: Centikudos) -> Result<(), Skip> {
-    let r = &req.request;
-    if !r.workers.is_empty() && r.workers.contains(&worker.id) == r.worker_blacklist {
-        return Err(Skip::WorkerId);
-    }
+/// Whether `worker` (owned by a user with `owner_trusted`) may serve `req`.
+pub fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest, users: &Users) -> Result<(), Skip> {
     if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
         return Err(Skip::Models);
     }
-    if r.max_context_length > worker.max_context_length {
+    can_serve_model_matched(worker, owner_trusted, &req.criteria, || Some(req), users)
+}
+
+/// The same checks for a request known to name one of the worker's models (or none), from its
+/// inline criteria; `detail` gives the full request, consulted only for allow/block lists and
+/// softprompts. Cheap checks first: a pop may run this over a long queue.
+pub fn can_serve_model_matched<'a>(
+    worker: &Worker,
+    owner_trusted: bool,
+    c: &Criteria,
+    detail: impl FnOnce() -> Option<&'a WaitingRequest>,
+    users: &Users,
+) -> Result<(), Skip> {
+    if c.max_context_length > worker.max_context_length {
         return Err(Skip::MaxContextLength);
     }
-    if r.max_length > worker.max_length {
+    if c.max_length > worker.max_length {
         return Err(Skip::MaxLength);
     }
-    if r.trusted_workers && !owner_trusted {
+    if c.has(Criteria::TRUSTED_WORKERS) && !owner_trusted {
         return Err(Skip::Untrusted);
     }
-    if worker.extra_slow && !r.extra_slow_workers {
+    if worker.extra_slow && !c.has(Criteria::EXTRA_SLOW_OK) {
         return Err(Skip::Performance);
     }
-    if !r.slow_workers && worker.speed() < worker.slow_threshold() {
+    if c.has(Criteria::FAST_ONLY) && worker.speed() < worker.slow_threshold() {
         return Err(Skip::Performance);
     }
-    if r.validated_backends && !worker.is_validated_backend() {
+    if c.has(Criteria::VALIDATED_BACKENDS) && !worker.is_validated_backend() {
         return Err(Skip::BridgeVersion);
     }
-    if let Some(sp) = &r.softprompt {
-        if !worker.softprompts.iter().any(|s| s == sp) {
-            return Err(Skip::MatchingSoftprompt);
+    if c.has(Criteria::NEEDS_DETAIL) {
+        let Some(req) = detail() else { return Err(Skip::WorkerId) };
+        let r = &req.request;
+        if !r.workers.is_empty() && r.workers.contains(&worker.id) == r.worker_blacklist {
+            return Err(Skip::WorkerId);
+        }
+        if let Some(sp) = &r.softprompt {
+            if !worker.softprompts.iter().any(|s| s == sp) {
+                return Err(Skip::MatchingSoftprompt);
+            }
         }
     }
-    if worker.require_upfront_kudos && req.user_id != worker.owner_id && !worker.priority_user_ids.contains(&req.user_id) {
-        let ok = users.get(req.user_id).is_some_and(|u| u.trusted || u.available_kudos() >= estimate);
+    if worker.require_upfront_kudos && c.user_id != worker.owner_id && !worker.priority_user_ids.contains(&c.user_id) {
+        let ok = users
+            .get(c.user_id)
+            .is_some_and(|u| u.trusted || u.available_kudos() >= c.job_estimate);
         if !ok {
             return Err(Skip::Kudos);
         }

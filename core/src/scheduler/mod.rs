@@ -4,8 +4,8 @@
 pub mod matching;
 pub mod queue;
 
-pub use matching::{can_serve, Skip};
-pub use queue::{FinishedJob, Job, JobState, QueueKey, TextQueue, WaitingRequest};
+pub use matching::{can_serve, can_serve_model_matched, Skip};
+pub use queue::{Criteria, FinishedJob, Job, JobState, QueueKey, TextQueue, WaitingRequest};
 
 use std::collections::HashMap;
 

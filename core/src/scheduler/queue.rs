@@ -34,6 +34,59 @@ impl QueueKey {
     }
 }
 
+/// What matching needs of a request, small and inline so a pop can walk many without touching the
+/// full requests. Kept in every index the request is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Criteria {
+    pub id: Uuid,
+    pub user_id: i64,
+    pub max_length: i64,
+    pub max_context_length: i64,
+    pub flags: u8,
+    /// Expected charge of one job, for workers that want upfront kudos.
+    pub job_estimate: Centikudos,
+}
+
+impl Criteria {
+    pub const TRUSTED_WORKERS: u8 = 1;
+    /// `slow_workers: false`.
+    pub const FAST_ONLY: u8 = 2;
+    pub const EXTRA_SLOW_OK: u8 = 4;
+    pub const VALIDATED_BACKENDS: u8 = 8;
+    /// Needs a look at the full request: a worker allow/block list or a softprompt.
+    pub const NEEDS_DETAIL: u8 = 16;
+
+    pub fn of(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Self {
+        let mut flags = 0;
+        if r.trusted_workers {
+            flags |= Self::TRUSTED_WORKERS;
+        }
+        if !r.slow_workers {
+            flags |= Self::FAST_ONLY;
+        }
+        if r.extra_slow_workers {
+            flags |= Self::EXTRA_SLOW_OK;
+        }
+        if r.validated_backends {
+            flags |= Self::VALIDATED_BACKENDS;
+        }
+        if !r.workers.is_empty() || r.softprompt.is_some() {
+            flags |= Self::NEEDS_DETAIL;
+        }
+        Self {
+            id,
+            user_id,
+            max_length: r.max_length,
+            max_context_length: r.max_context_length,
+            flags,
+            job_estimate,
+        }
+    }
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
 /// A finished job's result, kept in memory until the request expires.
 #[derive(Debug, Clone)]
 pub struct FinishedJob {
@@ -63,6 +116,7 @@ pub struct WaitingRequest {
     pub faults: u32,
     pub generations: Vec<FinishedJob>,
     pub consumed: Centikudos,
+    pub criteria: Criteria,
     pub created_ms: u64,
     pub last_activity_ms: u64,
     pub faulted: bool,
@@ -102,12 +156,16 @@ pub struct Job {
     pub state: JobState,
 }
 
-/// Requests, their order, and their jobs.
+/// Requests, their order, and their jobs. Queued requests are indexed three ways, all in serving
+/// order: overall, per user (for the owner/priority pass) and per requested model (requests that
+/// name no model are in `any_model`), so a pop only walks requests naming one of its models.
 #[derive(Debug, Default)]
 pub struct TextQueue {
     requests: HashMap<Uuid, WaitingRequest>,
     order: BTreeMap<QueueKey, Uuid>,
     by_user: HashMap<i64, BTreeMap<QueueKey, Uuid>>,
+    by_model: HashMap<ModelId, BTreeMap<QueueKey, Criteria>>,
+    any_model: BTreeMap<QueueKey, Criteria>,
     pub jobs: HashMap<Uuid, Job>,
     seq: u64,
 }
@@ -129,16 +187,31 @@ impl TextQueue {
         let Some(req) = self.requests.get(id) else {
             return;
         };
-        let (key, user, queued) = (req.key, req.user_id, req.is_queued());
+        let (key, user, queued, criteria) = (req.key, req.user_id, req.is_queued(), req.criteria);
         if queued {
             self.order.insert(key, *id);
             self.by_user.entry(user).or_default().insert(key, *id);
+            if req.model_ids.is_empty() {
+                self.any_model.insert(key, criteria);
+            }
+            for m in &req.model_ids {
+                self.by_model.entry(*m).or_default().insert(key, criteria);
+            }
         } else {
             self.order.remove(&key);
             if let Some(m) = self.by_user.get_mut(&user) {
                 m.remove(&key);
                 if m.is_empty() {
                     self.by_user.remove(&user);
+                }
+            }
+            self.any_model.remove(&key);
+            for m in &req.model_ids {
+                if let Some(idx) = self.by_model.get_mut(m) {
+                    idx.remove(&key);
+                    if idx.is_empty() {
+                        self.by_model.remove(m);
+                    }
                 }
             }
         }
@@ -169,6 +242,39 @@ impl TextQueue {
     /// Queued requests of one user in serving order.
     pub fn user_in_order(&self, user_id: i64) -> impl Iterator<Item = (&QueueKey, &Uuid)> {
         self.by_user.get(&user_id).into_iter().flat_map(|m| m.iter())
+    }
+
+    /// Queued requests a worker serving `models` (sorted) could take, in serving order, each once:
+    /// those naming one of the models, and those naming none.
+    pub fn for_models(&self, models: &[ModelId]) -> impl Iterator<Item = &Criteria> {
+        let mut sources: Vec<std::collections::btree_map::Iter<'_, QueueKey, Criteria>> =
+            models.iter().filter_map(|m| self.by_model.get(m)).map(|m| m.iter()).collect();
+        sources.push(self.any_model.iter());
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(QueueKey, usize)>> = std::collections::BinaryHeap::new();
+        let mut current: Vec<Option<&Criteria>> = vec![None; sources.len()];
+        for (i, src) in sources.iter_mut().enumerate() {
+            if let Some((k, c)) = src.next() {
+                current[i] = Some(c);
+                heads.push(std::cmp::Reverse((*k, i)));
+            }
+        }
+        let mut last: Option<QueueKey> = None;
+        std::iter::from_fn(move || loop {
+            let std::cmp::Reverse((key, i)) = heads.pop()?;
+            let item = current[i];
+            match sources[i].next() {
+                Some((k, c)) => {
+                    current[i] = Some(c);
+                    heads.push(std::cmp::Reverse((*k, i)));
+                }
+                None => current[i] = None,
+            }
+            if last == Some(key) {
+                continue;
+            }
+            last = Some(key);
+            return item;
+        })
     }
 
     pub fn requests(&self) -> impl Iterator<Item = &WaitingRequest> {
