@@ -169,6 +169,7 @@ impl State {
             generations: vec![],
             consumed: charged,
             criteria,
+            job_ids: vec![],
             created_ms: now_ms,
             last_activity_ms: now_ms,
             faulted: false,
@@ -243,12 +244,7 @@ impl State {
         let mut wait = 0.0;
         let throughput: f64 = eligible.iter().map(|w| w.speed() * w.threads as f64).sum::<f64>().max(0.1);
         // Own jobs in flight: expected time left on the slowest.
-        for job in self
-            .queue
-            .jobs
-            .values()
-            .filter(|j| j.request_id == req.id && j.state == JobState::InFlight)
-        {
+        for job in self.queue.jobs_of(req).filter(|j| j.state == JobState::InFlight) {
             if let Some(w) = self.workers.get(&job.worker_id) {
                 let expected = req.request.max_length as f64 / w.speed().max(0.1);
                 let elapsed = now_ms.saturating_sub(job.started_ms) as f64 / 1000.0;
@@ -460,7 +456,7 @@ impl State {
         let softprompt = Some(req.request.softprompt.clone().unwrap_or_default());
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
         for job in jobs {
-            self.queue.jobs.insert(job.id, job);
+            self.queue.add_job(job);
         }
         self.queue.sync_order(request_id);
         if let Some(w) = self.workers.get_mut(worker_id) {
@@ -483,8 +479,7 @@ impl State {
         let job_id = Uuid::parse_str(result.job_id.trim()).map_err(|_| HordeError::InvalidJobId(result.job_id.clone()))?;
         let job = self
             .queue
-            .jobs
-            .get(&job_id)
+            .job(&job_id)
             .cloned()
             .ok_or_else(|| HordeError::InvalidJobId(job_id.to_string()))?;
         let worker = self
@@ -568,9 +563,7 @@ impl State {
             None => String::new(),
         };
         self.pending.workers.insert(job.worker_id);
-        if let Some(j) = self.queue.jobs.get_mut(&job_id) {
-            j.state = JobState::Done;
-        }
+        self.queue.set_job_state(&job_id, JobState::Done);
         if let Some(r) = self.queue.get_mut(&job.request_id) {
             r.processing = r.processing.saturating_sub(1);
             r.consumed += charged;
@@ -594,10 +587,9 @@ impl State {
     /// A job failed (timed out or reported faulted): hand it out again, or fault the request
     /// after more than `max_job_faults` failures.
     fn fault_job(&mut self, job_id: &Uuid, as_state: JobState, now_ms: u64) -> bool {
-        let Some(job) = self.queue.jobs.get_mut(job_id) else {
+        let Some(job) = self.queue.set_job_state(job_id, as_state) else {
             return false;
         };
-        job.state = as_state;
         let (request_id, worker_id) = (job.request_id, job.worker_id);
         if let Some(w) = self.workers.get_mut(&worker_id) {
             w.in_flight = w.in_flight.saturating_sub(1);
@@ -627,9 +619,8 @@ impl State {
         let mut report = ReapReport::default();
         let stale: Vec<Uuid> = self
             .queue
-            .jobs
-            .values()
-            .filter(|j| j.state == JobState::InFlight && now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
+            .in_flight_jobs()
+            .filter(|j| now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
             .map(|j| j.id)
             .collect();
         for id in stale {
@@ -646,13 +637,15 @@ impl State {
             .map(|r| r.id)
             .collect();
         for id in expired {
-            let in_flight: Vec<Uuid> = self
-                .queue
-                .jobs
-                .values()
-                .filter(|j| j.request_id == id && j.state == JobState::InFlight)
-                .map(|j| j.worker_id)
-                .collect();
+            let in_flight: Vec<Uuid> = match self.queue.get(&id) {
+                Some(r) => self
+                    .queue
+                    .jobs_of(r)
+                    .filter(|j| j.state == JobState::InFlight)
+                    .map(|j| j.worker_id)
+                    .collect(),
+                None => vec![],
+            };
             for w in in_flight {
                 if let Some(w) = self.workers.get_mut(&w) {
                     w.in_flight = w.in_flight.saturating_sub(1);

@@ -98,7 +98,7 @@ fn total_kudos(s: &State) -> Centikudos {
 
 fn request_of(s: &State, resp: &TextPopResponse) -> Option<Uuid> {
     let job = Uuid::parse_str(resp.id.as_deref()?).ok()?;
-    s.queue.jobs.get(&job).map(|j| j.request_id)
+    s.queue.job(&job).map(|j| j.request_id)
 }
 
 #[test]

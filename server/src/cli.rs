@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// Shortest time a worker has for a text job before it is handed out again, in seconds.
     #[arg(long, env = "HORDE_MIN_JOB_TTL_SECS", default_value_t = 150)]
     pub min_job_ttl_secs: u64,
+    /// Worker threads of the async runtime (default: one per CPU core).
+    #[arg(long, env = "HORDE_THREADS")]
+    pub threads: Option<usize>,
     /// Log format: "text" or "json".
     #[arg(long, env = "HORDE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -117,6 +117,8 @@ pub struct WaitingRequest {
     pub generations: Vec<FinishedJob>,
     pub consumed: Centikudos,
     pub criteria: Criteria,
+    /// Every job handed out for this request.
+    pub job_ids: Vec<Uuid>,
     pub created_ms: u64,
     pub last_activity_ms: u64,
     pub faulted: bool,
@@ -166,7 +168,8 @@ pub struct TextQueue {
     by_user: HashMap<i64, BTreeMap<QueueKey, Uuid>>,
     by_model: HashMap<ModelId, BTreeMap<QueueKey, Criteria>>,
     any_model: BTreeMap<QueueKey, Criteria>,
-    pub jobs: HashMap<Uuid, Job>,
+    jobs: HashMap<Uuid, Job>,
+    in_flight: std::collections::HashSet<Uuid>,
     seq: u64,
 }
 
@@ -230,8 +233,49 @@ impl TextQueue {
             r.cancelled = true;
         }
         self.sync_order(id);
-        self.jobs.retain(|_, j| j.request_id != *id);
-        self.requests.remove(id)
+        let req = self.requests.remove(id)?;
+        for j in &req.job_ids {
+            self.jobs.remove(j);
+            self.in_flight.remove(j);
+        }
+        Some(req)
+    }
+
+    /// Records a job handed out for its request.
+    pub fn add_job(&mut self, job: Job) {
+        if let Some(r) = self.requests.get_mut(&job.request_id) {
+            r.job_ids.push(job.id);
+        }
+        if job.state == JobState::InFlight {
+            self.in_flight.insert(job.id);
+        }
+        self.jobs.insert(job.id, job);
+    }
+
+    pub fn job(&self, id: &Uuid) -> Option<&Job> {
+        self.jobs.get(id)
+    }
+
+    /// Moves a job to `state`; returns the job as it now is.
+    pub fn set_job_state(&mut self, id: &Uuid, state: JobState) -> Option<&Job> {
+        let job = self.jobs.get_mut(id)?;
+        job.state = state;
+        if state == JobState::InFlight {
+            self.in_flight.insert(*id);
+        } else {
+            self.in_flight.remove(id);
+        }
+        Some(job)
+    }
+
+    /// Jobs of one request.
+    pub fn jobs_of<'a>(&'a self, req: &'a WaitingRequest) -> impl Iterator<Item = &'a Job> {
+        req.job_ids.iter().filter_map(|id| self.jobs.get(id))
+    }
+
+    /// Jobs handed out and not yet back.
+    pub fn in_flight_jobs(&self) -> impl Iterator<Item = &Job> {
+        self.in_flight.iter().filter_map(|id| self.jobs.get(id))
     }
 
     /// Queued requests in serving order.

@@ -67,6 +67,9 @@ const WORKER_COLUMNS: &str = "id, user_id, name, info, created, last_check_in, m
     max_length, max_context_length, threads, bridge_agent, uptime_ms, requests_fulfilled, tokens_generated, kudos_generated, \
     kudos_uptime, uncompleted_jobs";
 
+/// Ledger rows written per INSERT statement.
+const POSTINGS_PER_INSERT: usize = 200;
+
 fn b(v: bool) -> i64 {
     v as i64
 }
@@ -431,15 +434,22 @@ impl Store {
             }
         }
         let mut tx = self.pool.begin().await?;
-        for p in &batch.postings {
-            sqlx::query(self.sql("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES (?, ?, ?, ?, ?)"))
-                .bind(p.at_ms as i64)
-                .bind(p.kind.as_str())
-                .bind(p.from.key())
-                .bind(p.to.key())
-                .bind(p.amount)
-                .execute(&mut *tx)
-                .await?;
+        // Many rows per statement: one round trip per chunk instead of per posting.
+        for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
+            let mut sql = String::from("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES ");
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+            }
+            let mut q = sqlx::query(self.sql(&sql));
+            for p in chunk {
+                q = q
+                    .bind(p.at_ms as i64)
+                    .bind(p.kind.as_str())
+                    .bind(p.from.key())
+                    .bind(p.to.key())
+                    .bind(p.amount);
+            }
+            q.execute(&mut *tx).await?;
         }
         for (id, d) in &user_deltas {
             sqlx::query(self.sql(

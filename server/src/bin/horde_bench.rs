@@ -1,1 +1,451 @@
-fn main() {}
+//! `horde-bench`: a load generator for a horde on this machine. N requester/worker pairs run full
+//! async → pop → submit → status cycles over HTTP; it reports cycles per second, p50/p99 latency
+//! per endpoint, errors, and the server's memory. Loopback only, bounded in time and count.
+//!
+//! Without `--url` it starts its own `horde serve` (the binary next to this one) on a temporary
+//! SQLite database, with the dev test-user route enabled to mint keys.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "horde-bench",
+    about = "Load generator: full text cycles over HTTP against a horde on this machine."
+)]
+struct Args {
+    /// Base URL of a running horde started with --dev-test-users (loopback only). Default: start one.
+    #[arg(long)]
+    url: Option<String>,
+    /// The horde binary to start when no --url is given. Default: `horde` next to this binary.
+    #[arg(long)]
+    horde: Option<std::path::PathBuf>,
+    /// PostgreSQL URL for the started horde (default: SQLite in a temporary directory).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Comma-separated numbers of concurrent requester/worker pairs to run, one after the other.
+    #[arg(long, default_value = "1,8", value_delimiter = ',')]
+    pairs: Vec<usize>,
+    /// Seconds per run (at most 300).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Requests each requester keeps outstanding while its worker pops concurrently. 0 runs each
+    /// pair as one strictly sequential client (async, pop, submit, status, repeat).
+    #[arg(long, default_value_t = 4)]
+    window: usize,
+    /// Requests for a model no worker serves, queued before the runs (pops walk past them).
+    #[arg(long, default_value_t = 0)]
+    unmatched: usize,
+}
+
+struct Spawned {
+    child: Child,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn spawn_horde(args: &Args) -> anyhow::Result<(String, Spawned)> {
+    let bin = match &args.horde {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("horde"),
+    };
+    let dir = std::env::temp_dir().join(format!("horde-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["serve", "--port", "0", "--dev-test-users", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn");
+    if let Some(db) = &args.database_url {
+        cmd.args(["--database-url", db]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let url = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    if !url.starts_with("http://") {
+        bail!("unexpected output from horde: {line:?}");
+    }
+    Ok((url, Spawned { child, _dir: TempDir(dir) }))
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    let host = rest.split(['/', ':']).next().unwrap_or("");
+    host == "localhost" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+        let mut r = self.client.request(method, format!("{}/api/v2{}", self.base, path));
+        if let Some(k) = key {
+            r = r.header("apikey", k);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await?;
+        let status = resp.status().as_u16();
+        Ok((status, resp.json().await.unwrap_or(Value::Null)))
+    }
+
+    async fn user(&self, name: &str, moderator: bool) -> anyhow::Result<(String, i64)> {
+        let (st, v) = self
+            .call(
+                reqwest::Method::POST,
+                "/dev/test-user",
+                None,
+                Some(json!({"username": name, "oauth_id": format!("bench-{name}"), "kudos": 1e9, "moderator": moderator, "trusted": true})),
+            )
+            .await?;
+        if st != 200 {
+            bail!("test-user route answered {st} {v}: start the horde with --dev-test-users");
+        }
+        let id = v["user_id"].as_str().and_then(|s| s.parse().ok()).context("user id")?;
+        Ok((v["api_key"].as_str().context("api key")?.to_string(), id))
+    }
+}
+
+#[derive(Default)]
+struct Samples {
+    async_ms: Vec<f64>,
+    pop_ms: Vec<f64>,
+    submit_ms: Vec<f64>,
+    status_ms: Vec<f64>,
+    cycles: u64,
+    errors: u64,
+}
+
+async fn pair(api: Arc<Api>, key: String, worker: String, until: Instant) -> Samples {
+    use reqwest::Method;
+    let mut s = Samples::default();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    while Instant::now() < until {
+        let t = Instant::now();
+        let Ok((202, acc)) = api
+            .call(
+                Method::POST,
+                "/generate/text/async",
+                Some(&key),
+                Some(json!({"prompt": "benchmark", "models": ["bench-13B"], "params": {"max_length": 32}})),
+            )
+            .await
+        else {
+            s.errors += 1;
+            continue;
+        };
+        s.async_ms.push(ms(t));
+        let t = Instant::now();
+        let pop = api
+            .call(
+                Method::POST,
+                "/generate/text/pop",
+                Some(&key),
+                Some(json!({"name": worker, "models": ["bench-13B"], "max_length": 512})),
+            )
+            .await;
+        s.pop_ms.push(ms(t));
+        let Ok((200, pop)) = pop else {
+            s.errors += 1;
+            continue;
+        };
+        let Some(job) = pop["id"].as_str().map(str::to_string) else {
+            s.errors += 1;
+            continue;
+        };
+        let t = Instant::now();
+        let sub = api
+            .call(
+                Method::POST,
+                "/generate/text/submit",
+                Some(&key),
+                Some(json!({"id": job, "generation": "a generated benchmark text", "state": "ok"})),
+            )
+            .await;
+        s.submit_ms.push(ms(t));
+        if !matches!(sub, Ok((200, _))) {
+            s.errors += 1;
+            continue;
+        }
+        let t = Instant::now();
+        let id = acc["id"].as_str().unwrap_or_default().to_string();
+        let st = api.call(Method::GET, &format!("/generate/text/status/{id}"), None, None).await;
+        s.status_ms.push(ms(t));
+        match st {
+            Ok((200, v)) if v["done"] == json!(true) && v["generations"][0]["text"].is_string() => s.cycles += 1,
+            _ => s.errors += 1,
+        }
+    }
+    s
+}
+
+/// A requester and a worker running side by side: the requester keeps `window` requests
+/// outstanding and polls the oldest until it is done; the worker pops and submits.
+async fn concurrent_pair(api: Arc<Api>, key: String, worker: String, until: Instant, window: usize) -> Samples {
+    use reqwest::Method;
+    let worker_task = {
+        let api = api.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            let mut s = Samples::default();
+            let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+            while Instant::now() < until {
+                let t = Instant::now();
+                let pop = api
+                    .call(
+                        Method::POST,
+                        "/generate/text/pop",
+                        Some(&key),
+                        Some(json!({"name": worker, "models": ["bench-13B"], "max_length": 512, "amount": 1})),
+                    )
+                    .await;
+                s.pop_ms.push(ms(t));
+                let Ok((200, pop)) = pop else {
+                    s.errors += 1;
+                    continue;
+                };
+                let Some(job) = pop["id"].as_str().map(str::to_string) else {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                    continue;
+                };
+                let t = Instant::now();
+                let sub = api
+                    .call(
+                        Method::POST,
+                        "/generate/text/submit",
+                        Some(&key),
+                        Some(json!({"id": job, "generation": "a generated benchmark text", "state": "ok"})),
+                    )
+                    .await;
+                s.submit_ms.push(ms(t));
+                if !matches!(sub, Ok((200, _))) {
+                    s.errors += 1;
+                }
+            }
+            s
+        })
+    };
+    let mut s = Samples::default();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let mut outstanding: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    while Instant::now() < until {
+        while outstanding.len() < window.max(1) {
+            let t = Instant::now();
+            match api
+                .call(
+                    Method::POST,
+                    "/generate/text/async",
+                    Some(&key),
+                    Some(json!({"prompt": "benchmark", "models": ["bench-13B"], "params": {"max_length": 32}})),
+                )
+                .await
+            {
+                Ok((202, acc)) => {
+                    s.async_ms.push(ms(t));
+                    outstanding.push_back(acc["id"].as_str().unwrap_or_default().to_string());
+                }
+                _ => {
+                    s.errors += 1;
+                    break;
+                }
+            }
+        }
+        let Some(id) = outstanding.pop_front() else { continue };
+        let t = Instant::now();
+        let st = api.call(Method::GET, &format!("/generate/text/status/{id}"), None, None).await;
+        s.status_ms.push(ms(t));
+        match st {
+            Ok((200, v)) if v["done"] == json!(true) => {
+                if v["generations"][0]["text"].is_string() {
+                    s.cycles += 1;
+                } else {
+                    s.errors += 1;
+                }
+            }
+            Ok((200, _)) => outstanding.push_front(id),
+            _ => s.errors += 1,
+        }
+    }
+    if let Ok(w) = worker_task.await {
+        s.errors += w.errors;
+        s.pop_ms = w.pop_ms;
+        s.submit_ms = w.submit_ms;
+    }
+    s
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    // One pair is a chain of round trips: a single-threaded client adds no thread hops to it.
+    let mut rt = if args.window == 0 && args.pairs.iter().all(|p| *p <= 1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    rt.enable_all().build()?.block_on(bench(args))
+}
+
+async fn bench(args: Args) -> anyhow::Result<()> {
+    let seconds = args.seconds.clamp(1, 300);
+    let (base, spawned) = match &args.url {
+        Some(u) => (u.trim_end_matches('/').to_string(), None),
+        None => {
+            let (u, s) = spawn_horde(&args)?;
+            (u, Some(s))
+        }
+    };
+    if !is_loopback_url(&base) {
+        bail!("horde-bench only targets a horde on this machine (loopback), not {base}");
+    }
+    let api = Arc::new(Api {
+        base: base.clone(),
+        client: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
+    });
+    let mode = if args.window == 0 {
+        "sequential pairs".to_string()
+    } else {
+        format!("requester + worker per pair, {} outstanding", args.window)
+    };
+    println!("horde-bench against {base} ({seconds} s per run, {mode})");
+
+    if args.unmatched > 0 {
+        let (admin, _) = api.user("bench_admin", true).await?;
+        let per_user = 500;
+        let started = Instant::now();
+        for u in 0..args.unmatched.div_ceil(per_user) {
+            let (key, id) = api.user(&format!("bench_fill_{u}"), false).await?;
+            api.call(
+                reqwest::Method::PUT,
+                &format!("/users/{id}"),
+                Some(&admin),
+                Some(json!({"concurrency": per_user})),
+            )
+            .await?;
+            for _ in 0..per_user.min(args.unmatched - u * per_user) {
+                let (st, v) = api
+                    .call(
+                        reqwest::Method::POST,
+                        "/generate/text/async",
+                        Some(&key),
+                        Some(json!({"prompt": "never served", "models": ["nobody-serves-this"]})),
+                    )
+                    .await?;
+                if st != 202 {
+                    bail!("could not queue unmatched requests: {st} {v}");
+                }
+            }
+        }
+        println!(
+            "queued {} unmatched requests in {:.1} s",
+            args.unmatched,
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    for &n in args.pairs.iter().filter(|n| **n > 0 && **n <= 64) {
+        let mut keys = vec![];
+        for p in 0..n {
+            keys.push(api.user(&format!("bench_pair_{n}_{p}"), false).await?.0);
+        }
+        let until = Instant::now() + Duration::from_secs(seconds);
+        let started = Instant::now();
+        let tasks: Vec<_> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(p, key)| {
+                let worker = format!("bench-worker-{n}-{p}");
+                if args.window == 0 {
+                    tokio::spawn(pair(api.clone(), key, worker, until))
+                } else {
+                    tokio::spawn(concurrent_pair(api.clone(), key, worker, until, args.window))
+                }
+            })
+            .collect();
+        let mut all = Samples::default();
+        for t in tasks {
+            let s = t.await?;
+            all.cycles += s.cycles;
+            all.errors += s.errors;
+            all.async_ms.extend(s.async_ms);
+            all.pop_ms.extend(s.pop_ms);
+            all.submit_ms.extend(s.submit_ms);
+            all.status_ms.extend(s.status_ms);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "\n{n} pair(s): {} cycles in {secs:.1} s = {:.0} cycles/s, {} errors",
+            all.cycles,
+            all.cycles as f64 / secs,
+            all.errors
+        );
+        println!("  endpoint    p50 ms   p99 ms");
+        for (name, v) in [
+            ("async", &mut all.async_ms),
+            ("pop", &mut all.pop_ms),
+            ("submit", &mut all.submit_ms),
+            ("status", &mut all.status_ms),
+        ] {
+            println!("  {name:<9} {:>7.3}  {:>7.3}", pct(v, 0.5), pct(v, 0.99));
+        }
+    }
+    if let Some(mut s) = spawned {
+        if let Some(kib) = rss_kib(s.child.id()) {
+            println!("\nserver memory (RSS): {:.1} MiB", kib as f64 / 1024.0);
+        }
+        let _ = Command::new("kill").arg("-TERM").arg(s.child.id().to_string()).status();
+        let _ = s.child.wait();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        assert!(is_loopback_url("http://127.0.0.1:7001"));
+        assert!(is_loopback_url("http://localhost:7001/"));
+        assert!(!is_loopback_url("http://10.0.0.5:7001"));
+        assert!(!is_loopback_url("http://example.com"));
+    }
+}
