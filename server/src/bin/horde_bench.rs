@@ -147,64 +147,91 @@ struct Samples {
     errors: u64,
 }
 
-async fn pair(api: Arc<Api>, key: String, worker: String, until: Instant) -> Samples {
-    use reqwest::Method;
-    let mut s = Samples::default();
-    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
-    while Instant::now() < until {
-        let t = Instant::now();
-        let Ok((202, acc)) = api
-            .call(
-                Method::POST,
-                "/generate/text/async",
-                Some(&key),
-                Some(json!({"prompt": "benchmark", "models": ["bench-13B"], "params": {"max_length": 32}})),
-            )
-            .await
-        else {
-            s.errors += 1;
-            continue;
-        };
-        s.async_ms.push(ms(t));
-        let t = Instant::now();
-        let pop = api
-            .call(
-                Method::POST,
-                "/generate/text/pop",
-                Some(&key),
-                Some(json!({"name": worker, "models": ["bench-13B"], "max_length": 512})),
-            )
-            .await;
-        s.pop_ms.push(ms(t));
-        let Ok((200, pop)) = pop else {
-            s.errors += 1;
-            continue;
-        };
-        let Some(job) = pop["id"].as_str().map(str::to_string) else {
-            s.errors += 1;
-            continue;
-        };
-        let t = Instant::now();
-        let sub = api
-            .call(
-                Method::POST,
-                "/generate/text/submit",
-                Some(&key),
-                Some(json!({"id": job, "generation": "a generated benchmark text", "state": "ok"})),
-            )
-            .await;
-        s.submit_ms.push(ms(t));
-        if !matches!(sub, Ok((200, _))) {
-            s.errors += 1;
-            continue;
+fn elapsed_ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Sends one benchmark request; returns its id.
+async fn send_request(api: &Api, key: &str, s: &mut Samples) -> Option<String> {
+    let t = Instant::now();
+    let body = json!({"prompt": "benchmark", "models": ["bench-13B"], "params": {"max_length": 32}});
+    match api.call(reqwest::Method::POST, "/generate/text/async", Some(key), Some(body)).await {
+        Ok((202, acc)) => {
+            s.async_ms.push(elapsed_ms(t));
+            acc["id"].as_str().map(str::to_string)
         }
-        let t = Instant::now();
-        let id = acc["id"].as_str().unwrap_or_default().to_string();
-        let st = api.call(Method::GET, &format!("/generate/text/status/{id}"), None, None).await;
-        s.status_ms.push(ms(t));
-        match st {
-            Ok((200, v)) if v["done"] == json!(true) && v["generations"][0]["text"].is_string() => s.cycles += 1,
-            _ => s.errors += 1,
+        _ => {
+            s.errors += 1;
+            None
+        }
+    }
+}
+
+/// Pops one job as `worker` and submits a result. `Some(false)`: nothing to do.
+async fn pop_and_submit(api: &Api, key: &str, worker: &str, s: &mut Samples) -> Option<bool> {
+    let t = Instant::now();
+    let body = json!({"name": worker, "models": ["bench-13B"], "max_length": 512, "amount": 1});
+    let pop = api.call(reqwest::Method::POST, "/generate/text/pop", Some(key), Some(body)).await;
+    s.pop_ms.push(elapsed_ms(t));
+    let Ok((200, pop)) = pop else {
+        s.errors += 1;
+        return None;
+    };
+    let Some(job) = pop["id"].as_str().map(str::to_string) else {
+        return Some(false);
+    };
+    let t = Instant::now();
+    let body = json!({"id": job, "generation": "a generated benchmark text", "state": "ok"});
+    let sub = api
+        .call(reqwest::Method::POST, "/generate/text/submit", Some(key), Some(body))
+        .await;
+    s.submit_ms.push(elapsed_ms(t));
+    if matches!(sub, Ok((200, _))) {
+        Some(true)
+    } else {
+        s.errors += 1;
+        None
+    }
+}
+
+/// Reads a request's status: `Some(true)` when done with its text (a cycle), `Some(false)` when
+/// still running.
+async fn check_status(api: &Api, id: &str, s: &mut Samples) -> Option<bool> {
+    let t = Instant::now();
+    let st = api
+        .call(reqwest::Method::GET, &format!("/generate/text/status/{id}"), None, None)
+        .await;
+    s.status_ms.push(elapsed_ms(t));
+    match st {
+        Ok((200, v)) if v["done"] == json!(true) && v["generations"][0]["text"].is_string() => {
+            s.cycles += 1;
+            Some(true)
+        }
+        Ok((200, v)) if v["done"] == json!(false) => Some(false),
+        _ => {
+            s.errors += 1;
+            None
+        }
+    }
+}
+
+/// One client doing async, pop, submit, status in turn.
+async fn pair(api: Arc<Api>, key: String, worker: String, until: Instant) -> Samples {
+    let mut s = Samples::default();
+    while Instant::now() < until {
+        let Some(id) = send_request(&api, &key, &mut s).await else {
+            continue;
+        };
+        match pop_and_submit(&api, &key, &worker, &mut s).await {
+            Some(true) => {}
+            Some(false) => {
+                s.errors += 1;
+                continue;
+            }
+            None => continue,
+        }
+        if check_status(&api, &id, &mut s).await == Some(false) {
+            s.errors += 1;
         }
     }
     s
@@ -213,88 +240,30 @@ async fn pair(api: Arc<Api>, key: String, worker: String, until: Instant) -> Sam
 /// A requester and a worker running side by side: the requester keeps `window` requests
 /// outstanding and polls the oldest until it is done; the worker pops and submits.
 async fn concurrent_pair(api: Arc<Api>, key: String, worker: String, until: Instant, window: usize) -> Samples {
-    use reqwest::Method;
     let worker_task = {
-        let api = api.clone();
-        let key = key.clone();
+        let (api, key) = (api.clone(), key.clone());
         tokio::spawn(async move {
             let mut s = Samples::default();
-            let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
             while Instant::now() < until {
-                let t = Instant::now();
-                let pop = api
-                    .call(
-                        Method::POST,
-                        "/generate/text/pop",
-                        Some(&key),
-                        Some(json!({"name": worker, "models": ["bench-13B"], "max_length": 512, "amount": 1})),
-                    )
-                    .await;
-                s.pop_ms.push(ms(t));
-                let Ok((200, pop)) = pop else {
-                    s.errors += 1;
-                    continue;
-                };
-                let Some(job) = pop["id"].as_str().map(str::to_string) else {
+                if pop_and_submit(&api, &key, &worker, &mut s).await == Some(false) {
                     tokio::time::sleep(Duration::from_micros(200)).await;
-                    continue;
-                };
-                let t = Instant::now();
-                let sub = api
-                    .call(
-                        Method::POST,
-                        "/generate/text/submit",
-                        Some(&key),
-                        Some(json!({"id": job, "generation": "a generated benchmark text", "state": "ok"})),
-                    )
-                    .await;
-                s.submit_ms.push(ms(t));
-                if !matches!(sub, Ok((200, _))) {
-                    s.errors += 1;
                 }
             }
             s
         })
     };
     let mut s = Samples::default();
-    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let mut outstanding: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     while Instant::now() < until {
         while outstanding.len() < window.max(1) {
-            let t = Instant::now();
-            match api
-                .call(
-                    Method::POST,
-                    "/generate/text/async",
-                    Some(&key),
-                    Some(json!({"prompt": "benchmark", "models": ["bench-13B"], "params": {"max_length": 32}})),
-                )
-                .await
-            {
-                Ok((202, acc)) => {
-                    s.async_ms.push(ms(t));
-                    outstanding.push_back(acc["id"].as_str().unwrap_or_default().to_string());
-                }
-                _ => {
-                    s.errors += 1;
-                    break;
-                }
+            match send_request(&api, &key, &mut s).await {
+                Some(id) => outstanding.push_back(id),
+                None => break,
             }
         }
         let Some(id) = outstanding.pop_front() else { continue };
-        let t = Instant::now();
-        let st = api.call(Method::GET, &format!("/generate/text/status/{id}"), None, None).await;
-        s.status_ms.push(ms(t));
-        match st {
-            Ok((200, v)) if v["done"] == json!(true) => {
-                if v["generations"][0]["text"].is_string() {
-                    s.cycles += 1;
-                } else {
-                    s.errors += 1;
-                }
-            }
-            Ok((200, _)) => outstanding.push_front(id),
-            _ => s.errors += 1,
+        if check_status(&api, &id, &mut s).await == Some(false) {
+            outstanding.push_front(id);
         }
     }
     if let Ok(w) = worker_task.await {
