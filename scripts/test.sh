@@ -27,6 +27,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+if rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+  echo "== wasm32 build of horde-protocol and horde-frontend"
+  cargo build -p horde-protocol -p horde-frontend --target wasm32-unknown-unknown
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI needs the wasm32-unknown-unknown target" >&2
+  exit 1
+fi
 echo "== cargo test"
 log=$(mktemp)
 trap 'stop_temp_postgres; rm -f "$log"' EXIT
