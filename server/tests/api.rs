@@ -246,6 +246,20 @@ async fn errors_are_json_with_rc(db: Db) {
     assert!(v["message"].as_str().is_some_and(|m| m.contains("already submitted")));
     let _ = acc;
 
+    let huge = format!("{{\"prompt\": \"{}\"}}", "x".repeat(11 * 1024 * 1024));
+    let r = s
+        .client
+        .post(s.api("/generate/text/async"))
+        .header("apikey", &key)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(rc(&v), "PayloadTooLarge");
+
     let (st, v) = s.get("/no/such/route", None).await;
     assert_eq!((st, rc(&v).as_str()), (404, "NotFound"));
     let (st, v) = s.get("/users/abc", None).await;
