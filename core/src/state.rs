@@ -429,6 +429,9 @@ impl State {
             .find(|m| model.binary_search(m).is_ok())
             .map(|m| self.models.name(*m).to_string())
             .unwrap_or(worker_name_models);
+        if req.remaining == 0 {
+            return Err(HordeError::Internal("chose a request with no jobs left".into()));
+        }
         let mut count = amount.min(req.remaining).max(1);
         if req.request.disable_batching {
             count = 1;
