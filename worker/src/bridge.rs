@@ -1,0 +1,249 @@
+//! The bridge loop: pop about every second when idle (backing off on errors), generate up to
+//! `threads` jobs in parallel, submit (reporting failures as `faulted`). On shutdown it first
+//! puts the worker in maintenance so the horde stops sending work, finishes the jobs it holds,
+//! then returns.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use horde_protocol::text::{TextPopRequest, TextSubmitRequest};
+use std::sync::Mutex;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::backend::{TextBackend, TextJob};
+use crate::client::{ClientError, HordeClient};
+use crate::config::WorkerConfig;
+
+/// What the bridge has done.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BridgeStats {
+    pub jobs_done: u64,
+    pub jobs_faulted: u64,
+    pub tokens: u64,
+    /// Seconds spent generating (summed over parallel jobs).
+    pub generation_secs: f64,
+    pub kudos: f64,
+    pub pop_errors: u64,
+}
+
+impl BridgeStats {
+    pub fn tokens_per_sec(&self) -> f64 {
+        if self.generation_secs > 0.0 {
+            self.tokens as f64 / self.generation_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Longest wait between pops after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Submit attempts for network errors and server faults.
+const SUBMIT_ATTEMPTS: u32 = 5;
+
+/// A worker's connection to a horde.
+pub struct Bridge {
+    client: HordeClient,
+    cfg: WorkerConfig,
+    backend: Arc<dyn TextBackend>,
+    stats: Arc<Mutex<BridgeStats>>,
+}
+
+fn lock(stats: &Mutex<BridgeStats>) -> std::sync::MutexGuard<'_, BridgeStats> {
+    stats.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Bridge {
+    pub fn new(cfg: WorkerConfig, backend: Arc<dyn TextBackend>) -> Result<Self, ClientError> {
+        let client = HordeClient::new(&cfg.url, &cfg.api_key)?;
+        Ok(Self {
+            client,
+            cfg,
+            backend,
+            stats: Arc::new(Mutex::new(BridgeStats::default())),
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> BridgeStats {
+        lock(&self.stats).clone()
+    }
+
+    fn pop_request(&self) -> TextPopRequest {
+        let models = if self.cfg.models.is_empty() {
+            self.backend.models()
+        } else {
+            self.cfg.models.clone()
+        };
+        TextPopRequest {
+            name: Some(self.cfg.name.clone()),
+            priority_usernames: Some(self.cfg.priority_usernames.clone()),
+            nsfw: Some(self.cfg.nsfw),
+            models: Some(models),
+            bridge_agent: Some(crate::bridge_agent()),
+            threads: Some(self.cfg.threads as i64),
+            require_upfront_kudos: None,
+            amount: Some(1),
+            extra_slow_worker: None,
+            max_length: Some(self.cfg.max_length),
+            max_context_length: Some(self.cfg.max_context_length),
+            softprompts: None,
+        }
+    }
+
+    /// Runs until `shutdown` resolves; then enters maintenance, finishes running jobs and returns
+    /// the final counters.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> BridgeStats {
+        let slots = Arc::new(Semaphore::new(self.cfg.threads.max(1)));
+        let mut jobs: JoinSet<()> = JoinSet::new();
+        let mut backoff = Duration::ZERO;
+        let mut last_report = Instant::now();
+        let mut told_maintenance = false;
+        tokio::pin!(shutdown);
+        loop {
+            while jobs.try_join_next().is_some() {}
+            if last_report.elapsed() >= Duration::from_secs(30) {
+                self.report("working");
+                last_report = Instant::now();
+            }
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = &mut shutdown => break,
+            };
+            let request = self.pop_request();
+            let popped = tokio::select! {
+                r = self.client.pop(&request) => r,
+                _ = &mut shutdown => break,
+            };
+            let wait = match popped {
+                Ok(resp) => {
+                    backoff = Duration::ZERO;
+                    told_maintenance = false;
+                    match (resp.id.clone(), resp.model.clone()) {
+                        (Some(id), Some(model)) => {
+                            let job = TextJob {
+                                id,
+                                model,
+                                payload: resp.payload,
+                            };
+                            jobs.spawn(run_job(self.client.clone(), self.backend.clone(), self.stats.clone(), job, permit));
+                            continue;
+                        }
+                        _ => self.cfg.idle_interval,
+                    }
+                }
+                Err(e) => {
+                    lock(&self.stats).pop_errors += 1;
+                    if e.rc() == Some("WorkerMaintenance") {
+                        if !told_maintenance {
+                            tracing::warn!("the worker is in maintenance mode: it only serves its owner until maintenance is turned off");
+                            told_maintenance = true;
+                        }
+                        Duration::from_secs(5).max(self.cfg.idle_interval)
+                    } else {
+                        backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
+                        tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "pop failed");
+                        backoff
+                    }
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        tracing::info!(running = jobs.len(), "stopping: entering maintenance and finishing running jobs");
+        self.enter_maintenance().await;
+        while jobs.join_next().await.is_some() {}
+        self.report("stopped");
+        self.stats()
+    }
+
+    async fn enter_maintenance(&self) {
+        match self.client.worker_id(&self.cfg.name).await {
+            Ok(Some(id)) => {
+                if let Err(e) = self.client.set_maintenance(&id, true).await {
+                    tracing::warn!(error = %e, "could not enter maintenance");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not look the worker up to enter maintenance"),
+        }
+    }
+
+    fn report(&self, what: &str) {
+        let s = self.stats();
+        tracing::info!(
+            jobs_done = s.jobs_done,
+            jobs_faulted = s.jobs_faulted,
+            tokens_per_sec = format!("{:.1}", s.tokens_per_sec()),
+            kudos = format!("{:.2}", s.kudos),
+            "{what}"
+        );
+    }
+}
+
+async fn run_job(
+    client: HordeClient,
+    backend: Arc<dyn TextBackend>,
+    stats: Arc<Mutex<BridgeStats>>,
+    job: TextJob,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    let started = Instant::now();
+    let job_for_backend = job.clone();
+    let generated = tokio::task::spawn_blocking(move || backend.generate(&job_for_backend))
+        .await
+        .unwrap_or_else(|e| Err(format!("generation crashed: {e}")));
+    let elapsed = started.elapsed().as_secs_f64();
+    let submit = match &generated {
+        Ok(g) => TextSubmitRequest {
+            id: Some(job.id.clone()),
+            generation: Some(g.text.clone()),
+            state: Some("ok".into()),
+            seed: Some(g.seed),
+            gen_metadata: None,
+        },
+        Err(e) => {
+            tracing::warn!(job = %job.id, error = %e, "generation failed; reporting the job as faulted");
+            TextSubmitRequest {
+                id: Some(job.id.clone()),
+                generation: Some(String::new()),
+                state: Some("faulted".into()),
+                seed: Some(0),
+                gen_metadata: None,
+            }
+        }
+    };
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=SUBMIT_ATTEMPTS {
+        match client.submit(&submit).await {
+            Ok(r) => {
+                let mut s = lock(&stats);
+                match &generated {
+                    Ok(g) => {
+                        s.jobs_done += 1;
+                        s.tokens += g.tokens as u64;
+                        s.generation_secs += elapsed;
+                        s.kudos += r.reward;
+                    }
+                    Err(_) => s.jobs_faulted += 1,
+                }
+                return;
+            }
+            // The horde no longer wants this job (timed out, already submitted, unknown): drop it.
+            Err(e) if e.status().is_some_and(|st| (400..500).contains(&st)) => {
+                tracing::warn!(job = %job.id, error = %e, "the horde refused the result; dropping the job");
+                lock(&stats).jobs_faulted += 1;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(job = %job.id, error = %e, attempt, "submit failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    lock(&stats).jobs_faulted += 1;
+}

@@ -1,0 +1,150 @@
+//! The few horde endpoints a text worker uses.
+
+use horde_protocol::text::{SubmitResponse, TextPopRequest, TextPopResponse, TextSubmitRequest};
+use horde_protocol::ErrorBody;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Why a call to the horde failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("could not reach the horde: {0}")]
+    Network(#[from] reqwest::Error),
+    #[error("the horde answered {status}: {message} ({rc})")]
+    Horde { status: u16, rc: String, message: String },
+}
+
+impl ClientError {
+    /// The horde's return code, if it answered with one.
+    pub fn rc(&self) -> Option<&str> {
+        match self {
+            ClientError::Horde { rc, .. } => Some(rc),
+            ClientError::Network(_) => None,
+        }
+    }
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Horde { status, .. } => Some(*status),
+            ClientError::Network(_) => None,
+        }
+    }
+}
+
+/// A horde's API v2, with this worker's key.
+#[derive(Debug, Clone)]
+pub struct HordeClient {
+    base: String,
+    api_key: String,
+    http: reqwest::Client,
+}
+
+impl HordeClient {
+    /// `url`: the horde's origin (`https://aihorde.net`) or its API base (`…/api/` or `…/api/v2`).
+    pub fn new(url: &str, api_key: &str) -> Result<Self, ClientError> {
+        let trimmed = url.trim_end_matches('/');
+        let base = if trimmed.ends_with("/api/v2") {
+            trimmed.to_string()
+        } else if trimmed.ends_with("/api") {
+            format!("{trimmed}/v2")
+        } else {
+            format!("{trimmed}/api/v2")
+        };
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        Ok(Self {
+            base,
+            api_key: api_key.to_string(),
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header("apikey", &self.api_key)
+            .header("Client-Agent", crate::bridge_agent());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp.json().await?);
+        }
+        let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
+            message: format!("HTTP {status}"),
+            rc: "Unknown".into(),
+        });
+        Err(ClientError::Horde {
+            status,
+            rc: err.rc,
+            message: err.message,
+        })
+    }
+
+    pub async fn pop(&self, pop: &TextPopRequest) -> Result<TextPopResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/generate/text/pop", Some(pop)).await
+    }
+
+    pub async fn submit(&self, submit: &TextSubmitRequest) -> Result<SubmitResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/generate/text/submit", Some(submit)).await
+    }
+
+    /// The worker's id by its name, if the horde knows it.
+    pub async fn worker_id(&self, name: &str) -> Result<Option<String>, ClientError> {
+        let path = format!("/workers/name/{}", percent_encode(name));
+        match self.send::<(), serde_json::Value>(reqwest::Method::GET, &path, None).await {
+            Ok(v) => Ok(v["id"].as_str().map(str::to_string)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts the worker in or out of maintenance.
+    pub async fn set_maintenance(&self, worker_id: &str, on: bool) -> Result<(), ClientError> {
+        let body = serde_json::json!({"maintenance": on});
+        self.send::<_, serde_json::Value>(reqwest::Method::PUT, &format!("/workers/{worker_id}"), Some(&body))
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Percent-encodes a path segment.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        for (url, want) in [
+            ("https://aihorde.net", "https://aihorde.net/api/v2"),
+            ("https://aihorde.net/", "https://aihorde.net/api/v2"),
+            ("http://127.0.0.1:7001/api/", "http://127.0.0.1:7001/api/v2"),
+            ("http://127.0.0.1:7001/api/v2", "http://127.0.0.1:7001/api/v2"),
+        ] {
+            assert_eq!(HordeClient::new(url, "k").map(|c| c.base().to_string()).ok().as_deref(), Some(want));
+        }
+        assert_eq!(percent_encode("my worker#1"), "my%20worker%231");
+    }
+}

@@ -1,0 +1,200 @@
+//! Worker settings from the command line, the environment and a TOML file, in that order of
+//! precedence.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command line (each option also from its environment variable).
+#[derive(Debug, Default, Parser)]
+#[command(
+    name = "horde-worker",
+    version,
+    about = "Joins a horde (ours or the public AI Horde), pops text jobs, generates and submits them."
+)]
+pub struct Args {
+    /// TOML file with any of the settings below (keys as the long option names, with underscores).
+    #[arg(long, env = "HORDE_WORKER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The horde: its origin (https://aihorde.net) or API base (http://127.0.0.1:7001/api/).
+    #[arg(long, env = "HORDE_URL")]
+    pub url: Option<String>,
+    /// API key of the account the worker earns kudos for.
+    #[arg(long, env = "HORDE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Worker name, unique on the horde.
+    #[arg(long, env = "HORDE_WORKER_NAME")]
+    pub name: Option<String>,
+    /// Model to serve: a path to a model file or a model name (repeatable).
+    #[arg(long = "model", env = "HORDE_MODELS", value_delimiter = ',')]
+    pub models: Vec<String>,
+    /// Longest generation accepted, in tokens (default 512).
+    #[arg(long, env = "HORDE_MAX_LENGTH")]
+    pub max_length: Option<i64>,
+    /// Longest context accepted, in tokens (default 2048).
+    #[arg(long, env = "HORDE_MAX_CONTEXT_LENGTH")]
+    pub max_context_length: Option<i64>,
+    /// Jobs generated in parallel (default 1).
+    #[arg(long, env = "HORDE_WORKER_THREADS")]
+    pub threads: Option<usize>,
+    /// Users (alias#id) whose requests this worker serves first (repeatable).
+    #[arg(long = "priority-username", env = "HORDE_PRIORITY_USERNAMES", value_delimiter = ',')]
+    pub priority_usernames: Vec<String>,
+    /// Accept NSFW requests (default true).
+    #[arg(long, env = "HORDE_NSFW")]
+    pub nsfw: Option<bool>,
+    /// File of words, one per line: prompts containing them get NSFW post-processing on this worker.
+    #[arg(long, env = "HORDE_CENSORLIST")]
+    pub censorlist: Option<PathBuf>,
+}
+
+/// The same settings in a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub max_length: Option<i64>,
+    pub max_context_length: Option<i64>,
+    pub threads: Option<usize>,
+    #[serde(default)]
+    pub priority_usernames: Vec<String>,
+    pub nsfw: Option<bool>,
+    pub censorlist: Option<PathBuf>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub url: String,
+    pub api_key: String,
+    pub name: String,
+    pub models: Vec<String>,
+    pub max_length: i64,
+    pub max_context_length: i64,
+    pub threads: usize,
+    pub priority_usernames: Vec<String>,
+    pub nsfw: bool,
+    pub censorlist: Vec<String>,
+    /// Wait between pops when the horde has nothing for this worker.
+    pub idle_interval: std::time::Duration,
+}
+
+/// Why settings could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid config file {0}: {1}")]
+    Parse(PathBuf, String),
+    #[error("missing setting: {0} (use --{1}, the environment or the config file)")]
+    Missing(&'static str, &'static str),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl WorkerConfig {
+    /// Merges command line / environment over the config file, then applies defaults.
+    pub fn resolve(args: Args) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?
+            }
+            None => FileConfig::default(),
+        };
+        let url = args.url.or(file.url).ok_or(ConfigError::Missing("url", "url"))?;
+        let api_key = args.api_key.or(file.api_key).ok_or(ConfigError::Missing("api_key", "api-key"))?;
+        let name = args.name.or(file.name).ok_or(ConfigError::Missing("name", "name"))?;
+        let models = if args.models.is_empty() { file.models } else { args.models };
+        let priority_usernames = if args.priority_usernames.is_empty() {
+            file.priority_usernames
+        } else {
+            args.priority_usernames
+        };
+        let max_length = args.max_length.or(file.max_length).unwrap_or(512);
+        let max_context_length = args.max_context_length.or(file.max_context_length).unwrap_or(2048);
+        let threads = args.threads.or(file.threads).unwrap_or(1);
+        if !(1..=50).contains(&threads) {
+            return Err(ConfigError::Invalid("threads must be between 1 and 50".into()));
+        }
+        if max_length < 1 || max_context_length < max_length {
+            return Err(ConfigError::Invalid("need 1 ≤ max_length ≤ max_context_length".into()));
+        }
+        if let Some(bad) = priority_usernames.iter().find(|u| !u.contains('#')) {
+            return Err(ConfigError::Invalid(format!("priority username '{bad}' must look like alias#id")));
+        }
+        let censorlist = match args.censorlist.or(file.censorlist) {
+            Some(path) => std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::Read(path.clone(), e))?
+                .lines()
+                .map(|l| l.trim().to_lowercase())
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect(),
+            None => vec![],
+        };
+        Ok(Self {
+            url,
+            api_key,
+            name,
+            models,
+            max_length,
+            max_context_length,
+            threads,
+            priority_usernames,
+            nsfw: args.nsfw.or(file.nsfw).unwrap_or(true),
+            censorlist,
+            idle_interval: std::time::Duration::from_secs(1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_wins_over_file_and_defaults_apply() {
+        let dir = std::env::temp_dir().join(format!("hw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("worker.toml");
+        let words = dir.join("censor.txt");
+        std::fs::write(&words, "# comment\nBadWord\n\nother\n").expect("write");
+        std::fs::write(
+            &file,
+            format!(
+                "url = \"http://file\"\napi_key = \"k\"\nname = \"from-file\"\nmodels = [\"a\"]\nthreads = 2\ncensorlist = \"{}\"\n",
+                words.display()
+            ),
+        )
+        .expect("write");
+        let args = Args::try_parse_from([
+            "horde-worker",
+            "--config",
+            file.to_str().unwrap_or_default(),
+            "--name",
+            "cli",
+            "--max-length",
+            "64",
+        ])
+        .expect("args");
+        let c = WorkerConfig::resolve(args).expect("resolves");
+        assert_eq!(
+            (c.url.as_str(), c.name.as_str(), c.threads, c.max_length, c.max_context_length),
+            ("http://file", "cli", 2, 64, 2048)
+        );
+        assert_eq!(c.models, vec!["a".to_string()]);
+        assert_eq!(c.censorlist, vec!["badword".to_string(), "other".to_string()]);
+        assert!(c.nsfw);
+        std::fs::write(&file, "url = \"u\"\nunknown_key = 1\n").expect("write");
+        let args = Args::try_parse_from(["horde-worker", "--config", file.to_str().unwrap_or_default()]).expect("args");
+        assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Parse(..))));
+        let args = Args::try_parse_from(["horde-worker", "--url", "u", "--api-key", "k"]).expect("args");
+        assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Missing("name", _))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,17 @@
+//! `horde-worker`: joins any horde (ours or the public one), pops text jobs, generates them with a
+//! `TextBackend` and submits the results.
+
+pub mod backend;
+pub mod bridge;
+pub mod client;
+pub mod config;
+
+pub use backend::{Generated, TextBackend, TextJob};
+pub use bridge::{Bridge, BridgeStats};
+pub use client::HordeClient;
+pub use config::WorkerConfig;
+
+/// `bridge_agent` this worker announces.
+pub fn bridge_agent() -> String {
+    format!("horde-worker:{}:https://github.com/horde", env!("CARGO_PKG_VERSION"))
+}

@@ -1,0 +1,274 @@
+//! The bridge against a real horde (the server's router, in-process, on an in-memory database),
+//! with small backends made for the test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
+use horde_server::api::{router, serve, ApiOptions};
+use horde_worker::{Bridge, Generated, TextBackend, TextJob, WorkerConfig};
+use serde_json::{json, Value};
+
+/// Repeats the prompt back.
+struct Echo;
+impl TextBackend for Echo {
+    fn models(&self) -> Vec<String> {
+        vec!["echo-1B".into()]
+    }
+    fn generate(&self, job: &TextJob) -> Result<Generated, String> {
+        let prompt = job.payload.prompt.clone().unwrap_or_default();
+        Ok(Generated {
+            tokens: prompt.split_whitespace().count() + 1,
+            text: format!("echo: {prompt}"),
+            seed: 11,
+        })
+    }
+}
+
+/// Always fails.
+struct Broken;
+impl TextBackend for Broken {
+    fn models(&self) -> Vec<String> {
+        vec!["broken-1B".into()]
+    }
+    fn generate(&self, _job: &TextJob) -> Result<Generated, String> {
+        Err("out of memory".into())
+    }
+}
+
+/// Takes its time.
+struct Slow;
+impl TextBackend for Slow {
+    fn models(&self) -> Vec<String> {
+        vec!["slow-1B".into()]
+    }
+    fn generate(&self, job: &TextJob) -> Result<Generated, String> {
+        std::thread::sleep(Duration::from_millis(600));
+        Echo.generate(job)
+    }
+}
+
+struct Fixture {
+    base: String,
+    owner_key: String,
+    requester_key: String,
+    http: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn horde() -> Fixture {
+    let store = Store::connect("sqlite::memory:").await.expect("store");
+    let horde = Horde::open(store, HordeConfig::default(), Arc::new(SystemClock), Some("test-secret".into()))
+        .await
+        .expect("horde");
+    let (_, owner_key) = horde
+        .create_account(AccountSpec {
+            username: "owner".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("owner");
+    let (_, requester_key) = horde
+        .create_account(AccountSpec {
+            username: "req".into(),
+            kudos: 500.0,
+            ..Default::default()
+        })
+        .await
+        .expect("requester");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = router(horde, ApiOptions::default());
+    tokio::spawn(async move {
+        let _ = serve(listener, app, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Fixture {
+        base,
+        owner_key,
+        requester_key,
+        http: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl Fixture {
+    fn config(&self, name: &str, threads: usize) -> WorkerConfig {
+        WorkerConfig {
+            url: self.base.clone(),
+            api_key: self.owner_key.clone(),
+            name: name.into(),
+            models: vec![],
+            max_length: 512,
+            max_context_length: 4096,
+            threads,
+            priority_usernames: vec![],
+            nsfw: true,
+            censorlist: vec![],
+            idle_interval: Duration::from_millis(50),
+        }
+    }
+
+    async fn request(&self, prompt: &str) -> String {
+        let v: Value = self
+            .http
+            .post(format!("{}/api/v2/generate/text/async", self.base))
+            .header("apikey", &self.requester_key)
+            .json(&json!({"prompt": prompt}))
+            .send()
+            .await
+            .expect("async")
+            .json()
+            .await
+            .expect("json");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v2/generate/text/status/{id}", self.base))
+            .send()
+            .await
+            .expect("status")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    async fn wait_for(&self, id: &str, what: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let s = self.status(id).await;
+            if what(&s) {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting on {id}: {s}");
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    async fn worker(&self, name: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v2/workers/name/{name}", self.base))
+            .send()
+            .await
+            .expect("worker")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_jobs_in_parallel_and_enters_maintenance_on_shutdown() {
+    let f = horde().await;
+    let bridge = Arc::new(Bridge::new(f.config("echo-worker", 2), Arc::new(Echo)).expect("bridge"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            bridge
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let ids = [
+        f.request("one two").await,
+        f.request("three").await,
+        f.request("four five six").await,
+    ];
+    for (id, prompt) in ids.iter().zip(["one two", "three", "four five six"]) {
+        let s = f.wait_for(id, |s| s["done"] == json!(true)).await;
+        assert_eq!(s["generations"][0]["text"], format!("echo: {prompt}"));
+        assert_eq!(s["generations"][0]["worker_name"], "echo-worker");
+        assert_eq!(s["generations"][0]["model"], "echo-1B");
+        assert_eq!(s["generations"][0]["seed"], 11);
+    }
+    let _ = stop.send(());
+    let stats = running.await.expect("bridge task");
+    assert_eq!((stats.jobs_done, stats.jobs_faulted), (3, 0));
+    assert_eq!(stats.tokens, 3 + 2 + 4);
+    assert!(stats.kudos > 0.0);
+    let w = f.worker("echo-worker").await;
+    assert_eq!(w["maintenance_mode"], true, "{w}");
+    assert_eq!(w["requests_fulfilled"], 3);
+    assert_eq!(w["threads"], 2);
+    assert!(w["bridge_agent"].as_str().is_some_and(|b| b.starts_with("horde-worker:")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_generations_are_reported_as_faulted() {
+    let f = horde().await;
+    let bridge = Arc::new(Bridge::new(f.config("broken-worker", 1), Arc::new(Broken)).expect("bridge"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            bridge
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let id = f.request("doomed").await;
+    // The horde hands a failed job out again and faults the request after more than two failures.
+    let s = f.wait_for(&id, |s| s["faulted"] == json!(true)).await;
+    assert_eq!((s["done"].as_bool(), s["restarted"].as_i64()), (Some(true), Some(3)));
+    let _ = stop.send(());
+    let stats = running.await.expect("bridge task");
+    assert_eq!((stats.jobs_done, stats.jobs_faulted), (0, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_running_job_first() {
+    let f = horde().await;
+    let bridge = Arc::new(Bridge::new(f.config("slow-worker", 1), Arc::new(Slow)).expect("bridge"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = {
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            bridge
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        })
+    };
+    let id = f.request("take your time").await;
+    f.wait_for(&id, |s| s["processing"] == json!(1)).await;
+    let _ = stop.send(());
+    let stats = running.await.expect("bridge task");
+    assert_eq!(stats.jobs_done, 1, "the job in hand was finished before stopping");
+    let s = f.status(&id).await;
+    assert_eq!(
+        (s["done"].as_bool(), s["generations"][0]["text"].as_str()),
+        (Some(true), Some("echo: take your time"))
+    );
+    assert_eq!(f.worker("slow-worker").await["maintenance_mode"], true);
+    // Another request is not taken any more: the worker is in maintenance and only serves its owner.
+    let other = f.request("later").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(f.status(&other).await["processing"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pop_errors_back_off_and_shutdown_still_answers() {
+    let f = horde().await;
+    let mut cfg = f.config("bad-key-worker", 1);
+    cfg.api_key = "not-a-valid-key-000000".into();
+    let bridge = Bridge::new(cfg, Arc::new(Echo)).expect("bridge");
+    let started = Instant::now();
+    let stats = bridge.run(tokio::time::sleep(Duration::from_millis(1500))).await;
+    assert!(
+        stats.pop_errors >= 1 && stats.pop_errors <= 3,
+        "backed off: {} pops in 1.5 s",
+        stats.pop_errors
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "stopped during the back-off wait");
+}
