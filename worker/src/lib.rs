@@ -5,6 +5,8 @@ pub mod backend;
 pub mod bridge;
 pub mod client;
 pub mod config;
+pub mod gguf;
+pub mod tokenizer;
 
 pub use backend::{Generated, TextBackend, TextJob};
 pub use bridge::{Bridge, BridgeStats};

