@@ -547,13 +547,13 @@ pub mod writer {
             out.extend(kind.code().to_le_bytes());
             out.extend(offset.to_le_bytes());
             let mut blob = encode(*kind, data);
-            while blob.len() % 32 != 0 {
+            while !blob.len().is_multiple_of(32) {
                 blob.push(0);
             }
             offset += blob.len() as u64;
             blobs.push(blob);
         }
-        while out.len() % 32 != 0 {
+        while !out.len().is_multiple_of(32) {
             out.push(0);
         }
         for b in blobs {
