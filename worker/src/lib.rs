@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod client;
 pub mod config;
 pub mod gguf;
+pub mod llama;
 pub mod tokenizer;
 
 pub use backend::{Generated, TextBackend, TextJob};

@@ -159,3 +159,32 @@ fn tokenizer_matches_the_numpy_reference() {
     let listed: String = ours_chat.iter().take(24).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
     assert!(printed.contains(&format!("[{listed}]")), "{printed} vs [{listed}]");
 }
+
+#[test]
+fn greedy_answer_matches_the_reference() {
+    let Some(path) = model_path() else { return };
+    let g = Gguf::open(&path).expect("parses");
+    let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    let device = burn::prelude::Device::flex();
+    let model = horde_worker::llama::Llama::from_gguf(&g, &device).expect("model");
+    let ids = tokenizer::encode(&tk, &special, CHAT).expect("encode");
+    let mut cache = model.new_cache();
+    let started = std::time::Instant::now();
+    let mut logits = model.forward(&ids, &mut cache);
+    let mut out = vec![];
+    for _ in 0..12 {
+        let next = logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, v)| if *v > best.1 { (i, *v) } else { best })
+            .0 as u32;
+        if Some(next) == special.eos {
+            break;
+        }
+        out.push(next);
+        logits = model.forward(&[next], &mut cache);
+    }
+    let text = tokenizer::decode(&tk, &out).expect("decode");
+    eprintln!("{text:?} in {:?}", started.elapsed());
+    assert!(text.starts_with("The capital of France is Paris."), "{text:?}");
+}

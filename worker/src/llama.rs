@@ -1,0 +1,254 @@
+//! A Llama-family decoder on burn: RMSNorm, rotary embeddings (interleaved pairs, as GGUF stores
+//! q/k), grouped-query attention with a KV cache, SwiGLU feed-forward, tied or separate LM head.
+//!
+//! `LlamaConfig` comes from GGUF metadata; `Llama::from_gguf` maps GGUF tensor names
+//! (`blk.N.attn_q.weight`, …) onto the model, dequantizing to f32 once at load. `forward` is pure
+//! given the cache.
+
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+
+use crate::gguf::{Gguf, GgufError};
+
+/// Shape of a Llama model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    pub layers: usize,
+    pub dim: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn_dim: usize,
+    pub vocab: usize,
+    pub rms_eps: f64,
+    pub rope_base: f64,
+    pub context: usize,
+}
+
+impl LlamaConfig {
+    pub fn head_dim(&self) -> usize {
+        self.dim / self.heads
+    }
+
+    /// Reads `llama.*` metadata.
+    pub fn from_gguf(g: &Gguf) -> Result<Self, GgufError> {
+        let arch = g.get_str("general.architecture")?;
+        if arch != "llama" {
+            return Err(GgufError::Invalid(format!("architecture '{arch}' is not llama")));
+        }
+        let u = |k: &str| {
+            g.get_i64(k)
+                .and_then(|v| usize::try_from(v).map_err(|_| GgufError::MissingKey(k.into())))
+        };
+        let cfg = Self {
+            layers: u("llama.block_count")?,
+            dim: u("llama.embedding_length")?,
+            heads: u("llama.attention.head_count")?,
+            kv_heads: u("llama.attention.head_count_kv").or_else(|_| u("llama.attention.head_count"))?,
+            ffn_dim: u("llama.feed_forward_length")?,
+            vocab: g
+                .tensor_info("token_embd.weight")
+                .map(|t| t.shape()[0])
+                .ok_or_else(|| GgufError::MissingTensor("token_embd.weight".into()))?,
+            rms_eps: g.get_f64("llama.attention.layer_norm_rms_epsilon").unwrap_or(1e-5),
+            rope_base: g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0),
+            context: u("llama.context_length").unwrap_or(2048),
+        };
+        if cfg.heads == 0 || cfg.kv_heads == 0 || cfg.dim % cfg.heads != 0 || cfg.heads % cfg.kv_heads != 0 || cfg.head_dim() % 2 != 0 {
+            return Err(GgufError::Invalid(format!("inconsistent llama shape {cfg:?}")));
+        }
+        Ok(cfg)
+    }
+}
+
+struct Layer {
+    attn_norm: Tensor<1>,
+    wq: Tensor<2>,
+    wk: Tensor<2>,
+    wv: Tensor<2>,
+    wo: Tensor<2>,
+    ffn_norm: Tensor<1>,
+    w_gate: Tensor<2>,
+    w_up: Tensor<2>,
+    w_down: Tensor<2>,
+}
+
+/// Keys and values of the positions seen so far, per layer: `[positions, kv_heads, head_dim]`.
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<3>, Tensor<3>)>>,
+    len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The model.
+pub struct Llama {
+    pub config: LlamaConfig,
+    device: Device,
+    embedding: Tensor<2>,
+    /// `[dim, vocab]`.
+    lm_head: Tensor<2>,
+    layers: Vec<Layer>,
+    output_norm: Tensor<1>,
+    /// `[context, head_dim / 2]` each.
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+}
+
+fn tensor1(g: &Gguf, name: &str, device: &Device) -> Result<Tensor<1>, GgufError> {
+    let (data, shape) = g.dequantize(name)?;
+    let n = shape.iter().product::<usize>();
+    Ok(Tensor::from_data(TensorData::new(data, [n]), device))
+}
+
+/// A GGUF matrix (stored `[out][in]`) as `[in, out]`, so `x.matmul(w)` applies it.
+fn linear(g: &Gguf, name: &str, device: &Device) -> Result<Tensor<2>, GgufError> {
+    let (data, shape) = g.dequantize(name)?;
+    let [rows, cols] = shape[..] else {
+        return Err(GgufError::Invalid(format!("{name} is not a matrix")));
+    };
+    Ok(Tensor::<2>::from_data(TensorData::new(data, [rows, cols]), device).transpose())
+}
+
+impl Llama {
+    /// Loads a GGUF model onto `device`.
+    pub fn from_gguf(g: &Gguf, device: &Device) -> Result<Self, GgufError> {
+        let config = LlamaConfig::from_gguf(g)?;
+        let (emb, shape) = g.dequantize("token_embd.weight")?;
+        let embedding = Tensor::<2>::from_data(TensorData::new(emb, [shape[0], shape[1]]), device);
+        let lm_head = match g.tensor_info("output.weight") {
+            Some(_) => linear(g, "output.weight", device)?,
+            None => embedding.clone().transpose(),
+        };
+        let mut layers = Vec::with_capacity(config.layers);
+        for l in 0..config.layers {
+            let p = |s: &str| format!("blk.{l}.{s}.weight");
+            layers.push(Layer {
+                attn_norm: tensor1(g, &p("attn_norm"), device)?,
+                wq: linear(g, &p("attn_q"), device)?,
+                wk: linear(g, &p("attn_k"), device)?,
+                wv: linear(g, &p("attn_v"), device)?,
+                wo: linear(g, &p("attn_output"), device)?,
+                ffn_norm: tensor1(g, &p("ffn_norm"), device)?,
+                w_gate: linear(g, &p("ffn_gate"), device)?,
+                w_up: linear(g, &p("ffn_up"), device)?,
+                w_down: linear(g, &p("ffn_down"), device)?,
+            });
+        }
+        let output_norm = tensor1(g, "output_norm.weight", device)?;
+        let (cos, sin) = rope_tables(&config, device);
+        Ok(Self {
+            config,
+            device: device.clone(),
+            embedding,
+            lm_head,
+            layers,
+            output_norm,
+            cos,
+            sin,
+        })
+    }
+
+    pub fn new_cache(&self) -> KvCache {
+        KvCache {
+            layers: (0..self.config.layers).map(|_| None).collect(),
+            len: 0,
+        }
+    }
+
+    fn rms_norm(&self, x: Tensor<2>, weight: &Tensor<1>) -> Tensor<2> {
+        let mean_sq = x.clone().powf_scalar(2.0).mean_dim(1);
+        let scale = mean_sq.add_scalar(self.config.rms_eps).sqrt().recip();
+        x * scale * weight.clone().unsqueeze_dim::<2>(0)
+    }
+
+    /// Rotates `[T, heads, head_dim]` by positions `start..start+T` (pairs `2i, 2i+1`).
+    fn rope(&self, x: Tensor<3>, start: usize) -> Tensor<3> {
+        let [t, h, hd] = x.dims();
+        let half = hd / 2;
+        let cos = self.cos.clone().narrow(0, start, t).reshape([t, 1, half, 1]);
+        let sin = self.sin.clone().narrow(0, start, t).reshape([t, 1, half, 1]);
+        let pairs = x.reshape([t, h, half, 2]);
+        let x0 = pairs.clone().narrow(3, 0, 1);
+        let x1 = pairs.narrow(3, 1, 1);
+        let r0 = x0.clone() * cos.clone() - x1.clone() * sin.clone();
+        let r1 = x0 * sin + x1 * cos;
+        Tensor::cat(vec![r0, r1], 3).reshape([t, h, hd])
+    }
+
+    /// Runs `tokens` at the positions after the cache and returns the logits of the last one.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+        let c = &self.config;
+        let (t, start) = (tokens.len(), cache.len);
+        let (hd, group) = (c.head_dim(), c.heads / c.kv_heads);
+        let ids = Tensor::<1, Int>::from_data(
+            TensorData::new(tokens.iter().map(|v| *v as i64).collect::<Vec<_>>(), [t]),
+            &self.device,
+        );
+        let mut x = self.embedding.clone().select(0, ids);
+        let total = start + t;
+        // Causal mask: position i (absolute start+i) sees keys 0..=start+i.
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..total).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, [1, t, total]), &self.device);
+        let scale = 1.0 / (hd as f64).sqrt();
+        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            let h = self.rms_norm(x.clone(), &layer.attn_norm);
+            let q = self.rope(h.clone().matmul(layer.wq.clone()).reshape([t, c.heads, hd]), start);
+            let k = self.rope(h.clone().matmul(layer.wk.clone()).reshape([t, c.kv_heads, hd]), start);
+            let v = h.matmul(layer.wv.clone()).reshape([t, c.kv_heads, hd]);
+            let (k_all, v_all) = match slot.take() {
+                Some((pk, pv)) => (Tensor::cat(vec![pk, k], 0), Tensor::cat(vec![pv, v], 0)),
+                None => (k, v),
+            };
+            *slot = Some((k_all.clone(), v_all.clone()));
+            // Each key/value head serves `group` consecutive query heads.
+            let expand = |kv: Tensor<3>| {
+                kv.reshape([total, c.kv_heads, 1, hd])
+                    .repeat_dim(2, group)
+                    .reshape([total, c.heads, hd])
+                    .swap_dims(0, 1)
+            };
+            let keys = expand(k_all); // [heads, total, hd]
+            let values = expand(v_all);
+            let scores = q.swap_dims(0, 1).matmul(keys.swap_dims(1, 2)).mul_scalar(scale) + mask.clone(); // [heads, t, total]
+            let attn = softmax(scores, 2).matmul(values); // [heads, t, hd]
+            let attn = attn.swap_dims(0, 1).reshape([t, c.dim]);
+            x = x + attn.matmul(layer.wo.clone());
+            let h = self.rms_norm(x.clone(), &layer.ffn_norm);
+            let ff = silu(h.clone().matmul(layer.w_gate.clone())) * h.matmul(layer.w_up.clone());
+            x = x + ff.matmul(layer.w_down.clone());
+        }
+        cache.len = total;
+        let last = self.rms_norm(x.narrow(0, t - 1, 1), &self.output_norm);
+        last.matmul(self.lm_head.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()
+    }
+}
+
+fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
+    let half = c.head_dim() / 2;
+    let mut cos = Vec::with_capacity(c.context * half);
+    let mut sin = Vec::with_capacity(c.context * half);
+    for pos in 0..c.context {
+        for i in 0..half {
+            let inv = c.rope_base.powf(-((2 * i) as f64) / c.head_dim() as f64);
+            let angle = pos as f64 * inv;
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    (
+        Tensor::from_data(TensorData::new(cos, [c.context, half]), device),
+        Tensor::from_data(TensorData::new(sin, [c.context, half]), device),
+    )
+}
