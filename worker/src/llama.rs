@@ -53,7 +53,7 @@ impl LlamaConfig {
             rope_base: g.get_f64("llama.rope.freq_base").unwrap_or(10_000.0),
             context: u("llama.context_length").unwrap_or(2048),
         };
-        if cfg.heads == 0 || cfg.kv_heads == 0 || cfg.dim % cfg.heads != 0 || cfg.heads % cfg.kv_heads != 0 || cfg.head_dim() % 2 != 0 {
+        if cfg.heads == 0 || cfg.kv_heads == 0 || !cfg.dim.is_multiple_of(cfg.heads) || !cfg.heads.is_multiple_of(cfg.kv_heads) || !cfg.head_dim().is_multiple_of(2) {
             return Err(GgufError::Invalid(format!("inconsistent llama shape {cfg:?}")));
         }
         Ok(cfg)
