@@ -7,6 +7,8 @@ pub mod client;
 pub mod config;
 pub mod gguf;
 pub mod llama;
+pub mod sampling;
+pub mod text_model;
 pub mod tokenizer;
 
 pub use backend::{Generated, TextBackend, TextJob};

@@ -1,0 +1,170 @@
+//! A GGUF text model as a `TextBackend`: tokenizer, Llama decoder on burn, sampler, stop sequences,
+//! left truncation to the context budget.
+
+use std::path::Path;
+
+use horde_protocol::text::TextParams;
+use tokenizers::Tokenizer;
+
+use crate::backend::{Generated, TextBackend, TextJob};
+use crate::gguf::{Gguf, GgufError};
+use crate::llama::Llama;
+use crate::sampling::{cut_at_stop, Sampler, SamplerSettings};
+use crate::tokenizer::{self, SpecialTokens, TokenizerError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    #[error("{0}: only GGUF model files are supported")]
+    Format(String),
+}
+
+/// One loaded model.
+pub struct TextModel {
+    pub name: String,
+    model: Llama,
+    tokenizer: Tokenizer,
+    special: SpecialTokens,
+}
+
+/// The name a model file is served under: its file name without `.gguf` and a quantization
+/// suffix (`SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct`).
+pub fn model_name_from_path(path: &Path) -> String {
+    let stem = path
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("model")
+        .trim_end_matches(".gguf");
+    match stem.rsplit_once('.') {
+        Some((base, quant)) if quant.starts_with(['Q', 'q', 'F', 'f']) && quant.len() <= 8 => base.to_string(),
+        _ => stem.to_string(),
+    }
+}
+
+/// A stable seed for a job id, so a job can be reproduced.
+pub fn seed_for(job_id: &str) -> u64 {
+    job_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl TextModel {
+    /// Loads `[NAME=]PATH`.
+    pub fn load(spec: &str, device: &burn::prelude::Device) -> Result<Self, ModelError> {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() => (Some(n.to_string()), Path::new(p)),
+            _ => (None, Path::new(spec)),
+        };
+        if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
+            return Err(ModelError::Format(path.display().to_string()));
+        }
+        let g = Gguf::open(path)?;
+        let (tokenizer, special) = tokenizer::from_gguf(&g)?;
+        let model = Llama::from_gguf(&g, device)?;
+        Ok(Self {
+            name: name.unwrap_or_else(|| model_name_from_path(path)),
+            model,
+            tokenizer,
+            special,
+        })
+    }
+
+    /// Generates from a raw prompt with the payload's settings.
+    pub fn generate(&self, prompt: &str, params: &TextParams, seed: u64) -> Result<Generated, String> {
+        let max_length = params.max_length.unwrap_or(80).max(1) as usize;
+        let context = (params.max_context_length.unwrap_or(2048).max(2) as usize).min(self.model.config.context);
+        let mut ids = tokenizer::encode(&self.tokenizer, &self.special, prompt).map_err(|e| e.to_string())?;
+        // Keep the end of the prompt: room for max_length new tokens within the context.
+        let budget = context.saturating_sub(max_length).max(1);
+        if ids.len() > budget {
+            ids.drain(..ids.len() - budget);
+        }
+        if ids.is_empty() {
+            ids.extend(self.special.bos);
+        }
+        let stops = params.stop_sequence.clone().unwrap_or_default();
+        let mut sampler = Sampler::new(SamplerSettings::from_params(params), seed);
+        let mut cache = self.model.new_cache();
+        let mut logits = self.model.forward(&ids, &mut cache);
+        let mut history = ids;
+        let mut out: Vec<u32> = vec![];
+        let mut text = String::new();
+        while out.len() < max_length && cache.len() < self.model.config.context {
+            let next = sampler.sample(&mut logits, &history);
+            if Some(next) == self.special.eos {
+                break;
+            }
+            out.push(next);
+            history.push(next);
+            if !stops.is_empty() {
+                text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
+                if cut_at_stop(&mut text, &stops) {
+                    return Ok(Generated {
+                        text,
+                        tokens: out.len(),
+                        seed: seed as i64 & i64::MAX,
+                    });
+                }
+            }
+            if out.len() < max_length {
+                logits = self.model.forward(&[next], &mut cache);
+            }
+        }
+        if stops.is_empty() || text.is_empty() {
+            text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
+        }
+        Ok(Generated {
+            text,
+            tokens: out.len(),
+            seed: seed as i64 & i64::MAX,
+        })
+    }
+}
+
+/// The models a worker serves.
+pub struct TextModels {
+    models: Vec<TextModel>,
+}
+
+impl TextModels {
+    pub fn new(models: Vec<TextModel>) -> Self {
+        Self { models }
+    }
+}
+
+impl TextBackend for TextModels {
+    fn models(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.name.clone()).collect()
+    }
+
+    fn generate(&self, job: &TextJob) -> Result<Generated, String> {
+        let model = self
+            .models
+            .iter()
+            .find(|m| m.name == job.model)
+            .or(self.models.first())
+            .ok_or("no model loaded")?;
+        let prompt = job.payload.prompt.clone().unwrap_or_default();
+        model.generate(&prompt, &job.payload.params, seed_for(&job.id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_seeds() {
+        assert_eq!(
+            model_name_from_path(Path::new("/m/SmolLM2-135M-Instruct.Q4_1.gguf")),
+            "SmolLM2-135M-Instruct"
+        );
+        assert_eq!(model_name_from_path(Path::new("tiny.gguf")), "tiny");
+        assert_eq!(model_name_from_path(Path::new("v1.5-model.F16.gguf")), "v1.5-model");
+        assert_eq!(seed_for("a"), seed_for("a"));
+        assert_ne!(seed_for("a"), seed_for("b"));
+    }
+}
