@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
-use horde_server::api::{router, serve, ApiOptions};
-use horde_worker::{Bridge, Generated, TextBackend, TextJob, WorkerConfig};
-use serde_json::{json, Value};
+mod common;
+
+use common::horde;
+use horde_worker::{Bridge, Generated, TextBackend, TextJob};
+use serde_json::json;
 
 /// Repeats the prompt back.
 struct Echo;
@@ -45,120 +46,6 @@ impl TextBackend for Slow {
     fn generate(&self, job: &TextJob) -> Result<Generated, String> {
         std::thread::sleep(Duration::from_millis(600));
         Echo.generate(job)
-    }
-}
-
-struct Fixture {
-    base: String,
-    owner_key: String,
-    requester_key: String,
-    http: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn horde() -> Fixture {
-    let store = Store::connect("sqlite::memory:").await.expect("store");
-    let horde = Horde::open(store, HordeConfig::default(), Arc::new(SystemClock), Some("test-secret".into()))
-        .await
-        .expect("horde");
-    let (_, owner_key) = horde
-        .create_account(AccountSpec {
-            username: "owner".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("owner");
-    let (_, requester_key) = horde
-        .create_account(AccountSpec {
-            username: "req".into(),
-            kudos: 500.0,
-            ..Default::default()
-        })
-        .await
-        .expect("requester");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(horde, ApiOptions::default());
-    tokio::spawn(async move {
-        let _ = serve(listener, app, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Fixture {
-        base,
-        owner_key,
-        requester_key,
-        http: reqwest::Client::new(),
-        _stop: stop,
-    }
-}
-
-impl Fixture {
-    fn config(&self, name: &str, threads: usize) -> WorkerConfig {
-        WorkerConfig {
-            url: self.base.clone(),
-            api_key: self.owner_key.clone(),
-            name: name.into(),
-            models: vec![],
-            max_length: 512,
-            max_context_length: 4096,
-            threads,
-            priority_usernames: vec![],
-            nsfw: true,
-            censorlist: vec![],
-            idle_interval: Duration::from_millis(50),
-        }
-    }
-
-    async fn request(&self, prompt: &str) -> String {
-        let v: Value = self
-            .http
-            .post(format!("{}/api/v2/generate/text/async", self.base))
-            .header("apikey", &self.requester_key)
-            .json(&json!({"prompt": prompt}))
-            .send()
-            .await
-            .expect("async")
-            .json()
-            .await
-            .expect("json");
-        v["id"].as_str().expect("id").to_string()
-    }
-
-    async fn status(&self, id: &str) -> Value {
-        self.http
-            .get(format!("{}/api/v2/generate/text/status/{id}", self.base))
-            .send()
-            .await
-            .expect("status")
-            .json()
-            .await
-            .expect("json")
-    }
-
-    async fn wait_for(&self, id: &str, what: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let s = self.status(id).await;
-            if what(&s) {
-                return s;
-            }
-            assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting on {id}: {s}");
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-    }
-
-    async fn worker(&self, name: &str) -> Value {
-        self.http
-            .get(format!("{}/api/v2/workers/name/{name}", self.base))
-            .send()
-            .await
-            .expect("worker")
-            .json()
-            .await
-            .expect("json")
     }
 }
 

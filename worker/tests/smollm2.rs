@@ -9,8 +9,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use horde_protocol::text::TextParams;
 use horde_worker::gguf::{Gguf, TensorType};
+use horde_worker::text_model::TextModel;
 use horde_worker::tokenizer;
+use serde_json::json;
 
 fn model_path() -> Option<PathBuf> {
     let path = std::env::var_os("HORDE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
@@ -187,4 +192,57 @@ fn greedy_answer_matches_the_reference() {
     let text = tokenizer::decode(&tk, &out).expect("decode");
     eprintln!("{text:?} in {:?}", started.elapsed());
     assert!(text.starts_with("The capital of France is Paris."), "{text:?}");
+}
+
+#[test]
+fn sampling_is_seeded_and_stop_sequences_cut() {
+    let Some(path) = model_path() else { return };
+    let model = TextModel::load(path.to_str().unwrap_or_default(), &burn::prelude::Device::flex()).expect("model");
+    assert_eq!(model.name, "SmolLM2-135M-Instruct");
+    let params = |v: serde_json::Value| serde_json::from_value::<TextParams>(v).expect("params");
+    let warm = params(json!({"max_length": 12, "temperature": 1.2, "top_p": 0.95}));
+    let a = model.generate(CHAT, &warm, 42).expect("a");
+    let b = model.generate(CHAT, &warm, 42).expect("b");
+    assert_eq!(a, b, "same seed, same text");
+    assert_eq!(a.seed, 42);
+    let greedy = params(json!({"max_length": 16, "temperature": 0.0, "stop_sequence": ["Paris"]}));
+    let cut = model.generate(CHAT, &greedy, 1).expect("cut");
+    assert_eq!(cut.text, "The capital of France is ");
+    // A prompt longer than the context is cut from the left, keeping room for the answer.
+    let long = format!("{}{}", "blah ".repeat(400), CHAT);
+    let small = params(json!({"max_length": 16, "max_context_length": 128, "temperature": 0.0}));
+    let out = model.generate(&long, &small, 1).expect("truncated");
+    assert!(out.tokens <= 16 && !out.text.is_empty(), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_binary_answers_through_the_horde_and_stops_cleanly() {
+    let Some(path) = model_path() else { return };
+    let f = common::horde().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_horde-worker"))
+        .args(["--url", &f.base, "--api-key", &f.owner_key, "--name", "smol-e2e", "--model"])
+        .arg(&path)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start the worker");
+    let id = f
+        .request_with(json!({"prompt": CHAT, "models": ["SmolLM2-135M-Instruct"], "params": {"max_length": 16, "temperature": 0.0}}))
+        .await;
+    let s = f.wait_for(&id, |s| s["done"] == json!(true)).await;
+    let g = &s["generations"][0];
+    assert!(
+        g["text"].as_str().is_some_and(|t| t.starts_with("The capital of France is Paris.")),
+        "{s}"
+    );
+    assert_eq!(
+        (g["model"].as_str(), g["worker_name"].as_str()),
+        (Some("SmolLM2-135M-Instruct"), Some("smol-e2e"))
+    );
+    let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "clean exit on SIGINT: {status:?}");
+    assert_eq!(f.worker("smol-e2e").await["maintenance_mode"], true, "maintenance on exit");
 }
