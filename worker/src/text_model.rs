@@ -44,7 +44,7 @@ pub fn model_name_from_path(path: &Path) -> String {
     }
 }
 
-/// A stable seed for a job id, so a job can be reproduced.
+/// A stable seed for a job id (below 2³¹, safe for every client), so a job can be reproduced.
 pub fn seed_for(job_id: &str) -> u64 {
     job_id
         .bytes()

@@ -1,0 +1,75 @@
+//! Prefill and decode speed of the default model (SmolLM2-135M-Instruct Q4_1, dequantized to f32,
+//! burn flex backend): 128 greedy tokens from a fixed prompt, median of 3 runs after a warm-up.
+//! Threads follow RAYON_NUM_THREADS. Run:
+//!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode
+//!   RAYON_NUM_THREADS=2 cargo bench -p horde-worker --bench decode
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use horde_worker::gguf::Gguf;
+use horde_worker::llama::Llama;
+use horde_worker::tokenizer;
+
+const PROMPT: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |b, (i, x)| if *x > b.1 { (i, *x) } else { b })
+        .0 as u32
+}
+
+fn main() {
+    let path = std::env::var_os("HORDE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/horde/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+    });
+    if !path.exists() {
+        println!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
+        return;
+    }
+    let quick = std::env::args().any(|a| a == "--test");
+    let g = Gguf::open(&path).expect("gguf");
+    let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    let model = Llama::from_gguf(&g, &burn::prelude::Device::flex()).expect("model");
+    let prompt = tokenizer::encode(&tk, &special, PROMPT).expect("encode");
+    let new_tokens = if quick { 4 } else { 128 };
+    let run = |n: usize| {
+        let mut cache = model.new_cache();
+        let t0 = Instant::now();
+        let mut logits = model.forward(&prompt, &mut cache);
+        let t1 = Instant::now();
+        let mut out = vec![argmax(&logits)];
+        while out.len() < n {
+            logits = model.forward(&[*out.last().unwrap_or(&0)], &mut cache);
+            out.push(argmax(&logits));
+        }
+        let t2 = Instant::now();
+        (
+            prompt.len() as f64 / (t1 - t0).as_secs_f64(),
+            (n - 1) as f64 / (t2 - t1).as_secs_f64(),
+            out,
+        )
+    };
+    run(8);
+    let mut runs: Vec<(f64, f64)> = vec![];
+    let mut text = String::new();
+    for _ in 0..(if quick { 1 } else { 3 }) {
+        let (p, d, out) = run(new_tokens);
+        text = tokenizer::decode(&tk, &out).unwrap_or_default();
+        runs.push((p, d));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
+    println!(
+        "SmolLM2-135M Q4_1→f32, burn flex, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
+        median(runs.iter().map(|r| r.0).collect()),
+        prompt.len(),
+        median(runs.iter().map(|r| r.1).collect()),
+        new_tokens - 1
+    );
+    println!("output: {:?}", text.chars().take(120).collect::<String>());
+}
