@@ -49,6 +49,7 @@ pub fn seed_for(job_id: &str) -> u64 {
     job_id
         .bytes()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+        % (1 << 31)
 }
 
 impl TextModel {
