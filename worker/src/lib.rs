@@ -6,6 +6,7 @@ pub mod bridge;
 pub mod client;
 pub mod config;
 pub mod gguf;
+pub mod hf;
 pub mod llama;
 pub mod sampling;
 pub mod text_model;

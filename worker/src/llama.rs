@@ -106,15 +106,35 @@ pub struct Llama {
     sin: Tensor<2>,
 }
 
-fn tensor1(g: &Gguf, name: &str, device: &Device) -> Result<Tensor<1>, GgufError> {
-    let (data, shape) = g.dequantize(name)?;
+/// Where a model's tensors come from: named and laid out as in GGUF (`blk.N.attn_q.weight`,
+/// matrices `[out][in]`, q/k rows in interleaved rotary order), as f32.
+pub trait Weights {
+    /// The tensor's elements (row-major) and shape, or `None` if the model has no such tensor.
+    fn tensor(&self, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>, GgufError>;
+}
+
+impl Weights for Gguf {
+    fn tensor(&self, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>, GgufError> {
+        if self.tensor_info(name).is_none() {
+            return Ok(None);
+        }
+        self.dequantize(name).map(Some)
+    }
+}
+
+fn required(w: &dyn Weights, name: &str) -> Result<(Vec<f32>, Vec<usize>), GgufError> {
+    w.tensor(name)?.ok_or_else(|| GgufError::MissingTensor(name.to_string()))
+}
+
+fn tensor1(w: &dyn Weights, name: &str, device: &Device) -> Result<Tensor<1>, GgufError> {
+    let (data, shape) = required(w, name)?;
     let n = shape.iter().product::<usize>();
     Ok(Tensor::from_data(TensorData::new(data, [n]), device))
 }
 
-/// A GGUF matrix (stored `[out][in]`) as `[in, out]`, so `x.matmul(w)` applies it.
-fn linear(g: &Gguf, name: &str, device: &Device) -> Result<Tensor<2>, GgufError> {
-    let (data, shape) = g.dequantize(name)?;
+/// A matrix stored `[out][in]` as `[in, out]`, so `x.matmul(w)` applies it.
+fn linear(w: &dyn Weights, name: &str, device: &Device) -> Result<Tensor<2>, GgufError> {
+    let (data, shape) = required(w, name)?;
     let [rows, cols] = shape[..] else {
         return Err(GgufError::Invalid(format!("{name} is not a matrix")));
     };
@@ -124,29 +144,41 @@ fn linear(g: &Gguf, name: &str, device: &Device) -> Result<Tensor<2>, GgufError>
 impl Llama {
     /// Loads a GGUF model onto `device`.
     pub fn from_gguf(g: &Gguf, device: &Device) -> Result<Self, GgufError> {
-        let config = LlamaConfig::from_gguf(g)?;
-        let (emb, shape) = g.dequantize("token_embd.weight")?;
+        Self::load(LlamaConfig::from_gguf(g)?, g, device)
+    }
+
+    /// Builds the model from any weight source.
+    pub fn load(config: LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
+        let (emb, shape) = required(w, "token_embd.weight")?;
+        if shape != [config.vocab, config.dim] {
+            return Err(GgufError::Invalid(format!(
+                "token_embd.weight has shape {shape:?}, expected [{}, {}]",
+                config.vocab, config.dim
+            )));
+        }
         let embedding = Tensor::<2>::from_data(TensorData::new(emb, [shape[0], shape[1]]), device);
-        let lm_head = match g.tensor_info("output.weight") {
-            Some(_) => linear(g, "output.weight", device)?,
-            None => embedding.clone().transpose(),
+        let lm_head = match w.tensor("output.weight")? {
+            Some((data, shape)) if shape.len() == 2 => {
+                Tensor::<2>::from_data(TensorData::new(data, [shape[0], shape[1]]), device).transpose()
+            }
+            _ => embedding.clone().transpose(),
         };
         let mut layers = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
             layers.push(Layer {
-                attn_norm: tensor1(g, &p("attn_norm"), device)?,
-                wq: linear(g, &p("attn_q"), device)?,
-                wk: linear(g, &p("attn_k"), device)?,
-                wv: linear(g, &p("attn_v"), device)?,
-                wo: linear(g, &p("attn_output"), device)?,
-                ffn_norm: tensor1(g, &p("ffn_norm"), device)?,
-                w_gate: linear(g, &p("ffn_gate"), device)?,
-                w_up: linear(g, &p("ffn_up"), device)?,
-                w_down: linear(g, &p("ffn_down"), device)?,
+                attn_norm: tensor1(w, &p("attn_norm"), device)?,
+                wq: linear(w, &p("attn_q"), device)?,
+                wk: linear(w, &p("attn_k"), device)?,
+                wv: linear(w, &p("attn_v"), device)?,
+                wo: linear(w, &p("attn_output"), device)?,
+                ffn_norm: tensor1(w, &p("ffn_norm"), device)?,
+                w_gate: linear(w, &p("ffn_gate"), device)?,
+                w_up: linear(w, &p("ffn_up"), device)?,
+                w_down: linear(w, &p("ffn_down"), device)?,
             });
         }
-        let output_norm = tensor1(g, "output_norm.weight", device)?;
+        let output_norm = tensor1(w, "output_norm.weight", device)?;
         let (cos, sin) = rope_tables(&config, device);
         Ok(Self {
             config,
@@ -337,5 +369,86 @@ mod tests {
         // The position matters (rotary embeddings): the same token elsewhere gives other logits.
         let shifted = model.forward(&[5], &mut model.new_cache());
         assert!(shifted.iter().zip(&step).any(|(a, b)| (a - b).abs() > 1e-4));
+    }
+
+    /// Interleaved rows back to HF's rotate-half order (the inverse of the loader's permutation).
+    fn interleaved_to_rotate_half(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
+        let hd = data.len() / cols / heads;
+        let half = hd / 2;
+        let mut out = vec![0f32; data.len()];
+        for h in 0..heads {
+            for i in 0..half {
+                for j in 0..2 {
+                    let src = (h * hd + 2 * i + j) * cols;
+                    let dst = (h * hd + j * half + i) * cols;
+                    out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_safetensors_checkpoint_gives_the_same_logits_as_gguf() {
+        use safetensors::tensor::TensorView;
+        let g = tiny_gguf();
+        let dir = std::env::temp_dir().join(format!("hf-tiny-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+        for t in &g.tensors {
+            let (mut data, shape) = g.dequantize(&t.name).expect("tensor");
+            let hf = match t.name.as_str() {
+                "token_embd.weight" => "model.embed_tokens.weight".to_string(),
+                "output_norm.weight" => "model.norm.weight".to_string(),
+                n => {
+                    let (layer, part) = n.trim_start_matches("blk.").split_once('.').expect("layer");
+                    let part = match part {
+                        "attn_norm.weight" => "input_layernorm.weight",
+                        "attn_q.weight" => {
+                            data = interleaved_to_rotate_half(&data, 2, shape[1]);
+                            "self_attn.q_proj.weight"
+                        }
+                        "attn_k.weight" => {
+                            data = interleaved_to_rotate_half(&data, 1, shape[1]);
+                            "self_attn.k_proj.weight"
+                        }
+                        "attn_v.weight" => "self_attn.v_proj.weight",
+                        "attn_output.weight" => "self_attn.o_proj.weight",
+                        "ffn_norm.weight" => "post_attention_layernorm.weight",
+                        "ffn_gate.weight" => "mlp.gate_proj.weight",
+                        "ffn_up.weight" => "mlp.up_proj.weight",
+                        "ffn_down.weight" => "mlp.down_proj.weight",
+                        other => panic!("unexpected tensor {other}"),
+                    };
+                    format!("model.layers.{layer}.{part}")
+                }
+            };
+            named.push((hf, shape, data.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        }
+        let views: Vec<(String, TensorView<'_>)> = named
+            .iter()
+            .map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view")))
+            .collect();
+        let bytes = safetensors::serialize(views, None).expect("serialize");
+        std::fs::write(dir.join("model.safetensors"), bytes).expect("write");
+        std::fs::write(
+            dir.join("config.json"),
+            r#"{"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+                "intermediate_size": 16, "vocab_size": 16, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+                "max_position_embeddings": 32, "tie_word_embeddings": true}"#,
+        )
+        .expect("write");
+        let hf = crate::hf::HfWeights::open(&dir).expect("open");
+        let device = Device::flex();
+        let from_hf = Llama::load(hf.config.llama(), &hf, &device).expect("hf model");
+        let from_gguf = Llama::from_gguf(&g, &device).expect("gguf model");
+        let shape = |c: &LlamaConfig| (c.layers, c.dim, c.heads, c.kv_heads, c.ffn_dim, c.vocab, c.context);
+        assert_eq!(shape(&from_hf.config), shape(&from_gguf.config));
+        let tokens = [2u32, 9, 4, 4, 11];
+        let a = from_gguf.forward(&tokens, &mut from_gguf.new_cache());
+        let b = from_hf.forward(&tokens, &mut from_hf.new_cache());
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < 1e-5, "safetensors and GGUF disagree by {diff}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

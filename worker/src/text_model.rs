@@ -8,6 +8,7 @@ use tokenizers::Tokenizer;
 
 use crate::backend::{Generated, TextBackend, TextJob};
 use crate::gguf::{Gguf, GgufError};
+use crate::hf::HfWeights;
 use crate::llama::Llama;
 use crate::sampling::{cut_at_stop, Sampler, SamplerSettings};
 use crate::tokenizer::{self, SpecialTokens, TokenizerError};
@@ -18,7 +19,7 @@ pub enum ModelError {
     Gguf(#[from] GgufError),
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
-    #[error("{0}: only GGUF model files are supported")]
+    #[error("{0}: give a .gguf file or a directory with config.json, model.safetensors and tokenizer.json")]
     Format(String),
 }
 
@@ -53,12 +54,31 @@ pub fn seed_for(job_id: &str) -> u64 {
 }
 
 impl TextModel {
-    /// Loads `[NAME=]PATH`.
+    /// Loads `[NAME=]PATH`: a `.gguf` file, or a Hugging Face directory (`config.json`,
+    /// `model.safetensors`, `tokenizer.json`).
     pub fn load(spec: &str, device: &burn::prelude::Device) -> Result<Self, ModelError> {
         let (name, path) = match spec.split_once('=') {
             Some((n, p)) if !n.is_empty() => (Some(n.to_string()), Path::new(p)),
             _ => (None, Path::new(spec)),
         };
+        if path.is_dir() {
+            let weights = HfWeights::open(path)?;
+            let tok_path = path.join("tokenizer.json");
+            let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| TokenizerError::Build(format!("{}: {e}", tok_path.display())))?;
+            let special = SpecialTokens {
+                bos: weights.config.bos_token_id,
+                eos: weights.config.eos_token_id,
+                add_bos: false,
+            };
+            let model = Llama::load(weights.config.llama(), &weights, device)?;
+            let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+            return Ok(Self {
+                name: name.unwrap_or(dir_name),
+                model,
+                tokenizer,
+                special,
+            });
+        }
         if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
             return Err(ModelError::Format(path.display().to_string()));
         }
