@@ -12,7 +12,7 @@ use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
 use crate::gguf::{f16_to_f32, GgufError};
-use crate::llama::{LlamaConfig, Weights};
+use crate::llama::{HostTensor, LlamaConfig, Weights};
 
 /// The parts of `config.json` the decoder needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -130,7 +130,7 @@ impl HfWeights {
 }
 
 impl Weights for HfWeights {
-    fn tensor(&self, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>, GgufError> {
+    fn tensor(&self, name: &str) -> Result<Option<HostTensor>, GgufError> {
         let Some((hf, permute_heads)) = hf_name(name, &self.config) else {
             return Ok(None);
         };

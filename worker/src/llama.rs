@@ -106,15 +106,18 @@ pub struct Llama {
     sin: Tensor<2>,
 }
 
+/// A tensor in host memory: row-major f32 elements and the shape.
+pub type HostTensor = (Vec<f32>, Vec<usize>);
+
 /// Where a model's tensors come from: named and laid out as in GGUF (`blk.N.attn_q.weight`,
 /// matrices `[out][in]`, q/k rows in interleaved rotary order), as f32.
 pub trait Weights {
     /// The tensor's elements (row-major) and shape, or `None` if the model has no such tensor.
-    fn tensor(&self, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>, GgufError>;
+    fn tensor(&self, name: &str) -> Result<Option<HostTensor>, GgufError>;
 }
 
 impl Weights for Gguf {
-    fn tensor(&self, name: &str) -> Result<Option<(Vec<f32>, Vec<usize>)>, GgufError> {
+    fn tensor(&self, name: &str) -> Result<Option<HostTensor>, GgufError> {
         if self.tensor_info(name).is_none() {
             return Ok(None);
         }
@@ -122,7 +125,7 @@ impl Weights for Gguf {
     }
 }
 
-fn required(w: &dyn Weights, name: &str) -> Result<(Vec<f32>, Vec<usize>), GgufError> {
+fn required(w: &dyn Weights, name: &str) -> Result<HostTensor, GgufError> {
     w.tensor(name)?.ok_or_else(|| GgufError::MissingTensor(name.to_string()))
 }
 
