@@ -47,6 +47,9 @@ pub struct Args {
     /// File of words, one per line: prompts containing them get NSFW post-processing on this worker.
     #[arg(long, env = "HORDE_CENSORLIST")]
     pub censorlist: Option<PathBuf>,
+    /// Inference device: cpu (default), wgpu or cuda[:N] (GPU ones need the matching build feature).
+    #[arg(long, env = "HORDE_DEVICE")]
+    pub device: Option<String>,
 }
 
 /// The same settings in a TOML file.
@@ -65,6 +68,7 @@ pub struct FileConfig {
     pub priority_usernames: Vec<String>,
     pub nsfw: Option<bool>,
     pub censorlist: Option<PathBuf>,
+    pub device: Option<String>,
 }
 
 /// Resolved settings.
@@ -80,6 +84,8 @@ pub struct WorkerConfig {
     pub priority_usernames: Vec<String>,
     pub nsfw: bool,
     pub censorlist: Vec<String>,
+    /// Inference device (`cpu`, `wgpu`, `cuda[:N]`).
+    pub device: String,
     /// Wait between pops when the horde has nothing for this worker.
     pub idle_interval: std::time::Duration,
 }
@@ -148,6 +154,7 @@ impl WorkerConfig {
             priority_usernames,
             nsfw: args.nsfw.or(file.nsfw).unwrap_or(true),
             censorlist,
+            device: args.device.or(file.device).unwrap_or_else(|| "cpu".into()),
             idle_interval: std::time::Duration::from_secs(1),
         })
     }

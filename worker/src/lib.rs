@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bridge;
 pub mod client;
 pub mod config;
+pub mod device;
 pub mod gguf;
 pub mod hf;
 pub mod llama;

@@ -27,7 +27,13 @@ fn main() -> ExitCode {
         eprintln!("horde-worker: no model given: pass --model PATH.gguf (scripts/fetch-models.sh fetches the default one)");
         return ExitCode::from(2);
     }
-    let device = burn::prelude::Device::flex();
+    let device = match horde_worker::device::select(&cfg.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("horde-worker: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut models = vec![];
     for spec in &cfg.models {
         match TextModel::load(spec, &device) {

@@ -69,6 +69,7 @@ impl Fixture {
             priority_usernames: vec![],
             nsfw: true,
             censorlist: vec![],
+            device: "cpu".into(),
             idle_interval: Duration::from_millis(50),
         }
     }
