@@ -3,7 +3,7 @@
 
 use burn::prelude::Device;
 
-/// Parses `cpu`, `wgpu`, `cuda` or `cuda:N`.
+/// Parses `cpu`, `wgpu[:N]` or `cuda[:N]`.
 pub fn select(spec: &str) -> Result<Device, String> {
     let (kind, index) = match spec.split_once(':') {
         Some((k, i)) => (k, i.parse::<usize>().map_err(|_| format!("bad device index in '{spec}'"))?),
@@ -11,22 +11,39 @@ pub fn select(spec: &str) -> Result<Device, String> {
     };
     match kind {
         "cpu" | "flex" => Ok(Device::flex()),
-        #[cfg(feature = "wgpu")]
-        "wgpu" => Ok(if index == 0 {
-            Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)
-        } else {
-            Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(index))
-        }),
-        #[cfg(feature = "cuda")]
-        "cuda" => Ok(Device::cuda(index)),
-        "wgpu" | "cuda" => {
-            let _ = index;
-            Err(format!(
-                "this build has no {kind} backend: build horde-worker with `--features {kind}`"
-            ))
-        }
+        "wgpu" => wgpu(index),
+        "cuda" => cuda(index),
         other => Err(format!("unknown device '{other}': use cpu, wgpu or cuda[:N]")),
     }
+}
+
+fn missing(kind: &str) -> String {
+    format!("this build has no {kind} backend: build horde-worker with `--features {kind}`")
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu(index: usize) -> Result<Device, String> {
+    use burn::tensor::DeviceKind;
+    Ok(Device::wgpu(if index == 0 {
+        DeviceKind::DefaultDevice
+    } else {
+        DeviceKind::DiscreteGpu(index)
+    }))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu(_index: usize) -> Result<Device, String> {
+    Err(missing("wgpu"))
+}
+
+#[cfg(feature = "cuda")]
+fn cuda(index: usize) -> Result<Device, String> {
+    Ok(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_index: usize) -> Result<Device, String> {
+    Err(missing("cuda"))
 }
 
 #[cfg(test)]
