@@ -17,6 +17,7 @@ pub fn select(spec: &str) -> Result<Device, String> {
     }
 }
 
+#[cfg_attr(all(feature = "wgpu", feature = "cuda"), allow(dead_code))]
 fn missing(kind: &str) -> String {
     format!("this build has no {kind} backend: build horde-worker with `--features {kind}`")
 }
