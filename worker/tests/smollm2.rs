@@ -246,3 +246,75 @@ async fn worker_binary_answers_through_the_horde_and_stops_cleanly() {
     assert!(status.success(), "clean exit on SIGINT: {status:?}");
     assert_eq!(f.worker("smol-e2e").await["maintenance_mode"], true, "maintenance on exit");
 }
+
+/// Golden numerics: the numpy reference's first-position logits and 32-token greedy continuation.
+#[test]
+fn logits_and_greedy_continuation_match_the_numpy_reference() {
+    let Some(path) = model_path() else { return };
+    let Some(python) = reference_python() else { return };
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/smollm2_gguf_numpy.py");
+    let wrapper = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/smollm2_reference_logits.py");
+    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smollm2-reference");
+    let out = Command::new(&python)
+        .arg(&wrapper)
+        .arg(&reference)
+        .arg(&path)
+        .args([CHAT, "32"])
+        .arg(&prefix)
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .output()
+        .expect("run the reference");
+    assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(prefix.with_extension("json")).expect("json")).expect("parse");
+    let ref_logits: Vec<f32> = std::fs::read(prefix.with_extension("logits.f32"))
+        .expect("logits")
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let ids_of = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as u32)).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+
+    let g = Gguf::open(&path).expect("parses");
+    let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    let model = horde_worker::llama::Llama::from_gguf(&g, &burn::prelude::Device::flex()).expect("model");
+    let ids = tokenizer::encode(&tk, &special, CHAT).expect("encode");
+    assert_eq!(ids, ids_of(&golden["prompt_ids"]));
+    let mut cache = model.new_cache();
+    let mut logits = model.forward(&ids, &mut cache);
+    // Tolerance: both compute in f32 from the same dequantized weights; only summation order differs.
+    assert_eq!(logits.len(), ref_logits.len());
+    let scale = ref_logits.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let diff = logits.iter().zip(&ref_logits).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    eprintln!("first-position logits: max |difference| {diff}, max |logit| {scale}");
+    assert!(
+        diff <= 1e-3 * scale.max(1.0),
+        "first-position logits differ by {diff} (max |logit| {scale})"
+    );
+    // Greedy continuation, token for token (the reference keeps the EOS token if it stops).
+    let want = ids_of(&golden["greedy"]);
+    let mut got = vec![];
+    while got.len() < want.len() {
+        let next = logits
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |b, (i, v)| if *v > b.1 { (i, *v) } else { b })
+            .0 as u32;
+        got.push(next);
+        if Some(next) == special.eos {
+            break;
+        }
+        logits = model.forward(&[next], &mut cache);
+    }
+    assert_eq!(
+        got,
+        want,
+        "{:?} vs {:?}",
+        tokenizer::decode(&tk, &got),
+        tokenizer::decode(&tk, &want)
+    );
+    assert!(tokenizer::decode(&tk, &got).expect("decode").contains("Paris"));
+}
