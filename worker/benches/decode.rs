@@ -3,6 +3,7 @@
 //! Threads follow RAYON_NUM_THREADS. Run:
 //!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode
 //!   RAYON_NUM_THREADS=2 cargo bench -p horde-worker --bench decode
+//!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode -- --f16-weights
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,7 +32,9 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let g = Gguf::open(&path).expect("gguf");
     let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    let f16 = std::env::args().any(|a| a == "--f16-weights");
     let model = Llama::from_gguf(&g, &burn::prelude::Device::flex()).expect("model");
+    let model = if f16 { model.with_f16_weights() } else { model };
     let prompt = tokenizer::encode(&tk, &special, PROMPT).expect("encode");
     let new_tokens = if quick { 4 } else { 128 };
     let run = |n: usize| {
@@ -65,7 +68,8 @@ fn main() {
     };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     println!(
-        "SmolLM2-135M Q4_1→f32, burn flex, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
+        "SmolLM2-135M Q4_1→{}, burn flex, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
+        if f16 { "f16" } else { "f32" },
         median(runs.iter().map(|r| r.0).collect()),
         prompt.len(),
         median(runs.iter().map(|r| r.1).collect()),

@@ -50,6 +50,9 @@ pub struct Args {
     /// Inference device: cpu (default), wgpu or cuda[:N] (GPU ones need the matching build feature).
     #[arg(long, env = "HORDE_DEVICE")]
     pub device: Option<String>,
+    /// Keep model matrices in f16 (half the memory, faster decoding; results differ slightly).
+    #[arg(long, env = "HORDE_F16_WEIGHTS")]
+    pub f16_weights: Option<bool>,
 }
 
 /// The same settings in a TOML file.
@@ -69,6 +72,7 @@ pub struct FileConfig {
     pub nsfw: Option<bool>,
     pub censorlist: Option<PathBuf>,
     pub device: Option<String>,
+    pub f16_weights: Option<bool>,
 }
 
 /// Resolved settings.
@@ -86,6 +90,8 @@ pub struct WorkerConfig {
     pub censorlist: Vec<String>,
     /// Inference device (`cpu`, `wgpu`, `cuda[:N]`).
     pub device: String,
+    /// Model matrices in f16.
+    pub f16_weights: bool,
     /// Wait between pops when the horde has nothing for this worker.
     pub idle_interval: std::time::Duration,
 }
@@ -155,6 +161,7 @@ impl WorkerConfig {
             nsfw: args.nsfw.or(file.nsfw).unwrap_or(true),
             censorlist,
             device: args.device.or(file.device).unwrap_or_else(|| "cpu".into()),
+            f16_weights: args.f16_weights.or(file.f16_weights).unwrap_or(false),
             idle_interval: std::time::Duration::from_secs(1),
         })
     }

@@ -144,6 +144,16 @@ fn linear(w: &dyn Weights, name: &str, device: &Device) -> Result<Tensor<2>, Ggu
     Ok(Tensor::<2>::from_data(TensorData::new(data, [rows, cols]), device).transpose())
 }
 
+/// `x · w` in the weight's precision, result in f32.
+fn apply(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
+    let dtype = w.dtype();
+    if dtype == burn::tensor::DType::F32 {
+        x.matmul(w.clone())
+    } else {
+        x.cast(dtype).matmul(w.clone()).cast(burn::tensor::DType::F32)
+    }
+}
+
 impl Llama {
     /// Loads a GGUF model onto `device`.
     pub fn from_gguf(g: &Gguf, device: &Device) -> Result<Self, GgufError> {
@@ -195,6 +205,27 @@ impl Llama {
         })
     }
 
+    /// Keeps the projection and feed-forward matrices (and the LM head) in f16: half the memory
+    /// and memory traffic per token; activations, norms and attention stay f32.
+    pub fn with_f16_weights(mut self) -> Self {
+        let half = |t: Tensor<2>| t.cast(burn::tensor::DType::F16);
+        for l in &mut self.layers {
+            for w in [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ] {
+                *w = half(w.clone());
+            }
+        }
+        self.lm_head = half(self.lm_head);
+        self
+    }
+
     pub fn new_cache(&self) -> KvCache {
         KvCache {
             layers: (0..self.config.layers).map(|_| None).collect(),
@@ -241,9 +272,9 @@ impl Llama {
         let scale = 1.0 / (hd as f64).sqrt();
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let h = self.rms_norm(x.clone(), &layer.attn_norm);
-            let q = self.rope(h.clone().matmul(layer.wq.clone()).reshape([t, c.heads, hd]), start);
-            let k = self.rope(h.clone().matmul(layer.wk.clone()).reshape([t, c.kv_heads, hd]), start);
-            let v = h.matmul(layer.wv.clone()).reshape([t, c.kv_heads, hd]);
+            let q = self.rope(apply(h.clone(), &layer.wq).reshape([t, c.heads, hd]), start);
+            let k = self.rope(apply(h.clone(), &layer.wk).reshape([t, c.kv_heads, hd]), start);
+            let v = apply(h, &layer.wv).reshape([t, c.kv_heads, hd]);
             let (k_all, v_all) = match slot.take() {
                 Some((pk, pv)) => (Tensor::cat(vec![pk, k], 0), Tensor::cat(vec![pv, v], 0)),
                 None => (k, v),
@@ -261,17 +292,14 @@ impl Llama {
             let scores = q.swap_dims(0, 1).matmul(keys.swap_dims(1, 2)).mul_scalar(scale) + mask.clone(); // [heads, t, total]
             let attn = softmax(scores, 2).matmul(values); // [heads, t, hd]
             let attn = attn.swap_dims(0, 1).reshape([t, c.dim]);
-            x = x + attn.matmul(layer.wo.clone());
+            x = x + apply(attn, &layer.wo);
             let h = self.rms_norm(x.clone(), &layer.ffn_norm);
-            let ff = silu(h.clone().matmul(layer.w_gate.clone())) * h.matmul(layer.w_up.clone());
-            x = x + ff.matmul(layer.w_down.clone());
+            let ff = silu(apply(h.clone(), &layer.w_gate)) * apply(h, &layer.w_up);
+            x = x + apply(ff, &layer.w_down);
         }
         cache.len = total;
         let last = self.rms_norm(x.narrow(0, t - 1, 1), &self.output_norm);
-        last.matmul(self.lm_head.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap_or_default()
+        apply(last, &self.lm_head).into_data().try_to_vec::<f32>().unwrap_or_default()
     }
 }
 
@@ -343,6 +371,18 @@ mod tests {
             &refs,
         );
         Gguf::parse(bytes).expect("gguf")
+    }
+
+    #[test]
+    fn f16_weights_stay_close_to_f32() {
+        let g = tiny_gguf();
+        let full = Llama::from_gguf(&g, &Device::flex()).expect("model");
+        let half = Llama::from_gguf(&g, &Device::flex()).expect("model").with_f16_weights();
+        let tokens = [1u32, 2, 3];
+        let a = full.forward(&tokens, &mut full.new_cache());
+        let b = half.forward(&tokens, &mut half.new_cache());
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff > 0.0 && diff < 2e-2, "f16 weights moved logits by {diff}");
     }
 
     #[test]

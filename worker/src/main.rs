@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     };
     let mut models = vec![];
     for spec in &cfg.models {
-        match TextModel::load(spec, &device) {
+        match TextModel::load(spec, &device, cfg.f16_weights) {
             Ok(m) => {
                 tracing::info!(model = %m.name, "loaded");
                 models.push(m);

@@ -56,7 +56,7 @@ pub fn seed_for(job_id: &str) -> u64 {
 impl TextModel {
     /// Loads `[NAME=]PATH`: a `.gguf` file, or a Hugging Face directory (`config.json`,
     /// `model.safetensors`, `tokenizer.json`).
-    pub fn load(spec: &str, device: &burn::prelude::Device) -> Result<Self, ModelError> {
+    pub fn load(spec: &str, device: &burn::prelude::Device, f16_weights: bool) -> Result<Self, ModelError> {
         let (name, path) = match spec.split_once('=') {
             Some((n, p)) if !n.is_empty() => (Some(n.to_string()), Path::new(p)),
             _ => (None, Path::new(spec)),
@@ -71,6 +71,7 @@ impl TextModel {
                 add_bos: false,
             };
             let model = Llama::load(weights.config.llama(), &weights, device)?;
+            let model = if f16_weights { model.with_f16_weights() } else { model };
             let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
             return Ok(Self {
                 name: name.unwrap_or(dir_name),

@@ -197,7 +197,7 @@ fn greedy_answer_matches_the_reference() {
 #[test]
 fn sampling_is_seeded_and_stop_sequences_cut() {
     let Some(path) = model_path() else { return };
-    let model = TextModel::load(path.to_str().unwrap_or_default(), &burn::prelude::Device::flex()).expect("model");
+    let model = TextModel::load(path.to_str().unwrap_or_default(), &burn::prelude::Device::flex(), false).expect("model");
     assert_eq!(model.name, "SmolLM2-135M-Instruct");
     let params = |v: serde_json::Value| serde_json::from_value::<TextParams>(v).expect("params");
     let warm = params(json!({"max_length": 12, "temperature": 1.2, "top_p": 0.95}));

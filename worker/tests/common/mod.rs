@@ -70,6 +70,7 @@ impl Fixture {
             nsfw: true,
             censorlist: vec![],
             device: "cpu".into(),
+            f16_weights: false,
             idle_interval: Duration::from_millis(50),
         }
     }
