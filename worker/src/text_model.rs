@@ -1,7 +1,7 @@
 //! A GGUF text model as a `TextBackend`: tokenizer, Llama decoder on burn, sampler, stop sequences,
 //! left truncation to the context budget.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use horde_protocol::text::TextParams;
 use tokenizers::Tokenizer;
@@ -45,6 +45,31 @@ pub fn model_name_from_path(path: &Path) -> String {
     }
 }
 
+/// Where `scripts/fetch-models.sh` keeps models: `$HORDE_MODEL_CACHE`, else `~/.cache/horde/models`.
+pub fn model_cache() -> PathBuf {
+    std::env::var_os("HORDE_MODEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/horde/models"))
+}
+
+/// A path as given if it exists; else a file in the model cache named like it (`SmolLM2-135M-Instruct`
+/// finds `SmolLM2-135M-Instruct.Q4_1.gguf`).
+pub fn resolve_model(spec: &str) -> PathBuf {
+    let given = PathBuf::from(spec);
+    if given.exists() || spec.contains('/') {
+        return given;
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(model_cache())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gguf") && model_name_from_path(p) == spec)
+        .collect();
+    found.sort();
+    found.into_iter().next().unwrap_or(given)
+}
+
 /// A stable seed for a job id (below 2³¹, safe for every client), so a job can be reproduced.
 pub fn seed_for(job_id: &str) -> u64 {
     job_id
@@ -55,12 +80,14 @@ pub fn seed_for(job_id: &str) -> u64 {
 
 impl TextModel {
     /// Loads `[NAME=]PATH`: a `.gguf` file, or a Hugging Face directory (`config.json`,
-    /// `model.safetensors`, `tokenizer.json`).
+    /// `model.safetensors`, `tokenizer.json`), or a model name found in the model cache.
     pub fn load(spec: &str, device: &burn::prelude::Device, f16_weights: bool) -> Result<Self, ModelError> {
-        let (name, path) = match spec.split_once('=') {
-            Some((n, p)) if !n.is_empty() => (Some(n.to_string()), Path::new(p)),
-            _ => (None, Path::new(spec)),
+        let (name, given) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() => (Some(n.to_string()), p),
+            _ => (None, spec),
         };
+        let resolved = resolve_model(given);
+        let path = resolved.as_path();
         if path.is_dir() {
             let weights = HfWeights::open(path)?;
             let tok_path = path.join("tokenizer.json");
@@ -177,6 +204,19 @@ impl TextBackend for TextModels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_names_resolve_in_the_cache() {
+        let dir = std::env::temp_dir().join(format!("hw-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("Tiny-1B.Q8_0.gguf"), b"x").expect("write");
+        std::env::set_var("HORDE_MODEL_CACHE", &dir);
+        assert_eq!(resolve_model("Tiny-1B"), dir.join("Tiny-1B.Q8_0.gguf"));
+        assert_eq!(resolve_model("Other"), PathBuf::from("Other"));
+        assert_eq!(resolve_model("./rel/x.gguf"), PathBuf::from("./rel/x.gguf"));
+        std::env::remove_var("HORDE_MODEL_CACHE");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn names_and_seeds() {
