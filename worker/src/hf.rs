@@ -100,6 +100,15 @@ fn hf_name(name: &str, c: &HfConfig) -> Option<(String, Option<usize>)> {
 
 /// Reorders the rows of a `[heads·hd, cols]` matrix from rotate-half to interleaved pairs.
 pub fn rotate_half_to_interleaved(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
+    permute_pairs(data, heads, cols, false)
+}
+
+/// The inverse: interleaved pairs back to rotate-half (how an HF checkpoint stores q/k).
+pub fn interleaved_to_rotate_half(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
+    permute_pairs(data, heads, cols, true)
+}
+
+fn permute_pairs(data: &[f32], heads: usize, cols: usize, inverse: bool) -> Vec<f32> {
     let rows = data.len() / cols.max(1);
     let hd = rows / heads.max(1);
     let half = hd / 2;
@@ -107,8 +116,8 @@ pub fn rotate_half_to_interleaved(data: &[f32], heads: usize, cols: usize) -> Ve
     for h in 0..heads {
         for i in 0..half {
             for j in 0..2 {
-                let dst = (h * hd + 2 * i + j) * cols;
-                let src = (h * hd + j * half + i) * cols;
+                let (interleaved, halves) = ((h * hd + 2 * i + j) * cols, (h * hd + j * half + i) * cols);
+                let (dst, src) = if inverse { (halves, interleaved) } else { (interleaved, halves) };
                 out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
             }
         }
@@ -171,5 +180,6 @@ mod tests {
         let out = rotate_half_to_interleaved(&data, 2, 2);
         assert_eq!(&out[..8], &[0.0, 1.0, 4.0, 5.0, 2.0, 3.0, 6.0, 7.0]);
         assert_eq!(&out[8..], &[8.0, 9.0, 12.0, 13.0, 10.0, 11.0, 14.0, 15.0]);
+        assert_eq!(interleaved_to_rotate_half(&out, 2, 2), data);
     }
 }

@@ -414,23 +414,6 @@ mod tests {
         assert!(shifted.iter().zip(&step).any(|(a, b)| (a - b).abs() > 1e-4));
     }
 
-    /// Interleaved rows back to HF's rotate-half order (the inverse of the loader's permutation).
-    fn interleaved_to_rotate_half(data: &[f32], heads: usize, cols: usize) -> Vec<f32> {
-        let hd = data.len() / cols / heads;
-        let half = hd / 2;
-        let mut out = vec![0f32; data.len()];
-        for h in 0..heads {
-            for i in 0..half {
-                for j in 0..2 {
-                    let src = (h * hd + 2 * i + j) * cols;
-                    let dst = (h * hd + j * half + i) * cols;
-                    out[dst..dst + cols].copy_from_slice(&data[src..src + cols]);
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn a_safetensors_checkpoint_gives_the_same_logits_as_gguf() {
         use safetensors::tensor::TensorView;
@@ -448,11 +431,11 @@ mod tests {
                     let part = match part {
                         "attn_norm.weight" => "input_layernorm.weight",
                         "attn_q.weight" => {
-                            data = interleaved_to_rotate_half(&data, 2, shape[1]);
+                            data = crate::hf::interleaved_to_rotate_half(&data, 2, shape[1]);
                             "self_attn.q_proj.weight"
                         }
                         "attn_k.weight" => {
-                            data = interleaved_to_rotate_half(&data, 1, shape[1]);
+                            data = crate::hf::interleaved_to_rotate_half(&data, 1, shape[1]);
                             "self_attn.k_proj.weight"
                         }
                         "attn_v.weight" => "self_attn.v_proj.weight",

@@ -49,21 +49,23 @@ impl TextBackend for Slow {
     }
 }
 
+/// Runs a bridge in the background until the returned sender fires.
+fn start(bridge: Bridge) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<horde_worker::BridgeStats>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        bridge
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, running)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_jobs_in_parallel_and_enters_maintenance_on_shutdown() {
     let f = horde().await;
-    let bridge = Arc::new(Bridge::new(f.config("echo-worker", 2), Arc::new(Echo)).expect("bridge"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = {
-        let bridge = bridge.clone();
-        tokio::spawn(async move {
-            bridge
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let (stop, running) = start(Bridge::new(f.config("echo-worker", 2), Arc::new(Echo)).expect("bridge"));
     let ids = [
         f.request("one two").await,
         f.request("three").await,
@@ -91,18 +93,7 @@ async fn serves_jobs_in_parallel_and_enters_maintenance_on_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_generations_are_reported_as_faulted() {
     let f = horde().await;
-    let bridge = Arc::new(Bridge::new(f.config("broken-worker", 1), Arc::new(Broken)).expect("bridge"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = {
-        let bridge = bridge.clone();
-        tokio::spawn(async move {
-            bridge
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let (stop, running) = start(Bridge::new(f.config("broken-worker", 1), Arc::new(Broken)).expect("bridge"));
     let id = f.request("doomed").await;
     // The horde hands a failed job out again and faults the request after more than two failures.
     let s = f.wait_for(&id, |s| s["faulted"] == json!(true)).await;
@@ -115,18 +106,7 @@ async fn failed_generations_are_reported_as_faulted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_the_running_job_first() {
     let f = horde().await;
-    let bridge = Arc::new(Bridge::new(f.config("slow-worker", 1), Arc::new(Slow)).expect("bridge"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = {
-        let bridge = bridge.clone();
-        tokio::spawn(async move {
-            bridge
-                .run(async {
-                    let _ = stopped.await;
-                })
-                .await
-        })
-    };
+    let (stop, running) = start(Bridge::new(f.config("slow-worker", 1), Arc::new(Slow)).expect("bridge"));
     let id = f.request("take your time").await;
     f.wait_for(&id, |s| s["processing"] == json!(1)).await;
     let _ = stop.send(());

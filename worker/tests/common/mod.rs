@@ -92,18 +92,7 @@ impl Fixture {
     }
 
     pub async fn request(&self, prompt: &str) -> String {
-        let v: Value = self
-            .http
-            .post(format!("{}/api/v2/generate/text/async", self.base))
-            .header("apikey", &self.requester_key)
-            .json(&json!({"prompt": prompt}))
-            .send()
-            .await
-            .expect("async")
-            .json()
-            .await
-            .expect("json");
-        v["id"].as_str().expect("id").to_string()
+        self.request_with(json!({"prompt": prompt})).await
     }
 
     pub async fn status(&self, id: &str) -> Value {
