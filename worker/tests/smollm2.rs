@@ -86,6 +86,9 @@ fn tokenizes_the_chat_template() {
 
 /// A venv with the numpy reference's dependencies, created on first use.
 fn reference_python() -> Option<PathBuf> {
+    // Tests run in parallel threads: one creates the venv, the others wait for it.
+    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("numpy-reference-venv");
     let python = dir.join("bin/python");
     let marker = dir.join(".installed");
