@@ -67,13 +67,12 @@ impl LlamaConfig {
 
 struct Layer {
     attn_norm: Tensor<1>,
-    wq: Tensor<2>,
-    wk: Tensor<2>,
-    wv: Tensor<2>,
+    /// q, k and v projections side by side: `[dim, dim + 2·kv_dim]`, one matmul for all three.
+    wqkv: Tensor<2>,
     wo: Tensor<2>,
     ffn_norm: Tensor<1>,
-    w_gate: Tensor<2>,
-    w_up: Tensor<2>,
+    /// SwiGLU gate and up projections side by side: `[dim, 2·ffn_dim]`.
+    w_gate_up: Tensor<2>,
     w_down: Tensor<2>,
 }
 
@@ -179,15 +178,24 @@ impl Llama {
         let mut layers = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
             let p = |s: &str| format!("blk.{l}.{s}.weight");
+            let (wq, wk, wv) = (
+                linear(w, &p("attn_q"), device)?,
+                linear(w, &p("attn_k"), device)?,
+                linear(w, &p("attn_v"), device)?,
+            );
+            let (gate, up) = (linear(w, &p("ffn_gate"), device)?, linear(w, &p("ffn_up"), device)?);
+            let kv_dim = config.kv_heads * config.head_dim();
+            if wq.dims() != [config.dim, config.dim] || wk.dims() != [config.dim, kv_dim] || wv.dims() != [config.dim, kv_dim] {
+                return Err(GgufError::Invalid(format!(
+                    "layer {l}: attention projections do not match the config"
+                )));
+            }
             layers.push(Layer {
                 attn_norm: tensor1(w, &p("attn_norm"), device)?,
-                wq: linear(w, &p("attn_q"), device)?,
-                wk: linear(w, &p("attn_k"), device)?,
-                wv: linear(w, &p("attn_v"), device)?,
+                wqkv: Tensor::cat(vec![wq, wk, wv], 1),
                 wo: linear(w, &p("attn_output"), device)?,
                 ffn_norm: tensor1(w, &p("ffn_norm"), device)?,
-                w_gate: linear(w, &p("ffn_gate"), device)?,
-                w_up: linear(w, &p("ffn_up"), device)?,
+                w_gate_up: Tensor::cat(vec![gate, up], 1),
                 w_down: linear(w, &p("ffn_down"), device)?,
             });
         }
@@ -210,15 +218,7 @@ impl Llama {
     pub fn with_f16_weights(mut self) -> Self {
         let half = |t: Tensor<2>| t.cast(burn::tensor::DType::F16);
         for l in &mut self.layers {
-            for w in [
-                &mut l.wq,
-                &mut l.wk,
-                &mut l.wv,
-                &mut l.wo,
-                &mut l.w_gate,
-                &mut l.w_up,
-                &mut l.w_down,
-            ] {
+            for w in [&mut l.wqkv, &mut l.wo, &mut l.w_gate_up, &mut l.w_down] {
                 *w = half(w.clone());
             }
         }
@@ -265,16 +265,21 @@ impl Llama {
         let mut x = self.embedding.clone().select(0, ids);
         let total = start + t;
         // Causal mask: position i (absolute start+i) sees keys 0..=start+i.
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..total).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
-            .collect();
-        let mask = Tensor::<3>::from_data(TensorData::new(mask, [1, t, total]), &self.device);
+        // A single new token sees every key, so it needs no mask.
+        let mask = (t > 1).then(|| {
+            let m: Vec<f32> = (0..t)
+                .flat_map(|i| (0..total).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            Tensor::<3>::from_data(TensorData::new(m, [1, t, total]), &self.device)
+        });
         let scale = 1.0 / (hd as f64).sqrt();
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
             let h = self.rms_norm(x.clone(), &layer.attn_norm);
-            let q = self.rope(apply(h.clone(), &layer.wq).reshape([t, c.heads, hd]), start);
-            let k = self.rope(apply(h.clone(), &layer.wk).reshape([t, c.kv_heads, hd]), start);
-            let v = apply(h, &layer.wv).reshape([t, c.kv_heads, hd]);
+            let qkv = apply(h, &layer.wqkv);
+            let kv_dim = c.kv_heads * hd;
+            let q = self.rope(qkv.clone().narrow(1, 0, c.dim).reshape([t, c.heads, hd]), start);
+            let k = self.rope(qkv.clone().narrow(1, c.dim, kv_dim).reshape([t, c.kv_heads, hd]), start);
+            let v = qkv.narrow(1, c.dim + kv_dim, kv_dim).reshape([t, c.kv_heads, hd]);
             let (k_all, v_all) = match slot.take() {
                 Some((pk, pv)) => (Tensor::cat(vec![pk, k], 0), Tensor::cat(vec![pv, v], 0)),
                 None => (k, v),
@@ -289,12 +294,17 @@ impl Llama {
             };
             let keys = expand(k_all); // [heads, total, hd]
             let values = expand(v_all);
-            let scores = q.swap_dims(0, 1).matmul(keys.swap_dims(1, 2)).mul_scalar(scale) + mask.clone(); // [heads, t, total]
+            let scores = q.swap_dims(0, 1).matmul(keys.swap_dims(1, 2)).mul_scalar(scale); // [heads, t, total]
+            let scores = match &mask {
+                Some(m) => scores + m.clone(),
+                None => scores,
+            };
             let attn = softmax(scores, 2).matmul(values); // [heads, t, hd]
             let attn = attn.swap_dims(0, 1).reshape([t, c.dim]);
             x = x + apply(attn, &layer.wo);
             let h = self.rms_norm(x.clone(), &layer.ffn_norm);
-            let ff = silu(apply(h.clone(), &layer.w_gate)) * apply(h, &layer.w_up);
+            let gate_up = apply(h, &layer.w_gate_up);
+            let ff = silu(gate_up.clone().narrow(1, 0, c.ffn_dim)) * gate_up.narrow(1, c.ffn_dim, c.ffn_dim);
             x = x + apply(ff, &layer.w_down);
         }
         cache.len = total;
