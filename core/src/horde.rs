@@ -474,9 +474,6 @@ impl Horde {
         }
         let pop = WorkerPop::try_from(pop)?;
         let worker_id = self.worker_for_pop(user_id, &pop.name).await?;
-        for id in &pop.priority_user_ids {
-            self.ensure_user(*id).await?;
-        }
         let now = self.now_ms();
         let mut s = self.state.lock();
         s.check_in(&worker_id, &pop, now)?;
