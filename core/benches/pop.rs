@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use horde_core::accounts::{KudosBuckets, User, UserRecords};
+use horde_core::accounts::{KudosBuckets, User};
 use horde_core::kudos::KudosLedger;
 use horde_core::text::TextRequest;
 use horde_core::workers::{Worker, WorkerPop};
@@ -13,25 +13,13 @@ use uuid::Uuid;
 
 fn user(id: i64) -> User {
     User {
-        id,
-        username: format!("u{id}"),
-        oauth_id: format!("o{id}"),
-        created_secs: 0,
         kudos: 100_000,
         buckets: KudosBuckets {
             admin: 100_000,
             ..Default::default()
         },
-        records: UserRecords::default(),
-        moderator: false,
-        trusted: false,
-        flagged: false,
-        pseudonymous: false,
         concurrency: i64::MAX,
-        worker_invited: 0,
-        public_workers: false,
-        contact: None,
-        admin_comment: None,
+        ..User::new(id, format!("u{id}"), format!("o{id}"))
     }
 }
 

@@ -1,5 +1,8 @@
 //! Tunables of the horde's rules, with the public horde's values as defaults.
 
+/// Parallel waiting jobs a user may have unless a moderator changes it.
+pub const DEFAULT_CONCURRENCY: i64 = 30;
+
 /// Rules that operators may tune. Defaults follow the public AI Horde.
 #[derive(Debug, Clone)]
 pub struct HordeConfig {
@@ -34,7 +37,7 @@ impl Default for HordeConfig {
             max_job_faults: 2,
             uptime_reward_interval_secs: 600,
             aging_per_sec: 5.0,
-            default_concurrency: 30,
+            default_concurrency: DEFAULT_CONCURRENCY,
             max_workers_untrusted: 4,
             max_workers_trusted: 20,
             registration_kudos: 0,

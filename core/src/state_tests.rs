@@ -1,7 +1,7 @@
 //! Rules of the scheduler and the kudos flows, driven without a runtime or storage.
 
 use super::*;
-use crate::accounts::{KudosBuckets, User, UserRecords};
+use crate::accounts::{KudosBuckets, User};
 use crate::kudos::Account;
 use horde_protocol::text::{GenerateTextRequest, TextPopRequest};
 use serde_json::json;
@@ -11,25 +11,13 @@ const T0: u64 = 1_700_000_000_000;
 fn user(id: i64, kudos: f64, trusted: bool) -> User {
     let k = crate::kudos::to_centikudos(kudos);
     User {
-        id,
-        username: format!("user{id}"),
-        oauth_id: format!("oauth{id}"),
-        created_secs: 0,
         kudos: k,
         buckets: KudosBuckets {
             admin: k,
             ..Default::default()
         },
-        records: UserRecords::default(),
-        moderator: false,
         trusted,
-        flagged: false,
-        pseudonymous: false,
-        concurrency: 30,
-        worker_invited: 0,
-        public_workers: false,
-        contact: None,
-        admin_comment: None,
+        ..User::new(id, format!("user{id}"), format!("oauth{id}"))
     }
 }
 

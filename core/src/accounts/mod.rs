@@ -59,6 +59,28 @@ pub struct User {
 }
 
 impl User {
+    /// A fresh account: no kudos, no roles, the default concurrency.
+    pub fn new(id: i64, username: impl Into<String>, oauth_id: impl Into<String>) -> Self {
+        Self {
+            id,
+            username: username.into(),
+            oauth_id: oauth_id.into(),
+            created_secs: 0,
+            kudos: 0,
+            buckets: KudosBuckets::default(),
+            records: UserRecords::default(),
+            moderator: false,
+            trusted: false,
+            flagged: false,
+            pseudonymous: false,
+            concurrency: crate::config::DEFAULT_CONCURRENCY,
+            worker_invited: 0,
+            public_workers: false,
+            contact: None,
+            admin_comment: None,
+        }
+    }
+
     pub fn is_anonymous(&self) -> bool {
         self.id == ANONYMOUS_USER_ID
     }
@@ -163,6 +185,7 @@ pub fn validate_username(name: &str) -> Result<String, crate::HordeError> {
 pub struct Users {
     by_id: HashMap<i64, User>,
     by_key: HashMap<api_key::ApiKeyHash, i64>,
+    key_of: HashMap<i64, api_key::ApiKeyHash>,
 }
 
 impl Users {
@@ -179,14 +202,15 @@ impl Users {
     /// movements not yet flushed).
     pub fn insert_loaded(&mut self, user: User, key: Option<api_key::ApiKeyHash>) {
         if let Some(k) = key {
-            self.by_key.retain(|_, id| *id != user.id);
-            self.by_key.insert(k, user.id);
+            self.set_key(user.id, k);
         }
         self.by_id.entry(user.id).or_insert(user);
     }
-    /// Replaces the key of a known account.
+    /// Replaces the key of an account (its old key stops working).
     pub fn set_key(&mut self, id: i64, key: api_key::ApiKeyHash) {
-        self.by_key.retain(|_, uid| *uid != id);
+        if let Some(old) = self.key_of.insert(id, key) {
+            self.by_key.remove(&old);
+        }
         self.by_key.insert(key, id);
     }
     pub fn iter(&self) -> impl Iterator<Item = &User> {

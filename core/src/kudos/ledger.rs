@@ -280,29 +280,17 @@ impl KudosLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::{KudosBuckets, UserRecords};
+    use crate::accounts::KudosBuckets;
 
     pub(crate) fn user(id: i64, kudos: Centikudos, pseudonymous: bool) -> User {
         User {
-            id,
-            username: format!("u{id}"),
-            oauth_id: format!("o{id}"),
-            created_secs: 0,
             kudos,
             buckets: KudosBuckets {
                 admin: kudos,
                 ..Default::default()
             },
-            records: UserRecords::default(),
-            moderator: false,
-            trusted: false,
-            flagged: false,
             pseudonymous,
-            concurrency: 30,
-            worker_invited: 0,
-            public_workers: false,
-            contact: None,
-            admin_comment: None,
+            ..User::new(id, format!("u{id}"), format!("o{id}"))
         }
     }
 

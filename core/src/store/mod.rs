@@ -425,7 +425,7 @@ impl Store {
             for (acct, delta) in [(p.from, -p.amount), (p.to, p.amount)] {
                 match acct {
                     Account::User(id) => {
-                        let u = user_deltas.entry(id).or_insert_with(|| zero_user(id));
+                        let u = user_deltas.entry(id).or_insert_with(|| User::new(id, "", ""));
                         apply_to_user(u, p.kind, delta);
                     }
                     Account::Mint => *system.entry("mint").or_default() += delta,
@@ -515,27 +515,6 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get::<i64, _>("id")?, r.try_get::<i64, _>("kudos")?)))
             .collect()
-    }
-}
-
-fn zero_user(id: i64) -> User {
-    User {
-        id,
-        username: String::new(),
-        oauth_id: String::new(),
-        created_secs: 0,
-        kudos: 0,
-        buckets: KudosBuckets::default(),
-        records: UserRecords::default(),
-        moderator: false,
-        trusted: false,
-        flagged: false,
-        pseudonymous: false,
-        concurrency: 0,
-        worker_invited: 0,
-        public_workers: false,
-        contact: None,
-        admin_comment: None,
     }
 }
 
