@@ -3,6 +3,8 @@
 //! dir); without python3 or PyPI it is skipped, unless HORDE_REQUIRE_COMPAT=1 (CI) makes that fail.
 
 mod common;
+#[path = "../../compat/python_venv.rs"]
+mod python_venv;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,32 +23,7 @@ fn skip_or_fail(why: &str) {
 
 /// A venv with horde-sdk installed, created on first use.
 fn venv() -> Result<PathBuf, String> {
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("horde-sdk-venv");
-    let python = dir.join("bin/python");
-    let marker = dir.join(".installed");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(HORDE_SDK) {
-        return Ok(python);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .status()
-        .map_err(|e| format!("python3: {e}"))?;
-    if !ok.success() {
-        return Err("python3 -m venv failed".into());
-    }
-    let ok = Command::new(&python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", HORDE_SDK])
-        .status()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !ok.success() {
-        return Err(format!("pip install {HORDE_SDK} failed"));
-    }
-    std::fs::write(&marker, HORDE_SDK).map_err(|e| e.to_string())?;
-    Ok(python)
+    python_venv::python_venv(Path::new(env!("CARGO_TARGET_TMPDIR")), "horde-sdk-venv", &[HORDE_SDK])
 }
 
 async fn round_trip(db: Db) {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
+#[path = "../../compat/python_venv.rs"]
+mod python_venv;
 
 use horde_protocol::text::TextParams;
 use horde_worker::gguf::{Gguf, TensorType};
@@ -86,44 +88,21 @@ fn tokenizes_the_chat_template() {
 
 /// A venv with the numpy reference's dependencies, created on first use.
 fn reference_python() -> Option<PathBuf> {
-    // Tests run in parallel threads: one creates the venv, the others wait for it.
-    static ONCE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("numpy-reference-venv");
-    let python = dir.join("bin/python");
-    let marker = dir.join(".installed");
-    if marker.exists() {
-        return Some(python);
+    match python_venv::python_venv(
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "numpy-reference-venv",
+        &["numpy", "gguf", "tokenizers"],
+    ) {
+        Ok(python) => Some(python),
+        Err(e) => {
+            assert!(
+                std::env::var("HORDE_REQUIRE_MODELS").is_err(),
+                "could not set up the numpy reference venv: {e}"
+            );
+            eprintln!("skipping: could not set up the numpy reference venv: {e}");
+            None
+        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "numpy",
-                "gguf",
-                "tokenizers",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("HORDE_REQUIRE_MODELS").is_err(),
-            "could not set up the numpy reference venv"
-        );
-        eprintln!("skipping: could not set up the numpy reference venv");
-        return None;
-    }
-    std::fs::write(&marker, "ok").ok()?;
-    Some(python)
 }
 
 #[test]
