@@ -140,7 +140,8 @@ impl TextModel {
         let mut logits = self.model.forward(&ids, &mut cache);
         let mut history = ids;
         let mut out: Vec<u32> = vec![];
-        let mut text = String::new();
+        // Text cut at a stop sequence, once one appears.
+        let mut stopped: Option<String> = None;
         while out.len() < max_length && cache.len() < self.model.config.context {
             let next = sampler.sample(&mut logits, &history);
             if Some(next) == self.special.eos {
@@ -149,22 +150,20 @@ impl TextModel {
             out.push(next);
             history.push(next);
             if !stops.is_empty() {
-                text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
+                let mut text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
                 if cut_at_stop(&mut text, &stops) {
-                    return Ok(Generated {
-                        text,
-                        tokens: out.len(),
-                        seed: seed as i64 & i64::MAX,
-                    });
+                    stopped = Some(text);
+                    break;
                 }
             }
             if out.len() < max_length {
                 logits = self.model.forward(&[next], &mut cache);
             }
         }
-        if stops.is_empty() || text.is_empty() {
-            text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
-        }
+        let text = match stopped {
+            Some(text) => text,
+            None => tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?,
+        };
         Ok(Generated {
             text,
             tokens: out.len(),
