@@ -201,16 +201,34 @@ fn sampling_is_seeded_and_stop_sequences_cut() {
 async fn worker_binary_answers_through_the_horde_and_stops_cleanly() {
     let Some(path) = model_path() else { return };
     let f = common::horde().await;
+    let log_path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("smol-e2e-worker.log");
+    let log = std::fs::File::create(&log_path).expect("worker log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_horde-worker"))
         .args(["--url", &f.base, "--api-key", &f.owner_key, "--name", "smol-e2e", "--model"])
         .arg(&path)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
+        .stderr(log)
         .spawn()
         .expect("start the worker");
     let id = f
         .request_with(json!({"prompt": CHAT, "models": ["SmolLM2-135M-Instruct"], "params": {"max_length": 16, "temperature": 0.0}}))
         .await;
-    let s = f.wait_for(&id, |s| s["done"] == json!(true)).await;
+    // Wait for the answer, failing at once (with the worker's log) if the worker dies.
+    let started = std::time::Instant::now();
+    let s = loop {
+        let s = f.status(&id).await;
+        if s["done"] == json!(true) {
+            break s;
+        }
+        let died = child.try_wait().ok().flatten();
+        if died.is_some() || started.elapsed() > std::time::Duration::from_secs(120) {
+            panic!(
+                "no answer ({died:?}, {s}); worker log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let g = &s["generations"][0];
     assert!(
         g["text"].as_str().is_some_and(|t| t.starts_with("The capital of France is Paris.")),
