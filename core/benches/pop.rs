@@ -37,7 +37,11 @@ enum Mismatch {
 }
 
 fn run(queued: usize, pops: usize, mismatch: Mismatch) {
-    let mut s = State::new(HordeConfig::default(), KudosLedger::default());
+    let mut s = State::new(
+        HordeConfig::default(),
+        KudosLedger::default(),
+        horde_core::kudos::image_model::KudosModel::shipped().expect("kudos model"),
+    );
     for id in 0..100 {
         s.users.insert_loaded(user(id), None);
     }

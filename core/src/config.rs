@@ -26,6 +26,19 @@ pub struct HordeConfig {
     pub max_workers_trusted: usize,
     /// Kudos a new pseudonymous account starts with.
     pub registration_kudos: i64,
+    /// Bytes of images (results and source images) held in memory at most; past it, new uploads
+    /// and image requests with a source image are refused with `ImageStoreFull`.
+    pub image_memory_cap_bytes: usize,
+    /// Largest decoded `source_image` / `source_mask`, in bytes.
+    pub max_source_image_bytes: usize,
+    /// Largest submitted result image, in bytes.
+    pub max_result_image_bytes: usize,
+    /// Upload URLs given to workers stay valid this long.
+    pub upload_url_secs: u64,
+    /// Result image URLs given to clients stay valid this long.
+    pub download_url_secs: u64,
+    /// Development only: accept `http://` webhooks to loopback addresses.
+    pub allow_loopback_http_webhooks: bool,
 }
 
 impl Default for HordeConfig {
@@ -41,6 +54,12 @@ impl Default for HordeConfig {
             max_workers_untrusted: 4,
             max_workers_trusted: 20,
             registration_kudos: 0,
+            image_memory_cap_bytes: 1024 * 1024 * 1024,
+            max_source_image_bytes: 5 * 1024 * 1024,
+            max_result_image_bytes: 10 * 1024 * 1024,
+            upload_url_secs: 30 * 60,
+            download_url_secs: 20 * 60,
+            allow_loopback_http_webhooks: false,
         }
     }
 }

@@ -10,6 +10,8 @@ pub enum ErrorClass {
     NotFound,
     Locked,
     TooMany,
+    /// A capacity limit of this horde was reached; retrying later may work.
+    Unavailable,
     Internal,
 }
 
@@ -93,8 +95,25 @@ pub enum HordeError {
     InvalidWorkerId(String),
     #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
     InvalidUsername(String),
+    /// A bad request with its own return code (image parameters, ratings, uploads…).
+    #[error("{message}")]
+    Rejected { rc: &'static str, message: String },
+    #[error("This horde holds as many images in memory as it may ({cap_mib} MiB); try again in a few minutes.")]
+    ImageStoreFull { cap_mib: usize },
+    #[error("This upload or image link is invalid or has expired.")]
+    InvalidImageLink,
     #[error("Internal error: {0}")]
     Internal(String),
+}
+
+impl HordeError {
+    /// A bad request with a specific return code.
+    pub fn rejected(rc: &'static str, message: impl Into<String>) -> Self {
+        HordeError::Rejected {
+            rc,
+            message: message.into(),
+        }
+    }
 }
 
 impl HordeError {
@@ -141,6 +160,9 @@ impl HordeError {
             MaintenanceMode => "MaintenanceMode",
             InvalidWorkerId(_) => "WorkerNotFound",
             InvalidUsername(_) => "InvalidUsername",
+            Rejected { rc, .. } => rc,
+            ImageStoreFull { .. } => "ImageStoreFull",
+            InvalidImageLink => "InvalidImageLink",
             Internal(_) => "InternalServerError",
         }
     }
@@ -159,7 +181,10 @@ impl HordeError {
             | NotOwner
             | KudosTransferFromAnon
             | SourceAccountFlagged => ErrorClass::Forbidden,
-            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) => ErrorClass::NotFound,
+            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) | InvalidImageLink => {
+                ErrorClass::NotFound
+            }
+            ImageStoreFull { .. } => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } => ErrorClass::TooMany,
             Internal(_) => ErrorClass::Internal,

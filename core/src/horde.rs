@@ -17,12 +17,18 @@ use crate::accounts::api_key::{generate_api_key, generate_secret, ApiKeyHasher};
 use crate::accounts::{parse_user_reference, validate_username, User, ANONYMOUS_USER_ID};
 use crate::clock::Clock;
 use crate::config::HordeConfig;
+use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
+use crate::image_rules::{ImageJobResult, WebhookEvent};
+use crate::kudos::image_model::KudosModel;
 use crate::kudos::{to_centikudos, to_kudos, KudosLedger};
 use crate::state::{Accepted, JobResult, ReapReport, State};
 use crate::store::{FlushBatch, NewUser, Store};
 use crate::text::TextRequest;
-use crate::workers::{validate_worker_name, Worker, WorkerPop, MAX_WORKER_INFO};
+use crate::workers::{validate_worker_name, Worker, WorkerKind, WorkerPop, MAX_WORKER_INFO};
 use crate::{HordeError, Result};
+use horde_protocol::image::{
+    GenerateImageRequest, ImageCheck, ImagePopRequest, ImagePopResponse, ImageStatus, ImageSubmitRequest, RateRequest,
+};
 
 /// Outcome of a text generation request.
 #[derive(Debug, Clone)]
@@ -48,6 +54,7 @@ pub struct Horde {
     store: Store,
     clock: Arc<dyn Clock>,
     hasher: ApiKeyHasher,
+    links: ImageLinks,
     flush_lock: tokio::sync::Mutex<()>,
 }
 
@@ -66,11 +73,12 @@ impl Horde {
             None => store.setting_or_insert("api_key_secret", &generate_secret()).await?,
         };
         let (mint, burn) = store.system_balances().await?;
-        let state = State::new(cfg, KudosLedger::with_system_balances(mint, burn));
+        let state = State::new(cfg, KudosLedger::with_system_balances(mint, burn), KudosModel::shipped()?);
         let horde = Arc::new(Self {
             state: Mutex::new(state),
             store,
             clock,
+            links: ImageLinks::new(secret.as_bytes()),
             hasher: ApiKeyHasher::new(secret),
             flush_lock: tokio::sync::Mutex::new(()),
         });
@@ -380,6 +388,9 @@ impl Horde {
     /// `POST /generate/text/async`.
     pub fn generate_text(&self, user_id: i64, req: GenerateTextRequest) -> Result<TextSubmission> {
         let req = TextRequest::try_from(req)?;
+        if let Some(url) = &req.webhook {
+            crate::image::request::check_webhook(url, &self.state.lock().cfg)?;
+        }
         if req.dry_run {
             return Ok(TextSubmission::DryRun(to_kudos(State::estimate_request(&req))));
         }
@@ -406,22 +417,27 @@ impl Horde {
     }
 
     /// Finds the popping worker by name, creating it on its first pop.
-    async fn worker_for_pop(&self, user_id: i64, name: &str) -> Result<Uuid> {
-        if let Some((id, owner)) = {
+    async fn worker_for_pop(&self, user_id: i64, name: &str, kind: WorkerKind) -> Result<Uuid> {
+        if let Some((id, owner, has_kind)) = {
             let s = self.state.lock();
             s.workers
                 .id_by_name(name)
-                .and_then(|id| s.workers.get(&id).map(|w| (id, w.owner_id)))
+                .and_then(|id| s.workers.get(&id).map(|w| (id, w.owner_id, w.kind)))
         } {
-            return if owner == user_id {
-                Ok(id)
-            } else {
+            return if owner != user_id {
                 Err(HordeError::WrongCredentials)
+            } else if has_kind != kind {
+                Err(HordeError::PolymorphicNameConflict(name.to_string()))
+            } else {
+                Ok(id)
             };
         }
         if let Some(w) = self.store.worker_by_name(name).await? {
             if w.owner_id != user_id {
                 return Err(HordeError::WrongCredentials);
+            }
+            if w.kind != kind {
+                return Err(HordeError::PolymorphicNameConflict(name.to_string()));
             }
             let id = w.id;
             let mut s = self.state.lock();
@@ -450,13 +466,14 @@ impl Horde {
         if existing >= limit {
             return Err(HordeError::TooManyWorkers(limit));
         }
-        let w = Worker::new(Uuid::new_v4(), name.to_string(), user_id, (self.now_ms() / 1000) as i64);
+        let mut w = Worker::new(Uuid::new_v4(), name.to_string(), user_id, (self.now_ms() / 1000) as i64);
+        w.kind = kind;
         let id = w.id;
         if let Err(e) = self.store.insert_worker(&w).await {
             // Another pop may have created it at the same moment.
             if let Some(other) = self.store.worker_by_name(name).await? {
                 return if other.owner_id == user_id {
-                    Box::pin(self.worker_for_pop(user_id, name)).await
+                    Box::pin(self.worker_for_pop(user_id, name, kind)).await
                 } else {
                     Err(HordeError::WrongCredentials)
                 };
@@ -473,11 +490,135 @@ impl Horde {
             return Err(HordeError::AnonForbiddenWorker);
         }
         let pop = WorkerPop::try_from(pop)?;
-        let worker_id = self.worker_for_pop(user_id, &pop.name).await?;
+        let worker_id = self.worker_for_pop(user_id, &pop.name, WorkerKind::Text).await?;
         let now = self.now_ms();
         let mut s = self.state.lock();
         s.check_in(&worker_id, &pop, now)?;
         s.pop_text(&worker_id, pop.amount, now)
+    }
+
+    // ----- image generation ----------------------------------------------------------------
+
+    /// `POST /generate/async`.
+    pub fn generate_image(&self, user_id: i64, req: GenerateImageRequest) -> Result<TextSubmission> {
+        let mut s = self.state.lock();
+        let req = ImageRequest::parse(req, &s.cfg)?;
+        if req.dry_run {
+            return Ok(TextSubmission::DryRun(to_kudos(s.estimate_image_request(&req))));
+        }
+        let now = self.now_ms();
+        Ok(TextSubmission::Queued(s.submit_image(user_id, req, now)?))
+    }
+
+    /// A link to `job`'s image for `purpose`, under `base` (the horde's public address).
+    pub fn image_link(&self, base: &str, purpose: LinkPurpose, job: &Uuid) -> String {
+        let secs = {
+            let s = self.state.lock();
+            match purpose {
+                LinkPurpose::Upload => s.cfg.upload_url_secs,
+                LinkPurpose::Download => s.cfg.download_url_secs,
+            }
+        };
+        self.link_with(base, purpose, job, secs)
+    }
+
+    fn link_with(&self, base: &str, purpose: LinkPurpose, job: &Uuid, valid_secs: u64) -> String {
+        let expires = self.now_ms() / 1000 + valid_secs;
+        format!(
+            "{}/api/v2/images/{}",
+            base.trim_end_matches('/'),
+            self.links.sign(purpose, job, expires)
+        )
+    }
+
+    /// `GET /generate/check/{id}`.
+    pub fn image_check(&self, id: &str) -> Result<ImageCheck> {
+        let id = Self::parse_request_id(id)?;
+        let now = self.now_ms();
+        self.state.lock().image_check(&id, now)
+    }
+
+    /// `GET /generate/status/{id}`; image links point at `base`.
+    pub fn image_status(&self, id: &str, base: &str) -> Result<ImageStatus> {
+        let id = Self::parse_request_id(id)?;
+        let now = self.now_ms();
+        let secs = self.state.lock().cfg.download_url_secs;
+        let link = |job: &Uuid| self.link_with(base, LinkPurpose::Download, job, secs);
+        self.state.lock().image_status(&id, now, &link)
+    }
+
+    /// `DELETE /generate/status/{id}`.
+    pub fn cancel_image(&self, id: &str, base: &str) -> Result<ImageStatus> {
+        let id = Self::parse_request_id(id)?;
+        let now = self.now_ms();
+        let secs = self.state.lock().cfg.download_url_secs;
+        let link = |job: &Uuid| self.link_with(base, LinkPurpose::Download, job, secs);
+        self.state.lock().cancel_image(&id, now, &link)
+    }
+
+    /// `POST /generate/pop`; upload links point at `base`.
+    pub async fn pop_image(&self, user_id: i64, pop: ImagePopRequest, base: &str) -> Result<ImagePopResponse> {
+        if user_id == ANONYMOUS_USER_ID {
+            return Err(HordeError::AnonForbiddenWorker);
+        }
+        let pop = WorkerPop::try_from(pop)?;
+        let worker_id = self.worker_for_pop(user_id, &pop.name, WorkerKind::Image).await?;
+        let now = self.now_ms();
+        let secs = self.state.lock().cfg.upload_url_secs;
+        let link = |job: &Uuid| self.link_with(base, LinkPurpose::Upload, job, secs);
+        let mut s = self.state.lock();
+        s.check_in(&worker_id, &pop, now)?;
+        s.pop_image(&worker_id, pop.amount, now, &link)
+    }
+
+    /// `PUT` to an upload link: keeps the job's image until its request expires.
+    pub fn upload_image(&self, token: &str, bytes: Vec<u8>) -> Result<()> {
+        let job = self.links.verify(LinkPurpose::Upload, token, self.now_ms() / 1000)?;
+        self.state.lock().upload_image(&job, bytes)
+    }
+
+    /// `GET` of a download link: the image's WebP bytes.
+    pub fn download_image(&self, token: &str) -> Result<Arc<Vec<u8>>> {
+        let job = self.links.verify(LinkPurpose::Download, token, self.now_ms() / 1000)?;
+        self.state.lock().image_bytes(&job).ok_or(HordeError::InvalidImageLink)
+    }
+
+    /// `POST /generate/submit`.
+    pub fn submit_image(&self, user_id: i64, sub: ImageSubmitRequest) -> Result<f64> {
+        let result = ImageJobResult {
+            job_id: sub.id.unwrap_or_default(),
+            generation: sub.generation.unwrap_or_default(),
+            state: sub.state.unwrap_or_else(|| "ok".into()),
+            seed: sub.seed.unwrap_or(0),
+            censored: sub.censored.unwrap_or(false),
+            gen_metadata: sub.gen_metadata.unwrap_or_default(),
+        };
+        let now = self.now_ms();
+        self.state.lock().submit_image_job(user_id, result, now)
+    }
+
+    /// `POST /generate/rate/{id}`.
+    pub fn rate_images(&self, id: &str, rate: RateRequest) -> Result<f64> {
+        let id = Self::parse_request_id(id)?;
+        let now = self.now_ms();
+        self.state.lock().rate_images(&id, rate, now)
+    }
+
+    /// Finished jobs waiting to be announced to their webhooks.
+    pub fn take_webhooks(&self) -> Vec<WebhookEvent> {
+        std::mem::take(&mut self.state.lock().webhooks)
+    }
+
+    /// A job's image as base64, for webhooks of requests with `r2: false`.
+    pub fn image_base64(&self, job: &Uuid) -> Option<String> {
+        use base64::Engine;
+        let bytes = self.state.lock().image_bytes(job)?;
+        Some(base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()))
+    }
+
+    /// Replaces the kudos model (e.g. a refitted one given on the command line).
+    pub fn set_kudos_model(&self, model: KudosModel) {
+        self.state.lock().kudos_model = model;
     }
 
     /// `POST /generate/text/submit`.
@@ -669,6 +810,11 @@ impl Horde {
 
     // ----- status and duties ---------------------------------------------------------------
 
+    pub fn image_models(&self) -> Vec<wire_status::ActiveModel> {
+        let now = self.now_ms();
+        self.state.lock().image_models(now)
+    }
+
     pub fn text_models(&self) -> Vec<wire_status::ActiveModel> {
         let now = self.now_ms();
         self.state.lock().text_models(now)
@@ -702,6 +848,7 @@ impl Horde {
                 postings: s.ledger.take_pending(),
                 records: std::mem::take(&mut s.pending.records),
                 workers,
+                timings: std::mem::take(&mut s.pending.timings),
             }
         };
         if batch.is_empty() {
@@ -712,15 +859,13 @@ impl Horde {
             let mut s = self.state.lock();
             s.ledger.restore_pending(batch.postings);
             for (id, r) in batch.records {
-                let e = s.pending.records.entry(id).or_default();
-                e.usage_tokens += r.usage_tokens;
-                e.requests_text += r.requests_text;
-                e.contribution_tokens += r.contribution_tokens;
-                e.fulfilled_text += r.fulfilled_text;
+                s.pending.records.entry(id).or_default().add(&r);
             }
             for w in batch.workers {
                 s.pending.workers.insert(w.id);
             }
+            let newer = std::mem::replace(&mut s.pending.timings, batch.timings);
+            s.pending.timings.extend(newer);
             return Err(e);
         }
         Ok(n)

@@ -6,6 +6,8 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod horde;
+pub mod image;
+pub mod image_rules;
 pub mod kudos;
 pub mod scheduler;
 pub mod state;

@@ -12,13 +12,15 @@ use uuid::Uuid;
 
 use crate::accounts::{UserRecords, Users};
 use crate::config::HordeConfig;
+use crate::image::ImageStore;
+use crate::kudos::image_model::{KudosModel, Timing};
 use crate::kudos::text_price::{self, REQUEST_TAX};
 use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
 use crate::scheduler::{
-    can_serve, can_serve_model_matched, intersects, Criteria, FinishedJob, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest,
+    can_serve, can_serve_model_matched, intersects, FinishedJob, ImageQueue, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest,
 };
-use crate::text::TextRequest;
-use crate::workers::{Worker, WorkerPop, Workers};
+use crate::text::{TextKind, TextRequest};
+use crate::workers::{Worker, WorkerKind, WorkerPop, Workers};
 use crate::{HordeError, Result};
 
 /// A request accepted into the queue.
@@ -54,6 +56,8 @@ pub struct ReapReport {
 pub struct PendingWrites {
     pub records: HashMap<i64, UserRecords>,
     pub workers: HashSet<Uuid>,
+    /// (when, timing) of finished images, for refitting the kudos model.
+    pub timings: Vec<(u64, Timing)>,
 }
 
 /// Every rule of the horde, over its in-memory state.
@@ -64,13 +68,20 @@ pub struct State {
     pub ledger: KudosLedger,
     pub workers: Workers,
     pub queue: TextQueue,
+    pub images: ImageQueue,
+    pub image_store: ImageStore,
+    pub kudos_model: KudosModel,
+    /// Finished jobs whose request has a webhook, waiting to be sent.
+    pub webhooks: Vec<crate::image_rules::WebhookEvent>,
     pub models: ModelNames,
     pub pending: PendingWrites,
     /// (when, tokens) of jobs finished in the last minute.
     recent_tokens: VecDeque<(u64, i64)>,
+    /// (when, thousands of pixelsteps) of images finished in the last minute.
+    pub(crate) recent_kps: VecDeque<(u64, i64)>,
 }
 
-fn add_records(pending: &mut PendingWrites, users: &mut Users, user_id: i64, f: impl Fn(&mut UserRecords)) {
+pub(crate) fn add_records(pending: &mut PendingWrites, users: &mut Users, user_id: i64, f: impl Fn(&mut UserRecords)) {
     if let Some(u) = users.get_mut(user_id) {
         f(&mut u.records);
     }
@@ -78,16 +89,21 @@ fn add_records(pending: &mut PendingWrites, users: &mut Users, user_id: i64, f: 
 }
 
 impl State {
-    pub fn new(cfg: HordeConfig, ledger: KudosLedger) -> Self {
+    pub fn new(cfg: HordeConfig, ledger: KudosLedger, kudos_model: KudosModel) -> Self {
         Self {
+            image_store: ImageStore::new(cfg.image_memory_cap_bytes),
             cfg,
             users: Users::default(),
             ledger,
             workers: Workers::default(),
             queue: TextQueue::default(),
+            images: ImageQueue::default(),
+            kudos_model,
+            webhooks: Vec::new(),
             models: ModelNames::default(),
             pending: PendingWrites::default(),
             recent_tokens: VecDeque::new(),
+            recent_kps: VecDeque::new(),
         }
     }
 
@@ -156,7 +172,7 @@ impl State {
         let seq = self.queue.next_seq();
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
         let n = req.n;
-        let criteria = Criteria::of(id, user_id, &req, job_estimate);
+        let criteria = crate::text::criteria(id, user_id, &req, job_estimate);
         let wr = WaitingRequest {
             id,
             user_id,
@@ -174,6 +190,7 @@ impl State {
             last_activity_ms: now_ms,
             faulted: false,
             cancelled: false,
+            rated: false,
             cached_position: None,
         };
         let possible = !self.eligible_workers(&wr, now_ms).is_empty();
@@ -186,9 +203,10 @@ impl State {
     }
 
     /// Online workers that could serve `req` (maintenance workers only for their owner).
-    fn eligible_workers(&self, req: &WaitingRequest, now_ms: u64) -> Vec<&Worker> {
+    fn eligible_workers(&self, req: &WaitingRequest<TextKind>, now_ms: u64) -> Vec<&Worker> {
         self.workers
             .iter()
+            .filter(|w| w.kind == WorkerKind::Text)
             .filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs))
             .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
             .filter(|w| {
@@ -224,7 +242,7 @@ impl State {
                 .generations
                 .iter()
                 .map(|g| TextGeneration {
-                    text: g.text.clone(),
+                    text: g.output.clone(),
                     seed: g.seed,
                     worker_id: g.worker_id.to_string(),
                     worker_name: g.worker_name.clone(),
@@ -240,7 +258,7 @@ impl State {
         Ok(status)
     }
 
-    fn position_and_wait(&self, req: &WaitingRequest, eligible: &[&Worker], now_ms: u64) -> (i64, i64) {
+    fn position_and_wait(&self, req: &WaitingRequest<TextKind>, eligible: &[&Worker], now_ms: u64) -> (i64, i64) {
         let mut wait = 0.0;
         let throughput: f64 = eligible.iter().map(|w| w.speed() * w.threads as f64).sum::<f64>().max(0.1);
         // Own jobs in flight: expected time left on the slowest.
@@ -335,8 +353,14 @@ impl State {
         w.require_upfront_kudos = pop.require_upfront_kudos;
         w.priority_user_ids = pop.priority_user_ids.clone();
         w.softprompts = pop.softprompts.clone();
+        if let Some(image) = &pop.image {
+            w.image = image.clone();
+        }
         let owner = w.owner_id;
-        let per_reward = text_price::uptime_reward(w.models.first().map(String::as_str), w.max_context_length);
+        let per_reward = match w.kind {
+            WorkerKind::Text => text_price::uptime_reward(w.models.first().map(String::as_str), w.max_context_length),
+            WorkerKind::Image => crate::kudos::image_price::uptime_reward(w.models.len(), w.image.allow_lora),
+        };
         if rewards > 0 {
             let total = per_reward * rewards as Centikudos;
             w.kudos_uptime += total;
@@ -446,6 +470,8 @@ impl State {
                 started_ms: now_ms,
                 ttl_secs: ttl,
                 state: JobState::InFlight,
+                seed: 0,
+                batch: count,
             })
             .collect();
         req.remaining -= count;
@@ -517,6 +543,7 @@ impl State {
         let max_length = req.request.max_length;
         let context_tokens = ((req.request.prompt.chars().count() as i64 + 3) / 4).min(req.request.max_context_length);
         let (slow, blacklist) = (req.request.slow_workers, req.request.worker_blacklist);
+        let webhook = req.request.webhook.clone();
         let tokens = text_price::billed_tokens(&result.generation, max_length);
         let reward = text_price::job_reward(text_price::pricing_billions(&job.model), tokens, context_tokens);
         let mut state = if result.state.is_empty() {
@@ -574,7 +601,8 @@ impl State {
             r.cached_position = None;
             r.generations.push(FinishedJob {
                 job_id,
-                text: result.generation,
+                output: result.generation,
+                kudos: charged,
                 seed: result.seed,
                 worker_id: job.worker_id,
                 worker_name,
@@ -584,6 +612,24 @@ impl State {
             });
         }
         self.recent_tokens.push_back((now_ms, tokens));
+        if let (Some(url), Some(g)) = (webhook, self.queue.get(&job.request_id).and_then(|r| r.generations.last())) {
+            self.queue_webhook(crate::image_rules::WebhookEvent {
+                url,
+                body: serde_json::json!({
+                    "text": g.output,
+                    "seed": g.seed,
+                    "worker_id": g.worker_id.to_string(),
+                    "worker_name": g.worker_name,
+                    "model": g.model,
+                    "id": job_id.to_string(),
+                    "state": g.state,
+                    "gen_metadata": g.gen_metadata,
+                    "request": job.request_id.to_string(),
+                    "kudos": to_kudos(g.kudos),
+                }),
+                image: None,
+            });
+        }
         Ok(to_kudos(reward))
     }
 
@@ -660,6 +706,7 @@ impl State {
         while self.recent_tokens.front().is_some_and(|(t, _)| now_ms.saturating_sub(*t) > 60_000) {
             self.recent_tokens.pop_front();
         }
+        self.reap_images(now_ms, &mut report);
         report
     }
 
@@ -668,7 +715,11 @@ impl State {
     /// `/status/models?type=text`: one entry per model served by an online worker.
     pub fn text_models(&self, now_ms: u64) -> Vec<wire_status::ActiveModel> {
         let mut by_model: HashMap<&str, (i64, f64, usize, f64)> = HashMap::new();
-        for w in self.workers.iter().filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs)) {
+        for w in self
+            .workers
+            .iter()
+            .filter(|w| w.kind == WorkerKind::Text && w.is_online(now_ms, self.cfg.worker_online_secs))
+        {
             for m in &w.models {
                 let e = by_model.entry(m.as_str()).or_default();
                 e.0 += w.threads;
@@ -714,8 +765,18 @@ impl State {
         let online: Vec<&Worker> = self
             .workers
             .iter()
-            .filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs))
+            .filter(|w| w.kind == WorkerKind::Text && w.is_online(now_ms, self.cfg.worker_online_secs))
             .collect();
+        let online_image: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|w| w.kind == WorkerKind::Image && w.is_online(now_ms, self.cfg.worker_online_secs))
+            .collect();
+        let queued_kps: f64 = self
+            .images
+            .in_order()
+            .map(|r| (r.request.pixels() * r.request.accurate_steps) as f64 * r.remaining as f64)
+            .sum();
         let queued_tokens: i64 = self.queue.in_order().map(|r| r.request.max_length * r.remaining as i64).sum();
         let past_minute: i64 = self
             .recent_tokens
@@ -724,11 +785,13 @@ impl State {
             .map(|(_, n)| n)
             .sum();
         wire_status::Performance {
-            queued_requests: 0,
+            queued_requests: self.images.queued_len() as i64,
             queued_text_requests: self.queue.queued_len() as i64,
-            worker_count: 0,
+            worker_count: online_image.len() as i64,
             text_worker_count: online.len() as i64,
-            thread_count: 0,
+            thread_count: online_image.iter().map(|w| w.threads).sum(),
+            queued_megapixelsteps: (queued_kps / 1e6 * 100.0).round() / 100.0,
+            past_minute_megapixelsteps: self.recent_megapixelsteps(now_ms),
             text_thread_count: online.iter().map(|w| w.threads).sum(),
             queued_tokens: queued_tokens as f64,
             past_minute_tokens: past_minute as f64,

@@ -24,7 +24,11 @@ fn user(id: i64, kudos: f64, trusted: bool) -> User {
 /// A state with anonymous (0), alice (1, 1000 kudos), bob (2, 100), carol (3, 50, trusted),
 /// and the worker owner dave (4, 0).
 fn state() -> State {
-    let mut s = State::new(HordeConfig::default(), KudosLedger::default());
+    let mut s = State::new(
+        HordeConfig::default(),
+        KudosLedger::default(),
+        crate::kudos::image_model::KudosModel::shipped().expect("kudos model"),
+    );
     for u in [
         user(0, 0.0, false),
         user(1, 1000.0, false),

@@ -5,6 +5,7 @@
 //! serialize only the fields strict clients (horde-sdk with `TESTS_ONGOING=1`) know.
 
 pub mod error;
+pub mod image;
 pub mod status;
 pub mod text;
 pub mod users;

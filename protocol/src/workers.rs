@@ -39,9 +39,26 @@ pub struct WorkerDetails {
     pub models: Vec<String>,
     pub team: TeamLite,
     pub bridge_agent: String,
-    pub max_length: i64,
-    pub max_context_length: i64,
-    pub tokens_generated: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_context_length: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_generated: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pixels: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub megapixelsteps_generated: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub img2img: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub painting: Option<bool>,
+    #[serde(default, rename = "post-processing", skip_serializing_if = "Option::is_none")]
+    pub post_processing: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lora: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controlnet: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "horde",
     version,
-    about = "A crowdsourced cluster for AI text generation, wire-compatible with AI Horde API v2."
+    about = "A crowdsourced cluster for AI text and image generation, wire-compatible with AI Horde API v2."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -24,6 +24,65 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The image kudos model: make its training data, fit it, export real timings.
+    KudosModel {
+        #[command(subcommand)]
+        command: KudosModelCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KudosModelCommand {
+    /// Write a CSV of random image payloads timed by the documented analytic prior.
+    Prior(PriorArgs),
+    /// Fit the network to a timing CSV and write its weights (JSON).
+    Fit(FitArgs),
+    /// Write the image timings this horde recorded (normalized by worker speed) as CSV.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PriorArgs {
+    /// Rows to generate.
+    #[arg(long, default_value_t = 20_000)]
+    pub rows: usize,
+    /// Random seed (same seed, same rows).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output CSV file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct FitArgs {
+    /// Timing CSV (from `prior` or `export`; several files are concatenated).
+    #[arg(long, required = true)]
+    pub data: Vec<PathBuf>,
+    /// Output weights file (JSON), e.g. core/src/kudos/image_kudos_model.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 60)]
+    pub epochs: usize,
+    /// Hidden layer sizes, comma-separated.
+    #[arg(long, default_value = "32,16", value_delimiter = ',')]
+    pub hidden: Vec<usize>,
+    /// Random seed of the initialization and shuffling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// Output CSV file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Most rows to export (oldest first).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,6 +151,23 @@ pub struct ServeArgs {
     /// Worker threads of the async runtime (default: one per CPU core).
     #[arg(long, env = "HORDE_THREADS")]
     pub threads: Option<usize>,
+    /// Bytes of images (results and source images) held in memory at most, in MiB. Past it, new
+    /// images are refused with 503 ImageStoreFull until requests expire.
+    #[arg(long, env = "HORDE_IMAGE_MEMORY_MIB", default_value_t = 1024)]
+    pub image_memory_mib: usize,
+    /// Largest source image (img2img, inpainting) accepted, in KiB.
+    #[arg(long, env = "HORDE_MAX_SOURCE_IMAGE_KIB", default_value_t = 5120)]
+    pub max_source_image_kib: usize,
+    /// Address clients and workers reach this horde at, used in image upload and download links
+    /// (e.g. https://horde.example.org). Default: taken from each request's Host header.
+    #[arg(long, env = "HORDE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Image kudos model weights (JSON from `horde kudos-model fit`). Default: the shipped ones.
+    #[arg(long, env = "HORDE_KUDOS_MODEL")]
+    pub kudos_model: Option<PathBuf>,
+    /// Development only: allow http:// webhooks to loopback addresses (otherwise https only).
+    #[arg(long, env = "HORDE_DEV_LOOPBACK_WEBHOOKS")]
+    pub dev_loopback_webhooks: bool,
     /// Log format: "text" or "json".
     #[arg(long, env = "HORDE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use horde_core::kudos::image_model::{self, FitOptions, KudosModel};
 use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
 use horde_server::api::{self, ApiOptions};
-use horde_server::cli::{Cli, Command, ServeArgs, StorageArgs, UserCommand};
+use horde_server::cli::{Cli, Command, KudosModelCommand, ServeArgs, StorageArgs, UserCommand};
 use horde_server::duties;
 
 fn init_logs(json: bool) {
@@ -58,11 +59,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = HordeConfig {
         request_expiry_secs: args.request_expiry_minutes.max(1) * 60,
         min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
+        image_memory_cap_bytes: args.image_memory_mib.saturating_mul(1024 * 1024),
+        max_source_image_bytes: args.max_source_image_kib.saturating_mul(1024),
+        allow_loopback_http_webhooks: args.dev_loopback_webhooks,
         ..HordeConfig::default()
     };
     let shutdown = shutdown_signal()?;
+    let kudos_model = match &args.kudos_model {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            Some(KudosModel::from_json(&text).with_context(|| format!("loading the kudos model {}", path.display()))?)
+        }
+        None => None,
+    };
     let horde = open(&args.storage, cfg).await?;
+    if let Some(m) = kudos_model {
+        horde.set_kudos_model(m);
+    }
     let options = ApiOptions {
+        public_url: args.public_url.clone(),
         dev_test_users: args.dev_test_users,
         register_burst: args.register_burst,
         register_period_secs: args.register_period_secs,
@@ -77,13 +92,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         horde.clone(),
         Duration::from_millis(args.reap_interval_ms.max(10)),
         Duration::from_millis(args.flush_interval_ms.max(1)),
-        stop_rx,
+        stop_rx.clone(),
     );
+    let base = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let webhooks = horde_server::webhooks::spawn(horde.clone(), base, stop_rx);
     tracing::info!(%addr, dev_test_users = args.dev_test_users, "horde listening");
     println!("horde listening on http://{addr}");
     api::serve(listener, app, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = duties.await;
+    let _ = webhooks.await;
     horde.store().close().await;
     tracing::info!("stopped");
     Ok(())
@@ -127,5 +145,59 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{key}");
             Ok(())
         }
+        Command::KudosModel { command } => kudos_model(command).await,
     }
+}
+
+async fn kudos_model(command: KudosModelCommand) -> anyhow::Result<()> {
+    match command {
+        KudosModelCommand::Prior(a) => {
+            let rows = image_model::prior_dataset(a.rows, a.seed);
+            std::fs::write(&a.out, image_model::to_csv(&rows)).with_context(|| format!("writing {}", a.out.display()))?;
+            println!("wrote {} prior timings to {}", rows.len(), a.out.display());
+        }
+        KudosModelCommand::Fit(a) => {
+            let mut rows = Vec::new();
+            for path in &a.data {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                rows.extend(image_model::from_csv(&text).with_context(|| format!("parsing {}", path.display()))?);
+            }
+            let opts = FitOptions {
+                hidden: a.hidden.clone(),
+                epochs: a.epochs.max(1),
+                seed: a.seed,
+                ..FitOptions::default()
+            };
+            let names: Vec<String> = a
+                .data
+                .iter()
+                .map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+                .collect();
+            let hidden: Vec<String> = a.hidden.iter().map(usize::to_string).collect();
+            let provenance = format!(
+                "horde kudos-model fit --data {} --epochs {} --hidden {} --seed {} ({} rows)",
+                names.join(" --data "),
+                opts.epochs,
+                hidden.join(","),
+                opts.seed,
+                rows.len()
+            );
+            let model = image_model::fit(&rows, &opts, provenance)?;
+            std::fs::write(&a.out, model.to_json() + "\n").with_context(|| format!("writing {}", a.out.display()))?;
+            println!(
+                "fitted on {} rows; held-out RMSE of ln(seconds) {:.4}; weights in {}",
+                rows.len(),
+                model.validation_rmse_ln,
+                a.out.display()
+            );
+        }
+        KudosModelCommand::Export(a) => {
+            let horde = open(&a.storage, HordeConfig::default()).await?;
+            let rows = horde.store().image_timings(a.limit).await?;
+            horde.store().close().await;
+            std::fs::write(&a.out, image_model::to_csv(&rows)).with_context(|| format!("writing {}", a.out.display()))?;
+            println!("wrote {} recorded timings to {}", rows.len(), a.out.display());
+        }
+    }
+    Ok(())
 }

@@ -35,6 +35,26 @@ pub struct UserRecords {
     pub requests_text: i64,
     pub contribution_tokens: i64,
     pub fulfilled_text: i64,
+    /// Thousands of pixelsteps asked for.
+    pub usage_kps: i64,
+    pub requests_image: i64,
+    /// Thousands of pixelsteps generated.
+    pub contribution_kps: i64,
+    pub fulfilled_image: i64,
+}
+
+impl UserRecords {
+    /// Adds another set of counts.
+    pub fn add(&mut self, o: &UserRecords) {
+        self.usage_tokens += o.usage_tokens;
+        self.requests_text += o.requests_text;
+        self.contribution_tokens += o.contribution_tokens;
+        self.fulfilled_text += o.fulfilled_text;
+        self.usage_kps += o.usage_kps;
+        self.requests_image += o.requests_image;
+        self.contribution_kps += o.contribution_kps;
+        self.fulfilled_image += o.fulfilled_image;
+    }
 }
 
 /// An account as the horde keeps it in memory.
@@ -125,20 +145,20 @@ impl User {
             },
             records: wire::UserRecords {
                 usage: wire::ThingRecords {
-                    megapixelsteps: 0.0,
+                    megapixelsteps: self.records.usage_kps as f64 / 1000.0,
                     tokens: self.records.usage_tokens,
                 },
                 contribution: wire::ThingRecords {
-                    megapixelsteps: 0.0,
+                    megapixelsteps: self.records.contribution_kps as f64 / 1000.0,
                     tokens: self.records.contribution_tokens,
                 },
                 fulfillment: wire::AmountRecords {
-                    image: 0,
+                    image: self.records.fulfilled_image,
                     text: self.records.fulfilled_text,
                     interrogation: 0,
                 },
                 request: wire::AmountRecords {
-                    image: 0,
+                    image: self.records.requests_image,
                     text: self.records.requests_text,
                     interrogation: 0,
                 },

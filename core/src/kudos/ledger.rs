@@ -56,6 +56,8 @@ pub enum PostingKind {
     Admin,
     /// A charge would have left the user under their floor; this gives the difference back.
     FloorAdjustment,
+    /// Paid for rating images.
+    RatingReward,
 }
 
 impl PostingKind {
@@ -68,6 +70,7 @@ impl PostingKind {
             PostingKind::Transfer => "transfer",
             PostingKind::Admin => "admin",
             PostingKind::FloorAdjustment => "floor_adjustment",
+            PostingKind::RatingReward => "rating_reward",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -79,6 +82,7 @@ impl PostingKind {
             PostingKind::Transfer,
             PostingKind::Admin,
             PostingKind::FloorAdjustment,
+            PostingKind::RatingReward,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -103,6 +107,7 @@ pub fn apply_to_user(user: &mut User, kind: PostingKind, delta: Centikudos) {
         PostingKind::Transfer if delta < 0 => b.gifted += delta,
         PostingKind::Transfer => b.received += delta,
         PostingKind::Admin => b.admin += delta,
+        PostingKind::RatingReward => b.awarded += delta,
         _ => b.accumulated += delta,
     }
 }

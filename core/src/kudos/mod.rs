@@ -3,6 +3,8 @@
 //! Amounts are whole hundredths of a kudos (`Centikudos`), so sums are exact and conservation can
 //! be checked to the last digit.
 
+pub mod image_model;
+pub mod image_price;
 pub mod ledger;
 pub mod text_price;
 

@@ -1,10 +1,14 @@
 //! Whether a worker may serve a request, and if not, why (the `skipped` counters of a pop).
 
+use horde_protocol::image::ImageSkipped;
 use horde_protocol::text::TextSkipped;
 
+use super::queue::flags;
 use super::{intersects, Criteria, WaitingRequest};
 use crate::accounts::Users;
-use crate::workers::Worker;
+use crate::image::{caps, ImageKind, ImageNeeds};
+use crate::text::{TextKind, TextNeeds};
+use crate::workers::{Worker, LIMITED_MAX_STEPS};
 
 /// Why a request was passed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +28,16 @@ pub enum Skip {
     MaxContextLength,
     MaxLength,
     MatchingSoftprompt,
+    /// An NSFW request and a SFW worker.
+    Nsfw,
+    MaxPixels,
+    /// More steps than a worker with `limit_max_steps` takes.
+    StepCount,
+    Img2img,
+    Painting,
+    PostProcessing,
+    Lora,
+    Controlnet,
 }
 
 impl Skip {
@@ -38,13 +52,73 @@ impl Skip {
             Skip::MaxContextLength => &mut skipped.max_context_length,
             Skip::MaxLength => &mut skipped.max_length,
             Skip::MatchingSoftprompt => &mut skipped.matching_softprompt,
+            Skip::Nsfw => &mut skipped.nsfw,
+            _ => &mut skipped.bridge_version,
+        };
+        *c += 1;
+    }
+
+    pub fn count_image(self, skipped: &mut ImageSkipped) {
+        let c = match self {
+            Skip::WorkerId => &mut skipped.worker_id,
+            Skip::Performance => &mut skipped.performance,
+            Skip::Untrusted => &mut skipped.untrusted,
+            Skip::Models => &mut skipped.models,
+            Skip::Kudos => &mut skipped.kudos,
+            Skip::Nsfw => &mut skipped.nsfw,
+            Skip::MaxPixels => &mut skipped.max_pixels,
+            Skip::StepCount => &mut skipped.step_count,
+            Skip::Img2img => &mut skipped.img2img,
+            Skip::Painting => &mut skipped.painting,
+            Skip::PostProcessing => &mut skipped.post_processing,
+            Skip::Lora => &mut skipped.lora,
+            Skip::Controlnet => &mut skipped.controlnet,
+            Skip::BridgeVersion | Skip::MaxContextLength | Skip::MaxLength | Skip::MatchingSoftprompt => &mut skipped.bridge_version,
         };
         *c += 1;
     }
 }
 
+/// Checks every kind shares: trust, speed, validated backends, allow/block lists, upfront kudos.
+fn common_checks<N>(
+    worker: &Worker,
+    owner_trusted: bool,
+    c: &Criteria<N>,
+    listed: impl FnOnce() -> Option<(bool, bool)>,
+    users: &Users,
+) -> Result<(), Skip> {
+    if c.has(flags::TRUSTED_WORKERS) && !owner_trusted {
+        return Err(Skip::Untrusted);
+    }
+    if worker.extra_slow && !c.has(flags::EXTRA_SLOW_OK) {
+        return Err(Skip::Performance);
+    }
+    if c.has(flags::FAST_ONLY) && worker.speed() < worker.slow_threshold() {
+        return Err(Skip::Performance);
+    }
+    if c.has(flags::VALIDATED_BACKENDS) && !worker.is_validated_backend() {
+        return Err(Skip::BridgeVersion);
+    }
+    if c.has(flags::NEEDS_DETAIL) {
+        // (has a list, the worker is on it when it is an allow-list / off it when a block-list)
+        match listed() {
+            Some((true, false)) | None => return Err(Skip::WorkerId),
+            _ => {}
+        }
+    }
+    if worker.require_upfront_kudos && c.user_id != worker.owner_id && !worker.priority_user_ids.contains(&c.user_id) {
+        let ok = users
+            .get(c.user_id)
+            .is_some_and(|u| u.trusted || u.available_kudos() >= c.job_estimate);
+        if !ok {
+            return Err(Skip::Kudos);
+        }
+    }
+    Ok(())
+}
+
 /// Whether `worker` (owned by a user with `owner_trusted`) may serve `req`.
-pub fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest, users: &Users) -> Result<(), Skip> {
+pub fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<TextKind>, users: &Users) -> Result<(), Skip> {
     if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
         return Err(Skip::Models);
     }
@@ -57,47 +131,82 @@ pub fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest, use
 pub fn can_serve_model_matched<'a>(
     worker: &Worker,
     owner_trusted: bool,
-    c: &Criteria,
-    detail: impl FnOnce() -> Option<&'a WaitingRequest>,
+    c: &Criteria<TextNeeds>,
+    detail: impl FnOnce() -> Option<&'a WaitingRequest<TextKind>>,
     users: &Users,
 ) -> Result<(), Skip> {
-    if c.max_context_length > worker.max_context_length {
+    if c.needs.max_context_length > worker.max_context_length {
         return Err(Skip::MaxContextLength);
     }
-    if c.max_length > worker.max_length {
+    if c.needs.max_length > worker.max_length {
         return Err(Skip::MaxLength);
     }
-    if c.has(Criteria::TRUSTED_WORKERS) && !owner_trusted {
-        return Err(Skip::Untrusted);
-    }
-    if worker.extra_slow && !c.has(Criteria::EXTRA_SLOW_OK) {
-        return Err(Skip::Performance);
-    }
-    if c.has(Criteria::FAST_ONLY) && worker.speed() < worker.slow_threshold() {
-        return Err(Skip::Performance);
-    }
-    if c.has(Criteria::VALIDATED_BACKENDS) && !worker.is_validated_backend() {
-        return Err(Skip::BridgeVersion);
-    }
-    if c.has(Criteria::NEEDS_DETAIL) {
-        let Some(req) = detail() else { return Err(Skip::WorkerId) };
-        let r = &req.request;
-        if !r.workers.is_empty() && r.workers.contains(&worker.id) == r.worker_blacklist {
-            return Err(Skip::WorkerId);
-        }
-        if let Some(sp) = &r.softprompt {
-            if !worker.softprompts.iter().any(|s| s == sp) {
-                return Err(Skip::MatchingSoftprompt);
+    let mut softprompt_ok = true;
+    common_checks(
+        worker,
+        owner_trusted,
+        c,
+        || {
+            let r = &detail()?.request;
+            if let Some(sp) = &r.softprompt {
+                softprompt_ok = worker.softprompts.iter().any(|s| s == sp);
             }
-        }
-    }
-    if worker.require_upfront_kudos && c.user_id != worker.owner_id && !worker.priority_user_ids.contains(&c.user_id) {
-        let ok = users
-            .get(c.user_id)
-            .is_some_and(|u| u.trusted || u.available_kudos() >= c.job_estimate);
-        if !ok {
-            return Err(Skip::Kudos);
-        }
+            Some((!r.workers.is_empty(), r.workers.contains(&worker.id) != r.worker_blacklist))
+        },
+        users,
+    )?;
+    if !softprompt_ok {
+        return Err(Skip::MatchingSoftprompt);
     }
     Ok(())
+}
+
+/// Whether an image `worker` may serve `req`.
+pub fn can_serve_image(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<ImageKind>, users: &Users) -> Result<(), Skip> {
+    if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
+        return Err(Skip::Models);
+    }
+    image_can_serve_model_matched(worker, owner_trusted, &req.criteria, || Some(req), users)
+}
+
+/// The image checks for a request known to name one of the worker's models (or none).
+pub fn image_can_serve_model_matched<'a>(
+    worker: &Worker,
+    owner_trusted: bool,
+    c: &Criteria<ImageNeeds>,
+    detail: impl FnOnce() -> Option<&'a WaitingRequest<ImageKind>>,
+    users: &Users,
+) -> Result<(), Skip> {
+    let cap = &worker.image;
+    let n = &c.needs;
+    if n.pixels > cap.max_pixels {
+        return Err(Skip::MaxPixels);
+    }
+    if c.has(flags::NSFW) && !worker.nsfw {
+        return Err(Skip::Nsfw);
+    }
+    for (need, allowed, skip) in [
+        (caps::IMG2IMG, cap.allow_img2img, Skip::Img2img),
+        (caps::PAINTING, cap.allow_painting, Skip::Painting),
+        (caps::POST_PROCESSING, cap.allow_post_processing, Skip::PostProcessing),
+        (caps::LORA, cap.allow_lora, Skip::Lora),
+        (caps::CONTROLNET, cap.allow_controlnet, Skip::Controlnet),
+    ] {
+        if n.caps & need != 0 && !allowed {
+            return Err(skip);
+        }
+    }
+    if cap.limit_max_steps && n.steps > LIMITED_MAX_STEPS {
+        return Err(Skip::StepCount);
+    }
+    common_checks(
+        worker,
+        owner_trusted,
+        c,
+        || {
+            let r = &detail()?.request;
+            Some((!r.workers.is_empty(), r.workers.contains(&worker.id) != r.worker_blacklist))
+        },
+        users,
+    )
 }

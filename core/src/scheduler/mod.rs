@@ -4,8 +4,13 @@
 pub mod matching;
 pub mod queue;
 
-pub use matching::{can_serve, can_serve_model_matched, Skip};
-pub use queue::{Criteria, FinishedJob, Job, JobState, QueueKey, TextQueue, WaitingRequest};
+pub use matching::{can_serve, can_serve_image, can_serve_model_matched, image_can_serve_model_matched, Skip};
+pub use queue::{flags, Criteria, FinishedJob, Job, JobState, Queue, QueueKey, RequestKind, WaitingRequest};
+
+/// The text queue.
+pub type TextQueue = Queue<crate::text::TextKind>;
+/// The image queue.
+pub type ImageQueue = Queue<crate::image::ImageKind>;
 
 use std::collections::HashMap;
 

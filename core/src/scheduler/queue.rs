@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::ModelId;
 use crate::kudos::Centikudos;
-use crate::text::TextRequest;
 
 /// Position in the queue: smaller is served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,54 +33,43 @@ impl QueueKey {
     }
 }
 
+/// What one kind of request (text or image) brings to the queue.
+pub trait RequestKind: std::fmt::Debug + Clone {
+    /// The validated request.
+    type Request: std::fmt::Debug + Clone;
+    /// The kind's own matching data, small and inline (see `Criteria`).
+    type Needs: std::fmt::Debug + Clone + Copy + PartialEq;
+    /// A finished job's result.
+    type Output: std::fmt::Debug + Clone;
+}
+
 /// What matching needs of a request, small and inline so a pop can walk many without touching the
 /// full requests. Kept in every index the request is in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Criteria {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Criteria<N> {
     pub id: Uuid,
     pub user_id: i64,
-    pub max_length: i64,
-    pub max_context_length: i64,
+    pub needs: N,
     pub flags: u8,
     /// Expected charge of one job, for workers that want upfront kudos.
     pub job_estimate: Centikudos,
 }
 
-impl Criteria {
+/// Flags of `Criteria`, shared by all kinds.
+pub mod flags {
     pub const TRUSTED_WORKERS: u8 = 1;
     /// `slow_workers: false`.
     pub const FAST_ONLY: u8 = 2;
     pub const EXTRA_SLOW_OK: u8 = 4;
     pub const VALIDATED_BACKENDS: u8 = 8;
-    /// Needs a look at the full request: a worker allow/block list or a softprompt.
+    /// Needs a look at the full request: a worker allow/block list, a softprompt, a prompt to
+    /// check against the worker's censorlist.
     pub const NEEDS_DETAIL: u8 = 16;
+    /// Only NSFW workers may take it.
+    pub const NSFW: u8 = 32;
+}
 
-    pub fn of(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Self {
-        let mut flags = 0;
-        if r.trusted_workers {
-            flags |= Self::TRUSTED_WORKERS;
-        }
-        if !r.slow_workers {
-            flags |= Self::FAST_ONLY;
-        }
-        if r.extra_slow_workers {
-            flags |= Self::EXTRA_SLOW_OK;
-        }
-        if r.validated_backends {
-            flags |= Self::VALIDATED_BACKENDS;
-        }
-        if !r.workers.is_empty() || r.softprompt.is_some() {
-            flags |= Self::NEEDS_DETAIL;
-        }
-        Self {
-            id,
-            user_id,
-            max_length: r.max_length,
-            max_context_length: r.max_context_length,
-            flags,
-            job_estimate,
-        }
-    }
+impl<N> Criteria<N> {
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
@@ -89,23 +77,25 @@ impl Criteria {
 
 /// A finished job's result, kept in memory until the request expires.
 #[derive(Debug, Clone)]
-pub struct FinishedJob {
+pub struct FinishedJob<O> {
     pub job_id: Uuid,
-    pub text: String,
+    pub output: O,
     pub seed: i64,
     pub worker_id: Uuid,
     pub worker_name: String,
     pub model: String,
     pub state: String,
     pub gen_metadata: Vec<GenMetadata>,
+    /// What the requester was charged for it.
+    pub kudos: Centikudos,
 }
 
 /// A request as the queue holds it.
 #[derive(Debug, Clone)]
-pub struct WaitingRequest {
+pub struct WaitingRequest<K: RequestKind> {
     pub id: Uuid,
     pub user_id: i64,
-    pub request: TextRequest,
+    pub request: K::Request,
     pub model_ids: Vec<ModelId>,
     pub key: QueueKey,
     /// Jobs not yet handed out.
@@ -114,20 +104,22 @@ pub struct WaitingRequest {
     pub processing: u32,
     /// Jobs that timed out or were reported faulted.
     pub faults: u32,
-    pub generations: Vec<FinishedJob>,
+    pub generations: Vec<FinishedJob<K::Output>>,
     pub consumed: Centikudos,
-    pub criteria: Criteria,
+    pub criteria: Criteria<K::Needs>,
     /// Every job handed out for this request.
     pub job_ids: Vec<Uuid>,
     pub created_ms: u64,
     pub last_activity_ms: u64,
     pub faulted: bool,
     pub cancelled: bool,
+    /// Its images were rated (paid once).
+    pub rated: bool,
     /// (when, queue position, wait time) of the last status computed, reused for a second.
     pub cached_position: Option<(u64, i64, i64)>,
 }
 
-impl WaitingRequest {
+impl<K: RequestKind> WaitingRequest<K> {
     pub fn is_queued(&self) -> bool {
         self.remaining > 0 && !self.faulted && !self.cancelled
     }
@@ -156,30 +148,49 @@ pub struct Job {
     pub started_ms: u64,
     pub ttl_secs: u64,
     pub state: JobState,
+    /// Seed the job was handed out with (images; 0 for text).
+    pub seed: i64,
+    /// Jobs handed out together in one pop (images may be batched).
+    pub batch: u32,
 }
 
 /// Requests, their order, and their jobs. Queued requests are indexed three ways, all in serving
 /// order: overall, per user (for the owner/priority pass) and per requested model (requests that
 /// name no model are in `any_model`), so a pop only walks requests naming one of its models.
-#[derive(Debug, Default)]
-pub struct TextQueue {
-    requests: HashMap<Uuid, WaitingRequest>,
+#[derive(Debug)]
+pub struct Queue<K: RequestKind> {
+    requests: HashMap<Uuid, WaitingRequest<K>>,
     order: BTreeMap<QueueKey, Uuid>,
     by_user: HashMap<i64, BTreeMap<QueueKey, Uuid>>,
-    by_model: HashMap<ModelId, BTreeMap<QueueKey, Criteria>>,
-    any_model: BTreeMap<QueueKey, Criteria>,
+    by_model: HashMap<ModelId, BTreeMap<QueueKey, Criteria<K::Needs>>>,
+    any_model: BTreeMap<QueueKey, Criteria<K::Needs>>,
     jobs: HashMap<Uuid, Job>,
     in_flight: std::collections::HashSet<Uuid>,
     seq: u64,
 }
 
-impl TextQueue {
+impl<K: RequestKind> Default for Queue<K> {
+    fn default() -> Self {
+        Self {
+            requests: HashMap::new(),
+            order: BTreeMap::new(),
+            by_user: HashMap::new(),
+            by_model: HashMap::new(),
+            any_model: BTreeMap::new(),
+            jobs: HashMap::new(),
+            in_flight: std::collections::HashSet::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<K: RequestKind> Queue<K> {
     pub fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
-    pub fn insert(&mut self, req: WaitingRequest) {
+    pub fn insert(&mut self, req: WaitingRequest<K>) {
         let id = req.id;
         self.requests.insert(id, req);
         self.sync_order(&id);
@@ -220,15 +231,15 @@ impl TextQueue {
         }
     }
 
-    pub fn get(&self, id: &Uuid) -> Option<&WaitingRequest> {
+    pub fn get(&self, id: &Uuid) -> Option<&WaitingRequest<K>> {
         self.requests.get(id)
     }
-    pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut WaitingRequest> {
+    pub fn get_mut(&mut self, id: &Uuid) -> Option<&mut WaitingRequest<K>> {
         self.requests.get_mut(id)
     }
 
     /// Removes a request and its jobs.
-    pub fn remove(&mut self, id: &Uuid) -> Option<WaitingRequest> {
+    pub fn remove(&mut self, id: &Uuid) -> Option<WaitingRequest<K>> {
         if let Some(r) = self.requests.get_mut(id) {
             r.cancelled = true;
         }
@@ -269,7 +280,7 @@ impl TextQueue {
     }
 
     /// Jobs of one request.
-    pub fn jobs_of<'a>(&'a self, req: &'a WaitingRequest) -> impl Iterator<Item = &'a Job> {
+    pub fn jobs_of<'a>(&'a self, req: &'a WaitingRequest<K>) -> impl Iterator<Item = &'a Job> {
         req.job_ids.iter().filter_map(|id| self.jobs.get(id))
     }
 
@@ -279,7 +290,7 @@ impl TextQueue {
     }
 
     /// Queued requests in serving order.
-    pub fn in_order(&self) -> impl Iterator<Item = &WaitingRequest> {
+    pub fn in_order(&self) -> impl Iterator<Item = &WaitingRequest<K>> {
         self.order.values().filter_map(|id| self.requests.get(id))
     }
 
@@ -290,12 +301,12 @@ impl TextQueue {
 
     /// Queued requests a worker serving `models` (sorted) could take, in serving order, each once:
     /// those naming one of the models, and those naming none.
-    pub fn for_models(&self, models: &[ModelId]) -> impl Iterator<Item = &Criteria> {
-        let mut sources: Vec<std::collections::btree_map::Iter<'_, QueueKey, Criteria>> =
+    pub fn for_models(&self, models: &[ModelId]) -> impl Iterator<Item = &Criteria<K::Needs>> {
+        let mut sources: Vec<std::collections::btree_map::Iter<'_, QueueKey, Criteria<K::Needs>>> =
             models.iter().filter_map(|m| self.by_model.get(m)).map(|m| m.iter()).collect();
         sources.push(self.any_model.iter());
         let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(QueueKey, usize)>> = std::collections::BinaryHeap::new();
-        let mut current: Vec<Option<&Criteria>> = vec![None; sources.len()];
+        let mut current: Vec<Option<&Criteria<K::Needs>>> = vec![None; sources.len()];
         for (i, src) in sources.iter_mut().enumerate() {
             if let Some((k, c)) = src.next() {
                 current[i] = Some(c);
@@ -321,7 +332,7 @@ impl TextQueue {
         })
     }
 
-    pub fn requests(&self) -> impl Iterator<Item = &WaitingRequest> {
+    pub fn requests(&self) -> impl Iterator<Item = &WaitingRequest<K>> {
         self.requests.values()
     }
 

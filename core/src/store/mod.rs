@@ -44,11 +44,13 @@ pub struct FlushBatch {
     pub postings: Vec<Posting>,
     pub records: HashMap<i64, UserRecords>,
     pub workers: Vec<Worker>,
+    /// Normalized image timings for the kudos model.
+    pub timings: Vec<(u64, crate::kudos::image_model::Timing)>,
 }
 
 impl FlushBatch {
     pub fn is_empty(&self) -> bool {
-        self.postings.is_empty() && self.records.is_empty() && self.workers.is_empty()
+        self.postings.is_empty() && self.records.is_empty() && self.workers.is_empty() && self.timings.is_empty()
     }
 }
 
@@ -60,12 +62,12 @@ pub struct Store {
 }
 
 const USER_COLUMNS: &str = "id, username, oauth_id, created, kudos, kd_accumulated, kd_gifted, kd_received, kd_admin, kd_awarded, \
-    usage_tokens, requests_text, contribution_tokens, fulfilled_text, moderator, trusted, flagged, pseudonymous, concurrency, \
+    usage_tokens, requests_text, contribution_tokens, fulfilled_text, usage_kps, requests_image, contribution_kps, fulfilled_image, moderator, trusted, flagged, pseudonymous, concurrency, \
     worker_invited, public_workers, contact, admin_comment";
 
 const WORKER_COLUMNS: &str = "id, user_id, name, info, created, last_check_in, maintenance, maintenance_msg, paused, nsfw, models, \
     max_length, max_context_length, threads, bridge_agent, uptime_ms, requests_fulfilled, tokens_generated, kudos_generated, \
-    kudos_uptime, uncompleted_jobs";
+    kudos_uptime, uncompleted_jobs, kind, kps_generated";
 
 /// Ledger rows written per INSERT statement.
 const POSTINGS_PER_INSERT: usize = 200;
@@ -94,6 +96,10 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
             requests_text: g("requests_text")?,
             contribution_tokens: g("contribution_tokens")?,
             fulfilled_text: g("fulfilled_text")?,
+            usage_kps: g("usage_kps")?,
+            requests_image: g("requests_image")?,
+            contribution_kps: g("contribution_kps")?,
+            fulfilled_image: g("fulfilled_image")?,
         },
         moderator: g("moderator")? != 0,
         trusted: g("trusted")? != 0,
@@ -129,6 +135,9 @@ fn worker_from_row(row: &AnyRow) -> Result<Worker> {
     w.kudos_generated = g("kudos_generated")?;
     w.kudos_uptime = g("kudos_uptime")?;
     w.uncompleted_jobs = g("uncompleted_jobs")?;
+    let kind: String = row.try_get("kind")?;
+    w.kind = crate::workers::WorkerKind::parse(&kind).unwrap_or(crate::workers::WorkerKind::Text);
+    w.kps_generated = g("kps_generated")?;
     Ok(w)
 }
 
@@ -339,11 +348,12 @@ impl Store {
     }
 
     pub async fn insert_worker(&self, w: &Worker) -> Result<()> {
-        sqlx::query(self.sql("INSERT INTO workers (id, user_id, name, created, kind) VALUES (?, ?, ?, ?, 'text')"))
+        sqlx::query(self.sql("INSERT INTO workers (id, user_id, name, created, kind) VALUES (?, ?, ?, ?, ?)"))
             .bind(w.id.to_string())
             .bind(w.owner_id)
             .bind(&w.name)
             .bind(w.created_secs)
+            .bind(w.kind.as_str())
             .execute(&self.pool)
             .await?;
         self.save_worker(&self.pool, w).await
@@ -353,7 +363,7 @@ impl Store {
         sqlx::query(self.sql(
             "UPDATE workers SET name = ?, info = ?, last_check_in = ?, maintenance = ?, maintenance_msg = ?, paused = ?, nsfw = ?, \
              models = ?, max_length = ?, max_context_length = ?, threads = ?, bridge_agent = ?, uptime_ms = ?, requests_fulfilled = ?, \
-             tokens_generated = ?, kudos_generated = ?, kudos_uptime = ?, uncompleted_jobs = ? WHERE id = ?",
+             tokens_generated = ?, kudos_generated = ?, kudos_uptime = ?, uncompleted_jobs = ?, kps_generated = ? WHERE id = ?",
         ))
         .bind(&w.name)
         .bind(&w.info)
@@ -373,6 +383,7 @@ impl Store {
         .bind(w.kudos_generated)
         .bind(w.kudos_uptime)
         .bind(w.uncompleted_jobs)
+        .bind(w.kps_generated)
         .bind(w.id.to_string())
         .execute(ex)
         .await?;
@@ -476,12 +487,18 @@ impl Store {
         for (id, r) in &batch.records {
             sqlx::query(self.sql(
                 "UPDATE users SET usage_tokens = usage_tokens + ?, requests_text = requests_text + ?, \
-                 contribution_tokens = contribution_tokens + ?, fulfilled_text = fulfilled_text + ? WHERE id = ?",
+                 contribution_tokens = contribution_tokens + ?, fulfilled_text = fulfilled_text + ?, usage_kps = usage_kps + ?, \
+                 requests_image = requests_image + ?, contribution_kps = contribution_kps + ?, fulfilled_image = fulfilled_image + ? \
+                 WHERE id = ?",
             ))
             .bind(r.usage_tokens)
             .bind(r.requests_text)
             .bind(r.contribution_tokens)
             .bind(r.fulfilled_text)
+            .bind(r.usage_kps)
+            .bind(r.requests_image)
+            .bind(r.contribution_kps)
+            .bind(r.fulfilled_image)
             .bind(*id)
             .execute(&mut *tx)
             .await?;
@@ -489,8 +506,67 @@ impl Store {
         for w in &batch.workers {
             self.save_worker(&mut *tx, w).await?;
         }
+        for (at_ms, t) in &batch.timings {
+            let p = &t.payload;
+            sqlx::query(self.sql(
+                "INSERT INTO image_timings (created_ms, width, height, steps, sampler, cfg_scale, denoising_strength, karras, hires_fix, \
+                 source_processing, control_type, post_processing, loras, tis, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(*at_ms as i64)
+            .bind(p.width)
+            .bind(p.height)
+            .bind(p.steps)
+            .bind(&p.sampler)
+            .bind(p.cfg_scale)
+            .bind(p.denoising_strength)
+            .bind(b(p.karras))
+            .bind(b(p.hires_fix))
+            .bind(&p.source_processing)
+            .bind(&p.control_type)
+            .bind(p.post_processing.join(";"))
+            .bind(p.loras)
+            .bind(p.tis)
+            .bind(t.seconds)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Recorded image timings, oldest first (at most `limit`).
+    pub async fn image_timings(&self, limit: i64) -> Result<Vec<crate::kudos::image_model::Timing>> {
+        use crate::kudos::image_model::{PayloadFeatures, Timing};
+        let rows = sqlx::query(self.sql(
+            "SELECT width, height, steps, sampler, cfg_scale, denoising_strength, karras, hires_fix, source_processing, control_type, \
+             post_processing, loras, tis, seconds FROM image_timings ORDER BY created_ms LIMIT ?",
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let pp: String = r.try_get("post_processing")?;
+                Ok(Timing {
+                    payload: PayloadFeatures {
+                        width: r.try_get("width")?,
+                        height: r.try_get("height")?,
+                        steps: r.try_get("steps")?,
+                        sampler: r.try_get("sampler")?,
+                        cfg_scale: r.try_get("cfg_scale")?,
+                        denoising_strength: r.try_get("denoising_strength")?,
+                        karras: r.try_get::<i64, _>("karras")? != 0,
+                        hires_fix: r.try_get::<i64, _>("hires_fix")? != 0,
+                        source_processing: r.try_get("source_processing")?,
+                        control_type: r.try_get("control_type")?,
+                        post_processing: pp.split(';').filter(|s| !s.is_empty()).map(String::from).collect(),
+                        loras: r.try_get("loras")?,
+                        tis: r.try_get("tis")?,
+                    },
+                    seconds: r.try_get("seconds")?,
+                })
+            })
+            .collect()
     }
 
     /// Balances recomputed from the ledger alone (account key → balance), for audits and tests.

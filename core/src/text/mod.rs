@@ -1,5 +1,58 @@
-//! Text requests: the validated form of what a client sent.
+//! Text requests: the validated form of what a client sent, and what the queue keeps of them.
 
 pub mod request;
 
 pub use request::TextRequest;
+
+use uuid::Uuid;
+
+use crate::kudos::Centikudos;
+use crate::scheduler::queue::{flags, Criteria, RequestKind};
+
+/// Text requests in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextKind;
+
+/// What text matching needs of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextNeeds {
+    pub max_length: i64,
+    pub max_context_length: i64,
+}
+
+impl RequestKind for TextKind {
+    type Request = TextRequest;
+    type Needs = TextNeeds;
+    /// The generated text.
+    type Output = String;
+}
+
+/// The queue's matching data of a text request.
+pub fn criteria(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Criteria<TextNeeds> {
+    let mut f = 0;
+    if r.trusted_workers {
+        f |= flags::TRUSTED_WORKERS;
+    }
+    if !r.slow_workers {
+        f |= flags::FAST_ONLY;
+    }
+    if r.extra_slow_workers {
+        f |= flags::EXTRA_SLOW_OK;
+    }
+    if r.validated_backends {
+        f |= flags::VALIDATED_BACKENDS;
+    }
+    if !r.workers.is_empty() || r.softprompt.is_some() {
+        f |= flags::NEEDS_DETAIL;
+    }
+    Criteria {
+        id,
+        user_id,
+        needs: TextNeeds {
+            max_length: r.max_length,
+            max_context_length: r.max_context_length,
+        },
+        flags: f,
+        job_estimate,
+    }
+}

@@ -32,6 +32,8 @@ pub struct TextRequest {
     pub softprompt: Option<String>,
     pub disable_batching: bool,
     pub dry_run: bool,
+    /// Where each finished job is POSTed (checked against the horde's rules by `Horde`).
+    pub webhook: Option<String>,
 }
 
 fn check_f(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<()> {
@@ -165,6 +167,7 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
             softprompt,
             disable_batching: req.disable_batching.unwrap_or(false),
             dry_run: req.dry_run.unwrap_or(false),
+            webhook: req.webhook.filter(|w| !w.is_empty()),
         })
     }
 }

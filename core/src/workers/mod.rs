@@ -32,12 +32,74 @@ pub const VALIDATED_BACKENDS: &[&str] = &[
     "horde-worker",
 ];
 
-/// A text worker.
+/// What a worker generates. Names are unique across kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerKind {
+    Text,
+    Image,
+}
+
+impl WorkerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerKind::Text => "text",
+            WorkerKind::Image => "image",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "text" => Some(WorkerKind::Text),
+            "image" => Some(WorkerKind::Image),
+            _ => None,
+        }
+    }
+}
+
+/// What an image worker declared on its last pop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageCapabilities {
+    pub max_pixels: i64,
+    /// Lower-cased censorlist words: requests containing one are generated with the NSFW censor.
+    pub blacklist: Vec<String>,
+    pub allow_img2img: bool,
+    pub allow_painting: bool,
+    pub allow_post_processing: bool,
+    pub allow_controlnet: bool,
+    pub allow_lora: bool,
+    pub limit_max_steps: bool,
+}
+
+impl Default for ImageCapabilities {
+    fn default() -> Self {
+        Self {
+            max_pixels: 512 * 512,
+            blacklist: vec![],
+            allow_img2img: true,
+            allow_painting: true,
+            allow_post_processing: true,
+            allow_controlnet: false,
+            allow_lora: false,
+            limit_max_steps: false,
+        }
+    }
+}
+
+/// Steps above which a worker with `limit_max_steps` skips a request.
+pub const LIMITED_MAX_STEPS: i64 = 30;
+
+/// A worker.
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub id: Uuid,
     pub name: String,
     pub owner_id: i64,
+    pub kind: WorkerKind,
+    pub image: ImageCapabilities,
+    /// Thousands of pixelsteps generated.
+    pub kps_generated: i64,
+    /// Recent ratios of actual to predicted image time (how fast this worker is), for
+    /// normalizing its timings.
+    pub time_ratios: VecDeque<f64>,
     pub created_secs: i64,
     pub info: String,
     pub maintenance: bool,
@@ -77,6 +139,10 @@ impl Worker {
             id,
             name,
             owner_id,
+            kind: WorkerKind::Text,
+            image: ImageCapabilities::default(),
+            kps_generated: 0,
+            time_ratios: VecDeque::new(),
             created_secs: now_secs,
             info: String::new(),
             maintenance: false,
@@ -110,7 +176,26 @@ impl Worker {
         self.last_check_in_ms > 0 && now_ms.saturating_sub(self.last_check_in_ms) <= online_secs * 1000
     }
 
-    /// Average tokens per second over recent jobs, or the baseline before the first.
+    /// Mean ratio of actual to predicted image time over recent jobs (1 before the first).
+    pub fn time_ratio(&self) -> f64 {
+        if self.time_ratios.is_empty() {
+            1.0
+        } else {
+            self.time_ratios.iter().sum::<f64>() / self.time_ratios.len() as f64
+        }
+    }
+
+    pub fn record_time_ratio(&mut self, ratio: f64) {
+        if ratio.is_finite() && ratio > 0.0 {
+            self.time_ratios.push_back(ratio);
+            while self.time_ratios.len() > PERFORMANCE_SAMPLES {
+                self.time_ratios.pop_front();
+            }
+        }
+    }
+
+    /// Average speed over recent jobs (tokens/s for text, megapixelsteps/s for images), or the
+    /// baseline of 1 before the first.
     pub fn speed(&self) -> f64 {
         if self.performance.is_empty() {
             BASELINE_TOKENS_PER_SEC
@@ -128,9 +213,12 @@ impl Worker {
         }
     }
 
-    /// Speed below which a worker does not get `slow_workers: false` requests: 3 t/s for models of
-    /// 20B and more, 4 for 13B and more, else 5.
+    /// Speed below which a worker does not get `slow_workers: false` requests: for text, 3 t/s
+    /// for models of 20B and more, 4 for 13B and more, else 5; for images 0.5 megapixelsteps/s.
     pub fn slow_threshold(&self) -> f64 {
+        if self.kind == WorkerKind::Image {
+            return 0.5;
+        }
         let p = self
             .models
             .first()
@@ -164,11 +252,15 @@ impl Worker {
     ) -> wire::WorkerDetails {
         let performance = if self.performance.is_empty() {
             "No requests fulfilled yet".to_string()
+        } else if self.kind == WorkerKind::Image {
+            format!("{:.1} megapixelsteps per second", self.speed())
         } else {
             format!("{:.1} tokens per second", self.speed())
         };
+        let text = self.kind == WorkerKind::Text;
+        let image = (!text).then_some(&self.image);
         wire::WorkerDetails {
-            kind: "text".into(),
+            kind: self.kind.as_str().into(),
             name: self.name.clone(),
             id: self.id.to_string(),
             online: self.is_online(now_ms, online_secs),
@@ -190,9 +282,16 @@ impl Worker {
             models: self.models.clone(),
             team: wire::TeamLite::default(),
             bridge_agent: self.bridge_agent.clone(),
-            max_length: self.max_length,
-            max_context_length: self.max_context_length,
-            tokens_generated: self.tokens_generated,
+            max_length: text.then_some(self.max_length),
+            max_context_length: text.then_some(self.max_context_length),
+            tokens_generated: text.then_some(self.tokens_generated),
+            max_pixels: image.map(|i| i.max_pixels),
+            megapixelsteps_generated: image.map(|_| self.kps_generated / 1000),
+            img2img: image.map(|i| i.allow_img2img),
+            painting: image.map(|i| i.allow_painting),
+            post_processing: image.map(|i| i.allow_post_processing),
+            lora: image.map(|i| i.allow_lora),
+            controlnet: image.map(|i| i.allow_controlnet),
             owner: owner_name,
             paused: moderator_view.then_some(self.paused),
             suspicious: moderator_view.then_some(0),

@@ -26,6 +26,8 @@ pub struct ApiOptions {
     pub register_burst: u32,
     /// Seconds for one registration to be allowed again after the burst.
     pub register_period_secs: u64,
+    /// Address in image links (`--public-url`); default: each request's Host.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiOptions {
@@ -34,6 +36,7 @@ impl Default for ApiOptions {
             dev_test_users: false,
             register_burst: 5,
             register_period_secs: 60,
+            public_url: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `/api/v2`: the AI Horde API.
 
+pub mod image;
 pub mod status;
 pub mod text;
 pub mod users;
@@ -7,7 +8,7 @@ pub mod workers;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
@@ -54,6 +55,13 @@ pub fn router(options: &ApiOptions) -> Router<AppState> {
         .route("/generate/text/status/{id}", get(text::status).delete(text::cancel))
         .route("/generate/text/pop", post(text::pop))
         .route("/generate/text/submit", post(text::submit))
+        .route("/generate/async", post(image::generate))
+        .route("/generate/check/{id}", get(image::check))
+        .route("/generate/status/{id}", get(image::status).delete(image::cancel))
+        .route("/generate/pop", post(image::pop))
+        .route("/generate/submit", post(image::submit))
+        .route("/generate/rate/{id}", post(image::rate))
+        .route("/images/{token}", put(image::upload).get(image::download))
         .route("/find_user", get(users::find_user))
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::details).put(users::modify))

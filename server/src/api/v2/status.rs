@@ -27,11 +27,17 @@ pub struct ModelsQuery {
 }
 
 pub async fn models(State(state): State<AppState>, Query(q): Query<ModelsQuery>) -> ApiResult<Response> {
-    // The public horde defaults to image models; this horde serves text only so far.
-    let list = if q.kind.as_deref() == Some("text") {
-        state.horde.text_models()
-    } else {
-        vec![]
+    // Image models unless text is asked for, like the public horde.
+    let list = match q.kind.as_deref() {
+        Some("text") => state.horde.text_models(),
+        Some("image") | None => state.horde.image_models(),
+        Some(other) => {
+            return Err(crate::api::error::ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "ValidationError",
+                format!("type must be image or text, not '{}'.", other.chars().take(20).collect::<String>()),
+            ))
+        }
     };
     let list: Vec<_> = list
         .into_iter()
@@ -41,7 +47,13 @@ pub async fn models(State(state): State<AppState>, Query(q): Query<ModelsQuery>)
 }
 
 pub async fn model(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
-    let list: Vec<_> = state.horde.text_models().into_iter().filter(|m| m.name == name).collect();
+    let list: Vec<_> = state
+        .horde
+        .image_models()
+        .into_iter()
+        .chain(state.horde.text_models())
+        .filter(|m| m.name == name)
+        .collect();
     Ok(Json(list).into_response())
 }
 

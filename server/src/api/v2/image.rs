@@ -1,0 +1,119 @@
+//! Image generation endpoints, and the upload/download links of images held in memory.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use horde_core::TextSubmission;
+use horde_protocol::image::{GenerateImageRequest, ImagePopRequest, ImageSubmitRequest, RateRequest, RateResponse};
+use horde_protocol::text::{AsyncAccepted, DryRun, SubmitResponse};
+
+use super::text::NO_WORKER_MESSAGE;
+use super::user_of;
+use crate::api::error::ApiResult;
+use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::AppState;
+
+/// The address clients and workers reach this horde at: `--public-url`, else the request's
+/// `Host` (with `X-Forwarded-Proto` when a proxy sets it).
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.options.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .unwrap_or("127.0.0.1");
+    let proto = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{proto}://{host}")
+}
+
+pub async fn generate(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    JsonBody(req): JsonBody<GenerateImageRequest>,
+) -> ApiResult<Response> {
+    let user = user_of(&state, &key, true).await?;
+    Ok(match state.horde.generate_image(user, req)? {
+        TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
+        TextSubmission::Queued(a) => {
+            let body = AsyncAccepted {
+                id: a.id.to_string(),
+                kudos: horde_core::kudos::to_kudos(a.kudos),
+                message: (!a.possible).then(|| NO_WORKER_MESSAGE.to_string()),
+                warnings: None,
+            };
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    })
+}
+
+pub async fn check(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    Ok(Json(state.horde.image_check(&id)?).into_response())
+}
+
+pub async fn status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    let base = base_url(&state, &headers);
+    Ok(Json(state.horde.image_status(&id, &base)?).into_response())
+}
+
+pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    let base = base_url(&state, &headers);
+    Ok(Json(state.horde.cancel_image(&id, &base)?).into_response())
+}
+
+pub async fn pop(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiKey(key): ApiKey,
+    JsonBody(req): JsonBody<ImagePopRequest>,
+) -> ApiResult<Response> {
+    let user = user_of(&state, &key, false).await?;
+    let base = base_url(&state, &headers);
+    Ok(Json(state.horde.pop_image(user, req, &base).await?).into_response())
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    JsonBody(req): JsonBody<ImageSubmitRequest>,
+) -> ApiResult<Response> {
+    let user = user_of(&state, &key, false).await?;
+    let reward = state.horde.submit_image(user, req)?;
+    Ok(Json(SubmitResponse { reward }).into_response())
+}
+
+pub async fn rate(State(state): State<AppState>, Path(id): Path<String>, JsonBody(req): JsonBody<RateRequest>) -> ApiResult<Response> {
+    let reward = state.horde.rate_images(&id, req)?;
+    Ok(Json(RateResponse {
+        reward,
+        message: "Thank you for rating.".into(),
+    })
+    .into_response())
+}
+
+/// `PUT /api/v2/images/{token}`: a worker uploads a job's WebP to the link it got in the pop.
+pub async fn upload(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
+    state.horde.upload_image(&token, body.to_vec())?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /api/v2/images/{token}`: a result image, while its request lives and the link is valid.
+pub async fn download(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
+    let bytes = state.horde.download_image(&token)?;
+    let mime = match bytes.get(..4) {
+        Some(b"\x89PNG") => "image/png",
+        Some([0xff, 0xd8, ..]) => "image/jpeg",
+        _ => "image/webp",
+    };
+    Ok((
+        [(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "private, max-age=600")],
+        bytes.as_slice().to_vec(),
+    )
+        .into_response())
+}
