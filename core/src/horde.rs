@@ -653,15 +653,20 @@ impl Horde {
 
     /// `GET /workers`: online workers, optionally by type and name.
     pub fn list_workers(&self, kind: Option<&str>, name: Option<&str>, viewer: Option<i64>) -> Vec<wire_workers::WorkerDetails> {
-        if kind.is_some_and(|k| !k.is_empty() && k != "text") {
-            return vec![];
-        }
+        let kind = match kind.filter(|k| !k.is_empty()) {
+            None => None,
+            Some(k) => match WorkerKind::parse(k) {
+                Some(k) => Some(k),
+                None => return vec![],
+            },
+        };
         let now = self.now_ms();
         let s = self.state.lock();
         let mut out: Vec<_> = s
             .workers
             .iter()
             .filter(|w| w.is_online(now, s.cfg.worker_online_secs))
+            .filter(|w| kind.is_none_or(|k| w.kind == k))
             .filter(|w| name.is_none_or(|n| w.name == n))
             .map(|w| self.worker_view(&s, w, viewer))
             .collect();

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use horde_protocol::image::{ImageCheck, ImageGeneration, ImagePayload, ImagePopResponse, ImageSkipped, ImageStatus, RateRequest};
+use horde_protocol::image::{ImageCheck, ImageGeneration, ImagePopResponse, ImageSkipped, ImageStatus, RateRequest};
 use horde_protocol::status as wire_status;
 use horde_protocol::text::GenMetadata;
 use uuid::Uuid;
@@ -324,7 +324,7 @@ impl State {
                 return Err(HordeError::WorkerMaintenance);
             }
             return Ok(ImagePopResponse {
-                payload: ImagePayload::default(),
+                payload: None,
                 id: None,
                 ids: vec![],
                 skipped,
@@ -416,7 +416,7 @@ impl State {
         }
         let uploads: Vec<String> = ids.iter().map(upload_link).collect();
         Ok(ImagePopResponse {
-            payload,
+            payload: Some(payload),
             id: ids.first().map(Uuid::to_string),
             ids: ids.iter().map(Uuid::to_string).collect(),
             skipped: ImageSkipped::default(),

@@ -114,9 +114,12 @@ fn full_round_trip_charges_what_dry_run_said() {
     );
     let job = pop(&mut s, &w, T0 + 1000);
     assert_eq!(job.ids.len(), 1);
-    assert_eq!(job.payload.prompt.as_deref(), Some("a lighthouse ### fog"));
-    assert_eq!(job.payload.ddim_steps, 50);
-    assert_eq!(job.payload.n_iter, 1);
+    assert_eq!(
+        job.payload.as_ref().expect("payload").prompt.as_deref(),
+        Some("a lighthouse ### fog")
+    );
+    assert_eq!(job.payload.as_ref().expect("payload").ddim_steps, 50);
+    assert_eq!(job.payload.as_ref().expect("payload").n_iter, 1);
     assert_eq!(job.model.as_deref(), Some("stable_diffusion"));
     assert_eq!(job.r2_uploads.as_ref().map(Vec::len), Some(1));
     let reward = s
@@ -239,8 +242,8 @@ fn batches_fill_max_pixels_and_seeds_follow_variation() {
     );
     let job = pop(&mut s, &w, T0);
     assert_eq!(job.ids.len(), 4);
-    assert_eq!(job.payload.n_iter, 4);
-    assert_eq!(job.payload.seed, "100");
+    assert_eq!(job.payload.as_ref().expect("payload").n_iter, 4);
+    assert_eq!(job.payload.as_ref().expect("payload").seed, "100");
     let seeds: Vec<i64> = job
         .ids
         .iter()
@@ -250,7 +253,7 @@ fn batches_fill_max_pixels_and_seeds_follow_variation() {
     assert_eq!(seeds, vec![100, 102, 104, 106]);
     let rest = pop(&mut s, &w, T0);
     assert_eq!(rest.ids.len(), 1);
-    assert_eq!(rest.payload.seed, "108");
+    assert_eq!(rest.payload.as_ref().expect("payload").seed, "108");
 }
 
 #[test]
@@ -263,11 +266,11 @@ fn censorlist_words_turn_the_censor_on() {
         json!({"name": "w", "models": ["stable_diffusion"], "blacklist": ["blood"]}),
     );
     let job = pop(&mut s, &w, T0);
-    assert!(job.payload.use_nsfw_censor);
+    assert!(job.payload.as_ref().expect("payload").use_nsfw_censor);
     submit(&mut s, 1, json!({"prompt": "a meadow"}));
-    assert!(!pop(&mut s, &w, T0).payload.use_nsfw_censor);
+    assert!(!pop(&mut s, &w, T0).payload.expect("payload").use_nsfw_censor);
     submit(&mut s, 1, json!({"prompt": "a meadow", "nsfw": false, "censor_nsfw": true}));
-    assert!(pop(&mut s, &w, T0).payload.use_nsfw_censor);
+    assert!(pop(&mut s, &w, T0).payload.expect("payload").use_nsfw_censor);
 }
 
 #[test]

@@ -352,10 +352,12 @@ pub struct ImagePayload {
     pub n_iter: i64,
 }
 
-/// Answer of an image pop: a batch of jobs of one request, or `id: null` with skip counters.
+/// Answer of an image pop: a batch of jobs of one request, or `id: null` with skip counters (and
+/// an empty `payload` object).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ImagePopResponse {
-    pub payload: ImagePayload,
+    #[serde(serialize_with = "payload_or_empty", deserialize_with = "empty_or_payload")]
+    pub payload: Option<ImagePayload>,
     pub id: Option<String>,
     pub ids: Vec<String>,
     pub skipped: ImageSkipped,
@@ -375,6 +377,22 @@ pub struct ImagePopResponse {
     pub r2_uploads: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+}
+
+fn payload_or_empty<S: serde::Serializer>(p: &Option<ImagePayload>, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    match p {
+        Some(p) => p.serialize(s),
+        None => s.serialize_map(Some(0))?.end(),
+    }
+}
+
+fn empty_or_payload<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ImagePayload>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    if v.as_object().is_some_and(|o| o.is_empty()) || v.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(v).map(Some).map_err(serde::de::Error::custom)
 }
 
 /// `POST /api/v2/generate/submit`.

@@ -142,9 +142,10 @@ pub struct ServeArgs {
     /// Seconds after which a full burst of registrations is allowed again.
     #[arg(long, env = "HORDE_REGISTER_PERIOD_SECS", default_value_t = 60)]
     pub register_period_secs: u64,
-    /// Minutes a request lives after its last activity.
-    #[arg(long, env = "HORDE_REQUEST_EXPIRY_MINUTES", default_value_t = 20)]
-    pub request_expiry_minutes: u64,
+    /// Minutes a request (with its prompt and results) lives after its last activity. Fractions
+    /// are allowed (at least one second).
+    #[arg(long, env = "HORDE_REQUEST_EXPIRY_MINUTES", default_value_t = 20.0)]
+    pub request_expiry_minutes: f64,
     /// Shortest time a worker has for a text job before it is handed out again, in seconds.
     #[arg(long, env = "HORDE_MIN_JOB_TTL_SECS", default_value_t = 150)]
     pub min_job_ttl_secs: u64,
@@ -153,8 +154,8 @@ pub struct ServeArgs {
     pub threads: Option<usize>,
     /// Bytes of images (results and source images) held in memory at most, in MiB. Past it, new
     /// images are refused with 503 ImageStoreFull until requests expire.
-    #[arg(long, env = "HORDE_IMAGE_MEMORY_MIB", default_value_t = 1024)]
-    pub image_memory_mib: usize,
+    #[arg(long, env = "HORDE_IMAGE_MEMORY_MIB", default_value_t = 1024.0)]
+    pub image_memory_mib: f64,
     /// Largest source image (img2img, inpainting) accepted, in KiB.
     #[arg(long, env = "HORDE_MAX_SOURCE_IMAGE_KIB", default_value_t = 5120)]
     pub max_source_image_kib: usize,

@@ -57,9 +57,9 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(args.log_format == "json");
     let cfg = HordeConfig {
-        request_expiry_secs: args.request_expiry_minutes.max(1) * 60,
+        request_expiry_secs: (args.request_expiry_minutes * 60.0).round().max(1.0) as u64,
         min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
-        image_memory_cap_bytes: args.image_memory_mib.saturating_mul(1024 * 1024),
+        image_memory_cap_bytes: (args.image_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
         max_source_image_bytes: args.max_source_image_kib.saturating_mul(1024),
         allow_loopback_http_webhooks: args.dev_loopback_webhooks,
         ..HordeConfig::default()

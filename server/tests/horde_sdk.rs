@@ -1,5 +1,5 @@
 //! Compatibility: the unmodified horde-sdk (PyPI, strict models via TESTS_ONGOING=1) drives a text
-//! round trip against the real server. The test creates its own venv (once, kept in the target
+//! round trip and an image round trip against the real server. The test creates its own venv (once, kept in the target
 //! dir); without python3 or PyPI it is skipped, unless HORDE_REQUIRE_COMPAT=1 (CI) makes that fail.
 
 mod common;
@@ -26,7 +26,7 @@ fn venv() -> Result<PathBuf, String> {
     python_venv::python_venv(Path::new(env!("CARGO_TARGET_TMPDIR")), "horde-sdk-venv", &[HORDE_SDK])
 }
 
-async fn round_trip(db: Db) {
+async fn round_trip(db: Db, script: &str, done: &str) {
     let python = match venv() {
         Ok(p) => p,
         Err(e) => return skip_or_fail(&e),
@@ -36,7 +36,7 @@ async fn round_trip(db: Db) {
     };
     let (requester, _) = s.user("sdk_requester", 500.0, false, false).await;
     let (worker, _) = s.user("sdk_worker", 0.0, false, false).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat/horde_sdk_roundtrip.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat").join(script);
     let out = Command::new(&python)
         .arg(&script)
         .env("AI_HORDE_URL", format!("{}/api/", s.url))
@@ -61,15 +61,25 @@ async fn round_trip(db: Db) {
             .rev()
             .collect::<String>()
     );
-    assert!(stdout.contains("horde-sdk round trip: OK"), "{stdout}");
+    assert!(stdout.contains(done), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn horde_sdk_round_trip_sqlite() {
-    round_trip(Db::Sqlite).await;
+    round_trip(Db::Sqlite, "horde_sdk_roundtrip.py", "horde-sdk round trip: OK").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn horde_sdk_round_trip_postgres() {
-    round_trip(Db::Postgres).await;
+    round_trip(Db::Postgres, "horde_sdk_roundtrip.py", "horde-sdk round trip: OK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horde_sdk_image_round_trip_sqlite() {
+    round_trip(Db::Sqlite, "horde_sdk_image_roundtrip.py", "horde-sdk image round trip: OK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horde_sdk_image_round_trip_postgres() {
+    round_trip(Db::Postgres, "horde_sdk_image_roundtrip.py", "horde-sdk image round trip: OK").await;
 }
