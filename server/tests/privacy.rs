@@ -1,8 +1,10 @@
-//! Prompts and generations never reach the logs, even at debug level, and never reach the database.
+//! Prompts and generations (text and images) never reach the logs, even at debug level, and never
+//! reach the database; the image timings kept for the kudos model hold only the payload's shape.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use base64::Engine;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,6 +85,54 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
         .await
         .expect("json");
     assert_eq!(status["generations"][0]["text"], text_marker);
+    // An image round trip: the prompt and the image bytes stay in memory too.
+    let image_marker = "SECRET-IMAGE-PROMPT-c0ffee";
+    let mut png = Vec::new();
+    image::RgbImage::from_fn(48, 48, |x, y| {
+        image::Rgb([(x * 37 + y * 11) as u8, (x * y + 7) as u8, ((x ^ y) * 5) as u8])
+    })
+    .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+    .expect("png");
+    let png_b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let acc_img: Value = c
+        .post(format!("{base}/generate/async"))
+        .header("apikey", &key)
+        .json(&json!({"prompt": format!("paint {image_marker}"), "r2": false}))
+        .send()
+        .await
+        .expect("async")
+        .json()
+        .await
+        .expect("json");
+    let job: Value = c
+        .post(format!("{base}/generate/pop"))
+        .header("apikey", &key)
+        .json(&json!({"name": "pi", "models": ["stable_diffusion"]}))
+        .send()
+        .await
+        .expect("pop")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(job["payload"]["prompt"], format!("paint {image_marker}"));
+    let st = c
+        .post(format!("{base}/generate/submit"))
+        .header("apikey", &key)
+        .json(&json!({"id": job["id"], "generation": png_b64, "seed": 3}))
+        .send()
+        .await
+        .expect("submit")
+        .status();
+    assert_eq!(st, 200);
+    let status: Value = c
+        .get(format!("{base}/generate/status/{}", acc_img["id"].as_str().unwrap_or_default()))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["generations"][0]["img"].as_str(), Some(png_b64.as_str()));
     // A request body that fails to parse is not echoed into logs either.
     let _ = c
         .post(format!("{base}/generate/text/async"))
@@ -93,17 +143,38 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     assert!(child.wait().expect("wait").success());
 
+    // The timings recorded for the kudos model export as CSV: shape only.
+    let export = dir.join("timings.csv");
+    let out = Command::new(env!("CARGO_BIN_EXE_horde"))
+        .args(["kudos-model", "export", "--data-dir"])
+        .arg(&dir)
+        .arg("--out")
+        .arg(&export)
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = std::fs::read_to_string(&export).expect("csv");
+    assert_eq!(csv.lines().count(), 2, "header and one timing: {csv}");
+    assert!(csv.lines().nth(1).is_some_and(|l| l.starts_with("512,512,30,k_euler_a,")), "{csv}");
+
     let logs = std::fs::read_to_string(dir.join("stderr.log")).expect("logs");
     assert!(logs.contains("horde listening"), "logs were captured");
     assert!(!logs.contains(prompt_marker), "a prompt reached the logs");
     assert!(!logs.contains(text_marker), "a generation reached the logs");
+    assert!(!logs.contains(image_marker), "an image prompt reached the logs");
     for entry in std::fs::read_dir(&dir).expect("dir") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).unwrap_or_default();
         let hay = String::from_utf8_lossy(&bytes);
         assert!(
-            !hay.contains(prompt_marker) && !hay.contains(text_marker),
+            !hay.contains(prompt_marker) && !hay.contains(text_marker) && !hay.contains(image_marker),
             "{} holds a prompt or generation",
+            path.display()
+        );
+        let middle = &png[png.len() / 2..png.len() / 2 + 48];
+        assert!(
+            !bytes.windows(middle.len()).any(|w| w == middle),
+            "{} holds image bytes",
             path.display()
         );
     }
