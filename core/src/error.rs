@@ -95,6 +95,12 @@ pub enum HordeError {
     InvalidWorkerId(String),
     #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
     InvalidUsername(String),
+    #[error("This prompt appears to violate our terms of service and will be reported. Please contact us if you think this is an error.")]
+    CorruptPrompt,
+    #[error("This IP address has been timed out for {minutes_left} more minutes after a refused prompt. Please try again later.")]
+    TimeoutIp { minutes_left: u64 },
+    #[error("No filter with id {0}.")]
+    FilterNotFound(i64),
     /// A bad request with its own return code (image parameters, ratings, uploads…).
     #[error("{message}")]
     Rejected { rc: &'static str, message: String },
@@ -161,6 +167,9 @@ impl HordeError {
             InvalidWorkerId(_) => "WorkerNotFound",
             InvalidUsername(_) => "InvalidUsername",
             Rejected { rc, .. } => rc,
+            CorruptPrompt => "CorruptPrompt",
+            TimeoutIp { .. } => "TimeoutIP",
+            FilterNotFound(_) => "FilterNotFound",
             ImageStoreFull { .. } => "ImageStoreFull",
             InvalidImageLink => "InvalidImageLink",
             Internal(_) => "InternalServerError",
@@ -180,10 +189,10 @@ impl HordeError {
             | NotModerator
             | NotOwner
             | KudosTransferFromAnon
+            | TimeoutIp { .. }
             | SourceAccountFlagged => ErrorClass::Forbidden,
-            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) | InvalidImageLink => {
-                ErrorClass::NotFound
-            }
+            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) | InvalidImageLink
+            | FilterNotFound(_) => ErrorClass::NotFound,
             ImageStoreFull { .. } => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } => ErrorClass::TooMany,

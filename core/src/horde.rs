@@ -21,6 +21,7 @@ use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
 use crate::image_rules::{ImageJobResult, WebhookEvent};
 use crate::kudos::image_model::KudosModel;
 use crate::kudos::{to_centikudos, to_kudos, KudosLedger};
+use crate::safety::filter::{validate_rule, FilterOutcome, FilterRule, PromptFilter};
 use crate::state::{Accepted, JobResult, ReapReport, State};
 use crate::store::{FlushBatch, NewUser, Store};
 use crate::text::TextRequest;
@@ -29,6 +30,7 @@ use crate::{HordeError, Result};
 use horde_protocol::image::{
     GenerateImageRequest, ImageCheck, ImagePopRequest, ImagePopResponse, ImageStatus, ImageSubmitRequest, RateRequest,
 };
+use std::net::IpAddr;
 
 /// Outcome of a text generation request.
 #[derive(Debug, Clone)]
@@ -73,7 +75,8 @@ impl Horde {
             None => store.setting_or_insert("api_key_secret", &generate_secret()).await?,
         };
         let (mint, burn) = store.system_balances().await?;
-        let state = State::new(cfg, KudosLedger::with_system_balances(mint, burn), KudosModel::shipped()?);
+        let mut state = State::new(cfg, KudosLedger::with_system_balances(mint, burn), KudosModel::shipped()?);
+        state.filter = PromptFilter::new(store.filters().await?)?;
         let horde = Arc::new(Self {
             state: Mutex::new(state),
             store,
@@ -386,7 +389,8 @@ impl Horde {
     // ----- text generation -----------------------------------------------------------------
 
     /// `POST /generate/text/async`.
-    pub fn generate_text(&self, user_id: i64, req: GenerateTextRequest) -> Result<TextSubmission> {
+    pub fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        self.check_ip(ip)?;
         let req = TextRequest::try_from(req)?;
         if let Some(url) = &req.webhook {
             crate::image::request::check_webhook(url, &self.state.lock().cfg)?;
@@ -485,7 +489,8 @@ impl Horde {
     }
 
     /// `POST /generate/text/pop`.
-    pub async fn pop_text(&self, user_id: i64, pop: TextPopRequest) -> Result<TextPopResponse> {
+    pub async fn pop_text(&self, user_id: i64, pop: TextPopRequest, ip: Option<IpAddr>) -> Result<TextPopResponse> {
+        self.check_ip(ip)?;
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);
         }
@@ -500,14 +505,177 @@ impl Horde {
     // ----- image generation ----------------------------------------------------------------
 
     /// `POST /generate/async`.
-    pub fn generate_image(&self, user_id: i64, req: GenerateImageRequest) -> Result<TextSubmission> {
+    /// `ip` is the client's address (timeouts; `None` when unknown).
+    pub fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        let now = self.now_ms();
         let mut s = self.state.lock();
-        let req = ImageRequest::parse(req, &s.cfg)?;
+        Self::check_ip_in(&s, ip, now)?;
+        let mut req = ImageRequest::parse(req, &s.cfg)?;
+        match s.filter.check(&req.prompt, req.replacement_filter) {
+            FilterOutcome::Pass => {}
+            FilterOutcome::Replaced(p) => req.prompt = p,
+            FilterOutcome::Corrupt => {
+                if let Some(ip) = ip {
+                    s.ip_timeouts.offend(&ip, now);
+                }
+                return Err(HordeError::CorruptPrompt);
+            }
+        }
         if req.dry_run {
             return Ok(TextSubmission::DryRun(to_kudos(s.estimate_image_request(&req))));
         }
-        let now = self.now_ms();
         Ok(TextSubmission::Queued(s.submit_image(user_id, req, now)?))
+    }
+
+    fn check_ip_in(s: &State, ip: Option<IpAddr>, now_ms: u64) -> Result<()> {
+        match ip.and_then(|ip| s.ip_timeouts.remaining_secs(&ip, now_ms)) {
+            Some(secs) => Err(HordeError::TimeoutIp {
+                minutes_left: secs.div_ceil(60),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// `TimeoutIP` if `ip` is timed out.
+    pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<()> {
+        let now = self.now_ms();
+        Self::check_ip_in(&self.state.lock(), ip, now)
+    }
+
+    /// A moderator times an address out for `minutes` (0 lifts it).
+    pub async fn timeout_ip(&self, viewer: i64, ip: IpAddr, minutes: u64) -> Result<()> {
+        self.require_moderator(viewer).await?;
+        let now = self.now_ms();
+        self.state.lock().ip_timeouts.set(&ip, minutes.min(60 * 24 * 30), now);
+        Ok(())
+    }
+
+    async fn require_moderator(&self, viewer: i64) -> Result<()> {
+        self.ensure_user(viewer).await?;
+        if self.is_moderator(viewer) {
+            Ok(())
+        } else {
+            Err(HordeError::NotModerator)
+        }
+    }
+
+    // ----- prompt filter -------------------------------------------------------------------
+
+    async fn reload_filter(&self) -> Result<()> {
+        let f = PromptFilter::new(self.store.filters().await?)?;
+        self.state.lock().filter = f;
+        Ok(())
+    }
+
+    /// `GET /filters`: rules of one type, or containing a text (moderators).
+    pub async fn list_filters(&self, viewer: i64, filter_type: Option<i64>, contains: Option<&str>) -> Result<Vec<FilterRule>> {
+        self.require_moderator(viewer).await?;
+        let s = self.state.lock();
+        Ok(s.filter
+            .rules()
+            .iter()
+            .filter(|r| filter_type.is_none_or(|t| r.filter_type == t))
+            .filter(|r| contains.is_none_or(|c| r.regex.contains(c) || r.description.contains(c)))
+            .cloned()
+            .collect())
+    }
+
+    /// One rule (moderators).
+    pub async fn filter(&self, viewer: i64, id: i64) -> Result<FilterRule> {
+        self.require_moderator(viewer).await?;
+        let s = self.state.lock();
+        s.filter
+            .rules()
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or(HordeError::FilterNotFound(id))
+    }
+
+    /// `PUT /filters`: adds a rule (moderators).
+    pub async fn add_filter(
+        &self,
+        viewer: i64,
+        regex: String,
+        filter_type: i64,
+        description: String,
+        replacement: String,
+    ) -> Result<FilterRule> {
+        self.require_moderator(viewer).await?;
+        validate_rule(&regex, filter_type)?;
+        let mut rule = FilterRule {
+            id: 0,
+            regex,
+            filter_type,
+            description,
+            replacement,
+            user_id: viewer,
+        };
+        rule.id = self.store.insert_filter(&rule).await?;
+        self.reload_filter().await?;
+        Ok(rule)
+    }
+
+    /// `PATCH /filters/{id}`: changes the given fields (moderators).
+    pub async fn modify_filter(
+        &self,
+        viewer: i64,
+        id: i64,
+        regex: Option<String>,
+        filter_type: Option<i64>,
+        description: Option<String>,
+        replacement: Option<String>,
+    ) -> Result<FilterRule> {
+        let mut rule = self.filter(viewer, id).await?;
+        if let Some(r) = regex {
+            rule.regex = r;
+        }
+        if let Some(t) = filter_type {
+            rule.filter_type = t;
+        }
+        if let Some(d) = description {
+            rule.description = d;
+        }
+        if let Some(r) = replacement {
+            rule.replacement = r;
+        }
+        rule.user_id = viewer;
+        validate_rule(&rule.regex, rule.filter_type)?;
+        if !self.store.update_filter(&rule).await? {
+            return Err(HordeError::FilterNotFound(id));
+        }
+        self.reload_filter().await?;
+        Ok(rule)
+    }
+
+    /// `DELETE /filters/{id}` (moderators).
+    pub async fn delete_filter(&self, viewer: i64, id: i64) -> Result<()> {
+        self.require_moderator(viewer).await?;
+        if !self.store.delete_filter(id).await? {
+            return Err(HordeError::FilterNotFound(id));
+        }
+        self.reload_filter().await
+    }
+
+    /// `POST /filters`: how a prompt fares (suspicion 0–2 and the matching terms), for moderators
+    /// testing rules. Nothing is recorded.
+    pub async fn check_prompt(&self, viewer: i64, prompt: &str, filter_type: Option<i64>) -> Result<(i64, Vec<String>)> {
+        self.require_moderator(viewer).await?;
+        let s = self.state.lock();
+        let positive = prompt.split("###").next().unwrap_or("");
+        let (underage, lewd) = s.filter.contexts(positive);
+        Ok((i64::from(underage) + i64::from(lewd), s.filter.matches(prompt, filter_type)))
+    }
+
+    /// `GET /filters/regex`: the combined regex of each type (moderators).
+    pub async fn filter_regexes(&self, viewer: i64, filter_type: Option<i64>) -> Result<Vec<(i64, String)>> {
+        self.require_moderator(viewer).await?;
+        let s = self.state.lock();
+        Ok([10, 11, 20]
+            .into_iter()
+            .filter(|t| filter_type.is_none_or(|f| f == *t))
+            .filter_map(|t| s.filter.regex_of(t).map(|r| (t, r)))
+            .collect())
     }
 
     /// A link to `job`'s image for `purpose`, under `base` (the horde's public address).
@@ -557,7 +725,8 @@ impl Horde {
     }
 
     /// `POST /generate/pop`; upload links point at `base`.
-    pub async fn pop_image(&self, user_id: i64, pop: ImagePopRequest, base: &str) -> Result<ImagePopResponse> {
+    pub async fn pop_image(&self, user_id: i64, pop: ImagePopRequest, base: &str, ip: Option<IpAddr>) -> Result<ImagePopResponse> {
+        self.check_ip(ip)?;
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);
         }

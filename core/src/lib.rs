@@ -9,6 +9,7 @@ pub mod horde;
 pub mod image;
 pub mod image_rules;
 pub mod kudos;
+pub mod safety;
 pub mod scheduler;
 pub mod state;
 pub mod store;

@@ -73,6 +73,10 @@ pub struct State {
     pub kudos_model: KudosModel,
     /// Finished jobs whose request has a webhook, waiting to be sent.
     pub webhooks: Vec<crate::image_rules::WebhookEvent>,
+    /// The two-context prompt filter (image prompts).
+    pub filter: crate::safety::PromptFilter,
+    /// Client addresses timed out after refused prompts.
+    pub ip_timeouts: crate::safety::IpTimeouts,
     pub models: ModelNames,
     pub pending: PendingWrites,
     /// (when, tokens) of jobs finished in the last minute.
@@ -100,6 +104,8 @@ impl State {
             images: ImageQueue::default(),
             kudos_model,
             webhooks: Vec::new(),
+            filter: crate::safety::PromptFilter::default(),
+            ip_timeouts: crate::safety::IpTimeouts::default(),
             models: ModelNames::default(),
             pending: PendingWrites::default(),
             recent_tokens: VecDeque::new(),
@@ -707,6 +713,7 @@ impl State {
             self.recent_tokens.pop_front();
         }
         self.reap_images(now_ms, &mut report);
+        self.ip_timeouts.prune(now_ms);
         report
     }
 

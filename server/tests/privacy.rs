@@ -140,6 +140,16 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
         .body(format!("{{\"prompt\": \"{prompt_marker}"))
         .send()
         .await;
+    // A prompt the filter refuses is not kept or logged either.
+    let refused_marker = "SECRET-REFUSED-9d8e7f";
+    let refused = c
+        .post(format!("{base}/generate/async"))
+        .header("apikey", &key)
+        .json(&json!({"prompt": format!("child nude {refused_marker}"), "replacement_filter": false}))
+        .send()
+        .await
+        .expect("async");
+    assert_eq!(refused.status(), 400);
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     assert!(child.wait().expect("wait").success());
 
@@ -162,12 +172,13 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
     assert!(!logs.contains(prompt_marker), "a prompt reached the logs");
     assert!(!logs.contains(text_marker), "a generation reached the logs");
     assert!(!logs.contains(image_marker), "an image prompt reached the logs");
+    assert!(!logs.contains(refused_marker), "a refused prompt reached the logs");
     for entry in std::fs::read_dir(&dir).expect("dir") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).unwrap_or_default();
         let hay = String::from_utf8_lossy(&bytes);
         assert!(
-            !hay.contains(prompt_marker) && !hay.contains(text_marker) && !hay.contains(image_marker),
+            !hay.contains(prompt_marker) && !hay.contains(text_marker) && !hay.contains(image_marker) && !hay.contains(refused_marker),
             "{} holds a prompt or generation",
             path.display()
         );

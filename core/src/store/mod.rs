@@ -534,6 +534,67 @@ impl Store {
         Ok(())
     }
 
+    // ----- prompt filter -------------------------------------------------------------------
+
+    /// Every stored filter rule, by id.
+    pub async fn filters(&self) -> Result<Vec<crate::safety::FilterRule>> {
+        let rows = sqlx::query(self.sql("SELECT id, regex, filter_type, description, replacement, user_id FROM filters ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::safety::FilterRule {
+                    id: r.try_get("id")?,
+                    regex: r.try_get("regex")?,
+                    filter_type: r.try_get("filter_type")?,
+                    description: r.try_get("description")?,
+                    replacement: r.try_get("replacement")?,
+                    user_id: r.try_get("user_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a new rule; returns its id.
+    pub async fn insert_filter(&self, f: &crate::safety::FilterRule) -> Result<i64> {
+        let row = sqlx::query(
+            self.sql("INSERT INTO filters (regex, filter_type, description, replacement, user_id) VALUES (?, ?, ?, ?, ?) RETURNING id"),
+        )
+        .bind(&f.regex)
+        .bind(f.filter_type)
+        .bind(&f.description)
+        .bind(&f.replacement)
+        .bind(f.user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Replaces a rule's fields; returns whether it existed.
+    pub async fn update_filter(&self, f: &crate::safety::FilterRule) -> Result<bool> {
+        let done = sqlx::query(
+            self.sql("UPDATE filters SET regex = ?, filter_type = ?, description = ?, replacement = ?, user_id = ? WHERE id = ?"),
+        )
+        .bind(&f.regex)
+        .bind(f.filter_type)
+        .bind(&f.description)
+        .bind(&f.replacement)
+        .bind(f.user_id)
+        .bind(f.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a rule; returns whether it existed.
+    pub async fn delete_filter(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query(self.sql("DELETE FROM filters WHERE id = ?"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Recorded image timings, oldest first (at most `limit`).
     pub async fn image_timings(&self, limit: i64) -> Result<Vec<crate::kudos::image_model::Timing>> {
         use crate::kudos::image_model::{PayloadFeatures, Timing};

@@ -1,7 +1,9 @@
 //! Image generation endpoints, and the upload/download links of images held in memory.
 
+use std::net::SocketAddr;
+
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,11 +37,12 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 
 pub async fn generate(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiKey(key): ApiKey,
     JsonBody(req): JsonBody<GenerateImageRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, true).await?;
-    Ok(match state.horde.generate_image(user, req)? {
+    Ok(match state.horde.generate_image(user, req, Some(peer.ip()))? {
         TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
         TextSubmission::Queued(a) => {
             let body = AsyncAccepted {
@@ -69,13 +72,14 @@ pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id):
 
 pub async fn pop(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     ApiKey(key): ApiKey,
     JsonBody(req): JsonBody<ImagePopRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
     let base = base_url(&state, &headers);
-    Ok(Json(state.horde.pop_image(user, req, &base).await?).into_response())
+    Ok(Json(state.horde.pop_image(user, req, &base, Some(peer.ip())).await?).into_response())
 }
 
 pub async fn submit(

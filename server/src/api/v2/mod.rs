@@ -1,5 +1,6 @@
 //! `/api/v2`: the AI Horde API.
 
+pub mod filters;
 pub mod image;
 pub mod status;
 pub mod text;
@@ -62,6 +63,13 @@ pub fn router(options: &ApiOptions) -> Router<AppState> {
         .route("/generate/submit", post(image::submit))
         .route("/generate/rate/{id}", post(image::rate))
         .route("/images/{token}", put(image::upload).get(image::download))
+        .route("/filters", get(filters::list).put(filters::add).post(filters::check))
+        .route("/filters/regex", get(filters::regex))
+        .route(
+            "/filters/{id}",
+            get(filters::get_one).patch(filters::modify).delete(filters::delete),
+        )
+        .route("/operations/ipaddr", put(filters::timeout_ip))
         .route("/find_user", get(users::find_user))
         .route("/users", get(users::list))
         .route("/users/{id}", get(users::details).put(users::modify))

@@ -1,6 +1,8 @@
 //! Text generation endpoints.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -17,11 +19,12 @@ pub const NO_WORKER_MESSAGE: &str = "Warning: No available workers can fulfill t
 
 pub async fn generate(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiKey(key): ApiKey,
     JsonBody(req): JsonBody<GenerateTextRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, true).await?;
-    Ok(match state.horde.generate_text(user, req)? {
+    Ok(match state.horde.generate_text(user, req, Some(peer.ip()))? {
         TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
         TextSubmission::Queued(a) => {
             let message = (!a.possible).then(|| NO_WORKER_MESSAGE.to_string());
@@ -44,9 +47,14 @@ pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Ap
     Ok(Json(state.horde.cancel_text(&id)?).into_response())
 }
 
-pub async fn pop(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(req): JsonBody<TextPopRequest>) -> ApiResult<Response> {
+pub async fn pop(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiKey(key): ApiKey,
+    JsonBody(req): JsonBody<TextPopRequest>,
+) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
-    Ok(Json(state.horde.pop_text(user, req).await?).into_response())
+    Ok(Json(state.horde.pop_text(user, req, Some(peer.ip())).await?).into_response())
 }
 
 pub async fn submit(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(req): JsonBody<TextSubmitRequest>) -> ApiResult<Response> {

@@ -1,0 +1,178 @@
+//! The prompt filter's rules, for moderators (`/api/v2/filters`), and IP timeouts.
+
+use std::net::IpAddr;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use horde_core::safety::FilterRule;
+use serde::{Deserialize, Serialize};
+
+use super::user_of;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::AppState;
+
+/// A rule as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct FilterDetails {
+    pub id: i64,
+    pub regex: String,
+    pub filter_type: i64,
+    pub description: String,
+    pub replacement: String,
+    pub user: String,
+}
+
+impl From<FilterRule> for FilterDetails {
+    fn from(r: FilterRule) -> Self {
+        Self {
+            id: r.id,
+            regex: r.regex,
+            filter_type: r.filter_type,
+            description: r.description,
+            replacement: r.replacement,
+            user: if r.user_id == 0 {
+                "shipped".into()
+            } else {
+                format!("#{}", r.user_id)
+            },
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    filter_type: Option<i64>,
+    contains: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewFilter {
+    #[serde(default)]
+    regex: Option<String>,
+    #[serde(default)]
+    filter_type: Option<i64>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    replacement: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PromptCheck {
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    filter_type: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PromptSuspicion {
+    pub suspicion: i64,
+    pub matches: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilterRegex {
+    pub filter_type: i64,
+    pub regex: String,
+}
+
+fn id_of(s: &str) -> ApiResult<i64> {
+    s.trim()
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "FilterNotFound", "No filter with this id."))
+}
+
+pub async fn list(State(state): State<AppState>, ApiKey(key): ApiKey, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let rules = state.horde.list_filters(viewer, q.filter_type, q.contains.as_deref()).await?;
+    Ok(Json(rules.into_iter().map(FilterDetails::from).collect::<Vec<_>>()).into_response())
+}
+
+pub async fn add(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(f): JsonBody<NewFilter>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let rule = state
+        .horde
+        .add_filter(
+            viewer,
+            f.regex.unwrap_or_default(),
+            f.filter_type.unwrap_or(0),
+            f.description.unwrap_or_default(),
+            f.replacement.unwrap_or_default(),
+        )
+        .await?;
+    Ok(Json(FilterDetails::from(rule)).into_response())
+}
+
+pub async fn check(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(c): JsonBody<PromptCheck>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let (suspicion, matches) = state
+        .horde
+        .check_prompt(viewer, c.prompt.as_deref().unwrap_or(""), c.filter_type)
+        .await?;
+    Ok(Json(PromptSuspicion { suspicion, matches }).into_response())
+}
+
+pub async fn regex(State(state): State<AppState>, ApiKey(key): ApiKey, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let list = state.horde.filter_regexes(viewer, q.filter_type).await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(filter_type, regex)| FilterRegex { filter_type, regex })
+            .collect::<Vec<_>>(),
+    )
+    .into_response())
+}
+
+pub async fn get_one(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    Ok(Json(FilterDetails::from(state.horde.filter(viewer, id_of(&id)?).await?)).into_response())
+}
+
+pub async fn modify(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    Path(id): Path<String>,
+    JsonBody(f): JsonBody<NewFilter>,
+) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let rule = state
+        .horde
+        .modify_filter(viewer, id_of(&id)?, f.regex, f.filter_type, f.description, f.replacement)
+        .await?;
+    Ok(Json(FilterDetails::from(rule)).into_response())
+}
+
+pub async fn delete(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let id = id_of(&id)?;
+    state.horde.delete_filter(viewer, id).await?;
+    Ok(Json(serde_json::json!({"deleted_id": id})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct IpTimeout {
+    #[serde(default)]
+    ipaddr: Option<String>,
+    /// Minutes; 0 lifts a timeout.
+    #[serde(default)]
+    minutes: Option<u64>,
+}
+
+/// `PUT /operations/ipaddr`: a moderator times an address out (or lifts it with 0 minutes).
+pub async fn timeout_ip(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(t): JsonBody<IpTimeout>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let ip: IpAddr = t.ipaddr.as_deref().unwrap_or("").trim().parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            "ipaddr must be an IPv4 or IPv6 address.",
+        )
+    })?;
+    let minutes = t.minutes.unwrap_or(180);
+    state.horde.timeout_ip(viewer, ip, minutes).await?;
+    Ok(Json(serde_json::json!({"message": "OK", "minutes": minutes})).into_response())
+}
