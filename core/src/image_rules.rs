@@ -641,7 +641,9 @@ impl State {
         self.image_store.remove(job_id);
         if let Some(w) = self.workers.get_mut(&worker_id) {
             w.in_flight = w.in_flight.saturating_sub(1);
-            w.uncompleted_jobs += 1;
+            if w.record_abort(now_ms) {
+                tracing::warn!(worker = %worker_id, "worker put in maintenance: too many abandoned jobs within an hour");
+            }
         }
         self.pending.workers.insert(worker_id);
         let max_faults = self.cfg.max_job_faults;

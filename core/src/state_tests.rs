@@ -648,3 +648,32 @@ fn kudos_are_conserved_under_concurrent_operations() {
         );
     }
 }
+
+#[test]
+fn a_worker_abandoning_too_many_jobs_goes_into_maintenance() {
+    let mut s = state();
+    let w = worker(&mut s, 4, json!({"name": "flaky", "models": ["m"]}), T0);
+    let mut reported = 0;
+    while reported <= crate::workers::MAX_ABORTS_PER_HOUR {
+        submit(&mut s, 1, json!({"prompt": "p", "models": ["m"]}), T0);
+        let job = pop(&mut s, &w, T0);
+        let id = job.id.expect("a job");
+        let r = JobResult {
+            job_id: id,
+            generation: String::new(),
+            state: "faulted".into(),
+            seed: 0,
+            gen_metadata: vec![],
+        };
+        s.submit_job(4, r, T0).expect("fault reported");
+        reported += 1;
+        // Cancel the request so the next pop takes a fresh one.
+        let ids: Vec<Uuid> = s.queue.request_ids();
+        for rid in ids {
+            let _ = s.cancel_text(&rid, T0);
+        }
+    }
+    let wk = s.workers.get(&w.0).expect("worker");
+    assert!(wk.maintenance, "maintenance after {reported} abandoned jobs");
+    assert!(wk.maintenance_msg.as_deref().is_some_and(|m| m.contains("abandoned")));
+}

@@ -84,6 +84,13 @@ impl Default for ImageCapabilities {
     }
 }
 
+/// A worker that abandons more than this many jobs within `ABORT_WINDOW_MS` is put in maintenance.
+pub const MAX_ABORTS_PER_HOUR: usize = 20;
+pub const ABORT_WINDOW_MS: u64 = 60 * 60 * 1000;
+/// The maintenance message it gets.
+pub const TOO_MANY_ABORTS_MSG: &str =
+    "Put in maintenance automatically: more than 20 jobs were abandoned (timed out or faulted) within an hour. Check the worker, then take it out of maintenance.";
+
 /// Steps above which a worker with `limit_max_steps` skips a request.
 pub const LIMITED_MAX_STEPS: i64 = 30;
 
@@ -131,6 +138,8 @@ pub struct Worker {
     pub performance: VecDeque<f64>,
     /// Jobs handed out and not yet submitted or timed out.
     pub in_flight: u32,
+    /// When its recent jobs were abandoned (timed out or reported faulted), oldest first.
+    pub recent_aborts: VecDeque<u64>,
 }
 
 impl Worker {
@@ -169,11 +178,32 @@ impl Worker {
             uncompleted_jobs: 0,
             performance: VecDeque::new(),
             in_flight: 0,
+            recent_aborts: VecDeque::new(),
         }
     }
 
     pub fn is_online(&self, now_ms: u64, online_secs: u64) -> bool {
         self.last_check_in_ms > 0 && now_ms.saturating_sub(self.last_check_in_ms) <= online_secs * 1000
+    }
+
+    /// Counts an abandoned job. Past `MAX_ABORTS_PER_HOUR` within the hour the worker is put in
+    /// maintenance (serving only its owner); returns whether that happened now.
+    pub fn record_abort(&mut self, now_ms: u64) -> bool {
+        self.uncompleted_jobs += 1;
+        self.recent_aborts.push_back(now_ms);
+        while self
+            .recent_aborts
+            .front()
+            .is_some_and(|t| now_ms.saturating_sub(*t) > ABORT_WINDOW_MS)
+        {
+            self.recent_aborts.pop_front();
+        }
+        if self.recent_aborts.len() > MAX_ABORTS_PER_HOUR && !self.maintenance {
+            self.maintenance = true;
+            self.maintenance_msg = Some(TOO_MANY_ABORTS_MSG.into());
+            return true;
+        }
+        false
     }
 
     /// Mean ratio of actual to predicted image time over recent jobs (1 before the first).
@@ -357,6 +387,23 @@ impl Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_aborts_in_an_hour_means_maintenance() {
+        let mut w = Worker::new(Uuid::new_v4(), "w".into(), 1, 0);
+        // 20 spread over more than an hour never trip it.
+        for i in 0..40u64 {
+            assert!(!w.record_abort(i * 4 * 60 * 1000));
+        }
+        assert!(!w.maintenance);
+        let t = 10 * ABORT_WINDOW_MS;
+        for i in 0..MAX_ABORTS_PER_HOUR as u64 {
+            assert!(!w.record_abort(t + i));
+        }
+        assert!(w.record_abort(t + 100));
+        assert!(w.maintenance && w.maintenance_msg.is_some());
+        assert_eq!(w.uncompleted_jobs, 61);
+    }
 
     #[test]
     fn names_and_speed() {
