@@ -488,7 +488,6 @@ impl State {
             JobState::InFlight => {}
         }
         if faulted_report {
-            self.image_store.remove(&job_id);
             self.fault_image_job(&job_id, JobState::Faulted, now_ms);
             return Ok(0.0);
         }
@@ -632,81 +631,34 @@ impl State {
         Ok(to_kudos(reward))
     }
 
-    /// An image job failed: hand it out again, or fault the request after too many failures.
+    /// An image job failed: hand it out again (its upload, if any, is dropped), or fault the
+    /// request after too many failures.
     fn fault_image_job(&mut self, job_id: &Uuid, as_state: JobState, now_ms: u64) -> bool {
-        let Some(job) = self.images.set_job_state(job_id, as_state) else {
-            return false;
-        };
-        let (request_id, worker_id) = (job.request_id, job.worker_id);
         self.image_store.remove(job_id);
-        if let Some(w) = self.workers.get_mut(&worker_id) {
-            w.in_flight = w.in_flight.saturating_sub(1);
-            if w.record_abort(now_ms) {
-                tracing::warn!(worker = %worker_id, "worker put in maintenance: too many abandoned jobs within an hour");
+        match self.images.fail_job(job_id, as_state, self.cfg.max_job_faults, now_ms) {
+            Some((worker_id, faulted_now)) => {
+                self.job_abandoned(&worker_id, now_ms);
+                faulted_now
             }
+            None => false,
         }
-        self.pending.workers.insert(worker_id);
-        let max_faults = self.cfg.max_job_faults;
-        let mut faulted_now = false;
-        if let Some(r) = self.images.get_mut(&request_id) {
-            r.processing = r.processing.saturating_sub(1);
-            r.faults += 1;
-            r.last_activity_ms = now_ms;
-            r.cached_position = None;
-            if r.faults > max_faults {
-                r.faulted = true;
-                faulted_now = true;
-            } else if !r.cancelled {
-                r.remaining += 1;
-            }
-        }
-        self.images.sync_order(&request_id);
-        faulted_now
     }
 
     /// Times out stale image jobs and drops image requests (and their images) 20 minutes after
     /// their last activity.
     pub(crate) fn reap_images(&mut self, now_ms: u64, report: &mut ReapReport) {
-        let stale: Vec<Uuid> = self
-            .images
-            .in_flight_jobs()
-            .filter(|j| now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
-            .map(|j| j.id)
-            .collect();
-        for id in stale {
+        for id in self.images.stale_jobs(now_ms) {
             report.jobs_aborted += 1;
             if self.fault_image_job(&id, JobState::Aborted, now_ms) {
                 report.requests_faulted += 1;
             }
         }
-        let expiry_ms = self.cfg.request_expiry_secs * 1000;
-        let expired: Vec<Uuid> = self
-            .images
-            .requests()
-            .filter(|r| now_ms.saturating_sub(r.last_activity_ms) > expiry_ms)
-            .map(|r| r.id)
-            .collect();
-        for id in expired {
-            let in_flight: Vec<Uuid> = match self.images.get(&id) {
-                Some(r) => self
-                    .images
-                    .jobs_of(r)
-                    .filter(|j| j.state == JobState::InFlight)
-                    .map(|j| j.worker_id)
-                    .collect(),
-                None => vec![],
-            };
-            for w in in_flight {
-                if let Some(w) = self.workers.get_mut(&w) {
-                    w.in_flight = w.in_flight.saturating_sub(1);
-                }
+        for (r, workers) in self.images.take_expired(now_ms, self.cfg.request_expiry_secs * 1000) {
+            self.release_slots(&workers);
+            for j in &r.job_ids {
+                self.image_store.remove(j);
             }
-            if let Some(r) = self.images.remove(&id) {
-                for j in &r.job_ids {
-                    self.image_store.remove(j);
-                }
-                self.image_store.release(r.request.held_bytes());
-            }
+            self.image_store.release(r.request.held_bytes());
             report.requests_expired += 1;
         }
         while self.recent_kps.front().is_some_and(|(t, _)| now_ms.saturating_sub(*t) > 60_000) {

@@ -639,76 +639,50 @@ impl State {
         Ok(to_kudos(reward))
     }
 
-    /// A job failed (timed out or reported faulted): hand it out again, or fault the request
-    /// after more than `max_job_faults` failures.
+    /// A text job failed (timed out or reported faulted): hand it out again, or fault the
+    /// request after more than `max_job_faults` failures. Returns whether the request faulted now.
     fn fault_job(&mut self, job_id: &Uuid, as_state: JobState, now_ms: u64) -> bool {
-        let Some(job) = self.queue.set_job_state(job_id, as_state) else {
-            return false;
-        };
-        let (request_id, worker_id) = (job.request_id, job.worker_id);
-        if let Some(w) = self.workers.get_mut(&worker_id) {
+        match self.queue.fail_job(job_id, as_state, self.cfg.max_job_faults, now_ms) {
+            Some((worker_id, faulted_now)) => {
+                self.job_abandoned(&worker_id, now_ms);
+                faulted_now
+            }
+            None => false,
+        }
+    }
+
+    /// A worker's job was abandoned: its slot frees up, and too many abandons within an hour put
+    /// it in maintenance.
+    pub(crate) fn job_abandoned(&mut self, worker_id: &Uuid, now_ms: u64) {
+        if let Some(w) = self.workers.get_mut(worker_id) {
             w.in_flight = w.in_flight.saturating_sub(1);
             if w.record_abort(now_ms) {
                 tracing::warn!(worker = %worker_id, "worker put in maintenance: too many abandoned jobs within an hour");
             }
         }
-        self.pending.workers.insert(worker_id);
-        let max_faults = self.cfg.max_job_faults;
-        let mut faulted_now = false;
-        if let Some(r) = self.queue.get_mut(&request_id) {
-            r.processing = r.processing.saturating_sub(1);
-            r.faults += 1;
-            r.last_activity_ms = now_ms;
-            r.cached_position = None;
-            if r.faults > max_faults {
-                r.faulted = true;
-                faulted_now = true;
-            } else if !r.cancelled {
-                r.remaining += 1;
+        self.pending.workers.insert(*worker_id);
+    }
+
+    /// Frees the slots of jobs that left with their expired request.
+    pub(crate) fn release_slots(&mut self, worker_ids: &[Uuid]) {
+        for id in worker_ids {
+            if let Some(w) = self.workers.get_mut(id) {
+                w.in_flight = w.in_flight.saturating_sub(1);
             }
         }
-        self.queue.sync_order(&request_id);
-        faulted_now
     }
 
     /// Times out stale jobs and drops requests 20 minutes after their last activity.
     pub fn reap(&mut self, now_ms: u64) -> ReapReport {
         let mut report = ReapReport::default();
-        let stale: Vec<Uuid> = self
-            .queue
-            .in_flight_jobs()
-            .filter(|j| now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
-            .map(|j| j.id)
-            .collect();
-        for id in stale {
+        for id in self.queue.stale_jobs(now_ms) {
             report.jobs_aborted += 1;
             if self.fault_job(&id, JobState::Aborted, now_ms) {
                 report.requests_faulted += 1;
             }
         }
-        let expiry_ms = self.cfg.request_expiry_secs * 1000;
-        let expired: Vec<Uuid> = self
-            .queue
-            .requests()
-            .filter(|r| now_ms.saturating_sub(r.last_activity_ms) > expiry_ms)
-            .map(|r| r.id)
-            .collect();
-        for id in expired {
-            let in_flight: Vec<Uuid> = match self.queue.get(&id) {
-                Some(r) => self
-                    .queue
-                    .jobs_of(r)
-                    .filter(|j| j.state == JobState::InFlight)
-                    .map(|j| j.worker_id)
-                    .collect(),
-                None => vec![],
-            };
-            for w in in_flight {
-                if let Some(w) = self.workers.get_mut(&w) {
-                    w.in_flight = w.in_flight.saturating_sub(1);
-                }
-            }
-            self.queue.remove(&id);
+        for (_, workers) in self.queue.take_expired(now_ms, self.cfg.request_expiry_secs * 1000) {
+            self.release_slots(&workers);
             report.requests_expired += 1;
         }
         while self.recent_tokens.front().is_some_and(|(t, _)| now_ms.saturating_sub(*t) > 60_000) {

@@ -279,6 +279,63 @@ impl<K: RequestKind> Queue<K> {
         Some(job)
     }
 
+    /// A job failed (timed out or reported faulted): marks it `as_state` and hands its request's
+    /// job out again, or faults the request after more than `max_faults` failures. Returns the
+    /// job's worker and whether the request faulted now.
+    pub fn fail_job(&mut self, job_id: &Uuid, as_state: JobState, max_faults: u32, now_ms: u64) -> Option<(Uuid, bool)> {
+        let job = self.set_job_state(job_id, as_state)?;
+        let (request_id, worker_id) = (job.request_id, job.worker_id);
+        let mut faulted_now = false;
+        if let Some(r) = self.requests.get_mut(&request_id) {
+            r.processing = r.processing.saturating_sub(1);
+            r.faults += 1;
+            r.last_activity_ms = now_ms;
+            r.cached_position = None;
+            if r.faults > max_faults {
+                r.faulted = true;
+                faulted_now = true;
+            } else if !r.cancelled {
+                r.remaining += 1;
+            }
+        }
+        self.sync_order(&request_id);
+        Some((worker_id, faulted_now))
+    }
+
+    /// Jobs in flight longer than their TTL at `now_ms`.
+    pub fn stale_jobs(&self, now_ms: u64) -> Vec<Uuid> {
+        self.in_flight_jobs()
+            .filter(|j| now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
+            .map(|j| j.id)
+            .collect()
+    }
+
+    /// Removes the requests idle for more than `expiry_ms`, each with the workers of its jobs
+    /// still in flight.
+    pub fn take_expired(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<(WaitingRequest<K>, Vec<Uuid>)> {
+        let expired: Vec<Uuid> = self
+            .requests
+            .values()
+            .filter(|r| now_ms.saturating_sub(r.last_activity_ms) > expiry_ms)
+            .map(|r| r.id)
+            .collect();
+        let mut out = Vec::with_capacity(expired.len());
+        for id in expired {
+            let workers: Vec<Uuid> = match self.requests.get(&id) {
+                Some(r) => self
+                    .jobs_of(r)
+                    .filter(|j| j.state == JobState::InFlight)
+                    .map(|j| j.worker_id)
+                    .collect(),
+                None => vec![],
+            };
+            if let Some(r) = self.remove(&id) {
+                out.push((r, workers));
+            }
+        }
+        out
+    }
+
     /// Jobs of one request.
     pub fn jobs_of<'a>(&'a self, req: &'a WaitingRequest<K>) -> impl Iterator<Item = &'a Job> {
         req.job_ids.iter().filter_map(|id| self.jobs.get(id))
