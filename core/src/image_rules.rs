@@ -16,9 +16,9 @@ use crate::kudos::image_model::Timing;
 use crate::kudos::image_price::{self, features_of};
 use crate::kudos::text_price::REQUEST_TAX;
 use crate::kudos::{to_kudos, Centikudos, PostingKind};
-use crate::scheduler::{can_serve_image, image_can_serve_model_matched, FinishedJob, Job, JobState, QueueKey, WaitingRequest};
+use crate::scheduler::{choose_request, figures, FinishedJob, Job, JobState, QueueKey, WaitingRequest};
 use crate::state::{add_records, Accepted, ReapReport, State};
-use crate::workers::{Worker, WorkerKind};
+use crate::workers::Worker;
 use crate::{HordeError, Result};
 
 /// A finished job to announce to its request's webhook. The server fills in `img` (a link or
@@ -148,15 +148,7 @@ impl State {
     }
 
     fn eligible_image_workers(&self, req: &WaitingRequest<ImageKind>, now_ms: u64) -> Vec<&Worker> {
-        self.workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Image && w.is_online(now_ms, self.cfg.worker_online_secs))
-            .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
-            .filter(|w| {
-                let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                can_serve_image(w, trusted, req, &self.users).is_ok()
-            })
-            .collect()
+        figures::eligible_workers(&self.workers, &self.users, req, now_ms, self.cfg.worker_online_secs)
     }
 
     /// `GET /generate/check/{id}`.
@@ -166,7 +158,7 @@ impl State {
         let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
         let (queue_position, wait_time) = match req.cached_position {
             Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
-            _ => self.image_position_and_wait(req, &eligible, now_ms),
+            _ => figures::position_and_wait(&self.images, &self.workers, &self.users, req, &eligible, now_ms),
         };
         let check = ImageCheck {
             finished: req.generations.len() as i64,
@@ -184,42 +176,6 @@ impl State {
             r.cached_position = Some((now_ms, queue_position, wait_time));
         }
         Ok(check)
-    }
-
-    fn image_position_and_wait(&self, req: &WaitingRequest<ImageKind>, eligible: &[&Worker], now_ms: u64) -> (i64, i64) {
-        let mps = |r: &ImageRequest| (r.pixels() * r.accurate_steps) as f64 / 1e6;
-        let mut wait = 0.0;
-        for job in self.images.jobs_of(req).filter(|j| j.state == JobState::InFlight) {
-            if let Some(w) = self.workers.get(&job.worker_id) {
-                let expected = mps(&req.request) * job.batch as f64 / w.speed().max(0.01);
-                let elapsed = now_ms.saturating_sub(job.started_ms) as f64 / 1000.0;
-                wait = f64::max(wait, expected - elapsed);
-            }
-        }
-        if !req.is_queued() {
-            return (0, wait.ceil().max(0.0) as i64);
-        }
-        let throughput: f64 = eligible.iter().map(|w| w.speed() * w.threads as f64).sum::<f64>().max(0.01);
-        let mut position = 1i64;
-        let mut ahead = 0.0;
-        for other in self.images.in_order() {
-            if other.id == req.id {
-                break;
-            }
-            let competes = eligible.is_empty()
-                || eligible.iter().any(|w| {
-                    let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                    can_serve_image(w, trusted, other, &self.users).is_ok()
-                });
-            if competes {
-                position += 1;
-                ahead += mps(&other.request) * other.remaining as f64;
-            }
-        }
-        if !eligible.is_empty() {
-            wait += (ahead + mps(&req.request) * req.remaining as f64) / throughput;
-        }
-        (position, wait.ceil().max(0.0) as i64)
     }
 
     /// `GET /generate/status/{id}`: progress and the images so far, as base64 (`r2: false`) or
@@ -285,40 +241,8 @@ impl State {
             .get(worker_id)
             .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
         let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-        let restricted = w.maintenance || w.paused;
-        let mut candidates: Vec<Uuid> = self.images.user_in_order(w.owner_id).map(|(_, id)| *id).collect();
-        if !restricted {
-            let mut listed: Vec<(QueueKey, Uuid)> = w
-                .priority_user_ids
-                .iter()
-                .filter(|id| **id != w.owner_id)
-                .flat_map(|u| self.images.user_in_order(*u).map(|(k, id)| (*k, *id)))
-                .collect();
-            listed.sort_unstable();
-            candidates.extend(listed.into_iter().map(|(_, id)| id));
-        }
-        let mut chosen = candidates.iter().copied().find(|id| {
-            self.images
-                .get(id)
-                .is_some_and(|r| can_serve_image(w, owner_trusted, r, &self.users).is_ok())
-        });
         let mut skipped = ImageSkipped::default();
-        if chosen.is_none() && !restricted {
-            let mut examined = 0i64;
-            for c in self.images.for_models(&w.model_ids) {
-                examined += 1;
-                match image_can_serve_model_matched(w, owner_trusted, c, || self.images.get(&c.id), &self.users) {
-                    Ok(()) => {
-                        chosen = Some(c.id);
-                        break;
-                    }
-                    Err(skip) => skip.count_image(&mut skipped),
-                }
-            }
-            if chosen.is_none() {
-                skipped.models += self.images.queued_len() as i64 - examined;
-            }
-        }
+        let chosen = choose_request(&self.images, w, owner_trusted, &self.users, &mut skipped);
         let Some(request_id) = chosen else {
             if w.maintenance {
                 return Err(HordeError::WorkerMaintenance);
@@ -754,50 +678,7 @@ impl State {
 
     /// `/status/models?type=image`: one entry per model served by an online image worker.
     pub fn image_models(&self, now_ms: u64) -> Vec<wire_status::ActiveModel> {
-        let mut by_model: HashMap<&str, (i64, f64, usize, f64)> = HashMap::new();
-        for w in self
-            .workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Image && w.is_online(now_ms, self.cfg.worker_online_secs))
-        {
-            for m in &w.models {
-                let e = by_model.entry(m.as_str()).or_default();
-                e.0 += w.threads;
-                e.1 += w.speed();
-                e.2 += 1;
-                e.3 += w.speed() * w.threads as f64;
-            }
-        }
-        let mut out: Vec<wire_status::ActiveModel> = by_model
-            .into_iter()
-            .map(|(name, (threads, speed_sum, workers, throughput))| {
-                let (mut queued, mut jobs) = (0.0, 0.0);
-                for r in self
-                    .images
-                    .in_order()
-                    .filter(|r| r.request.models.is_empty() || r.request.models.iter().any(|m| m == name))
-                {
-                    queued += (r.request.pixels() * r.request.accurate_steps) as f64 * r.remaining as f64;
-                    jobs += r.remaining as f64;
-                }
-                let eta = if throughput > 0.0 {
-                    (queued / 1e6 / throughput).ceil() as i64
-                } else {
-                    10_000
-                };
-                wire_status::ActiveModel {
-                    name: name.to_string(),
-                    count: threads,
-                    performance: (speed_sum / workers.max(1) as f64 * 100.0).round() / 100.0,
-                    queued,
-                    jobs,
-                    eta,
-                    kind: "image".into(),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-        out
+        figures::active_models(&self.images, &self.workers, now_ms, self.cfg.worker_online_secs)
     }
 }
 

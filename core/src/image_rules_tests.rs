@@ -5,7 +5,7 @@ use crate::accounts::{KudosBuckets, User};
 use crate::config::HordeConfig;
 use crate::kudos::image_model::KudosModel;
 use crate::kudos::KudosLedger;
-use crate::workers::WorkerPop;
+use crate::workers::{WorkerKind, WorkerPop};
 use horde_protocol::image::{GenerateImageRequest, ImagePopRequest, ImageRating};
 use serde_json::json;
 

@@ -17,7 +17,7 @@ use crate::kudos::image_model::{KudosModel, Timing};
 use crate::kudos::text_price::{self, REQUEST_TAX};
 use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
 use crate::scheduler::{
-    can_serve, can_serve_model_matched, intersects, FinishedJob, ImageQueue, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest,
+    choose_request, figures, intersects, FinishedJob, ImageQueue, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest,
 };
 use crate::text::{TextKind, TextRequest};
 use crate::workers::{Worker, WorkerKind, WorkerPop, Workers};
@@ -208,18 +208,9 @@ impl State {
         })
     }
 
-    /// Online workers that could serve `req` (maintenance workers only for their owner).
+    /// Online text workers that could serve `req` (maintenance workers only for their owner).
     fn eligible_workers(&self, req: &WaitingRequest<TextKind>, now_ms: u64) -> Vec<&Worker> {
-        self.workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Text)
-            .filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs))
-            .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
-            .filter(|w| {
-                let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                can_serve(w, trusted, req, &self.users).is_ok()
-            })
-            .collect()
+        figures::eligible_workers(&self.workers, &self.users, req, now_ms, self.cfg.worker_online_secs)
     }
 
     /// Status of a request. Queue position and wait time count only requests ahead that a worker
@@ -230,7 +221,7 @@ impl State {
         let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
         let (queue_position, wait_time) = match req.cached_position {
             Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
-            _ => self.position_and_wait(req, &eligible, now_ms),
+            _ => figures::position_and_wait(&self.queue, &self.workers, &self.users, req, &eligible, now_ms),
         };
         let waiting = if req.is_queued() { req.remaining as i64 } else { 0 };
         let status = TextStatus {
@@ -262,43 +253,6 @@ impl State {
             r.cached_position = Some((now_ms, queue_position, wait_time));
         }
         Ok(status)
-    }
-
-    fn position_and_wait(&self, req: &WaitingRequest<TextKind>, eligible: &[&Worker], now_ms: u64) -> (i64, i64) {
-        let mut wait = 0.0;
-        let throughput: f64 = eligible.iter().map(|w| w.speed() * w.threads as f64).sum::<f64>().max(0.1);
-        // Own jobs in flight: expected time left on the slowest.
-        for job in self.queue.jobs_of(req).filter(|j| j.state == JobState::InFlight) {
-            if let Some(w) = self.workers.get(&job.worker_id) {
-                let expected = req.request.max_length as f64 / w.speed().max(0.1);
-                let elapsed = now_ms.saturating_sub(job.started_ms) as f64 / 1000.0;
-                wait = f64::max(wait, expected - elapsed);
-            }
-        }
-        if !req.is_queued() {
-            return (0, wait.ceil().max(0.0) as i64);
-        }
-        let mut position = 1i64;
-        let mut tokens_ahead = 0.0;
-        for other in self.queue.in_order() {
-            if other.id == req.id {
-                break;
-            }
-            let competes = eligible.is_empty()
-                || eligible.iter().any(|w| {
-                    let trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                    can_serve(w, trusted, other, &self.users).is_ok()
-                });
-            if competes {
-                position += 1;
-                tokens_ahead += (other.request.max_length * other.remaining as i64) as f64;
-            }
-        }
-        if !eligible.is_empty() {
-            let own = (req.request.max_length * req.remaining as i64) as f64;
-            wait += (tokens_ahead + own) / throughput;
-        }
-        (position, wait.ceil().max(0.0) as i64)
     }
 
     /// Cancels what has not started; jobs in flight still finish and are paid for.
@@ -386,42 +340,8 @@ impl State {
             .get(worker_id)
             .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
         let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-        let restricted = w.maintenance || w.paused;
-        // Own requests first, then the priority users' (merged in queue order), then everyone's.
-        let mut candidates: Vec<Uuid> = self.queue.user_in_order(w.owner_id).map(|(_, id)| *id).collect();
-        if !restricted {
-            let mut listed: Vec<(QueueKey, Uuid)> = w
-                .priority_user_ids
-                .iter()
-                .filter(|id| **id != w.owner_id)
-                .flat_map(|u| self.queue.user_in_order(*u).map(|(k, id)| (*k, *id)))
-                .collect();
-            listed.sort_unstable();
-            candidates.extend(listed.into_iter().map(|(_, id)| id));
-        }
-        let mut chosen = candidates.iter().copied().find(|id| {
-            self.queue
-                .get(id)
-                .is_some_and(|r| can_serve(w, owner_trusted, r, &self.users).is_ok())
-        });
         let mut skipped = TextSkipped::default();
-        if chosen.is_none() && !restricted {
-            let mut examined = 0i64;
-            for c in self.queue.for_models(&w.model_ids) {
-                examined += 1;
-                match can_serve_model_matched(w, owner_trusted, c, || self.queue.get(&c.id), &self.users) {
-                    Ok(()) => {
-                        chosen = Some(c.id);
-                        break;
-                    }
-                    Err(skip) => skip.count(&mut skipped),
-                }
-            }
-            if chosen.is_none() {
-                // Everything not examined names only models this worker does not serve.
-                skipped.models += self.queue.queued_len() as i64 - examined;
-            }
-        }
+        let chosen = choose_request(&self.queue, w, owner_trusted, &self.users, &mut skipped);
         let Some(request_id) = chosen else {
             if w.maintenance {
                 return Err(HordeError::WorkerMaintenance);
@@ -697,50 +617,7 @@ impl State {
 
     /// `/status/models?type=text`: one entry per model served by an online worker.
     pub fn text_models(&self, now_ms: u64) -> Vec<wire_status::ActiveModel> {
-        let mut by_model: HashMap<&str, (i64, f64, usize, f64)> = HashMap::new();
-        for w in self
-            .workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Text && w.is_online(now_ms, self.cfg.worker_online_secs))
-        {
-            for m in &w.models {
-                let e = by_model.entry(m.as_str()).or_default();
-                e.0 += w.threads;
-                e.1 += w.speed();
-                e.2 += 1;
-                e.3 += w.speed() * w.threads as f64;
-            }
-        }
-        let mut out: Vec<wire_status::ActiveModel> = by_model
-            .into_iter()
-            .map(|(name, (threads, speed_sum, workers, throughput))| {
-                let (mut queued, mut jobs) = (0.0, 0.0);
-                for r in self
-                    .queue
-                    .in_order()
-                    .filter(|r| r.request.models.is_empty() || r.request.models.iter().any(|m| m == name))
-                {
-                    queued += (r.request.max_length * r.remaining as i64) as f64;
-                    jobs += r.remaining as f64;
-                }
-                let eta = if throughput > 0.0 {
-                    (queued / throughput).ceil() as i64
-                } else {
-                    10_000
-                };
-                wire_status::ActiveModel {
-                    name: name.to_string(),
-                    count: threads,
-                    performance: (speed_sum / workers.max(1) as f64 * 100.0).round() / 100.0,
-                    queued,
-                    jobs,
-                    eta,
-                    kind: "text".into(),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
-        out
+        figures::active_models(&self.queue, &self.workers, now_ms, self.cfg.worker_online_secs)
     }
 
     /// `/status/performance`.

@@ -3,12 +3,159 @@
 use horde_protocol::image::ImageSkipped;
 use horde_protocol::text::TextSkipped;
 
-use super::queue::flags;
+use uuid::Uuid;
+
+use super::queue::{flags, Job, Queue, QueueKey, RequestKind};
 use super::{intersects, Criteria, WaitingRequest};
 use crate::accounts::Users;
-use crate::image::{caps, ImageKind, ImageNeeds};
-use crate::text::{TextKind, TextNeeds};
-use crate::workers::{Worker, LIMITED_MAX_STEPS};
+use crate::image::{caps, ImageKind, ImageNeeds, ImageRequest};
+use crate::text::{TextKind, TextNeeds, TextRequest};
+use crate::workers::{Worker, WorkerKind, LIMITED_MAX_STEPS};
+
+/// How a kind of request is matched to workers and measured: what the shared scheduler and the
+/// queue figures need to treat text and image alike.
+pub trait Matching: RequestKind + Sized {
+    /// Workers that serve this kind.
+    const WORKER: WorkerKind;
+    /// Name in `/status/models` (`type`).
+    const NAME: &'static str;
+    /// Smallest worker speed assumed when dividing by one.
+    const MIN_SPEED: f64;
+    /// `/status/models` counts queued work in things (tokens; pixelsteps); this many make one
+    /// unit of worker speed (1 token; a megapixelstep).
+    const THINGS_PER_UNIT: f64;
+    /// Why-not counters of an idle pop.
+    type Skipped: Default;
+
+    /// Things one job of `r` takes.
+    fn job_things(r: &Self::Request) -> f64;
+    /// Work left on a job in flight, in speed units.
+    fn in_flight_work(r: &Self::Request, job: &Job) -> f64;
+    fn models(r: &Self::Request) -> &[String];
+    fn count(skip: Skip, skipped: &mut Self::Skipped, n: i64);
+    /// Whether `worker` may serve `req`.
+    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip>;
+    /// The same for a request known to name one of the worker's models (or none), from its inline
+    /// criteria; `detail` gives the full request when needed.
+    fn can_serve_matched<'a>(
+        worker: &Worker,
+        owner_trusted: bool,
+        c: &Criteria<Self::Needs>,
+        detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
+        users: &Users,
+    ) -> Result<(), Skip>
+    where
+        Self: 'a;
+}
+
+impl Matching for TextKind {
+    const WORKER: WorkerKind = WorkerKind::Text;
+    const NAME: &'static str = "text";
+    const MIN_SPEED: f64 = 0.1;
+    const THINGS_PER_UNIT: f64 = 1.0;
+    type Skipped = TextSkipped;
+
+    fn job_things(r: &TextRequest) -> f64 {
+        r.max_length as f64
+    }
+    fn in_flight_work(r: &TextRequest, _job: &Job) -> f64 {
+        r.max_length as f64
+    }
+    fn models(r: &TextRequest) -> &[String] {
+        &r.models
+    }
+    fn count(skip: Skip, skipped: &mut TextSkipped, n: i64) {
+        skip.count(skipped, n)
+    }
+    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip> {
+        can_serve(worker, owner_trusted, req, users)
+    }
+    fn can_serve_matched<'a>(
+        worker: &Worker,
+        owner_trusted: bool,
+        c: &Criteria<TextNeeds>,
+        detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
+        users: &Users,
+    ) -> Result<(), Skip> {
+        can_serve_model_matched(worker, owner_trusted, c, detail, users)
+    }
+}
+
+impl Matching for ImageKind {
+    const WORKER: WorkerKind = WorkerKind::Image;
+    const NAME: &'static str = "image";
+    const MIN_SPEED: f64 = 0.01;
+    const THINGS_PER_UNIT: f64 = 1e6;
+    type Skipped = ImageSkipped;
+
+    fn job_things(r: &ImageRequest) -> f64 {
+        (r.pixels() * r.accurate_steps) as f64
+    }
+    /// A batch is generated image after image.
+    fn in_flight_work(r: &ImageRequest, job: &Job) -> f64 {
+        Self::job_things(r) / Self::THINGS_PER_UNIT * job.batch as f64
+    }
+    fn models(r: &ImageRequest) -> &[String] {
+        &r.models
+    }
+    fn count(skip: Skip, skipped: &mut ImageSkipped, n: i64) {
+        skip.count_image(skipped, n)
+    }
+    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip> {
+        can_serve_image(worker, owner_trusted, req, users)
+    }
+    fn can_serve_matched<'a>(
+        worker: &Worker,
+        owner_trusted: bool,
+        c: &Criteria<ImageNeeds>,
+        detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
+        users: &Users,
+    ) -> Result<(), Skip> {
+        image_can_serve_model_matched(worker, owner_trusted, c, detail, users)
+    }
+}
+
+/// The request `w` gets, if any: its owner's first, then its priority users' (merged in queue
+/// order), then everyone's in priority order (the last only when the worker is neither in
+/// maintenance nor paused). When nothing fits, `skipped` says why.
+pub fn choose_request<K: Matching>(
+    queue: &Queue<K>,
+    w: &Worker,
+    owner_trusted: bool,
+    users: &Users,
+    skipped: &mut K::Skipped,
+) -> Option<Uuid> {
+    let restricted = w.maintenance || w.paused;
+    let mut candidates: Vec<Uuid> = queue.user_in_order(w.owner_id).map(|(_, id)| *id).collect();
+    if !restricted {
+        let mut listed: Vec<(QueueKey, Uuid)> = w
+            .priority_user_ids
+            .iter()
+            .filter(|id| **id != w.owner_id)
+            .flat_map(|u| queue.user_in_order(*u).map(|(k, id)| (*k, *id)))
+            .collect();
+        listed.sort_unstable();
+        candidates.extend(listed.into_iter().map(|(_, id)| id));
+    }
+    let chosen = candidates
+        .iter()
+        .copied()
+        .find(|id| queue.get(id).is_some_and(|r| K::can_serve(w, owner_trusted, r, users).is_ok()));
+    if chosen.is_some() || restricted {
+        return chosen;
+    }
+    let mut examined = 0i64;
+    for c in queue.for_models(&w.model_ids) {
+        examined += 1;
+        match K::can_serve_matched(w, owner_trusted, c, || queue.get(&c.id), users) {
+            Ok(()) => return Some(c.id),
+            Err(skip) => K::count(skip, skipped, 1),
+        }
+    }
+    // Everything not examined names only models this worker does not serve.
+    K::count(Skip::Models, skipped, queue.queued_len() as i64 - examined);
+    None
+}
 
 /// Why a request was passed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +188,7 @@ pub enum Skip {
 }
 
 impl Skip {
-    pub fn count(self, skipped: &mut TextSkipped) {
+    pub fn count(self, skipped: &mut TextSkipped, n: i64) {
         let c = match self {
             Skip::WorkerId => &mut skipped.worker_id,
             Skip::Performance => &mut skipped.performance,
@@ -55,10 +202,10 @@ impl Skip {
             Skip::Nsfw => &mut skipped.nsfw,
             _ => &mut skipped.bridge_version,
         };
-        *c += 1;
+        *c += n;
     }
 
-    pub fn count_image(self, skipped: &mut ImageSkipped) {
+    pub fn count_image(self, skipped: &mut ImageSkipped, n: i64) {
         let c = match self {
             Skip::WorkerId => &mut skipped.worker_id,
             Skip::Performance => &mut skipped.performance,
@@ -75,7 +222,7 @@ impl Skip {
             Skip::Controlnet => &mut skipped.controlnet,
             Skip::BridgeVersion | Skip::MaxContextLength | Skip::MaxLength | Skip::MatchingSoftprompt => &mut skipped.bridge_version,
         };
-        *c += 1;
+        *c += n;
     }
 }
 

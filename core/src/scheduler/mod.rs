@@ -1,10 +1,11 @@
 //! The queue of waiting requests, the jobs handed to workers, and the rules matching one to the
 //! other.
 
+pub mod figures;
 pub mod matching;
 pub mod queue;
 
-pub use matching::{can_serve, can_serve_image, can_serve_model_matched, image_can_serve_model_matched, Skip};
+pub use matching::{can_serve, can_serve_image, can_serve_model_matched, choose_request, image_can_serve_model_matched, Matching, Skip};
 pub use queue::{flags, Criteria, FinishedJob, Job, JobState, Queue, QueueKey, RequestKind, WaitingRequest};
 
 /// The text queue.
