@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::HordeConfig;
-use crate::text::request::{MAX_MODELS, MAX_WORKERS};
+use crate::request_checks::{check_f, check_i, worker_ids};
+use crate::text::request::MAX_MODELS;
 use crate::{HordeError, Result};
 
 /// Samplers a request may name.
@@ -134,24 +135,6 @@ impl ImageRequest {
 
 fn bad(rc: &'static str, message: impl Into<String>) -> HordeError {
     HordeError::rejected(rc, message)
-}
-
-fn check_f(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<()> {
-    match v {
-        Some(x) if !(x.is_finite() && x >= lo && x <= hi) => Err(HordeError::Validation(format!(
-            "params.{name} must be between {lo} and {hi}, got {x}."
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn check_i(name: &str, v: Option<i64>, lo: i64, hi: i64) -> Result<()> {
-    match v {
-        Some(x) if !(lo..=hi).contains(&x) => Err(HordeError::Validation(format!(
-            "params.{name} must be between {lo} and {hi}, got {x}."
-        ))),
-        _ => Ok(()),
-    }
 }
 
 /// A seed string as a number below 2^32: numbers are taken modulo 2^32, other strings hashed.
@@ -371,13 +354,7 @@ impl ImageRequest {
                 "At most {MAX_MODELS} models of at most 255 characters may be requested."
             )));
         }
-        let mut workers = Vec::new();
-        for w in req.workers.unwrap_or_default().iter().take(MAX_WORKERS) {
-            workers.push(
-                Uuid::parse_str(w.trim())
-                    .map_err(|_| HordeError::Validation(format!("'{}' is not a worker id.", w.chars().take(60).collect::<String>())))?,
-            );
-        }
+        let workers = worker_ids(req.workers)?;
         if let Some(url) = &req.webhook {
             check_webhook(url, cfg)?;
         }

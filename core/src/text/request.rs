@@ -4,14 +4,13 @@
 use horde_protocol::text::{GenerateTextRequest, TextParams};
 use uuid::Uuid;
 
+use crate::request_checks::{check_f, check_i, worker_ids};
 use crate::{HordeError, Result};
 
 /// Largest prompt accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4 * 1024 * 1024;
 /// Most models a request may name.
 pub const MAX_MODELS: usize = 100;
-/// At most this many worker ids of an allow/block list are used.
-pub const MAX_WORKERS: usize = 5;
 
 /// A validated text request.
 #[derive(Debug, Clone)]
@@ -34,24 +33,6 @@ pub struct TextRequest {
     pub dry_run: bool,
     /// Where each finished job is POSTed (checked against the horde's rules by `Horde`).
     pub webhook: Option<String>,
-}
-
-fn check_f(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<()> {
-    match v {
-        Some(x) if !(x.is_finite() && x >= lo && x <= hi) => Err(HordeError::Validation(format!(
-            "params.{name} must be between {lo} and {hi}, got {x}."
-        ))),
-        _ => Ok(()),
-    }
-}
-
-fn check_i(name: &str, v: Option<i64>, lo: i64, hi: i64) -> Result<()> {
-    match v {
-        Some(x) if !(lo..=hi).contains(&x) => Err(HordeError::Validation(format!(
-            "params.{name} must be between {lo} and {hi}, got {x}."
-        ))),
-        _ => Ok(()),
-    }
 }
 
 impl TryFrom<GenerateTextRequest> for TextRequest {
@@ -145,11 +126,7 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
         if models.iter().any(|m| m.contains('\0') || m.len() > 255) {
             return Err(HordeError::Validation("Model names must be at most 255 characters.".into()));
         }
-        let mut workers = Vec::new();
-        for w in req.workers.unwrap_or_default().iter().take(MAX_WORKERS) {
-            let id = Uuid::parse_str(w.trim()).map_err(|_| HordeError::Validation(format!("'{w}' is not a worker id.")))?;
-            workers.push(id);
-        }
+        let workers = worker_ids(req.workers)?;
         let softprompt = req.softprompt.filter(|s| !s.is_empty());
         Ok(TextRequest {
             prompt,
