@@ -53,19 +53,7 @@ impl RequestKind for ImageKind {
 
 /// The queue's matching data of an image request.
 pub fn criteria(id: Uuid, user_id: i64, r: &ImageRequest, job_estimate: Centikudos) -> Criteria<ImageNeeds> {
-    let mut f = 0;
-    if r.trusted_workers {
-        f |= flags::TRUSTED_WORKERS;
-    }
-    if !r.slow_workers {
-        f |= flags::FAST_ONLY;
-    }
-    if r.extra_slow_workers {
-        f |= flags::EXTRA_SLOW_OK;
-    }
-    if !r.workers.is_empty() {
-        f |= flags::NEEDS_DETAIL;
-    }
+    let mut f = flags::common(r.trusted_workers, r.slow_workers, r.extra_slow_workers, !r.workers.is_empty());
     if r.nsfw {
         f |= flags::NSFW;
     }

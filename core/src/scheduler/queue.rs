@@ -67,6 +67,24 @@ pub mod flags {
     pub const NEEDS_DETAIL: u8 = 16;
     /// Only NSFW workers may take it.
     pub const NSFW: u8 = 32;
+
+    /// The flags every kind derives alike from its request's options.
+    pub fn common(trusted_workers: bool, slow_workers: bool, extra_slow_workers: bool, worker_list: bool) -> u8 {
+        let mut f = 0;
+        if trusted_workers {
+            f |= TRUSTED_WORKERS;
+        }
+        if !slow_workers {
+            f |= FAST_ONLY;
+        }
+        if extra_slow_workers {
+            f |= EXTRA_SLOW_OK;
+        }
+        if worker_list {
+            f |= NEEDS_DETAIL;
+        }
+        f
+    }
 }
 
 impl<N> Criteria<N> {

@@ -29,20 +29,11 @@ impl RequestKind for TextKind {
 
 /// The queue's matching data of a text request.
 pub fn criteria(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Criteria<TextNeeds> {
-    let mut f = 0;
-    if r.trusted_workers {
-        f |= flags::TRUSTED_WORKERS;
-    }
-    if !r.slow_workers {
-        f |= flags::FAST_ONLY;
-    }
-    if r.extra_slow_workers {
-        f |= flags::EXTRA_SLOW_OK;
-    }
+    let mut f = flags::common(r.trusted_workers, r.slow_workers, r.extra_slow_workers, !r.workers.is_empty());
     if r.validated_backends {
         f |= flags::VALIDATED_BACKENDS;
     }
-    if !r.workers.is_empty() || r.softprompt.is_some() {
+    if r.softprompt.is_some() {
         f |= flags::NEEDS_DETAIL;
     }
     Criteria {
