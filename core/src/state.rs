@@ -179,26 +179,7 @@ impl State {
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
         let n = req.n;
         let criteria = crate::text::criteria(id, user_id, &req, job_estimate);
-        let wr = WaitingRequest {
-            id,
-            user_id,
-            request: req,
-            model_ids,
-            key,
-            remaining: n,
-            processing: 0,
-            faults: 0,
-            generations: vec![],
-            consumed: charged,
-            criteria,
-            job_ids: vec![],
-            created_ms: now_ms,
-            last_activity_ms: now_ms,
-            faulted: false,
-            cancelled: false,
-            rated: false,
-            cached_position: None,
-        };
+        let wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
         let possible = !self.eligible_workers(&wr, now_ms).is_empty();
         self.queue.insert(wr);
         Ok(Accepted {
@@ -258,12 +239,7 @@ impl State {
     /// Cancels what has not started; jobs in flight still finish and are paid for.
     pub fn cancel_text(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
         let status = self.text_status(id, now_ms)?;
-        if let Some(r) = self.queue.get_mut(id) {
-            r.cancelled = true;
-            r.remaining = 0;
-            r.cached_position = None;
-        }
-        self.queue.sync_order(id);
+        self.queue.cancel(id);
         Ok(status)
     }
 
@@ -431,26 +407,15 @@ impl State {
 
     /// Takes a worker's result for a job. Returns the job's reward (0 for a reported fault).
     pub fn submit_job(&mut self, user_id: i64, result: JobResult, now_ms: u64) -> Result<f64> {
-        let job_id = Uuid::parse_str(result.job_id.trim()).map_err(|_| HordeError::InvalidJobId(result.job_id.clone()))?;
-        let job = self
-            .queue
-            .job(&job_id)
-            .cloned()
-            .ok_or_else(|| HordeError::InvalidJobId(job_id.to_string()))?;
-        let worker = self
-            .workers
-            .get(&job.worker_id)
-            .ok_or_else(|| HordeError::InvalidJobId(job_id.to_string()))?;
-        if worker.owner_id != user_id {
-            return Err(HordeError::WrongCredentials);
-        }
         let faulted_report = result.state == "faulted";
-        match job.state {
-            JobState::Done | JobState::Faulted => return Err(HordeError::DuplicateGen(job_id.to_string())),
-            JobState::Aborted if faulted_report => return Ok(0.0),
-            JobState::Aborted => return Err(HordeError::AbortedGen(job_id.to_string())),
-            JobState::InFlight => {}
-        }
+        let workers = &self.workers;
+        let Some(job) = self
+            .queue
+            .job_for_submit(&result.job_id, user_id, faulted_report, |w| workers.get(w).map(|w| w.owner_id))?
+        else {
+            return Ok(0.0);
+        };
+        let job_id = job.id;
         if faulted_report {
             self.fault_job(&job_id, JobState::Faulted, now_ms);
             return Ok(0.0);

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::ModelId;
 use crate::kudos::Centikudos;
+use crate::{HordeError, Result};
 
 /// Position in the queue: smaller is served first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -138,6 +139,41 @@ pub struct WaitingRequest<K: RequestKind> {
 }
 
 impl<K: RequestKind> WaitingRequest<K> {
+    /// A request just accepted: `n` jobs to hand out, `charged` already consumed (its tax).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: Uuid,
+        user_id: i64,
+        request: K::Request,
+        model_ids: Vec<ModelId>,
+        key: QueueKey,
+        n: u32,
+        charged: Centikudos,
+        criteria: Criteria<K::Needs>,
+        now_ms: u64,
+    ) -> Self {
+        Self {
+            id,
+            user_id,
+            request,
+            model_ids,
+            key,
+            remaining: n,
+            processing: 0,
+            faults: 0,
+            generations: vec![],
+            consumed: charged,
+            criteria,
+            job_ids: vec![],
+            created_ms: now_ms,
+            last_activity_ms: now_ms,
+            faulted: false,
+            cancelled: false,
+            rated: false,
+            cached_position: None,
+        }
+    }
+
     pub fn is_queued(&self) -> bool {
         self.remaining > 0 && !self.faulted && !self.cancelled
     }
@@ -295,6 +331,44 @@ impl<K: RequestKind> Queue<K> {
             self.in_flight.remove(id);
         }
         Some(job)
+    }
+
+    /// Hands out no more jobs of a request (`DELETE` status); those in flight still finish.
+    pub fn cancel(&mut self, id: &Uuid) {
+        if let Some(r) = self.requests.get_mut(id) {
+            r.cancelled = true;
+            r.remaining = 0;
+            r.cached_position = None;
+        }
+        self.sync_order(id);
+    }
+
+    /// The in-flight job `job_id` names, checked for a submit by `user_id` (who must own its
+    /// worker, per `owner_of`). `Ok(None)`: the job had already timed out and the worker reports
+    /// it faulted (nothing to do, no reward).
+    pub fn job_for_submit(
+        &self,
+        job_id: &str,
+        user_id: i64,
+        faulted_report: bool,
+        owner_of: impl Fn(&Uuid) -> Option<i64>,
+    ) -> Result<Option<Job>> {
+        let id = Uuid::parse_str(job_id.trim()).map_err(|_| HordeError::InvalidJobId(job_id.chars().take(60).collect()))?;
+        let job = self
+            .jobs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| HordeError::InvalidJobId(id.to_string()))?;
+        let owner = owner_of(&job.worker_id).ok_or_else(|| HordeError::InvalidJobId(id.to_string()))?;
+        if owner != user_id {
+            return Err(HordeError::WrongCredentials);
+        }
+        match job.state {
+            JobState::Done | JobState::Faulted => Err(HordeError::DuplicateGen(id.to_string())),
+            JobState::Aborted if faulted_report => Ok(None),
+            JobState::Aborted => Err(HordeError::AbortedGen(id.to_string())),
+            JobState::InFlight => Ok(Some(job)),
+        }
     }
 
     /// A job failed (timed out or reported faulted): marks it `as_state` and hands its request's
