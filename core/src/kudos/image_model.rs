@@ -357,6 +357,9 @@ pub struct KudosModel {
     pub provenance: String,
     /// Root-mean-square error of `ln(seconds)` on the held-out tenth of the data.
     pub validation_rmse_ln: f32,
+    /// Predicted `ln(seconds)` of the baseline payload, computed once when the model is made.
+    #[serde(skip)]
+    baseline_ln: f64,
 }
 
 /// The weights shipped with the horde (made by the command in their `provenance`).
@@ -385,7 +388,12 @@ impl KudosModel {
         if inputs != 1 || m.target_std.is_nan() || m.target_std <= 0.0 {
             return Err(HordeError::Validation("kudos model: must end in one output".into()));
         }
-        Ok(m)
+        Ok(m.with_baseline())
+    }
+
+    fn with_baseline(mut self) -> Self {
+        self.baseline_ln = self.predict_ln(&PayloadFeatures::baseline());
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -411,7 +419,7 @@ impl KudosModel {
 
     /// How many baselines `p` takes: `predicted(p) / predicted(baseline)`.
     pub fn relative_time(&self, p: &PayloadFeatures) -> f64 {
-        (self.predict_ln(p) - self.predict_ln(&PayloadFeatures::baseline())).exp()
+        (self.predict_ln(p) - self.baseline_ln).exp()
     }
 }
 
@@ -583,13 +591,14 @@ pub fn fit(rows: &[Timing], opts: &FitOptions, provenance: String) -> Result<Kud
         layers,
         provenance,
         validation_rmse_ln: 0.0,
+        baseline_ln: 0.0,
     };
     let se: f64 = valid
         .iter()
         .map(|&i| (model.predict_ln(&rows[i].payload) - rows[i].seconds.max(1e-3).ln()).powi(2))
         .sum();
     model.validation_rmse_ln = (se / valid.len() as f64).sqrt() as f32;
-    Ok(model)
+    Ok(model.with_baseline())
 }
 
 #[cfg(test)]
