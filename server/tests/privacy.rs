@@ -34,56 +34,33 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
         .expect("address");
     let base = format!("{}/api/v2", line.trim().rsplit(' ').next().unwrap_or_default());
     let c = reqwest::Client::new();
-    let user: Value = c
-        .post(format!("{base}/dev/test-user"))
-        .json(&json!({"username": "p"}))
-        .send()
-        .await
-        .expect("user")
-        .json()
-        .await
-        .expect("json");
-    let key = user["api_key"].as_str().unwrap_or_default().to_string();
+    let (_, user) = post(&c, format!("{base}/dev/test-user"), None, json!({"username": "p"})).await;
+    let api_key = user["api_key"].as_str().unwrap_or_default().to_string();
+    let key = Some(api_key.as_str());
     let prompt_marker = "SECRET-PROMPT-7f3a9c";
     let text_marker = "SECRET-GENERATION-41b2e8";
-    let acc: Value = c
-        .post(format!("{base}/generate/text/async"))
-        .header("apikey", &key)
-        .json(&json!({"prompt": format!("tell me {prompt_marker}")}))
-        .send()
-        .await
-        .expect("async")
-        .json()
-        .await
-        .expect("json");
-    let pop: Value = c
-        .post(format!("{base}/generate/text/pop"))
-        .header("apikey", &key)
-        .json(&json!({"name": "pw"}))
-        .send()
-        .await
-        .expect("pop")
-        .json()
-        .await
-        .expect("json");
+    let (_, acc) = post(
+        &c,
+        format!("{base}/generate/text/async"),
+        key,
+        json!({"prompt": format!("tell me {prompt_marker}")}),
+    )
+    .await;
+    let (_, pop) = post(&c, format!("{base}/generate/text/pop"), key, json!({"name": "pw"})).await;
     assert_eq!(pop["payload"]["prompt"], format!("tell me {prompt_marker}"));
-    let st = c
-        .post(format!("{base}/generate/text/submit"))
-        .header("apikey", &key)
-        .json(&json!({"id": pop["id"], "generation": text_marker}))
-        .send()
-        .await
-        .expect("submit")
-        .status();
+    let (st, _) = post(
+        &c,
+        format!("{base}/generate/text/submit"),
+        key,
+        json!({"id": pop["id"], "generation": text_marker}),
+    )
+    .await;
     assert_eq!(st, 200);
-    let status: Value = c
-        .get(format!("{base}/generate/text/status/{}", acc["id"].as_str().unwrap_or_default()))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = get(
+        &c,
+        format!("{base}/generate/text/status/{}", acc["id"].as_str().unwrap_or_default()),
+    )
+    .await;
     assert_eq!(status["generations"][0]["text"], text_marker);
     // An image round trip: the prompt and the image bytes stay in memory too.
     let image_marker = "SECRET-IMAGE-PROMPT-c0ffee";
@@ -94,62 +71,48 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
     .expect("png");
     let png_b64 = base64::engine::general_purpose::STANDARD.encode(&png);
-    let acc_img: Value = c
-        .post(format!("{base}/generate/async"))
-        .header("apikey", &key)
-        .json(&json!({"prompt": format!("paint {image_marker}"), "r2": false}))
-        .send()
-        .await
-        .expect("async")
-        .json()
-        .await
-        .expect("json");
-    let job: Value = c
-        .post(format!("{base}/generate/pop"))
-        .header("apikey", &key)
-        .json(&json!({"name": "pi", "models": ["stable_diffusion"]}))
-        .send()
-        .await
-        .expect("pop")
-        .json()
-        .await
-        .expect("json");
+    let (_, acc_img) = post(
+        &c,
+        format!("{base}/generate/async"),
+        key,
+        json!({"prompt": format!("paint {image_marker}"), "r2": false}),
+    )
+    .await;
+    let (_, job) = post(
+        &c,
+        format!("{base}/generate/pop"),
+        key,
+        json!({"name": "pi", "models": ["stable_diffusion"]}),
+    )
+    .await;
     assert_eq!(job["payload"]["prompt"], format!("paint {image_marker}"));
-    let st = c
-        .post(format!("{base}/generate/submit"))
-        .header("apikey", &key)
-        .json(&json!({"id": job["id"], "generation": png_b64, "seed": 3}))
-        .send()
-        .await
-        .expect("submit")
-        .status();
+    let (st, _) = post(
+        &c,
+        format!("{base}/generate/submit"),
+        key,
+        json!({"id": job["id"], "generation": png_b64, "seed": 3}),
+    )
+    .await;
     assert_eq!(st, 200);
-    let status: Value = c
-        .get(format!("{base}/generate/status/{}", acc_img["id"].as_str().unwrap_or_default()))
-        .send()
-        .await
-        .expect("status")
-        .json()
-        .await
-        .expect("json");
+    let status = get(&c, format!("{base}/generate/status/{}", acc_img["id"].as_str().unwrap_or_default())).await;
     assert_eq!(status["generations"][0]["img"].as_str(), Some(png_b64.as_str()));
     // A request body that fails to parse is not echoed into logs either.
     let _ = c
         .post(format!("{base}/generate/text/async"))
-        .header("apikey", &key)
+        .header("apikey", &api_key)
         .body(format!("{{\"prompt\": \"{prompt_marker}"))
         .send()
         .await;
     // A prompt the filter refuses is not kept or logged either.
     let refused_marker = "SECRET-REFUSED-9d8e7f";
-    let refused = c
-        .post(format!("{base}/generate/async"))
-        .header("apikey", &key)
-        .json(&json!({"prompt": format!("child nude {refused_marker}"), "replacement_filter": false}))
-        .send()
-        .await
-        .expect("async");
-    assert_eq!(refused.status(), 400);
+    let (st, _) = post(
+        &c,
+        format!("{base}/generate/async"),
+        key,
+        json!({"prompt": format!("child nude {refused_marker}"), "replacement_filter": false}),
+    )
+    .await;
+    assert_eq!(st, 400);
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     assert!(child.wait().expect("wait").success());
 
@@ -190,4 +153,20 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// POSTs `body` (with `key` as `apikey` when given); the status and the JSON answer (`null` when
+/// there is none).
+async fn post(c: &reqwest::Client, url: String, key: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = c.post(url).json(&body);
+    if let Some(k) = key {
+        req = req.header("apikey", k);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(c: &reqwest::Client, url: String) -> Value {
+    c.get(url).send().await.expect("request").json().await.expect("json")
 }
