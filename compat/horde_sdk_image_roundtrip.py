@@ -8,21 +8,13 @@ TESTS_ONGOING=1 (extra fields fail), HORDE_KEY_REQUESTER and HORDE_KEY_WORKER.
 
 import base64
 import io
-import os
-import sys
 import threading
 import time
 
-assert os.environ.get("TESTS_ONGOING"), "run with TESTS_ONGOING=1 for strict models"
-
+from horde_sdk_common import REQ, WRK, call  # first: it checks TESTS_ONGOING before horde_sdk loads
 import PIL.Image  # noqa: E402  (a horde-sdk dependency)
 import requests  # noqa: E402  (a horde-sdk dependency)
-from horde_sdk import RequestErrorResponse  # noqa: E402
-from horde_sdk.ai_horde_api.ai_horde_clients import (  # noqa: E402
-    AIHordeAPIManualClient,
-    AIHordeAPISimpleClient,
-    download_image_from_generation,
-)
+from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPISimpleClient, download_image_from_generation  # noqa: E402
 from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
     DeleteImageGenerateRequest,
     HordeStatusModelsAllRequest,
@@ -42,18 +34,7 @@ from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
 )
 from horde_sdk.ai_horde_api.consts import GENERATION_STATE  # noqa: E402
 
-REQ = os.environ["HORDE_KEY_REQUESTER"]
-WRK = os.environ["HORDE_KEY_WORKER"]
 MODEL = "stable_diffusion"
-client = AIHordeAPIManualClient()
-
-
-def call(request, response_type):
-    resp = client.submit_request(request, response_type)
-    if isinstance(resp, RequestErrorResponse):
-        sys.exit(f"FAIL {type(request).__name__}: {resp.message} {resp.object_data}")
-    assert isinstance(resp, response_type), (type(resp), response_type)
-    return resp
 
 
 def pop():

@@ -5,15 +5,11 @@ HORDE_KEY_REQUESTER / HORDE_KEY_WORKER set to two 22-character keys of the serve
 Exits non-zero on the first mismatch.
 """
 
-import os
-import sys
 import threading
 import time
 
-assert os.environ.get("TESTS_ONGOING"), "run with TESTS_ONGOING=1 for strict models"
-
-from horde_sdk import RequestErrorResponse  # noqa: E402
-from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPIManualClient, AIHordeAPISimpleClient  # noqa: E402
+from horde_sdk_common import REQ, WRK, call  # first: it checks TESTS_ONGOING before horde_sdk loads
+from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPISimpleClient  # noqa: E402
 from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
     AIHordeHeartbeatRequest,
     AIHordeHeartbeatResponse,
@@ -41,18 +37,7 @@ from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
 )
 from horde_sdk.ai_horde_api.consts import GENERATION_STATE  # noqa: E402
 
-REQ = os.environ["HORDE_KEY_REQUESTER"]
-WRK = os.environ["HORDE_KEY_WORKER"]
 MODEL = "koboldcpp/LLaMA2-13B-Psyfighter2"
-client = AIHordeAPIManualClient()
-
-
-def call(request, response_type):
-    resp = client.submit_request(request, response_type)
-    if isinstance(resp, RequestErrorResponse):
-        sys.exit(f"FAIL {type(request).__name__}: {resp.message} {resp.object_data}")
-    assert isinstance(resp, response_type), (type(resp), response_type)
-    return resp
 
 
 def pop():
