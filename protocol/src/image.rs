@@ -6,6 +6,7 @@ use crate::text::GenMetadata;
 
 /// A LoRA a request asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lora {
     pub name: String,
     #[serde(default = "one")]
@@ -20,6 +21,7 @@ pub struct Lora {
 
 /// A textual inversion a request asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextualInversion {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +32,7 @@ pub struct TextualInversion {
 
 /// A text a workflow (such as `qr_code`) places in the image.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtraText {
     pub text: String,
     pub reference: String,
@@ -37,6 +40,7 @@ pub struct ExtraText {
 
 /// An extra image for `remix`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExtraSourceImage {
     pub image: String,
     #[serde(default = "one")]
@@ -50,6 +54,7 @@ fn one() -> f64 {
 /// `params` of an image request as clients send it: every field optional; the core validates
 /// bounds and applies the defaults. Unknown keys are dropped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageParamsInput {
     #[serde(default)]
     pub sampler_name: Option<String>,
@@ -130,6 +135,7 @@ where
 
 /// `POST /api/v2/generate/async`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerateImageRequest {
     #[serde(default)]
     pub prompt: Option<String>,
@@ -183,6 +189,7 @@ pub struct GenerateImageRequest {
 
 /// `GET /api/v2/generate/check/{id}`: progress without results.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageCheck {
     pub finished: i64,
     pub processing: i64,
@@ -198,6 +205,7 @@ pub struct ImageCheck {
 
 /// One finished image in a status answer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageGeneration {
     /// Base64 WebP (request sent `r2: false`) or a short-lived URL on this horde.
     pub img: String,
@@ -213,6 +221,7 @@ pub struct ImageGeneration {
 
 /// `GET|DELETE /api/v2/generate/status/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageStatus {
     #[serde(flatten)]
     pub check: ImageCheck,
@@ -222,6 +231,7 @@ pub struct ImageStatus {
 
 /// `POST /api/v2/generate/pop`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImagePopRequest {
     #[serde(default)]
     pub name: Option<String>,
@@ -267,6 +277,7 @@ pub struct ImagePopRequest {
 
 /// Why queued requests were not given to a popping image worker.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageSkipped {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub worker_id: i64,
@@ -310,6 +321,7 @@ fn is_zero(v: &i64) -> bool {
 /// prompt (`positive ### negative`), steps as `ddim_steps`, the batch size as `n_iter`, and a
 /// numeric seed (as a string, which is how strict workers type it).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImagePayload {
     pub sampler_name: String,
     pub cfg_scale: f64,
@@ -355,6 +367,7 @@ pub struct ImagePayload {
 /// Answer of an image pop: a batch of jobs of one request, or `id: null` with skip counters (and
 /// an empty `payload` object).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImagePopResponse {
     #[serde(serialize_with = "payload_or_empty", deserialize_with = "empty_or_payload")]
     pub payload: Option<ImagePayload>,
@@ -397,6 +410,7 @@ fn empty_or_payload<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ima
 
 /// `POST /api/v2/generate/submit`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageSubmitRequest {
     #[serde(default)]
     pub id: Option<String>,
@@ -415,6 +429,7 @@ pub struct ImageSubmitRequest {
 
 /// One rating in `POST /api/v2/generate/rate/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageRating {
     pub id: String,
     pub rating: i64,
@@ -424,6 +439,7 @@ pub struct ImageRating {
 
 /// `POST /api/v2/generate/rate/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RateRequest {
     #[serde(default)]
     pub best: Option<String>,
@@ -433,6 +449,7 @@ pub struct RateRequest {
 
 /// Answer of a rating.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RateResponse {
     pub reward: f64,
     pub message: String,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// `GET /api/v2/status/heartbeat`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heartbeat {
     pub message: String,
     pub version: String,
@@ -11,6 +12,7 @@ pub struct Heartbeat {
 
 /// One entry of `GET /api/v2/status/models`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveModel {
     pub name: String,
     pub count: i64,
@@ -24,6 +26,7 @@ pub struct ActiveModel {
 
 /// `GET /api/v2/status/performance`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Performance {
     pub queued_requests: i64,
     pub queued_text_requests: i64,
@@ -42,6 +45,7 @@ pub struct Performance {
 
 /// `GET /api/v2/status/modes`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Modes {
     pub maintenance_mode: bool,
     pub invite_only_mode: bool,

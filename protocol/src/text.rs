@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Sampler parameters of a text request. Every field is optional on the wire; the core validates
 /// bounds and fills the defaults. Unknown keys are dropped, so they never reach strict workers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<i64>,
@@ -58,6 +59,7 @@ pub struct TextParams {
 
 /// `POST /api/v2/generate/text/async`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerateTextRequest {
     #[serde(default)]
     pub prompt: Option<String>,
@@ -97,6 +99,7 @@ pub struct GenerateTextRequest {
 
 /// A warning attached to an accepted request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Warning {
     pub code: String,
     pub message: String,
@@ -104,6 +107,7 @@ pub struct Warning {
 
 /// 202 answer of an async request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AsyncAccepted {
     pub id: String,
     pub kudos: f64,
@@ -115,12 +119,14 @@ pub struct AsyncAccepted {
 
 /// 200 answer of a `dry_run` request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DryRun {
     pub kudos: f64,
 }
 
 /// A `gen_metadata` entry.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenMetadata {
     #[serde(rename = "type")]
     pub kind: String,
@@ -132,6 +138,7 @@ pub struct GenMetadata {
 /// One finished text generation in a status answer. (No job `id`: horde-sdk's strict model of a
 /// text generation forbids it.)
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextGeneration {
     pub text: String,
     pub seed: i64,
@@ -144,6 +151,7 @@ pub struct TextGeneration {
 
 /// `GET|DELETE /api/v2/generate/text/status/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextStatus {
     pub finished: i64,
     pub processing: i64,
@@ -160,6 +168,7 @@ pub struct TextStatus {
 
 /// `POST /api/v2/generate/text/pop`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextPopRequest {
     #[serde(default)]
     pub name: Option<String>,
@@ -189,6 +198,7 @@ pub struct TextPopRequest {
 
 /// Why queued requests were not given to a popping text worker.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextSkipped {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub worker_id: i64,
@@ -220,6 +230,7 @@ fn is_zero(v: &i64) -> bool {
 
 /// The job a text worker receives: the request's validated params plus its prompt.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextPayload {
     #[serde(flatten)]
     pub params: TextParams,
@@ -229,6 +240,7 @@ pub struct TextPayload {
 
 /// Answer of a text pop: a job, or `id: null` with the skip counters.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextPopResponse {
     pub payload: TextPayload,
     pub id: Option<String>,
@@ -244,6 +256,7 @@ pub struct TextPopResponse {
 
 /// `POST /api/v2/generate/text/submit`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextSubmitRequest {
     #[serde(default)]
     pub id: Option<String>,
@@ -259,6 +272,7 @@ pub struct TextSubmitRequest {
 
 /// Answer of a submit.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitResponse {
     pub reward: f64,
 }

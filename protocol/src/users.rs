@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Kudos by kind of movement.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KudosDetails {
     pub accumulated: f64,
     pub gifted: f64,
@@ -17,6 +18,7 @@ pub struct KudosDetails {
 
 /// Counts of tokens / megapixelsteps.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ThingRecords {
     pub megapixelsteps: f64,
     pub tokens: i64,
@@ -24,6 +26,7 @@ pub struct ThingRecords {
 
 /// Counts of requests per type.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AmountRecords {
     pub image: i64,
     pub text: i64,
@@ -32,6 +35,7 @@ pub struct AmountRecords {
 
 /// What a user asked for and contributed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRecords {
     pub usage: ThingRecords,
     pub contribution: ThingRecords,
@@ -41,6 +45,7 @@ pub struct UserRecords {
 
 /// Ids of a user's in-flight requests (only shown to the user and moderators).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActiveGenerations {
     pub text: Vec<String>,
     pub image: Vec<String>,
@@ -49,6 +54,7 @@ pub struct ActiveGenerations {
 
 /// `GET /api/v2/find_user`, `/users`, `/users/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserDetails {
     pub username: String,
     pub id: i64,
@@ -75,6 +81,7 @@ pub struct UserDetails {
 
 /// `PUT /api/v2/users/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModifyUser {
     #[serde(default)]
     pub kudos: Option<f64>,
@@ -100,6 +107,7 @@ pub struct ModifyUser {
 
 /// Answer of `PUT /api/v2/users/{id}`: the fields that changed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModifyUserResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_kudos: Option<f64>,
@@ -125,6 +133,7 @@ pub struct ModifyUserResponse {
 
 /// `POST /api/v2/register`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     #[serde(default)]
     pub username: Option<String>,
@@ -132,6 +141,7 @@ pub struct RegisterRequest {
 
 /// A freshly issued API key; it is shown once and stored only as a keyed hash.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewApiKey {
     pub api_key: String,
     pub id: i64,
@@ -140,6 +150,7 @@ pub struct NewApiKey {
 
 /// `POST /api/v2/dev/test-user` (only with `--dev-test-users`, loopback callers only).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestUserRequest {
     #[serde(default)]
     pub username: Option<String>,
@@ -155,6 +166,7 @@ pub struct TestUserRequest {
 
 /// Answer of the test-user route.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestUserResponse {
     pub api_key: String,
     pub user_id: String,
@@ -163,6 +175,7 @@ pub struct TestUserResponse {
 
 /// `POST /api/v2/kudos/transfer`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KudosTransferRequest {
     #[serde(default)]
     pub username: Option<String>,
@@ -172,6 +185,7 @@ pub struct KudosTransferRequest {
 
 /// Answer of a transfer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KudosTransferred {
     pub transferred: f64,
 }

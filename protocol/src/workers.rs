@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Kudos a worker earned, by kind.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerKudosDetails {
     pub generated: f64,
     pub uptime: i64,
@@ -11,6 +12,7 @@ pub struct WorkerKudosDetails {
 
 /// A worker's team (always empty until teams exist).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamLite {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -18,6 +20,7 @@ pub struct TeamLite {
 
 /// `GET /api/v2/workers`, `/workers/{id}`, `/workers/name/{name}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerDetails {
     #[serde(rename = "type")]
     pub kind: String,
@@ -69,6 +72,7 @@ pub struct WorkerDetails {
 
 /// `PUT /api/v2/workers/{id}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModifyWorker {
     #[serde(default)]
     pub maintenance: Option<bool>,
@@ -84,6 +88,7 @@ pub struct ModifyWorker {
 
 /// Answer of `PUT /api/v2/workers/{id}`: the fields that changed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModifyWorkerResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<bool>,
@@ -97,6 +102,7 @@ pub struct ModifyWorkerResponse {
 
 /// Answer of `DELETE /api/v2/workers/{id}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeletedWorker {
     pub deleted_id: String,
     pub deleted_name: String,

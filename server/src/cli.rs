@@ -136,12 +136,18 @@ pub struct ServeArgs {
     /// How often stale jobs and expired requests are reaped, in milliseconds.
     #[arg(long, env = "HORDE_REAP_INTERVAL_MS", default_value_t = 1000)]
     pub reap_interval_ms: u64,
-    /// Pseudonymous registrations allowed per IP address in a burst.
-    #[arg(long, env = "HORDE_REGISTER_BURST", default_value_t = 5)]
-    pub register_burst: u32,
-    /// Seconds after which a full burst of registrations is allowed again.
-    #[arg(long, env = "HORDE_REGISTER_PERIOD_SECS", default_value_t = 60)]
-    pub register_period_secs: u64,
+    /// Replace one rate-limit group's limits: GROUP=LIMIT[,LIMIT…], a LIMIT being COUNT/PERIOD
+    /// SUBJECT with PERIOD s|min|hour|day and SUBJECT ip|ip+path|key|key+path, e.g.
+    /// `register=3/min ip` or `generate=off`. Repeatable. Groups and defaults: default=90/min ip;
+    /// generate=90/min ip+path, 2/s ip+path, 2/s key+path; check=10/s ip+path;
+    /// image-status=10/min ip+path; text-status=60/min ip+path; worker=60/s ip (pop, submit,
+    /// image links); rate=5/min ip+path; transfer=1/s key, 90/hour key; users=90/min ip;
+    /// user=60/min ip+path; worker-modify=30/min ip; register=5/min ip. Heartbeat is exempt.
+    #[arg(long = "rate-limit", value_name = "GROUP=LIMITS", env = "HORDE_RATE_LIMITS", value_delimiter = ';')]
+    pub rate_limit: Vec<String>,
+    /// Turn every rate limit off (load tests; a horde behind its own limiter).
+    #[arg(long, env = "HORDE_NO_RATE_LIMITS")]
+    pub no_rate_limits: bool,
     /// Minutes a request (with its prompt and results) lives after its last activity. Fractions
     /// are allowed (at least one second).
     #[arg(long, env = "HORDE_REQUEST_EXPIRY_MINUTES", default_value_t = 20.0)]

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Parser;
 use horde_core::kudos::image_model::{self, FitOptions, KudosModel};
 use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
+use horde_server::api::rate_limits::RateLimits;
 use horde_server::api::{self, ApiOptions};
 use horde_server::cli::{Cli, Command, KudosModelCommand, ServeArgs, StorageArgs, UserCommand};
 use horde_server::duties;
@@ -72,6 +73,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let rate_limits = if args.no_rate_limits {
+        RateLimits::off()
+    } else {
+        RateLimits::with_overrides(&args.rate_limit).context("--rate-limit")?
+    };
     let horde = open(&args.storage, cfg).await?;
     if let Some(m) = kudos_model {
         horde.set_kudos_model(m);
@@ -79,8 +85,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = ApiOptions {
         public_url: args.public_url.clone(),
         dev_test_users: args.dev_test_users,
-        register_burst: args.register_burst,
-        register_period_secs: args.register_period_secs,
+        rate_limits,
     };
     let app = api::router(horde.clone(), options);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))

@@ -18,6 +18,7 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
             "--port",
             "0",
             "--dev-test-users",
+            "--no-rate-limits",
             "--flush-interval-ms",
             "20",
             "--data-dir",

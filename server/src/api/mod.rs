@@ -2,6 +2,8 @@
 
 pub mod error;
 pub mod extract;
+pub mod openapi;
+pub mod rate_limits;
 pub mod v2;
 
 use std::net::SocketAddr;
@@ -18,27 +20,14 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 /// Options of the HTTP layer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
     /// Serve `POST /api/v2/dev/test-user` to loopback callers.
     pub dev_test_users: bool,
-    /// Registrations allowed per IP in a burst.
-    pub register_burst: u32,
-    /// Seconds for one registration to be allowed again after the burst.
-    pub register_period_secs: u64,
+    /// Rate limits per endpoint group.
+    pub rate_limits: rate_limits::RateLimits,
     /// Address in image links (`--public-url`); default: each request's Host.
     pub public_url: Option<String>,
-}
-
-impl Default for ApiOptions {
-    fn default() -> Self {
-        Self {
-            dev_test_users: false,
-            register_burst: 5,
-            register_period_secs: 60,
-            public_url: None,
-        }
-    }
 }
 
 /// What every handler gets.
@@ -76,9 +65,17 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
             header::ACCEPT,
         ]))
         .max_age(Duration::from_secs(3600));
+    let (api, doc) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::document())
+        .nest("/api/v2", v2::router(&options))
+        .split_for_parts();
     Router::new()
         .route("/", get(index))
-        .nest("/api/v2", v2::router(&options))
+        .merge(api)
+        .merge(openapi::docs_ui(doc))
+        .route(
+            "/api/v2/{*rest}",
+            axum::routing::any(|| async { error::ApiError::not_found_route() }),
+        )
         .fallback(|| async { error::ApiError::not_found_route() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

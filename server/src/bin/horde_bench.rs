@@ -64,7 +64,7 @@ fn spawn_horde(args: &Args) -> anyhow::Result<(String, Spawned)> {
     let dir = std::env::temp_dir().join(format!("horde-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut cmd = Command::new(&bin);
-    cmd.args(["serve", "--port", "0", "--dev-test-users", "--data-dir"])
+    cmd.args(["serve", "--port", "0", "--dev-test-users", "--no-rate-limits", "--data-dir"])
         .arg(&dir)
         .env("RUST_LOG", "warn");
     if let Some(db) = &args.database_url {

@@ -80,6 +80,8 @@ impl Server {
             .arg(&self.dir)
             .args(["--database-url", &self.db_url, "--flush-interval-ms", "20"])
             .args(&self.extra)
+            // Tests send traffic far above the public limits; the rate-limit tests set their own.
+            .args((!self.extra.iter().any(|a| a.starts_with("--rate-limit"))).then_some("--no-rate-limits"))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,11 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use super::user_of;
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::extract::{ApiKey, JsonBody, QueryParams};
 use crate::api::AppState;
+use horde_protocol::ErrorBody;
 
 /// A rule as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FilterDetails {
     pub id: i64,
     pub regex: String,
@@ -42,13 +43,14 @@ impl From<FilterRule> for FilterDetails {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     filter_type: Option<i64>,
     contains: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct NewFilter {
     #[serde(default)]
     regex: Option<String>,
@@ -60,7 +62,7 @@ pub struct NewFilter {
     replacement: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct PromptCheck {
     #[serde(default)]
     prompt: Option<String>,
@@ -68,16 +70,29 @@ pub struct PromptCheck {
     filter_type: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PromptSuspicion {
     pub suspicion: i64,
     pub matches: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FilterRegex {
     pub filter_type: i64,
     pub regex: String,
+}
+
+/// Answer of `DELETE /filters/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeletedFilter {
+    pub deleted_id: i64,
+}
+
+/// Answer of `PUT /operations/ipaddr`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IpTimedOut {
+    pub message: String,
+    pub minutes: u64,
 }
 
 fn id_of(s: &str) -> ApiResult<i64> {
@@ -86,12 +101,14 @@ fn id_of(s: &str) -> ApiResult<i64> {
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "FilterNotFound", "No filter with this id."))
 }
 
-pub async fn list(State(state): State<AppState>, ApiKey(key): ApiKey, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/filters", tag = "filters", security(("apikey" = [])), params(ListQuery), responses((status = 200, description = "Filter rules (moderators)", body = Vec<FilterDetails>), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, ApiKey(key): ApiKey, QueryParams(q): QueryParams<ListQuery>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     let rules = state.horde.list_filters(viewer, q.filter_type, q.contains.as_deref()).await?;
     Ok(Json(rules.into_iter().map(FilterDetails::from).collect::<Vec<_>>()).into_response())
 }
 
+#[utoipa::path(put, path = "/filters", tag = "filters", security(("apikey" = [])), request_body = NewFilter, responses((status = 200, description = "The new rule", body = FilterDetails), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn add(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(f): JsonBody<NewFilter>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     let rule = state
@@ -107,6 +124,7 @@ pub async fn add(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(f)
     Ok(Json(FilterDetails::from(rule)).into_response())
 }
 
+#[utoipa::path(post, path = "/filters", tag = "filters", security(("apikey" = [])), request_body = PromptCheck, responses((status = 200, description = "How suspicious a prompt is", body = PromptSuspicion), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn check(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(c): JsonBody<PromptCheck>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     let (suspicion, matches) = state
@@ -116,7 +134,8 @@ pub async fn check(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(
     Ok(Json(PromptSuspicion { suspicion, matches }).into_response())
 }
 
-pub async fn regex(State(state): State<AppState>, ApiKey(key): ApiKey, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/filters/regex", tag = "filters", security(("apikey" = [])), params(ListQuery), responses((status = 200, description = "Each type's rules as one regex", body = Vec<FilterRegex>), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
+pub async fn regex(State(state): State<AppState>, ApiKey(key): ApiKey, QueryParams(q): QueryParams<ListQuery>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     let list = state.horde.filter_regexes(viewer, q.filter_type).await?;
     Ok(Json(
@@ -127,11 +146,13 @@ pub async fn regex(State(state): State<AppState>, ApiKey(key): ApiKey, Query(q):
     .into_response())
 }
 
+#[utoipa::path(get, path = "/filters/{id}", tag = "filters", security(("apikey" = [])), params(("id" = String, Path, description = "Filter id")), responses((status = 200, description = "The rule", body = FilterDetails), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn get_one(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     Ok(Json(FilterDetails::from(state.horde.filter(viewer, id_of(&id)?).await?)).into_response())
 }
 
+#[utoipa::path(patch, path = "/filters/{id}", tag = "filters", security(("apikey" = [])), params(("id" = String, Path, description = "Filter id")), request_body = NewFilter, responses((status = 200, description = "The changed rule", body = FilterDetails), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn modify(
     State(state): State<AppState>,
     ApiKey(key): ApiKey,
@@ -146,14 +167,15 @@ pub async fn modify(
     Ok(Json(FilterDetails::from(rule)).into_response())
 }
 
+#[utoipa::path(delete, path = "/filters/{id}", tag = "filters", security(("apikey" = [])), params(("id" = String, Path, description = "Filter id")), responses((status = 200, description = "Deleted", body = DeletedFilter), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     let id = id_of(&id)?;
     state.horde.delete_filter(viewer, id).await?;
-    Ok(Json(serde_json::json!({"deleted_id": id})).into_response())
+    Ok(Json(DeletedFilter { deleted_id: id }).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct IpTimeout {
     #[serde(default)]
     ipaddr: Option<String>,
@@ -163,6 +185,7 @@ pub struct IpTimeout {
 }
 
 /// `PUT /operations/ipaddr`: a moderator times an address out (or lifts it with 0 minutes).
+#[utoipa::path(put, path = "/operations/ipaddr", tag = "filters", security(("apikey" = [])), request_body = IpTimeout, responses((status = 200, description = "The IP is timed out", body = IpTimedOut), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody)))]
 pub async fn timeout_ip(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(t): JsonBody<IpTimeout>) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
     let ip: IpAddr = t.ipaddr.as_deref().unwrap_or("").trim().parse().map_err(|_| {
@@ -174,5 +197,9 @@ pub async fn timeout_ip(State(state): State<AppState>, ApiKey(key): ApiKey, Json
     })?;
     let minutes = t.minutes.unwrap_or(180);
     state.horde.timeout_ip(viewer, ip, minutes).await?;
-    Ok(Json(serde_json::json!({"message": "OK", "minutes": minutes})).into_response())
+    Ok(Json(IpTimedOut {
+        message: "OK".into(),
+        minutes,
+    })
+    .into_response())
 }

@@ -16,6 +16,7 @@ use super::user_of;
 use crate::api::error::ApiResult;
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::api::AppState;
+use horde_protocol::ErrorBody;
 
 /// The address clients and workers reach this horde at: `--public-url`, else the request's
 /// `Host` (with `X-Forwarded-Proto` when a proxy sets it).
@@ -35,6 +36,7 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
+#[utoipa::path(post, path = "/generate/async", tag = "image", security((), ("apikey" = [])), request_body = GenerateImageRequest, responses((status = 202, description = "Queued", body = AsyncAccepted), (status = 200, description = "Dry run: the price", body = DryRun), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn generate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -56,20 +58,24 @@ pub async fn generate(
     })
 }
 
+#[utoipa::path(get, path = "/generate/check/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Progress without images", body = horde_protocol::image::ImageCheck), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn check(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(Json(state.horde.image_check(&id)?).into_response())
 }
 
+#[utoipa::path(get, path = "/generate/status/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Progress and images", body = horde_protocol::image::ImageStatus), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let base = base_url(&state, &headers);
     Ok(Json(state.horde.image_status(&id, &base)?).into_response())
 }
 
+#[utoipa::path(delete, path = "/generate/status/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Cancelled; images done so far", body = horde_protocol::image::ImageStatus), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let base = base_url(&state, &headers);
     Ok(Json(state.horde.cancel_image(&id, &base)?).into_response())
 }
 
+#[utoipa::path(post, path = "/generate/pop", tag = "image", security(("apikey" = [])), request_body = ImagePopRequest, responses((status = 200, description = "A job, or none with the reasons", body = horde_protocol::image::ImagePopResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn pop(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -82,6 +88,7 @@ pub async fn pop(
     Ok(Json(state.horde.pop_image(user, req, &base, Some(peer.ip())).await?).into_response())
 }
 
+#[utoipa::path(post, path = "/generate/submit", tag = "image", security(("apikey" = [])), request_body = ImageSubmitRequest, responses((status = 200, description = "Kudos earned", body = SubmitResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Image memory full; submit again later", body = ErrorBody)))]
 pub async fn submit(
     State(state): State<AppState>,
     ApiKey(key): ApiKey,
@@ -92,6 +99,7 @@ pub async fn submit(
     Ok(Json(SubmitResponse { reward }).into_response())
 }
 
+#[utoipa::path(post, path = "/generate/rate/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), request_body = RateRequest, responses((status = 200, description = "Kudos returned for rating", body = RateResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn rate(State(state): State<AppState>, Path(id): Path<String>, JsonBody(req): JsonBody<RateRequest>) -> ApiResult<Response> {
     let reward = state.horde.rate_images(&id, req)?;
     Ok(Json(RateResponse {
@@ -102,12 +110,14 @@ pub async fn rate(State(state): State<AppState>, Path(id): Path<String>, JsonBod
 }
 
 /// `PUT /api/v2/images/{token}`: a worker uploads a job's WebP to the link it got in the pop.
+#[utoipa::path(put, path = "/images/{token}", tag = "image", params(("token" = String, Path, description = "Upload token from the pop")), request_body(content = Vec<u8>, content_type = "image/webp"), responses((status = 200, description = "Stored"), (status = 400, description = "Invalid input", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Image memory full", body = ErrorBody)))]
 pub async fn upload(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
     state.horde.upload_image(&token, body.to_vec())?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /api/v2/images/{token}`: a result image, while its request lives and the link is valid.
+#[utoipa::path(get, path = "/images/{token}", tag = "image", params(("token" = String, Path, description = "Download token from the status")), responses((status = 200, description = "The image", content_type = "image/webp"), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn download(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
     let bytes = state.horde.download_image(&token)?;
     let mime = match bytes.get(..4) {

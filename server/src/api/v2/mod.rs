@@ -7,12 +7,8 @@ pub mod text;
 pub mod users;
 pub mod workers;
 
-use std::sync::Arc;
-
-use axum::routing::{get, post, put};
-use axum::Router;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::GovernorLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult};
 use super::{ApiOptions, AppState};
@@ -34,54 +30,52 @@ pub async fn viewer_of(state: &AppState, key: &Option<String>) -> Option<i64> {
     }
 }
 
-pub fn router(options: &ApiOptions) -> Router<AppState> {
-    let period_ms = (options.register_period_secs.max(1) * 1000 / u64::from(options.register_burst.max(1))).max(1);
-    let register_limit = GovernorConfigBuilder::default()
-        .per_millisecond(period_ms)
-        .burst_size(options.register_burst.max(1))
-        .finish();
-    let register = Router::new().route("/register", post(users::register));
-    let register = match register_limit {
-        Some(cfg) => register.layer(GovernorLayer::new(Arc::new(cfg)).error_handler(|_| {
-            axum::response::IntoResponse::into_response(ApiError::new(
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRegistrations",
-                "Too many registrations from this address; try again later.",
-            ))
-        })),
-        None => register,
-    };
-    Router::new()
-        .route("/generate/text/async", post(text::generate))
-        .route("/generate/text/status/{id}", get(text::status).delete(text::cancel))
-        .route("/generate/text/pop", post(text::pop))
-        .route("/generate/text/submit", post(text::submit))
-        .route("/generate/async", post(image::generate))
-        .route("/generate/check/{id}", get(image::check))
-        .route("/generate/status/{id}", get(image::status).delete(image::cancel))
-        .route("/generate/pop", post(image::pop))
-        .route("/generate/submit", post(image::submit))
-        .route("/generate/rate/{id}", post(image::rate))
-        .route("/images/{token}", put(image::upload).get(image::download))
-        .route("/filters", get(filters::list).put(filters::add).post(filters::check))
-        .route("/filters/regex", get(filters::regex))
-        .route(
-            "/filters/{id}",
-            get(filters::get_one).patch(filters::modify).delete(filters::delete),
-        )
-        .route("/operations/ipaddr", put(filters::timeout_ip))
-        .route("/find_user", get(users::find_user))
-        .route("/users", get(users::list))
-        .route("/users/{id}", get(users::details).put(users::modify))
-        .route("/kudos/transfer", post(users::transfer))
-        .route("/dev/test-user", post(users::test_user))
-        .route("/workers", get(workers::list))
-        .route("/workers/name/{name}", get(workers::details_by_name))
-        .route("/workers/{id}", get(workers::details).put(workers::modify).delete(workers::delete))
-        .route("/status/heartbeat", get(status::heartbeat))
-        .route("/status/models", get(status::models))
-        .route("/status/models/{name}", get(status::model))
-        .route("/status/performance", get(status::performance))
-        .route("/status/modes", get(status::modes))
-        .merge(register)
+/// The API's routes with their OpenAPI operations, each endpoint in its rate-limit group.
+pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
+    let limits = &options.rate_limits;
+    let group = |name: &str, routes: OpenApiRouter<AppState>| limits.apply(name, routes);
+    let generate = OpenApiRouter::new()
+        .routes(routes!(text::generate))
+        .routes(routes!(image::generate));
+    let worker = OpenApiRouter::new()
+        .routes(routes!(text::pop))
+        .routes(routes!(text::submit))
+        .routes(routes!(image::pop))
+        .routes(routes!(image::submit))
+        .routes(routes!(image::upload, image::download));
+    let default = OpenApiRouter::new()
+        .routes(routes!(filters::list, filters::add, filters::check))
+        .routes(routes!(filters::regex))
+        .routes(routes!(filters::get_one, filters::modify, filters::delete))
+        .routes(routes!(filters::timeout_ip))
+        .routes(routes!(users::find_user))
+        .routes(routes!(workers::list))
+        .routes(routes!(workers::details_by_name))
+        .routes(routes!(workers::details, workers::delete))
+        .routes(routes!(status::models))
+        .routes(routes!(status::model))
+        .routes(routes!(status::performance))
+        .routes(routes!(status::modes));
+    OpenApiRouter::new()
+        .merge(group("generate", generate))
+        .merge(group(
+            "text-status",
+            OpenApiRouter::new().routes(routes!(text::status, text::cancel)),
+        ))
+        .merge(group("check", OpenApiRouter::new().routes(routes!(image::check))))
+        .merge(group(
+            "image-status",
+            OpenApiRouter::new().routes(routes!(image::status, image::cancel)),
+        ))
+        .merge(group("rate", OpenApiRouter::new().routes(routes!(image::rate))))
+        .merge(group("worker", worker))
+        .merge(group("transfer", OpenApiRouter::new().routes(routes!(users::transfer))))
+        .merge(group("users", OpenApiRouter::new().routes(routes!(users::list))))
+        .merge(group("user", OpenApiRouter::new().routes(routes!(users::details, users::modify))))
+        .merge(group("worker-modify", OpenApiRouter::new().routes(routes!(workers::modify))))
+        .merge(group("register", OpenApiRouter::new().routes(routes!(users::register))))
+        .merge(group("default", default))
+        // Exempt: load balancers poll the heartbeat, and test users exist only in test mode.
+        .routes(routes!(status::heartbeat))
+        .routes(routes!(users::test_user))
 }

@@ -1,14 +1,17 @@
 //! Horde status endpoints.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use horde_protocol::status::{Heartbeat, Modes};
+use horde_protocol::ErrorBody;
 use serde::Deserialize;
 
 use crate::api::error::ApiResult;
+use crate::api::extract::QueryParams;
 use crate::api::AppState;
 
+#[utoipa::path(get, path = "/status/heartbeat", tag = "status", responses((status = 200, description = "Alive, and whether storage answers", body = Heartbeat)))]
 pub async fn heartbeat(State(state): State<AppState>) -> Response {
     let message = if state.horde.storage_ok().await { "OK" } else { "DOWN" };
     Json(Heartbeat {
@@ -18,7 +21,8 @@ pub async fn heartbeat(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ModelsQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
@@ -26,7 +30,8 @@ pub struct ModelsQuery {
     max_count: Option<i64>,
 }
 
-pub async fn models(State(state): State<AppState>, Query(q): Query<ModelsQuery>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/status/models", tag = "status", params(ModelsQuery), responses((status = 200, description = "Models with online workers", body = Vec<horde_protocol::status::ActiveModel>), (status = 400, description = "Invalid input", body = ErrorBody)))]
+pub async fn models(State(state): State<AppState>, QueryParams(q): QueryParams<ModelsQuery>) -> ApiResult<Response> {
     // Image models unless text is asked for, like the public horde.
     let list = match q.kind.as_deref() {
         Some("text") => state.horde.text_models(),
@@ -46,6 +51,7 @@ pub async fn models(State(state): State<AppState>, Query(q): Query<ModelsQuery>)
     Ok(Json(list).into_response())
 }
 
+#[utoipa::path(get, path = "/status/models/{name}", tag = "status", params(("name" = String, Path, description = "Model name")), responses((status = 200, description = "The model, by kind", body = Vec<horde_protocol::status::ActiveModel>)))]
 pub async fn model(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
     let list: Vec<_> = state
         .horde
@@ -57,10 +63,12 @@ pub async fn model(State(state): State<AppState>, Path(name): Path<String>) -> A
     Ok(Json(list).into_response())
 }
 
+#[utoipa::path(get, path = "/status/performance", tag = "status", responses((status = 200, description = "Queue and throughput figures", body = horde_protocol::status::Performance)))]
 pub async fn performance(State(state): State<AppState>) -> Response {
     Json(state.horde.performance()).into_response()
 }
 
+#[utoipa::path(get, path = "/status/modes", tag = "status", responses((status = 200, description = "Horde modes", body = Modes)))]
 pub async fn modes() -> Response {
     Json(Modes::default()).into_response()
 }

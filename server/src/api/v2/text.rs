@@ -13,10 +13,12 @@ use super::user_of;
 use crate::api::error::ApiResult;
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::api::AppState;
+use horde_protocol::ErrorBody;
 
 /// Message attached when no online worker can serve a request.
 pub const NO_WORKER_MESSAGE: &str = "Warning: No available workers can fulfill this request. It will expire in 20 minutes unless a worker appears. Please consider reducing its size or choosing a different model.";
 
+#[utoipa::path(post, path = "/generate/text/async", tag = "text", security((), ("apikey" = [])), request_body = horde_protocol::text::GenerateTextRequest, responses((status = 202, description = "Queued", body = AsyncAccepted), (status = 200, description = "Dry run: the price", body = DryRun), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn generate(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -39,14 +41,17 @@ pub async fn generate(
     })
 }
 
+#[utoipa::path(get, path = "/generate/text/status/{id}", tag = "text", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Status and generations", body = horde_protocol::text::TextStatus), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(Json(state.horde.text_status(&id)?).into_response())
 }
 
+#[utoipa::path(delete, path = "/generate/text/status/{id}", tag = "text", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Cancelled; what was done so far", body = horde_protocol::text::TextStatus), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(Json(state.horde.cancel_text(&id)?).into_response())
 }
 
+#[utoipa::path(post, path = "/generate/text/pop", tag = "text", security(("apikey" = [])), request_body = TextPopRequest, responses((status = 200, description = "A job, or none with the reasons", body = horde_protocol::text::TextPopResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn pop(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -57,6 +62,7 @@ pub async fn pop(
     Ok(Json(state.horde.pop_text(user, req, Some(peer.ip())).await?).into_response())
 }
 
+#[utoipa::path(post, path = "/generate/text/submit", tag = "text", security(("apikey" = [])), request_body = TextSubmitRequest, responses((status = 200, description = "Kudos earned", body = SubmitResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn submit(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(req): JsonBody<TextSubmitRequest>) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
     let reward = state.horde.submit_text(user, req)?;

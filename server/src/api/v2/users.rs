@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,21 +11,25 @@ use serde::Deserialize;
 
 use super::{user_of, viewer_of};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::extract::{ApiKey, JsonBody};
+use crate::api::extract::{ApiKey, JsonBody, QueryParams};
 use crate::api::AppState;
+use horde_protocol::ErrorBody;
 
+#[utoipa::path(get, path = "/find_user", tag = "users", security(("apikey" = [])), responses((status = 200, description = "The key's user", body = horde_protocol::users::UserDetails), (status = 401, description = "Missing or unknown API key", body = ErrorBody)))]
 pub async fn find_user(State(state): State<AppState>, ApiKey(key): ApiKey) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
     Ok(Json(state.horde.user_details(user, Some(user)).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     page: Option<i64>,
     sort: Option<String>,
 }
 
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+#[utoipa::path(get, path = "/users", tag = "users", params(ListQuery), responses((status = 200, description = "A page of users", body = Vec<horde_protocol::users::UserDetails>), (status = 400, description = "Invalid input", body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, QueryParams(q): QueryParams<ListQuery>) -> ApiResult<Response> {
     let by_age = q.sort.as_deref() == Some("age");
     Ok(Json(state.horde.list_users(q.page.unwrap_or(1), by_age).await?).into_response())
 }
@@ -38,12 +42,14 @@ fn parse_user_id(id: &str) -> ApiResult<i64> {
         .ok_or_else(|| horde_core::HordeError::UserNotFound(id.chars().take(40).collect()).into())
 }
 
+#[utoipa::path(get, path = "/users/{id}", tag = "users", security((), ("apikey" = [])), params(("id" = String, Path, description = "User id")), responses((status = 200, description = "The user", body = horde_protocol::users::UserDetails), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn details(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_user_id(&id)?;
     let viewer = viewer_of(&state, &key).await;
     Ok(Json(state.horde.user_details(id, viewer).await?).into_response())
 }
 
+#[utoipa::path(put, path = "/users/{id}", tag = "users", security(("apikey" = [])), params(("id" = String, Path, description = "User id")), request_body = ModifyUser, responses((status = 200, description = "What changed", body = horde_protocol::users::ModifyUserResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn modify(
     State(state): State<AppState>,
     ApiKey(key): ApiKey,
@@ -55,6 +61,7 @@ pub async fn modify(
     Ok(Json(state.horde.modify_user(viewer, id, m).await?).into_response())
 }
 
+#[utoipa::path(post, path = "/kudos/transfer", tag = "users", security(("apikey" = [])), request_body = KudosTransferRequest, responses((status = 200, description = "Kudos transferred", body = KudosTransferred), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn transfer(
     State(state): State<AppState>,
     ApiKey(key): ApiKey,
@@ -66,11 +73,13 @@ pub async fn transfer(
     Ok(Json(KudosTransferred { transferred }).into_response())
 }
 
+#[utoipa::path(post, path = "/register", tag = "users", request_body = RegisterRequest, responses((status = 201, description = "The new account and its key, shown once", body = horde_protocol::users::NewApiKey), (status = 400, description = "Invalid input", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn register(State(state): State<AppState>, JsonBody(r): JsonBody<RegisterRequest>) -> ApiResult<Response> {
     let created = state.horde.register(r.username.as_deref().unwrap_or("")).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+#[utoipa::path(post, path = "/dev/test-user", tag = "users", request_body = TestUserRequest, responses((status = 200, description = "The test user (loopback callers, with --dev-test-users)", body = horde_protocol::users::TestUserResponse), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn test_user(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

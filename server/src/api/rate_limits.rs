@@ -1,0 +1,303 @@
+//! Per-endpoint rate limits, per client IP and per API key, with the public horde's defaults.
+//!
+//! Each endpoint belongs to a named group; a group has one or more limits such as `2/s ip` or
+//! `90/hour key`. `ip+path` counts each path (e.g. each request id) apart. Limits are token
+//! buckets (tower_governor): `90/min` allows a burst of 90, then one more every 0.67 s.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{Request, StatusCode};
+use axum::response::IntoResponse;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
+
+use super::error::ApiError;
+
+/// The groups and their default limits (the public horde's, section 6.7 of our reference).
+pub const DEFAULT_LIMITS: &[(&str, &str)] = &[
+    ("default", "90/min ip"),
+    ("generate", "90/min ip+path, 2/s ip+path, 2/s key+path"),
+    ("check", "10/s ip+path"),
+    ("image-status", "10/min ip+path"),
+    ("text-status", "60/min ip+path"),
+    ("worker", "60/s ip"),
+    ("rate", "5/min ip+path"),
+    ("transfer", "1/s key, 90/hour key"),
+    ("users", "90/min ip"),
+    ("user", "60/min ip+path"),
+    ("worker-modify", "30/min ip"),
+    ("register", "5/min ip"),
+];
+
+/// What a limit counts requests by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Ip,
+    Key,
+}
+
+/// One limit: `count` requests per `period` for each subject (and path, with `per_path`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limit {
+    pub count: u32,
+    pub period: Duration,
+    pub subject: Subject,
+    pub per_path: bool,
+}
+
+/// Why a limit spec does not parse.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum LimitSpecError {
+    #[error("'{0}' is not NAME=SPEC")]
+    NotAssignment(String),
+    #[error("unknown rate-limit group '{0}' (known: {1})")]
+    UnknownGroup(String, String),
+    #[error("'{0}' is not COUNT/PERIOD SUBJECT, e.g. '2/s ip' or '90/hour key+path'")]
+    BadLimit(String),
+}
+
+impl Limit {
+    /// Parses `2/s ip`, `90/min ip+path`, `90/hour key`, `5/day ip`.
+    pub fn parse(spec: &str) -> Result<Limit, LimitSpecError> {
+        let bad = || LimitSpecError::BadLimit(spec.trim().to_string());
+        let mut words = spec.split_whitespace();
+        let (rate, who) = (words.next().ok_or_else(bad)?, words.next().ok_or_else(bad)?);
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        let (count, unit) = rate.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.parse().ok().filter(|c| *c > 0).ok_or_else(bad)?;
+        let secs = match unit {
+            "s" | "sec" | "second" => 1,
+            "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            "d" | "day" => 86_400,
+            _ => return Err(bad()),
+        };
+        let (subject, per_path) = match who {
+            "ip" => (Subject::Ip, false),
+            "ip+path" => (Subject::Ip, true),
+            "key" => (Subject::Key, false),
+            "key+path" => (Subject::Key, true),
+            _ => return Err(bad()),
+        };
+        Ok(Limit {
+            count,
+            period: Duration::from_secs(secs),
+            subject,
+            per_path,
+        })
+    }
+}
+
+/// The limits in force, by group; `None` when limits are off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimits {
+    groups: Option<BTreeMap<String, Vec<Limit>>>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self::with_overrides(&[]).unwrap_or_else(|_| Self::off())
+    }
+}
+
+impl RateLimits {
+    /// No limits at all (load tests, private hordes behind their own limiter).
+    pub fn off() -> Self {
+        Self { groups: None }
+    }
+
+    /// The defaults, with some groups replaced by `NAME=SPEC[, SPEC…]` (`NAME=off` removes a
+    /// group's limits).
+    pub fn with_overrides(overrides: &[String]) -> Result<Self, LimitSpecError> {
+        let mut groups = BTreeMap::new();
+        for (name, spec) in DEFAULT_LIMITS {
+            groups.insert(name.to_string(), parse_list(spec)?);
+        }
+        for o in overrides {
+            let (name, spec) = o.split_once('=').ok_or_else(|| LimitSpecError::NotAssignment(o.clone()))?;
+            let name = name.trim();
+            if !groups.contains_key(name) {
+                let known = DEFAULT_LIMITS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+                return Err(LimitSpecError::UnknownGroup(name.to_string(), known));
+            }
+            let limits = if spec.trim() == "off" { vec![] } else { parse_list(spec)? };
+            groups.insert(name.to_string(), limits);
+        }
+        Ok(Self { groups: Some(groups) })
+    }
+
+    /// The limits of one group (none when off).
+    pub fn group(&self, name: &str) -> &[Limit] {
+        self.groups.as_ref().and_then(|g| g.get(name)).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Wraps `router` in the limits of `group`.
+    pub fn apply<S: Clone + Send + Sync + 'static>(
+        &self,
+        group: &str,
+        mut router: utoipa_axum::router::OpenApiRouter<S>,
+    ) -> utoipa_axum::router::OpenApiRouter<S> {
+        for limit in self.group(group) {
+            let period_ns = (limit.period.as_nanos() / u128::from(limit.count)).max(1);
+            let config = GovernorConfigBuilder::default()
+                .key_extractor(ClientKey::new(*limit))
+                .per_nanosecond(u64::try_from(period_ns).unwrap_or(u64::MAX))
+                .burst_size(limit.count)
+                .finish();
+            let Some(config) = config else { continue };
+            let config = Arc::new(config);
+            forget_idle_clients(config.clone());
+            router = router.layer(GovernorLayer::new(config).error_handler(too_many_requests));
+        }
+        router
+    }
+}
+
+fn parse_list(spec: &str) -> Result<Vec<Limit>, LimitSpecError> {
+    spec.split(',').filter(|s| !s.trim().is_empty()).map(Limit::parse).collect()
+}
+
+fn too_many_requests(e: GovernorError) -> axum::response::Response {
+    let wait = match e {
+        GovernorError::TooManyRequests { wait_time, .. } => format!(" Try again in {wait_time} s."),
+        _ => String::new(),
+    };
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        format!("Rate limit exceeded.{wait}"),
+    )
+    .into_response()
+}
+
+/// Buckets of clients idle long enough to be full again are dropped every minute, so the
+/// limiter's memory follows active clients only.
+fn forget_idle_clients(config: Arc<tower_governor::governor::GovernorConfig<ClientKey, governor::middleware::NoOpMiddleware>>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    let weak = Arc::downgrade(&config);
+    drop(config);
+    rt.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let Some(config) = weak.upgrade() else { break };
+            config.limiter().retain_recent();
+            config.limiter().shrink_to_fit();
+        }
+    });
+}
+
+/// The rate-limit key of a request: its client (IP, IPv6 /64, or hashed API key) and maybe its
+/// path, as one hash. API keys never stay in the limiter's memory in clear.
+#[derive(Clone)]
+pub struct ClientKey {
+    limit: Limit,
+    hasher: std::hash::RandomState,
+}
+
+impl ClientKey {
+    fn new(limit: Limit) -> Self {
+        Self {
+            limit,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+}
+
+/// The address a limit counts: IPv6 clients by their /64, since one host gets a whole /64.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+impl KeyExtractor for ClientKey {
+    type Key = u64;
+
+    fn extract<T>(&self, req: &Request<T>) -> Result<u64, GovernorError> {
+        let ip = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| client_network(c.0.ip()))
+            .ok_or(GovernorError::UnableToExtractKey)?;
+        let mut h = self.hasher.build_hasher();
+        let key = req
+            .headers()
+            .get("apikey")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|k| !k.is_empty() && *k != horde_protocol::ANONYMOUS_API_KEY);
+        match (self.limit.subject, key) {
+            (Subject::Key, Some(key)) => ("key", key).hash(&mut h),
+            // Anonymous callers share one key: count them by address instead.
+            (Subject::Ip, _) | (Subject::Key, None) => ("ip", ip).hash(&mut h),
+        }
+        if self.limit.per_path {
+            req.uri().path().hash(&mut h);
+        }
+        Ok(h.finish())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse() {
+        assert_eq!(
+            Limit::parse("90/min ip+path"),
+            Ok(Limit {
+                count: 90,
+                period: Duration::from_secs(60),
+                subject: Subject::Ip,
+                per_path: true
+            })
+        );
+        assert_eq!(Limit::parse("1/s key").map(|l| (l.subject, l.per_path)), Ok((Subject::Key, false)));
+        for bad in ["", "90/min", "0/s ip", "x/s ip", "2/week ip", "2/s someone", "2/s ip extra"] {
+            assert!(Limit::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn overrides_replace_groups_and_reject_unknown_ones() {
+        let d = RateLimits::default();
+        assert_eq!(d.group("generate").len(), 3);
+        assert_eq!(d.group("transfer")[1].period, Duration::from_secs(3600));
+        let o = RateLimits::with_overrides(&["register=3/min ip".into(), "generate=off".into()]).expect("parse");
+        assert_eq!(o.group("register")[0].count, 3);
+        assert!(o.group("generate").is_empty());
+        assert!(matches!(
+            RateLimits::with_overrides(&["nope=1/s ip".into()]),
+            Err(LimitSpecError::UnknownGroup(..))
+        ));
+        assert!(RateLimits::with_overrides(&["register".into()]).is_err());
+        assert!(RateLimits::off().group("default").is_empty());
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_network(a), client_network(b));
+        assert_ne!(client_network(a), client_network(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().expect("ip");
+        assert_eq!(client_network(mapped), "192.0.2.1".parse::<IpAddr>().expect("ip"));
+    }
+}

@@ -1,0 +1,183 @@
+//! The OpenAPI document covers the whole API, the docs UI is served, and schemathesis (PyPI),
+//! driven by that document, finds no server error. Schemathesis runs in its own venv (kept in the
+//! target dir); without python3 or PyPI that part is skipped, unless HORDE_REQUIRE_COMPAT=1 (CI).
+
+mod common;
+#[path = "../../compat/python_venv.rs"]
+mod python_venv;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{Db, Server};
+use serde_json::{json, Value};
+
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// Every operation the API serves, as (method, path under /api/v2).
+const OPERATIONS: &[(&str, &str)] = &[
+    ("post", "/generate/text/async"),
+    ("get", "/generate/text/status/{id}"),
+    ("delete", "/generate/text/status/{id}"),
+    ("post", "/generate/text/pop"),
+    ("post", "/generate/text/submit"),
+    ("post", "/generate/async"),
+    ("get", "/generate/check/{id}"),
+    ("get", "/generate/status/{id}"),
+    ("delete", "/generate/status/{id}"),
+    ("post", "/generate/pop"),
+    ("post", "/generate/submit"),
+    ("post", "/generate/rate/{id}"),
+    ("put", "/images/{token}"),
+    ("get", "/images/{token}"),
+    ("get", "/filters"),
+    ("put", "/filters"),
+    ("post", "/filters"),
+    ("get", "/filters/regex"),
+    ("get", "/filters/{id}"),
+    ("patch", "/filters/{id}"),
+    ("delete", "/filters/{id}"),
+    ("put", "/operations/ipaddr"),
+    ("get", "/find_user"),
+    ("get", "/users"),
+    ("get", "/users/{id}"),
+    ("put", "/users/{id}"),
+    ("post", "/kudos/transfer"),
+    ("post", "/register"),
+    ("post", "/dev/test-user"),
+    ("get", "/workers"),
+    ("get", "/workers/name/{name}"),
+    ("get", "/workers/{id}"),
+    ("put", "/workers/{id}"),
+    ("delete", "/workers/{id}"),
+    ("get", "/status/heartbeat"),
+    ("get", "/status/models"),
+    ("get", "/status/models/{name}"),
+    ("get", "/status/performance"),
+    ("get", "/status/modes"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_lists_every_operation_with_its_schemas() {
+    let s = Server::start(Db::Sqlite, &[]).await.expect("server");
+    let r = s.client.get(format!("{}/api/v2/openapi.json", s.url)).send().await.expect("GET");
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.expect("json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut served = 0;
+    for (path, item) in paths {
+        served += item.as_object().map_or(0, |o| o.keys().filter(|k| *k != "parameters").count());
+        assert!(path.starts_with("/api/v2/"), "{path}");
+    }
+    for (method, path) in OPERATIONS {
+        let op = &doc["paths"][format!("/api/v2{path}")][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        assert!(op["responses"]["200"].is_object() || op["responses"]["201"].is_object() || op["responses"]["202"].is_object());
+    }
+    assert_eq!(
+        served,
+        OPERATIONS.len(),
+        "an operation is served but not listed here, or the reverse"
+    );
+    // Bodies refer to the wire types, with their real field names.
+    let gen = &doc["components"]["schemas"]["GenerateImageRequest"]["properties"];
+    for field in ["prompt", "params", "nsfw", "censor_nsfw", "models", "r2", "webhook"] {
+        assert!(gen[field].is_object(), "GenerateImageRequest.{field}");
+    }
+    assert!(doc["components"]["schemas"]["ImagePopRequest"]["properties"]["blacklist"].is_object());
+    assert!(doc["components"]["securitySchemes"]["apikey"]["in"] == "header");
+    assert_eq!(doc["paths"]["/api/v2/generate/pop"]["post"]["security"], json!([{"apikey": []}]));
+
+    let ui = s.client.get(format!("{}/api/", s.url)).send().await.expect("GET /api/");
+    assert_eq!(ui.status(), 200);
+    let html = ui.text().await.expect("html");
+    assert!(html.to_lowercase().contains("swagger"), "docs UI");
+    let init = s
+        .client
+        .get(format!("{}/api/swagger-initializer.js", s.url))
+        .send()
+        .await
+        .expect("js");
+    assert!(
+        init.text().await.expect("js").contains("/api/v2/openapi.json"),
+        "the UI loads our document"
+    );
+    // Unknown API paths still answer JSON errors, not the docs UI.
+    let (st, v) = s.get("/no/such/route", None).await;
+    assert_eq!((st, v["rc"].as_str()), (404, Some("NotFound")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error() {
+    let python = match python_venv::python_venv(Path::new(env!("CARGO_TARGET_TMPDIR")), "schemathesis-venv", &[SCHEMATHESIS]) {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(std::env::var("HORDE_REQUIRE_COMPAT").is_err(), "schemathesis cannot run: {e}");
+            eprintln!("skipping schemathesis: {e}");
+            return;
+        }
+    };
+    let Some(s) = Server::start(Db::Sqlite, &["--dev-test-users"]).await else {
+        return;
+    };
+    // A moderator key reaches every operation; real ids let the id routes get past 404.
+    let (key, user_id) = s.user("fuzzer", 100_000.0, true, true).await;
+    let (_, text) = s.post("/generate/text/async", Some(&key), json!({"prompt": "a"})).await;
+    let (_, image) = s.post("/generate/async", Some(&key), json!({"prompt": "a"})).await;
+    let (_, filters) = s.get("/filters", Some(&key)).await;
+    let text_id = text["id"].as_str().expect("text id");
+    let image_id = image["id"].as_str().expect("image id");
+    let filter_id = filters[0]["id"].as_i64().expect("a shipped filter");
+    let config = format!(
+        r#"
+[[operations]]
+include-path-regex = "/generate/text/status/"
+parameters = {{ id = "{text_id}" }}
+
+[[operations]]
+include-path-regex = "/generate/(check|status|rate)/"
+parameters = {{ id = "{image_id}" }}
+
+[[operations]]
+include-path-regex = "/filters/[{{]"
+parameters = {{ id = "{filter_id}" }}
+
+[[operations]]
+include-path-regex = "/users/[{{]"
+parameters = {{ id = "{user_id}" }}
+"#
+    );
+    let config_path = s.dir.join("schemathesis.toml");
+    std::fs::write(&config_path, config).expect("config");
+    let schemathesis = python.with_file_name("schemathesis");
+    let out = Command::new(&schemathesis)
+        .arg("--config-file")
+        .arg(&config_path)
+        .arg("run")
+        .arg(format!("{}/api/v2/openapi.json", s.url))
+        .args(["--checks", "not_a_server_error", "--max-examples", "60", "--workers", "2"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .args(["--header", &format!("apikey:{key}")])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(&s.dir)
+        .output()
+        .expect("run schemathesis");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary: String = stdout
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(out.status.success(), "schemathesis found failures:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("Tested: 39"), "every operation was exercised:\n{summary}");
+    eprintln!("{summary}");
+    // The server is still up and answering.
+    let (st, _) = s.get("/status/heartbeat", None).await;
+    assert_eq!(st, 200);
+}
