@@ -621,23 +621,29 @@ async fn state_survives_restart_and_ledger_balances(db: Db) {
 on_both_databases!(persistence, state_survives_restart_and_ledger_balances);
 
 async fn concurrent_traffic_conserves_kudos(db: Db) {
+    // 64 concurrent clients of 16 users: each is charged for requests, rewarded for the jobs its
+    // worker serves (some faulted), and transfers kudos to another user, all at once.
     let s = server!(db, &["--dev-test-users"]);
     let mut keys = vec![];
-    for i in 0..4 {
+    for i in 0..16 {
         keys.push(s.user(&format!("u{i}"), 400.0, false, false).await);
     }
     let s = std::sync::Arc::new(s);
     let mut tasks = vec![];
-    for t in 0..8usize {
+    for t in 0..64usize {
         let s = s.clone();
-        let (key, _) = keys[t % 4].clone();
-        let (peer_key, peer_id) = keys[(t + 1) % 4].clone();
+        let (key, _) = keys[t % 16].clone();
+        let (_, peer_id) = keys[(t + 1) % 16].clone();
         tasks.push(tokio::spawn(async move {
-            for i in 0..15 {
+            for i in 0..4 {
                 s.post("/generate/text/async", Some(&key), json!({"prompt": "c", "params": {"n": 2}}))
                     .await;
                 let (_, pop) = s
-                    .post("/generate/text/pop", Some(&key), json!({"name": format!("cw{t}"), "amount": 2}))
+                    .post(
+                        "/generate/text/pop",
+                        Some(&key),
+                        json!({"name": format!("cw{}", t % 16), "amount": 2}),
+                    )
                     .await;
                 if let Some(ids) = pop["ids"].as_array() {
                     for (k, id) in ids.iter().enumerate() {
@@ -656,12 +662,26 @@ async fn concurrent_traffic_conserves_kudos(db: Db) {
                     json!({"username": format!("u#{peer_id}"), "amount": 1}),
                 )
                 .await;
-                let _ = &peer_key;
             }
         }));
     }
     for t in tasks {
         t.await.expect("task");
+    }
+    s.settle().await;
+    for (key, _) in &keys {
+        let (_, me) = s.get("/find_user", Some(key)).await;
+        // Each user's 4 clients gave 1 kudos 4 times, and received as much from its neighbour.
+        let d = &me["kudos_details"];
+        assert_eq!((d["gifted"].as_f64(), d["received"].as_f64()), (Some(-16.0), Some(16.0)), "{me}");
+        assert!(
+            me["records"]["fulfillment"]["text"].as_i64().is_some_and(|n| n > 0),
+            "jobs were paid: {me}"
+        );
+        assert!(
+            me["records"]["request"]["text"].as_i64().is_some_and(|n| n > 0),
+            "requests were charged: {me}"
+        );
     }
     let mut s = std::sync::Arc::try_unwrap(s).ok().expect("sole owner");
     assert!(s.stop());
@@ -673,7 +693,8 @@ async fn concurrent_traffic_conserves_kudos(db: Db) {
     for (id, bal) in &stored {
         assert_eq!(ledger.get(&format!("user:{id}")).copied().unwrap_or(0), *bal, "user {id}");
     }
-    assert!(ledger.len() > 4, "postings were stored");
+    assert!(ledger.len() > 16, "postings were stored");
+    assert!(stored.values().all(|b| *b >= 0), "no balance below zero: {stored:?}");
     store.close().await;
 }
 on_both_databases!(conservation, concurrent_traffic_conserves_kudos);
