@@ -53,6 +53,10 @@ pub enum HordeError {
     InvalidJobId(String),
     #[error("Processing Job with ID {0} already submitted.")]
     DuplicateGen(String),
+    #[error("This account or the receiving one is under suspicion of abuse and cannot transfer kudos.")]
+    SuspiciousAccount,
+    #[error("This worker has not checked in since the horde started, so its address is unknown.")]
+    WorkerIpUnknown,
     #[error("Processing Job with ID {0} was aborted because it took too long. Please check your worker speed.")]
     AbortedGen(String),
     #[error("Request with ID '{0}' not found. It may have expired.")]
@@ -145,6 +149,8 @@ impl HordeError {
             WorkerMaintenance => "WorkerMaintenance",
             InvalidJobId(_) => "InvalidJobID",
             DuplicateGen(_) => "DuplicateGen",
+            SuspiciousAccount => "SuspiciousAccount",
+            WorkerIpUnknown => "WorkerIPUnknown",
             AbortedGen(_) => "AbortedGen",
             RequestNotFound(_) => "RequestNotFound",
             WorkerNotFound(_) => "WorkerNotFound",
@@ -190,9 +196,10 @@ impl HordeError {
             | NotOwner
             | KudosTransferFromAnon
             | TimeoutIp { .. }
-            | SourceAccountFlagged => ErrorClass::Forbidden,
+            | SourceAccountFlagged
+            | SuspiciousAccount => ErrorClass::Forbidden,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) | InvalidImageLink
-            | FilterNotFound(_) => ErrorClass::NotFound,
+            | FilterNotFound(_) | WorkerIpUnknown => ErrorClass::NotFound,
             ImageStoreFull { .. } => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } => ErrorClass::TooMany,

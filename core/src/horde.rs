@@ -22,6 +22,7 @@ use crate::image_rules::{ImageJobResult, WebhookEvent};
 use crate::kudos::image_model::KudosModel;
 use crate::kudos::{to_centikudos, to_kudos, KudosLedger};
 use crate::safety::filter::{validate_rule, FilterOutcome, FilterRule, PromptFilter};
+use crate::safety::suspicion::{self, Suspicion};
 use crate::state::{Accepted, JobResult, ReapReport, State};
 use crate::store::{FlushBatch, NewUser, Store};
 use crate::text::TextRequest;
@@ -181,6 +182,11 @@ impl Horde {
                 ..Default::default()
             })
             .await?;
+        if user.username.chars().count() > suspicion::LONG_USERNAME {
+            if let Some(u) = self.state.lock().users.get_mut(user.id) {
+                u.suspicions.add(Suspicion::UsernameLong);
+            }
+        }
         Ok(wire_users::NewApiKey {
             api_key,
             id: user.id,
@@ -499,6 +505,9 @@ impl Horde {
         let now = self.now_ms();
         let mut s = self.state.lock();
         s.check_in(&worker_id, &pop, now)?;
+        if let Some(w) = s.workers.get_mut(&worker_id) {
+            w.last_ip = ip;
+        }
         s.pop_text(&worker_id, pop.amount, now)
     }
 
@@ -517,6 +526,11 @@ impl Horde {
             FilterOutcome::Corrupt => {
                 if let Some(ip) = ip {
                     s.ip_timeouts.offend(&ip, now);
+                }
+                if user_id != ANONYMOUS_USER_ID {
+                    if let Some(u) = s.users.get_mut(user_id) {
+                        u.suspicions.add(Suspicion::CorruptPrompt);
+                    }
                 }
                 return Err(HordeError::CorruptPrompt);
             }
@@ -548,6 +562,20 @@ impl Horde {
         let now = self.now_ms();
         self.state.lock().ip_timeouts.set(&ip, minutes.min(60 * 24 * 30), now);
         Ok(())
+    }
+
+    /// `PUT|DELETE /operations/block_worker_ipaddr/{worker_id}`: a moderator times out the address
+    /// a worker last checked in from, for `days` (0 lifts it). Returns the minutes set.
+    pub async fn block_worker_ip(&self, viewer: i64, worker_id: &str, days: u64) -> Result<u64> {
+        self.require_moderator(viewer).await?;
+        let id = Uuid::parse_str(worker_id.trim()).map_err(|_| HordeError::InvalidWorkerId(worker_id.chars().take(60).collect()))?;
+        let now = self.now_ms();
+        let mut s = self.state.lock();
+        let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
+        let ip = w.last_ip.ok_or(HordeError::WorkerIpUnknown)?;
+        let minutes = days.min(30) * 24 * 60;
+        s.ip_timeouts.set(&ip, minutes, now);
+        Ok(minutes)
     }
 
     async fn require_moderator(&self, viewer: i64) -> Result<()> {
@@ -737,6 +765,9 @@ impl Horde {
         let link = |job: &Uuid| self.link_with(base, LinkPurpose::Upload, job, secs);
         let mut s = self.state.lock();
         s.check_in(&worker_id, &pop, now)?;
+        if let Some(w) = s.workers.get_mut(&worker_id) {
+            w.last_ip = ip;
+        }
         s.pop_image(&worker_id, pop.amount, now, &link)
     }
 

@@ -16,6 +16,7 @@ use crate::kudos::image_model::Timing;
 use crate::kudos::image_price::{self, features_of};
 use crate::kudos::text_price::REQUEST_TAX;
 use crate::kudos::{to_kudos, Centikudos, PostingKind};
+use crate::safety::suspicion::{self, Suspicion};
 use crate::scheduler::{choose_request, figures, FinishedJob, Job, JobState, QueueKey, WaitingRequest};
 use crate::state::{add_records, Accepted, ReapReport, State};
 use crate::workers::Worker;
@@ -462,6 +463,10 @@ impl State {
                 w.kps_generated += kps;
                 w.kudos_generated += reward;
                 w.record_performance(kps as f64 / 1000.0 / per_image);
+                let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+                if kps as f64 / 1000.0 / per_image > suspicion::MAX_IMAGE_MPS_PER_SEC && !owner_trusted {
+                    w.suspect(Suspicion::UnreasonablyFast, owner_trusted);
+                }
                 w.record_time_ratio(per_image / predicted.max(1e-3));
                 let normalized = per_image / w.time_ratio();
                 self.pending.timings.push((

@@ -16,6 +16,7 @@ use crate::image::ImageStore;
 use crate::kudos::image_model::{KudosModel, Timing};
 use crate::kudos::text_price::{self, REQUEST_TAX};
 use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
+use crate::safety::suspicion::{self, Suspicion};
 use crate::scheduler::{
     choose_request, figures, intersects, FinishedJob, ImageQueue, Job, JobState, ModelNames, QueueKey, TextQueue, WaitingRequest,
 };
@@ -293,6 +294,17 @@ impl State {
             w.image = image.clone();
         }
         let owner = w.owner_id;
+        let owner_trusted = self.users.get(owner).is_some_and(|u| u.trusted);
+        let w = self
+            .workers
+            .get_mut(worker_id)
+            .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
+        if w.name.chars().count() > suspicion::LONG_WORKER_NAME {
+            w.suspect(Suspicion::WorkerNameLong, owner_trusted);
+        }
+        if w.kind == WorkerKind::Image && w.image.max_pixels > suspicion::EXTREME_MAX_PIXELS {
+            w.suspect(Suspicion::ExtremeMaxPixels, owner_trusted);
+        }
         let per_reward = match w.kind {
             WorkerKind::Text => text_price::uptime_reward(w.models.first().map(String::as_str), w.max_context_length),
             WorkerKind::Image => crate::kudos::image_price::uptime_reward(w.models.len(), w.image.allow_lora),
@@ -479,6 +491,10 @@ impl State {
                 w.tokens_generated += tokens;
                 w.kudos_generated += reward;
                 w.record_performance(tokens as f64 / elapsed);
+                let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+                if tokens as f64 / elapsed > suspicion::max_text_tokens_per_sec(&job.model) && !owner_trusted {
+                    w.suspect(Suspicion::UnreasonablyFast, owner_trusted);
+                }
                 w.name.clone()
             }
             None => String::new(),
@@ -543,6 +559,10 @@ impl State {
             w.in_flight = w.in_flight.saturating_sub(1);
             if w.record_abort(now_ms) {
                 tracing::warn!(worker = %worker_id, "worker put in maintenance: too many abandoned jobs within an hour");
+                let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+                if w.suspect(Suspicion::TooManyJobsAborted, owner_trusted) {
+                    tracing::warn!(worker = %worker_id, "suspicious worker paused");
+                }
             }
         }
         self.pending.workers.insert(*worker_id);

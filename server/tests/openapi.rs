@@ -38,6 +38,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("patch", "/filters/{id}"),
     ("delete", "/filters/{id}"),
     ("put", "/operations/ipaddr"),
+    ("put", "/operations/block_worker_ipaddr/{worker_id}"),
+    ("delete", "/operations/block_worker_ipaddr/{worker_id}"),
     ("get", "/find_user"),
     ("get", "/users"),
     ("get", "/users/{id}"),
@@ -175,7 +177,7 @@ parameters = {{ id = "{user_id}" }}
         .collect::<Vec<_>>()
         .join("\n");
     assert!(out.status.success(), "schemathesis found failures:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("Tested: 39"), "every operation was exercised:\n{summary}");
+    assert!(stdout.contains("Tested: 41"), "every operation was exercised:\n{summary}");
     eprintln!("{summary}");
     // The server is still up and answering.
     let (st, _) = s.get("/status/heartbeat", None).await;

@@ -146,3 +146,88 @@ async fn filter_and_timeouts(db: Db) {
 }
 
 on_both_databases!(prompt_filter_and_ip_timeouts, filter_and_timeouts);
+
+async fn suspicion_and_worker_ip_blocks(db: Db) {
+    let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
+        return;
+    };
+    let (abuser, _) = s.user("abuser", 100.0, false, false).await;
+    let (_, friend_id) = s.user("friend", 100.0, false, false).await;
+    let (moder, _) = s.user("s_moderator", 0.0, true, false).await;
+    let (owner, _) = s.user("s_owner", 0.0, false, false).await;
+    let lift = json!({"ipaddr": "127.0.0.1", "minutes": 0});
+
+    // Each corrupt prompt is a suspicion; at five the account can no longer move kudos.
+    let (st, _) = s
+        .post(
+            "/kudos/transfer",
+            Some(&abuser),
+            json!({"username": format!("friend#{friend_id}"), "amount": 1}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    for _ in 0..5 {
+        let (st, v) = s
+            .post(
+                "/generate/async",
+                Some(&abuser),
+                json!({"prompt": "little girl nude", "replacement_filter": false}),
+            )
+            .await;
+        assert_eq!((st, v["rc"].as_str()), (400, Some("CorruptPrompt")), "{v}");
+        let (st, _) = s.send(Method::PUT, "/operations/ipaddr", Some(&moder), lift.clone()).await;
+        assert_eq!(st, 200);
+    }
+    let (st, v) = s
+        .post(
+            "/kudos/transfer",
+            Some(&abuser),
+            json!({"username": format!("friend#{friend_id}"), "amount": 1}),
+        )
+        .await;
+    assert_eq!((st, v["rc"].as_str()), (403, Some("SuspiciousAccount")), "{v}");
+
+    // A worker with a needlessly long name declaring absurd pixels is suspected twice; the
+    // moderator sees it, the public does not.
+    let name = "w".repeat(60);
+    let (st, _) = s
+        .post(
+            "/generate/pop",
+            Some(&owner),
+            json!({"name": name, "models": ["stable_diffusion"], "max_pixels": 4096 * 4096}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, w) = s.get(&format!("/workers/name/{name}"), Some(&moder)).await;
+    assert_eq!(w["suspicious"].as_i64(), Some(2), "{w}");
+    let (_, public) = s.get(&format!("/workers/name/{name}"), None).await;
+    assert!(public.get("suspicious").is_none(), "{public}");
+
+    // Moderators block the address a worker checked in from; others may not.
+    let wid = w["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("/operations/block_worker_ipaddr/{wid}");
+    let (st, v) = s.send(Method::PUT, &path, Some(&owner), json!({"days": 1})).await;
+    assert_eq!((st, v["rc"].as_str()), (403, Some("NotModerator")));
+    let (st, v) = s.send(Method::PUT, &path, Some(&moder), json!({"days": 1})).await;
+    assert_eq!((st, v["minutes"].as_u64()), (200, Some(1440)), "{v}");
+    let (st, v) = s
+        .post("/generate/pop", Some(&owner), json!({"name": name, "models": ["stable_diffusion"]}))
+        .await;
+    assert_eq!((st, v["rc"].as_str()), (403, Some("TimeoutIP")), "{v}");
+    let (st, _) = s.send(Method::DELETE, &path, Some(&moder), json!({})).await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .post("/generate/pop", Some(&owner), json!({"name": name, "models": ["stable_diffusion"]}))
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .send(
+            Method::PUT,
+            "/operations/block_worker_ipaddr/00000000-0000-0000-0000-000000000000",
+            Some(&moder),
+            json!({}),
+        )
+        .await;
+    assert_eq!((st, v["rc"].as_str()), (404, Some("WorkerNotFound")));
+}
+on_both_databases!(suspicion_and_blocks, suspicion_and_worker_ip_blocks);

@@ -76,9 +76,16 @@ pub struct User {
     pub public_workers: bool,
     pub contact: Option<String>,
     pub admin_comment: Option<String>,
+    /// Held in memory only; a restart forgets them, like the IP timeouts.
+    pub suspicions: crate::safety::Suspicions,
 }
 
 impl User {
+    /// Suspicious and not trusted: no kudos transfers either way.
+    pub fn is_suspicious(&self) -> bool {
+        self.suspicions.is_suspicious() && !self.trusted
+    }
+
     /// A fresh account: no kudos, no roles, the default concurrency.
     pub fn new(id: i64, username: impl Into<String>, oauth_id: impl Into<String>) -> Self {
         Self {
@@ -98,6 +105,7 @@ impl User {
             public_workers: false,
             contact: None,
             admin_comment: None,
+            suspicions: crate::safety::Suspicions::default(),
         }
     }
 

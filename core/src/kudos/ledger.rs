@@ -245,6 +245,9 @@ impl KudosLedger {
         if src.flagged || dst.flagged {
             return Err(HordeError::SourceAccountFlagged);
         }
+        if src.is_suspicious() || dst.is_suspicious() {
+            return Err(HordeError::SuspiciousAccount);
+        }
         if let Some(t) = self.last_transfer_ms.get(&(to, from)) {
             if now_ms.saturating_sub(*t) < 60_000 {
                 return Err(HordeError::TooFastKudosTransfers);

@@ -1,7 +1,9 @@
-//! Safety: the two-context prompt filter and IP timeouts.
+//! Safety: the two-context prompt filter, IP timeouts and suspicion.
 
 pub mod filter;
 pub mod ip_timeouts;
+pub mod suspicion;
 
 pub use filter::{FilterOutcome, FilterRule, PromptFilter};
 pub use ip_timeouts::IpTimeouts;
+pub use suspicion::{Suspicion, Suspicions};

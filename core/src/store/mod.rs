@@ -110,6 +110,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
         public_workers: g("public_workers")? != 0,
         contact: row.try_get("contact")?,
         admin_comment: row.try_get("admin_comment")?,
+        suspicions: Default::default(),
     })
 }
 

@@ -5,11 +5,13 @@ pub mod pop;
 pub use pop::WorkerPop;
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 
 use horde_protocol::workers as wire;
 use uuid::Uuid;
 
 use crate::kudos::{to_kudos, Centikudos};
+use crate::safety::suspicion::{Suspicion, Suspicions};
 use crate::scheduler::ModelId;
 use crate::{HordeError, Result};
 
@@ -140,6 +142,9 @@ pub struct Worker {
     pub in_flight: u32,
     /// When its recent jobs were abandoned (timed out or reported faulted), oldest first.
     pub recent_aborts: VecDeque<u64>,
+    pub suspicions: Suspicions,
+    /// The address of its last check-in (memory only), for moderators' IP blocks.
+    pub last_ip: Option<IpAddr>,
 }
 
 impl Worker {
@@ -179,6 +184,8 @@ impl Worker {
             performance: VecDeque::new(),
             in_flight: 0,
             recent_aborts: VecDeque::new(),
+            suspicions: Suspicions::default(),
+            last_ip: None,
         }
     }
 
@@ -201,6 +208,16 @@ impl Worker {
         if self.recent_aborts.len() > MAX_ABORTS_PER_HOUR && !self.maintenance {
             self.maintenance = true;
             self.maintenance_msg = Some(TOO_MANY_ABORTS_MSG.into());
+            return true;
+        }
+        false
+    }
+
+    /// Adds a suspicion; at the threshold a worker of an untrusted owner is paused (it then
+    /// serves only its owner). Returns whether it was paused now.
+    pub fn suspect(&mut self, reason: Suspicion, owner_trusted: bool) -> bool {
+        if self.suspicions.add(reason) && !owner_trusted && !self.paused {
+            self.paused = true;
             return true;
         }
         false
@@ -324,7 +341,7 @@ impl Worker {
             controlnet: image.map(|i| i.allow_controlnet),
             owner: owner_name,
             paused: moderator_view.then_some(self.paused),
-            suspicious: moderator_view.then_some(0),
+            suspicious: moderator_view.then_some(i64::from(self.suspicions.count())),
         }
     }
 }
@@ -403,6 +420,22 @@ mod tests {
         assert!(w.record_abort(t + 100));
         assert!(w.maintenance && w.maintenance_msg.is_some());
         assert_eq!(w.uncompleted_jobs, 61);
+    }
+
+    #[test]
+    fn suspicious_workers_of_untrusted_owners_are_paused() {
+        let mut w = Worker::new(Uuid::new_v4(), "w".into(), 1, 0);
+        let mut t = w.clone();
+        for _ in 0..4 {
+            assert!(!w.suspect(Suspicion::TooManyJobsAborted, false));
+            assert!(!t.suspect(Suspicion::TooManyJobsAborted, true));
+        }
+        assert!(!w.paused);
+        assert!(w.suspect(Suspicion::UnreasonablyFast, false));
+        assert!(w.paused);
+        assert!(!t.suspect(Suspicion::UnreasonablyFast, true));
+        assert!(!t.paused, "trusted owners' workers are never paused for suspicion");
+        assert_eq!(w.details(0, 60, false, false, None, true).suspicious, Some(5));
     }
 
     #[test]

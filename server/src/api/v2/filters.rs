@@ -203,3 +203,40 @@ pub async fn timeout_ip(State(state): State<AppState>, ApiKey(key): ApiKey, Json
     })
     .into_response())
 }
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct WorkerIpBlock {
+    /// Days; at most 30.
+    #[serde(default)]
+    days: Option<u64>,
+}
+
+/// `PUT /operations/block_worker_ipaddr/{worker_id}`: a moderator times out the address a worker
+/// last checked in from (a week unless `days` says otherwise).
+#[utoipa::path(put, path = "/operations/block_worker_ipaddr/{worker_id}", tag = "filters", security(("apikey" = [])), params(("worker_id" = String, Path, description = "Worker id")), request_body = WorkerIpBlock, responses((status = 200, description = "The worker's IP is timed out", body = IpTimedOut), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "No such worker, or its address is unknown", body = ErrorBody)))]
+pub async fn block_worker_ip(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    Path(worker_id): Path<String>,
+    JsonBody(b): JsonBody<WorkerIpBlock>,
+) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let minutes = state.horde.block_worker_ip(viewer, &worker_id, b.days.unwrap_or(7)).await?;
+    Ok(Json(IpTimedOut {
+        message: "OK".into(),
+        minutes,
+    })
+    .into_response())
+}
+
+/// `DELETE /operations/block_worker_ipaddr/{worker_id}`: lifts it.
+#[utoipa::path(delete, path = "/operations/block_worker_ipaddr/{worker_id}", tag = "filters", security(("apikey" = [])), params(("worker_id" = String, Path, description = "Worker id")), responses((status = 200, description = "The worker's IP timeout is lifted", body = IpTimedOut), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "No such worker, or its address is unknown", body = ErrorBody)))]
+pub async fn unblock_worker_ip(State(state): State<AppState>, ApiKey(key): ApiKey, Path(worker_id): Path<String>) -> ApiResult<Response> {
+    let viewer = user_of(&state, &key, false).await?;
+    let minutes = state.horde.block_worker_ip(viewer, &worker_id, 0).await?;
+    Ok(Json(IpTimedOut {
+        message: "OK".into(),
+        minutes,
+    })
+    .into_response())
+}

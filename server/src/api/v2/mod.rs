@@ -48,6 +48,7 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
         .routes(routes!(filters::regex))
         .routes(routes!(filters::get_one, filters::modify, filters::delete))
         .routes(routes!(filters::timeout_ip))
+        .routes(routes!(filters::block_worker_ip, filters::unblock_worker_ip))
         .routes(routes!(users::find_user))
         .routes(routes!(workers::list))
         .routes(routes!(workers::details_by_name))
