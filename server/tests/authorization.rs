@@ -1,0 +1,287 @@
+//! Authorization review as one table, on SQLite and PostgreSQL: nobody acts on another user's
+//! worker, job or kudos; the anonymous key runs no worker and moves no kudos; moderator powers
+//! stay with moderators. Each row is an attempt that must be refused, with its status and rc.
+
+mod common;
+
+use common::{Db, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const ANON: &str = "0000000000";
+
+async fn nobody_acts_for_someone_else(db: Db) {
+    let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
+        return;
+    };
+    let (owner, owner_id) = s.user("owner", 100.0, false, false).await;
+    let (stranger, _) = s.user("stranger", 100.0, false, false).await;
+    let (requester, _) = s.user("requester", 100.0, false, false).await;
+    let (moder, _) = s.user("moder", 0.0, true, false).await;
+
+    // The owner's text and image workers, each holding a job.
+    s.post("/generate/text/async", Some(&requester), json!({"prompt": "t"})).await;
+    s.post("/generate/async", Some(&requester), json!({"prompt": "i"})).await;
+    let (_, text_job) = s.post("/generate/text/pop", Some(&owner), json!({"name": "own-text"})).await;
+    let (_, image_job) = s
+        .post(
+            "/generate/pop",
+            Some(&owner),
+            json!({"name": "own-image", "models": ["stable_diffusion"]}),
+        )
+        .await;
+    let (text_job, image_job) = (text_job["id"].clone(), image_job["id"].clone());
+    assert!(text_job.is_string() && image_job.is_string());
+    let (_, w) = s.get("/workers/name/own-text", None).await;
+    let wid = w["id"].as_str().unwrap_or_default().to_string();
+    let worker = format!("/workers/{wid}");
+    let owner_user = format!("/users/{owner_id}");
+
+    let attempts: Vec<(&str, Method, String, Option<&str>, Value, u16, &str)> = vec![
+        // Another user's worker.
+        (
+            "modify another's worker",
+            Method::PUT,
+            worker.clone(),
+            Some(&stranger),
+            json!({"maintenance": true}),
+            403,
+            "NotOwner",
+        ),
+        (
+            "rename another's worker",
+            Method::PUT,
+            worker.clone(),
+            Some(&stranger),
+            json!({"name": "mine"}),
+            403,
+            "NotOwner",
+        ),
+        (
+            "delete another's worker",
+            Method::DELETE,
+            worker.clone(),
+            Some(&stranger),
+            json!({}),
+            403,
+            "NotOwner",
+        ),
+        (
+            "pause as owner",
+            Method::PUT,
+            worker.clone(),
+            Some(&owner),
+            json!({"paused": true}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "modify a worker anonymously",
+            Method::PUT,
+            worker.clone(),
+            None,
+            json!({"maintenance": true}),
+            401,
+            "InvalidAPIKey",
+        ),
+        (
+            "delete a worker with the anonymous key",
+            Method::DELETE,
+            worker.clone(),
+            Some(ANON),
+            json!({}),
+            403,
+            "NotOwner",
+        ),
+        (
+            "pop under another's worker name",
+            Method::POST,
+            "/generate/text/pop".into(),
+            Some(&stranger),
+            json!({"name": "own-text"}),
+            403,
+            "WrongCredentials",
+        ),
+        (
+            "image pop under another's worker name",
+            Method::POST,
+            "/generate/pop".into(),
+            Some(&stranger),
+            json!({"name": "own-image"}),
+            403,
+            "WrongCredentials",
+        ),
+        // Another worker's jobs.
+        (
+            "submit another's text job",
+            Method::POST,
+            "/generate/text/submit".into(),
+            Some(&stranger),
+            json!({"id": text_job, "generation": "x"}),
+            403,
+            "WrongCredentials",
+        ),
+        (
+            "submit another's image job",
+            Method::POST,
+            "/generate/submit".into(),
+            Some(&stranger),
+            json!({"id": image_job, "generation": "x"}),
+            403,
+            "WrongCredentials",
+        ),
+        (
+            "submit a job anonymously",
+            Method::POST,
+            "/generate/text/submit".into(),
+            None,
+            json!({"id": text_job, "generation": "x"}),
+            401,
+            "InvalidAPIKey",
+        ),
+        // The anonymous key runs no worker and moves no kudos.
+        (
+            "anonymous text worker",
+            Method::POST,
+            "/generate/text/pop".into(),
+            Some(ANON),
+            json!({"name": "anon-w"}),
+            403,
+            "AnonForbiddenWorker",
+        ),
+        (
+            "anonymous image worker",
+            Method::POST,
+            "/generate/pop".into(),
+            Some(ANON),
+            json!({"name": "anon-w"}),
+            403,
+            "AnonForbiddenWorker",
+        ),
+        (
+            "transfer from anonymous",
+            Method::POST,
+            "/kudos/transfer".into(),
+            Some(ANON),
+            json!({"username": format!("owner#{owner_id}"), "amount": 1}),
+            403,
+            "KudosTransferFromAnon",
+        ),
+        (
+            "transfer without a key",
+            Method::POST,
+            "/kudos/transfer".into(),
+            None,
+            json!({"username": format!("owner#{owner_id}"), "amount": 1}),
+            401,
+            "InvalidAPIKey",
+        ),
+        // Another user's account and kudos.
+        (
+            "change another's account",
+            Method::PUT,
+            owner_user.clone(),
+            Some(&stranger),
+            json!({"kudos": 1000}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "give oneself kudos",
+            Method::PUT,
+            owner_user.clone(),
+            Some(&owner),
+            json!({"kudos": 1000}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "make oneself trusted",
+            Method::PUT,
+            owner_user.clone(),
+            Some(&owner),
+            json!({"trusted": true}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "make oneself moderator",
+            Method::PUT,
+            owner_user.clone(),
+            Some(&owner),
+            json!({"moderator": true}),
+            403,
+            "NotModerator",
+        ),
+        // Moderator powers.
+        (
+            "list filters",
+            Method::GET,
+            "/filters".into(),
+            Some(&owner),
+            json!({}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "add a filter",
+            Method::PUT,
+            "/filters".into(),
+            Some(&owner),
+            json!({"regex": "x", "filter_type": 20}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "delete a filter",
+            Method::DELETE,
+            "/filters/1".into(),
+            Some(&owner),
+            json!({}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "time out an IP",
+            Method::PUT,
+            "/operations/ipaddr".into(),
+            Some(&owner),
+            json!({"ipaddr": "192.0.2.1", "minutes": 5}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "block a worker's IP",
+            Method::PUT,
+            format!("/operations/block_worker_ipaddr/{wid}"),
+            Some(&owner),
+            json!({"days": 1}),
+            403,
+            "NotModerator",
+        ),
+    ];
+    for (what, method, path, key, body, status, rc) in attempts {
+        let (st, v) = s.send(method, &path, key, body).await;
+        assert_eq!((st, v["rc"].as_str().unwrap_or("")), (status, rc), "{what}: {v}");
+    }
+
+    // Nothing above changed anything: the jobs still belong to the owner, who can finish them.
+    let (st, v) = s
+        .post("/generate/text/submit", Some(&owner), json!({"id": text_job, "generation": "done"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, w) = s.get(&worker, Some(&owner)).await;
+    assert_eq!(
+        (w["name"].as_str(), w["maintenance_mode"].as_bool()),
+        (Some("own-text"), Some(false))
+    );
+    let (_, me) = s.get("/find_user", Some(&owner)).await;
+    assert_eq!((me["trusted"].as_bool(), me["moderator"].as_bool()), (Some(false), Some(false)));
+
+    // What moderators may do, they can.
+    let (st, _) = s.send(Method::PUT, &worker, Some(&moder), json!({"paused": true})).await;
+    assert_eq!(st, 200);
+    let (st, _) = s.send(Method::PUT, &owner_user, Some(&moder), json!({"trusted": true})).await;
+    assert_eq!(st, 200);
+}
+on_both_databases!(authorization, nobody_acts_for_someone_else);
