@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 
 const ANON: &str = "0000000000";
 
+/// What is tried, how, by whom (API key), with what body, and the refusal expected (status, rc).
+type Attempt<'a> = (&'a str, Method, String, Option<&'a str>, Value, u16, &'a str);
+
 async fn nobody_acts_for_someone_else(db: Db) {
     let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
         return;
@@ -37,7 +40,7 @@ async fn nobody_acts_for_someone_else(db: Db) {
     let worker = format!("/workers/{wid}");
     let owner_user = format!("/users/{owner_id}");
 
-    let attempts: Vec<(&str, Method, String, Option<&str>, Value, u16, &str)> = vec![
+    let attempts: Vec<Attempt> = vec![
         // Another user's worker.
         (
             "modify another's worker",
