@@ -150,8 +150,9 @@ proptest! {
     fn text_requests_parse_within_bounds_or_fail_cleanly(body in request(TEXT_KEYS, TEXT_PARAMS)) {
         let Ok(wire) = serde_json::from_value::<GenerateTextRequest>(body) else { return Ok(()) };
         if let Ok(r) = TextRequest::try_from(wire) {
-            prop_assert!((16..=1024).contains(&r.max_length), "max_length {}", r.max_length);
-            prop_assert!(r.max_context_length >= 80);
+            prop_assert!((16..=4096).contains(&r.max_length), "max_length {}", r.max_length);
+            prop_assert!((80..=1_048_576).contains(&r.max_context_length));
+            prop_assert!(r.max_length <= r.max_context_length);
             prop_assert!((1..=20).contains(&r.n));
         }
     }
