@@ -136,13 +136,17 @@ proptest! {
     #[test]
     fn image_requests_parse_within_bounds_or_fail_cleanly(body in request(IMAGE_KEYS, IMAGE_PARAMS)) {
         let cfg = HordeConfig::default();
+        let models_omitted = body.get("models").is_none_or(Value::is_null);
         let Ok(wire) = serde_json::from_value::<GenerateImageRequest>(body) else { return Ok(()) };
         if let Ok(r) = ImageRequest::parse(wire, &cfg) {
             prop_assert!((64..=3072).contains(&r.width) && (64..=3072).contains(&r.height), "{}x{}", r.width, r.height);
             prop_assert!(r.width % 64 == 0 && r.height % 64 == 0);
             prop_assert!((1..=500).contains(&r.steps));
             prop_assert!((1..=20).contains(&r.n));
-            prop_assert!(!r.models.is_empty());
+            // Omitted models mean the default one; an empty list means any model.
+            if models_omitted {
+                prop_assert_eq!(r.models, vec!["stable_diffusion".to_string()]);
+            }
         }
     }
 
