@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
+use horde_server::api::rate_limits::RateLimits;
 use horde_server::api::{router, serve, ApiOptions};
 use horde_worker::WorkerConfig;
 use serde_json::{json, Value};
@@ -40,7 +41,12 @@ pub async fn horde() -> Fixture {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = router(horde, ApiOptions::default());
+    // Tests send requests faster than the public per-IP limits allow.
+    let options = ApiOptions {
+        rate_limits: RateLimits::off(),
+        ..ApiOptions::default()
+    };
+    let app = router(horde, options);
     tokio::spawn(async move {
         let _ = serve(listener, app, async {
             let _ = stopped.await;
