@@ -95,8 +95,6 @@ pub enum HordeError {
     Locked,
     #[error("The horde is in maintenance mode; new requests are not accepted right now.")]
     MaintenanceMode,
-    #[error("Invalid worker id '{0}'.")]
-    InvalidWorkerId(String),
     #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
     InvalidUsername(String),
     #[error("This prompt appears to violate our terms of service and will be reported. Please contact us if you think this is an error.")]
@@ -170,7 +168,6 @@ impl HordeError {
             TooManyPrompts { .. } => "TooManyPrompts",
             Locked => "Locked",
             MaintenanceMode => "MaintenanceMode",
-            InvalidWorkerId(_) => "WorkerNotFound",
             InvalidUsername(_) => "InvalidUsername",
             Rejected { rc, .. } => rc,
             CorruptPrompt => "CorruptPrompt",
@@ -198,8 +195,8 @@ impl HordeError {
             | TimeoutIp { .. }
             | SourceAccountFlagged
             | SuspiciousAccount => ErrorClass::Forbidden,
-            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidWorkerId(_) | InvalidImageLink
-            | FilterNotFound(_) | WorkerIpUnknown => ErrorClass::NotFound,
+            InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)
+            | WorkerIpUnknown => ErrorClass::NotFound,
             ImageStoreFull { .. } => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } => ErrorClass::TooMany,

@@ -568,7 +568,7 @@ impl Horde {
     /// a worker last checked in from, for `days` (0 lifts it). Returns the minutes set.
     pub async fn block_worker_ip(&self, viewer: i64, worker_id: &str, days: u64) -> Result<u64> {
         self.require_moderator(viewer).await?;
-        let id = Uuid::parse_str(worker_id.trim()).map_err(|_| HordeError::InvalidWorkerId(worker_id.chars().take(60).collect()))?;
+        let id = Self::parse_worker_id(worker_id)?;
         let now = self.now_ms();
         let mut s = self.state.lock();
         let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;

@@ -135,13 +135,10 @@ impl State {
 
     /// `GET /generate/check/{id}`.
     pub fn image_check(&mut self, id: &Uuid, now_ms: u64) -> Result<ImageCheck> {
+        let online_secs = self.cfg.worker_online_secs;
+        let standing = figures::queue_figures(&mut self.images, &self.workers, &self.users, id, now_ms, online_secs)
+            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
         let req = self.images.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
-        let eligible = self.eligible_image_workers(req, now_ms);
-        let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
-        let (queue_position, wait_time) = match req.cached_position {
-            Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
-            _ => figures::position_and_wait(&self.images, &self.workers, &self.users, req, &eligible, now_ms),
-        };
         let check = ImageCheck {
             finished: req.generations.len() as i64,
             processing: req.processing as i64,
@@ -149,14 +146,11 @@ impl State {
             waiting: if req.is_queued() { req.remaining as i64 } else { 0 },
             done: req.is_done(),
             faulted: req.faulted,
-            wait_time,
-            queue_position,
+            wait_time: standing.wait_time,
+            queue_position: standing.queue_position,
             kudos: to_kudos(req.consumed),
-            is_possible,
+            is_possible: standing.is_possible,
         };
-        if let Some(r) = self.images.get_mut(id) {
-            r.cached_position = Some((now_ms, queue_position, wait_time));
-        }
         Ok(check)
     }
 
@@ -217,7 +211,7 @@ impl State {
             .workers
             .get(worker_id)
             .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
-        let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+        let owner_trusted = self.users.is_trusted(w.owner_id);
         let mut skipped = ImageSkipped::default();
         let chosen = choose_request(&self.images, w, owner_trusted, &self.users, &mut skipped);
         let Some(request_id) = chosen else {
@@ -462,10 +456,10 @@ impl State {
                 w.requests_fulfilled += 1;
                 w.kps_generated += kps;
                 w.kudos_generated += reward;
-                w.record_performance(kps as f64 / 1000.0 / per_image);
-                let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                if kps as f64 / 1000.0 / per_image > suspicion::MAX_IMAGE_MPS_PER_SEC && !owner_trusted {
-                    w.suspect(Suspicion::UnreasonablyFast, owner_trusted);
+                let speed = kps as f64 / 1000.0 / per_image;
+                w.record_performance(speed);
+                if speed > suspicion::MAX_IMAGE_MPS_PER_SEC && !self.users.is_trusted(w.owner_id) {
+                    w.suspect(Suspicion::UnreasonablyFast, false);
                 }
                 w.record_time_ratio(per_image / predicted.max(1e-3));
                 let normalized = per_image / w.time_ratio();

@@ -198,13 +198,10 @@ impl State {
     /// Status of a request. Queue position and wait time count only requests ahead that a worker
     /// able to serve this one could also serve.
     pub fn text_status(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
+        let online_secs = self.cfg.worker_online_secs;
+        let standing = figures::queue_figures(&mut self.queue, &self.workers, &self.users, id, now_ms, online_secs)
+            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
         let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
-        let eligible = self.eligible_workers(req, now_ms);
-        let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
-        let (queue_position, wait_time) = match req.cached_position {
-            Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
-            _ => figures::position_and_wait(&self.queue, &self.workers, &self.users, req, &eligible, now_ms),
-        };
         let waiting = if req.is_queued() { req.remaining as i64 } else { 0 };
         let status = TextStatus {
             finished: req.generations.len() as i64,
@@ -213,10 +210,10 @@ impl State {
             waiting,
             done: req.is_done(),
             faulted: req.faulted,
-            wait_time,
-            queue_position,
+            wait_time: standing.wait_time,
+            queue_position: standing.queue_position,
             kudos: to_kudos(req.consumed),
-            is_possible,
+            is_possible: standing.is_possible,
             generations: req
                 .generations
                 .iter()
@@ -231,9 +228,6 @@ impl State {
                 })
                 .collect(),
         };
-        if let Some(r) = self.queue.get_mut(id) {
-            r.cached_position = Some((now_ms, queue_position, wait_time));
-        }
         Ok(status)
     }
 
@@ -294,11 +288,7 @@ impl State {
             w.image = image.clone();
         }
         let owner = w.owner_id;
-        let owner_trusted = self.users.get(owner).is_some_and(|u| u.trusted);
-        let w = self
-            .workers
-            .get_mut(worker_id)
-            .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
+        let owner_trusted = self.users.is_trusted(owner);
         if w.name.chars().count() > suspicion::LONG_WORKER_NAME {
             w.suspect(Suspicion::WorkerNameLong, owner_trusted);
         }
@@ -327,7 +317,7 @@ impl State {
             .workers
             .get(worker_id)
             .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
-        let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+        let owner_trusted = self.users.is_trusted(w.owner_id);
         let mut skipped = TextSkipped::default();
         let chosen = choose_request(&self.queue, w, owner_trusted, &self.users, &mut skipped);
         let Some(request_id) = chosen else {
@@ -490,10 +480,10 @@ impl State {
                 w.requests_fulfilled += 1;
                 w.tokens_generated += tokens;
                 w.kudos_generated += reward;
-                w.record_performance(tokens as f64 / elapsed);
-                let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
-                if tokens as f64 / elapsed > suspicion::max_text_tokens_per_sec(&job.model) && !owner_trusted {
-                    w.suspect(Suspicion::UnreasonablyFast, owner_trusted);
+                let speed = tokens as f64 / elapsed;
+                w.record_performance(speed);
+                if speed > suspicion::max_text_tokens_per_sec(&job.model) && !self.users.is_trusted(w.owner_id) {
+                    w.suspect(Suspicion::UnreasonablyFast, false);
                 }
                 w.name.clone()
             }
@@ -559,7 +549,7 @@ impl State {
             w.in_flight = w.in_flight.saturating_sub(1);
             if w.record_abort(now_ms) {
                 tracing::warn!(worker = %worker_id, "worker put in maintenance: too many abandoned jobs within an hour");
-                let owner_trusted = self.users.get(w.owner_id).is_some_and(|u| u.trusted);
+                let owner_trusted = self.users.is_trusted(w.owner_id);
                 if w.suspect(Suspicion::TooManyJobsAborted, owner_trusted) {
                     tracing::warn!(worker = %worker_id, "suspicious worker paused");
                 }

@@ -223,6 +223,10 @@ impl Users {
     pub fn get_mut(&mut self, id: i64) -> Option<&mut User> {
         self.by_id.get_mut(&id)
     }
+    /// Whether the account exists and is trusted.
+    pub fn is_trusted(&self, id: i64) -> bool {
+        self.get(id).is_some_and(|u| u.trusted)
+    }
     pub fn by_key(&self, hash: &api_key::ApiKeyHash) -> Option<i64> {
         self.by_key.get(hash).copied()
     }

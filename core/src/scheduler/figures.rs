@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use uuid::Uuid;
+
 use horde_protocol::status::ActiveModel;
 
 use super::matching::Matching;
@@ -24,10 +26,46 @@ pub fn eligible_workers<'a, K: Matching>(
         .filter(|w| w.kind == K::WORKER && w.is_online(now_ms, online_secs))
         .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
         .filter(|w| {
-            let trusted = users.get(w.owner_id).is_some_and(|u| u.trusted);
+            let trusted = users.is_trusted(w.owner_id);
             K::can_serve(w, trusted, req, users).is_ok()
         })
         .collect()
+}
+
+/// What a requester sees of a request: whether some online worker can serve it, and its queue
+/// position and wait (seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueueFigures {
+    pub is_possible: bool,
+    pub queue_position: i64,
+    pub wait_time: i64,
+}
+
+/// The figures of request `id` (`None` if unknown). Position and wait are kept for a second,
+/// since clients poll.
+pub fn queue_figures<K: Matching>(
+    queue: &mut Queue<K>,
+    workers: &Workers,
+    users: &Users,
+    id: &Uuid,
+    now_ms: u64,
+    online_secs: u64,
+) -> Option<QueueFigures> {
+    let req = queue.get(id)?;
+    let eligible = eligible_workers(workers, users, req, now_ms, online_secs);
+    let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
+    let (queue_position, wait_time) = match req.cached_position {
+        Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
+        _ => position_and_wait(queue, workers, users, req, &eligible, now_ms),
+    };
+    if let Some(r) = queue.get_mut(id) {
+        r.cached_position = Some((now_ms, queue_position, wait_time));
+    }
+    Some(QueueFigures {
+        is_possible,
+        queue_position,
+        wait_time,
+    })
 }
 
 /// Queue position and wait time (seconds) of `req`. Only requests ahead that one of the
@@ -62,7 +100,7 @@ pub fn position_and_wait<K: Matching>(
         }
         let competes = eligible.is_empty()
             || eligible.iter().any(|w| {
-                let trusted = users.get(w.owner_id).is_some_and(|u| u.trusted);
+                let trusted = users.is_trusted(w.owner_id);
                 K::can_serve(w, trusted, other, users).is_ok()
             });
         if competes {
