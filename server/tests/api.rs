@@ -6,18 +6,6 @@ use common::{Db, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-macro_rules! server {
-    ($db:expr) => {
-        server!($db, &[])
-    };
-    ($db:expr, $extra:expr) => {
-        match Server::start($db, $extra).await {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
 fn is_uuid(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4)

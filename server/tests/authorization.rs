@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Db, Server};
+use common::Db;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -14,9 +14,7 @@ const ANON: &str = "0000000000";
 type Attempt<'a> = (&'a str, Method, String, Option<&'a str>, Value, u16, &'a str);
 
 async fn nobody_acts_for_someone_else(db: Db) {
-    let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
-        return;
-    };
+    let s = server!(db, &["--dev-test-users"]);
     let (owner, owner_id) = s.user("owner", 100.0, false, false).await;
     let (stranger, _) = s.user("stranger", 100.0, false, false).await;
     let (requester, _) = s.user("requester", 100.0, false, false).await;

@@ -8,15 +8,6 @@ use std::time::Duration;
 use common::{Db, Server};
 use serde_json::{json, Value};
 
-macro_rules! server {
-    ($db:expr, $extra:expr) => {
-        match Server::start($db, $extra).await {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
 async fn kudos(s: &Server, key: &str) -> f64 {
     s.get("/find_user", Some(key)).await.1["kudos"].as_f64().expect("kudos")
 }

@@ -9,15 +9,6 @@ use common::{Db, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-macro_rules! server {
-    ($db:expr, $extra:expr) => {
-        match Server::start($db, $extra).await {
-            Some(s) => s,
-            None => return,
-        }
-    };
-}
-
 fn webp(seed: u8) -> Vec<u8> {
     let mut bytes = Vec::new();
     image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, seed]))

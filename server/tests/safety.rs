@@ -3,14 +3,12 @@
 
 mod common;
 
-use common::{Db, Server};
+use common::Db;
 use reqwest::Method;
 use serde_json::json;
 
 async fn filter_and_timeouts(db: Db) {
-    let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
-        return;
-    };
+    let s = server!(db, &["--dev-test-users"]);
     let (req_key, _) = s.user("f_requester", 100.0, false, false).await;
     let (mod_key, _) = s.user("f_moderator", 0.0, true, false).await;
     let (wk_key, _) = s.user("f_worker", 0.0, false, false).await;
@@ -148,9 +146,7 @@ async fn filter_and_timeouts(db: Db) {
 on_both_databases!(prompt_filter_and_ip_timeouts, filter_and_timeouts);
 
 async fn suspicion_and_worker_ip_blocks(db: Db) {
-    let Some(s) = Server::start(db, &["--dev-test-users"]).await else {
-        return;
-    };
+    let s = server!(db, &["--dev-test-users"]);
     let (abuser, _) = s.user("abuser", 100.0, false, false).await;
     let (_, friend_id) = s.user("friend", 100.0, false, false).await;
     let (moder, _) = s.user("s_moderator", 0.0, true, false).await;

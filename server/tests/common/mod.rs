@@ -181,6 +181,21 @@ impl Drop for Server {
     }
 }
 
+/// Starts a test server (see [`Server::start`]), or returns from the test when its database is
+/// not available here.
+#[macro_export]
+macro_rules! server {
+    ($db:expr) => {
+        $crate::server!($db, &[])
+    };
+    ($db:expr, $extra:expr) => {
+        match common::Server::start($db, $extra).await {
+            Some(s) => s,
+            None => return,
+        }
+    };
+}
+
 /// Declares one async test per database: `name_sqlite` and `name_postgres`.
 #[macro_export]
 macro_rules! on_both_databases {
