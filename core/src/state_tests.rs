@@ -496,6 +496,19 @@ fn queue_position_counts_only_what_could_be_served() {
 }
 
 #[test]
+fn polling_does_not_keep_cached_figures_alive() {
+    let mut s = state();
+    let _w = worker(&mut s, 4, json!({"name": "w", "models": ["a"]}), T0);
+    let mine = submit(&mut s, 2, json!({"prompt": "p", "models": ["a"]}), T0);
+    assert_eq!(s.text_status(&mine, T0 + 10).expect("status").queue_position, 1);
+    // A richer requester goes ahead; within a second the cached position stands.
+    submit(&mut s, 1, json!({"prompt": "p", "models": ["a"]}), T0 + 500);
+    assert_eq!(s.text_status(&mine, T0 + 900).expect("status").queue_position, 1);
+    // A second after it was computed, it is computed again, however often it was polled.
+    assert_eq!(s.text_status(&mine, T0 + 1_500).expect("status").queue_position, 2);
+}
+
+#[test]
 fn uptime_kudos_every_ten_minutes_online() {
     let mut s = state();
     let w = worker(&mut s, 4, json!({"name": "w", "models": ["m-7B"], "max_context_length": 1024}), T0);

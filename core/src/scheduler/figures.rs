@@ -56,11 +56,14 @@ pub fn queue_figures<K: Matching>(
     let is_possible = req.processing > 0 || req.is_done() || !eligible.is_empty();
     let (queue_position, wait_time) = match req.cached_position {
         Some((at, pos, wait)) if now_ms.saturating_sub(at) < 1000 => (pos, wait),
-        _ => position_and_wait(queue, workers, users, req, &eligible, now_ms),
+        _ => {
+            let (pos, wait) = position_and_wait(queue, workers, users, req, &eligible, now_ms);
+            if let Some(r) = queue.get_mut(id) {
+                r.cached_position = Some((now_ms, pos, wait));
+            }
+            (pos, wait)
+        }
     };
-    if let Some(r) = queue.get_mut(id) {
-        r.cached_position = Some((now_ms, queue_position, wait_time));
-    }
     Some(QueueFigures {
         is_possible,
         queue_position,
