@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use horde_protocol::status as wire_status;
+use horde_protocol::stream::{TextProgressRequest, TextProgressResponse, PROGRESS_VERSION};
 use horde_protocol::text::{GenerateTextRequest, TextPopRequest, TextPopResponse, TextStatus, TextSubmitRequest};
 use horde_protocol::users as wire_users;
 use horde_protocol::workers as wire_workers;
@@ -25,7 +26,7 @@ use crate::safety::filter::{validate_rule, FilterOutcome, FilterRule, PromptFilt
 use crate::safety::suspicion::{self, Suspicion};
 use crate::state::{Accepted, JobResult, ReapReport, State};
 use crate::store::{FlushBatch, NewUser, Store};
-use crate::text::TextRequest;
+use crate::text::{StreamCursor, StreamEvent, TextRequest};
 use crate::workers::{validate_worker_name, Worker, WorkerKind, WorkerPop, MAX_WORKER_INFO};
 use crate::{HordeError, Result};
 use horde_protocol::image::{
@@ -397,7 +398,11 @@ impl Horde {
     /// `POST /generate/text/async`.
     pub fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
         self.check_ip(ip)?;
-        let req = TextRequest::try_from(req)?;
+        self.submit_text_request(user_id, TextRequest::try_from(req)?)
+    }
+
+    /// Queues (or prices, on a dry run) an already validated text request.
+    pub fn submit_text_request(&self, user_id: i64, req: TextRequest) -> Result<TextSubmission> {
         if let Some(url) = &req.webhook {
             crate::image::request::check_webhook(url, &self.state.lock().cfg)?;
         }
@@ -424,6 +429,37 @@ impl Horde {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
         self.state.lock().cancel_text(&id, now)
+    }
+
+    /// The horde's figures for monitoring.
+    pub fn telemetry(&self) -> crate::telemetry::Telemetry {
+        let now = self.now_ms();
+        self.state.lock().telemetry(now)
+    }
+
+    /// Subscribes to the changes of text request `id` (see `State::subscribe_text`).
+    pub fn subscribe_text(&self, id: &str) -> Result<(Uuid, tokio::sync::watch::Receiver<()>)> {
+        let id = Self::parse_request_id(id)?;
+        let rx = self.state.lock().subscribe_text(&id)?;
+        Ok((id, rx))
+    }
+
+    /// What a streaming client of request `id` has not been sent yet.
+    pub fn text_stream_events(&self, id: &Uuid, cursor: &mut StreamCursor) -> Result<Vec<StreamEvent>> {
+        let now = self.now_ms();
+        self.state.lock().text_stream_events(id, cursor, now)
+    }
+
+    /// `POST /generate/text/progress`.
+    pub fn text_progress(&self, user_id: i64, p: TextProgressRequest) -> Result<TextProgressResponse> {
+        if let Some(v) = p.version.filter(|v| *v != PROGRESS_VERSION) {
+            return Err(HordeError::Validation(format!(
+                "Progress protocol version {v} is not supported; this horde speaks version {PROGRESS_VERSION}."
+            )));
+        }
+        let now = self.now_ms();
+        let cancelled = self.state.lock().text_progress(user_id, &p.id, p.text, now)?;
+        Ok(TextProgressResponse { cancelled })
     }
 
     /// Finds the popping worker by name, creating it on its first pop.

@@ -283,6 +283,8 @@ impl State {
                 state: JobState::InFlight,
                 seed: req.request.seed_of(first_index + i),
                 batch: count,
+                progress: String::new(),
+                progress_kept: 0,
             })
             .collect();
         req.remaining -= count;

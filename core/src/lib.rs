@@ -14,6 +14,7 @@ pub mod safety;
 pub mod scheduler;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod text;
 pub mod workers;
 

@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use horde_protocol::status as wire_status;
+use horde_protocol::stream::StreamStatus;
 use horde_protocol::text::{GenMetadata, TextGeneration, TextPayload, TextPopResponse, TextSkipped, TextStatus};
 use uuid::Uuid;
 
@@ -84,6 +85,19 @@ pub struct State {
     recent_tokens: VecDeque<(u64, i64)>,
     /// (when, thousands of pixelsteps) of images finished in the last minute.
     pub(crate) recent_kps: VecDeque<(u64, i64)>,
+}
+
+/// A finished text job as clients see it.
+pub(crate) fn text_generation(g: &FinishedJob<String>) -> TextGeneration {
+    TextGeneration {
+        text: g.output.clone(),
+        seed: g.seed,
+        worker_id: g.worker_id.to_string(),
+        worker_name: g.worker_name.clone(),
+        model: g.model.clone(),
+        state: g.state.clone(),
+        gen_metadata: g.gen_metadata.clone(),
+    }
 }
 
 pub(crate) fn add_records(pending: &mut PendingWrites, users: &mut Users, user_id: i64, f: impl Fn(&mut UserRecords)) {
@@ -198,12 +212,31 @@ impl State {
     /// Status of a request. Queue position and wait time count only requests ahead that a worker
     /// able to serve this one could also serve.
     pub fn text_status(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
+        let s = self.text_standing(id, now_ms)?;
+        let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
+        Ok(TextStatus {
+            finished: s.finished,
+            processing: s.processing,
+            restarted: s.restarted,
+            waiting: s.waiting,
+            done: s.done,
+            faulted: s.faulted,
+            wait_time: s.wait_time,
+            queue_position: s.queue_position,
+            kudos: s.kudos,
+            is_possible: s.is_possible,
+            generations: req.generations.iter().map(text_generation).collect(),
+        })
+    }
+
+    /// A request's status without its generations.
+    pub fn text_standing(&mut self, id: &Uuid, now_ms: u64) -> Result<StreamStatus> {
         let online_secs = self.cfg.worker_online_secs;
         let standing = figures::queue_figures(&mut self.queue, &self.workers, &self.users, id, now_ms, online_secs)
             .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
         let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
         let waiting = if req.is_queued() { req.remaining as i64 } else { 0 };
-        let status = TextStatus {
+        Ok(StreamStatus {
             finished: req.generations.len() as i64,
             processing: req.processing as i64,
             restarted: req.faults as i64,
@@ -214,21 +247,7 @@ impl State {
             queue_position: standing.queue_position,
             kudos: to_kudos(req.consumed),
             is_possible: standing.is_possible,
-            generations: req
-                .generations
-                .iter()
-                .map(|g| TextGeneration {
-                    text: g.output.clone(),
-                    seed: g.seed,
-                    worker_id: g.worker_id.to_string(),
-                    worker_name: g.worker_name.clone(),
-                    model: g.model.clone(),
-                    state: g.state.clone(),
-                    gen_metadata: g.gen_metadata.clone(),
-                })
-                .collect(),
-        };
-        Ok(status)
+        })
     }
 
     /// Cancels what has not started; jobs in flight still finish and are paid for.
@@ -284,6 +303,7 @@ impl State {
         w.require_upfront_kudos = pop.require_upfront_kudos;
         w.priority_user_ids = pop.priority_user_ids.clone();
         w.softprompts = pop.softprompts.clone();
+        w.wants_messages = pop.wants_messages;
         if let Some(image) = &pop.image {
             w.image = image.clone();
         }
@@ -376,15 +396,19 @@ impl State {
                 state: JobState::InFlight,
                 seed: 0,
                 batch: count,
+                progress: String::new(),
+                progress_kept: 0,
             })
             .collect();
         req.remaining -= count;
         req.processing += count;
         req.last_activity_ms = now_ms;
         req.cached_position = None;
+        let wants_messages = self.workers.get(worker_id).is_some_and(|w| w.wants_messages);
         let payload = TextPayload {
             params: req.request.params.clone(),
             prompt: Some(req.request.prompt.clone()),
+            messages: req.request.messages.clone().filter(|_| wants_messages),
         };
         let softprompt = Some(req.request.softprompt.clone().unwrap_or_default());
         let ids: Vec<Uuid> = jobs.iter().map(|j| j.id).collect();
@@ -490,6 +514,7 @@ impl State {
             None => String::new(),
         };
         self.pending.workers.insert(job.worker_id);
+        self.queue.keep_progress(&job_id, &result.generation);
         self.queue.set_job_state(&job_id, JobState::Done);
         if let Some(r) = self.queue.get_mut(&job.request_id) {
             r.processing = r.processing.saturating_sub(1);

@@ -6,7 +6,9 @@
 
 pub mod error;
 pub mod image;
+pub mod openai;
 pub mod status;
+pub mod stream;
 pub mod text;
 pub mod users;
 pub mod workers;

@@ -55,6 +55,9 @@ pub struct TextParams {
     pub dynatemp_range: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynatemp_exponent: Option<f64>,
+    /// Sampling seed (KoboldAI's name); the worker picks one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler_seed: Option<i64>,
 }
 
 /// `POST /api/v2/generate/text/async`.
@@ -194,6 +197,21 @@ pub struct TextPopRequest {
     pub max_context_length: Option<i64>,
     #[serde(default)]
     pub softprompts: Option<Vec<String>>,
+    /// Extensions of our horde this worker speaks (unknown to the public horde, which ignores
+    /// them): `messages-v1` asks for chat requests' messages in the payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+}
+
+/// Pop extension: the worker renders chat messages with its own chat template.
+pub const EXTENSION_MESSAGES: &str = "messages-v1";
+
+/// One message of a chat request (OpenAI-style roles: `system`, `user`, `assistant`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
 }
 
 /// Why queued requests were not given to a popping text worker.
@@ -236,6 +254,11 @@ pub struct TextPayload {
     pub params: TextParams,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// A chat request's messages, sent only to workers that declared `messages-v1`. `prompt`
+    /// then holds the same conversation in a generic transcript format, for workers without a
+    /// chat template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
 }
 
 /// Answer of a text pop: a job, or `id: null` with the skip counters.

@@ -6,7 +6,7 @@ pub mod matching;
 pub mod queue;
 
 pub use matching::{can_serve, can_serve_image, can_serve_model_matched, choose_request, image_can_serve_model_matched, Matching, Skip};
-pub use queue::{flags, Criteria, FinishedJob, Job, JobState, Queue, QueueKey, RequestKind, WaitingRequest};
+pub use queue::{flags, Criteria, FinishedJob, Job, JobCounts, JobState, Queue, QueueKey, RequestKind, WaitingRequest};
 
 /// The text queue.
 pub type TextQueue = Queue<crate::text::TextKind>;

@@ -7,6 +7,9 @@
 //! plain ordered map and aging costs nothing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use horde_protocol::text::GenMetadata;
 use uuid::Uuid;
@@ -136,6 +139,9 @@ pub struct WaitingRequest<K: RequestKind> {
     pub rated: bool,
     /// (when, queue position, wait time) of the last status computed, reused for a second.
     pub cached_position: Option<(u64, i64, i64)>,
+    /// Told of every change to the request or its jobs, for streaming clients. Dropped (closing
+    /// their subscriptions) when the request leaves memory.
+    pub changes: Arc<watch::Sender<()>>,
 }
 
 impl<K: RequestKind> WaitingRequest<K> {
@@ -171,7 +177,13 @@ impl<K: RequestKind> WaitingRequest<K> {
             cancelled: false,
             rated: false,
             cached_position: None,
+            changes: Arc::new(watch::Sender::new(())),
         }
+    }
+
+    /// Wakes the request's subscribers.
+    pub fn changed(&self) {
+        self.changes.send_replace(());
     }
 
     pub fn is_queued(&self) -> bool {
@@ -206,6 +218,11 @@ pub struct Job {
     pub seed: i64,
     /// Jobs handed out together in one pop (images may be batched).
     pub batch: u32,
+    /// Text generated so far, as the worker reported it (progress protocol); cleared when the
+    /// job ends.
+    pub progress: String,
+    /// Once done: how many leading bytes of the reported progress the final text kept.
+    pub progress_kept: usize,
 }
 
 /// Requests, their order, and their jobs. Queued requests are indexed three ways, all in serving
@@ -221,6 +238,18 @@ pub struct Queue<K: RequestKind> {
     jobs: HashMap<Uuid, Job>,
     in_flight: std::collections::HashSet<Uuid>,
     seq: u64,
+    counts: JobCounts,
+}
+
+/// Jobs of one kind since the horde started, by how they went (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub popped: u64,
+    pub submitted: u64,
+    /// Reported faulted by their worker.
+    pub faulted: u64,
+    /// Timed out before their worker submitted.
+    pub aborted: u64,
 }
 
 impl<K: RequestKind> Default for Queue<K> {
@@ -234,6 +263,7 @@ impl<K: RequestKind> Default for Queue<K> {
             jobs: HashMap::new(),
             in_flight: std::collections::HashSet::new(),
             seq: 0,
+            counts: JobCounts::default(),
         }
     }
 }
@@ -310,10 +340,12 @@ impl<K: RequestKind> Queue<K> {
     pub fn add_job(&mut self, job: Job) {
         if let Some(r) = self.requests.get_mut(&job.request_id) {
             r.job_ids.push(job.id);
+            r.changed();
         }
         if job.state == JobState::InFlight {
             self.in_flight.insert(job.id);
         }
+        self.counts.popped += 1;
         self.jobs.insert(job.id, job);
     }
 
@@ -321,16 +353,60 @@ impl<K: RequestKind> Queue<K> {
         self.jobs.get(id)
     }
 
-    /// Moves a job to `state`; returns the job as it now is.
+    /// Moves a job to `state` (a job leaving flight forgets its progress); returns the job as
+    /// it now is.
     pub fn set_job_state(&mut self, id: &Uuid, state: JobState) -> Option<&Job> {
         let job = self.jobs.get_mut(id)?;
         job.state = state;
+        match state {
+            JobState::InFlight => {}
+            JobState::Done => self.counts.submitted += 1,
+            JobState::Faulted => self.counts.faulted += 1,
+            JobState::Aborted => self.counts.aborted += 1,
+        }
         if state == JobState::InFlight {
             self.in_flight.insert(*id);
         } else {
             self.in_flight.remove(id);
+            job.progress = String::new();
+        }
+        if let Some(r) = self.requests.get(&job.request_id) {
+            r.changed();
         }
         Some(job)
+    }
+
+    /// Records the text a job's worker has generated so far: it must extend what was reported
+    /// before. Returns whether the request was cancelled (the worker may stop).
+    pub fn record_progress(&mut self, id: &Uuid, text: String, now_ms: u64) -> Result<bool> {
+        let job = self.jobs.get_mut(id).ok_or_else(|| HordeError::InvalidJobId(id.to_string()))?;
+        if !text.starts_with(job.progress.as_str()) {
+            return Err(HordeError::Validation(
+                "Progress must extend the text reported before for this job.".into(),
+            ));
+        }
+        let grew = text.len() > job.progress.len();
+        if grew {
+            job.progress = text;
+        }
+        let request_id = job.request_id;
+        let r = self
+            .requests
+            .get_mut(&request_id)
+            .ok_or_else(|| HordeError::InvalidJobId(id.to_string()))?;
+        r.last_activity_ms = now_ms;
+        if grew {
+            r.changed();
+        }
+        Ok(r.cancelled)
+    }
+
+    /// Sets a finishing job's `progress_kept`: the length of the longest common prefix (in
+    /// whole characters) of its reported progress and `final_text`.
+    pub fn keep_progress(&mut self, id: &Uuid, final_text: &str) {
+        if let Some(job) = self.jobs.get_mut(id) {
+            job.progress_kept = common_prefix_len(&job.progress, final_text);
+        }
     }
 
     /// Hands out no more jobs of a request (`DELETE` status); those in flight still finish.
@@ -339,6 +415,7 @@ impl<K: RequestKind> Queue<K> {
             r.cancelled = true;
             r.remaining = 0;
             r.cached_position = None;
+            r.changed();
         }
         self.sync_order(id);
     }
@@ -389,6 +466,7 @@ impl<K: RequestKind> Queue<K> {
             } else if !r.cancelled {
                 r.remaining += 1;
             }
+            r.changed();
         }
         self.sync_order(&request_id);
         Some((worker_id, faulted_now))
@@ -489,6 +567,11 @@ impl<K: RequestKind> Queue<K> {
         self.requests.keys().copied().collect()
     }
 
+    /// How this queue's jobs went since the horde started.
+    pub fn job_counts(&self) -> JobCounts {
+        self.counts
+    }
+
     pub fn queued_len(&self) -> usize {
         self.order.len()
     }
@@ -502,9 +585,26 @@ impl<K: RequestKind> Queue<K> {
     }
 }
 
+/// Bytes `a` and `b` share at their start, ending on a character boundary of both.
+pub fn common_prefix_len(a: &str, b: &str) -> usize {
+    a.char_indices()
+        .zip(b.chars())
+        .find(|((_, ca), cb)| ca != cb)
+        .map(|((i, _), _)| i)
+        .unwrap_or_else(|| a.len().min(b.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn common_prefixes_end_on_characters() {
+        assert_eq!(common_prefix_len("hello", "help"), 3);
+        assert_eq!(common_prefix_len("hé", "hè"), 1);
+        assert_eq!(common_prefix_len("abc", "abcdef"), 3);
+        assert_eq!(common_prefix_len("", "x"), 0);
+    }
 
     #[test]
     fn higher_kudos_first_then_arrival() {

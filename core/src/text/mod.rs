@@ -1,8 +1,10 @@
 //! Text requests: the validated form of what a client sent, and what the queue keeps of them.
 
 pub mod request;
+pub mod stream;
 
 pub use request::TextRequest;
+pub use stream::{StreamCursor, StreamEvent};
 
 use uuid::Uuid;
 

@@ -33,6 +33,9 @@ pub struct TextRequest {
     pub dry_run: bool,
     /// Where each finished job is POSTed (checked against the horde's rules by `Horde`).
     pub webhook: Option<String>,
+    /// A chat request's messages (OpenAI-compatible API); `prompt` then holds them as a generic
+    /// transcript. Sent to workers that render chat templates themselves.
+    pub messages: Option<Vec<horde_protocol::text::ChatMessage>>,
 }
 
 impl TryFrom<GenerateTextRequest> for TextRequest {
@@ -73,6 +76,7 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
         check_f("smoothing_factor", p.smoothing_factor, 0.0, 10.0)?;
         check_f("dynatemp_range", p.dynatemp_range, 0.0, 5.0)?;
         check_f("dynatemp_exponent", p.dynatemp_exponent, 0.0, 5.0)?;
+        check_i("sampler_seed", p.sampler_seed, 0, i32::MAX as i64)?;
         if let Some(order) = &p.sampler_order {
             let mut distinct = order.clone();
             distinct.sort_unstable();
@@ -145,6 +149,7 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
             disable_batching: req.disable_batching.unwrap_or(false),
             dry_run: req.dry_run.unwrap_or(false),
             webhook: req.webhook.filter(|w| !w.is_empty()),
+            messages: None,
         })
     }
 }
@@ -207,9 +212,12 @@ mod tests {
 
     #[test]
     fn unknown_params_are_dropped_and_lists_deduplicated() {
-        let r = req(serde_json::json!({"prompt": "a", "params": {"sampler_seed": 5, "stop_sequence": ["x", "x", "y"]}})).expect("valid");
+        let r = req(serde_json::json!({"prompt": "a", "params": {"mirostat": 2, "sampler_seed": 5, "stop_sequence": ["x", "x", "y"]}}))
+            .expect("valid");
         let v = serde_json::to_value(&r.params).expect("serializes");
-        assert!(v.get("sampler_seed").is_none());
+        assert!(v.get("mirostat").is_none());
+        // KoboldAI's seed is kept (the OpenAI-compatible API's `seed` maps to it).
+        assert_eq!(v.get("sampler_seed"), Some(&serde_json::json!(5)));
         assert_eq!(r.params.stop_sequence, Some(vec!["x".to_string(), "y".to_string()]));
     }
 

@@ -145,6 +145,8 @@ pub struct Worker {
     pub suspicions: Suspicions,
     /// The address of its last check-in (memory only), for moderators' IP blocks.
     pub last_ip: Option<IpAddr>,
+    /// It asked for chat messages in payloads (pop extension `messages-v1`).
+    pub wants_messages: bool,
 }
 
 impl Worker {
@@ -186,6 +188,7 @@ impl Worker {
             recent_aborts: VecDeque::new(),
             suspicions: Suspicions::default(),
             last_ip: None,
+            wants_messages: false,
         }
     }
 

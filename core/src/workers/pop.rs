@@ -33,6 +33,8 @@ pub struct WorkerPop {
     pub kind: WorkerKind,
     /// Image workers' capabilities.
     pub image: Option<ImageCapabilities>,
+    /// It renders chat messages itself (pop extension `messages-v1`).
+    pub wants_messages: bool,
 }
 
 /// The fields text and image pops share, checked.
@@ -145,6 +147,7 @@ impl TryFrom<ImagePopRequest> for WorkerPop {
             softprompts: vec![],
             kind: WorkerKind::Image,
             image: Some(image),
+            wants_messages: false,
         })
     }
 }
@@ -184,6 +187,12 @@ impl TryFrom<TextPopRequest> for WorkerPop {
             softprompts: p.softprompts.unwrap_or_default(),
             kind: WorkerKind::Text,
             image: None,
+            wants_messages: p
+                .extensions
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e == horde_protocol::text::EXTENSION_MESSAGES),
         })
     }
 }
