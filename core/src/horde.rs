@@ -401,6 +401,12 @@ impl Horde {
         self.submit_text_request(user_id, TextRequest::try_from(req)?)
     }
 
+    /// Whether an online worker could serve `req` for `user_id` now (nothing is charged).
+    pub fn text_servable(&self, user_id: i64, req: &TextRequest) -> bool {
+        let now = self.now_ms();
+        self.state.lock().text_servable(user_id, req, now)
+    }
+
     /// Queues (or prices, on a dry run) an already validated text request.
     pub fn submit_text_request(&self, user_id: i64, req: TextRequest) -> Result<TextSubmission> {
         if let Some(url) = &req.webhook {

@@ -204,6 +204,24 @@ impl State {
         })
     }
 
+    /// Whether an online worker could serve `req` for `user_id` now; nothing is charged or queued.
+    pub fn text_servable(&mut self, user_id: i64, req: &TextRequest, now_ms: u64) -> bool {
+        let model_ids = self.models.intern_all(&req.models);
+        let criteria = crate::text::criteria(Uuid::nil(), user_id, req, Self::estimate_job(req));
+        let probe = WaitingRequest::new(
+            Uuid::nil(),
+            user_id,
+            req.clone(),
+            model_ids,
+            QueueKey::new(0.0, 0.0, 0.0, 0),
+            req.n,
+            0,
+            criteria,
+            now_ms,
+        );
+        !self.eligible_workers(&probe, now_ms).is_empty()
+    }
+
     /// Online text workers that could serve `req` (maintenance workers only for their owner).
     fn eligible_workers(&self, req: &WaitingRequest<TextKind>, now_ms: u64) -> Vec<&Worker> {
         figures::eligible_workers(&self.workers, &self.users, req, now_ms, self.cfg.worker_online_secs)

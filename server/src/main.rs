@@ -65,7 +65,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         allow_loopback_http_webhooks: args.dev_loopback_webhooks,
         ..HordeConfig::default()
     };
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    // At shutdown, open event streams end so the graceful shutdown does not wait on them.
+    let closing = horde_server::api::events::Closing::default();
+    let shutdown = {
+        let closing = closing.clone();
+        async move {
+            signal.await;
+            closing.close();
+        }
+    };
     let kudos_model = match &args.kudos_model {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -86,6 +95,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args.public_url.clone(),
         dev_test_users: args.dev_test_users,
         rate_limits,
+        closing: closing.clone(),
     };
     let app = api::router(horde.clone(), options);
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))

@@ -58,22 +58,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// The `apikey` header, if sent.
+/// The API key: the `apikey` header, else an `Authorization: Bearer` token (OpenAI clients).
 pub struct ApiKey(pub Option<String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get("apikey")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        Ok(ApiKey(key))
+        Ok(ApiKey(api_key(&parts.headers)))
     }
+}
+
+/// The key a request carries (see `ApiKey`).
+pub fn api_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    header("apikey")
+        .or_else(|| {
+            header("authorization").and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
+            })
+        })
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// The client agent, from `Client-Agent` or `client_agent` (horde-sdk's spelling).

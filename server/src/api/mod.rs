@@ -1,7 +1,10 @@
 //! The HTTP adapter: routes, middleware, and the mapping of core results to wire answers.
 
 pub mod error;
+pub mod events;
 pub mod extract;
+pub mod metrics;
+pub mod openai;
 pub mod openapi;
 pub mod rate_limits;
 pub mod v2;
@@ -28,6 +31,8 @@ pub struct ApiOptions {
     pub rate_limits: rate_limits::RateLimits,
     /// Address in image links (`--public-url`); default: each request's Host.
     pub public_url: Option<String>,
+    /// Ends open event streams at shutdown.
+    pub closing: events::Closing,
 }
 
 /// What every handler gets.
@@ -35,6 +40,7 @@ pub struct ApiOptions {
 pub struct AppState {
     pub horde: Arc<Horde>,
     pub options: ApiOptions,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Largest request body.
@@ -42,9 +48,11 @@ pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// The whole application: API, UI, CORS, limits, tracing.
 pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
+    let metrics = Arc::new(metrics::Metrics::new(horde.clone()));
     let state = AppState {
         horde,
         options: options.clone(),
+        metrics: metrics.clone(),
     };
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::any())
@@ -61,6 +69,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
             HeaderName::from_static("client-agent"),
             HeaderName::from_static("client_agent"),
             header::CONTENT_TYPE,
+            header::AUTHORIZATION,
             HeaderName::from_static("x-fields"),
             header::ACCEPT,
         ]))
@@ -70,8 +79,10 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .split_for_parts();
     Router::new()
         .route("/", get(index))
+        .route("/metrics", get(metrics::exposition))
         .merge(api)
         .merge(openapi::docs_ui(doc))
+        .merge(openai::router(&options))
         .route(
             "/api/v2/{*rest}",
             axum::routing::any(|| async { error::ApiError::not_found_route() }),
@@ -79,6 +90,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .fallback(|| async { error::ApiError::not_found_route() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::count_http))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // Method and path only: never bodies, queries or headers.
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())

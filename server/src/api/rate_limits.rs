@@ -235,14 +235,10 @@ impl KeyExtractor for ClientKey {
             .map(|c| client_network(c.0.ip()))
             .ok_or(GovernorError::UnableToExtractKey)?;
         let mut h = self.hasher.build_hasher();
-        let key = req
-            .headers()
-            .get("apikey")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|k| !k.is_empty() && *k != horde_protocol::ANONYMOUS_API_KEY);
+        // The horde's `apikey` header, or the OpenAI-compatible API's bearer token.
+        let key = super::extract::api_key(req.headers()).filter(|k| k.as_str() != horde_protocol::ANONYMOUS_API_KEY);
         match (self.limit.subject, key) {
-            (Subject::Key, Some(key)) => ("key", key).hash(&mut h),
+            (Subject::Key, Some(key)) => ("key", key.as_str()).hash(&mut h),
             // Anonymous callers share one key: count them by address instead.
             (Subject::Ip, _) | (Subject::Key, None) => ("ip", ip).hash(&mut h),
         }

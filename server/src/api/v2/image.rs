@@ -85,7 +85,10 @@ pub async fn pop(
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
     let base = base_url(&state, &headers);
-    Ok(Json(state.horde.pop_image(user, req, &base, Some(peer.ip())).await?).into_response())
+    let started = std::time::Instant::now();
+    let popped = state.horde.pop_image(user, req, &base, Some(peer.ip())).await;
+    state.metrics.observe_pop("image", started);
+    Ok(Json(popped?).into_response())
 }
 
 #[utoipa::path(post, path = "/generate/submit", tag = "image", security(("apikey" = [])), request_body = ImageSubmitRequest, responses((status = 200, description = "Kudos earned", body = SubmitResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Image memory full; submit again later", body = ErrorBody)))]

@@ -40,6 +40,7 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
     let worker = OpenApiRouter::new()
         .routes(routes!(text::pop))
         .routes(routes!(text::submit))
+        .routes(routes!(text::progress))
         .routes(routes!(image::pop))
         .routes(routes!(image::submit))
         .routes(routes!(image::upload, image::download));
@@ -61,7 +62,9 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
         .merge(group("generate", generate))
         .merge(group(
             "text-status",
-            OpenApiRouter::new().routes(routes!(text::status, text::cancel)),
+            OpenApiRouter::new()
+                .routes(routes!(text::status, text::cancel))
+                .routes(routes!(text::stream)),
         ))
         .merge(group("check", OpenApiRouter::new().routes(routes!(image::check))))
         .merge(group(

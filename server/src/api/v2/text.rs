@@ -9,8 +9,15 @@ use axum::Json;
 use horde_core::TextSubmission;
 use horde_protocol::text::{AsyncAccepted, DryRun, GenerateTextRequest, SubmitResponse, TextPopRequest, TextSubmitRequest};
 
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::StreamExt;
+use horde_protocol::stream::{TextProgressRequest, TextProgressResponse};
+
 use super::user_of;
-use crate::api::error::ApiResult;
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::events::follow_text;
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::api::AppState;
 use horde_protocol::ErrorBody;
@@ -59,7 +66,45 @@ pub async fn pop(
     JsonBody(req): JsonBody<TextPopRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
-    Ok(Json(state.horde.pop_text(user, req, Some(peer.ip())).await?).into_response())
+    let started = std::time::Instant::now();
+    let popped = state.horde.pop_text(user, req, Some(peer.ip())).await;
+    state.metrics.observe_pop("text", started);
+    Ok(Json(popped?).into_response())
+}
+
+#[utoipa::path(post, path = "/generate/text/progress", tag = "text", security(("apikey" = [])), request_body = TextProgressRequest, responses((status = 200, description = "Recorded; `cancelled` tells the worker it may stop and submit what it has", body = TextProgressResponse), (status = 400, description = "Invalid input, or text that does not extend the last report", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not the job's worker", body = ErrorBody), (status = 404, description = "Unknown job", body = ErrorBody)))]
+/// Progress protocol 1 (an extension of ours): the job's worker reports the text generated so
+/// far, which streaming clients receive as it grows. Workers that never call it are unaffected.
+pub async fn progress(
+    State(state): State<AppState>,
+    ApiKey(key): ApiKey,
+    JsonBody(req): JsonBody<TextProgressRequest>,
+) -> ApiResult<Response> {
+    let user = user_of(&state, &key, false).await?;
+    Ok(Json(state.horde.text_progress(user, req)?).into_response())
+}
+
+#[utoipa::path(get, path = "/generate/text/stream/{id}", tag = "text", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Server-Sent Events: `status` (standing, when it changes), `delta` {job, text} (text appended to a job), `reset` {job, text} (replace a job's text), `generation` {job, generation} (a job finished), `aborted` {job} (a job failed; its text is void), `error` {message, rc}, and last `done` (the same object as the status endpoint)", content_type = "text/event-stream", body = String), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+/// Follows a text request as Server-Sent Events, from its beginning (a client that connects
+/// late first gets everything it missed).
+pub async fn stream(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let events = follow_text(state.horde.clone(), &id, &state.options.closing)?;
+    let sse = events.map(|e| {
+        Ok::<_, Infallible>(match e {
+            Ok(e) => Event::default().event(e.name()).json_data(e.data()).unwrap_or_default(),
+            Err(e) => {
+                let e = ApiError::from(e);
+                Event::default()
+                    .event("error")
+                    .json_data(ErrorBody {
+                        message: e.message,
+                        rc: e.rc.to_string(),
+                    })
+                    .unwrap_or_default()
+            }
+        })
+    });
+    Ok(Sse::new(sse).keep_alive(KeepAlive::default()).into_response())
 }
 
 #[utoipa::path(post, path = "/generate/text/submit", tag = "text", security(("apikey" = [])), request_body = TextSubmitRequest, responses((status = 200, description = "Kudos earned", body = SubmitResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
