@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub mod fake_worker;
 pub mod sse;
 
 /// Which database a test server uses.
