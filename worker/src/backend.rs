@@ -25,4 +25,11 @@ pub trait TextBackend: Send + Sync + 'static {
     fn models(&self) -> Vec<String>;
     /// Generates the job's text.
     fn generate(&self, job: &TextJob) -> Result<Generated, String>;
+    /// Generates the job's text, calling `on_text` with the text that is final so far (each call
+    /// extends the last); `on_text` returns `false` to stop early (the requester cancelled), and
+    /// the text so far is the result. Backends that cannot stream just generate.
+    fn generate_streaming(&self, job: &TextJob, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generated, String> {
+        let _ = on_text;
+        self.generate(job)
+    }
 }

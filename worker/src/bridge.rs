@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use horde_protocol::stream::TextProgressRequest;
 use horde_protocol::text::{TextPopRequest, TextSubmitRequest};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::backend::{TextBackend, TextJob};
@@ -48,6 +50,8 @@ pub struct Bridge {
     cfg: WorkerConfig,
     backend: Arc<dyn TextBackend>,
     stats: Arc<Mutex<BridgeStats>>,
+    /// Cleared when the horde does not know the progress protocol (the public horde).
+    progress: Arc<AtomicBool>,
 }
 
 fn lock(stats: &Mutex<BridgeStats>) -> std::sync::MutexGuard<'_, BridgeStats> {
@@ -62,6 +66,7 @@ impl Bridge {
             cfg,
             backend,
             stats: Arc::new(Mutex::new(BridgeStats::default())),
+            progress: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -89,6 +94,7 @@ impl Bridge {
             max_length: Some(self.cfg.max_length),
             max_context_length: Some(self.cfg.max_context_length),
             softprompts: None,
+            extensions: Some(vec![horde_protocol::text::EXTENSION_MESSAGES.to_string()]),
         }
     }
 
@@ -127,7 +133,13 @@ impl Bridge {
                                 model,
                                 payload: resp.payload,
                             };
-                            jobs.spawn(run_job(self.client.clone(), self.backend.clone(), self.stats.clone(), job, permit));
+                            let ctx = JobContext {
+                                client: self.client.clone(),
+                                backend: self.backend.clone(),
+                                stats: self.stats.clone(),
+                                progress: self.progress.clone(),
+                            };
+                            jobs.spawn(run_job(ctx, job, permit));
                             continue;
                         }
                         _ => self.cfg.idle_interval,
@@ -184,18 +196,83 @@ impl Bridge {
     }
 }
 
-async fn run_job(
+/// What one job's task needs.
+struct JobContext {
     client: HordeClient,
     backend: Arc<dyn TextBackend>,
     stats: Arc<Mutex<BridgeStats>>,
-    job: TextJob,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    progress: Arc<AtomicBool>,
+}
+
+/// Sends a job's settled text to the horde as it grows: always the latest text, one report at a
+/// time (reports coalesce while one is in flight, so a slow horde never slows generation). Sets
+/// `cancelled` when the horde says the requester cancelled; clears `supported` when the horde
+/// does not know the endpoint.
+async fn report_progress(
+    client: HordeClient,
+    job: String,
+    mut texts: watch::Receiver<String>,
+    cancelled: Arc<AtomicBool>,
+    supported: Arc<AtomicBool>,
 ) {
+    while texts.changed().await.is_ok() {
+        if !supported.load(Ordering::Relaxed) {
+            return;
+        }
+        let text = texts.borrow_and_update().clone();
+        let report = TextProgressRequest {
+            id: job.clone(),
+            text,
+            version: Some(horde_protocol::stream::PROGRESS_VERSION),
+        };
+        match client.progress(&report).await {
+            Ok(r) if r.cancelled => cancelled.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) if matches!(e.status(), Some(404 | 405)) && e.rc().is_none_or(|rc| rc == "NotFound") => {
+                tracing::info!("this horde does not take progress reports; texts arrive whole");
+                supported.store(false, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => tracing::debug!(job = %job, error = %e, "progress report failed"),
+        }
+    }
+}
+
+async fn run_job(ctx: JobContext, job: TextJob, _slot: tokio::sync::OwnedSemaphorePermit) {
+    let JobContext {
+        client,
+        backend,
+        stats,
+        progress,
+    } = ctx;
     let started = Instant::now();
     let job_for_backend = job.clone();
-    let generated = tokio::task::spawn_blocking(move || backend.generate(&job_for_backend))
-        .await
-        .unwrap_or_else(|e| Err(format!("generation crashed: {e}")));
+    let (texts, rx) = watch::channel(String::new());
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let reporter = progress.load(Ordering::Relaxed).then(|| {
+        tokio::spawn(report_progress(
+            client.clone(),
+            job.id.clone(),
+            rx,
+            cancelled.clone(),
+            progress.clone(),
+        ))
+    });
+    let stop = cancelled.clone();
+    let generated = tokio::task::spawn_blocking(move || {
+        backend.generate_streaming(&job_for_backend, &mut |text: &str| {
+            texts.send_replace(text.to_string());
+            !stop.load(Ordering::Relaxed)
+        })
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("generation crashed: {e}")));
+    if let Some(r) = reporter {
+        r.abort();
+    }
+    if cancelled.load(Ordering::Relaxed) {
+        tracing::info!(job = %job.id, "the requester cancelled; submitting the text so far");
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let submit = match &generated {
         Ok(g) => TextSubmitRequest {

@@ -1,5 +1,6 @@
 //! The few horde endpoints a text worker uses.
 
+use horde_protocol::stream::{TextProgressRequest, TextProgressResponse};
 use horde_protocol::text::{SubmitResponse, TextPopRequest, TextPopResponse, TextSubmitRequest};
 use horde_protocol::ErrorBody;
 use serde::de::DeserializeOwned;
@@ -97,6 +98,11 @@ impl HordeClient {
 
     pub async fn submit(&self, submit: &TextSubmitRequest) -> Result<SubmitResponse, ClientError> {
         self.send(reqwest::Method::POST, "/generate/text/submit", Some(submit)).await
+    }
+
+    /// Reports a job's text so far (progress protocol 1; hordes without it answer 404).
+    pub async fn progress(&self, progress: &TextProgressRequest) -> Result<TextProgressResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/generate/text/progress", Some(progress)).await
     }
 
     /// The worker's id by its name, if the horde knows it.

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod bridge;
+pub mod chat_template;
 pub mod client;
 pub mod config;
 pub mod device;

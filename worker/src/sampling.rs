@@ -205,9 +205,41 @@ pub fn cut_at_stop(text: &mut String, stops: &[String]) -> bool {
     }
 }
 
+/// How much of `text` (not yet cut at a stop sequence) is final while generation goes on: all
+/// but a trailing part that could still grow into a stop sequence, and but a trailing
+/// replacement character (half a multi-byte character, completed by the next token).
+pub fn settled_len(text: &str, stops: &[String]) -> usize {
+    let mut end = text.trim_end_matches('\u{FFFD}').len();
+    for stop in stops.iter().filter(|s| !s.is_empty()) {
+        // The longest proper prefix of `stop` that `text[..end]` ends with.
+        let held = stop
+            .char_indices()
+            .skip(1)
+            .map(|(i, _)| &stop[..i])
+            .filter(|prefix| text[..end].ends_with(prefix))
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        end -= held;
+    }
+    end
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settled_text_holds_back_what_may_become_a_stop() {
+        let stops = vec!["\nUser:".to_string(), "END".to_string()];
+        assert_eq!(settled_len("Hello", &stops), 5);
+        assert_eq!(settled_len("Hello\nUs", &stops), 5);
+        assert_eq!(settled_len("Hello E", &stops), 6);
+        assert_eq!(settled_len("Hello EN", &stops), 6);
+        assert_eq!(settled_len("Hello\n", &stops), 5);
+        assert_eq!(settled_len("ab\u{FFFD}", &[]), 2);
+        assert_eq!(settled_len("", &stops), 0);
+    }
 
     fn logits() -> Vec<f32> {
         vec![4.0, 3.0, 2.0, 1.0, 0.0, -1.0]

@@ -7,10 +7,11 @@ use horde_protocol::text::TextParams;
 use tokenizers::Tokenizer;
 
 use crate::backend::{Generated, TextBackend, TextJob};
+use crate::chat_template::ChatTemplate;
 use crate::gguf::{Gguf, GgufError};
 use crate::hf::HfWeights;
 use crate::llama::Llama;
-use crate::sampling::{cut_at_stop, Sampler, SamplerSettings};
+use crate::sampling::{cut_at_stop, settled_len, Sampler, SamplerSettings};
 use crate::tokenizer::{self, SpecialTokens, TokenizerError};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,8 @@ pub struct TextModel {
     model: Llama,
     tokenizer: Tokenizer,
     special: SpecialTokens,
+    /// The model's chat template, for jobs that carry chat messages.
+    chat_template: Option<ChatTemplate>,
 }
 
 /// The name a model file is served under: its file name without `.gguf` and a quantization
@@ -100,11 +103,17 @@ impl TextModel {
             let model = Llama::load(weights.config.llama(), &weights, device)?;
             let model = if f16_weights { model.with_f16_weights() } else { model };
             let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
+            let template = std::fs::read_to_string(path.join("tokenizer_config.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["chat_template"].as_str().map(str::to_string));
+            let chat_template = chat_template(template.as_deref(), &tokenizer, &special);
             return Ok(Self {
                 name: name.unwrap_or(dir_name),
                 model,
                 tokenizer,
                 special,
+                chat_template,
             });
         }
         if path.extension().and_then(|e| e.to_str()) != Some("gguf") {
@@ -113,16 +122,44 @@ impl TextModel {
         let g = Gguf::open(path)?;
         let (tokenizer, special) = tokenizer::from_gguf(&g)?;
         let model = Llama::from_gguf(&g, device)?;
+        let chat_template = chat_template(g.get_str("tokenizer.chat_template").ok(), &tokenizer, &special);
         Ok(Self {
             name: name.unwrap_or_else(|| model_name_from_path(path)),
             model,
             tokenizer,
             special,
+            chat_template,
         })
+    }
+
+    /// Whether the model has a chat template.
+    pub fn has_chat_template(&self) -> bool {
+        self.chat_template.is_some()
+    }
+
+    /// The prompt for a job: its chat messages in the model's template when both exist, else
+    /// the prompt the horde sent (for chat requests, a plain transcript).
+    pub fn prompt_for(&self, payload: &horde_protocol::text::TextPayload) -> Result<String, String> {
+        match (&self.chat_template, &payload.messages) {
+            (Some(t), Some(messages)) if !messages.is_empty() => t.render(messages),
+            _ => Ok(payload.prompt.clone().unwrap_or_default()),
+        }
     }
 
     /// Generates from a raw prompt with the payload's settings.
     pub fn generate(&self, prompt: &str, params: &TextParams, seed: u64) -> Result<Generated, String> {
+        self.generate_streaming(prompt, params, seed, &mut |_| true)
+    }
+
+    /// Generates, reporting the settled text after each token (see
+    /// `TextBackend::generate_streaming`); stops early when `on_text` returns `false`.
+    pub fn generate_streaming(
+        &self,
+        prompt: &str,
+        params: &TextParams,
+        seed: u64,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generated, String> {
         let max_length = params.max_length.unwrap_or(80).max(1) as usize;
         let context = (params.max_context_length.unwrap_or(2048).max(2) as usize).min(self.model.config.context);
         let mut ids = tokenizer::encode(&self.tokenizer, &self.special, prompt).map_err(|e| e.to_string())?;
@@ -142,6 +179,8 @@ impl TextModel {
         let mut out: Vec<u32> = vec![];
         // Text cut at a stop sequence, once one appears.
         let mut stopped: Option<String> = None;
+        // Bytes of settled text reported to `on_text`.
+        let mut reported = 0;
         while out.len() < max_length && cache.len() < self.model.config.context {
             let next = sampler.sample(&mut logits, &history);
             if Some(next) == self.special.eos {
@@ -149,10 +188,16 @@ impl TextModel {
             }
             out.push(next);
             history.push(next);
-            if !stops.is_empty() {
-                let mut text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
-                if cut_at_stop(&mut text, &stops) {
-                    stopped = Some(text);
+            let mut text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
+            if cut_at_stop(&mut text, &stops) {
+                stopped = Some(text);
+                break;
+            }
+            let settled = settled_len(&text, &stops);
+            if settled > reported {
+                reported = settled;
+                if !on_text(&text[..settled]) {
+                    stopped = Some(text.trim_end_matches('\u{FFFD}').to_string());
                     break;
                 }
             }
@@ -169,6 +214,18 @@ impl TextModel {
             tokens: out.len(),
             seed: seed as i64 & i64::MAX,
         })
+    }
+}
+
+/// The template of a model, if it has one that parses (one that does not is logged and ignored).
+fn chat_template(source: Option<&str>, tokenizer: &Tokenizer, special: &SpecialTokens) -> Option<ChatTemplate> {
+    let token = |id: Option<u32>| id.and_then(|i| tokenizer.id_to_token(i)).unwrap_or_default();
+    match ChatTemplate::new(source?, &token(special.bos), &token(special.eos)) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the model's chat template");
+            None
+        }
     }
 }
 
@@ -189,14 +246,23 @@ impl TextBackend for TextModels {
     }
 
     fn generate(&self, job: &TextJob) -> Result<Generated, String> {
+        self.generate_streaming(job, &mut |_| true)
+    }
+
+    fn generate_streaming(&self, job: &TextJob, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generated, String> {
         let model = self
             .models
             .iter()
             .find(|m| m.name == job.model)
             .or(self.models.first())
             .ok_or("no model loaded")?;
-        let prompt = job.payload.prompt.clone().unwrap_or_default();
-        model.generate(&prompt, &job.payload.params, seed_for(&job.id))
+        let prompt = model.prompt_for(&job.payload)?;
+        let seed = job
+            .payload
+            .params
+            .sampler_seed
+            .map_or_else(|| seed_for(&job.id), |s| s.unsigned_abs());
+        model.generate_streaming(&prompt, &job.payload.params, seed, on_text)
     }
 }
 

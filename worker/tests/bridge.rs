@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod common;
+#[path = "../../server/tests/common/sse.rs"]
+mod sse;
 
 use common::horde;
 use horde_worker::{Bridge, Generated, TextBackend, TextJob};
@@ -46,6 +48,35 @@ impl TextBackend for Slow {
     fn generate(&self, job: &TextJob) -> Result<Generated, String> {
         std::thread::sleep(Duration::from_millis(600));
         Echo.generate(job)
+    }
+}
+
+/// Says `words` numbered words, one every 40 ms, reporting each as it comes; stops when told.
+struct Streamer {
+    words: usize,
+}
+impl TextBackend for Streamer {
+    fn models(&self) -> Vec<String> {
+        vec!["streamer-1B".into()]
+    }
+    fn generate(&self, job: &TextJob) -> Result<Generated, String> {
+        self.generate_streaming(job, &mut |_| true)
+    }
+    fn generate_streaming(&self, _job: &TextJob, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generated, String> {
+        let mut text = String::new();
+        let mut tokens = 0;
+        for i in 0..self.words {
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(&format!("word{i}"));
+            tokens += 1;
+            std::thread::sleep(Duration::from_millis(40));
+            if !on_text(&text) {
+                break;
+            }
+        }
+        Ok(Generated { text, tokens, seed: 3 })
     }
 }
 
@@ -138,4 +169,58 @@ async fn pop_errors_back_off_and_shutdown_still_answers() {
         stats.pop_errors
     );
     assert!(started.elapsed() < Duration::from_secs(4), "stopped during the back-off wait");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_streams_its_text_to_clients() {
+    let f = horde().await;
+    let id = f.request("stream please").await;
+    let reader = sse::SseReader::open(&f.http, &format!("{}/api/v2/generate/text/stream/{id}", f.base), None, None).await;
+    let (stop, running) = start(Bridge::new(f.config("streaming-worker", 1), Arc::new(Streamer { words: 10 })).expect("bridge"));
+    let events = reader.collect().await;
+    let deltas: Vec<String> = events
+        .iter()
+        .filter(|(n, _)| n == "delta")
+        .filter_map(|(_, d)| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|v| v["text"].as_str().map(str::to_string))
+        .collect();
+    let expected = (0..10).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+    assert_eq!(deltas.concat(), expected);
+    assert!(deltas.len() > 2, "tokens arrived as they were made: {deltas:?}");
+    assert_eq!(events.last().map(|e| e.0.as_str()), Some("done"));
+    let _ = stop.send(());
+    running.await.expect("bridge task");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_request_stops_the_worker_early() {
+    let f = horde().await;
+    let id = f.request("a long one").await;
+    let mut reader = sse::SseReader::open(&f.http, &format!("{}/api/v2/generate/text/stream/{id}", f.base), None, None).await;
+    let (stop, running) = start(Bridge::new(f.config("cancel-worker", 1), Arc::new(Streamer { words: 200 })).expect("bridge"));
+    while let Some((name, _)) = reader.next().await {
+        if name == "delta" {
+            break;
+        }
+    }
+    let cancelled = f
+        .http
+        .delete(format!("{}/api/v2/generate/text/status/{id}", f.base))
+        .send()
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status(), 200);
+    let started = Instant::now();
+    let events = reader.collect().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "200 words take 8 s; the worker stopped early"
+    );
+    assert_eq!(events.last().map(|e| e.0.as_str()), Some("done"));
+    let s = f.status(&id).await;
+    let text = s["generations"][0]["text"].as_str().expect("text").to_string();
+    assert!(text.starts_with("word0") && text.split(' ').count() < 200, "{text}");
+    let _ = stop.send(());
+    let stats = running.await.expect("bridge task");
+    assert_eq!(stats.jobs_done, 1);
 }
