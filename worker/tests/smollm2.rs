@@ -318,3 +318,72 @@ fn logits_and_greedy_continuation_match_the_numpy_reference() {
     );
     assert!(tokenizer::decode(&tk, &got).expect("decode").contains("Paris"));
 }
+
+/// The acceptance path: an OpenAI-style chat, streamed, answered by SmolLM2 through the horde.
+/// The worker renders the messages with the model's own chat template (from the GGUF), so the
+/// answer equals a local greedy generation from the rendered template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_chat_streams_from_smollm2_with_its_chat_template() {
+    let Some(path) = model_path() else { return };
+    let spec = path.to_str().unwrap_or_default().to_string();
+    let model = TextModel::load(&spec, &burn::prelude::Device::flex(), false).expect("model");
+    assert!(model.has_chat_template());
+    let messages = vec![horde_protocol::text::ChatMessage {
+        role: "user".into(),
+        content: "What is the capital of France?".into(),
+    }];
+    let payload = horde_protocol::text::TextPayload {
+        messages: Some(messages),
+        prompt: Some("User: What is the capital of France?\nAssistant:".into()),
+        ..Default::default()
+    };
+    let prompt = model.prompt_for(&payload).expect("template");
+    assert!(prompt.ends_with("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"), "{prompt}");
+    let params: TextParams = serde_json::from_value(json!({"max_length": 16, "temperature": 0.0, "stop_sequence": ["\nUser:", "\nSystem:"]})).expect("params");
+    let expected = model.generate(&prompt, &params, 1).expect("local").text;
+
+    let f = common::horde().await;
+    let backend = std::sync::Arc::new(horde_worker::text_model::TextModels::new(vec![model]));
+    let bridge = horde_worker::Bridge::new(f.config("smol-chat", 1), backend).expect("bridge");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        bridge
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    // Wait for the worker's first pop, so the model is known online.
+    let started = std::time::Instant::now();
+    while f.worker("smol-chat").await["id"].is_null() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "worker never popped");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let resp = f
+        .http
+        .post(format!("{}/v1/chat/completions", f.base))
+        .header("authorization", format!("Bearer {}", f.requester_key))
+        .json(&json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16, "temperature": 0.0, "stream": true}))
+        .send()
+        .await
+        .expect("chat");
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.expect("body");
+    let chunks: Vec<serde_json::Value> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("chunk"))
+        .collect();
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    let pieces: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(pieces.concat(), expected);
+    assert!(expected.contains("Paris"), "{expected}");
+    assert!(pieces.len() > 1, "streamed token by token: {pieces:?}");
+    let _ = stop.send(());
+    running.await.expect("bridge");
+}
