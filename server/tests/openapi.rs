@@ -21,6 +21,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("delete", "/generate/text/status/{id}"),
     ("post", "/generate/text/pop"),
     ("post", "/generate/text/submit"),
+    ("post", "/generate/text/progress"),
+    ("get", "/generate/text/stream/{id}"),
     ("post", "/generate/async"),
     ("get", "/generate/check/{id}"),
     ("get", "/generate/status/{id}"),
@@ -129,6 +131,13 @@ async fn schemathesis_finds_no_server_error() {
     let (_, image) = s.post("/generate/async", Some(&key), json!({"prompt": "a"})).await;
     let (_, filters) = s.get("/filters", Some(&key)).await;
     let text_id = text["id"].as_str().expect("text id");
+    // Streams of a request that is not done stay open: fuzz the stream with a finished one.
+    let (_, ended) = s.post("/generate/text/async", Some(&key), json!({"prompt": "b"})).await;
+    let ended_id = ended["id"].as_str().expect("text id");
+    let (st, _) = s
+        .send(reqwest::Method::DELETE, &format!("/generate/text/status/{ended_id}"), None, json!({}))
+        .await;
+    assert_eq!(st, 200);
     let image_id = image["id"].as_str().expect("image id");
     let filter_id = filters[0]["id"].as_i64().expect("a shipped filter");
     let config = format!(
@@ -136,6 +145,10 @@ async fn schemathesis_finds_no_server_error() {
 [[operations]]
 include-path-regex = "/generate/text/status/"
 parameters = {{ id = "{text_id}" }}
+
+[[operations]]
+include-path-regex = "/generate/text/stream/"
+parameters = {{ id = "{ended_id}" }}
 
 [[operations]]
 include-path-regex = "/generate/(check|status|rate)/"
@@ -177,7 +190,7 @@ parameters = {{ id = "{user_id}" }}
         .collect::<Vec<_>>()
         .join("\n");
     assert!(out.status.success(), "schemathesis found failures:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("Tested: 41"), "every operation was exercised:\n{summary}");
+    assert!(stdout.contains("Tested: 43"), "every operation was exercised:\n{summary}");
     eprintln!("{summary}");
     // The server is still up and answering.
     let (st, _) = s.get("/status/heartbeat", None).await;
