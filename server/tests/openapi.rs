@@ -135,7 +135,12 @@ async fn schemathesis_finds_no_server_error() {
     let (_, ended) = s.post("/generate/text/async", Some(&key), json!({"prompt": "b"})).await;
     let ended_id = ended["id"].as_str().expect("text id");
     let (st, _) = s
-        .send(reqwest::Method::DELETE, &format!("/generate/text/status/{ended_id}"), None, json!({}))
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/generate/text/status/{ended_id}"),
+            None,
+            json!({}),
+        )
         .await;
     assert_eq!(st, 200);
     let image_id = image["id"].as_str().expect("image id");

@@ -338,8 +338,12 @@ async fn openai_chat_streams_from_smollm2_with_its_chat_template() {
         ..Default::default()
     };
     let prompt = model.prompt_for(&payload).expect("template");
-    assert!(prompt.ends_with("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"), "{prompt}");
-    let params: TextParams = serde_json::from_value(json!({"max_length": 16, "temperature": 0.0, "stop_sequence": ["\nUser:", "\nSystem:"]})).expect("params");
+    assert!(
+        prompt.ends_with("<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"),
+        "{prompt}"
+    );
+    let params: TextParams =
+        serde_json::from_value(json!({"max_length": 16, "temperature": 0.0, "stop_sequence": ["\nUser:", "\nSystem:"]})).expect("params");
     let expected = model.generate(&prompt, &params, 1).expect("local").text;
 
     let f = common::horde().await;
