@@ -190,7 +190,8 @@ mod tests {
         let m = completion(r).expect("valid");
         let p = &m.request.params;
         assert_eq!((m.max_tokens, m.request.max_length, p.max_length), (5, 5, Some(5)));
-        assert_eq!((p.temperature, p.top_p, p.n, m.request.n), (Some(0.5), Some(0.9), Some(2), 2));
+        // `n` becomes jobs; each job's params ask its worker for one.
+        assert_eq!((p.temperature, p.top_p, p.n, m.request.n), (Some(0.5), Some(0.9), Some(1), 2));
         assert_eq!(p.stop_sequence, Some(vec!["\n".to_string()]));
         assert_eq!(p.sampler_seed, Some((1 << 31) - 1));
         assert_eq!(m.request.models, vec!["m".to_string()]);
