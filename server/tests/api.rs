@@ -17,7 +17,7 @@ async fn text_round_trip(db: Db) {
     let (wk_key, wk_id) = s.user("volunteer", 0.0, false, false).await;
 
     let (st, accepted) = s
-        .post("/generate/text/async", Some(&req_key), json!({"prompt": "Once upon a time", "models": ["tiny-7B"], "params": {"max_length": 64, "temperature": 0.7, "sampler_seed": 3}}))
+        .post("/generate/text/async", Some(&req_key), json!({"prompt": "Once upon a time", "models": ["tiny-7B"], "params": {"max_length": 64, "temperature": 0.7, "sampler_seed": 3, "mirostat": 2}}))
         .await;
     assert_eq!(st, 202, "{accepted}");
     assert!(is_uuid(&accepted["id"]));
@@ -56,7 +56,8 @@ async fn text_round_trip(db: Db) {
     assert_eq!(pop["payload"]["prompt"], "Once upon a time");
     assert_eq!(pop["payload"]["max_length"], 64);
     assert_eq!(pop["payload"]["n"], 1);
-    assert!(pop["payload"].get("sampler_seed").is_none(), "unknown params never reach workers");
+    assert!(pop["payload"].get("mirostat").is_none(), "unknown params never reach workers");
+    assert_eq!(pop["payload"]["sampler_seed"], 3, "KoboldAI's seed does");
     assert!(pop["ttl"].as_i64().is_some_and(|t| t >= 150));
 
     let (_, status) = s.get(&format!("/generate/text/status/{id}"), None).await;
