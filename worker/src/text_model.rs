@@ -148,7 +148,7 @@ impl TextModel {
 
     /// Generates from a raw prompt with the payload's settings.
     pub fn generate(&self, prompt: &str, params: &TextParams, seed: u64) -> Result<Generated, String> {
-        self.generate_streaming(prompt, params, seed, &mut |_| true)
+        self.run(prompt, params, seed, None)
     }
 
     /// Generates, reporting the settled text after each token (see
@@ -159,6 +159,18 @@ impl TextModel {
         params: &TextParams,
         seed: u64,
         on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generated, String> {
+        self.run(prompt, params, seed, Some(on_text))
+    }
+
+    /// The decode loop. The text is decoded after each token only when someone looks at it: stop
+    /// sequences, or a listener.
+    fn run(
+        &self,
+        prompt: &str,
+        params: &TextParams,
+        seed: u64,
+        mut on_text: Option<&mut dyn FnMut(&str) -> bool>,
     ) -> Result<Generated, String> {
         let max_length = params.max_length.unwrap_or(80).max(1) as usize;
         let context = (params.max_context_length.unwrap_or(2048).max(2) as usize).min(self.model.config.context);
@@ -188,17 +200,19 @@ impl TextModel {
             }
             out.push(next);
             history.push(next);
-            let mut text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
-            if cut_at_stop(&mut text, &stops) {
-                stopped = Some(text);
-                break;
-            }
-            let settled = settled_len(&text, &stops);
-            if settled > reported {
-                reported = settled;
-                if !on_text(&text[..settled]) {
-                    stopped = Some(text.trim_end_matches('\u{FFFD}').to_string());
+            if !stops.is_empty() || on_text.is_some() {
+                let mut text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
+                if cut_at_stop(&mut text, &stops) {
+                    stopped = Some(text);
                     break;
+                }
+                let settled = settled_len(&text, &stops);
+                if let Some(on_text) = on_text.as_mut().filter(|_| settled > reported) {
+                    reported = settled;
+                    if !on_text(&text[..settled]) {
+                        stopped = Some(text.trim_end_matches('\u{FFFD}').to_string());
+                        break;
+                    }
                 }
             }
             if out.len() < max_length {
@@ -246,10 +260,19 @@ impl TextBackend for TextModels {
     }
 
     fn generate(&self, job: &TextJob) -> Result<Generated, String> {
-        self.generate_streaming(job, &mut |_| true)
+        let (model, prompt, seed) = self.prepare(job)?;
+        model.generate(&prompt, &job.payload.params, seed)
     }
 
     fn generate_streaming(&self, job: &TextJob, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generated, String> {
+        let (model, prompt, seed) = self.prepare(job)?;
+        model.generate_streaming(&prompt, &job.payload.params, seed, on_text)
+    }
+}
+
+impl TextModels {
+    /// The job's model, prompt (its messages in the model's template, when both exist) and seed.
+    fn prepare(&self, job: &TextJob) -> Result<(&TextModel, String, u64), String> {
         let model = self
             .models
             .iter()
@@ -262,7 +285,7 @@ impl TextBackend for TextModels {
             .params
             .sampler_seed
             .map_or_else(|| seed_for(&job.id), |s| s.unsigned_abs());
-        model.generate_streaming(&prompt, &job.payload.params, seed, on_text)
+        Ok((model, prompt, seed))
     }
 }
 

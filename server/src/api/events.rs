@@ -47,6 +47,8 @@ struct Follower {
     cursor: StreamCursor,
     pending: VecDeque<StreamEvent>,
     ended: bool,
+    /// The request's change channel closed.
+    gone: bool,
 }
 
 /// The events of text request `id`, from its beginning. Fails at once if the request is unknown.
@@ -64,6 +66,7 @@ pub fn follow_text(
         cursor: StreamCursor::default(),
         pending: VecDeque::new(),
         ended: false,
+        gone: false,
     };
     Ok(futures_util::stream::unfold(follower, |mut f| async move {
         loop {
@@ -78,6 +81,8 @@ pub fn follow_text(
                     f.pending.extend(events);
                     continue;
                 }
+                // Nothing new, and the request already left memory: nothing will come.
+                Ok(_) if f.gone => return None,
                 Ok(_) => {}
                 Err(e) => {
                     f.ended = true;
@@ -85,16 +90,8 @@ pub fn follow_text(
                 }
             }
             tokio::select! {
-                changed = f.changes.changed() => {
-                    if changed.is_err() {
-                        // The request left memory: the next look reports it gone.
-                        if let Err(e) = f.horde.text_stream_events(&f.id, &mut f.cursor) {
-                            f.ended = true;
-                            return Some((Err(e), f));
-                        }
-                        f.ended = true;
-                    }
-                }
+                // A closed channel: the request left memory, which the next look reports.
+                changed = f.changes.changed() => f.gone = changed.is_err(),
                 _ = f.closing.changed() => {}
                 _ = tokio::time::sleep(STATUS_REFRESH) => {}
             }

@@ -15,6 +15,9 @@ use uuid::Uuid;
 use super::convert::{estimate_tokens, finish_reason};
 use super::OpenAiError;
 
+/// The object name of a streamed chat chunk.
+const CHUNK: &str = "chat.completion.chunk";
+
 /// Which endpoint is answering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -98,39 +101,51 @@ impl Answer {
         i
     }
 
-    fn text_chunk(&self, index: u32, text: String, finish: Option<&str>) -> String {
+    /// A `text_completion` object (whole, or a chunk) as JSON.
+    fn completion(&self, model: &str, choices: Vec<CompletionChoice>, usage: Option<Usage>) -> String {
         let c = Completion {
             id: self.id.clone(),
             object: "text_completion".into(),
             created: self.created,
-            model: self.model.clone(),
-            choices: vec![CompletionChoice {
-                text,
-                index,
-                logprobs: None,
-                finish_reason: finish.map(str::to_string),
-            }],
-            usage: None,
+            model: model.to_string(),
+            choices,
+            usage,
         };
         serde_json::to_string(&c).unwrap_or_default()
     }
 
-    fn chat_chunk(&self, index: u32, delta: ResponseMessage, finish: Option<&str>) -> String {
+    /// A chat object of kind `object` (`chat.completion` or `chat.completion.chunk`) as JSON.
+    fn chat(&self, object: &str, model: &str, choices: Vec<ChatChoice>, usage: Option<Usage>) -> String {
         let c = ChatCompletion {
             id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
+            object: object.into(),
             created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChatChoice {
-                index,
-                message: None,
-                delta: Some(delta),
-                logprobs: None,
-                finish_reason: finish.map(str::to_string),
-            }],
-            usage: None,
+            model: model.to_string(),
+            choices,
+            usage,
         };
         serde_json::to_string(&c).unwrap_or_default()
+    }
+
+    fn text_chunk(&self, index: u32, text: String, finish: Option<&str>) -> String {
+        let choice = CompletionChoice {
+            text,
+            index,
+            logprobs: None,
+            finish_reason: finish.map(str::to_string),
+        };
+        self.completion(&self.model, vec![choice], None)
+    }
+
+    fn chat_chunk(&self, index: u32, delta: ResponseMessage, finish: Option<&str>) -> String {
+        let choice = ChatChoice {
+            index,
+            message: None,
+            delta: Some(delta),
+            logprobs: None,
+            finish_reason: finish.map(str::to_string),
+        };
+        self.chat(CHUNK, &self.model, vec![choice], None)
     }
 
     fn piece(&self, index: u32, text: String, finish: Option<&str>) -> String {
@@ -216,25 +231,10 @@ impl Answer {
                         completion_tokens: self.completion_tokens,
                         total_tokens: self.prompt_tokens + self.completion_tokens,
                     };
-                    let chunk = match self.flavor {
-                        Flavor::Completion => serde_json::to_string(&Completion {
-                            id: self.id.clone(),
-                            object: "text_completion".into(),
-                            created: self.created,
-                            model: self.model.clone(),
-                            choices: vec![],
-                            usage: Some(usage),
-                        }),
-                        Flavor::Chat => serde_json::to_string(&ChatCompletion {
-                            id: self.id.clone(),
-                            object: "chat.completion.chunk".into(),
-                            created: self.created,
-                            model: self.model.clone(),
-                            choices: vec![],
-                            usage: Some(usage),
-                        }),
-                    };
-                    out.push(chunk.unwrap_or_default());
+                    out.push(match self.flavor {
+                        Flavor::Completion => self.completion(&self.model, vec![], Some(usage)),
+                        Flavor::Chat => self.chat(CHUNK, &self.model, vec![], Some(usage)),
+                    });
                 }
                 out.push("[DONE]".into());
                 out
@@ -259,34 +259,22 @@ impl Answer {
             completion_tokens,
             total_tokens: self.prompt_tokens + completion_tokens,
         });
-        let json = match self.flavor {
-            Flavor::Completion => serde_json::to_string(&Completion {
-                id: self.id.clone(),
-                object: "text_completion".into(),
-                created: self.created,
-                model,
-                choices: status
-                    .generations
-                    .iter()
-                    .enumerate()
+        let finish = |text: &str| Some(finish_reason(text, self.max_tokens).to_string());
+        let generations = status.generations.iter().enumerate();
+        Ok(match self.flavor {
+            Flavor::Completion => {
+                let choices = generations
                     .map(|(i, g)| CompletionChoice {
                         text: g.text.clone(),
                         index: i as u32,
                         logprobs: None,
-                        finish_reason: Some(finish_reason(&g.text, self.max_tokens).into()),
+                        finish_reason: finish(&g.text),
                     })
-                    .collect(),
-                usage,
-            }),
-            Flavor::Chat => serde_json::to_string(&ChatCompletion {
-                id: self.id.clone(),
-                object: "chat.completion".into(),
-                created: self.created,
-                model,
-                choices: status
-                    .generations
-                    .iter()
-                    .enumerate()
+                    .collect();
+                self.completion(&model, choices, usage)
+            }
+            Flavor::Chat => {
+                let choices = generations
                     .map(|(i, g)| ChatChoice {
                         index: i as u32,
                         message: Some(ResponseMessage {
@@ -295,13 +283,12 @@ impl Answer {
                         }),
                         delta: None,
                         logprobs: None,
-                        finish_reason: Some(finish_reason(&g.text, self.max_tokens).into()),
+                        finish_reason: finish(&g.text),
                     })
-                    .collect(),
-                usage,
-            }),
-        };
-        json.map_err(|e| HordeError::Internal(e.to_string()).into())
+                    .collect();
+                self.chat("chat.completion", &model, choices, usage)
+            }
+        })
     }
 }
 
