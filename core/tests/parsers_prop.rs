@@ -184,7 +184,12 @@ proptest! {
                 prop_assert!(replace);
                 prop_assert!(!normalize(&p).split(' ').any(|w| w == "kid" || w == "kids"), "{p}");
             }
-            FilterOutcome::Corrupt => prop_assert!(!replace),
+            // With replacement on, a prompt is corrupted only when its underage words survive the
+            // rewrite: spelled apart ("k i d"), they are seen by normalization but not replaceable.
+            FilterOutcome::Corrupt => {
+                let rewritten = regex::Regex::new(r"\b(child|kid)s?\b").expect("compiles").replace_all(&prompt, "adult").into_owned();
+                prop_assert!(!replace || filter().contexts(&rewritten).0, "corrupted though replaceable: {prompt}");
+            }
         }
     }
 }

@@ -265,6 +265,7 @@ mod tests {
             ),
             ("a child, nude", false, Corrupt),
             ("c h i l d nude", true, Corrupt),
+            ("k i d aa kid nude", true, Corrupt),
             ("Chïld nüde", true, Corrupt),
             ("a 12 yo, nsfw", true, Corrupt),
             (long.as_str(), true, Corrupt),
