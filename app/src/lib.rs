@@ -1,89 +1,112 @@
-//! The horde's web pages. For now a server-rendered overview of the horde with links to the API;
-//! the full writing and image studio is built on this crate.
+//! The horde's web UI: a writing studio (story, adventure, chat and instruct), the account page
+//! and the workers & status page. Rendered on the server by the `horde` binary (feature `ssr`) and
+//! hydrated in the browser (feature `hydrate`, built by the frontend crate). The pages reach the
+//! horde through the server functions in [`api`].
 
-/// What the overview page shows.
-#[derive(Debug, Clone, Default)]
-pub struct Overview {
-    pub version: &'static str,
-    pub text_workers: i64,
-    pub queued_text_requests: i64,
-    pub queued_tokens: f64,
-    pub past_minute_tokens: f64,
-    /// (model, threads, eta seconds)
-    pub models: Vec<(String, i64, i64)>,
+pub mod api;
+pub mod browser;
+pub mod context;
+pub mod pages;
+pub mod story;
+
+use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
+
+/// Where the page finds its scripts and styles (content-hashed names chosen by the server).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SiteAssets {
+    pub css: Option<String>,
+    /// The wasm-bindgen module and its WASM; without them the page renders but does not hydrate.
+    pub js: Option<String>,
+    pub wasm: Option<String>,
 }
 
-/// Escapes text for HTML.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-const STYLE: &str = include_str!("../../style/main.css");
-
-/// The landing page.
-pub fn landing_page(o: &Overview) -> String {
-    let models = if o.models.is_empty() {
-        "<p class=\"muted\">No worker is online right now. Requests wait up to 20 minutes for one.</p>".to_string()
-    } else {
-        let rows: String = o
-            .models
-            .iter()
-            .map(|(name, threads, eta)| format!("<tr><td>{}</td><td>{threads}</td><td>{eta} s</td></tr>", escape(name)))
-            .collect();
-        format!("<table><thead><tr><th>Model</th><th>Threads</th><th>ETA</th></tr></thead><tbody>{rows}</tbody></table>")
+/// The whole HTML document around [`App`].
+pub fn shell(assets: SiteAssets) -> impl IntoView {
+    let boot = match (&assets.js, &assets.wasm) {
+        (Some(js), Some(wasm)) => Some(format!(
+            "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());"
+        )),
+        _ => None,
     };
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Horde</title><style>{STYLE}</style></head>
-<body><main>
-<h1>Horde <small>v{version}</small></h1>
-<p>A crowdsourced cluster for AI text generation. Volunteers run workers; requesters spend kudos for priority.
-Prompts and generations live in memory only and vanish 20 minutes after their last activity.</p>
-<section class="cards">
-<div class="card"><b id="workers">{workers}</b><span>text workers online</span></div>
-<div class="card"><b id="queued">{queued}</b><span>requests queued</span></div>
-<div class="card"><b>{tokens:.0}</b><span>tokens queued</span></div>
-<div class="card"><b>{past:.0}</b><span>tokens in the last minute</span></div>
-</section>
-<h2>Models</h2>
-{models}
-<h2>Use it</h2>
-<p>The API is AI Horde API v2 under <code>/api/v2</code>: point KoboldAI Lite, horde-sdk
-(<code>AI_HORDE_URL=&lt;this address&gt;/api/</code>) or any Horde client here. The anonymous key is <code>0000000000</code>.</p>
-<p><a href="/api/v2/status/models?type=text">Models</a> · <a href="/api/v2/workers?type=text">Workers</a> ·
-<a href="/api/v2/status/performance">Performance</a> · <a href="/api/v2/status/heartbeat">Heartbeat</a></p>
-</main></body></html>"#,
-        version = escape(o.version),
-        workers = o.text_workers,
-        queued = o.queued_text_requests,
-        tokens = o.queued_tokens,
-        past = o.past_minute_tokens,
-    )
+    let preloads = assets.js.clone().zip(assets.wasm.clone()).map(|(js, wasm)| {
+        view! {
+            <link rel="modulepreload" href=js/>
+            <link rel="preload" href=wasm r#as="fetch" r#type="application/wasm" crossorigin=""/>
+        }
+    });
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="description" content="Horde: write stories, chat and make images on a crowdsourced cluster"/>
+                <title>"Horde"</title>
+                {assets.css.map(|href| view! { <link rel="stylesheet" href=href/> })}
+                {preloads}
+                {boot.map(|b| view! { <script type="module" inner_html=b></script> })}
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// The signed-in key, shared by every page (empty: anonymous). Kept in the browser only.
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    pub api_key: RwSignal<String>,
+    /// Set once the browser state is loaded (after hydration); saving waits for it.
+    pub loaded: RwSignal<bool>,
+}
 
-    #[test]
-    fn escapes_model_names() {
-        let page = landing_page(&Overview {
-            models: vec![("<b>x</b>".into(), 2, 5)],
-            ..Default::default()
+impl Session {
+    fn provide() -> Self {
+        let session = Session {
+            api_key: RwSignal::new(String::new()),
+            loaded: RwSignal::new(false),
+        };
+        Effect::new(move |_| {
+            if let Some(key) = browser::load::<String>(browser::API_KEY_KEY) {
+                session.api_key.set(key);
+            }
+            session.loaded.set(true);
         });
-        assert!(page.contains("&lt;b&gt;x&lt;/b&gt;"));
-        assert!(!page.contains("<b>x</b>"));
+        Effect::new(move |_| {
+            let key = session.api_key.get();
+            if session.loaded.get_untracked() {
+                browser::save(browser::API_KEY_KEY, &key);
+            }
+        });
+        provide_context(session);
+        session
+    }
+}
+
+/// The application: navigation and pages.
+#[component]
+pub fn App() -> impl IntoView {
+    let session = Session::provide();
+    view! {
+        <Router>
+            <header class="top">
+                <a class="brand" href="/">"Horde"</a>
+                <nav>
+                    <A href="/">"Write"</A>
+                    <A href="/account">"Account"</A>
+                    <A href="/workers">"Workers"</A>
+                </nav>
+            </header>
+            <main data-ready=move || session.loaded.get().to_string()>
+                <Routes fallback=|| view! { <p class="muted">"Page not found."</p> }>
+                    <Route path=path!("/") view=pages::write::WritePage/>
+                    <Route path=path!("/account") view=pages::account::AccountPage/>
+                    <Route path=path!("/workers") view=pages::workers::WorkersPage/>
+                </Routes>
+            </main>
+        </Router>
     }
 }

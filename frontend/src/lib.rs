@@ -1,4 +1,10 @@
-//! Browser entry point of the web UI. The pages are server-rendered for now; this crate is where
-//! the hydrated (WASM) interface attaches.
+//! Browser entry point of the web UI: hydrates the page the horde rendered.
 
-pub use horde_app::Overview;
+use wasm_bindgen::prelude::wasm_bindgen;
+
+/// Called by the page's module script once the WASM is loaded.
+#[wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(horde_app::App);
+}

@@ -3,4 +3,5 @@
 pub mod api;
 pub mod cli;
 pub mod duties;
+pub mod site;
 pub mod webhooks;

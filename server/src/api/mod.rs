@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, Method};
-use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use horde_core::Horde;
@@ -78,7 +77,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .nest("/api/v2", v2::router(&options))
         .split_for_parts();
     Router::new()
-        .route("/", get(index))
+        .merge(crate::site::router(state.horde.clone()))
         .route("/metrics", get(metrics::exposition))
         .merge(api)
         .merge(openapi::docs_ui(doc))
@@ -96,19 +95,6 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
         }))
         .layer(cors)
-}
-
-async fn index(axum::extract::State(state): axum::extract::State<AppState>) -> impl IntoResponse {
-    let perf = state.horde.performance();
-    let models = state.horde.text_models();
-    Html(horde_app::landing_page(&horde_app::Overview {
-        version: horde_core::VERSION,
-        text_workers: perf.text_worker_count,
-        queued_text_requests: perf.queued_text_requests,
-        queued_tokens: perf.queued_tokens,
-        past_minute_tokens: perf.past_minute_tokens,
-        models: models.iter().map(|m| (m.name.clone(), m.count, m.eta)).collect(),
-    }))
 }
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.

@@ -1,0 +1,235 @@
+//! Server functions: how the pages reach the horde. On the server each one calls the core
+//! scheduler directly (the `Horde` in the Leptos context); in the browser each is an HTTP call to
+//! `/ui/api/<name>`. Errors carry the core's message, never a prompt.
+
+use horde_protocol::text::GenerateTextRequest;
+use horde_protocol::users::NewApiKey;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A model on offer, with what waiting for it looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRow {
+    pub name: String,
+    pub workers: i64,
+    pub queued: f64,
+    pub eta: i64,
+}
+
+/// A volunteer worker as the status page and the worker picker show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRow {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub models: Vec<String>,
+    pub performance: String,
+    pub uptime: i64,
+    pub kudos_rewards: f64,
+    pub requests_fulfilled: i64,
+    pub maintenance: bool,
+    pub info: String,
+}
+
+/// The horde at a glance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HordeOverview {
+    pub version: String,
+    pub text_models: Vec<ModelRow>,
+    pub image_models: Vec<ModelRow>,
+    pub workers: Vec<WorkerRow>,
+    pub queued_text_requests: i64,
+    pub queued_image_requests: i64,
+    pub queued_tokens: f64,
+    pub past_minute_tokens: f64,
+}
+
+/// An accepted request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submitted {
+    pub id: String,
+    /// Estimated cost.
+    pub kudos: f64,
+    /// Whether a worker online now can serve it.
+    pub possible: bool,
+}
+
+/// The signed-in account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    pub id: i64,
+    pub username: String,
+    pub kudos: f64,
+    pub accumulated: f64,
+    pub gifted: f64,
+    pub received: f64,
+    pub awarded: f64,
+    pub text_requested: i64,
+    pub image_requested: i64,
+    pub worker_count: i64,
+    pub anonymous: bool,
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use horde_core::{Horde, HordeError};
+    use leptos::prelude::*;
+
+    pub fn horde() -> Result<Arc<Horde>, ServerFnError> {
+        use_context::<Arc<Horde>>().ok_or_else(|| ServerFnError::new("The horde is not running."))
+    }
+
+    pub fn failed(e: HordeError) -> ServerFnError {
+        ServerFnError::new(e.to_string())
+    }
+
+    pub async fn user(horde: &Horde, api_key: &str) -> Result<i64, ServerFnError> {
+        let key = if api_key.trim().is_empty() {
+            horde_protocol::ANONYMOUS_API_KEY
+        } else {
+            api_key
+        };
+        horde.authenticate(key).await.map_err(failed)
+    }
+
+    pub async fn client_ip() -> Option<IpAddr> {
+        use axum::extract::ConnectInfo;
+        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip())
+    }
+
+    pub fn worker_row(w: horde_protocol::workers::WorkerDetails) -> super::WorkerRow {
+        super::WorkerRow {
+            id: w.id,
+            name: w.name,
+            kind: w.kind,
+            models: w.models,
+            performance: w.performance,
+            uptime: w.uptime,
+            kudos_rewards: w.kudos_rewards,
+            requests_fulfilled: w.requests_fulfilled,
+            maintenance: w.maintenance_mode,
+            info: w.info,
+        }
+    }
+
+    pub fn model_rows(models: Vec<horde_protocol::status::ActiveModel>) -> Vec<super::ModelRow> {
+        models
+            .into_iter()
+            .map(|m| super::ModelRow {
+                name: m.name,
+                workers: m.count,
+                queued: m.queued,
+                eta: m.eta,
+            })
+            .collect()
+    }
+}
+
+/// Models, workers and queues.
+#[server(prefix = "/ui/api", endpoint = "overview")]
+pub async fn overview() -> Result<HordeOverview, ServerFnError> {
+    let horde = server::horde()?;
+    let perf = horde.performance();
+    Ok(HordeOverview {
+        version: horde_core::VERSION.to_string(),
+        text_models: server::model_rows(horde.text_models()),
+        image_models: server::model_rows(horde.image_models()),
+        workers: horde.list_workers(None, None, None).into_iter().map(server::worker_row).collect(),
+        queued_text_requests: perf.queued_text_requests,
+        queued_image_requests: perf.queued_requests,
+        queued_tokens: perf.queued_tokens,
+        past_minute_tokens: perf.past_minute_tokens,
+    })
+}
+
+/// Queues a text request for the key's account (anonymous when empty).
+#[server(prefix = "/ui/api", endpoint = "submit_text")]
+pub async fn submit_text(api_key: String, request: GenerateTextRequest) -> Result<Submitted, ServerFnError> {
+    use horde_core::TextSubmission;
+    let horde = server::horde()?;
+    let user = server::user(&horde, &api_key).await?;
+    match horde.generate_text(user, request, server::client_ip().await).map_err(server::failed)? {
+        TextSubmission::Queued(a) => Ok(Submitted {
+            id: a.id.to_string(),
+            kudos: horde_core::kudos::to_kudos(a.kudos),
+            possible: a.possible,
+        }),
+        TextSubmission::DryRun(_) => Err(ServerFnError::new("The studio does not send dry runs.")),
+    }
+}
+
+/// Where a text request stands, with its generations when done.
+#[server(prefix = "/ui/api", endpoint = "text_status")]
+pub async fn text_status(id: String) -> Result<horde_protocol::text::TextStatus, ServerFnError> {
+    server::horde()?.text_status(&id).map_err(server::failed)
+}
+
+/// Cancels a text request; what was generated so far comes back.
+#[server(prefix = "/ui/api", endpoint = "cancel_text")]
+pub async fn cancel_text(id: String) -> Result<horde_protocol::text::TextStatus, ServerFnError> {
+    server::horde()?.cancel_text(&id).map_err(server::failed)
+}
+
+/// The account a key belongs to.
+#[server(prefix = "/ui/api", endpoint = "account")]
+pub async fn account(api_key: String) -> Result<AccountSummary, ServerFnError> {
+    let horde = server::horde()?;
+    let id = server::user(&horde, &api_key).await?;
+    let d = horde.user_details(id, Some(id)).await.map_err(server::failed)?;
+    Ok(AccountSummary {
+        id: d.id,
+        username: d.username,
+        kudos: d.kudos,
+        accumulated: d.kudos_details.accumulated,
+        gifted: d.kudos_details.gifted,
+        received: d.kudos_details.received,
+        awarded: d.kudos_details.awarded,
+        text_requested: d.records.request.text,
+        image_requested: d.records.request.image,
+        worker_count: d.worker_count,
+        anonymous: api_key.trim().is_empty() || api_key.trim() == horde_protocol::ANONYMOUS_API_KEY,
+    })
+}
+
+/// A new pseudonymous account; its key is shown once.
+#[server(prefix = "/ui/api", endpoint = "register")]
+pub async fn register(username: String) -> Result<NewApiKey, ServerFnError> {
+    server::horde()?.register(&username).await.map_err(server::failed)
+}
+
+/// Gives kudos to another user (`name#id`); answers the amount moved.
+#[server(prefix = "/ui/api", endpoint = "transfer")]
+pub async fn transfer(api_key: String, to: String, amount: f64) -> Result<f64, ServerFnError> {
+    let horde = server::horde()?;
+    let from = server::user(&horde, &api_key).await?;
+    horde.transfer(from, &to, Some(amount)).await.map_err(server::failed)
+}
+
+/// The workers the key's account owns.
+#[server(prefix = "/ui/api", endpoint = "my_workers")]
+pub async fn my_workers(api_key: String) -> Result<Vec<WorkerRow>, ServerFnError> {
+    let horde = server::horde()?;
+    let id = server::user(&horde, &api_key).await?;
+    let ids = horde.user_details(id, Some(id)).await.map_err(server::failed)?.worker_ids.unwrap_or_default();
+    let mut rows = Vec::with_capacity(ids.len());
+    for w in ids {
+        rows.push(server::worker_row(horde.worker_details(&w, Some(id)).await.map_err(server::failed)?));
+    }
+    Ok(rows)
+}
+
+/// Puts one of the account's workers in or out of maintenance.
+#[server(prefix = "/ui/api", endpoint = "set_maintenance")]
+pub async fn set_maintenance(api_key: String, worker_id: String, maintenance: bool) -> Result<bool, ServerFnError> {
+    let horde = server::horde()?;
+    let id = server::user(&horde, &api_key).await?;
+    let change = horde_protocol::workers::ModifyWorker {
+        maintenance: Some(maintenance),
+        ..Default::default()
+    };
+    horde.modify_worker(id, &worker_id, change).await.map_err(server::failed)?;
+    Ok(maintenance)
+}

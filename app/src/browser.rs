@@ -1,0 +1,112 @@
+//! What only the browser has: local storage for the user's work, and the event stream a
+//! request's text arrives on. On the server these do nothing (the page renders its defaults and
+//! the browser fills in the user's own state after hydration).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Storage keys. The user's stories, settings and key stay in this browser.
+pub const STORY_KEY: &str = "horde.story";
+pub const SETTINGS_KEY: &str = "horde.settings";
+pub const API_KEY_KEY: &str = "horde.api_key";
+
+#[cfg(feature = "hydrate")]
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// A value saved by [`save`], if there is one and it still parses.
+pub fn load<T: DeserializeOwned>(key: &str) -> Option<T> {
+    #[cfg(feature = "hydrate")]
+    {
+        let text = storage()?.get_item(key).ok().flatten()?;
+        serde_json::from_str(&text).ok()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = key;
+        None
+    }
+}
+
+/// Saves a value in the browser's local storage.
+pub fn save<T: Serialize>(key: &str, value: &T) {
+    #[cfg(feature = "hydrate")]
+    if let (Some(s), Ok(text)) = (storage(), serde_json::to_string(value)) {
+        let _ = s.set_item(key, &text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (key, serde_json::to_string(value));
+}
+
+/// The events of `GET /api/v2/generate/text/stream/{id}` as they arrive: `(event, data)`. A lost
+/// connection arrives as `("lost", "")`. Closes when dropped.
+pub struct TextStream {
+    #[cfg(feature = "hydrate")]
+    source: web_sys::EventSource,
+    #[cfg(feature = "hydrate")]
+    _listeners: Vec<wasm_bindgen::closure::Closure<dyn FnMut(web_sys::Event)>>,
+}
+
+impl TextStream {
+    pub const EVENTS: [&'static str; 7] = ["status", "delta", "reset", "generation", "aborted", "done", "error"];
+
+    #[cfg(feature = "hydrate")]
+    pub fn open(id: &str, on_event: impl Fn(&str, String) + 'static) -> Option<Self> {
+        use std::rc::Rc;
+        use wasm_bindgen::closure::Closure;
+        use wasm_bindgen::JsCast;
+
+        let source = web_sys::EventSource::new(&format!("/api/v2/generate/text/stream/{id}")).ok()?;
+        let on_event = Rc::new(on_event);
+        let mut listeners = Vec::new();
+        for name in Self::EVENTS {
+            let handler = on_event.clone();
+            let closure = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| match e.dyn_ref::<web_sys::MessageEvent>() {
+                Some(m) => handler(name, m.data().as_string().unwrap_or_default()),
+                // The browser's own "error" event: the connection failed or closed.
+                None => handler("lost", String::new()),
+            });
+            source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref()).ok()?;
+            listeners.push(closure);
+        }
+        Some(Self {
+            source,
+            _listeners: listeners,
+        })
+    }
+
+    #[cfg(not(feature = "hydrate"))]
+    pub fn open(id: &str, on_event: impl Fn(&str, String) + 'static) -> Option<Self> {
+        let _ = (id, on_event);
+        None
+    }
+}
+
+impl Drop for TextStream {
+    fn drop(&mut self) {
+        #[cfg(feature = "hydrate")]
+        self.source.close();
+    }
+}
+
+/// Percent-encodes text for a `data:` link.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_bytes() {
+        assert_eq!(super::percent_encode("a b\n{\"é\"}"), "a%20b%0A%7B%22%C3%A9%22%7D");
+    }
+}

@@ -1,0 +1,126 @@
+//! Workers & status: the horde's queues and models, the volunteers, and the signed-in user's own
+//! workers with their maintenance switch.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::{self, ModelRow, WorkerRow};
+use crate::Session;
+
+#[component]
+pub fn WorkersPage() -> impl IntoView {
+    let session = expect_context::<Session>();
+    let overview = LocalResource::new(api::overview);
+    let mine = LocalResource::new(move || api::my_workers(session.api_key.get()));
+    let message = RwSignal::new(None::<String>);
+    let toggle = move |id: String, on: bool| {
+        let key = session.api_key.get_untracked();
+        spawn_local(async move {
+            match api::set_maintenance(key, id, on).await {
+                Ok(_) => {
+                    mine.refetch();
+                    overview.refetch();
+                }
+                Err(e) => message.set(Some(e.to_string())),
+            }
+        });
+    };
+    view! {
+        <section class="workers">
+            <h1>"Workers & status"</h1>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || overview.get().map(|o| match o {
+                    Ok(o) => view! {
+                        <div class="cards">
+                            <div class="card"><b>{o.text_models.iter().map(|m| m.workers).sum::<i64>()}</b>"text workers"</div>
+                            <div class="card"><b>{o.queued_text_requests}</b>"text requests queued"</div>
+                            <div class="card"><b>{o.queued_tokens.round()}</b>"tokens queued"</div>
+                            <div class="card"><b>{o.past_minute_tokens.round()}</b>"tokens in the past minute"</div>
+                        </div>
+                        <h2>"Text models"</h2>
+                        {model_table(o.text_models)}
+                        <h2>"Image models"</h2>
+                        {model_table(o.image_models)}
+                        <h2>"Volunteers"</h2>
+                        {worker_table(o.workers)}
+                        <p class="muted">"Horde " {o.version}</p>
+                    }
+                    .into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                })}
+            </Suspense>
+            <h2>"My workers"</h2>
+            {move || message.get().map(|m| view! { <p class="error">{m}</p> })}
+            <Suspense fallback=|| ()>
+                {move || mine.get().map(|m| match m {
+                    Ok(ws) if ws.is_empty() => view! { <p class="muted">"No workers on this account. Run horde-worker with your API key to add one."</p> }.into_any(),
+                    Ok(ws) => ws
+                        .into_iter()
+                        .map(|w| {
+                            let id = w.id.clone();
+                            let on = !w.maintenance;
+                            view! {
+                                <div class="card my-worker" data-worker=w.name.clone()>
+                                    <b>{w.name.clone()}</b>
+                                    <span class="muted">{w.models.join(", ")}</span>
+                                    <span class="state">{if w.maintenance { "In maintenance" } else { "Serving" }}</span>
+                                    <button class="ghost" on:click=move |_| toggle(id.clone(), on)>
+                                        {if w.maintenance { "Resume" } else { "Maintenance" }}
+                                    </button>
+                                </div>
+                            }
+                        })
+                        .collect_view()
+                        .into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+    .into_any()
+}
+
+fn model_table(models: Vec<ModelRow>) -> impl IntoView {
+    if models.is_empty() {
+        return view! { <p class="muted">"None online. Requests wait up to 20 minutes for a worker."</p> }.into_any();
+    }
+    view! {
+        <table>
+            <thead><tr><th>"Model"</th><th>"Workers"</th><th>"Queued"</th><th>"Wait"</th></tr></thead>
+            <tbody>
+                {models
+                    .into_iter()
+                    .map(|m| view! { <tr><td>{m.name}</td><td>{m.workers}</td><td>{m.queued.round()}</td><td>{super::duration(m.eta)}</td></tr> })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+fn worker_table(workers: Vec<WorkerRow>) -> impl IntoView {
+    if workers.is_empty() {
+        return view! { <p class="muted">"No worker is online."</p> }.into_any();
+    }
+    view! {
+        <table class="worker-list">
+            <thead><tr><th>"Name"</th><th>"Models"</th><th>"Speed"</th><th>"Uptime"</th><th>"Kudos"</th><th>"State"</th></tr></thead>
+            <tbody>
+                {workers
+                    .into_iter()
+                    .map(|w| view! {
+                        <tr>
+                            <td>{w.name}</td>
+                            <td>{w.models.join(", ")}</td>
+                            <td>{w.performance}</td>
+                            <td>{super::duration(w.uptime)}</td>
+                            <td>{super::kudos(w.kudos_rewards)}</td>
+                            <td>{if w.maintenance { "maintenance" } else { "serving" }}</td>
+                        </tr>
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

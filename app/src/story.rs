@@ -1,0 +1,391 @@
+//! What the writer works on: a story (or chat) with its turns, memory, author's note and world
+//! info, and the generation settings. Kept in the browser only; serialized as JSON for storage and
+//! for export/import.
+
+use serde::{Deserialize, Serialize};
+
+/// How turns are written and how the prompt is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Continuous prose: what the writer types and what the model writes are one text.
+    #[default]
+    Story,
+    /// The writer's turns are actions (`> You open the door.`), the model narrates.
+    Adventure,
+    /// Named speakers in message bubbles.
+    Chat,
+    /// Instruction-tuned models: each turn is wrapped in the template's tags.
+    Instruct,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Story, Mode::Adventure, Mode::Chat, Mode::Instruct];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::Story => "Story",
+            Mode::Adventure => "Adventure",
+            Mode::Chat => "Chat",
+            Mode::Instruct => "Instruct",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Mode::Story => "story",
+            Mode::Adventure => "adventure",
+            Mode::Chat => "chat",
+            Mode::Instruct => "instruct",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Mode {
+        Mode::ALL.into_iter().find(|m| m.key() == key).unwrap_or_default()
+    }
+}
+
+/// Who wrote a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Writer,
+    Model,
+}
+
+/// Which worker and model wrote a model turn, and what it cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Provenance {
+    pub worker_name: String,
+    pub worker_id: String,
+    pub model: String,
+    pub kudos: f64,
+}
+
+/// One contribution to the story.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub role: Role,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+impl Turn {
+    pub fn writer(text: impl Into<String>) -> Self {
+        Self {
+            role: Role::Writer,
+            text: text.into(),
+            provenance: None,
+        }
+    }
+
+    pub fn model(text: impl Into<String>, provenance: Option<Provenance>) -> Self {
+        Self {
+            role: Role::Model,
+            text: text.into(),
+            provenance,
+        }
+    }
+}
+
+/// A keyword-triggered piece of background: when one of its keys appears in the recent story, its
+/// content joins the prompt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WorldEntry {
+    /// Comma-separated keys, matched case-insensitively.
+    pub keys: String,
+    pub content: String,
+    /// Always in the prompt, whatever the keys.
+    #[serde(default)]
+    pub constant: bool,
+}
+
+impl WorldEntry {
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.keys.split(',').map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty())
+    }
+}
+
+/// Instruct formats of the common model families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum InstructTemplate {
+    #[default]
+    ChatMl,
+    Alpaca,
+    Llama3,
+    Mistral,
+}
+
+/// The tags a template wraps around each part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateTags {
+    pub system: (&'static str, &'static str),
+    pub user: (&'static str, &'static str),
+    pub assistant: (&'static str, &'static str),
+    /// Where the model is expected to stop.
+    pub stops: &'static [&'static str],
+}
+
+impl InstructTemplate {
+    pub const ALL: [InstructTemplate; 4] = [
+        InstructTemplate::ChatMl,
+        InstructTemplate::Alpaca,
+        InstructTemplate::Llama3,
+        InstructTemplate::Mistral,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            InstructTemplate::ChatMl => "ChatML",
+            InstructTemplate::Alpaca => "Alpaca",
+            InstructTemplate::Llama3 => "Llama 3",
+            InstructTemplate::Mistral => "Mistral",
+        }
+    }
+
+    pub fn from_label(label: &str) -> InstructTemplate {
+        Self::ALL.into_iter().find(|t| t.label() == label).unwrap_or_default()
+    }
+
+    pub fn tags(self) -> TemplateTags {
+        match self {
+            InstructTemplate::ChatMl => TemplateTags {
+                system: ("<|im_start|>system\n", "<|im_end|>\n"),
+                user: ("<|im_start|>user\n", "<|im_end|>\n"),
+                assistant: ("<|im_start|>assistant\n", "<|im_end|>\n"),
+                stops: &["<|im_end|>", "<|im_start|>"],
+            },
+            InstructTemplate::Alpaca => TemplateTags {
+                system: ("", "\n\n"),
+                user: ("### Instruction:\n", "\n\n"),
+                assistant: ("### Response:\n", "\n\n"),
+                stops: &["### Instruction:", "### Response:"],
+            },
+            InstructTemplate::Llama3 => TemplateTags {
+                system: ("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
+                user: ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
+                assistant: ("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+                stops: &["<|eot_id|>", "<|start_header_id|>"],
+            },
+            InstructTemplate::Mistral => TemplateTags {
+                system: ("", "\n\n"),
+                user: ("[INST] ", " [/INST]"),
+                assistant: ("", "</s>"),
+                stops: &["</s>", "[INST]"],
+            },
+        }
+    }
+}
+
+/// Everything about one story.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Story {
+    pub title: String,
+    pub mode: Mode,
+    pub turns: Vec<Turn>,
+    /// Always at the top of the prompt.
+    pub memory: String,
+    /// Inserted `authors_note_depth` turns before the end.
+    pub authors_note: String,
+    pub authors_note_depth: usize,
+    pub world_info: Vec<WorldEntry>,
+    pub user_name: String,
+    pub bot_name: String,
+    pub template: InstructTemplate,
+    pub system_prompt: String,
+}
+
+impl Default for Story {
+    fn default() -> Self {
+        Self {
+            title: "Untitled".into(),
+            mode: Mode::Story,
+            turns: Vec::new(),
+            memory: String::new(),
+            authors_note: String::new(),
+            authors_note_depth: 3,
+            world_info: Vec::new(),
+            user_name: "User".into(),
+            bot_name: "Bot".into(),
+            template: InstructTemplate::ChatMl,
+            system_prompt: "You are a helpful assistant.".into(),
+        }
+    }
+}
+
+/// Sampler settings offered as one click.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: i64,
+    pub min_p: f64,
+    pub rep_pen: f64,
+}
+
+pub const PRESETS: [Preset; 3] = [
+    Preset {
+        name: "Balanced",
+        temperature: 0.7,
+        top_p: 0.92,
+        top_k: 100,
+        min_p: 0.0,
+        rep_pen: 1.07,
+    },
+    Preset {
+        name: "Creative",
+        temperature: 1.1,
+        top_p: 0.98,
+        top_k: 0,
+        min_p: 0.05,
+        rep_pen: 1.05,
+    },
+    Preset {
+        name: "Precise",
+        temperature: 0.2,
+        top_p: 0.6,
+        top_k: 20,
+        min_p: 0.0,
+        rep_pen: 1.1,
+    },
+];
+
+/// How the model should write.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenSettings {
+    pub max_length: i64,
+    pub max_context_length: i64,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub top_k: i64,
+    pub min_p: f64,
+    pub rep_pen: f64,
+    pub rep_pen_range: i64,
+    /// One per line.
+    pub stop_sequences: String,
+    /// Empty: any model.
+    pub model: String,
+    /// Empty: any worker.
+    pub worker: String,
+}
+
+impl Default for GenSettings {
+    fn default() -> Self {
+        let p = PRESETS[0];
+        Self {
+            max_length: 120,
+            max_context_length: 2048,
+            temperature: p.temperature,
+            top_p: p.top_p,
+            top_k: p.top_k,
+            min_p: p.min_p,
+            rep_pen: p.rep_pen,
+            rep_pen_range: 360,
+            stop_sequences: String::new(),
+            model: String::new(),
+            worker: String::new(),
+        }
+    }
+}
+
+impl GenSettings {
+    pub fn apply(&mut self, p: &Preset) {
+        self.temperature = p.temperature;
+        self.top_p = p.top_p;
+        self.top_k = p.top_k;
+        self.min_p = p.min_p;
+        self.rep_pen = p.rep_pen;
+    }
+
+    pub fn user_stops(&self) -> impl Iterator<Item = String> + '_ {
+        self.stop_sequences.lines().filter(|l| !l.is_empty()).map(|l| l.replace("\\n", "\n"))
+    }
+}
+
+/// Undo and redo over the turns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    undo: Vec<Vec<Turn>>,
+    redo: Vec<Vec<Turn>>,
+}
+
+impl History {
+    const DEPTH: usize = 100;
+
+    /// Call before changing the turns.
+    pub fn record(&mut self, before: &[Turn]) {
+        self.undo.push(before.to_vec());
+        if self.undo.len() > Self::DEPTH {
+            self.undo.remove(0);
+        }
+        self.redo.clear();
+    }
+
+    pub fn undo(&mut self, current: &[Turn]) -> Option<Vec<Turn>> {
+        let prev = self.undo.pop()?;
+        self.redo.push(current.to_vec());
+        Some(prev)
+    }
+
+    pub fn redo(&mut self, current: &[Turn]) -> Option<Vec<Turn>> {
+        let next = self.redo.pop()?;
+        self.undo.push(current.to_vec());
+        Some(next)
+    }
+
+    pub fn can_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    pub fn can_redo(&self) -> bool {
+        !self.redo.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stories_round_trip_and_old_exports_fill_defaults() {
+        let mut s = Story::default();
+        s.turns.push(Turn::writer("Once"));
+        s.world_info.push(WorldEntry {
+            keys: "Castle, moat".into(),
+            content: "The castle is old.".into(),
+            constant: false,
+        });
+        let json = serde_json::to_string(&s).expect("serializes");
+        assert_eq!(serde_json::from_str::<Story>(&json).expect("parses"), s);
+        let partial: Story = serde_json::from_str(r#"{"title":"t","mode":"chat"}"#).expect("parses");
+        assert_eq!(partial.mode, Mode::Chat);
+        assert_eq!(partial.bot_name, "Bot");
+        assert_eq!(s.world_info[0].keys().collect::<Vec<_>>(), vec!["castle", "moat"]);
+    }
+
+    #[test]
+    fn undo_and_redo_walk_the_turns() {
+        let mut h = History::default();
+        let a = vec![Turn::writer("a")];
+        let b = vec![Turn::writer("a"), Turn::model("b", None)];
+        h.record(&a);
+        assert_eq!(h.undo(&b), Some(a.clone()));
+        assert_eq!(h.redo(&a), Some(b.clone()));
+        assert!(h.can_undo() && !h.can_redo());
+        h.record(&b);
+        assert!(!h.can_redo());
+    }
+
+    #[test]
+    fn user_stop_sequences_read_escaped_newlines() {
+        let s = GenSettings {
+            stop_sequences: "\\nYou:\nEND\n".into(),
+            ..GenSettings::default()
+        };
+        assert_eq!(s.user_stops().collect::<Vec<_>>(), vec!["\nYou:".to_string(), "END".to_string()]);
+    }
+}

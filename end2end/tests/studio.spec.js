@@ -1,0 +1,136 @@
+// The writing studio end to end: a real horde, a scripted worker streaming through the progress
+// protocol, the page in Chromium.
+const { test, expect } = require('@playwright/test');
+const { ScriptedWorker } = require('../worker');
+
+let worker;
+
+// Every page must hydrate without a script error.
+test.beforeEach(async ({ page }) => {
+  page.on('pageerror', (e) => { throw new Error(`page error: ${e.message}`); });
+});
+
+test.afterEach(async () => {
+  if (worker) await worker.stop();
+  worker = undefined;
+});
+
+async function open(page, path = '/') {
+  await page.goto(path);
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+}
+
+async function setMode(page, mode) {
+  await page.locator('select[name=mode]').selectOption(mode);
+}
+
+test('a story turn streams in and the footer names worker, model and kudos', async ({ page, baseURL }) => {
+  const reply = 'The dragon woke slowly and stretched its wings over the sleeping valley.';
+  worker = await new ScriptedWorker(baseURL, { name: 'story-worker', reply, stepMs: 150 }).start();
+  await open(page);
+  await page.locator('textarea[name=prompt]').fill('Once upon a time,');
+  await page.getByRole('button', { name: 'Send' }).click();
+  // Part of the reply shows while the worker is still writing.
+  const streaming = page.locator('.pending .streaming');
+  await expect(streaming).toContainText('The dragon woke');
+  await expect(streaming).not.toHaveText(reply);
+  await expect(page.getByRole('button', { name: 'Cancel' })).toBeVisible();
+  // Then it becomes the model's turn.
+  await expect(page.locator('.turn.model .text')).toHaveText(reply);
+  await expect(page.locator('.pending')).toHaveCount(0);
+  await expect(page.locator('.turn.writer .text')).toHaveText('Once upon a time,');
+  await expect(page.locator('.served')).toContainText('e2e/scripted-7b on story-worker for');
+  expect(worker.lastPrompt()).toBe('Once upon a time,');
+
+  // Undo takes the model's turn back; redo restores it.
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await expect(page.locator('.turn.model')).toHaveCount(0);
+  await page.getByRole('button', { name: 'Redo' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText(reply);
+
+  // The story survives a reload.
+  await page.reload();
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  await expect(page.locator('.turn.model .text')).toHaveText(reply);
+  await expect(page.locator('.served')).toContainText('story-worker');
+});
+
+test('a chat turn names the speakers and cues the bot', async ({ page, baseURL }) => {
+  worker = await new ScriptedWorker(baseURL, { name: 'chat-worker', reply: ' Hi Ann, nice to meet you.', stepMs: 30 }).start();
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await setMode(page, 'chat');
+  await page.locator('input[name=user_name]').fill('Ann');
+  await page.locator('input[name=bot_name]').fill('Max');
+  await page.locator('textarea[name=prompt]').fill('Hello there!');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Hi Ann, nice to meet you.');
+  await expect(page.locator('.turn.model .speaker')).toHaveText('Max');
+  await expect(page.locator('.turn.writer .speaker')).toHaveText('Ann');
+  expect(worker.lastPrompt()).toBe('\nAnn: Hello there!\nMax:');
+});
+
+test('an instruct turn carries the system prompt, memory and triggered world info', async ({ page, baseURL }) => {
+  worker = await new ScriptedWorker(baseURL, { name: 'instruct-worker', reply: 'Dragons here breathe ice.', stepMs: 30 }).start();
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await setMode(page, 'instruct');
+  await page.locator('textarea[name=system_prompt]').fill('Answer in one sentence.');
+  await page.locator('textarea[name=memory]').fill('The land is called Vell.');
+  await page.getByRole('button', { name: 'Add world info' }).click();
+  await page.locator('input[name=wi_keys]').fill('dragon, wyrm');
+  await page.locator('textarea[name=wi_content]').fill('Dragons in Vell breathe ice.');
+  await page.getByRole('button', { name: 'Add world info' }).click();
+  await page.locator('input[name=wi_keys]').nth(1).fill('castle');
+  await page.locator('textarea[name=wi_content]').nth(1).fill('The castle is ruined.');
+  await page.locator('textarea[name=prompt]').fill('What do dragons breathe?');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Dragons here breathe ice.');
+  const prompt = worker.lastPrompt();
+  expect(prompt).toBe(
+    '<|im_start|>system\nAnswer in one sentence.<|im_end|>\n'
+    + 'The land is called Vell.\nDragons in Vell breathe ice.\n'
+    + '<|im_start|>user\nWhat do dragons breathe?<|im_end|>\n<|im_start|>assistant\n',
+  );
+  expect(prompt).not.toContain('castle');
+  await expect(page.locator('.context-use')).toContainText('1 world info');
+});
+
+test('cancel stops the worker and keeps what was written', async ({ page, baseURL }) => {
+  const reply = 'one two three four five six seven eight nine ten eleven twelve';
+  worker = await new ScriptedWorker(baseURL, { name: 'slow-worker', reply, stepMs: 600 }).start();
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.locator('textarea[name=prompt]').fill('Count:');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.pending .streaming')).toContainText('one two');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(page.locator('.pending')).toHaveCount(0);
+  const kept = await page.locator('.turn.model .text').textContent();
+  expect(reply.startsWith(kept)).toBe(true);
+  expect(kept.length).toBeLessThan(reply.length);
+  await expect.poll(() => worker.cancelled).toBe(1);
+});
+
+test('editing and deleting turns, retry asks again', async ({ page, baseURL }) => {
+  let n = 0;
+  worker = await new ScriptedWorker(baseURL, { name: 'retry-worker', reply: () => `Answer number ${++n}.`, stepMs: 20 }).start();
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.locator('textarea[name=prompt]').fill('Begin.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Answer number 1.');
+  await page.getByRole('button', { name: 'Retry' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Answer number 2.');
+  await expect(page.locator('.turn')).toHaveCount(2);
+  await page.locator('.turn.writer').getByRole('button', { name: 'Edit' }).click();
+  await page.locator('.turn.writer textarea.edit').fill('Begin again.');
+  await page.locator('.turn.writer').getByRole('button', { name: 'Save' }).click();
+  await expect(page.locator('.turn.writer .text')).toHaveText('Begin again.');
+  await page.locator('.turn.model').getByRole('button', { name: 'Delete' }).click();
+  await expect(page.locator('.turn')).toHaveCount(1);
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await expect(page.locator('.turn')).toHaveCount(2);
+  await page.getByRole('button', { name: 'Redo' }).click();
+  await expect(page.locator('.turn')).toHaveCount(1);
+});

@@ -1,0 +1,84 @@
+// A scripted text worker for the browser tests: pops jobs over the real API, remembers the
+// payloads it saw, streams its reply word by word through the progress protocol and submits.
+const API = '/api/v2';
+
+async function call(baseURL, path, key, body) {
+  const res = await fetch(`${baseURL}${API}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { 'content-type': 'application/json', ...(key ? { apikey: key } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${text}`);
+  return json;
+}
+
+// A new account through the horde's test route (loopback, --dev-test-users).
+async function testUser(baseURL, username, kudos = 1000) {
+  return call(baseURL, '/dev/test-user', null, {
+    username, oauth_id: `e2e:${username}:${Date.now()}:${Math.random()}`, kudos, moderator: false, trusted: true,
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+class ScriptedWorker {
+  // reply: text or (payload) => text; stepMs: pause between streamed words.
+  constructor(baseURL, { name = 'scripted-worker', model = 'e2e/scripted-7b', reply = 'Hello from the worker.', stepMs = 120 } = {}) {
+    Object.assign(this, { baseURL, name, model, reply, stepMs });
+    this.payloads = [];
+    this.cancelled = 0;
+    this.stopped = false;
+  }
+
+  async start() {
+    const user = await testUser(this.baseURL, `${this.name}-owner`);
+    this.key = user.api_key;
+    this.loop = this.run();
+    // Online once the first pop has been made.
+    while (this.pops === undefined) await sleep(20);
+    return this;
+  }
+
+  async run() {
+    this.pops = 0;
+    while (!this.stopped) {
+      let job;
+      try {
+        job = await call(this.baseURL, '/generate/text/pop', this.key, {
+          name: this.name, models: [this.model], max_length: 512, max_context_length: 8192,
+          bridge_agent: 'e2e-scripted-worker:1:https://example.invalid',
+        });
+      } catch (e) {
+        await sleep(100);
+        continue;
+      }
+      this.pops += 1;
+      if (!job || !job.id) { await sleep(50); continue; }
+      this.payloads.push(job.payload);
+      const text = typeof this.reply === 'function' ? this.reply(job.payload) : this.reply;
+      let soFar = '';
+      for (const [i, word] of text.split(' ').entries()) {
+        soFar += (i > 0 ? ' ' : '') + word;
+        const p = await call(this.baseURL, '/generate/text/progress', this.key, { id: job.id, text: soFar });
+        if (p && p.cancelled) { this.cancelled += 1; break; }
+        await sleep(this.stepMs);
+      }
+      await call(this.baseURL, '/generate/text/submit', this.key, { id: job.id, generation: soFar, state: 'ok' });
+    }
+  }
+
+  lastPrompt() {
+    const p = this.payloads[this.payloads.length - 1];
+    return p ? p.prompt : undefined;
+  }
+
+  async stop() {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+module.exports = { ScriptedWorker, testUser, call };

@@ -1,0 +1,40 @@
+// Browser tests of the web UI against the real horde binary (debug build, bundle from
+// scripts/build-site.sh), in Debian's Chromium. Never downloads a browser.
+const { defineConfig } = require('@playwright/test');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const PORT = process.env.HORDE_E2E_PORT || '7391';
+const BASE_URL = `http://127.0.0.1:${PORT}`;
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(__dirname, 'target');
+const horde = process.env.HORDE_BIN || path.join(targetDir, 'debug', 'horde');
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'horde-e2e-'));
+
+module.exports = defineConfig({
+  testDir: './end2end/tests',
+  outputDir: './end2end/test-results',
+  timeout: 60_000,
+  expect: { timeout: 15_000 },
+  workers: 1,
+  retries: 0,
+  reporter: [['list']],
+  use: {
+    baseURL: BASE_URL,
+    browserName: 'chromium',
+    headless: true,
+    launchOptions: {
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+             '--disable-component-update', '--disable-sync', '--no-first-run'],
+    },
+  },
+  webServer: {
+    command: `"${horde}" serve --port ${PORT} --data-dir "${dataDir}" --dev-test-users --no-rate-limits`,
+    url: `${BASE_URL}/api/v2/status/heartbeat`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  },
+});

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds the web UI's browser bundle into target/site (or $HORDE_SITE_DIR): the frontend crate to
+# wasm32, wasm-bindgen (must be exactly the wasm-bindgen crate's version, 0.2.130), and in release
+# wasm-opt from npm's binaryen. The horde binary embeds what is there when it is built next.
+#
+#   scripts/build-site.sh            # debug bundle (fast to build, large)
+#   scripts/build-site.sh --release  # small bundle (wasm-release profile + wasm-opt -Oz)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=debug
+[ "${1:-}" = "--release" ] && MODE=release
+SITE="${HORDE_SITE_DIR:-$PWD/target/site}"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "build-site: $1 is missing ($2)" >&2; exit 1; }
+}
+need wasm-bindgen "CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version 0.2.130"
+case "$(wasm-bindgen --version)" in
+  *" 0.2.130"*) ;;
+  *) echo "build-site: wasm-bindgen $(wasm-bindgen --version) found; 0.2.130 is needed" >&2; exit 1 ;;
+esac
+
+if [ "$MODE" = release ]; then
+  cargo build -p horde-frontend --lib --target wasm32-unknown-unknown --profile wasm-release
+  WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/horde_frontend.wasm"
+else
+  cargo build -p horde-frontend --lib --target wasm32-unknown-unknown
+  WASM="$TARGET_DIR/wasm32-unknown-unknown/debug/horde_frontend.wasm"
+fi
+
+STAGE="$(mktemp -d)"
+trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE/pkg"
+wasm-bindgen --target web --no-typescript --out-dir "$STAGE/pkg" --out-name horde "$WASM"
+mv "$STAGE/pkg/horde_bg.wasm" "$STAGE/pkg/horde.wasm"
+if [ "$MODE" = release ]; then
+  # npm's binaryen (node_modules/.bin first on PATH): Debian's wasm-opt 108 breaks hydration.
+  need wasm-opt "npm ci"
+  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$STAGE/pkg/horde.wasm" -o "$STAGE/pkg/horde.wasm"
+fi
+cp style/main.css "$STAGE/pkg/horde.css"
+cp -r public/. "$STAGE/"
+
+# Replace the site in one step so a running debug horde never reads half a bundle.
+mkdir -p "$(dirname "$SITE")"
+rm -rf "$SITE.old"
+[ -d "$SITE" ] && mv "$SITE" "$SITE.old"
+mv "$STAGE" "$SITE"
+rm -rf "$SITE.old"
+trap - EXIT
+echo "build-site: $MODE bundle in $SITE ($(du -sh "$SITE/pkg/horde.wasm" | cut -f1) wasm)"

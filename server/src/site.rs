@@ -1,0 +1,113 @@
+//! The web UI: Leptos pages rendered here (their server functions call the core), and the
+//! browser bundle (WASM, JS, CSS, icons) embedded in the binary. Release builds carry the files
+//! inside; debug builds read them from `target/site` so a rebuilt bundle shows without relinking.
+//! Bundle files are served under content-hashed names, compressed, with a one-year lifetime.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use horde_app::SiteAssets;
+use horde_core::Horde;
+use leptos::prelude::{provide_context, LeptosOptions};
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use rust_embed::RustEmbed;
+use tower_http::compression::CompressionLayer;
+
+/// The files `scripts/build-site.sh` writes.
+#[derive(RustEmbed)]
+#[folder = "$HORDE_SITE_FOLDER"]
+struct SiteFiles;
+
+/// The bundle's base name (`pkg/horde.js`, `pkg/horde.wasm`, `pkg/horde.css`).
+const BUNDLE: &str = "horde";
+
+/// Public names of the embedded files: `pkg/horde.1a2b3c4d5e6f.wasm` → `pkg/horde.wasm`.
+#[derive(Debug, Clone, Default)]
+pub struct SiteIndex {
+    hashed: HashMap<String, String>,
+    assets: SiteAssets,
+}
+
+impl SiteIndex {
+    fn load() -> Self {
+        let mut index = SiteIndex::default();
+        for path in SiteFiles::iter() {
+            let Some(file) = SiteFiles::get(&path) else { continue };
+            let hash = hex(&file.metadata.sha256_hash()[..6]);
+            let public = match path.rsplit_once('.') {
+                Some((stem, ext)) => format!("{stem}.{hash}.{ext}"),
+                None => format!("{path}.{hash}"),
+            };
+            let url = format!("/{public}");
+            match path.as_ref() {
+                p if p == format!("pkg/{BUNDLE}.js") => index.assets.js = Some(url),
+                p if p == format!("pkg/{BUNDLE}.wasm") => index.assets.wasm = Some(url),
+                p if p == format!("pkg/{BUNDLE}.css") => index.assets.css = Some(url),
+                _ => {}
+            }
+            index.hashed.insert(public, path.to_string());
+        }
+        index
+    }
+
+    /// Whether the browser bundle is there (the page can hydrate).
+    pub fn hydrates(&self) -> bool {
+        self.assets.js.is_some() && self.assets.wasm.is_some()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pages, server functions and bundle files.
+pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>) -> Router<S> {
+    let index = Arc::new(SiteIndex::load());
+    if !index.hydrates() {
+        tracing::warn!("the web UI's browser bundle is not built (scripts/build-site.sh): pages render without interactivity");
+    }
+    let options = LeptosOptions::builder().output_name(BUNDLE).build();
+    let routes = generate_route_list(horde_app::App);
+    let assets = index.assets.clone();
+    let pages = Router::new()
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(horde.clone()),
+            move || horde_app::shell(assets.clone()),
+        )
+        .with_state(options);
+    let files = Router::new()
+        .route("/pkg/{*file}", get(bundle_file))
+        .route("/robots.txt", get(|State(index): State<Arc<SiteIndex>>| serve(index, "robots.txt".to_string())))
+        .with_state(index);
+    pages.merge(files).layer(CompressionLayer::new())
+}
+
+async fn bundle_file(State(index): State<Arc<SiteIndex>>, Path(file): Path<String>) -> Response {
+    serve(index, format!("pkg/{file}")).await
+}
+
+async fn serve(index: Arc<SiteIndex>, public: String) -> Response {
+    // A hashed name never changes content: cache it for a year. Plain names revalidate.
+    let (path, cache) = match index.hashed.get(&public) {
+        Some(path) => (path.clone(), "public, max-age=31536000, immutable"),
+        None => (public, "no-cache"),
+    };
+    match SiteFiles::get(&path) {
+        Some(file) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_str(file.metadata.mimetype()).unwrap_or(HeaderValue::from_static("application/octet-stream"))),
+                (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            ],
+            file.data,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
