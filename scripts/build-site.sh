@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the web UI's browser bundle into target/site (or $HORDE_SITE_DIR): the frontend crate to
-# wasm32, wasm-bindgen (must be exactly the wasm-bindgen crate's version, 0.2.130), and in release
-# wasm-opt from npm's binaryen. The horde binary embeds what is there when it is built next.
+# wasm32, wasm-bindgen (exactly the wasm-bindgen crate's version, 0.2.130), and in release
+# wasm-opt from npm's binaryen; missing tools are installed first. The horde binary embeds what is
+# there when it is built next (debug builds read it from disk).
 #
 #   scripts/build-site.sh            # debug bundle (fast to build, large)
 #   scripts/build-site.sh --release  # small bundle (wasm-release profile + wasm-opt -Oz)
@@ -14,14 +15,16 @@ SITE="${HORDE_SITE_DIR:-$PWD/target/site}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
-need() {
-  command -v "$1" >/dev/null 2>&1 || { echo "build-site: $1 is missing ($2)" >&2; exit 1; }
-}
-need wasm-bindgen "CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version 0.2.130"
-case "$(wasm-bindgen --version)" in
-  *" 0.2.130"*) ;;
-  *) echo "build-site: wasm-bindgen $(wasm-bindgen --version) found; 0.2.130 is needed" >&2; exit 1 ;;
-esac
+# Tools, installed on first use from crates.io and npm (nothing else is downloaded).
+rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+if ! wasm-bindgen --version 2>/dev/null | grep -q ' 0.2.130'; then
+  echo "build-site: installing wasm-bindgen-cli 0.2.130 (crates.io, about 3 minutes)" >&2
+  CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version 0.2.130
+fi
+if [ "$MODE" = release ] && [ ! -x node_modules/.bin/wasm-opt ]; then
+  echo "build-site: installing npm packages (binaryen's wasm-opt)" >&2
+  npm ci --no-audit --no-fund
+fi
 
 if [ "$MODE" = release ]; then
   cargo build -p horde-frontend --lib --target wasm32-unknown-unknown --profile wasm-release
@@ -37,9 +40,8 @@ mkdir -p "$STAGE/pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$STAGE/pkg" --out-name horde "$WASM"
 mv "$STAGE/pkg/horde_bg.wasm" "$STAGE/pkg/horde.wasm"
 if [ "$MODE" = release ]; then
-  # npm's binaryen (node_modules/.bin first on PATH): Debian's wasm-opt 108 breaks hydration.
-  need wasm-opt "npm ci"
-  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$STAGE/pkg/horde.wasm" -o "$STAGE/pkg/horde.wasm"
+  # npm's binaryen: Debian's wasm-opt 108 produces WASM that never hydrates.
+  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$STAGE/pkg/horde.wasm" -o "$STAGE/pkg/horde.wasm"
 fi
 cp style/main.css "$STAGE/pkg/horde.css"
 cp -r public/. "$STAGE/"

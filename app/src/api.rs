@@ -97,7 +97,10 @@ mod server {
 
     pub async fn client_ip() -> Option<IpAddr> {
         use axum::extract::ConnectInfo;
-        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip())
+        leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .ok()
+            .map(|c| c.0.ip())
     }
 
     pub fn worker_row(w: horde_protocol::workers::WorkerDetails) -> super::WorkerRow {
@@ -151,7 +154,10 @@ pub async fn submit_text(api_key: String, request: GenerateTextRequest) -> Resul
     use horde_core::TextSubmission;
     let horde = server::horde()?;
     let user = server::user(&horde, &api_key).await?;
-    match horde.generate_text(user, request, server::client_ip().await).map_err(server::failed)? {
+    match horde
+        .generate_text(user, request, server::client_ip().await)
+        .map_err(server::failed)?
+    {
         TextSubmission::Queued(a) => Ok(Submitted {
             id: a.id.to_string(),
             kudos: horde_core::kudos::to_kudos(a.kudos),
@@ -213,10 +219,17 @@ pub async fn transfer(api_key: String, to: String, amount: f64) -> Result<f64, S
 pub async fn my_workers(api_key: String) -> Result<Vec<WorkerRow>, ServerFnError> {
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;
-    let ids = horde.user_details(id, Some(id)).await.map_err(server::failed)?.worker_ids.unwrap_or_default();
+    let ids = horde
+        .user_details(id, Some(id))
+        .await
+        .map_err(server::failed)?
+        .worker_ids
+        .unwrap_or_default();
     let mut rows = Vec::with_capacity(ids.len());
     for w in ids {
-        rows.push(server::worker_row(horde.worker_details(&w, Some(id)).await.map_err(server::failed)?));
+        rows.push(server::worker_row(
+            horde.worker_details(&w, Some(id)).await.map_err(server::failed)?,
+        ));
     }
     Ok(rows)
 }

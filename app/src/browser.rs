@@ -67,7 +67,9 @@ impl TextStream {
                 // The browser's own "error" event: the connection failed or closed.
                 None => handler("lost", String::new()),
             });
-            source.add_event_listener_with_callback(name, closure.as_ref().unchecked_ref()).ok()?;
+            source
+                .add_event_listener_with_callback(name, closure.as_ref().unchecked_ref())
+                .ok()?;
             listeners.push(closure);
         }
         Some(Self {

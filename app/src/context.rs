@@ -71,7 +71,11 @@ fn mode_stops(story: &Story) -> Vec<String> {
 /// Which world-info entries the recent turns trigger.
 pub fn triggered_world_info(story: &Story) -> Vec<usize> {
     let start = story.turns.len().saturating_sub(WORLD_INFO_SCAN_TURNS);
-    let recent: String = story.turns[start..].iter().map(|t| t.text.to_lowercase()).collect::<Vec<_>>().join("\n");
+    let recent: String = story.turns[start..]
+        .iter()
+        .map(|t| t.text.to_lowercase())
+        .collect::<Vec<_>>()
+        .join("\n");
     story
         .world_info
         .iter()
@@ -234,7 +238,10 @@ mod tests {
             ..Story::default()
         };
         let a = assemble(&story, &settings(2048, 100));
-        assert_eq!(a.prompt, "Memory here.\nThe night fell.\n[Author's note: Dark tone]\n Wolves howled.");
+        assert_eq!(
+            a.prompt,
+            "Memory here.\nThe night fell.\n[Author's note: Dark tone]\n Wolves howled."
+        );
         assert_eq!(a.dropped_turns, 0);
         assert!(a.stop_sequences.is_empty());
         assert_eq!(a.budget_tokens, 1948);
@@ -286,7 +293,10 @@ mod tests {
         assert!(a.stop_sequences.contains(&"<|im_end|>".to_string()));
         story.template = InstructTemplate::Alpaca;
         let a = assemble(&story, &settings(2048, 100));
-        assert_eq!(a.prompt, "Be brief.\n\nThe user is Ann.\n### Instruction:\nCapital of France?\n\n### Response:\n");
+        assert_eq!(
+            a.prompt,
+            "Be brief.\n\nThe user is Ann.\n### Instruction:\nCapital of France?\n\n### Response:\n"
+        );
         for t in InstructTemplate::ALL {
             story.template = t;
             assert!(assemble(&story, &settings(2048, 100)).prompt.ends_with(t.tags().assistant.0));

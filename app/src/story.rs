@@ -302,7 +302,10 @@ impl GenSettings {
     }
 
     pub fn user_stops(&self) -> impl Iterator<Item = String> + '_ {
-        self.stop_sequences.lines().filter(|l| !l.is_empty()).map(|l| l.replace("\\n", "\n"))
+        self.stop_sequences
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.replace("\\n", "\n"))
     }
 }
 

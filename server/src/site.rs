@@ -84,7 +84,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>) -> Router<S> 
         .with_state(options);
     let files = Router::new()
         .route("/pkg/{*file}", get(bundle_file))
-        .route("/robots.txt", get(|State(index): State<Arc<SiteIndex>>| serve(index, "robots.txt".to_string())))
+        .route(
+            "/robots.txt",
+            get(|State(index): State<Arc<SiteIndex>>| serve(index, "robots.txt".to_string())),
+        )
         .with_state(index);
     pages.merge(files).layer(CompressionLayer::new())
 }
@@ -102,7 +105,10 @@ async fn serve(index: Arc<SiteIndex>, public: String) -> Response {
     match SiteFiles::get(&path) {
         Some(file) => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_str(file.metadata.mimetype()).unwrap_or(HeaderValue::from_static("application/octet-stream"))),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_str(file.metadata.mimetype()).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+                ),
                 (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
             ],
             file.data,

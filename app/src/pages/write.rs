@@ -115,7 +115,11 @@ impl Studio {
             return;
         }
         let mode = self.story.with_untracked(|s| s.mode);
-        let draft = if matches!(mode, Mode::Story) { draft } else { draft.trim().to_string() };
+        let draft = if matches!(mode, Mode::Story) {
+            draft
+        } else {
+            draft.trim().to_string()
+        };
         if !draft.is_empty() {
             self.change_turns(|t| t.push(Turn::writer(draft)));
         } else if mode != Mode::Story && self.story.with_untracked(|s| s.turns.last().is_none_or(|t| t.role == Role::Model)) {
@@ -153,8 +157,9 @@ impl Studio {
                         ..Pending::default()
                     }));
                     if !sub.possible {
-                        self.error
-                            .set(Some("No worker online can serve this request now; it waits up to 20 minutes for one.".into()));
+                        self.error.set(Some(
+                            "No worker online can serve this request now; it waits up to 20 minutes for one.".into(),
+                        ));
                     }
                     self.follow(sub.id);
                 }
@@ -270,7 +275,9 @@ impl Studio {
         self.stream.set_value(None);
         self.pending.set(None);
         if let Some(g) = status.generations.into_iter().next() {
-            let text = self.story.with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &g.text));
+            let text = self
+                .story
+                .with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &g.text));
             let provenance = Provenance {
                 worker_name: g.worker_name,
                 worker_id: g.worker_id,
@@ -292,13 +299,17 @@ impl Studio {
             return;
         }
         self.stream.set_value(None);
-        let streamed = self.pending.with_untracked(|p| p.as_ref().map(|p| p.text.clone()).unwrap_or_default());
+        let streamed = self
+            .pending
+            .with_untracked(|p| p.as_ref().map(|p| p.text.clone()).unwrap_or_default());
         spawn_local(async move {
             match api::cancel_text(id).await {
                 // The worker may not have submitted yet: keep what was streamed.
                 Ok(status) if status.generations.is_empty() && !streamed.is_empty() => {
                     self.pending.set(None);
-                    let text = self.story.with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &streamed));
+                    let text = self
+                        .story
+                        .with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &streamed));
                     self.change_turns(|t| t.push(Turn::model(text, None)));
                 }
                 Ok(status) => self.finish(status),
@@ -547,24 +558,26 @@ fn speaker(s: &Story, role: Role) -> Option<String> {
 #[component]
 fn PendingTurn(studio: Studio) -> impl IntoView {
     move || {
-        studio.pending.get().map(|p| {
-            let status = if p.id.is_empty() {
-                "Sending…".to_string()
-            } else if p.writing {
-                "Writing…".to_string()
-            } else {
-                format!("Queue position {} · about {}", p.queue_position, super::duration(p.wait_time))
-            };
-            view! {
-                <div class="turn model pending">
-                    <span class="text streaming">{p.text}</span>
-                    <span class="caret"></span>
-                    <p class="status muted">{status}</p>
-                </div>
-            }
-        })
+        {
+            studio.pending.get().map(|p| {
+                let status = if p.id.is_empty() {
+                    "Sending…".to_string()
+                } else if p.writing {
+                    "Writing…".to_string()
+                } else {
+                    format!("Queue position {} · about {}", p.queue_position, super::duration(p.wait_time))
+                };
+                view! {
+                    <div class="turn model pending">
+                        <span class="text streaming">{p.text}</span>
+                        <span class="caret"></span>
+                        <p class="status muted">{status}</p>
+                    </div>
+                }
+            })
+        }
+        .into_any()
     }
-    .into_any()
 }
 
 #[component]
@@ -575,14 +588,11 @@ fn Footer(studio: Studio) -> impl IntoView {
     });
     let served = move || {
         studio.story.with(|s| {
-            s.turns.iter().rev().find_map(|t| t.provenance.clone()).map(|p| {
-                format!(
-                    "Last turn: {} on {} for {} kudos",
-                    p.model,
-                    p.worker_name,
-                    super::kudos(p.kudos)
-                )
-            })
+            s.turns
+                .iter()
+                .rev()
+                .find_map(|t| t.provenance.clone())
+                .map(|p| format!("Last turn: {} on {} for {} kudos", p.model, p.worker_name, super::kudos(p.kudos)))
         })
     };
     view! {

@@ -1,0 +1,131 @@
+//! The web UI as the horde binary serves it: pages rendered on the server, the browser bundle
+//! under content-hashed names (compressed, cached for a year), and the server functions the pages
+//! call. When scripts/test.sh built the bundle first it sets HORDE_REQUIRE_SITE=1 and the bundle
+//! must be there; the browser itself is driven by the Playwright tests in end2end/.
+
+mod common;
+
+use common::Db;
+use serde_json::Value;
+
+fn require_site() -> bool {
+    std::env::var("HORDE_REQUIRE_SITE").is_ok_and(|v| v == "1")
+}
+
+/// The `/pkg/...` URLs a page links.
+fn bundle_urls(html: &str) -> Vec<String> {
+    let mut urls: Vec<String> = html
+        .match_indices("/pkg/horde.")
+        .filter_map(|(i, _)| html[i..].split(['"', '\'']).next().map(str::to_string))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    urls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
+    let s = server!(Db::Sqlite);
+    for (path, marker) in [
+        ("/", "name=\"prompt\""),
+        ("/account", "<h1>Account</h1>"),
+        ("/workers", "<h1>Workers &amp; status</h1>"),
+    ] {
+        let r = s.client.get(format!("{}{path}", s.url)).send().await.expect("GET page");
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/html"));
+        let html = r.text().await.expect("body");
+        assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
+        assert!(html.contains(marker), "{path}: {marker} missing");
+    }
+    let html = s
+        .client
+        .get(format!("{}/", s.url))
+        .send()
+        .await
+        .expect("GET /")
+        .text()
+        .await
+        .expect("body");
+    let urls = bundle_urls(&html);
+    if urls.is_empty() {
+        assert!(!require_site(), "the page links no bundle though scripts/build-site.sh ran");
+        return;
+    }
+    for ext in ["js", "wasm", "css"] {
+        let url = urls
+            .iter()
+            .find(|u| u.ends_with(&format!(".{ext}")))
+            .unwrap_or_else(|| panic!("no .{ext} in {urls:?}"));
+        // horde.<12 hex>.<ext>
+        let hash = url.trim_start_matches("/pkg/horde.").trim_end_matches(&format!(".{ext}"));
+        assert!(hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{url}");
+        let r = s
+            .client
+            .get(format!("{}{url}", s.url))
+            .header("accept-encoding", "br, gzip")
+            .send()
+            .await
+            .expect("GET bundle file");
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(r.headers()["content-encoding"], "br", "{url} is served compressed");
+        let kind = r.headers()["content-type"].to_str().unwrap_or_default().to_string();
+        let expected = match ext {
+            "js" => "javascript",
+            "wasm" => "application/wasm",
+            _ => "text/css",
+        };
+        assert!(kind.contains(expected), "{url}: {kind}");
+    }
+    let r = s
+        .client
+        .get(format!("{}/pkg/horde.000000000000.js", s.url))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_functions_reach_the_core() {
+    let s = server!(Db::Sqlite);
+    let call = |name: &'static str, form: Vec<(&'static str, String)>| {
+        let (client, url) = (s.client.clone(), format!("{}/ui/api/{name}", s.url));
+        async move {
+            let r = client.post(url).form(&form).send().await.expect("server function");
+            let status = r.status().as_u16();
+            (status, r.text().await.expect("body"))
+        }
+    };
+    let (status, body) = call("overview", vec![]).await;
+    assert_eq!(status, 200, "{body}");
+    let overview: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(overview["version"], env!("CARGO_PKG_VERSION"));
+    assert!(overview["text_models"].as_array().is_some_and(Vec::is_empty));
+
+    // Anonymous by default.
+    let (status, body) = call("account", vec![("api_key", String::new())]).await;
+    assert_eq!(status, 200, "{body}");
+    let anon: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(anon["anonymous"], true);
+
+    // Registration answers a key that then names the account.
+    let (status, body) = call("register", vec![("username", "ui-tester".into())]).await;
+    assert_eq!(status, 200, "{body}");
+    let key: Value = serde_json::from_str(&body).expect("JSON");
+    let api_key = key["api_key"].as_str().expect("key").to_string();
+    let (status, body) = call("account", vec![("api_key", api_key)]).await;
+    assert_eq!(status, 200, "{body}");
+    let me: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(me["username"], key["username"]);
+    assert_eq!(me["anonymous"], false);
+
+    // The core's errors come back as errors, with its message.
+    let (status, body) = call("account", vec![("api_key", "not-a-key".into())]).await;
+    assert_eq!(status, 500);
+    assert!(body.to_lowercase().contains("api key"), "{body}");
+    let (status, body) = call("text_status", vec![("id", "00000000-0000-0000-0000-000000000000".into())]).await;
+    assert_eq!(status, 500);
+    assert!(!body.is_empty());
+}
