@@ -36,6 +36,7 @@ fi
 
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
+chmod 755 "$STAGE"
 mkdir -p "$STAGE/pkg"
 wasm-bindgen --target web --no-typescript --out-dir "$STAGE/pkg" --out-name horde "$WASM"
 mv "$STAGE/pkg/horde_bg.wasm" "$STAGE/pkg/horde.wasm"

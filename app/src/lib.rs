@@ -44,6 +44,7 @@ pub fn shell(assets: SiteAssets) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="description" content="Horde: write stories, chat and make images on a crowdsourced cluster"/>
                 <title>"Horde"</title>
+                <link rel="icon" href="data:,"/>
                 {assets.css.map(|href| view! { <link rel="stylesheet" href=href/> })}
                 {preloads}
                 {boot.map(|b| view! { <script type="module" inner_html=b></script> })}
