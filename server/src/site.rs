@@ -18,6 +18,8 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use rust_embed::RustEmbed;
 use tower_http::compression::CompressionLayer;
 
+use crate::api::rate_limits::{limit_by_path, RateLimits};
+
 /// The files `scripts/build-site.sh` writes.
 #[derive(RustEmbed)]
 #[folder = "$HORDE_SITE_FOLDER"]
@@ -65,8 +67,21 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Pages, server functions and bundle files.
-pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>) -> Router<S> {
+/// Rate-limit groups of the server functions (the API's groups for the same operations); the
+/// others count in `default`.
+pub const SERVER_FN_LIMITS: &[(&str, &str)] = &[
+    ("/ui/api/submit_text", "generate"),
+    ("/ui/api/text_status", "text-status"),
+    ("/ui/api/cancel_text", "text-status"),
+    ("/ui/api/register", "register"),
+    ("/ui/api/transfer", "transfer"),
+    ("/ui/api/account", "user"),
+    ("/ui/api/my_workers", "user"),
+    ("/ui/api/set_maintenance", "worker-modify"),
+];
+
+/// Pages, server functions (rate-limited like the API) and bundle files.
+pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>, limits: &RateLimits) -> Router<S> {
     let index = Arc::new(SiteIndex::load());
     if !index.hydrates() {
         tracing::warn!("the web UI's browser bundle is not built (scripts/build-site.sh): pages render without interactivity");
@@ -89,7 +104,11 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>) -> Router<S> 
             get(|State(index): State<Arc<SiteIndex>>| serve(index, "robots.txt".to_string())),
         )
         .with_state(index);
-    pages.merge(files).layer(CompressionLayer::new())
+    let limits = limits.by_path("/ui/api/", SERVER_FN_LIMITS);
+    pages
+        .merge(files)
+        .layer(axum::middleware::from_fn_with_state(limits, limit_by_path))
+        .layer(CompressionLayer::new())
 }
 
 async fn bundle_file(State(index): State<Arc<SiteIndex>>, Path(file): Path<String>) -> Response {

@@ -735,7 +735,7 @@ async fn cors_client_agent_and_ui() {
     let (st, v) = s.post("/dev/test-user", None, json!({"username": "x"})).await;
     assert_eq!((st, v["rc"].as_str()), (404, Some("NotFound")));
     let page = s.client.get(&s.url).send().await.expect("ui").text().await.expect("html");
-    assert!(page.contains("<h1>Horde"));
+    assert!(page.contains("<a class=\"brand\" href=\"/\">Horde</a>"), "{page}");
 }
 
 #[tokio::test]

@@ -129,3 +129,27 @@ async fn server_functions_reach_the_core() {
     assert_eq!(status, 500);
     assert!(!body.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_functions_count_in_the_api_rate_limit_groups() {
+    let s = server!(
+        Db::Sqlite,
+        &["--rate-limit", "register=1/min ip", "--rate-limit", "default=3/min ip"]
+    );
+    let register = |name: &'static str| {
+        let (client, url) = (s.client.clone(), format!("{}/ui/api/register", s.url));
+        async move { client.post(url).form(&[("username", name)]).send().await.expect("register") }
+    };
+    assert_eq!(register("first-ui-user").await.status(), 200);
+    let refused = register("second-ui-user").await;
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.expect("JSON 429");
+    assert_eq!(body["rc"], "TooManyRequests");
+    // Server functions without a group of their own count in `default`; pages are not limited.
+    for i in 0..4 {
+        let r = s.client.post(format!("{}/ui/api/overview", s.url)).send().await.expect("overview");
+        assert_eq!(r.status(), if i < 3 { 200 } else { 429 }, "call {i}");
+    }
+    let page = s.client.get(format!("{}/", s.url)).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+}

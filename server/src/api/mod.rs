@@ -77,7 +77,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .nest("/api/v2", v2::router(&options))
         .split_for_parts();
     Router::new()
-        .merge(crate::site::router(state.horde.clone()))
+        .merge(crate::site::router(state.horde.clone(), &options.rate_limits))
         .route("/metrics", get(metrics::exposition))
         .merge(api)
         .merge(openapi::docs_ui(doc))

@@ -10,9 +10,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
-use tower_governor::governor::GovernorConfigBuilder;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 
@@ -138,26 +143,72 @@ impl RateLimits {
         self.groups.as_ref().and_then(|g| g.get(name)).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// Wraps `router` in the limits of `group`.
-    pub fn apply<S: Clone + Send + Sync + 'static>(
-        &self,
-        group: &str,
-        mut router: utoipa_axum::router::OpenApiRouter<S>,
-    ) -> utoipa_axum::router::OpenApiRouter<S> {
+    /// The buckets of each limit of `group`, with the key they count requests by.
+    fn buckets(&self, group: &str) -> Vec<Buckets> {
+        let mut out = Vec::new();
         for limit in self.group(group) {
             let period_ns = (limit.period.as_nanos() / u128::from(limit.count)).max(1);
+            let key = ClientKey::new(*limit);
             let config = GovernorConfigBuilder::default()
-                .key_extractor(ClientKey::new(*limit))
+                .key_extractor(key.clone())
                 .per_nanosecond(u64::try_from(period_ns).unwrap_or(u64::MAX))
                 .burst_size(limit.count)
                 .finish();
             let Some(config) = config else { continue };
             let config = Arc::new(config);
             forget_idle_clients(config.clone());
+            out.push((key, config));
+        }
+        out
+    }
+
+    /// Wraps `router` in the limits of `group`.
+    pub fn apply<S: Clone + Send + Sync + 'static>(
+        &self,
+        group: &str,
+        mut router: utoipa_axum::router::OpenApiRouter<S>,
+    ) -> utoipa_axum::router::OpenApiRouter<S> {
+        for (_, config) in self.buckets(group) {
             router = router.layer(GovernorLayer::new(config).error_handler(too_many_requests));
         }
         router
     }
+
+    /// Limits for routes picked by path under `prefix` (the web UI's server functions): each
+    /// listed path counts in its group, any other path under the prefix in `default`.
+    pub fn by_path(&self, prefix: &'static str, routes: &[(&'static str, &str)]) -> PathLimits {
+        PathLimits {
+            prefix,
+            routes: Arc::new(routes.iter().map(|(path, group)| (*path, self.buckets(group))).collect()),
+            fallback: Arc::new(self.buckets("default")),
+        }
+    }
+}
+
+type Buckets = (ClientKey, Arc<GovernorConfig<ClientKey, NoOpMiddleware>>);
+
+/// Rate limits chosen by request path, for routes outside the OpenAPI routers.
+#[derive(Clone)]
+pub struct PathLimits {
+    prefix: &'static str,
+    routes: Arc<Vec<(&'static str, Vec<Buckets>)>>,
+    fallback: Arc<Vec<Buckets>>,
+}
+
+/// Middleware applying [`PathLimits`]: a request over any of its limits gets the JSON 429.
+pub async fn limit_by_path(State(limits): State<PathLimits>, req: Request<Body>, next: Next) -> Response {
+    let path = req.uri().path();
+    if path.starts_with(limits.prefix) {
+        let buckets = limits.routes.iter().find(|(p, _)| *p == path).map_or(&*limits.fallback, |(_, b)| b);
+        for (key, config) in buckets {
+            let Ok(k) = key.extract(&req) else { continue };
+            if let Err(not_until) = config.limiter().check_key(&k) {
+                let wait_time = not_until.wait_time_from(DefaultClock::default().now()).as_secs();
+                return too_many_requests(GovernorError::TooManyRequests { wait_time, headers: None });
+            }
+        }
+    }
+    next.run(req).await
 }
 
 fn parse_list(spec: &str) -> Result<Vec<Limit>, LimitSpecError> {
