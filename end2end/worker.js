@@ -81,4 +81,52 @@ class ScriptedWorker {
   }
 }
 
-module.exports = { ScriptedWorker, testUser, call };
+// A 1×1 PNG: what the scripted image worker "generates" (the horde accepts WebP, PNG or JPEG).
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+
+// A scripted image worker: pops image jobs, remembers what it was given, submits a PNG.
+class ScriptedImageWorker {
+  constructor(baseURL, { name = 'scripted-image-worker', model = 'stable_diffusion', stepMs = 300 } = {}) {
+    Object.assign(this, { baseURL, name, model, stepMs });
+    this.jobs = [];
+    this.stopped = false;
+  }
+
+  async start() {
+    const user = await testUser(this.baseURL, `${this.name}-owner`);
+    this.key = user.api_key;
+    this.loop = this.run();
+    while (this.pops === undefined) await sleep(20);
+    return this;
+  }
+
+  async run() {
+    this.pops = 0;
+    while (!this.stopped) {
+      let job;
+      try {
+        job = await call(this.baseURL, '/generate/pop', this.key, {
+          name: this.name, models: [this.model], max_pixels: 4194304, nsfw: true, allow_img2img: true,
+          bridge_agent: 'e2e-scripted-image-worker:1:https://example.invalid',
+        });
+      } catch (e) {
+        await sleep(100);
+        continue;
+      }
+      this.pops += 1;
+      if (!job || !job.id) { await sleep(50); continue; }
+      this.jobs.push(job);
+      await sleep(this.stepMs);
+      for (const id of (job.ids && job.ids.length ? job.ids : [job.id])) {
+        await call(this.baseURL, '/generate/submit', this.key, { id, generation: PNG_1X1, seed: 1234, state: 'ok' });
+      }
+    }
+  }
+
+  async stop() {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+module.exports = { ScriptedWorker, ScriptedImageWorker, testUser, call, PNG_1X1 };

@@ -7,6 +7,14 @@ use horde_protocol::users::NewApiKey;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// What to show the user for a failed server function: the horde's message alone.
+pub fn message(e: &ServerFnError) -> String {
+    match e {
+        ServerFnError::ServerError(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A model on offer, with what waiting for it looks like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRow {
@@ -82,7 +90,23 @@ mod server {
         use_context::<Arc<Horde>>().ok_or_else(|| ServerFnError::new("The horde is not running."))
     }
 
+    /// The core's error as the answer: its message, and the status the REST API would give.
     pub fn failed(e: HordeError) -> ServerFnError {
+        use axum::http::StatusCode;
+        use horde_core::ErrorClass;
+        let status = match e.class() {
+            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
+            ErrorClass::NotFound => StatusCode::NOT_FOUND,
+            ErrorClass::Locked => StatusCode::LOCKED,
+            ErrorClass::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(status);
+        }
         ServerFnError::new(e.to_string())
     }
 
@@ -245,4 +269,135 @@ pub async fn set_maintenance(api_key: String, worker_id: String, maintenance: bo
     };
     horde.modify_worker(id, &worker_id, change).await.map_err(server::failed)?;
     Ok(maintenance)
+}
+
+/// One finished image, as the gallery shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryImage {
+    /// The generation's id (for ratings).
+    pub id: String,
+    /// Where the image is: a short-lived link on this horde.
+    pub url: String,
+    pub seed: String,
+    pub worker_name: String,
+    pub model: String,
+    pub censored: bool,
+}
+
+/// An image request's progress, with its images once done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageProgress {
+    pub done: bool,
+    pub faulted: bool,
+    pub waiting: i64,
+    pub processing: i64,
+    pub finished: i64,
+    pub queue_position: i64,
+    pub wait_time: i64,
+    pub kudos: f64,
+    pub images: Vec<GalleryImage>,
+}
+
+#[cfg(feature = "ssr")]
+fn image_progress(s: horde_protocol::image::ImageStatus) -> ImageProgress {
+    ImageProgress {
+        done: s.check.done,
+        faulted: s.check.faulted,
+        waiting: s.check.waiting,
+        processing: s.check.processing,
+        finished: s.check.finished,
+        queue_position: s.check.queue_position,
+        wait_time: s.check.wait_time,
+        kudos: s.check.kudos,
+        images: s
+            .generations
+            .into_iter()
+            .map(|g| GalleryImage {
+                id: g.id,
+                url: g.img,
+                seed: g.seed,
+                worker_name: g.worker_name,
+                model: g.model,
+                censored: g.censored,
+            })
+            .collect(),
+    }
+}
+
+/// What an image request would cost (a dry run; nothing is queued or charged).
+#[server(prefix = "/ui/api", endpoint = "image_price")]
+pub async fn image_price(api_key: String, request: horde_protocol::image::GenerateImageRequest) -> Result<f64, ServerFnError> {
+    use horde_core::TextSubmission;
+    let horde = server::horde()?;
+    let user = server::user(&horde, &api_key).await?;
+    let request = horde_protocol::image::GenerateImageRequest {
+        dry_run: Some(true),
+        ..request
+    };
+    match horde
+        .generate_image(user, request, server::client_ip().await)
+        .map_err(server::failed)?
+    {
+        TextSubmission::DryRun(kudos) => Ok(kudos),
+        TextSubmission::Queued(_) => Err(ServerFnError::new("The dry run was queued.")),
+    }
+}
+
+/// Queues an image request; its images come back as links on this horde.
+#[server(prefix = "/ui/api", endpoint = "submit_image")]
+pub async fn submit_image(api_key: String, request: horde_protocol::image::GenerateImageRequest) -> Result<Submitted, ServerFnError> {
+    use horde_core::TextSubmission;
+    let horde = server::horde()?;
+    let user = server::user(&horde, &api_key).await?;
+    let request = horde_protocol::image::GenerateImageRequest {
+        dry_run: Some(false),
+        r2: Some(true),
+        ..request
+    };
+    match horde
+        .generate_image(user, request, server::client_ip().await)
+        .map_err(server::failed)?
+    {
+        TextSubmission::Queued(a) => Ok(Submitted {
+            id: a.id.to_string(),
+            kudos: horde_core::kudos::to_kudos(a.kudos),
+            possible: a.possible,
+        }),
+        TextSubmission::DryRun(_) => Err(ServerFnError::new("The request was a dry run.")),
+    }
+}
+
+/// An image request's progress; images (relative links) once done.
+#[server(prefix = "/ui/api", endpoint = "image_progress")]
+pub async fn image_status(id: String) -> Result<ImageProgress, ServerFnError> {
+    let horde = server::horde()?;
+    let check = horde.image_check(&id).map_err(server::failed)?;
+    if !check.done && !check.faulted {
+        return Ok(image_progress(horde_protocol::image::ImageStatus {
+            check,
+            generations: Vec::new(),
+            shared: false,
+        }));
+    }
+    horde.image_status(&id, "").map(image_progress).map_err(server::failed)
+}
+
+/// Cancels an image request; finished images come back.
+#[server(prefix = "/ui/api", endpoint = "cancel_image")]
+pub async fn cancel_image(id: String) -> Result<ImageProgress, ServerFnError> {
+    server::horde()?.cancel_image(&id, "").map(image_progress).map_err(server::failed)
+}
+
+/// Rates one image of a shared request (1–10); answers the kudos awarded.
+#[server(prefix = "/ui/api", endpoint = "rate_image")]
+pub async fn rate_image(request_id: String, image_id: String, rating: i64) -> Result<f64, ServerFnError> {
+    let rate = horde_protocol::image::RateRequest {
+        best: None,
+        ratings: Some(vec![horde_protocol::image::ImageRating {
+            id: image_id,
+            rating,
+            artifacts: None,
+        }]),
+    };
+    server::horde()?.rate_images(&request_id, rate).map_err(server::failed)
 }

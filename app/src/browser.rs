@@ -9,6 +9,7 @@ use serde::Serialize;
 pub const STORY_KEY: &str = "horde.story";
 pub const SETTINGS_KEY: &str = "horde.settings";
 pub const API_KEY_KEY: &str = "horde.api_key";
+pub const IMAGES_KEY: &str = "horde.images";
 
 #[cfg(feature = "hydrate")]
 fn storage() -> Option<web_sys::Storage> {
@@ -89,6 +90,39 @@ impl Drop for TextStream {
     fn drop(&mut self) {
         #[cfg(feature = "hydrate")]
         self.source.close();
+    }
+}
+
+/// Reads the image chosen in a file input (the `change` event) as base64, without its
+/// `data:...;base64,` prefix. `done(None)` when nothing could be read.
+pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::closure::Closure;
+        use wasm_bindgen::JsCast;
+        let file = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| input.files())
+            .and_then(|files| files.get(0));
+        let (Some(file), Ok(reader)) = (file, web_sys::FileReader::new()) else {
+            done(None);
+            return;
+        };
+        let result = reader.clone();
+        let onload = Closure::once(move |_: web_sys::ProgressEvent| {
+            let url = result.result().ok().and_then(|v| v.as_string());
+            done(url.and_then(|u| u.split_once("base64,").map(|(_, data)| data.to_string())));
+        });
+        reader.set_onload(Some(onload.as_ref().unchecked_ref()));
+        // Called once by the browser; it frees itself then.
+        onload.forget();
+        let _ = reader.read_as_data_url(&file);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        done(None);
     }
 }
 

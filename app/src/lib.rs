@@ -6,6 +6,7 @@
 pub mod api;
 pub mod browser;
 pub mod context;
+pub mod image_settings;
 pub mod pages;
 pub mod story;
 
@@ -97,6 +98,7 @@ pub fn App() -> impl IntoView {
                 <a class="brand" href="/">"Horde"</a>
                 <nav>
                     <A href="/">"Write"</A>
+                    <A href="/images">"Images"</A>
                     <A href="/account">"Account"</A>
                     <A href="/workers">"Workers"</A>
                 </nav>
@@ -104,6 +106,7 @@ pub fn App() -> impl IntoView {
             <main data-ready=move || session.loaded.get().to_string()>
                 <Routes fallback=|| view! { <p class="muted">"Page not found."</p> }>
                     <Route path=path!("/") view=pages::write::WritePage/>
+                    <Route path=path!("/images") view=pages::images::ImagesPage/>
                     <Route path=path!("/account") view=pages::account::AccountPage/>
                     <Route path=path!("/workers") view=pages::workers::WorkersPage/>
                 </Routes>

@@ -71,6 +71,11 @@ fn hex(bytes: &[u8]) -> String {
 /// others count in `default`.
 pub const SERVER_FN_LIMITS: &[(&str, &str)] = &[
     ("/ui/api/submit_text", "generate"),
+    ("/ui/api/submit_image", "generate"),
+    ("/ui/api/image_price", "generate"),
+    ("/ui/api/image_progress", "check"),
+    ("/ui/api/cancel_image", "image-status"),
+    ("/ui/api/rate_image", "rate"),
     ("/ui/api/text_status", "text-status"),
     ("/ui/api/cancel_text", "text-status"),
     ("/ui/api/register", "register"),

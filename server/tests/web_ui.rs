@@ -123,10 +123,10 @@ async fn server_functions_reach_the_core() {
 
     // The core's errors come back as errors, with its message.
     let (status, body) = call("account", vec![("api_key", "not-a-key".into())]).await;
-    assert_eq!(status, 500);
+    assert_eq!(status, 401, "the REST API's status for an unknown key");
     assert!(body.to_lowercase().contains("api key"), "{body}");
     let (status, body) = call("text_status", vec![("id", "00000000-0000-0000-0000-000000000000".into())]).await;
-    assert_eq!(status, 500);
+    assert_eq!(status, 404, "{body}");
     assert!(!body.is_empty());
 }
 

@@ -30,7 +30,7 @@ pub fn AccountPage() -> impl IntoView {
                     username.set(String::new());
                     message.set(Some(format!("Welcome, {}.", k.username)));
                 }
-                Err(e) => message.set(Some(e.to_string())),
+                Err(e) => message.set(Some(api::message(&e))),
             }
         });
     };
@@ -48,7 +48,7 @@ pub fn AccountPage() -> impl IntoView {
                     amount.set(String::new());
                     account.refetch();
                 }
-                Err(e) => message.set(Some(e.to_string())),
+                Err(e) => message.set(Some(api::message(&e))),
             }
         });
     };
@@ -76,7 +76,7 @@ pub fn AccountPage() -> impl IntoView {
                             </table>
                         }
                         .into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                        Err(e) => view! { <p class="error">{api::message(&e)}</p> }.into_any(),
                     })}
                 </Suspense>
             </div>

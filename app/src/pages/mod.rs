@@ -1,6 +1,7 @@
 //! The pages.
 
 pub mod account;
+pub mod images;
 pub mod workers;
 pub mod write;
 

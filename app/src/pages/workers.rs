@@ -21,7 +21,7 @@ pub fn WorkersPage() -> impl IntoView {
                     mine.refetch();
                     overview.refetch();
                 }
-                Err(e) => message.set(Some(e.to_string())),
+                Err(e) => message.set(Some(api::message(&e))),
             }
         });
     };
@@ -46,7 +46,7 @@ pub fn WorkersPage() -> impl IntoView {
                         <p class="muted">"Horde " {o.version}</p>
                     }
                     .into_any(),
-                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    Err(e) => view! { <p class="error">{api::message(&e)}</p> }.into_any(),
                 })}
             </Suspense>
             <h2>"My workers"</h2>
@@ -72,7 +72,7 @@ pub fn WorkersPage() -> impl IntoView {
                         })
                         .collect_view()
                         .into_any(),
-                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    Err(e) => view! { <p class="error">{api::message(&e)}</p> }.into_any(),
                 })}
             </Suspense>
         </section>

@@ -165,7 +165,7 @@ impl Studio {
                 }
                 Err(e) => {
                     self.pending.set(None);
-                    self.error.set(Some(error_text(&e)));
+                    self.error.set(Some(api::message(&e)));
                 }
             }
         });
@@ -264,7 +264,7 @@ impl Studio {
                 }
                 Err(e) => {
                     self.pending.set(None);
-                    self.error.set(Some(error_text(&e)));
+                    self.error.set(Some(api::message(&e)));
                 }
             }
         });
@@ -315,17 +315,10 @@ impl Studio {
                 Ok(status) => self.finish(status),
                 Err(e) => {
                     self.pending.set(None);
-                    self.error.set(Some(error_text(&e)));
+                    self.error.set(Some(api::message(&e)));
                 }
             }
         });
-    }
-}
-
-fn error_text(e: &ServerFnError) -> String {
-    match e {
-        ServerFnError::ServerError(m) => m.clone(),
-        other => other.to_string(),
     }
 }
 
