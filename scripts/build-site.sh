@@ -47,6 +47,19 @@ fi
 cp style/main.css "$STAGE/pkg/horde.css"
 cp -r public/. "$STAGE/"
 
+# Precompressed copies (brotli quality 11, gzip 9), served instead of compressing per request.
+# The WASM only in release: its debug build is too large to be worth it.
+node -e '
+const fs = require("fs"), z = require("zlib"), path = require("path");
+const [dir, release] = [process.argv[1], process.argv[2] === "release"];
+for (const f of fs.readdirSync(dir)) {
+  if (!/\.(js|css|wasm)$/.test(f) || (f.endsWith(".wasm") && !release)) continue;
+  const raw = fs.readFileSync(path.join(dir, f));
+  fs.writeFileSync(path.join(dir, f + ".br"), z.brotliCompressSync(raw, { params: {
+    [z.constants.BROTLI_PARAM_QUALITY]: 11, [z.constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }));
+  fs.writeFileSync(path.join(dir, f + ".gz"), z.gzipSync(raw, { level: 9 }));
+}' "$STAGE/pkg" "$MODE"
+
 # Replace the site in one step so a running debug horde never reads half a bundle.
 mkdir -p "$(dirname "$SITE")"
 rm -rf "$SITE.old"

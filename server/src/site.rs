@@ -1,13 +1,14 @@
 //! The web UI: Leptos pages rendered here (their server functions call the core), and the
 //! browser bundle (WASM, JS, CSS, icons) embedded in the binary. Release builds carry the files
 //! inside; debug builds read them from `target/site` so a rebuilt bundle shows without relinking.
-//! Bundle files are served under content-hashed names, compressed, with a one-year lifetime.
+//! Bundle files are served under content-hashed names, compressed (the build's precompressed
+//! brotli/gzip copies when there are some), with a one-year lifetime.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -39,6 +40,10 @@ impl SiteIndex {
     fn load() -> Self {
         let mut index = SiteIndex::default();
         for path in SiteFiles::iter() {
+            // Precompressed copies are found through their originals.
+            if path.ends_with(".br") || path.ends_with(".gz") {
+                continue;
+            }
             let Some(file) = SiteFiles::get(&path) else { continue };
             let hash = hex(&file.metadata.sha256_hash()[..6]);
             let public = match path.rsplit_once('.') {
@@ -102,13 +107,16 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>, limits: &Rate
             move || horde_app::shell(assets.clone()),
         )
         .with_state(options);
-    let files = Router::new()
-        .route("/pkg/{*file}", get(bundle_file))
-        .route(
-            "/robots.txt",
-            get(|State(index): State<Arc<SiteIndex>>| serve(index, "robots.txt".to_string())),
-        )
-        .with_state(index);
+    let files =
+        Router::new()
+            .route("/pkg/{*file}", get(bundle_file))
+            .route(
+                "/robots.txt",
+                get(|State(index): State<Arc<SiteIndex>>, headers: HeaderMap| async move {
+                    serve(index, "robots.txt".to_string(), &headers).await
+                }),
+            )
+            .with_state(index);
     let limits = limits.by_path("/ui/api/", SERVER_FN_LIMITS);
     pages
         .merge(files)
@@ -116,28 +124,49 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>, limits: &Rate
         .layer(CompressionLayer::new())
 }
 
-async fn bundle_file(State(index): State<Arc<SiteIndex>>, Path(file): Path<String>) -> Response {
-    serve(index, format!("pkg/{file}")).await
+async fn bundle_file(State(index): State<Arc<SiteIndex>>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    serve(index, format!("pkg/{file}"), &headers).await
 }
 
-async fn serve(index: Arc<SiteIndex>, public: String) -> Response {
+async fn serve(index: Arc<SiteIndex>, public: String, headers: &HeaderMap) -> Response {
     // A hashed name never changes content: cache it for a year. Plain names revalidate.
     let (path, cache) = match index.hashed.get(&public) {
         Some(path) => (path.clone(), "public, max-age=31536000, immutable"),
         None => (public, "no-cache"),
     };
-    match SiteFiles::get(&path) {
-        Some(file) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_str(file.metadata.mimetype()).unwrap_or(HeaderValue::from_static("application/octet-stream")),
-                ),
+    let Some(file) = SiteFiles::get(&path) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    let content_type = HeaderValue::from_str(file.metadata.mimetype()).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    // The build's precompressed copy when the client takes it; otherwise the compression layer
+    // works per request.
+    let accepts = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for (encoding, suffix) in [("br", ".br"), ("gzip", ".gz")] {
+        if !accepts
+            .split(',')
+            .any(|e| e.split(';').next().is_some_and(|e| e.trim() == encoding))
+        {
+            continue;
+        }
+        if let Some(compressed) = SiteFiles::get(&format!("{path}{suffix}")) {
+            let headers = [
+                (header::CONTENT_TYPE, content_type),
                 (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-            ],
-            file.data,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+                (header::CONTENT_ENCODING, HeaderValue::from_static(encoding)),
+                (header::VARY, HeaderValue::from_static("accept-encoding")),
+            ];
+            return (headers, compressed.data).into_response();
+        }
     }
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        file.data,
+    )
+        .into_response()
 }

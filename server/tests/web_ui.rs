@@ -77,6 +77,24 @@ async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
             _ => "text/css",
         };
         assert!(kind.contains(expected), "{url}: {kind}");
+        // The build's precompressed copy is what is sent (always for JS and CSS).
+        let site = std::env::var("HORDE_SITE_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").to_string());
+        let precompressed = std::path::Path::new(&site).join(format!("pkg/horde.{ext}.br"));
+        let body = r.bytes().await.expect("body");
+        if ext != "wasm" {
+            assert!(precompressed.exists() || !require_site(), "{} missing", precompressed.display());
+        }
+        if let Ok(expected) = std::fs::read(&precompressed) {
+            assert_eq!(body.as_ref(), expected.as_slice(), "{url} is the precompressed copy");
+        }
+        let gz = s
+            .client
+            .get(format!("{}{url}", s.url))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("GET bundle file");
+        assert_eq!(gz.headers()["content-encoding"], "gzip", "{url}");
     }
     let r = s
         .client
