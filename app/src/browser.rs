@@ -96,6 +96,50 @@ impl Drop for TextStream {
 /// Reads the image chosen in a file input (the `change` event) as base64, without its
 /// `data:...;base64,` prefix. `done(None)` when nothing could be read.
 pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
+    read_chosen(ev, true, move |data| {
+        done(data.and_then(|u| u.split_once("base64,").map(|(_, d)| d.to_string())))
+    });
+}
+
+/// Reads the text file chosen in a file input (the `change` event).
+pub fn read_chosen_text(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
+    read_chosen(ev, false, done);
+}
+
+/// An image fetched from this horde as a `data:` URL, which outlives the horde's copy.
+pub async fn fetch_data_url(url: &str) -> Option<String> {
+    #[cfg(feature = "hydrate")]
+    {
+        use base64::Engine;
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen_futures::JsFuture;
+        let window = web_sys::window()?;
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.ok()?.dyn_into().ok()?;
+        if !response.ok() {
+            return None;
+        }
+        let mime = response
+            .headers()
+            .get("content-type")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "image/webp".into());
+        let buffer = JsFuture::from(response.array_buffer().ok()?).await.ok()?;
+        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+        Some(format!(
+            "data:{mime};base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ))
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = url;
+        None
+    }
+}
+
+/// Reads the chosen file as a data URL or as text.
+fn read_chosen(ev: &leptos::ev::Event, as_data_url: bool, done: impl FnOnce(Option<String>) + 'static) {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::closure::Closure;
@@ -110,18 +154,19 @@ pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>
             return;
         };
         let result = reader.clone();
-        let onload = Closure::once(move |_: web_sys::ProgressEvent| {
-            let url = result.result().ok().and_then(|v| v.as_string());
-            done(url.and_then(|u| u.split_once("base64,").map(|(_, data)| data.to_string())));
-        });
+        let onload = Closure::once(move |_: web_sys::ProgressEvent| done(result.result().ok().and_then(|v| v.as_string())));
         reader.set_onload(Some(onload.as_ref().unchecked_ref()));
         // Called once by the browser; it frees itself then.
         onload.forget();
-        let _ = reader.read_as_data_url(&file);
+        let _ = if as_data_url {
+            reader.read_as_data_url(&file)
+        } else {
+            reader.read_as_text(&file)
+        };
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = ev;
+        let _ = (ev, as_data_url);
         done(None);
     }
 }

@@ -125,7 +125,13 @@ pub fn assemble(story: &Story, settings: &GenSettings) -> Assembled {
     // Fixed parts first; the turns get what is left, newest first.
     let fixed_tokens = estimate_tokens(&header) + estimate_tokens(&note) + estimate_tokens(&cue);
     let mut left = budget_tokens.saturating_sub(fixed_tokens);
-    let rendered: Vec<String> = story.turns.iter().map(|t| render_turn(story, t)).collect();
+    // Images are for the reader: the models are text-only.
+    let rendered: Vec<String> = story
+        .turns
+        .iter()
+        .filter(|t| t.image.is_none())
+        .map(|t| render_turn(story, t))
+        .collect();
     let mut kept: Vec<String> = Vec::new();
     for piece in rendered.iter().rev() {
         let cost = estimate_tokens(piece);
@@ -393,5 +399,26 @@ mod tests {
         let p = r.params.expect("params");
         assert_eq!(p.max_length, Some(120));
         assert_eq!(p.stop_sequence, Some(vec!["\nUser:".to_string(), "END".to_string()]));
+    }
+}
+
+#[cfg(test)]
+mod image_turn_tests {
+    use super::*;
+
+    #[test]
+    fn images_in_the_story_stay_out_of_the_prompt() {
+        let story = Story {
+            mode: Mode::Chat,
+            turns: vec![
+                Turn::writer("Look at this."),
+                Turn::image("data:image/png;base64,AAAA", "a red fox"),
+                Turn::writer("What is it?"),
+            ],
+            ..Story::default()
+        };
+        let a = assemble(&story, &GenSettings::default());
+        assert_eq!(a.prompt, "\nUser: Look at this.\nUser: What is it?\nBot:");
+        assert_eq!(a.dropped_turns, 0);
     }
 }

@@ -69,6 +69,10 @@ pub struct Turn {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// An image placed in the story (a `data:` URL, so it outlives the horde's 20 minutes). Shown
+    /// to the reader; not part of the prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl Turn {
@@ -77,6 +81,17 @@ impl Turn {
             role: Role::Writer,
             text: text.into(),
             provenance: None,
+            image: None,
+        }
+    }
+
+    /// An image placed in the story, with its caption.
+    pub fn image(data_url: impl Into<String>, caption: impl Into<String>) -> Self {
+        Self {
+            role: Role::Writer,
+            text: caption.into(),
+            provenance: None,
+            image: Some(data_url.into()),
         }
     }
 
@@ -85,6 +100,7 @@ impl Turn {
             role: Role::Model,
             text: text.into(),
             provenance,
+            image: None,
         }
     }
 }

@@ -66,3 +66,23 @@ test('img2img sends the uploaded image', async ({ page, baseURL }) => {
   expect(job.source_processing).toBe('img2img');
   expect(job.source_image).toBeTruthy();
 });
+
+test('an image goes into the story and survives a reload', async ({ page, baseURL }) => {
+  worker = await new ScriptedImageWorker(baseURL, { name: 'story-image-worker' }).start();
+  await signedIn(page, baseURL, 'e2e-illustrator');
+  await page.goto('/images');
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  await page.locator('textarea[name=image_prompt]').fill('a lighthouse at dawn');
+  await page.getByRole('button', { name: 'Generate' }).click();
+  const shot = page.locator('.shot');
+  await expect(shot).toHaveCount(1);
+  await shot.getByRole('button', { name: 'Insert into story' }).click();
+  await expect(shot.locator('.reward')).toHaveText('Added to your story.');
+  await page.getByRole('link', { name: 'Write' }).click();
+  const image = page.locator('.turn img.inline-image');
+  await expect(image).toHaveAttribute('src', /^data:image\/[a-z]+;base64,/);
+  await expect(image).toHaveAttribute('alt', 'a lighthouse at dawn');
+  // It survives a reload (it is a data URL, not the horde's short-lived link).
+  await page.reload();
+  await expect(page.locator('.turn img.inline-image')).toHaveJSProperty('naturalWidth', 1);
+});

@@ -134,3 +134,31 @@ test('editing and deleting turns, retry asks again', async ({ page, baseURL }) =
   await page.getByRole('button', { name: 'Redo' }).click();
   await expect(page.locator('.turn')).toHaveCount(1);
 });
+
+test('a story exported as a file imports back', async ({ page, baseURL }) => {
+  worker = await new ScriptedWorker(baseURL, { name: 'export-worker', reply: 'The end.', stepMs: 10 }).start();
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.locator('textarea[name=memory]').fill('Remember the lighthouse.');
+  await page.locator('textarea[name=prompt]').fill('It was a dark night.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('The end.');
+  await page.locator('summary', { hasText: 'Export / import' }).click();
+  await page.locator('input[name=title]').fill('Night');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByText('Export JSON').click()]);
+  expect(download.suggestedFilename()).toBe('Night.json');
+  const exported = require('fs').readFileSync(await download.path(), 'utf8');
+  expect(JSON.parse(exported).memory).toBe('Remember the lighthouse.');
+
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.locator('textarea[name=memory]').fill('');
+  await expect(page.locator('.turn')).toHaveCount(0);
+  await page.locator('input[name=import_file]').setInputFiles({ name: 'Night.json', mimeType: 'application/json', buffer: Buffer.from(exported) });
+  await expect(page.locator('.turn')).toHaveCount(2);
+  await expect(page.locator('.turn.model .text')).toHaveText('The end.');
+  await expect(page.locator('textarea[name=memory]')).toHaveValue('Remember the lighthouse.');
+  // A file that is not a story is refused with a message, and the story stays.
+  await page.locator('input[name=import_file]').setInputFiles({ name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from('{"turns": 5}') });
+  await expect(page.getByText(/That is not a story/)).toBeVisible();
+  await expect(page.locator('.turn')).toHaveCount(2);
+});

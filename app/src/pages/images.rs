@@ -10,6 +10,7 @@ use leptos::task::spawn_local;
 use crate::api::{self, GalleryImage, ImageProgress};
 use crate::browser;
 use crate::image_settings::{ImageSettings, SAMPLERS, SIZES};
+use crate::story::{Story, Turn};
 use crate::Session;
 
 /// A request on its way.
@@ -19,10 +20,19 @@ struct Waiting {
     progress: Option<ImageProgress>,
 }
 
+/// What a request's images keep of it.
+#[derive(Debug, Clone, PartialEq)]
+struct Origin {
+    prompt: String,
+    shared: bool,
+}
+
 /// A gallery entry: the image and the request it came from (ratings go to the request).
 #[derive(Debug, Clone, PartialEq)]
 struct Shot {
     request_id: String,
+    /// The prompt, the caption of the image in a story.
+    prompt: String,
     image: GalleryImage,
     shared: bool,
     reward: Option<String>,
@@ -64,7 +74,7 @@ pub fn ImagesPage() -> impl IntoView {
         }
     });
 
-    fn poll(id: String, waiting: RwSignal<Option<Waiting>>, gallery: RwSignal<Vec<Shot>>, error: RwSignal<Option<String>>, shared: bool) {
+    fn poll(id: String, waiting: RwSignal<Option<Waiting>>, gallery: RwSignal<Vec<Shot>>, error: RwSignal<Option<String>>, origin: Origin) {
         spawn_local(async move {
             if waiting.with_untracked(|w| w.as_ref().is_none_or(|w| w.id != id)) {
                 return;
@@ -74,7 +84,7 @@ pub fn ImagesPage() -> impl IntoView {
                     if p.faulted && p.images.is_empty() {
                         error.set(Some("No worker could finish this request.".into()));
                     }
-                    add_to_gallery(gallery, &id, p.images, shared);
+                    add_to_gallery(gallery, &id, &origin, p.images);
                     waiting.set(None);
                 }
                 Ok(p) => {
@@ -82,7 +92,7 @@ pub fn ImagesPage() -> impl IntoView {
                         id: id.clone(),
                         progress: Some(p),
                     }));
-                    set_timeout(move || poll(id, waiting, gallery, error, shared), Duration::from_secs(1));
+                    set_timeout(move || poll(id, waiting, gallery, error, origin), Duration::from_secs(1));
                 }
                 Err(e) => {
                     waiting.set(None);
@@ -121,7 +131,11 @@ pub fn ImagesPage() -> impl IntoView {
                         id: sub.id.clone(),
                         progress: None,
                     }));
-                    poll(sub.id, waiting, gallery, error, s.shared);
+                    let origin = Origin {
+                        prompt: s.prompt.trim().to_string(),
+                        shared: s.shared,
+                    };
+                    poll(sub.id, waiting, gallery, error, origin);
                 }
                 Err(e) => {
                     waiting.set(None);
@@ -137,11 +151,14 @@ pub fn ImagesPage() -> impl IntoView {
         else {
             return;
         };
-        let shared = settings.with_untracked(|s| s.shared);
+        let origin = settings.with_untracked(|s| Origin {
+            prompt: s.prompt.trim().to_string(),
+            shared: s.shared,
+        });
         waiting.set(None);
         spawn_local(async move {
             match api::cancel_image(id.clone()).await {
-                Ok(p) => add_to_gallery(gallery, &id, p.images, shared),
+                Ok(p) => add_to_gallery(gallery, &id, &origin, p.images),
                 Err(e) => error.set(Some(api::message(&e))),
             }
         });
@@ -273,15 +290,16 @@ pub fn ImagesPage() -> impl IntoView {
     .into_any()
 }
 
-fn add_to_gallery(gallery: RwSignal<Vec<Shot>>, request_id: &str, images: Vec<GalleryImage>, shared: bool) {
+fn add_to_gallery(gallery: RwSignal<Vec<Shot>>, request_id: &str, origin: &Origin, images: Vec<GalleryImage>) {
     gallery.update(|g| {
         for image in images.into_iter().rev() {
             g.insert(
                 0,
                 Shot {
                     request_id: request_id.to_string(),
+                    prompt: origin.prompt.clone(),
                     image,
-                    shared,
+                    shared: origin.shared,
                     reward: None,
                 },
             );
@@ -316,6 +334,23 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                             });
                         };
                         let caption = format!("{} · {} · seed {}", shot.image.model, shot.image.worker_name, shot.image.seed);
+                        // Into the story kept in this browser, as a data URL (the horde's copy expires).
+                        let (url, prompt) = (shot.image.url.clone(), shot.prompt.clone());
+                        let insert = move |_| {
+                            let (url, prompt) = (url.clone(), prompt.clone());
+                            spawn_local(async move {
+                                let note = match browser::fetch_data_url(&url).await {
+                                    Some(data) => {
+                                        let mut story = browser::load::<Story>(browser::STORY_KEY).unwrap_or_default();
+                                        story.turns.push(Turn::image(data, prompt));
+                                        browser::save(browser::STORY_KEY, &story);
+                                        "Added to your story.".to_string()
+                                    }
+                                    None => "The image could not be fetched; it may have expired.".to_string(),
+                                };
+                                gallery.update(|g| if let Some(s) = g.get_mut(i) { s.reward = Some(note); });
+                            });
+                        };
                         view! {
                             <figure class="shot card">
                                 <img src=shot.image.url.clone() alt=caption.clone() loading="lazy"/>
@@ -329,6 +364,7 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                                         <button type="button" class="ghost small" on:click=rate.clone()>"Rate"</button>
                                     })}
                                 </div>
+                                <button type="button" class="ghost small insert" on:click=insert.clone()>"Insert into story"</button>
                                 {shot.reward.map(|r| view! { <p class="muted reward">{r}</p> })}
                             </figure>
                         }

@@ -484,16 +484,18 @@ fn Transcript(studio: Studio) -> impl IntoView {
                     .iter()
                     .enumerate()
                     .map(|(i, t)| {
-                        let who = speaker(&s, t.role);
+                        let who = if t.image.is_some() { None } else { speaker(&s, t.role) };
                         let class = match t.role {
                             Role::Writer => "turn writer",
                             Role::Model => "turn model",
                         };
                         let text = t.text.clone();
                         let edit_value = t.text.clone();
+                        let image = t.image.clone().map(|src| view! { <img class="inline-image" src=src alt=t.text.clone()/> });
                         view! {
                             <div class=class data-turn=i>
                                 {who.map(|w| view! { <span class="speaker">{w}</span> })}
+                                {image}
                                 <Show
                                     when=move || editing.get() == Some(i)
                                     fallback=move || view! { <span class="text">{text.clone()}</span> }
@@ -789,7 +791,24 @@ fn ExportImport(studio: Studio) -> impl IntoView {
             </label>
             <a class="button ghost" href=href download=move || format!("{}.json", story.with(|s| s.title.clone()))>"Export JSON"</a>
             <label class="field">
-                <span>"Paste a story's JSON"</span>
+                <span>"Import a story file"</span>
+                <input
+                    type="file"
+                    name="import_file"
+                    accept="application/json,.json"
+                    on:change=move |ev| browser::read_chosen_text(&ev, move |text| match text.map(|t| serde_json::from_str::<Story>(&t)) {
+                        Some(Ok(s)) => {
+                            studio.change_turns(|_| {});
+                            story.set(s);
+                            message.set(Some("Story imported.".into()));
+                        }
+                        Some(Err(e)) => message.set(Some(format!("That is not a story: {e}"))),
+                        None => message.set(Some("The file could not be read.".into())),
+                    })
+                />
+            </label>
+            <label class="field">
+                <span>"Or paste a story's JSON"</span>
                 <textarea name="import" rows="3" prop:value=move || paste.get() on:input=move |ev| paste.set(event_target_value(&ev))></textarea>
             </label>
             <button class="ghost" on:click=import>"Import"</button>
