@@ -176,7 +176,10 @@ parameters = {{ id = "{user_id}" }}
         .arg(&config_path)
         .arg("run")
         .arg(format!("{}/api/v2/openapi.json", s.url))
-        .args(["--checks", "not_a_server_error", "--max-examples", "60", "--workers", "2"])
+        // One worker: with two threads, CPython 3.11's `ast` module (parsing lambda sources for
+        // hypothesis's reprs) now and then fails with "AST constructor recursion depth mismatch",
+        // an error of the tool, not of the server.
+        .args(["--checks", "not_a_server_error", "--max-examples", "60", "--workers", "1"])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--header", &format!("apikey:{key}")])
         .env("SCHEMATHESIS_HOOKS", "")
