@@ -401,3 +401,24 @@ pub async fn rate_image(request_id: String, image_id: String, rating: i64) -> Re
     };
     server::horde()?.rate_images(&request_id, rate).map_err(server::failed)
 }
+
+/// Changes the description of one of the account's workers.
+#[server(prefix = "/ui/api", endpoint = "set_worker_info")]
+pub async fn set_worker_info(api_key: String, worker_id: String, info: String) -> Result<String, ServerFnError> {
+    let horde = server::horde()?;
+    let id = server::user(&horde, &api_key).await?;
+    let change = horde_protocol::workers::ModifyWorker {
+        info: Some(info.clone()),
+        ..Default::default()
+    };
+    horde.modify_worker(id, &worker_id, change).await.map_err(server::failed)?;
+    Ok(info)
+}
+
+/// Deletes one of the account's workers; answers its name.
+#[server(prefix = "/ui/api", endpoint = "delete_worker")]
+pub async fn delete_worker(api_key: String, worker_id: String) -> Result<String, ServerFnError> {
+    let horde = server::horde()?;
+    let id = server::user(&horde, &api_key).await?;
+    Ok(horde.delete_worker(id, &worker_id).await.map_err(server::failed)?.deleted_name)
+}

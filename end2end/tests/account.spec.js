@@ -71,7 +71,7 @@ test('kudos transfer moves kudos to another user', async ({ page, baseURL }) => 
   await expect(page.locator('.kudos')).toHaveText('975');
 });
 
-test('an owner puts a worker in maintenance from the workers page', async ({ page, baseURL }) => {
+test('an owner switches maintenance, edits and deletes a worker from the workers page', async ({ page, baseURL }) => {
   worker = await new ScriptedWorker(baseURL, { name: 'owned-worker' }).start();
   await open(page, '/account');
   await page.locator('input[name=api_key]').fill(worker.key);
@@ -85,6 +85,22 @@ test('an owner puts a worker in maintenance from the workers page', async ({ pag
   await expect(card.locator('.state')).toHaveText('In maintenance');
   await card.getByRole('button', { name: 'Resume' }).click();
   await expect(card.locator('.state')).toHaveText('Serving');
+
+  // Its description is edited here and shows on the API.
+  await card.locator('input[name=worker_info]').fill('An RTX box in a cupboard');
+  await card.getByRole('button', { name: 'Save info' }).click();
+  await expect(page.locator('.message')).toHaveText('Worker info saved.');
+  const listed = await (await fetch(`${baseURL}/api/v2/workers?type=text`)).json();
+  expect(listed.find((w) => w.name === 'owned-worker').info).toBe('An RTX box in a cupboard');
+
+  // Deleting asks for a second click; a stopped worker then leaves the list.
+  await worker.stop();
+  worker = undefined;
+  await card.getByRole('button', { name: 'Delete' }).click();
+  await expect(card.getByRole('button', { name: 'Confirm delete' })).toBeVisible();
+  await card.getByRole('button', { name: 'Confirm delete' }).click();
+  await expect(page.locator('.message')).toHaveText('Worker owned-worker deleted.');
+  await expect(page.locator('.my-worker')).toHaveCount(0);
 });
 
 test.describe('on a phone', () => {

@@ -88,6 +88,8 @@ pub const SERVER_FN_LIMITS: &[(&str, &str)] = &[
     ("/ui/api/account", "user"),
     ("/ui/api/my_workers", "user"),
     ("/ui/api/set_maintenance", "worker-modify"),
+    ("/ui/api/set_worker_info", "worker-modify"),
+    ("/ui/api/delete_worker", "worker-modify"),
 ];
 
 /// Pages, server functions (rate-limited like the API) and bundle files.

@@ -50,7 +50,7 @@ pub fn WorkersPage() -> impl IntoView {
                 })}
             </Suspense>
             <h2>"My workers"</h2>
-            {move || message.get().map(|m| view! { <p class="error">{m}</p> })}
+            {move || message.get().map(|m| view! { <p class="message" role="status">{m}</p> })}
             <Suspense fallback=|| ()>
                 {move || mine.get().map(|m| match m {
                     Ok(ws) if ws.is_empty() => view! { <p class="muted">"No workers on this account. Run horde-worker with your API key to add one."</p> }.into_any(),
@@ -59,6 +59,35 @@ pub fn WorkersPage() -> impl IntoView {
                         .map(|w| {
                             let id = w.id.clone();
                             let on = !w.maintenance;
+                            let info = RwSignal::new(w.info.clone());
+                            let confirming = RwSignal::new(false);
+                            let (save_id, delete_id) = (w.id.clone(), w.id.clone());
+                            let save = move |_| {
+                                let (key, id, text) = (session.api_key.get_untracked(), save_id.clone(), info.get_untracked());
+                                spawn_local(async move {
+                                    match api::set_worker_info(key, id, text).await {
+                                        Ok(_) => message.set(Some("Worker info saved.".into())),
+                                        Err(e) => message.set(Some(api::message(&e))),
+                                    }
+                                });
+                            };
+                            let delete = move |_| {
+                                if !confirming.get_untracked() {
+                                    confirming.set(true);
+                                    return;
+                                }
+                                let (key, id) = (session.api_key.get_untracked(), delete_id.clone());
+                                spawn_local(async move {
+                                    match api::delete_worker(key, id).await {
+                                        Ok(name) => {
+                                            message.set(Some(format!("Worker {name} deleted.")));
+                                            mine.refetch();
+                                            overview.refetch();
+                                        }
+                                        Err(e) => message.set(Some(api::message(&e))),
+                                    }
+                                });
+                            };
                             view! {
                                 <div class="card my-worker" data-worker=w.name.clone()>
                                     <b>{w.name.clone()}</b>
@@ -67,6 +96,9 @@ pub fn WorkersPage() -> impl IntoView {
                                     <button class="ghost" on:click=move |_| toggle(id.clone(), on)>
                                         {if w.maintenance { "Resume" } else { "Maintenance" }}
                                     </button>
+                                    <input name="worker_info" placeholder="Describe this worker" prop:value=move || info.get() on:input=move |ev| info.set(event_target_value(&ev))/>
+                                    <button class="ghost" on:click=save>"Save info"</button>
+                                    <button class="danger" on:click=delete>{move || if confirming.get() { "Confirm delete" } else { "Delete" }}</button>
                                 </div>
                             }
                         })
