@@ -7,6 +7,8 @@ use serde::Serialize;
 
 /// Storage keys. The user's stories, settings and key stay in this browser.
 pub const STORY_KEY: &str = "horde.story";
+/// The other stories (the current one is under `STORY_KEY`).
+pub const SHELF_KEY: &str = "horde.shelf";
 pub const SETTINGS_KEY: &str = "horde.settings";
 pub const API_KEY_KEY: &str = "horde.api_key";
 pub const IMAGES_KEY: &str = "horde.images";

@@ -231,6 +231,13 @@ impl Default for Story {
     }
 }
 
+impl Story {
+    /// Nothing written and nothing set up: not worth keeping.
+    pub fn is_blank(&self) -> bool {
+        self.turns.is_empty() && self.memory.trim().is_empty() && self.authors_note.trim().is_empty() && self.world_info.is_empty()
+    }
+}
+
 /// Sampler settings offered as one click.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preset {
@@ -384,6 +391,8 @@ mod tests {
         assert_eq!(partial.mode, Mode::Chat);
         assert_eq!(partial.bot_name, "Bot");
         assert_eq!(s.world_info[0].keys().collect::<Vec<_>>(), vec!["castle", "moat"]);
+        assert!(!s.is_blank());
+        assert!(Story::default().is_blank());
     }
 
     #[test]

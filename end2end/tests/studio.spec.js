@@ -162,3 +162,36 @@ test('a story exported as a file imports back', async ({ page, baseURL }) => {
   await expect(page.getByText(/That is not a story/)).toBeVisible();
   await expect(page.locator('.turn')).toHaveCount(2);
 });
+
+test('several stories: new keeps the old one, which opens again after a reload', async ({ page, baseURL }) => {
+  let n = 0;
+  worker = await new ScriptedWorker(baseURL, { name: 'shelf-worker', reply: () => `Reply ${++n}.`, stepMs: 10 }).start();
+  await open(page);
+  await page.locator('summary', { hasText: 'Export / import' }).click();
+  await page.locator('input[name=title]').fill('Alpha');
+  await page.locator('textarea[name=prompt]').fill('Alpha begins.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Reply 1.');
+
+  await page.getByRole('button', { name: 'New' }).click();
+  await expect(page.locator('.turn')).toHaveCount(0);
+  await page.locator('input[name=title]').fill('Beta');
+  await page.locator('textarea[name=prompt]').fill('Beta begins.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Reply 2.');
+  expect(worker.lastPrompt()).toBe('Beta begins.');
+
+  await page.reload();
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  const stories = page.locator('select[name=story]');
+  await expect(stories.locator('option')).toHaveText(['Beta', 'Alpha']);
+  await stories.selectOption({ label: 'Alpha' });
+  await expect(page.locator('.turn.writer .text')).toHaveText('Alpha begins.');
+  await expect(stories.locator('option')).toHaveText(['Alpha', 'Beta']);
+
+  // Deleting the current story brings back the most recent other one.
+  await page.locator('summary', { hasText: 'Export / import' }).click();
+  await page.getByRole('button', { name: 'Delete this story' }).click();
+  await expect(page.locator('.turn.writer .text')).toHaveText('Beta begins.');
+  await expect(stories.locator('option')).toHaveText(['Beta']);
+});

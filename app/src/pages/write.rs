@@ -31,6 +31,8 @@ pub struct Pending {
 struct Studio {
     session: Session,
     story: RwSignal<Story>,
+    /// The user's other stories (the shelf); the current one is `story`.
+    shelf: RwSignal<Vec<Story>>,
     settings: RwSignal<GenSettings>,
     pending: RwSignal<Option<Pending>>,
     error: RwSignal<Option<String>>,
@@ -45,6 +47,7 @@ impl Studio {
         let studio = Studio {
             session,
             story: RwSignal::new(Story::default()),
+            shelf: RwSignal::new(Vec::new()),
             settings: RwSignal::new(GenSettings::default()),
             pending: RwSignal::new(None),
             error: RwSignal::new(None),
@@ -58,10 +61,19 @@ impl Studio {
             if let Some(s) = browser::load::<Story>(browser::STORY_KEY) {
                 studio.story.set(s);
             }
+            if let Some(s) = browser::load::<Vec<Story>>(browser::SHELF_KEY) {
+                studio.shelf.set(s);
+            }
             if let Some(s) = browser::load::<GenSettings>(browser::SETTINGS_KEY) {
                 studio.settings.set(s);
             }
             loaded.set(true);
+        });
+        Effect::new(move |_| {
+            let shelf = studio.shelf.get();
+            if loaded.get_untracked() {
+                browser::save(browser::SHELF_KEY, &shelf);
+            }
         });
         Effect::new(move |_| {
             let story = studio.story.get();
@@ -88,6 +100,48 @@ impl Studio {
             self.history.update_value(|h| h.record(&s.turns));
             f(&mut s.turns);
         });
+        self.history_rev.update(|r| *r += 1);
+    }
+
+    /// Puts the current story on the shelf (unless it is empty) and makes `next` current.
+    fn switch_to(self, next: Story) {
+        if self.busy() {
+            return;
+        }
+        let current = self.story.get_untracked();
+        if !current.is_blank() {
+            self.shelf.update(|shelf| shelf.insert(0, current));
+        }
+        self.story.set(next);
+        self.history.set_value(History::default());
+        self.history_rev.update(|r| *r += 1);
+    }
+
+    /// A new, empty story in the current mode; the current one goes on the shelf.
+    fn new_story(self) {
+        let mode = self.story.with_untracked(|s| s.mode);
+        self.switch_to(Story { mode, ..Story::default() });
+    }
+
+    /// Opens the shelf's story `i`.
+    fn open_story(self, i: usize) {
+        let Some(next) = self.shelf.try_update(|shelf| (i < shelf.len()).then(|| shelf.remove(i))).flatten() else {
+            return;
+        };
+        self.switch_to(next);
+    }
+
+    /// Deletes the current story; the most recent one on the shelf takes its place.
+    fn delete_story(self) {
+        if self.busy() {
+            return;
+        }
+        let next = self
+            .shelf
+            .try_update(|shelf| (!shelf.is_empty()).then(|| shelf.remove(0)))
+            .flatten();
+        self.story.set(next.unwrap_or_default());
+        self.history.set_value(History::default());
         self.history_rev.update(|r| *r += 1);
     }
 
@@ -361,7 +415,24 @@ pub fn WritePage() -> impl IntoView {
                     on:click=move |_| studio.redo()
                     prop:disabled=move || { studio.history_rev.track(); !studio.history.with_value(History::can_redo) }
                 >"Redo"</button>
-                <button class="ghost" on:click=move |_| studio.change_turns(Vec::clear)>"New"</button>
+                <button class="ghost" title="Start a new story; this one stays in the list" on:click=move |_| studio.new_story()>"New"</button>
+                <select
+                    name="story"
+                    aria-label="Stories"
+                    on:change=move |ev| {
+                        if let Ok(i) = event_target_value(&ev).parse::<usize>() {
+                            studio.open_story(i);
+                        }
+                    }
+                >
+                    {move || {
+                        let current = story.with(|s| s.title.clone());
+                        let others = studio.shelf.with(|shelf| shelf.iter().map(|s| s.title.clone()).collect::<Vec<_>>());
+                        std::iter::once(view! { <option value="" selected=true>{current}</option> }.into_any())
+                            .chain(others.into_iter().enumerate().map(|(i, t)| view! { <option value=i.to_string()>{t}</option> }.into_any()))
+                            .collect_view()
+                    }}
+                </select>
             </div>
             <div class="layout">
                 <div class="page">
@@ -790,6 +861,7 @@ fn ExportImport(studio: Studio) -> impl IntoView {
                 <input name="title" prop:value=move || story.with(|s| s.title.clone()) on:input=move |ev| story.update(|s| s.title = event_target_value(&ev))/>
             </label>
             <a class="button ghost" href=href download=move || format!("{}.json", story.with(|s| s.title.clone()))>"Export JSON"</a>
+            <button class="danger" on:click=move |_| studio.delete_story()>"Delete this story"</button>
             <label class="field">
                 <span>"Import a story file"</span>
                 <input
