@@ -136,22 +136,8 @@ impl State {
     /// `GET /generate/check/{id}`.
     pub fn image_check(&mut self, id: &Uuid, now_ms: u64) -> Result<ImageCheck> {
         let online_secs = self.cfg.worker_online_secs;
-        let standing = figures::queue_figures(&mut self.images, &self.workers, &self.users, id, now_ms, online_secs)
-            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
-        let req = self.images.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
-        let check = ImageCheck {
-            finished: req.generations.len() as i64,
-            processing: req.processing as i64,
-            restarted: req.faults as i64,
-            waiting: if req.is_queued() { req.remaining as i64 } else { 0 },
-            done: req.is_done(),
-            faulted: req.faulted,
-            wait_time: standing.wait_time,
-            queue_position: standing.queue_position,
-            kudos: to_kudos(req.consumed),
-            is_possible: standing.is_possible,
-        };
-        Ok(check)
+        figures::standing(&mut self.images, &self.workers, &self.users, id, now_ms, online_secs)
+            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))
     }
 
     /// `GET /generate/status/{id}`: progress and the images so far, as base64 (`r2: false`) or

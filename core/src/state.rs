@@ -250,22 +250,8 @@ impl State {
     /// A request's status without its generations.
     pub fn text_standing(&mut self, id: &Uuid, now_ms: u64) -> Result<StreamStatus> {
         let online_secs = self.cfg.worker_online_secs;
-        let standing = figures::queue_figures(&mut self.queue, &self.workers, &self.users, id, now_ms, online_secs)
-            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
-        let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
-        let waiting = if req.is_queued() { req.remaining as i64 } else { 0 };
-        Ok(StreamStatus {
-            finished: req.generations.len() as i64,
-            processing: req.processing as i64,
-            restarted: req.faults as i64,
-            waiting,
-            done: req.is_done(),
-            faulted: req.faulted,
-            wait_time: standing.wait_time,
-            queue_position: standing.queue_position,
-            kudos: to_kudos(req.consumed),
-            is_possible: standing.is_possible,
-        })
+        figures::standing(&mut self.queue, &self.workers, &self.users, id, now_ms, online_secs)
+            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))
     }
 
     /// Cancels what has not started; jobs in flight still finish and are paid for.

@@ -35,21 +35,9 @@ pub struct TextProgressResponse {
     pub cancelled: bool,
 }
 
-/// Stream event `status`: the request's standing, sent on connect and whenever it changes.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct StreamStatus {
-    pub finished: i64,
-    pub processing: i64,
-    pub restarted: i64,
-    pub waiting: i64,
-    pub done: bool,
-    pub faulted: bool,
-    pub wait_time: i64,
-    pub queue_position: i64,
-    pub kudos: f64,
-    pub is_possible: bool,
-}
+/// Stream event `status`: the request's standing, sent on connect and whenever it changes. The
+/// same fields as the image check (`GET /generate/check/{id}`): counts, queue figures, kudos.
+pub type StreamStatus = crate::image::ImageCheck;
 
 /// Stream event `delta`: text appended to job `job`'s output. A job's deltas concatenate to its
 /// final text.

@@ -6,11 +6,13 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use horde_protocol::image::ImageCheck;
 use horde_protocol::status::ActiveModel;
 
 use super::matching::Matching;
 use super::queue::{JobState, Queue, WaitingRequest};
 use crate::accounts::Users;
+use crate::kudos::to_kudos;
 use crate::workers::{Worker, Workers};
 
 /// Online workers of the kind that could serve `req` (in maintenance: only their owner's).
@@ -68,6 +70,33 @@ pub fn queue_figures<K: Matching>(
         is_possible,
         queue_position,
         wait_time,
+    })
+}
+
+/// How request `id` stands, as a client sees it (`None` if unknown): its job counts, whether it
+/// is done, its queue figures and what it has cost. The image check and the text stream's
+/// `status` event are this.
+pub fn standing<K: Matching>(
+    queue: &mut Queue<K>,
+    workers: &Workers,
+    users: &Users,
+    id: &Uuid,
+    now_ms: u64,
+    online_secs: u64,
+) -> Option<ImageCheck> {
+    let figures = queue_figures(queue, workers, users, id, now_ms, online_secs)?;
+    let req = queue.get(id)?;
+    Some(ImageCheck {
+        finished: req.generations.len() as i64,
+        processing: req.processing as i64,
+        restarted: req.faults as i64,
+        waiting: if req.is_queued() { req.remaining as i64 } else { 0 },
+        done: req.is_done(),
+        faulted: req.faulted,
+        wait_time: figures.wait_time,
+        queue_position: figures.queue_position,
+        kudos: to_kudos(req.consumed),
+        is_possible: figures.is_possible,
     })
 }
 
