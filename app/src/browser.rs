@@ -172,24 +172,3 @@ fn read_chosen(ev: &leptos::ev::Event, as_data_url: bool, done: impl FnOnce(Opti
         done(None);
     }
 }
-
-/// Percent-encodes text for a `data:` link.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_encoding_keeps_only_unreserved_bytes() {
-        assert_eq!(super::percent_encode("a b\n{\"é\"}"), "a%20b%0A%7B%22%C3%A9%22%7D");
-    }
-}

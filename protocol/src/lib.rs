@@ -40,3 +40,21 @@ where
         Some(BoolOrList::Null(())) | None => None,
     })
 }
+
+/// Percent-encodes text for a URL path segment (a worker's name) or a `data:` URL: everything but
+/// the unreserved characters `A-Z a-z 0-9 - _ . ~`.
+pub fn percent_encode(text: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_encoding_keeps_only_unreserved_bytes() {
+        assert_eq!(super::percent_encode("my worker#1"), "my%20worker%231");
+        assert_eq!(super::percent_encode("a b\n{\"é\"}"), "a%20b%0A%7B%22%C3%A9%22%7D");
+        assert_eq!(super::percent_encode("AZaz09-_.~"), "AZaz09-_.~");
+    }
+}

@@ -107,7 +107,7 @@ impl HordeClient {
 
     /// The worker's id by its name, if the horde knows it.
     pub async fn worker_id(&self, name: &str) -> Result<Option<String>, ClientError> {
-        let path = format!("/workers/name/{}", percent_encode(name));
+        let path = format!("/workers/name/{}", horde_protocol::percent_encode(name));
         match self.send::<(), serde_json::Value>(reqwest::Method::GET, &path, None).await {
             Ok(v) => Ok(v["id"].as_str().map(str::to_string)),
             Err(e) if e.status() == Some(404) => Ok(None),
@@ -124,19 +124,6 @@ impl HordeClient {
     }
 }
 
-/// Percent-encodes a path segment.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +138,5 @@ mod tests {
         ] {
             assert_eq!(HordeClient::new(url, "k").map(|c| c.base().to_string()).ok().as_deref(), Some(want));
         }
-        assert_eq!(percent_encode("my worker#1"), "my%20worker%231");
     }
 }

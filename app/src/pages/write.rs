@@ -842,7 +842,7 @@ fn ExportImport(studio: Studio) -> impl IntoView {
     let message = RwSignal::new(None::<String>);
     let href = move || {
         let json = story.with(|s| serde_json::to_string_pretty(s).unwrap_or_default());
-        format!("data:application/json;charset=utf-8,{}", browser::percent_encode(&json))
+        format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(&json))
     };
     let import = move |_| match serde_json::from_str::<Story>(&paste.get_untracked()) {
         Ok(s) => {
