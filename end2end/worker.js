@@ -24,12 +24,14 @@ async function testUser(baseURL, username, kudos = 1000) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-class ScriptedWorker {
-  // reply: text or (payload) => text; stepMs: pause between streamed words.
-  constructor(baseURL, { name = 'scripted-worker', model = 'e2e/scripted-7b', reply = 'Hello from the worker.', stepMs = 120 } = {}) {
-    Object.assign(this, { baseURL, name, model, reply, stepMs });
-    this.payloads = [];
-    this.cancelled = 0;
+// A 1×1 PNG: what the scripted image worker "generates" (the horde accepts WebP, PNG or JPEG).
+const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+
+// What both scripted workers do: an owner account, then pop until stopped, serving each job.
+// Subclasses say where they pop (`popPath`, `popBody()`) and how they serve a job (`serve(job)`).
+class ScriptedLoop {
+  constructor(baseURL, name, model, stepMs) {
+    Object.assign(this, { baseURL, name, model, stepMs });
     this.stopped = false;
   }
 
@@ -47,85 +49,83 @@ class ScriptedWorker {
     while (!this.stopped) {
       let job;
       try {
-        job = await call(this.baseURL, '/generate/text/pop', this.key, {
-          name: this.name, models: [this.model], max_length: 512, max_context_length: 8192,
-          bridge_agent: 'e2e-scripted-worker:1:https://example.invalid',
-        });
+        job = await call(this.baseURL, this.popPath, this.key, this.popBody());
       } catch (e) {
         await sleep(100);
         continue;
       }
       this.pops += 1;
       if (!job || !job.id) { await sleep(50); continue; }
-      this.payloads.push(job.payload);
-      const text = typeof this.reply === 'function' ? this.reply(job.payload) : this.reply;
-      let soFar = '';
-      for (const [i, word] of text.split(' ').entries()) {
-        soFar += (i > 0 ? ' ' : '') + word;
-        const p = await call(this.baseURL, '/generate/text/progress', this.key, { id: job.id, text: soFar });
-        if (p && p.cancelled) { this.cancelled += 1; break; }
-        await sleep(this.stepMs);
-      }
-      await call(this.baseURL, '/generate/text/submit', this.key, { id: job.id, generation: soFar, state: 'ok' });
+      await this.serve(job);
     }
   }
 
-  lastPrompt() {
-    const p = this.payloads[this.payloads.length - 1];
-    return p ? p.prompt : undefined;
-  }
-
+  // Stops after the job in hand; stopping twice is fine.
   async stop() {
     this.stopped = true;
     await this.loop;
   }
 }
 
-// A 1×1 PNG: what the scripted image worker "generates" (the horde accepts WebP, PNG or JPEG).
-const PNG_1X1 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
-
-// A scripted image worker: pops image jobs, remembers what it was given, submits a PNG.
-class ScriptedImageWorker {
-  constructor(baseURL, { name = 'scripted-image-worker', model = 'stable_diffusion', stepMs = 300 } = {}) {
-    Object.assign(this, { baseURL, name, model, stepMs });
-    this.jobs = [];
-    this.stopped = false;
+// A text worker: remembers the payloads, streams its reply word by word through the progress
+// protocol (stopping when the requester cancels) and submits.
+class ScriptedWorker extends ScriptedLoop {
+  // reply: text or (payload) => text; stepMs: pause between streamed words.
+  constructor(baseURL, { name = 'scripted-worker', model = 'e2e/scripted-7b', reply = 'Hello from the worker.', stepMs = 120 } = {}) {
+    super(baseURL, name, model, stepMs);
+    this.reply = reply;
+    this.payloads = [];
+    this.cancelled = 0;
+    this.popPath = '/generate/text/pop';
   }
 
-  async start() {
-    const user = await testUser(this.baseURL, `${this.name}-owner`);
-    this.key = user.api_key;
-    this.loop = this.run();
-    while (this.pops === undefined) await sleep(20);
-    return this;
+  popBody() {
+    return {
+      name: this.name, models: [this.model], max_length: 512, max_context_length: 8192,
+      bridge_agent: 'e2e-scripted-worker:1:https://example.invalid',
+    };
   }
 
-  async run() {
-    this.pops = 0;
-    while (!this.stopped) {
-      let job;
-      try {
-        job = await call(this.baseURL, '/generate/pop', this.key, {
-          name: this.name, models: [this.model], max_pixels: 4194304, nsfw: true, allow_img2img: true,
-          bridge_agent: 'e2e-scripted-image-worker:1:https://example.invalid',
-        });
-      } catch (e) {
-        await sleep(100);
-        continue;
-      }
-      this.pops += 1;
-      if (!job || !job.id) { await sleep(50); continue; }
-      this.jobs.push(job);
+  async serve(job) {
+    this.payloads.push(job.payload);
+    const text = typeof this.reply === 'function' ? this.reply(job.payload) : this.reply;
+    let soFar = '';
+    for (const [i, word] of text.split(' ').entries()) {
+      soFar += (i > 0 ? ' ' : '') + word;
+      const p = await call(this.baseURL, '/generate/text/progress', this.key, { id: job.id, text: soFar });
+      if (p && p.cancelled) { this.cancelled += 1; break; }
       await sleep(this.stepMs);
-      for (const id of (job.ids && job.ids.length ? job.ids : [job.id])) {
-        await call(this.baseURL, '/generate/submit', this.key, { id, generation: PNG_1X1, seed: 1234, state: 'ok' });
-      }
     }
+    await call(this.baseURL, '/generate/text/submit', this.key, { id: job.id, generation: soFar, state: 'ok' });
   }
 
-  async stop() {
-    this.stopped = true;
-    await this.loop;
+  lastPrompt() {
+    const p = this.payloads[this.payloads.length - 1];
+    return p ? p.prompt : undefined;
+  }
+}
+
+// An image worker: remembers the jobs it was given and submits a PNG for each.
+class ScriptedImageWorker extends ScriptedLoop {
+  constructor(baseURL, { name = 'scripted-image-worker', model = 'stable_diffusion', stepMs = 300 } = {}) {
+    super(baseURL, name, model, stepMs);
+    this.jobs = [];
+    this.popPath = '/generate/pop';
+  }
+
+  popBody() {
+    return {
+      name: this.name, models: [this.model], max_pixels: 4194304, nsfw: true, allow_img2img: true,
+      bridge_agent: 'e2e-scripted-image-worker:1:https://example.invalid',
+    };
+  }
+
+  async serve(job) {
+    this.jobs.push(job);
+    await sleep(this.stepMs);
+    for (const id of (job.ids && job.ids.length ? job.ids : [job.id])) {
+      await call(this.baseURL, '/generate/submit', this.key, { id, generation: PNG_1X1, seed: 1234, state: 'ok' });
+    }
   }
 }
 

@@ -1,26 +1,10 @@
 // Account and workers pages: registration, balance, transfer, the maintenance switch, and every
 // page on a phone.
-const { test, expect } = require('@playwright/test');
+const { test, expect, open } = require('../fixtures');
 const { ScriptedWorker, testUser, call } = require('../worker');
 
-let worker;
-
-test.beforeEach(async ({ page }) => {
-  page.on('pageerror', (e) => { throw new Error(`page error: ${e.message}`); });
-});
-
-test.afterEach(async () => {
-  if (worker) await worker.stop();
-  worker = undefined;
-});
-
-async function open(page, path) {
-  await page.goto(path);
-  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
-}
-
-test('register shows the key once, and a request lowers the balance', async ({ page, baseURL }) => {
-  worker = await new ScriptedWorker(baseURL, { name: 'paid-worker', reply: 'A paid answer.', stepMs: 10 }).start();
+test('register shows the key once, and a request lowers the balance', async ({ page, baseURL, start }) => {
+  await start(ScriptedWorker, { name: 'paid-worker', reply: 'A paid answer.', stepMs: 10 });
   await open(page, '/account');
   await expect(page.locator('.username')).toContainText('Anonymous');
   await page.locator('input[name=username]').fill('e2e-writer');
@@ -71,8 +55,8 @@ test('kudos transfer moves kudos to another user', async ({ page, baseURL }) => 
   await expect(page.locator('.kudos')).toHaveText('975');
 });
 
-test('an owner switches maintenance, edits and deletes a worker from the workers page', async ({ page, baseURL }) => {
-  worker = await new ScriptedWorker(baseURL, { name: 'owned-worker' }).start();
+test('an owner switches maintenance, edits and deletes a worker from the workers page', async ({ page, baseURL, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'owned-worker' });
   await open(page, '/account');
   await page.locator('input[name=api_key]').fill(worker.key);
   await page.getByRole('button', { name: 'Use this key' }).click();
@@ -95,7 +79,6 @@ test('an owner switches maintenance, edits and deletes a worker from the workers
 
   // Deleting asks for a second click; a stopped worker then leaves the list.
   await worker.stop();
-  worker = undefined;
   await card.getByRole('button', { name: 'Delete' }).click();
   await expect(card.getByRole('button', { name: 'Confirm delete' })).toBeVisible();
   await card.getByRole('button', { name: 'Confirm delete' }).click();

@@ -1,18 +1,7 @@
 // The image studio: live price, generation through a scripted image worker, the gallery with
 // download and rating, and img2img from an uploaded file.
-const { test, expect } = require('@playwright/test');
+const { test, expect, open } = require('../fixtures');
 const { ScriptedImageWorker, testUser, PNG_1X1 } = require('../worker');
-
-let worker;
-
-test.beforeEach(async ({ page }) => {
-  page.on('pageerror', (e) => { throw new Error(`page error: ${e.message}`); });
-});
-
-test.afterEach(async () => {
-  if (worker) await worker.stop();
-  worker = undefined;
-});
 
 async function signedIn(page, baseURL, name) {
   const user = await testUser(baseURL, name, 5000);
@@ -20,8 +9,8 @@ async function signedIn(page, baseURL, name) {
   return user;
 }
 
-test('an image: live price, generation, gallery with download and rating', async ({ page, baseURL }) => {
-  worker = await new ScriptedImageWorker(baseURL, { name: 'image-worker' }).start();
+test('an image: live price, generation, gallery with download and rating', async ({ page, baseURL, start }) => {
+  const worker = await start(ScriptedImageWorker, { name: 'image-worker' });
   await signedIn(page, baseURL, 'e2e-painter');
   await page.goto('/images');
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
@@ -51,8 +40,8 @@ test('an image: live price, generation, gallery with download and rating', async
   await expect(shot.locator('.reward')).toContainText('Rated: +');
 });
 
-test('img2img sends the uploaded image', async ({ page, baseURL }) => {
-  worker = await new ScriptedImageWorker(baseURL, { name: 'img2img-worker' }).start();
+test('img2img sends the uploaded image', async ({ page, baseURL, start }) => {
+  const worker = await start(ScriptedImageWorker, { name: 'img2img-worker' });
   await signedIn(page, baseURL, 'e2e-img2img');
   await page.goto('/images');
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
@@ -67,8 +56,8 @@ test('img2img sends the uploaded image', async ({ page, baseURL }) => {
   expect(job.source_image).toBeTruthy();
 });
 
-test('an image goes into the story and survives a reload', async ({ page, baseURL }) => {
-  worker = await new ScriptedImageWorker(baseURL, { name: 'story-image-worker' }).start();
+test('an image goes into the story and survives a reload', async ({ page, baseURL, start }) => {
+  await start(ScriptedImageWorker, { name: 'story-image-worker' });
   await signedIn(page, baseURL, 'e2e-illustrator');
   await page.goto('/images');
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');

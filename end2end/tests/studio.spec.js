@@ -1,32 +1,15 @@
 // The writing studio end to end: a real horde, a scripted worker streaming through the progress
 // protocol, the page in Chromium.
-const { test, expect } = require('@playwright/test');
+const { test, expect, open } = require('../fixtures');
 const { ScriptedWorker } = require('../worker');
-
-let worker;
-
-// Every page must hydrate without a script error.
-test.beforeEach(async ({ page }) => {
-  page.on('pageerror', (e) => { throw new Error(`page error: ${e.message}`); });
-});
-
-test.afterEach(async () => {
-  if (worker) await worker.stop();
-  worker = undefined;
-});
-
-async function open(page, path = '/') {
-  await page.goto(path);
-  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
-}
 
 async function setMode(page, mode) {
   await page.locator('select[name=mode]').selectOption(mode);
 }
 
-test('a story turn streams in and the footer names worker, model and kudos', async ({ page, baseURL }) => {
+test('a story turn streams in and the footer names worker, model and kudos', async ({ page, start }) => {
   const reply = 'The dragon woke slowly and stretched its wings over the sleeping valley.';
-  worker = await new ScriptedWorker(baseURL, { name: 'story-worker', reply, stepMs: 150 }).start();
+  const worker = await start(ScriptedWorker, { name: 'story-worker', reply, stepMs: 150 });
   await open(page);
   await page.locator('textarea[name=prompt]').fill('Once upon a time,');
   await page.getByRole('button', { name: 'Send' }).click();
@@ -55,8 +38,8 @@ test('a story turn streams in and the footer names worker, model and kudos', asy
   await expect(page.locator('.served')).toContainText('story-worker');
 });
 
-test('a chat turn names the speakers and cues the bot', async ({ page, baseURL }) => {
-  worker = await new ScriptedWorker(baseURL, { name: 'chat-worker', reply: ' Hi Ann, nice to meet you.', stepMs: 30 }).start();
+test('a chat turn names the speakers and cues the bot', async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'chat-worker', reply: ' Hi Ann, nice to meet you.', stepMs: 30 });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await setMode(page, 'chat');
@@ -70,8 +53,8 @@ test('a chat turn names the speakers and cues the bot', async ({ page, baseURL }
   expect(worker.lastPrompt()).toBe('\nAnn: Hello there!\nMax:');
 });
 
-test('an instruct turn carries the system prompt, memory and triggered world info', async ({ page, baseURL }) => {
-  worker = await new ScriptedWorker(baseURL, { name: 'instruct-worker', reply: 'Dragons here breathe ice.', stepMs: 30 }).start();
+test('an instruct turn carries the system prompt, memory and triggered world info', async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'instruct-worker', reply: 'Dragons here breathe ice.', stepMs: 30 });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await setMode(page, 'instruct');
@@ -96,9 +79,9 @@ test('an instruct turn carries the system prompt, memory and triggered world inf
   await expect(page.locator('.context-use')).toContainText('1 world info');
 });
 
-test('cancel stops the worker and keeps what was written', async ({ page, baseURL }) => {
+test('cancel stops the worker and keeps what was written', async ({ page, start }) => {
   const reply = 'one two three four five six seven eight nine ten eleven twelve';
-  worker = await new ScriptedWorker(baseURL, { name: 'slow-worker', reply, stepMs: 600 }).start();
+  const worker = await start(ScriptedWorker, { name: 'slow-worker', reply, stepMs: 600 });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await page.locator('textarea[name=prompt]').fill('Count:');
@@ -112,9 +95,9 @@ test('cancel stops the worker and keeps what was written', async ({ page, baseUR
   await expect.poll(() => worker.cancelled).toBe(1);
 });
 
-test('editing and deleting turns, retry asks again', async ({ page, baseURL }) => {
+test('editing and deleting turns, retry asks again', async ({ page, start }) => {
   let n = 0;
-  worker = await new ScriptedWorker(baseURL, { name: 'retry-worker', reply: () => `Answer number ${++n}.`, stepMs: 20 }).start();
+  await start(ScriptedWorker, { name: 'retry-worker', reply: () => `Answer number ${++n}.`, stepMs: 20 });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await page.locator('textarea[name=prompt]').fill('Begin.');
@@ -135,8 +118,8 @@ test('editing and deleting turns, retry asks again', async ({ page, baseURL }) =
   await expect(page.locator('.turn')).toHaveCount(1);
 });
 
-test('a story exported as a file imports back', async ({ page, baseURL }) => {
-  worker = await new ScriptedWorker(baseURL, { name: 'export-worker', reply: 'The end.', stepMs: 10 }).start();
+test('a story exported as a file imports back', async ({ page, start }) => {
+  await start(ScriptedWorker, { name: 'export-worker', reply: 'The end.', stepMs: 10 });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await page.locator('textarea[name=memory]').fill('Remember the lighthouse.');
@@ -163,9 +146,9 @@ test('a story exported as a file imports back', async ({ page, baseURL }) => {
   await expect(page.locator('.turn')).toHaveCount(2);
 });
 
-test('several stories: new keeps the old one, which opens again after a reload', async ({ page, baseURL }) => {
+test('several stories: new keeps the old one, which opens again after a reload', async ({ page, start }) => {
   let n = 0;
-  worker = await new ScriptedWorker(baseURL, { name: 'shelf-worker', reply: () => `Reply ${++n}.`, stepMs: 10 }).start();
+  const worker = await start(ScriptedWorker, { name: 'shelf-worker', reply: () => `Reply ${++n}.`, stepMs: 10 });
   await open(page);
   await page.locator('summary', { hasText: 'Export / import' }).click();
   await page.locator('input[name=title]').fill('Alpha');
