@@ -127,6 +127,14 @@ mod server {
             .map(|c| c.0.ip())
     }
 
+    pub fn submitted(a: horde_core::state::Accepted) -> super::Submitted {
+        super::Submitted {
+            id: a.id.to_string(),
+            kudos: horde_core::kudos::to_kudos(a.kudos),
+            possible: a.possible,
+        }
+    }
+
     pub fn worker_row(w: horde_protocol::workers::WorkerDetails) -> super::WorkerRow {
         super::WorkerRow {
             id: w.id,
@@ -182,11 +190,7 @@ pub async fn submit_text(api_key: String, request: GenerateTextRequest) -> Resul
         .generate_text(user, request, server::client_ip().await)
         .map_err(server::failed)?
     {
-        TextSubmission::Queued(a) => Ok(Submitted {
-            id: a.id.to_string(),
-            kudos: horde_core::kudos::to_kudos(a.kudos),
-            possible: a.possible,
-        }),
+        TextSubmission::Queued(a) => Ok(server::submitted(a)),
         TextSubmission::DryRun(_) => Err(ServerFnError::new("The studio does not send dry runs.")),
     }
 }
@@ -358,11 +362,7 @@ pub async fn submit_image(api_key: String, request: horde_protocol::image::Gener
         .generate_image(user, request, server::client_ip().await)
         .map_err(server::failed)?
     {
-        TextSubmission::Queued(a) => Ok(Submitted {
-            id: a.id.to_string(),
-            kudos: horde_core::kudos::to_kudos(a.kudos),
-            possible: a.possible,
-        }),
+        TextSubmission::Queued(a) => Ok(server::submitted(a)),
         TextSubmission::DryRun(_) => Err(ServerFnError::new("The request was a dry run.")),
     }
 }

@@ -103,32 +103,39 @@ impl Studio {
         self.history_rev.update(|r| *r += 1);
     }
 
-    /// Puts the current story on the shelf (unless it is empty) and makes `next` current.
-    fn switch_to(self, next: Story) {
-        if self.busy() {
-            return;
-        }
-        let current = self.story.get_untracked();
-        if !current.is_blank() {
-            self.shelf.update(|shelf| shelf.insert(0, current));
-        }
+    /// Makes `next` the current story, with a fresh undo history.
+    fn replace_story(self, next: Story) {
         self.story.set(next);
         self.history.set_value(History::default());
         self.history_rev.update(|r| *r += 1);
     }
 
+    /// Puts the current story on the shelf (unless it is empty) and makes `next` current.
+    fn switch_to(self, next: Story) {
+        let current = self.story.get_untracked();
+        if !current.is_blank() {
+            self.shelf.update(|shelf| shelf.insert(0, current));
+        }
+        self.replace_story(next);
+    }
+
     /// A new, empty story in the current mode; the current one goes on the shelf.
     fn new_story(self) {
+        if self.busy() {
+            return;
+        }
         let mode = self.story.with_untracked(|s| s.mode);
         self.switch_to(Story { mode, ..Story::default() });
     }
 
     /// Opens the shelf's story `i`.
     fn open_story(self, i: usize) {
-        let Some(next) = self.shelf.try_update(|shelf| (i < shelf.len()).then(|| shelf.remove(i))).flatten() else {
+        if self.busy() {
             return;
-        };
-        self.switch_to(next);
+        }
+        if let Some(next) = self.shelf.try_update(|shelf| (i < shelf.len()).then(|| shelf.remove(i))).flatten() {
+            self.switch_to(next);
+        }
     }
 
     /// Deletes the current story; the most recent one on the shelf takes its place.
@@ -140,23 +147,13 @@ impl Studio {
             .shelf
             .try_update(|shelf| (!shelf.is_empty()).then(|| shelf.remove(0)))
             .flatten();
-        self.story.set(next.unwrap_or_default());
-        self.history.set_value(History::default());
-        self.history_rev.update(|r| *r += 1);
+        self.replace_story(next.unwrap_or_default());
     }
 
-    fn undo(self) {
+    /// One step back or forward in the turns' history.
+    fn travel(self, step: fn(&mut History, &[Turn]) -> Option<Vec<Turn>>) {
         self.story.update(|s| {
-            if let Some(turns) = self.history.try_update_value(|h| h.undo(&s.turns)).flatten() {
-                s.turns = turns;
-            }
-        });
-        self.history_rev.update(|r| *r += 1);
-    }
-
-    fn redo(self) {
-        self.story.update(|s| {
-            if let Some(turns) = self.history.try_update_value(|h| h.redo(&s.turns)).flatten() {
+            if let Some(turns) = self.history.try_update_value(|h| step(h, &s.turns)).flatten() {
                 s.turns = turns;
             }
         });
@@ -407,12 +404,12 @@ pub fn WritePage() -> impl IntoView {
                 <ModelPicker studio overview/>
                 <button
                     class="ghost"
-                    on:click=move |_| studio.undo()
+                    on:click=move |_| studio.travel(History::undo)
                     prop:disabled=move || { studio.history_rev.track(); !studio.history.with_value(History::can_undo) }
                 >"Undo"</button>
                 <button
                     class="ghost"
-                    on:click=move |_| studio.redo()
+                    on:click=move |_| studio.travel(History::redo)
                     prop:disabled=move || { studio.history_rev.track(); !studio.history.with_value(History::can_redo) }
                 >"Redo"</button>
                 <button class="ghost" title="Start a new story; this one stays in the list" on:click=move |_| studio.new_story()>"New"</button>
@@ -840,9 +837,15 @@ fn ExportImport(studio: Studio) -> impl IntoView {
     let story = studio.story;
     let paste = RwSignal::new(String::new());
     let message = RwSignal::new(None::<String>);
-    let href = move || {
-        let json = story.with(|s| serde_json::to_string_pretty(s).unwrap_or_default());
-        format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(&json))
+    // The file is made when the link is clicked, not on every edit: a story with images in it is
+    // large.
+    let link = NodeRef::<leptos::html::A>::new();
+    let export = move |_| {
+        let json = story.with_untracked(|s| serde_json::to_string_pretty(s).unwrap_or_default());
+        let href = format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(&json));
+        if let Some(a) = link.get_untracked() {
+            let _ = a.set_attribute("href", &href);
+        }
     };
     let import = move |_| match serde_json::from_str::<Story>(&paste.get_untracked()) {
         Ok(s) => {
@@ -860,7 +863,7 @@ fn ExportImport(studio: Studio) -> impl IntoView {
                 <span>"Title"</span>
                 <input name="title" prop:value=move || story.with(|s| s.title.clone()) on:input=move |ev| story.update(|s| s.title = event_target_value(&ev))/>
             </label>
-            <a class="button ghost" href=href download=move || format!("{}.json", story.with(|s| s.title.clone()))>"Export JSON"</a>
+            <a class="button ghost" node_ref=link href="#" on:click=export download=move || format!("{}.json", story.with(|s| s.title.clone()))>"Export JSON"</a>
             <button class="danger" on:click=move |_| studio.delete_story()>"Delete this story"</button>
             <label class="field">
                 <span>"Import a story file"</span>
