@@ -90,24 +90,17 @@ mod server {
         use_context::<Arc<Horde>>().ok_or_else(|| ServerFnError::new("The horde is not running."))
     }
 
-    /// The core's error as the answer: its message, and the status the REST API would give.
+    /// The core's error as the answer: the status and message the REST API would give (internal
+    /// details go to the log only).
     pub fn failed(e: HordeError) -> ServerFnError {
-        use axum::http::StatusCode;
-        use horde_core::ErrorClass;
-        let status = match e.class() {
-            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::Locked => StatusCode::LOCKED,
-            ErrorClass::TooMany => StatusCode::TOO_MANY_REQUESTS,
-            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.set_status(status);
+        let class = e.class();
+        if class == horde_core::ErrorClass::Internal {
+            tracing::error!(error = %e, "internal error in a server function");
         }
-        ServerFnError::new(e.to_string())
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::from_u16(class.status()).unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR));
+        }
+        ServerFnError::new(e.public_message())
     }
 
     pub async fn user(horde: &Horde, api_key: &str) -> Result<i64, ServerFnError> {

@@ -1,19 +1,7 @@
 //! One error enum for every rule the horde enforces. Each variant knows its `rc` (the return code
 //! clients match on) and its class (which the HTTP adapter maps to a status code).
 
-/// Broad class of a failure; the server turns it into an HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    BadRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Locked,
-    TooMany,
-    /// A capacity limit of this horde was reached; retrying later may work.
-    Unavailable,
-    Internal,
-}
+pub use horde_protocol::error::ErrorClass;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HordeError {
@@ -202,6 +190,16 @@ impl HordeError {
             TooManyPrompts { .. } => ErrorClass::TooMany,
             Internal(_) => ErrorClass::Internal,
             _ => ErrorClass::BadRequest,
+        }
+    }
+
+    /// What a client is told: the message, except for internal failures, whose details (a
+    /// database error, say) are for the log only.
+    pub fn public_message(&self) -> String {
+        if self.class() == ErrorClass::Internal {
+            "Internal server error; it has been logged.".to_string()
+        } else {
+            self.to_string()
         }
     }
 }

@@ -32,21 +32,12 @@ impl ApiError {
 
 impl From<HordeError> for ApiError {
     fn from(e: HordeError) -> Self {
-        let status = match e.class() {
-            ErrorClass::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorClass::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorClass::Forbidden => StatusCode::FORBIDDEN,
-            ErrorClass::NotFound => StatusCode::NOT_FOUND,
-            ErrorClass::Locked => StatusCode::LOCKED,
-            ErrorClass::TooMany => StatusCode::TOO_MANY_REQUESTS,
-            ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
+        let class = e.class();
+        if class == ErrorClass::Internal {
             tracing::error!(error = %e, "internal error");
-            return Self::new(status, e.rc(), "Internal server error; it has been logged.");
         }
-        Self::new(status, e.rc(), e.to_string())
+        let status = StatusCode::from_u16(class.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, e.rc(), e.public_message())
     }
 }
 
