@@ -1,5 +1,6 @@
 // What every browser test shares: a page whose script errors fail the test, scripted workers
-// stopped when the test ends, and opening a page once it has hydrated.
+// stopped when the test ends, and opening a page (or following a link to one) once it has
+// hydrated.
 const base = require('@playwright/test');
 
 const { expect } = base;
@@ -28,4 +29,14 @@ async function open(page, path = '/') {
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
 }
 
-module.exports = { test, expect, open };
+// Follows a navigation link: each page is its own document (and bundle), so wait for the new
+// one to load and hydrate.
+async function follow(page, name) {
+  const link = page.getByRole('navigation').getByRole('link', { name });
+  const path = await link.getAttribute('href');
+  await link.click();
+  await page.waitForURL((url) => url.pathname === path);
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+}
+
+module.exports = { test, expect, open, follow };

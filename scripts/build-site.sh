@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the web UI's browser bundle into target/site (or $HORDE_SITE_DIR): the frontend crate to
-# wasm32, wasm-bindgen (exactly the wasm-bindgen crate's version, 0.2.130), and in release
+# Builds the web UI's browser bundles into target/site (or $HORDE_SITE_DIR): the frontend crate to
+# wasm32 once per page, wasm-bindgen (exactly the wasm-bindgen crate's version, 0.2.130), and in release
 # wasm-opt from npm's binaryen; missing tools are installed first. The horde binary embeds what is
 # there when it is built next (debug builds read it from disk).
 #
 #   scripts/build-site.sh            # debug bundle (fast to build, large)
-#   scripts/build-site.sh --release  # small bundle (wasm-release profile + wasm-opt -Oz)
+#   scripts/build-site.sh --release  # small bundle (wasm-release profile, wasm-opt -Oz, esbuild --minify)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,30 +21,38 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q ' 0.2.130'; then
   echo "build-site: installing wasm-bindgen-cli 0.2.130 (crates.io, about 3 minutes)" >&2
   CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version 0.2.130
 fi
-if [ "$MODE" = release ] && [ ! -x node_modules/.bin/wasm-opt ]; then
-  echo "build-site: installing npm packages (binaryen's wasm-opt)" >&2
+if [ "$MODE" = release ] && { [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/esbuild ]; }; then
+  echo "build-site: installing npm packages (binaryen's wasm-opt, esbuild)" >&2
   npm ci --no-audit --no-fund
 fi
 
-if [ "$MODE" = release ]; then
-  cargo build -p horde-frontend --lib --target wasm32-unknown-unknown --profile wasm-release
-  WASM="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/horde_frontend.wasm"
-else
-  cargo build -p horde-frontend --lib --target wasm32-unknown-unknown
-  WASM="$TARGET_DIR/wasm32-unknown-unknown/debug/horde_frontend.wasm"
-fi
-
+PROFILE=dev OUT=debug
+[ "$MODE" = release ] && PROFILE=wasm-release OUT=wasm-release
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 chmod 755 "$STAGE"
 mkdir -p "$STAGE/pkg"
-wasm-bindgen --target web --no-typescript --out-dir "$STAGE/pkg" --out-name horde "$WASM"
-mv "$STAGE/pkg/horde_bg.wasm" "$STAGE/pkg/horde.wasm"
-if [ "$MODE" = release ]; then
-  # npm's binaryen: Debian's wasm-opt 108 produces WASM that never hydrates.
-  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int "$STAGE/pkg/horde.wasm" -o "$STAGE/pkg/horde.wasm"
-fi
+# One bundle per page (pkg/horde-<page>.js and .wasm): a first visit loads only its page's code.
+for PAGE in write images account workers; do
+  cargo build -p horde-frontend --lib --target wasm32-unknown-unknown --profile "$PROFILE" --features "$PAGE"
+  wasm-bindgen --target web --no-typescript --out-dir "$STAGE/pkg" --out-name "horde-$PAGE" \
+    "$TARGET_DIR/wasm32-unknown-unknown/$OUT/horde_frontend.wasm"
+  mv "$STAGE/pkg/horde-${PAGE}_bg.wasm" "$STAGE/pkg/horde-$PAGE.wasm"
+  if [ "$MODE" = release ]; then
+    # npm's binaryen: Debian's wasm-opt 108 produces WASM that never hydrates. Rust keeps its
+    # stack below the data (at 1 MiB, growing down), so the low kilobyte is never addressed and
+    # --low-memory-unused may fold offsets into loads.
+    node_modules/.bin/wasm-opt -Oz --converge --low-memory-unused --enable-bulk-memory --enable-nontrapping-float-to-int \
+      "$STAGE/pkg/horde-$PAGE.wasm" -o "$STAGE/pkg/horde-$PAGE.wasm"
+  fi
+done
 cp style/main.css "$STAGE/pkg/horde.css"
+if [ "$MODE" = release ]; then
+  # Minified glue and styles (esbuild from npm).
+  for f in "$STAGE"/pkg/*.js "$STAGE/pkg/horde.css"; do
+    node_modules/.bin/esbuild --minify --log-level=warning "$f" --outfile="$f.min" && mv "$f.min" "$f"
+  done
+fi
 cp -r public/. "$STAGE/"
 
 # Precompressed copies (brotli quality 11, gzip 9), served instead of compressing per request.
@@ -67,4 +75,4 @@ rm -rf "$SITE.old"
 mv "$STAGE" "$SITE"
 rm -rf "$SITE.old"
 trap - EXIT
-echo "build-site: $MODE bundle in $SITE ($(du -sh "$SITE/pkg/horde.wasm" | cut -f1) wasm)"
+echo "build-site: $MODE bundles in $SITE: $(cd "$SITE/pkg" && du -h horde-*.wasm | tr '\t\n' ' ,')"

@@ -2,9 +2,10 @@
 //! scheduler directly (the `Horde` in the Leptos context); in the browser each is an HTTP call to
 //! `/ui/api/<name>`. Errors carry the core's message, never a prompt.
 
-use horde_protocol::text::GenerateTextRequest;
+use crate::context::StudioTextRequest;
 use horde_protocol::users::NewApiKey;
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use serde::{Deserialize, Serialize};
 
 /// What to show the user for a failed server function: the horde's message alone.
@@ -37,6 +38,76 @@ pub struct WorkerRow {
     pub requests_fulfilled: i64,
     pub maintenance: bool,
     pub info: String,
+}
+
+/// The part of a text request's status (`TextStatus`, also the stream's `done` event) that the
+/// studio shows; the same field names, so it reads either. Fewer fields than the wire type means
+/// less code in the browser bundle.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextProgress {
+    #[serde(default)]
+    pub done: bool,
+    #[serde(default)]
+    pub faulted: bool,
+    #[serde(default)]
+    pub processing: i64,
+    #[serde(default)]
+    pub queue_position: i64,
+    #[serde(default)]
+    pub wait_time: i64,
+    #[serde(default)]
+    pub kudos: f64,
+    #[serde(default)]
+    pub generations: Vec<TextReply>,
+}
+
+/// A finished generation: the text and who wrote it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextReply {
+    pub text: String,
+    #[serde(default)]
+    pub worker_id: String,
+    #[serde(default)]
+    pub worker_name: String,
+    #[serde(default)]
+    pub model: String,
+}
+
+impl From<horde_protocol::text::TextStatus> for TextProgress {
+    fn from(s: horde_protocol::text::TextStatus) -> Self {
+        TextProgress {
+            done: s.done,
+            faulted: s.faulted,
+            processing: s.processing,
+            queue_position: s.queue_position,
+            wait_time: s.wait_time,
+            kudos: s.kudos,
+            generations: s
+                .generations
+                .into_iter()
+                .map(|g| TextReply {
+                    text: g.text,
+                    worker_id: g.worker_id,
+                    worker_name: g.worker_name,
+                    model: g.model,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the writing studio's model and worker pickers offer, labelled on the server.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TextOffer {
+    pub models: Vec<Choice>,
+    pub workers: Vec<Choice>,
+}
+
+/// An option of a picker: the value sent and what the user reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
 }
 
 /// The horde at a glance.
@@ -157,7 +228,7 @@ mod server {
 }
 
 /// Models, workers and queues.
-#[server(prefix = "/ui/api", endpoint = "overview")]
+#[server(prefix = "/ui/api", endpoint = "overview", input = Json)]
 pub async fn overview() -> Result<HordeOverview, ServerFnError> {
     let horde = server::horde()?;
     let perf = horde.performance();
@@ -173,14 +244,57 @@ pub async fn overview() -> Result<HordeOverview, ServerFnError> {
     })
 }
 
+/// Text models and text workers to choose from (the writing studio's pickers).
+#[server(prefix = "/ui/api", endpoint = "text_choices", input = Json)]
+pub async fn text_choices() -> Result<TextOffer, ServerFnError> {
+    let horde = server::horde()?;
+    Ok(TextOffer {
+        models: server::model_rows(horde.text_models())
+            .into_iter()
+            .map(|m| Choice {
+                label: format!(
+                    "{} · {} worker{} · {} queued · ~{}",
+                    m.name,
+                    m.workers,
+                    if m.workers == 1 { "" } else { "s" },
+                    m.queued.round(),
+                    crate::pages::duration(m.eta)
+                ),
+                value: m.name,
+            })
+            .collect(),
+        workers: horde
+            .list_workers(None, None, None)
+            .into_iter()
+            .filter(|w| w.kind == "text")
+            .map(|w| Choice {
+                value: w.id,
+                label: w.name,
+            })
+            .collect(),
+    })
+}
+
+/// Image models to choose from (the image studio's picker).
+#[server(prefix = "/ui/api", endpoint = "image_choices", input = Json)]
+pub async fn image_choices() -> Result<Vec<Choice>, ServerFnError> {
+    Ok(server::model_rows(server::horde()?.image_models())
+        .into_iter()
+        .map(|m| Choice {
+            label: format!("{} · {} worker{}", m.name, m.workers, if m.workers == 1 { "" } else { "s" }),
+            value: m.name,
+        })
+        .collect())
+}
+
 /// Queues a text request for the key's account (anonymous when empty).
-#[server(prefix = "/ui/api", endpoint = "submit_text")]
-pub async fn submit_text(api_key: String, request: GenerateTextRequest) -> Result<Submitted, ServerFnError> {
+#[server(prefix = "/ui/api", endpoint = "submit_text", input = Json)]
+pub async fn submit_text(api_key: String, request: StudioTextRequest) -> Result<Submitted, ServerFnError> {
     use horde_core::TextSubmission;
     let horde = server::horde()?;
     let user = server::user(&horde, &api_key).await?;
     match horde
-        .generate_text(user, request, server::client_ip().await)
+        .generate_text(user, request.to_horde(), server::client_ip().await)
         .map_err(server::failed)?
     {
         TextSubmission::Queued(a) => Ok(server::submitted(a)),
@@ -189,19 +303,19 @@ pub async fn submit_text(api_key: String, request: GenerateTextRequest) -> Resul
 }
 
 /// Where a text request stands, with its generations when done.
-#[server(prefix = "/ui/api", endpoint = "text_status")]
-pub async fn text_status(id: String) -> Result<horde_protocol::text::TextStatus, ServerFnError> {
-    server::horde()?.text_status(&id).map_err(server::failed)
+#[server(prefix = "/ui/api", endpoint = "text_status", input = Json)]
+pub async fn text_status(id: String) -> Result<TextProgress, ServerFnError> {
+    server::horde()?.text_status(&id).map(TextProgress::from).map_err(server::failed)
 }
 
 /// Cancels a text request; what was generated so far comes back.
-#[server(prefix = "/ui/api", endpoint = "cancel_text")]
-pub async fn cancel_text(id: String) -> Result<horde_protocol::text::TextStatus, ServerFnError> {
-    server::horde()?.cancel_text(&id).map_err(server::failed)
+#[server(prefix = "/ui/api", endpoint = "cancel_text", input = Json)]
+pub async fn cancel_text(id: String) -> Result<TextProgress, ServerFnError> {
+    server::horde()?.cancel_text(&id).map(TextProgress::from).map_err(server::failed)
 }
 
 /// The account a key belongs to.
-#[server(prefix = "/ui/api", endpoint = "account")]
+#[server(prefix = "/ui/api", endpoint = "account", input = Json)]
 pub async fn account(api_key: String) -> Result<AccountSummary, ServerFnError> {
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;
@@ -222,13 +336,13 @@ pub async fn account(api_key: String) -> Result<AccountSummary, ServerFnError> {
 }
 
 /// A new pseudonymous account; its key is shown once.
-#[server(prefix = "/ui/api", endpoint = "register")]
+#[server(prefix = "/ui/api", endpoint = "register", input = Json)]
 pub async fn register(username: String) -> Result<NewApiKey, ServerFnError> {
     server::horde()?.register(&username).await.map_err(server::failed)
 }
 
 /// Gives kudos to another user (`name#id`); answers the amount moved.
-#[server(prefix = "/ui/api", endpoint = "transfer")]
+#[server(prefix = "/ui/api", endpoint = "transfer", input = Json)]
 pub async fn transfer(api_key: String, to: String, amount: f64) -> Result<f64, ServerFnError> {
     let horde = server::horde()?;
     let from = server::user(&horde, &api_key).await?;
@@ -236,7 +350,7 @@ pub async fn transfer(api_key: String, to: String, amount: f64) -> Result<f64, S
 }
 
 /// The workers the key's account owns.
-#[server(prefix = "/ui/api", endpoint = "my_workers")]
+#[server(prefix = "/ui/api", endpoint = "my_workers", input = Json)]
 pub async fn my_workers(api_key: String) -> Result<Vec<WorkerRow>, ServerFnError> {
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;
@@ -256,7 +370,7 @@ pub async fn my_workers(api_key: String) -> Result<Vec<WorkerRow>, ServerFnError
 }
 
 /// Puts one of the account's workers in or out of maintenance.
-#[server(prefix = "/ui/api", endpoint = "set_maintenance")]
+#[server(prefix = "/ui/api", endpoint = "set_maintenance", input = Json)]
 pub async fn set_maintenance(api_key: String, worker_id: String, maintenance: bool) -> Result<bool, ServerFnError> {
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;
@@ -322,7 +436,7 @@ fn image_progress(s: horde_protocol::image::ImageStatus) -> ImageProgress {
 }
 
 /// What an image request would cost (a dry run; nothing is queued or charged).
-#[server(prefix = "/ui/api", endpoint = "image_price")]
+#[server(prefix = "/ui/api", endpoint = "image_price", input = Json)]
 pub async fn image_price(api_key: String, request: horde_protocol::image::GenerateImageRequest) -> Result<f64, ServerFnError> {
     use horde_core::TextSubmission;
     let horde = server::horde()?;
@@ -341,7 +455,7 @@ pub async fn image_price(api_key: String, request: horde_protocol::image::Genera
 }
 
 /// Queues an image request; its images come back as links on this horde.
-#[server(prefix = "/ui/api", endpoint = "submit_image")]
+#[server(prefix = "/ui/api", endpoint = "submit_image", input = Json)]
 pub async fn submit_image(api_key: String, request: horde_protocol::image::GenerateImageRequest) -> Result<Submitted, ServerFnError> {
     use horde_core::TextSubmission;
     let horde = server::horde()?;
@@ -361,7 +475,7 @@ pub async fn submit_image(api_key: String, request: horde_protocol::image::Gener
 }
 
 /// An image request's progress; images (relative links) once done.
-#[server(prefix = "/ui/api", endpoint = "image_progress")]
+#[server(prefix = "/ui/api", endpoint = "image_progress", input = Json)]
 pub async fn image_status(id: String) -> Result<ImageProgress, ServerFnError> {
     let horde = server::horde()?;
     let check = horde.image_check(&id).map_err(server::failed)?;
@@ -376,13 +490,13 @@ pub async fn image_status(id: String) -> Result<ImageProgress, ServerFnError> {
 }
 
 /// Cancels an image request; finished images come back.
-#[server(prefix = "/ui/api", endpoint = "cancel_image")]
+#[server(prefix = "/ui/api", endpoint = "cancel_image", input = Json)]
 pub async fn cancel_image(id: String) -> Result<ImageProgress, ServerFnError> {
     server::horde()?.cancel_image(&id, "").map(image_progress).map_err(server::failed)
 }
 
 /// Rates one image of a shared request (1–10); answers the kudos awarded.
-#[server(prefix = "/ui/api", endpoint = "rate_image")]
+#[server(prefix = "/ui/api", endpoint = "rate_image", input = Json)]
 pub async fn rate_image(request_id: String, image_id: String, rating: i64) -> Result<f64, ServerFnError> {
     let rate = horde_protocol::image::RateRequest {
         best: None,
@@ -396,7 +510,7 @@ pub async fn rate_image(request_id: String, image_id: String, rating: i64) -> Re
 }
 
 /// Changes the description of one of the account's workers.
-#[server(prefix = "/ui/api", endpoint = "set_worker_info")]
+#[server(prefix = "/ui/api", endpoint = "set_worker_info", input = Json)]
 pub async fn set_worker_info(api_key: String, worker_id: String, info: String) -> Result<String, ServerFnError> {
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;
@@ -409,7 +523,7 @@ pub async fn set_worker_info(api_key: String, worker_id: String, info: String) -
 }
 
 /// Deletes one of the account's workers; answers its name.
-#[server(prefix = "/ui/api", endpoint = "delete_worker")]
+#[server(prefix = "/ui/api", endpoint = "delete_worker", input = Json)]
 pub async fn delete_worker(api_key: String, worker_id: String) -> Result<String, ServerFnError> {
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;

@@ -1,5 +1,5 @@
-//! What only the browser has: local storage for the user's work, and the event stream a
-//! request's text arrives on. On the server these do nothing (the page renders its defaults and
+//! What only the browser has: local storage for the user's work, the event stream a request's
+//! text arrives on, and its Unicode lower-casing. On the server these do nothing (the page renders its defaults and
 //! the browser fills in the user's own state after hydration).
 
 use serde::de::DeserializeOwned;
@@ -16,6 +16,30 @@ pub const IMAGES_KEY: &str = "horde.images";
 #[cfg(feature = "hydrate")]
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// `text` in lower case (Unicode), for case-insensitive matching. The browser's own
+/// `toLowerCase` does it there, so the bundle carries no copy of Unicode's case tables.
+pub fn lowercase(text: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        String::from(js_sys::JsString::from(text).to_lower_case())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        text.to_lowercase()
+    }
+}
+
+/// The number a number input holds (`None` when empty or not a finite number), read by the
+/// browser's own `parseFloat`: the bundle then needs no copy of the standard library's decimal
+/// parser and its tables.
+pub fn number(text: &str) -> Option<f64> {
+    #[cfg(feature = "hydrate")]
+    let v = js_sys::Number::parse_float(text);
+    #[cfg(not(feature = "hydrate"))]
+    let v = text.trim().parse::<f64>().unwrap_or(f64::NAN);
+    v.is_finite().then_some(v)
 }
 
 /// A value saved by [`save`], if there is one and it still parses.

@@ -6,6 +6,7 @@
 
 use crate::story::{GenSettings, Mode, Role, Story, Turn};
 use horde_protocol::text::{GenerateTextRequest, TextParams};
+use serde::{Deserialize, Serialize};
 
 /// Characters per token assumed when measuring text in the browser (no tokenizer there). Lower
 /// than most tokenizers' average so the estimate errs on the side of fitting.
@@ -73,7 +74,7 @@ pub fn triggered_world_info(story: &Story) -> Vec<usize> {
     let start = story.turns.len().saturating_sub(WORLD_INFO_SCAN_TURNS);
     let recent: String = story.turns[start..]
         .iter()
-        .map(|t| t.text.to_lowercase())
+        .map(|t| crate::browser::lowercase(&t.text))
         .collect::<Vec<_>>()
         .join("\n");
     story
@@ -179,28 +180,50 @@ pub fn assemble(story: &Story, settings: &GenSettings) -> Assembled {
     }
 }
 
-/// The horde request for the next model turn.
-pub fn text_request(story: &Story, settings: &GenSettings) -> GenerateTextRequest {
+/// What the studio sends for the next model turn: the assembled prompt, its stop sequences and
+/// the settings. The server makes the horde's request of it ([`StudioTextRequest::to_horde`]), so
+/// the browser carries no code for the wire request's many fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudioTextRequest {
+    pub prompt: String,
+    pub stop_sequences: Vec<String>,
+    pub settings: GenSettings,
+}
+
+impl StudioTextRequest {
+    /// The horde request.
+    pub fn to_horde(&self) -> GenerateTextRequest {
+        let settings = &self.settings;
+        let nonempty = |s: &str| (!s.trim().is_empty()).then(|| vec![s.trim().to_string()]);
+        GenerateTextRequest {
+            prompt: Some(self.prompt.clone()),
+            params: Some(TextParams {
+                n: Some(1),
+                max_length: Some(settings.max_length),
+                max_context_length: Some(settings.max_context_length),
+                temperature: Some(settings.temperature),
+                top_p: Some(settings.top_p),
+                top_k: Some(settings.top_k),
+                min_p: Some(settings.min_p),
+                rep_pen: Some(settings.rep_pen),
+                rep_pen_range: Some(settings.rep_pen_range),
+                stop_sequence: (!self.stop_sequences.is_empty()).then(|| self.stop_sequences.clone()),
+                ..TextParams::default()
+            }),
+            models: nonempty(&settings.model),
+            workers: nonempty(&settings.worker),
+            ..GenerateTextRequest::default()
+        }
+    }
+}
+
+/// The request for the next model turn.
+pub fn text_request(story: &Story, settings: &GenSettings) -> StudioTextRequest {
     let a = assemble(story, settings);
-    let nonempty = |s: &str| (!s.trim().is_empty()).then(|| vec![s.trim().to_string()]);
-    GenerateTextRequest {
-        prompt: Some(a.prompt),
-        params: Some(TextParams {
-            n: Some(1),
-            max_length: Some(settings.max_length),
-            max_context_length: Some(settings.max_context_length),
-            temperature: Some(settings.temperature),
-            top_p: Some(settings.top_p),
-            top_k: Some(settings.top_k),
-            min_p: Some(settings.min_p),
-            rep_pen: Some(settings.rep_pen),
-            rep_pen_range: Some(settings.rep_pen_range),
-            stop_sequence: (!a.stop_sequences.is_empty()).then_some(a.stop_sequences),
-            ..TextParams::default()
-        }),
-        models: nonempty(&settings.model),
-        workers: nonempty(&settings.worker),
-        ..GenerateTextRequest::default()
+    StudioTextRequest {
+        prompt: a.prompt,
+        stop_sequences: a.stop_sequences,
+        settings: settings.clone(),
     }
 }
 
@@ -392,7 +415,7 @@ mod tests {
             stop_sequences: "END".into(),
             ..GenSettings::default()
         };
-        let r = text_request(&story, &s);
+        let r = text_request(&story, &s).to_horde();
         assert_eq!(r.prompt.as_deref(), Some("\nUser: Hi\nBot:"));
         assert_eq!(r.models, Some(vec!["koboldcpp/smol".to_string()]));
         assert_eq!(r.workers, None);

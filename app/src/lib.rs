@@ -1,7 +1,9 @@
-//! The horde's web UI: a writing studio (story, adventure, chat and instruct), the account page
-//! and the workers & status page. Rendered on the server by the `horde` binary (feature `ssr`) and
-//! hydrated in the browser (feature `hydrate`, built by the frontend crate). The pages reach the
-//! horde through the server functions in [`api`].
+//! The horde's web UI: a writing studio (story, adventure, chat and instruct), the image studio,
+//! the account page and the workers & status page. Rendered on the server by the `horde` binary
+//! (feature `ssr`) and hydrated in the browser (feature `hydrate`, built by the frontend crate, one
+//! bundle per page). The pages reach the horde through the server functions in [`api`].
+
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod browser;
@@ -11,20 +13,63 @@ pub mod pages;
 pub mod story;
 
 use leptos::prelude::*;
-use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::path;
 
-/// Where the page finds its scripts and styles (content-hashed names chosen by the server).
+/// The site's pages. Each is its own document with its own browser bundle (`pkg/horde-<key>.js`
+/// and `.wasm`), so a first visit loads only the code of the page it opens; links between pages
+/// are plain links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Page {
+    Write,
+    Images,
+    Account,
+    Workers,
+}
+
+impl Page {
+    pub const ALL: [Page; 4] = [Page::Write, Page::Images, Page::Account, Page::Workers];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Page::Write => "/",
+            Page::Images => "/images",
+            Page::Account => "/account",
+            Page::Workers => "/workers",
+        }
+    }
+
+    /// The name of its bundle, `horde-<key>`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Page::Write => "write",
+            Page::Images => "images",
+            Page::Account => "account",
+            Page::Workers => "workers",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Page::Write => "Write",
+            Page::Images => "Images",
+            Page::Account => "Account",
+            Page::Workers => "Workers",
+        }
+    }
+}
+
+/// Where a page finds its scripts and styles (content-hashed names chosen by the server).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SiteAssets {
     pub css: Option<String>,
-    /// The wasm-bindgen module and its WASM; without them the page renders but does not hydrate.
+    /// The page's wasm-bindgen module and its WASM; without them the page renders but does not
+    /// hydrate.
     pub js: Option<String>,
     pub wasm: Option<String>,
 }
 
-/// The whole HTML document around [`App`].
-pub fn shell(assets: SiteAssets) -> impl IntoView {
+/// The whole HTML document of `page` (rendered on the server).
+#[cfg(feature = "ssr")]
+pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
     let boot = match (&assets.js, &assets.wasm) {
         (Some(js), Some(wasm)) => Some(format!(
             "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());"
@@ -44,14 +89,19 @@ pub fn shell(assets: SiteAssets) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="description" content="Horde: write stories, chat and make images on a crowdsourced cluster"/>
-                <title>"Horde"</title>
+                <title>{format!("{} · Horde", page.label())}</title>
                 <link rel="icon" href="data:,"/>
                 {assets.css.map(|href| view! { <link rel="stylesheet" href=href/> })}
                 {preloads}
                 {boot.map(|b| view! { <script type="module" inner_html=b></script> })}
             </head>
             <body>
-                <App/>
+                {frame(page, move || match page {
+                    Page::Write => view! { <pages::write::WritePage/> }.into_any(),
+                    Page::Images => view! { <pages::images::ImagesPage/> }.into_any(),
+                    Page::Account => view! { <pages::account::AccountPage/> }.into_any(),
+                    Page::Workers => view! { <pages::workers::WorkersPage/> }.into_any(),
+                })}
             </body>
         </html>
     }
@@ -88,29 +138,19 @@ impl Session {
     }
 }
 
-/// The application: navigation and pages.
-#[component]
-pub fn App() -> impl IntoView {
+/// What `<body>` holds on every page: the navigation and the page itself. The server renders it
+/// around any page; a page's bundle hydrates it with that page alone.
+pub fn frame<V: IntoView>(page: Page, content: impl FnOnce() -> V) -> impl IntoView {
     let session = Session::provide();
+    let links = Page::ALL.map(|p| {
+        let current = (p == page).then_some("page");
+        view! { <a href=p.path() aria-current=current>{p.label()}</a> }
+    });
     view! {
-        <Router>
-            <header class="top">
-                <a class="brand" href="/">"Horde"</a>
-                <nav>
-                    <A href="/">"Write"</A>
-                    <A href="/images">"Images"</A>
-                    <A href="/account">"Account"</A>
-                    <A href="/workers">"Workers"</A>
-                </nav>
-            </header>
-            <main data-ready=move || session.loaded.get().to_string()>
-                <Routes fallback=|| view! { <p class="muted">"Page not found."</p> }>
-                    <Route path=path!("/") view=pages::write::WritePage/>
-                    <Route path=path!("/images") view=pages::images::ImagesPage/>
-                    <Route path=path!("/account") view=pages::account::AccountPage/>
-                    <Route path=path!("/workers") view=pages::workers::WorkersPage/>
-                </Routes>
-            </main>
-        </Router>
+        <header class="top">
+            <a class="brand" href="/">"Horde"</a>
+            <nav>{links}</nav>
+        </header>
+        <main data-ready=move || session.loaded.get().to_string()>{content()}</main>
     }
 }

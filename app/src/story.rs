@@ -4,9 +4,39 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Unit enums are stored as their names (what serde's derive wrote before, so saved stories
+/// still load) through the shared string code: a derived enum visitor is about a kilobyte of the
+/// browser bundle each.
+macro_rules! stored_by_name {
+    ($t:ident { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl From<$t> for &'static str {
+            fn from(v: $t) -> Self {
+                match v {
+                    $($t::$variant => $name,)*
+                }
+            }
+        }
+
+        impl TryFrom<String> for $t {
+            type Error = String;
+
+            fn try_from(name: String) -> Result<Self, String> {
+                match name.as_str() {
+                    $($name => Ok($t::$variant),)*
+                    _ => Err(format!("unknown {}: {name}", stringify!($t))),
+                }
+            }
+        }
+    };
+}
+
+stored_by_name!(Mode { Story => "story", Adventure => "adventure", Chat => "chat", Instruct => "instruct" });
+stored_by_name!(Role { Writer => "writer", Model => "model" });
+stored_by_name!(InstructTemplate { ChatMl => "ChatMl", Alpaca => "Alpaca", Llama3 => "Llama3", Mistral => "Mistral" });
+
 /// How turns are written and how the prompt is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Mode {
     /// Continuous prose: what the writer types and what the model writes are one text.
     #[default]
@@ -47,7 +77,7 @@ impl Mode {
 
 /// Who wrote a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Role {
     Writer,
     Model,
@@ -119,12 +149,16 @@ pub struct WorldEntry {
 
 impl WorldEntry {
     pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
-        self.keys.split(',').map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty())
+        self.keys
+            .split(',')
+            .map(|k| crate::browser::lowercase(k.trim()))
+            .filter(|k| !k.is_empty())
     }
 }
 
 /// Instruct formats of the common model families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum InstructTemplate {
     #[default]
     ChatMl,
@@ -375,6 +409,29 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unit_enums_keep_their_stored_names() {
+        assert_eq!(serde_json::to_string(&Mode::Chat).expect("json"), r#""chat""#);
+        assert_eq!(serde_json::to_string(&Role::Model).expect("json"), r#""model""#);
+        assert_eq!(serde_json::to_string(&InstructTemplate::Llama3).expect("json"), r#""Llama3""#);
+        for mode in Mode::ALL {
+            let back: Mode = serde_json::from_str(&serde_json::to_string(&mode).expect("json")).expect("mode");
+            assert_eq!(back, mode);
+        }
+        for template in InstructTemplate::ALL {
+            let back: InstructTemplate = serde_json::from_str(&serde_json::to_string(&template).expect("json")).expect("template");
+            assert_eq!(back, template);
+        }
+        assert!(serde_json::from_str::<Role>(r#""narrator""#).is_err());
+        // A story saved by an earlier version of the studio.
+        let old = r#"{"title":"t","mode":"instruct","turns":[{"role":"writer","text":"Hi"}],"template":"Mistral"}"#;
+        let story: Story = serde_json::from_str(old).expect("old story");
+        assert_eq!(
+            (story.mode, story.template, story.turns[0].role),
+            (Mode::Instruct, InstructTemplate::Mistral, Role::Writer)
+        );
+    }
 
     #[test]
     fn stories_round_trip_and_old_exports_fill_defaults() {

@@ -1,6 +1,6 @@
 // Account and workers pages: registration, balance, transfer, the maintenance switch, and every
 // page on a phone.
-const { test, expect, open } = require('../fixtures');
+const { test, expect, open, follow } = require('../fixtures');
 const { ScriptedWorker, testUser, call } = require('../worker');
 
 test('register shows the key once, and a request lowers the balance', async ({ page, baseURL, start }) => {
@@ -22,12 +22,13 @@ test('register shows the key once, and a request lowers the balance', async ({ p
   await expect(page.locator('.kudos')).toHaveText('200');
   const before = 200;
 
-  // In-app navigation keeps the key; the request is charged to the new account.
-  await page.getByRole('link', { name: 'Write' }).click();
+  // Going to another page keeps the key (it lives in this browser); the request is charged to
+  // the new account.
+  await follow(page, 'Write');
   await page.locator('textarea[name=prompt]').fill('Tell me something.');
   await page.getByRole('button', { name: 'Send' }).click();
   await expect(page.locator('.turn.model .text')).toHaveText('A paid answer.');
-  await page.getByRole('link', { name: 'Account' }).click();
+  await follow(page, 'Account');
   await expect(page.locator('.username')).toContainText('e2e-writer');
   await expect.poll(async () => Number(await page.locator('.kudos').textContent())).toBeLessThan(before);
   // The key is shown once: not after navigating away.
@@ -61,7 +62,7 @@ test('an owner switches maintenance, edits and deletes a worker from the workers
   await page.locator('input[name=api_key]').fill(worker.key);
   await page.getByRole('button', { name: 'Use this key' }).click();
   await expect(page.locator('.username')).toContainText('owned-worker-owner');
-  await page.getByRole('link', { name: 'Workers' }).click();
+  await follow(page, 'Workers');
   await expect(page.locator('.worker-list')).toContainText('owned-worker');
   const card = page.locator('.my-worker[data-worker=owned-worker]');
   await expect(card.locator('.state')).toHaveText('Serving');

@@ -1,6 +1,6 @@
 // The image studio: live price, generation through a scripted image worker, the gallery with
 // download and rating, and img2img from an uploaded file.
-const { test, expect, open } = require('../fixtures');
+const { test, expect, open, follow } = require('../fixtures');
 const { ScriptedImageWorker, testUser, PNG_1X1 } = require('../worker');
 
 async function signedIn(page, baseURL, name) {
@@ -14,6 +14,10 @@ test('an image: live price, generation, gallery with download and rating', async
   await signedIn(page, baseURL, 'e2e-painter');
   await page.goto('/images');
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  // The model picker lists the image models online.
+  const model = page.locator('select[name=image_model]');
+  await expect(model.locator('option', { hasText: /^stable_diffusion · \d+ workers?$/ })).toHaveCount(1);
+  await model.selectOption('stable_diffusion');
   await page.locator('textarea[name=image_prompt]').fill('a red fox in the snow');
   await page.locator('input[name=negative]').fill('blurry');
   const price = page.locator('.price');
@@ -67,7 +71,7 @@ test('an image goes into the story and survives a reload', async ({ page, baseUR
   await expect(shot).toHaveCount(1);
   await shot.getByRole('button', { name: 'Insert into story' }).click();
   await expect(shot.locator('.reward')).toHaveText('Added to your story.');
-  await page.getByRole('link', { name: 'Write' }).click();
+  await follow(page, 'Write');
   const image = page.locator('.turn img.inline-image');
   await expect(image).toHaveAttribute('src', /^data:image\/[a-z]+;base64,/);
   await expect(image).toHaveAttribute('alt', 'a lighthouse at dawn');

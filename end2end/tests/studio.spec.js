@@ -178,3 +178,32 @@ test('several stories: new keeps the old one, which opens again after a reload',
   await expect(page.locator('.turn.writer .text')).toHaveText('Beta begins.');
   await expect(stories.locator('option')).toHaveText(['Beta']);
 });
+
+test('the model and worker pickers and the settings reach the request the worker pops', async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'settings-worker', model: 'e2e/settings-3b', reply: 'Noted.', stepMs: 10 });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  // The pickers list what is online (labelled by the horde), after a refresh.
+  await page.getByTitle('Refresh models and workers').click();
+  const model = page.locator('select[name=model]');
+  await expect(model.locator('option', { hasText: 'e2e/settings-3b · 1 worker ·' })).toHaveCount(1);
+  await model.selectOption('e2e/settings-3b');
+  await page.locator('select[name=worker]').selectOption({ label: 'settings-worker' });
+  await page.locator('summary', { hasText: 'Settings' }).click();
+  for (const [name, typed] of [['max_length', '48'], ['temperature', '0.35'], ['top_p', '.5']]) {
+    await page.locator(`input[name=${name}]`).fill(typed);
+    await page.locator(`input[name=${name}]`).press('Tab');
+  }
+  await expect(page.locator('input[name=top_p]')).toHaveValue('0.5');
+  // World-info keys match whatever the case of the text.
+  await page.getByRole('button', { name: 'Add world info' }).click();
+  await page.locator('input[name=wi_keys]').fill('Éclair');
+  await page.locator('textarea[name=wi_content]').fill('Éclairs are the town pastry.');
+  await page.locator('textarea[name=prompt]').fill('ÉCLAIRS for breakfast.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Noted.');
+  const payload = worker.payloads[worker.payloads.length - 1];
+  expect([payload.max_length, payload.temperature, payload.top_p]).toEqual([48, 0.35, 0.5]);
+  expect(payload.prompt).toContain('Éclairs are the town pastry.');
+  await expect(page.locator('.studio-footer .served')).toContainText('e2e/settings-3b on settings-worker');
+});

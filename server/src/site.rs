@@ -7,15 +7,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, on, MethodFilter};
 use axum::Router;
-use horde_app::SiteAssets;
+use horde_app::{Page, SiteAssets};
 use horde_core::Horde;
-use leptos::prelude::{provide_context, LeptosOptions};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos::prelude::provide_context;
+use leptos::server_fn;
+use leptos_axum::{handle_server_fns_with_context, render_app_to_stream_with_context};
 use rust_embed::RustEmbed;
 use tower_http::compression::CompressionLayer;
 
@@ -26,14 +28,13 @@ use crate::api::rate_limits::{limit_by_path, RateLimits};
 #[folder = "$HORDE_SITE_FOLDER"]
 struct SiteFiles;
 
-/// The bundle's base name (`pkg/horde.js`, `pkg/horde.wasm`, `pkg/horde.css`).
-const BUNDLE: &str = "horde";
-
-/// Public names of the embedded files: `pkg/horde.1a2b3c4d5e6f.wasm` → `pkg/horde.wasm`.
+/// Public names of the embedded files: `pkg/horde-write.1a2b3c4d5e6f.wasm` →
+/// `pkg/horde-write.wasm`, and what each page links: its own bundle (`pkg/horde-<page>.js` and
+/// `.wasm`) and the shared `pkg/horde.css`.
 #[derive(Debug, Clone, Default)]
 pub struct SiteIndex {
     hashed: HashMap<String, String>,
-    assets: SiteAssets,
+    assets: HashMap<Page, SiteAssets>,
 }
 
 impl SiteIndex {
@@ -51,20 +52,35 @@ impl SiteIndex {
                 None => format!("{path}.{hash}"),
             };
             let url = format!("/{public}");
-            match path.as_ref() {
-                p if p == format!("pkg/{BUNDLE}.js") => index.assets.js = Some(url),
-                p if p == format!("pkg/{BUNDLE}.wasm") => index.assets.wasm = Some(url),
-                p if p == format!("pkg/{BUNDLE}.css") => index.assets.css = Some(url),
-                _ => {}
+            if path == "pkg/horde.css" {
+                for page in Page::ALL {
+                    index.assets.entry(page).or_default().css = Some(url.clone());
+                }
+            }
+            for page in Page::ALL {
+                let assets = index.assets.entry(page).or_default();
+                if path == format!("pkg/horde-{}.js", page.key()) {
+                    assets.js = Some(url.clone());
+                } else if path == format!("pkg/horde-{}.wasm", page.key()) {
+                    assets.wasm = Some(url.clone());
+                }
             }
             index.hashed.insert(public, path.to_string());
         }
         index
     }
 
-    /// Whether the browser bundle is there (the page can hydrate).
+    /// What `page` links.
+    pub fn assets(&self, page: Page) -> SiteAssets {
+        self.assets.get(&page).cloned().unwrap_or_default()
+    }
+
+    /// Whether every page's browser bundle is there (the pages can hydrate).
     pub fn hydrates(&self) -> bool {
-        self.assets.js.is_some() && self.assets.wasm.is_some()
+        Page::ALL.iter().all(|&page| {
+            let assets = self.assets(page);
+            assets.js.is_some() && assets.wasm.is_some()
+        })
     }
 }
 
@@ -98,17 +114,24 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>, limits: &Rate
     if !index.hydrates() {
         tracing::warn!("the web UI's browser bundle is not built (scripts/build-site.sh): pages render without interactivity");
     }
-    let options = LeptosOptions::builder().output_name(BUNDLE).build();
-    let routes = generate_route_list(horde_app::App);
-    let assets = index.assets.clone();
-    let pages = Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(horde.clone()),
-            move || horde_app::shell(assets.clone()),
-        )
-        .with_state(options);
+    // Rendering spawns tasks (Leptos's executor runs them on tokio); set up once per process.
+    let _ = any_spawner::Executor::init_tokio();
+    let context = move || provide_context(horde.clone());
+    let mut pages = Router::new();
+    for page in Page::ALL {
+        let assets = index.assets(page);
+        let render = render_app_to_stream_with_context(context.clone(), move || horde_app::document(page, assets.clone()));
+        pages = pages.route(page.path(), get(move |request: Request<Body>| render(request)));
+    }
+    // The server functions the pages call.
+    for (path, method) in server_fn::axum::server_fn_paths() {
+        let context = context.clone();
+        let handler = move |request: Request<Body>| handle_server_fns_with_context(context, request);
+        match MethodFilter::try_from(method) {
+            Ok(filter) => pages = pages.route(path, on(filter, handler)),
+            Err(e) => tracing::error!(path, "server function not served: {e}"),
+        }
+    }
     let files =
         Router::new()
             .route("/pkg/{*file}", get(bundle_file))

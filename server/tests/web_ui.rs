@@ -6,7 +6,7 @@
 mod common;
 
 use common::Db;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn require_site() -> bool {
     std::env::var("HORDE_REQUIRE_SITE").is_ok_and(|v| v == "1")
@@ -15,7 +15,7 @@ fn require_site() -> bool {
 /// The `/pkg/...` URLs a page links.
 fn bundle_urls(html: &str) -> Vec<String> {
     let mut urls: Vec<String> = html
-        .match_indices("/pkg/horde.")
+        .match_indices("/pkg/horde")
         .filter_map(|(i, _)| html[i..].split(['"', '\'']).next().map(str::to_string))
         .collect();
     urls.sort();
@@ -26,10 +26,12 @@ fn bundle_urls(html: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
     let s = server!(Db::Sqlite);
-    for (path, marker) in [
-        ("/", "name=\"prompt\""),
-        ("/account", "<h1>Account</h1>"),
-        ("/workers", "<h1>Workers &amp; status</h1>"),
+    let mut pages = Vec::new();
+    for (path, bundle, marker) in [
+        ("/", "horde-write", "name=\"prompt\""),
+        ("/images", "horde-images", "<h1>Images</h1>"),
+        ("/account", "horde-account", "<h1>Account</h1>"),
+        ("/workers", "horde-workers", "<h1>Workers &amp; status</h1>"),
     ] {
         let r = s.client.get(format!("{}{path}", s.url)).send().await.expect("GET page");
         assert_eq!(r.status(), 200, "{path}");
@@ -37,28 +39,42 @@ async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
         let html = r.text().await.expect("body");
         assert!(html.starts_with("<!DOCTYPE html>"), "{path}");
         assert!(html.contains(marker), "{path}: {marker} missing");
+        // Links are plain: each page is its own document, with its own bundle.
+        assert!(
+            html.contains(&format!("<a href=\"{path}\" aria-current=\"page\">")),
+            "{path}: no current link"
+        );
+        pages.push((path, bundle, bundle_urls(&html)));
     }
-    let html = s
-        .client
-        .get(format!("{}/", s.url))
-        .send()
-        .await
-        .expect("GET /")
-        .text()
-        .await
-        .expect("body");
-    let urls = bundle_urls(&html);
-    if urls.is_empty() {
-        assert!(!require_site(), "the page links no bundle though scripts/build-site.sh ran");
+    let r = s.client.get(format!("{}/no-such-page", s.url)).send().await.expect("GET");
+    assert_eq!(r.status(), 404);
+    if pages.iter().all(|(_, _, urls)| urls.is_empty()) {
+        assert!(!require_site(), "the pages link no bundle though scripts/build-site.sh ran");
         return;
     }
+    for (path, bundle, urls) in &pages {
+        // Its own JS and WASM, and the shared styles: nothing of the other pages.
+        assert_eq!(urls.len(), 3, "{path}: {urls:?}");
+        for ext in ["js", "wasm"] {
+            assert!(
+                urls.iter()
+                    .any(|u| u.starts_with(&format!("/pkg/{bundle}.")) && u.ends_with(&format!(".{ext}"))),
+                "{path}: no {bundle} .{ext} in {urls:?}"
+            );
+        }
+    }
+    let urls = &pages[0].2;
     for ext in ["js", "wasm", "css"] {
         let url = urls
             .iter()
             .find(|u| u.ends_with(&format!(".{ext}")))
             .unwrap_or_else(|| panic!("no .{ext} in {urls:?}"));
-        // horde.<12 hex>.<ext>
-        let hash = url.trim_start_matches("/pkg/horde.").trim_end_matches(&format!(".{ext}"));
+        // <name>.<12 hex>.<ext>
+        let (name, hash) = url
+            .trim_start_matches("/pkg/")
+            .trim_end_matches(&format!(".{ext}"))
+            .rsplit_once('.')
+            .unwrap_or_else(|| panic!("{url} has no hash"));
         assert!(hash.len() == 12 && hash.chars().all(|c| c.is_ascii_hexdigit()), "{url}");
         let r = s
             .client
@@ -79,7 +95,7 @@ async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
         assert!(kind.contains(expected), "{url}: {kind}");
         // The build's precompressed copy is what is sent (always for JS and CSS).
         let site = std::env::var("HORDE_SITE_DIR").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site").to_string());
-        let precompressed = std::path::Path::new(&site).join(format!("pkg/horde.{ext}.br"));
+        let precompressed = std::path::Path::new(&site).join(format!("pkg/{name}.{ext}.br"));
         let body = r.bytes().await.expect("body");
         if ext != "wasm" {
             assert!(precompressed.exists() || !require_site(), "{} missing", precompressed.display());
@@ -98,7 +114,7 @@ async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
     }
     let r = s
         .client
-        .get(format!("{}/pkg/horde.000000000000.js", s.url))
+        .get(format!("{}/pkg/horde-write.000000000000.js", s.url))
         .send()
         .await
         .expect("GET");
@@ -108,42 +124,51 @@ async fn pages_render_on_the_server_and_link_a_hashed_bundle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_functions_reach_the_core() {
     let s = server!(Db::Sqlite);
-    let call = |name: &'static str, form: Vec<(&'static str, String)>| {
+    // Arguments go as a JSON object, as the pages send them.
+    let call = |name: &'static str, args: Value| {
         let (client, url) = (s.client.clone(), format!("{}/ui/api/{name}", s.url));
         async move {
-            let r = client.post(url).form(&form).send().await.expect("server function");
+            let r = client.post(url).json(&args).send().await.expect("server function");
             let status = r.status().as_u16();
             (status, r.text().await.expect("body"))
         }
     };
-    let (status, body) = call("overview", vec![]).await;
+    let (status, body) = call("overview", json!({})).await;
     assert_eq!(status, 200, "{body}");
     let overview: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(overview["version"], env!("CARGO_PKG_VERSION"));
     assert!(overview["text_models"].as_array().is_some_and(Vec::is_empty));
+    let (status, body) = call("text_choices", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON"),
+        json!({"models": [], "workers": []})
+    );
+    let (status, body) = call("image_choices", json!({})).await;
+    assert_eq!((status, body.as_str()), (200, "[]"));
 
     // Anonymous by default.
-    let (status, body) = call("account", vec![("api_key", String::new())]).await;
+    let (status, body) = call("account", json!({"api_key": ""})).await;
     assert_eq!(status, 200, "{body}");
     let anon: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(anon["anonymous"], true);
 
     // Registration answers a key that then names the account.
-    let (status, body) = call("register", vec![("username", "ui-tester".into())]).await;
+    let (status, body) = call("register", json!({"username": "ui-tester"})).await;
     assert_eq!(status, 200, "{body}");
     let key: Value = serde_json::from_str(&body).expect("JSON");
     let api_key = key["api_key"].as_str().expect("key").to_string();
-    let (status, body) = call("account", vec![("api_key", api_key)]).await;
+    let (status, body) = call("account", json!({"api_key": api_key})).await;
     assert_eq!(status, 200, "{body}");
     let me: Value = serde_json::from_str(&body).expect("JSON");
     assert_eq!(me["username"], key["username"]);
     assert_eq!(me["anonymous"], false);
 
     // The core's errors come back as errors, with its message.
-    let (status, body) = call("account", vec![("api_key", "not-a-key".into())]).await;
+    let (status, body) = call("account", json!({"api_key": "not-a-key"})).await;
     assert_eq!(status, 401, "the REST API's status for an unknown key");
     assert!(body.to_lowercase().contains("api key"), "{body}");
-    let (status, body) = call("text_status", vec![("id", "00000000-0000-0000-0000-000000000000".into())]).await;
+    let (status, body) = call("text_status", json!({"id": "00000000-0000-0000-0000-000000000000"})).await;
     assert_eq!(status, 404, "{body}");
     assert!(!body.is_empty());
 }
@@ -156,7 +181,7 @@ async fn server_functions_count_in_the_api_rate_limit_groups() {
     );
     let register = |name: &'static str| {
         let (client, url) = (s.client.clone(), format!("{}/ui/api/register", s.url));
-        async move { client.post(url).form(&[("username", name)]).send().await.expect("register") }
+        async move { client.post(url).json(&json!({"username": name})).send().await.expect("register") }
     };
     assert_eq!(register("first-ui-user").await.status(), 200);
     let refused = register("second-ui-user").await;
@@ -165,7 +190,13 @@ async fn server_functions_count_in_the_api_rate_limit_groups() {
     assert_eq!(body["rc"], "TooManyRequests");
     // Server functions without a group of their own count in `default`; pages are not limited.
     for i in 0..4 {
-        let r = s.client.post(format!("{}/ui/api/overview", s.url)).send().await.expect("overview");
+        let r = s
+            .client
+            .post(format!("{}/ui/api/overview", s.url))
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("overview");
         assert_eq!(r.status(), if i < 3 { 200 } else { 429 }, "call {i}");
     }
     let page = s.client.get(format!("{}/", s.url)).send().await.expect("page");

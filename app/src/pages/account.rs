@@ -1,6 +1,7 @@
 //! The account page: the API key (anonymous by default), registration of a pseudonymous account
 //! (its key shown once), the kudos balance and its details, and kudos transfers.
 
+use leptos::either::EitherOf3;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -11,7 +12,7 @@ use crate::Session;
 pub fn AccountPage() -> impl IntoView {
     let session = expect_context::<Session>();
     let key = session.api_key;
-    let account = LocalResource::new(move || api::account(key.get()));
+    let (account, reload) = super::load(move || api::account(key.get()));
     let key_input = RwSignal::new(String::new());
     let username = RwSignal::new(String::new());
     let new_key = RwSignal::new(None::<String>);
@@ -36,7 +37,7 @@ pub fn AccountPage() -> impl IntoView {
     };
     let transfer = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Ok(n) = amount.get_untracked().trim().parse::<f64>() else {
+        let Some(n) = crate::browser::number(&amount.get_untracked()) else {
             message.set(Some("The amount must be a number.".into()));
             return;
         };
@@ -46,7 +47,7 @@ pub fn AccountPage() -> impl IntoView {
                 Ok(moved) => {
                     message.set(Some(format!("Sent {} kudos to {recipient}.", super::kudos(moved))));
                     amount.set(String::new());
-                    account.refetch();
+                    reload();
                 }
                 Err(e) => message.set(Some(api::message(&e))),
             }
@@ -57,9 +58,9 @@ pub fn AccountPage() -> impl IntoView {
         <section class="account">
             <h1>"Account"</h1>
             <div class="card balance">
-                <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                    {move || account.get().map(|a| match a {
-                        Ok(a) => view! {
+                {move || match account.get() {
+                        None => EitherOf3::A(view! { <p class="muted">"Loading…"</p> }),
+                        Some(Ok(a)) => EitherOf3::B(view! {
                             <p>
                                 <span class="username">{a.username.clone()}</span>
                                 {a.anonymous.then(|| view! { <span class="muted">" (anonymous: requests wait behind everyone with kudos)"</span> })}
@@ -74,11 +75,9 @@ pub fn AccountPage() -> impl IntoView {
                                 <tr><td>"Image requests"</td><td>{a.image_requested}</td></tr>
                                 <tr><td>"Workers"</td><td>{a.worker_count}</td></tr>
                             </table>
-                        }
-                        .into_any(),
-                        Err(e) => view! { <p class="error">{api::message(&e)}</p> }.into_any(),
-                    })}
-                </Suspense>
+                        }),
+                        Some(Err(e)) => EitherOf3::C(view! { <p class="error">{e}</p> }),
+                    }}
             </div>
             {move || new_key.get().map(|k| view! {
                 <div class="card notice">
@@ -108,5 +107,4 @@ pub fn AccountPage() -> impl IntoView {
             </form>
         </section>
     }
-    .into_any()
 }

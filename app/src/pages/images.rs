@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -46,7 +47,7 @@ pub fn ImagesPage() -> impl IntoView {
     let waiting = RwSignal::new(None::<Waiting>);
     let error = RwSignal::new(None::<String>);
     let gallery = RwSignal::new(Vec::<Shot>::new());
-    let overview = LocalResource::new(api::overview);
+    let (models, _) = super::load(api::image_choices);
 
     // Settings live in this browser.
     let loaded = RwSignal::new(false);
@@ -64,7 +65,7 @@ pub fn ImagesPage() -> impl IntoView {
     });
 
     // The price follows every change (a dry run: nothing is queued or charged).
-    let price = LocalResource::new(move || {
+    let (price, _) = super::load(move || {
         let (key, s, src) = (session.api_key.get(), settings.get(), source.get());
         async move {
             if s.prompt.trim().is_empty() {
@@ -102,6 +103,7 @@ pub fn ImagesPage() -> impl IntoView {
         });
     }
 
+    let busy = Memo::new(move |_| waiting.with(Option::is_some));
     let generate = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if waiting.with_untracked(Option::is_some) {
@@ -168,10 +170,8 @@ pub fn ImagesPage() -> impl IntoView {
         (
             move || settings.with(|s| get(s).to_string()),
             move |ev: leptos::ev::Event| {
-                if let Ok(v) = event_target_value(&ev).parse::<f64>() {
-                    if v.is_finite() {
-                        settings.update(|s| set(s, v));
-                    }
+                if let Some(v) = browser::number(&event_target_value(&ev)) {
+                    settings.update(|s| set(s, v));
                 }
             },
         )
@@ -200,19 +200,8 @@ pub fn ImagesPage() -> impl IntoView {
                         <select name="image_model" on:change=move |ev| settings.update(|s| s.model = event_target_value(&ev)) prop:value=move || settings.with(|s| s.model.clone())>
                             <option value="">"Any model"</option>
                             {move || {
-                                let chosen = settings.with(|s| s.model.clone());
-                                overview
-                                    .get()
-                                    .and_then(Result::ok)
-                                    .map(|o| o.image_models)
-                                    .unwrap_or_default()
-                                    .into_iter()
-                                    .map(|m| {
-                                        let selected = m.name == chosen;
-                                        let label = format!("{} · {} worker{}", m.name, m.workers, if m.workers == 1 { "" } else { "s" });
-                                        view! { <option value=m.name.clone() selected=selected>{label}</option> }
-                                    })
-                                    .collect_view()
+                                let offered = models.get().and_then(Result::ok).unwrap_or_default();
+                                super::options(offered, &settings.with(|s| s.model.clone()))
                             }}
                         </select>
                     </label>
@@ -262,17 +251,16 @@ pub fn ImagesPage() -> impl IntoView {
                     {move || match price.get() {
                         Some(Ok(Some(k))) => format!("Costs about {} kudos", super::kudos(k)),
                         Some(Ok(None)) => "Describe the image to see its price.".to_string(),
-                        Some(Err(e)) => api::message(&e),
+                        Some(Err(e)) => e,
                         None => "Pricing…".to_string(),
                     }}
                 </p>
                 <div class="actions">
-                    <Show
-                        when=move || waiting.with(Option::is_some)
-                        fallback=|| view! { <button type="submit" class="primary">"Generate"</button> }
-                    >
-                        <button type="button" class="danger" on:click=cancel>"Cancel"</button>
-                    </Show>
+                    {move || if busy.get() {
+                        Either::Left(view! { <button type="button" class="danger" on:click=cancel>"Cancel"</button> })
+                    } else {
+                        Either::Right(view! { <button type="submit" class="primary">"Generate"</button> })
+                    }}
                 </div>
                 {move || waiting.get().map(|w| {
                     let text = match w.progress {
@@ -287,7 +275,6 @@ pub fn ImagesPage() -> impl IntoView {
             <Gallery gallery/>
         </section>
     }
-    .into_any()
 }
 
 fn add_to_gallery(gallery: RwSignal<Vec<Shot>>, request_id: &str, origin: &Origin, images: Vec<GalleryImage>) {
@@ -314,9 +301,9 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
             {move || {
                 let shots = gallery.get();
                 if shots.is_empty() {
-                    return view! { <p class="muted">"Your images appear here. They live on the horde for 20 minutes: download the ones you keep."</p> }.into_any();
+                    return Either::Left(view! { <p class="muted">"Your images appear here. They live on the horde for 20 minutes: download the ones you keep."</p> });
                 }
-                shots
+                let shots = shots
                     .into_iter()
                     .enumerate()
                     .map(|(i, shot)| {
@@ -358,7 +345,7 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                                 <div class="row">
                                     <a class="button ghost small" href=shot.image.url.clone() download=format!("horde-{}.webp", shot.image.seed)>"Download"</a>
                                     {shot.shared.then(|| view! {
-                                        <select class="rating" aria-label="Rating" on:change=move |ev| rating.set(event_target_value(&ev).parse().unwrap_or(8)) prop:value=move || rating.get().to_string()>
+                                        <select class="rating" aria-label="Rating" on:change=move |ev| rating.set(event_target_value(&ev).parse::<i64>().unwrap_or(8)) prop:value=move || rating.get().to_string()>
                                             {(1..=10).rev().map(|r| view! { <option value=r.to_string()>{format!("{r}/10")}</option> }).collect_view()}
                                         </select>
                                         <button type="button" class="ghost small" on:click=rate.clone()>"Rate"</button>
@@ -369,10 +356,9 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                             </figure>
                         }
                     })
-                    .collect_view()
-                    .into_any()
+                    .collect_view();
+                Either::Right(shots)
             }}
         </div>
     }
-    .into_any()
 }

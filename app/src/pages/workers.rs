@@ -1,6 +1,7 @@
 //! Workers & status: the horde's queues and models, the volunteers, and the signed-in user's own
 //! workers with their maintenance switch.
 
+use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -10,16 +11,16 @@ use crate::Session;
 #[component]
 pub fn WorkersPage() -> impl IntoView {
     let session = expect_context::<Session>();
-    let overview = LocalResource::new(api::overview);
-    let mine = LocalResource::new(move || api::my_workers(session.api_key.get()));
+    let (overview, reload_overview) = super::load(api::overview);
+    let (mine, reload_mine) = super::load(move || api::my_workers(session.api_key.get()));
     let message = RwSignal::new(None::<String>);
     let toggle = move |id: String, on: bool| {
         let key = session.api_key.get_untracked();
         spawn_local(async move {
             match api::set_maintenance(key, id, on).await {
                 Ok(_) => {
-                    mine.refetch();
-                    overview.refetch();
+                    reload_mine();
+                    reload_overview();
                 }
                 Err(e) => message.set(Some(api::message(&e))),
             }
@@ -28,9 +29,9 @@ pub fn WorkersPage() -> impl IntoView {
     view! {
         <section class="workers">
             <h1>"Workers & status"</h1>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || overview.get().map(|o| match o {
-                    Ok(o) => view! {
+            {move || match overview.get() {
+                    None => EitherOf3::A(view! { <p class="muted">"Loading…"</p> }),
+                    Some(Ok(o)) => EitherOf3::B(view! {
                         <div class="cards">
                             <div class="card"><b>{o.text_models.iter().map(|m| m.workers).sum::<i64>()}</b>"text workers"</div>
                             <div class="card"><b>{o.queued_text_requests}</b>"text requests queued"</div>
@@ -44,17 +45,14 @@ pub fn WorkersPage() -> impl IntoView {
                         <h2>"Volunteers"</h2>
                         {worker_table(o.workers)}
                         <p class="muted">"Horde " {o.version}</p>
-                    }
-                    .into_any(),
-                    Err(e) => view! { <p class="error">{api::message(&e)}</p> }.into_any(),
-                })}
-            </Suspense>
+                    }),
+                    Some(Err(e)) => EitherOf3::C(view! { <p class="error">{e}</p> }),
+                }}
             <h2>"My workers"</h2>
             {move || message.get().map(|m| view! { <p class="message" role="status">{m}</p> })}
-            <Suspense fallback=|| ()>
-                {move || mine.get().map(|m| match m {
-                    Ok(ws) if ws.is_empty() => view! { <p class="muted">"No workers on this account. Run horde-worker with your API key to add one."</p> }.into_any(),
-                    Ok(ws) => ws
+            {move || mine.get().map(|m| match m {
+                    Ok(ws) if ws.is_empty() => EitherOf3::A(view! { <p class="muted">"No workers on this account. Run horde-worker with your API key to add one."</p> }),
+                    Ok(ws) => EitherOf3::B(ws
                         .into_iter()
                         .map(|w| {
                             let id = w.id.clone();
@@ -81,8 +79,8 @@ pub fn WorkersPage() -> impl IntoView {
                                     match api::delete_worker(key, id).await {
                                         Ok(name) => {
                                             message.set(Some(format!("Worker {name} deleted.")));
-                                            mine.refetch();
-                                            overview.refetch();
+                                            reload_mine();
+                                            reload_overview();
                                         }
                                         Err(e) => message.set(Some(api::message(&e))),
                                     }
@@ -102,21 +100,18 @@ pub fn WorkersPage() -> impl IntoView {
                                 </div>
                             }
                         })
-                        .collect_view()
-                        .into_any(),
-                    Err(e) => view! { <p class="error">{api::message(&e)}</p> }.into_any(),
+                        .collect_view()),
+                    Err(e) => EitherOf3::C(view! { <p class="error">{e}</p> }),
                 })}
-            </Suspense>
         </section>
     }
-    .into_any()
 }
 
 fn model_table(models: Vec<ModelRow>) -> impl IntoView {
     if models.is_empty() {
-        return view! { <p class="muted">"None online. Requests wait up to 20 minutes for a worker."</p> }.into_any();
+        return Either::Left(view! { <p class="muted">"None online. Requests wait up to 20 minutes for a worker."</p> });
     }
-    view! {
+    Either::Right(view! {
         <table>
             <thead><tr><th>"Model"</th><th>"Workers"</th><th>"Queued"</th><th>"Wait"</th></tr></thead>
             <tbody>
@@ -126,15 +121,14 @@ fn model_table(models: Vec<ModelRow>) -> impl IntoView {
                     .collect_view()}
             </tbody>
         </table>
-    }
-    .into_any()
+    })
 }
 
 fn worker_table(workers: Vec<WorkerRow>) -> impl IntoView {
     if workers.is_empty() {
-        return view! { <p class="muted">"No worker is online."</p> }.into_any();
+        return Either::Left(view! { <p class="muted">"No worker is online."</p> });
     }
-    view! {
+    Either::Right(view! {
         <table class="worker-list">
             <thead><tr><th>"Name"</th><th>"Models"</th><th>"Speed"</th><th>"Uptime"</th><th>"Kudos"</th><th>"State"</th></tr></thead>
             <tbody>
@@ -153,6 +147,5 @@ fn worker_table(workers: Vec<WorkerRow>) -> impl IntoView {
                     .collect_view()}
             </tbody>
         </table>
-    }
-    .into_any()
+    })
 }

@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
-use horde_protocol::stream::{StreamDelta, StreamStatus};
-use horde_protocol::text::TextStatus;
+use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use serde::Deserialize;
 
-use crate::api::{self, HordeOverview};
+use super::options;
+use crate::api::{self, TextOffer, TextProgress};
 use crate::browser::{self, TextStream};
 use crate::context::{self, clean_reply};
 use crate::story::{GenSettings, History, InstructTemplate, Mode, Provenance, Role, Story, Turn, WorldEntry, PRESETS};
@@ -24,6 +25,18 @@ pub struct Pending {
     pub wait_time: i64,
     pub writing: bool,
     pub kudos: f64,
+}
+
+/// The text of a `delta` or `reset` stream event (its other fields are not needed here).
+#[derive(Deserialize)]
+struct StreamText {
+    text: String,
+}
+
+/// The `error` stream event.
+#[derive(Deserialize)]
+struct StreamError {
+    message: String,
 }
 
 /// The studio's state, all `Copy` handles.
@@ -250,7 +263,7 @@ impl Studio {
         };
         match event {
             "status" => {
-                if let Ok(s) = serde_json::from_str::<StreamStatus>(data) {
+                if let Ok(s) = serde_json::from_str::<TextProgress>(data) {
                     update(&|p| {
                         p.queue_position = s.queue_position;
                         p.wait_time = s.wait_time;
@@ -260,7 +273,7 @@ impl Studio {
                 }
             }
             "delta" => {
-                if let Ok(d) = serde_json::from_str::<StreamDelta>(data) {
+                if let Ok(d) = serde_json::from_str::<StreamText>(data) {
                     update(&|p| {
                         p.writing = true;
                         p.text.push_str(&d.text);
@@ -268,21 +281,20 @@ impl Studio {
                 }
             }
             "reset" => {
-                if let Ok(d) = serde_json::from_str::<StreamDelta>(data) {
+                if let Ok(d) = serde_json::from_str::<StreamText>(data) {
                     update(&|p| p.text = d.text.clone());
                 }
             }
             "aborted" => update(&|p| p.text.clear()),
             "done" => {
-                if let Ok(status) = serde_json::from_str::<TextStatus>(data) {
+                if let Ok(status) = serde_json::from_str::<TextProgress>(data) {
                     self.finish(status);
                 }
             }
             "error" => {
-                let message = serde_json::from_str::<serde_json::Value>(data)
-                    .ok()
-                    .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
-                    .unwrap_or_else(|| "The request failed.".into());
+                let message = serde_json::from_str::<StreamError>(data)
+                    .map(|e| e.message)
+                    .unwrap_or_else(|_| "The request failed.".into());
                 self.stream.set_value(None);
                 self.pending.set(None);
                 self.error.set(Some(message));
@@ -322,7 +334,7 @@ impl Studio {
     }
 
     /// The request is over: its text becomes the model's turn.
-    fn finish(self, status: TextStatus) {
+    fn finish(self, status: TextProgress) {
         self.stream.set_value(None);
         self.pending.set(None);
         if let Some(g) = status.generations.into_iter().next() {
@@ -377,7 +389,7 @@ impl Studio {
 pub fn WritePage() -> impl IntoView {
     let session = expect_context::<Session>();
     let studio = Studio::new(session);
-    let overview = LocalResource::new(api::overview);
+    let offer = RwSignal::new(TextOffer::default());
     let draft = RwSignal::new(String::new());
     let send = move || {
         studio.submit(draft.get_untracked());
@@ -385,6 +397,7 @@ pub fn WritePage() -> impl IntoView {
     };
     let story = studio.story;
     let mode = move || story.with(|s| s.mode);
+    let busy = Memo::new(move |_| studio.busy());
     let placeholder = move || match mode() {
         Mode::Story => "Write the story, or leave empty to let the model continue…",
         Mode::Adventure => "What do you do?",
@@ -401,7 +414,7 @@ pub fn WritePage() -> impl IntoView {
                 >
                     {Mode::ALL.map(|m| view! { <option value=m.key()>{m.label()}</option> })}
                 </select>
-                <ModelPicker studio overview/>
+                <ModelPicker studio offer/>
                 <button
                     class="ghost"
                     on:click=move |_| studio.travel(History::undo)
@@ -425,9 +438,10 @@ pub fn WritePage() -> impl IntoView {
                     {move || {
                         let current = story.with(|s| s.title.clone());
                         let others = studio.shelf.with(|shelf| shelf.iter().map(|s| s.title.clone()).collect::<Vec<_>>());
-                        std::iter::once(view! { <option value="" selected=true>{current}</option> }.into_any())
-                            .chain(others.into_iter().enumerate().map(|(i, t)| view! { <option value=i.to_string()>{t}</option> }.into_any()))
-                            .collect_view()
+                        view! {
+                            <option value="" selected=true>{current}</option>
+                            {others.into_iter().enumerate().map(|(i, t)| view! { <option value=i.to_string()>{t}</option> }).collect_view()}
+                        }
                     }}
                 </select>
             </div>
@@ -451,15 +465,16 @@ pub fn WritePage() -> impl IntoView {
                             }
                         ></textarea>
                         <div class="actions">
-                            <Show
-                                when=move || studio.busy()
-                                fallback=move || view! {
+                            {move || if busy.get() {
+                                Either::Left(view! {
+                                    <button type="button" class="danger" on:click=move |_| studio.cancel()>"Cancel"</button>
+                                })
+                            } else {
+                                Either::Right(view! {
                                     <button type="submit" class="primary">"Send"</button>
                                     <button type="button" class="ghost" on:click=move |_| studio.retry()>"Retry"</button>
-                                }
-                            >
-                                <button type="button" class="danger" on:click=move |_| studio.cancel()>"Cancel"</button>
-                            </Show>
+                                })
+                            }}
                         </div>
                     </form>
                     <Footer studio/>
@@ -472,20 +487,23 @@ pub fn WritePage() -> impl IntoView {
             </div>
         </section>
     }
-    .into_any()
 }
 
 #[component]
-fn ModelPicker(studio: Studio, overview: LocalResource<Result<HordeOverview, ServerFnError>>) -> impl IntoView {
+fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
     let settings = studio.settings;
-    let models = move || overview.get().and_then(Result::ok).map(|o| o.text_models).unwrap_or_default();
-    let workers = move || {
-        overview
-            .get()
-            .and_then(Result::ok)
-            .map(|o| o.workers.into_iter().filter(|w| w.kind == "text").collect::<Vec<_>>())
-            .unwrap_or_default()
+    // Asked for once the page is live, and again on the refresh button; a failure keeps what
+    // was there.
+    let refresh = move || {
+        spawn_local(async move {
+            if let Ok(o) = api::text_choices().await {
+                offer.set(o);
+            }
+        })
     };
+    Effect::new(move |_| refresh());
+    let models = move || offer.with(|o| o.models.clone());
+    let workers = move || offer.with(|o| o.workers.clone());
     view! {
         <select
             name="model"
@@ -494,24 +512,7 @@ fn ModelPicker(studio: Studio, overview: LocalResource<Result<HordeOverview, Ser
             prop:value=move || settings.with(|s| s.model.clone())
         >
             <option value="">"Any model"</option>
-            {move || {
-                let chosen = settings.with(|s| s.model.clone());
-                models()
-                    .into_iter()
-                    .map(|m| {
-                        let label = format!(
-                            "{} · {} worker{} · {} queued · ~{}",
-                            m.name,
-                            m.workers,
-                            if m.workers == 1 { "" } else { "s" },
-                            m.queued.round(),
-                            super::duration(m.eta)
-                        );
-                        let selected = m.name == chosen;
-                        view! { <option value=m.name.clone() selected=selected>{label}</option> }
-                    })
-                    .collect_view()
-            }}
+            {move || options(models(), &settings.with(|s| s.model.clone()))}
         </select>
         <select
             name="worker"
@@ -520,20 +521,10 @@ fn ModelPicker(studio: Studio, overview: LocalResource<Result<HordeOverview, Ser
             prop:value=move || settings.with(|s| s.worker.clone())
         >
             <option value="">"Any worker"</option>
-            {move || {
-                let chosen = settings.with(|s| s.worker.clone());
-                workers()
-                    .into_iter()
-                    .map(|w| {
-                        let selected = w.id == chosen;
-                        view! { <option value=w.id.clone() selected=selected>{w.name}</option> }
-                    })
-                    .collect_view()
-            }}
+            {move || options(workers(), &settings.with(|s| s.worker.clone()))}
         </select>
-        <button class="ghost" title="Refresh models and workers" on:click=move |_| overview.refetch()>"↻"</button>
+        <button class="ghost" title="Refresh models and workers" on:click=move |_| refresh()>"↻"</button>
     }
-    .into_any()
 }
 
 #[component]
@@ -546,9 +537,9 @@ fn Transcript(studio: Studio) -> impl IntoView {
             {move || {
                 let s = story.get();
                 if s.turns.is_empty() {
-                    return view! { <p class="muted empty">"Nothing written yet."</p> }.into_any();
+                    return Either::Left(view! { <p class="muted empty">"Nothing written yet."</p> });
                 }
-                s.turns
+                let turns = s.turns
                     .iter()
                     .enumerate()
                     .map(|(i, t)| {
@@ -564,10 +555,9 @@ fn Transcript(studio: Studio) -> impl IntoView {
                             <div class=class data-turn=i>
                                 {who.map(|w| view! { <span class="speaker">{w}</span> })}
                                 {image}
-                                <Show
-                                    when=move || editing.get() == Some(i)
-                                    fallback=move || view! { <span class="text">{text.clone()}</span> }
-                                >
+                                {move || if editing.get() != Some(i) {
+                                    Either::Left(view! { <span class="text">{text.clone()}</span> })
+                                } else { Either::Right(view! {
                                     <textarea
                                         class="edit"
                                         prop:value=move || edit_text.get()
@@ -582,7 +572,7 @@ fn Transcript(studio: Studio) -> impl IntoView {
                                         }
                                     >"Save"</button>
                                     <button class="ghost small" on:click=move |_| editing.set(None)>"Cancel"</button>
-                                </Show>
+                                })}}
                                 <span class="turn-tools">
                                     <button
                                         class="ghost small"
@@ -598,12 +588,11 @@ fn Transcript(studio: Studio) -> impl IntoView {
                             </div>
                         }
                     })
-                    .collect_view()
-                    .into_any()
+                    .collect_view();
+                Either::Right(turns)
             }}
         </div>
     }
-    .into_any()
 }
 
 /// The name shown on a bubble (chat and instruct) or none (prose).
@@ -639,7 +628,6 @@ fn PendingTurn(studio: Studio) -> impl IntoView {
                 }
             })
         }
-        .into_any()
     }
 }
 
@@ -676,7 +664,6 @@ fn Footer(studio: Studio) -> impl IntoView {
             </span>
         </footer>
     }
-    .into_any()
 }
 
 /// A labelled number input bound to a setting.
@@ -687,6 +674,16 @@ fn number_field(
     get: impl Fn() -> f64 + Send + Sync + 'static,
     set: impl Fn(f64) + Send + Sync + 'static,
 ) -> impl IntoView {
+    number_field_erased(label, name, step, Box::new(get), Box::new(set))
+}
+#[allow(clippy::type_complexity)]
+fn number_field_erased(
+    label: &'static str,
+    name: &'static str,
+    step: &'static str,
+    get: Box<dyn Fn() -> f64 + Send + Sync + 'static>,
+    set: Box<dyn Fn(f64) + Send + Sync + 'static>,
+) -> impl IntoView {
     view! {
         <label class="field">
             <span>{label}</span>
@@ -696,10 +693,8 @@ fn number_field(
                 step=step
                 prop:value=move || get().to_string()
                 on:change=move |ev| {
-                    if let Ok(v) = event_target_value(&ev).parse::<f64>() {
-                        if v.is_finite() {
-                            set(v);
-                        }
+                    if let Some(v) = browser::number(&event_target_value(&ev)) {
+                        set(v);
                     }
                 }
             />
@@ -714,6 +709,15 @@ fn text_field(
     get: impl Fn() -> String + Send + Sync + 'static,
     set: impl Fn(String) + Send + Sync + 'static,
 ) -> impl IntoView {
+    text_field_erased(label, name, Box::new(get), Box::new(set))
+}
+#[allow(clippy::type_complexity)]
+fn text_field_erased(
+    label: &'static str,
+    name: &'static str,
+    get: Box<dyn Fn() -> String + Send + Sync + 'static>,
+    set: Box<dyn Fn(String) + Send + Sync + 'static>,
+) -> impl IntoView {
     view! {
         <label class="field">
             <span>{label}</span>
@@ -725,11 +729,11 @@ fn text_field(
 #[component]
 fn Background(studio: Studio) -> impl IntoView {
     let story = studio.story;
-    let mode = move || story.with(|s| s.mode);
+    let mode = Memo::new(move |_| story.with(|s| s.mode));
     view! {
         <details open>
             <summary>"Memory & world"</summary>
-            <Show when=move || mode() == Mode::Instruct>
+            {move || (mode.get() == Mode::Instruct).then(|| view! {
                 <label class="field">
                     <span>"Instruct template"</span>
                     <select
@@ -741,8 +745,8 @@ fn Background(studio: Studio) -> impl IntoView {
                     </select>
                 </label>
                 {text_field("System prompt", "system_prompt", move || story.with(|s| s.system_prompt.clone()), move |v| story.update(|s| s.system_prompt = v))}
-            </Show>
-            <Show when=move || mode() == Mode::Chat>
+            })}
+            {move || (mode.get() == Mode::Chat).then(|| view! {
                 <div class="row">
                     <label class="field">
                         <span>"Your name"</span>
@@ -753,7 +757,7 @@ fn Background(studio: Studio) -> impl IntoView {
                         <input name="bot_name" prop:value=move || story.with(|s| s.bot_name.clone()) on:input=move |ev| story.update(|s| s.bot_name = event_target_value(&ev))/>
                     </label>
                 </div>
-            </Show>
+            })}
             {text_field("Memory", "memory", move || story.with(|s| s.memory.clone()), move |v| story.update(|s| s.memory = v))}
             {text_field("Author's note", "authors_note", move || story.with(|s| s.authors_note.clone()), move |v| story.update(|s| s.authors_note = v))}
             {number_field("Author's note depth (turns from the end)", "authors_note_depth", "1", move || story.with(|s| s.authors_note_depth as f64), move |v| story.update(|s| s.authors_note_depth = v.clamp(0.0, 100.0) as usize))}
@@ -795,7 +799,6 @@ fn Background(studio: Studio) -> impl IntoView {
             <button class="ghost" on:click=move |_| story.update(|s| s.world_info.push(WorldEntry::default()))>"Add world info"</button>
         </details>
     }
-    .into_any()
 }
 
 #[component]
@@ -829,7 +832,6 @@ fn Settings(studio: Studio) -> impl IntoView {
             </label>
         </details>
     }
-    .into_any()
 }
 
 #[component]
@@ -841,7 +843,7 @@ fn ExportImport(studio: Studio) -> impl IntoView {
     // large.
     let link = NodeRef::<leptos::html::A>::new();
     let export = move |_| {
-        let json = story.with_untracked(|s| serde_json::to_string_pretty(s).unwrap_or_default());
+        let json = story.with_untracked(|s| serde_json::to_string(s).unwrap_or_default());
         let href = format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(&json));
         if let Some(a) = link.get_untracked() {
             let _ = a.set_attribute("href", &href);
@@ -890,5 +892,4 @@ fn ExportImport(studio: Studio) -> impl IntoView {
             {move || message.get().map(|m| view! { <p class="muted">{m}</p> })}
         </details>
     }
-    .into_any()
 }
