@@ -95,6 +95,9 @@ test.describe('on a phone', () => {
       await open(page, path);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       expect(overflow).toBeLessThanOrEqual(0);
+      // Every page's link shows without scrolling the navigation.
+      const hidden = await page.evaluate(() => { const nav = document.querySelector('header nav'); return nav.scrollWidth - nav.clientWidth; });
+      expect(hidden).toBeLessThanOrEqual(0);
       await page.screenshot({ path: info.outputPath(`phone-${name}.png`), fullPage: true });
     });
   }

@@ -207,3 +207,32 @@ test('the model and worker pickers and the settings reach the request the worker
   expect(payload.prompt).toContain('Éclairs are the town pastry.');
   await expect(page.locator('.studio-footer .served')).toContainText('e2e/settings-3b on settings-worker');
 });
+
+test('world info exports as JSON and imports into another story', async ({ page }) => {
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.getByRole('button', { name: 'Add world info' }).click();
+  await page.locator('input[name=wi_keys]').fill('harbor, port');
+  await page.locator('textarea[name=wi_content]').fill('The harbor freezes in winter.');
+  await page.locator('.world-entry input[type=checkbox]').check();
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByText('Export world info').click()]);
+  expect(download.suggestedFilename()).toBe('world-info.json');
+  const exported = require('fs').readFileSync(await download.path(), 'utf8');
+  expect(JSON.parse(exported)).toEqual([{ keys: 'harbor, port', content: 'The harbor freezes in winter.', constant: true }]);
+
+  // Into a new story that already has an entry: the imported ones are added.
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.getByRole('button', { name: 'Add world info' }).click();
+  await page.locator('input[name=wi_keys]').fill('lighthouse');
+  await page.locator('textarea[name=wi_content]').fill('The lighthouse is dark.');
+  const file = { name: 'world-info.json', mimeType: 'application/json', buffer: Buffer.from(exported) };
+  await page.locator('input[name=import_world_info]').setInputFiles(file);
+  await expect(page.getByText('1 world info entry added.')).toBeVisible();
+  await expect(page.locator('.world-entry')).toHaveCount(2);
+  await expect(page.locator('input[name=wi_keys]').nth(1)).toHaveValue('harbor, port');
+  await expect(page.locator('.world-entry input[type=checkbox]').nth(1)).toBeChecked();
+  // Not world info: refused, nothing added.
+  await page.locator('input[name=import_world_info]').setInputFiles({ ...file, name: 'story.json', buffer: Buffer.from('{"title": "x"}') });
+  await expect(page.getByText(/That is not world info/)).toBeVisible();
+  await expect(page.locator('.world-entry')).toHaveCount(2);
+});

@@ -730,6 +730,12 @@ fn text_field_erased(
 fn Background(studio: Studio) -> impl IntoView {
     let story = studio.story;
     let mode = Memo::new(move |_| story.with(|s| s.mode));
+    let wi_message = RwSignal::new(None::<String>);
+    let wi_link = NodeRef::<leptos::html::A>::new();
+    let export_world_info = move |_| {
+        let json = story.with_untracked(|s| serde_json::to_string(&s.world_info).unwrap_or_default());
+        offer_download(wi_link, &json);
+    };
     view! {
         <details open>
             <summary>"Memory & world"</summary>
@@ -797,6 +803,26 @@ fn Background(studio: Studio) -> impl IntoView {
                     .collect_view()
             }}
             <button class="ghost" on:click=move |_| story.update(|s| s.world_info.push(WorldEntry::default()))>"Add world info"</button>
+            <div class="wi-files">
+                <a class="button ghost small" node_ref=wi_link href="#" download="world-info.json" on:click=export_world_info>"Export world info"</a>
+                <label class="field">
+                    <span>"Import world info (adds its entries)"</span>
+                    <input
+                        type="file"
+                        name="import_world_info"
+                        accept="application/json,.json"
+                        on:change=move |ev| browser::read_chosen_text(&ev, move |text| match text.map(|t| serde_json::from_str::<Vec<WorldEntry>>(&t)) {
+                            Some(Ok(entries)) => {
+                                wi_message.set(Some(format!("{} world info entr{} added.", entries.len(), if entries.len() == 1 { "y" } else { "ies" })));
+                                story.update(|s| s.world_info.extend(entries));
+                            }
+                            Some(Err(e)) => wi_message.set(Some(format!("That is not world info: {e}"))),
+                            None => wi_message.set(Some("The file could not be read.".into())),
+                        })
+                    />
+                </label>
+            </div>
+            {move || wi_message.get().map(|m| view! { <p class="muted">{m}</p> })}
         </details>
     }
 }
@@ -834,6 +860,15 @@ fn Settings(studio: Studio) -> impl IntoView {
     }
 }
 
+/// Points a download link at `json` (called as it is clicked, so large stories are not encoded
+/// on every edit).
+fn offer_download(link: NodeRef<leptos::html::A>, json: &str) {
+    let href = format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(json));
+    if let Some(a) = link.get_untracked() {
+        let _ = a.set_attribute("href", &href);
+    }
+}
+
 #[component]
 fn ExportImport(studio: Studio) -> impl IntoView {
     let story = studio.story;
@@ -844,10 +879,7 @@ fn ExportImport(studio: Studio) -> impl IntoView {
     let link = NodeRef::<leptos::html::A>::new();
     let export = move |_| {
         let json = story.with_untracked(|s| serde_json::to_string(s).unwrap_or_default());
-        let href = format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(&json));
-        if let Some(a) = link.get_untracked() {
-            let _ = a.set_attribute("href", &href);
-        }
+        offer_download(link, &json);
     };
     let import = move |_| match serde_json::from_str::<Story>(&paste.get_untracked()) {
         Ok(s) => {
