@@ -56,14 +56,25 @@ pub fn load<T: DeserializeOwned>(key: &str) -> Option<T> {
     }
 }
 
-/// Saves a value in the browser's local storage.
-pub fn save<T: Serialize>(key: &str, value: &T) {
+/// What to tell the user when the browser refuses to save their work.
+pub const STORAGE_FULL: &str =
+    "This browser's storage is full, so your latest changes are not saved here. Export the story (Export / import) to keep it, or delete stories you no longer need.";
+
+/// Saves a value in the browser's local storage. False when the browser refused it (its
+/// storage is full, or turned off), so that the page can say the work is not kept.
+pub fn save<T: Serialize>(key: &str, value: &T) -> bool {
     #[cfg(feature = "hydrate")]
-    if let (Some(s), Ok(text)) = (storage(), serde_json::to_string(value)) {
-        let _ = s.set_item(key, &text);
+    {
+        match (storage(), serde_json::to_string(value)) {
+            (Some(s), Ok(text)) => s.set_item(key, &text).is_ok(),
+            _ => false,
+        }
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = (key, serde_json::to_string(value));
+    {
+        let _ = key;
+        serde_json::to_string(value).is_ok()
+    }
 }
 
 /// The events of `GET /api/v2/generate/text/stream/{id}` as they arrive: `(event, data)`. A lost

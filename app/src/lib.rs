@@ -130,7 +130,7 @@ impl Session {
         Effect::new(move |_| {
             let key = session.api_key.get();
             if session.loaded.get_untracked() {
-                browser::save(browser::API_KEY_KEY, &key);
+                let _ = browser::save(browser::API_KEY_KEY, &key);
             }
         });
         provide_context(session);

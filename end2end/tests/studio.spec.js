@@ -236,3 +236,18 @@ test('world info exports as JSON and imports into another story', async ({ page 
   await expect(page.getByText(/That is not world info/)).toBeVisible();
   await expect(page.locator('.world-entry')).toHaveCount(2);
 });
+
+test('a full browser storage is said, not silently lost', async ({ page }) => {
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  // Fill this origin's storage with something else, then write more than is left.
+  await page.evaluate(() => {
+    const chunk = 'x'.repeat(256 * 1024);
+    for (let i = 0; ; i++) {
+      try { localStorage.setItem(`filler-${i}`, chunk); } catch { break; }
+    }
+  });
+  await page.locator('textarea[name=memory]').fill('A long memory. '.repeat(20000));
+  await expect(page.getByRole('alert')).toContainText("This browser's storage is full");
+  await page.evaluate(() => { for (const k of Object.keys(localStorage)) if (k.startsWith('filler-')) localStorage.removeItem(k); });
+});

@@ -59,8 +59,9 @@ pub fn ImagesPage() -> impl IntoView {
     });
     Effect::new(move |_| {
         let s = settings.get();
+        // Image settings are small; if even they do not fit, the write page says so.
         if loaded.get_untracked() {
-            browser::save(browser::IMAGES_KEY, &s);
+            let _ = browser::save(browser::IMAGES_KEY, &s);
         }
     });
 
@@ -330,8 +331,11 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                                     Some(data) => {
                                         let mut story = browser::load::<Story>(browser::STORY_KEY).unwrap_or_default();
                                         story.turns.push(Turn::image(data, prompt));
-                                        browser::save(browser::STORY_KEY, &story);
-                                        "Added to your story.".to_string()
+                                        if browser::save(browser::STORY_KEY, &story) {
+                                            "Added to your story.".to_string()
+                                        } else {
+                                            "This browser's storage is full: the image was not added. Export or delete stories to make room.".to_string()
+                                        }
                                     }
                                     None => "The image could not be fetched; it may have expired.".to_string(),
                                 };

@@ -84,20 +84,20 @@ impl Studio {
         });
         Effect::new(move |_| {
             let shelf = studio.shelf.get();
-            if loaded.get_untracked() {
-                browser::save(browser::SHELF_KEY, &shelf);
+            if loaded.get_untracked() && !browser::save(browser::SHELF_KEY, &shelf) {
+                studio.error.set(Some(browser::STORAGE_FULL.into()));
             }
         });
         Effect::new(move |_| {
             let story = studio.story.get();
-            if loaded.get_untracked() {
-                browser::save(browser::STORY_KEY, &story);
+            if loaded.get_untracked() && !browser::save(browser::STORY_KEY, &story) {
+                studio.error.set(Some(browser::STORAGE_FULL.into()));
             }
         });
         Effect::new(move |_| {
             let settings = studio.settings.get();
-            if loaded.get_untracked() {
-                browser::save(browser::SETTINGS_KEY, &settings);
+            if loaded.get_untracked() && !browser::save(browser::SETTINGS_KEY, &settings) {
+                studio.error.set(Some(browser::STORAGE_FULL.into()));
             }
         });
         studio
