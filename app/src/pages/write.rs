@@ -666,6 +666,11 @@ fn Footer(studio: Studio) -> impl IntoView {
     }
 }
 
+/// How a field reads and writes its value: boxed, so that each field's markup is compiled once
+/// however many closures call it (the browser bundle is measured in bytes).
+type Read<T> = Box<dyn Fn() -> T + Send + Sync + 'static>;
+type Write<T> = Box<dyn Fn(T) + Send + Sync + 'static>;
+
 /// A labelled number input bound to a setting.
 fn number_field(
     label: &'static str,
@@ -674,16 +679,10 @@ fn number_field(
     get: impl Fn() -> f64 + Send + Sync + 'static,
     set: impl Fn(f64) + Send + Sync + 'static,
 ) -> impl IntoView {
-    number_field_erased(label, name, step, Box::new(get), Box::new(set))
+    number_input(label, name, step, Box::new(get), Box::new(set))
 }
-#[allow(clippy::type_complexity)]
-fn number_field_erased(
-    label: &'static str,
-    name: &'static str,
-    step: &'static str,
-    get: Box<dyn Fn() -> f64 + Send + Sync + 'static>,
-    set: Box<dyn Fn(f64) + Send + Sync + 'static>,
-) -> impl IntoView {
+
+fn number_input(label: &'static str, name: &'static str, step: &'static str, get: Read<f64>, set: Write<f64>) -> impl IntoView {
     view! {
         <label class="field">
             <span>{label}</span>
@@ -709,15 +708,10 @@ fn text_field(
     get: impl Fn() -> String + Send + Sync + 'static,
     set: impl Fn(String) + Send + Sync + 'static,
 ) -> impl IntoView {
-    text_field_erased(label, name, Box::new(get), Box::new(set))
+    text_area(label, name, Box::new(get), Box::new(set))
 }
-#[allow(clippy::type_complexity)]
-fn text_field_erased(
-    label: &'static str,
-    name: &'static str,
-    get: Box<dyn Fn() -> String + Send + Sync + 'static>,
-    set: Box<dyn Fn(String) + Send + Sync + 'static>,
-) -> impl IntoView {
+
+fn text_area(label: &'static str, name: &'static str, get: Read<String>, set: Write<String>) -> impl IntoView {
     view! {
         <label class="field">
             <span>{label}</span>
