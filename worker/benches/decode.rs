@@ -1,15 +1,17 @@
-//! Prefill and decode speed of the default model (SmolLM2-135M-Instruct Q4_1, dequantized to f32,
-//! burn flex backend): 128 greedy tokens from a fixed prompt, median of 3 runs after a warm-up.
+//! Prefill and decode speed of the default model (SmolLM2-135M-Instruct Q4_1) on the CPU: 128
+//! greedy tokens from a fixed prompt, median of 3 runs after a warm-up. By default as the worker
+//! runs it (prompt on burn flex, decode steps on the Q4_1 weights, `llama::host`); `--burn` runs
+//! everything on burn (weights dequantized to f32, or f16 with `--f16-weights`).
 //! Threads follow RAYON_NUM_THREADS. Run:
 //!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode
 //!   RAYON_NUM_THREADS=2 cargo bench -p horde-worker --bench decode
-//!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode -- --f16-weights
+//!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode -- --burn [--f16-weights]
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use horde_worker::gguf::Gguf;
-use horde_worker::llama::Llama;
+use horde_worker::llama::{Llama, LlamaConfig};
 use horde_worker::tokenizer;
 
 const PROMPT: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
@@ -33,7 +35,15 @@ fn main() {
     let g = Gguf::open(&path).expect("gguf");
     let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
     let f16 = std::env::args().any(|a| a == "--f16-weights");
-    let model = Llama::from_gguf(&g, &burn::prelude::Device::flex()).expect("model");
+    let burn_only = std::env::args().any(|a| a == "--burn");
+    let device = burn::prelude::Device::flex();
+    let config = LlamaConfig::from_gguf(&g).expect("config");
+    let model = if burn_only {
+        Llama::load_burn_only(config, &g, &device)
+    } else {
+        Llama::load(config, &g, &device)
+    }
+    .expect("model");
     let model = if f16 { model.with_f16_weights() } else { model };
     let prompt = tokenizer::encode(&tk, &special, PROMPT).expect("encode");
     let new_tokens = if quick { 4 } else { 128 };
@@ -68,8 +78,12 @@ fn main() {
     };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     println!(
-        "SmolLM2-135M Q4_1→{}, burn flex, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
-        if f16 { "f16" } else { "f32" },
+        "SmolLM2-135M Q4_1, {}, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
+        match (burn_only, f16) {
+            (true, false) => "all on burn flex (f32 weights)",
+            (true, true) => "all on burn flex (f16 weights)",
+            (false, _) => "prompt on burn flex, decode on Q4_1 tiles",
+        },
         median(runs.iter().map(|r| r.0).collect()),
         prompt.len(),
         median(runs.iter().map(|r| r.1).collect()),

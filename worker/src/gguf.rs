@@ -113,7 +113,7 @@ impl TensorType {
         })
     }
     /// (elements per block, bytes per block)
-    fn block(self) -> (usize, usize) {
+    pub fn block(self) -> (usize, usize) {
         match self {
             TensorType::F32 => (1, 4),
             TensorType::F16 => (1, 2),
@@ -261,6 +261,37 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// Appends the f32 values of `raw`, whole blocks of `kind`, to `out`.
+pub fn dequantize_into(kind: TensorType, raw: &[u8], out: &mut Vec<f32>) {
+    match kind {
+        TensorType::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        TensorType::F16 => out.extend(raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))),
+        TensorType::Q8_0 => {
+            for block in raw.chunks_exact(34) {
+                let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                out.extend(block[2..].iter().map(|q| d * (*q as i8) as f32));
+            }
+        }
+        TensorType::Q4_0 => {
+            for block in raw.chunks_exact(18) {
+                let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                let qs = &block[2..];
+                out.extend(qs.iter().map(|b| d * ((b & 0x0f) as i32 - 8) as f32));
+                out.extend(qs.iter().map(|b| d * ((b >> 4) as i32 - 8) as f32));
+            }
+        }
+        TensorType::Q4_1 => {
+            for block in raw.chunks_exact(20) {
+                let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                let m = f16_to_f32(u16::from_le_bytes([block[2], block[3]]));
+                let qs = &block[4..];
+                out.extend(qs.iter().map(|b| d * (b & 0x0f) as f32 + m));
+                out.extend(qs.iter().map(|b| d * (b >> 4) as f32 + m));
+            }
+        }
+    }
+}
+
 impl Gguf {
     pub fn open(path: &Path) -> Result<Self, GgufError> {
         let bytes = std::fs::read(path).map_err(|e| GgufError::Io(path.display().to_string(), e))?;
@@ -333,39 +364,18 @@ impl Gguf {
 
     /// A tensor's elements as f32, in storage (row-major) order, with its row-major shape.
     pub fn dequantize(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), GgufError> {
-        let t = self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
-        let raw = self.raw(t)?;
+        let (t, raw) = self.encoded(name)?;
         let n = t.elements();
         let mut out = Vec::with_capacity(n);
-        match t.kind {
-            TensorType::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
-            TensorType::F16 => out.extend(raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))),
-            TensorType::Q8_0 => {
-                for block in raw.chunks_exact(34) {
-                    let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                    out.extend(block[2..].iter().map(|q| d * (*q as i8) as f32));
-                }
-            }
-            TensorType::Q4_0 => {
-                for block in raw.chunks_exact(18) {
-                    let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                    let qs = &block[2..];
-                    out.extend(qs.iter().map(|b| d * ((b & 0x0f) as i32 - 8) as f32));
-                    out.extend(qs.iter().map(|b| d * ((b >> 4) as i32 - 8) as f32));
-                }
-            }
-            TensorType::Q4_1 => {
-                for block in raw.chunks_exact(20) {
-                    let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                    let m = f16_to_f32(u16::from_le_bytes([block[2], block[3]]));
-                    let qs = &block[4..];
-                    out.extend(qs.iter().map(|b| d * (b & 0x0f) as f32 + m));
-                    out.extend(qs.iter().map(|b| d * (b >> 4) as f32 + m));
-                }
-            }
-        }
+        dequantize_into(t.kind, raw, &mut out);
         out.truncate(n);
         Ok((out, t.shape()))
+    }
+
+    /// A tensor as stored: its directory entry and its encoded bytes.
+    pub fn encoded(&self, name: &str) -> Result<(&TensorInfo, &[u8]), GgufError> {
+        let t = self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
+        Ok((t, self.raw(t)?))
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

@@ -10,6 +10,7 @@ pub mod device;
 pub mod gguf;
 pub mod hf;
 pub mod llama;
+pub mod matvec;
 pub mod sampling;
 pub mod text_model;
 pub mod tokenizer;

@@ -4,11 +4,20 @@
 //! `LlamaConfig` comes from GGUF metadata; `Llama::from_gguf` maps GGUF tensor names
 //! (`blk.N.attn_q.weight`, …) onto the model, dequantizing to f32 once at load. `forward` is pure
 //! given the cache.
+//!
+//! On the CPU the model also keeps its weights in the file's encoding (`host`): single-token
+//! decode steps, the embedding and the LM head run there, reading 0.625 bytes per weight of a
+//! Q4_1 file instead of 4; prompts (several tokens at once) go through burn. On a GPU everything
+//! runs on burn.
+
+mod host;
 
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 
 use crate::gguf::{Gguf, GgufError};
+use crate::matvec::QuantMatrix;
+use host::{HostKv, HostModel};
 
 /// Shape of a Llama model.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,8 +87,15 @@ struct Layer {
 
 /// Keys and values of the positions seen so far, per layer: `[positions, kv_heads, head_dim]`.
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<3>, Tensor<3>)>>,
+    store: KvStore,
     len: usize,
+}
+
+enum KvStore {
+    /// On the device, as burn tensors (GPU).
+    Device(Vec<Option<(Tensor<3>, Tensor<3>)>>),
+    /// In host vectors, where the CPU decode step reads them (prompts add to them through burn).
+    Host(Vec<HostKv>),
 }
 
 impl KvCache {
@@ -95,14 +111,27 @@ impl KvCache {
 pub struct Llama {
     pub config: LlamaConfig,
     device: Device,
-    embedding: Tensor<2>,
-    /// `[dim, vocab]`.
-    lm_head: Tensor<2>,
     layers: Vec<Layer>,
-    output_norm: Tensor<1>,
+    ends: Ends,
     /// `[context, head_dim / 2]` each.
     cos: Tensor<2>,
     sin: Tensor<2>,
+}
+
+/// Where tokens come in and logits go out.
+enum Ends {
+    /// On the device.
+    Device(Box<DeviceEnds>),
+    /// On the host (CPU), which also runs single-token steps.
+    Host(HostModel),
+}
+
+struct DeviceEnds {
+    /// `[vocab, dim]`.
+    embedding: Tensor<2>,
+    /// `[dim, vocab]`.
+    lm_head: Tensor<2>,
+    output_norm: Tensor<1>,
 }
 
 /// A tensor in host memory: row-major f32 elements and the shape.
@@ -113,6 +142,18 @@ pub type HostTensor = (Vec<f32>, Vec<usize>);
 pub trait Weights {
     /// The tensor's elements (row-major) and shape, or `None` if the model has no such tensor.
     fn tensor(&self, name: &str) -> Result<Option<HostTensor>, GgufError>;
+
+    /// A matrix in its stored encoding (quantized files keep their blocks); by default the f32
+    /// values of `tensor`.
+    fn matrix(&self, name: &str) -> Result<Option<QuantMatrix>, GgufError> {
+        match self.tensor(name)? {
+            Some((data, shape)) => match shape[..] {
+                [rows, cols] => QuantMatrix::from_f32(&data, rows, cols).map(Some),
+                _ => Err(GgufError::Invalid(format!("{name} is not a matrix"))),
+            },
+            None => Ok(None),
+        }
+    }
 }
 
 impl Weights for Gguf {
@@ -121,6 +162,19 @@ impl Weights for Gguf {
             return Ok(None);
         }
         self.dequantize(name).map(Some)
+    }
+
+    fn matrix(&self, name: &str) -> Result<Option<QuantMatrix>, GgufError> {
+        if self.tensor_info(name).is_none() {
+            return Ok(None);
+        }
+        let (info, raw) = self.encoded(name)?;
+        match info.shape()[..] {
+            // Rows that are not whole blocks (not written by llama.cpp) are read as f32.
+            [rows, cols] if cols.is_multiple_of(info.kind.block().0) => QuantMatrix::new(info.kind, rows, cols, raw.to_vec()).map(Some),
+            [rows, cols] => QuantMatrix::from_f32(&self.dequantize(name)?.0, rows, cols).map(Some),
+            _ => Err(GgufError::Invalid(format!("{name} is not a matrix"))),
+        }
     }
 }
 
@@ -159,21 +213,40 @@ impl Llama {
         Self::load(LlamaConfig::from_gguf(g)?, g, device)
     }
 
-    /// Builds the model from any weight source.
+    /// Builds the model from any weight source; on the CPU with the host-side decode step.
     pub fn load(config: LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
-        let (emb, shape) = required(w, "token_embd.weight")?;
-        if shape != [config.vocab, config.dim] {
-            return Err(GgufError::Invalid(format!(
-                "token_embd.weight has shape {shape:?}, expected [{}, {}]",
-                config.vocab, config.dim
-            )));
-        }
-        let embedding = Tensor::<2>::from_data(TensorData::new(emb, [shape[0], shape[1]]), device);
-        let lm_head = match w.tensor("output.weight")? {
-            Some((data, shape)) if shape.len() == 2 => {
-                Tensor::<2>::from_data(TensorData::new(data, [shape[0], shape[1]]), device).transpose()
+        Self::build(config, w, device, *device == Device::flex())
+    }
+
+    /// Builds the model to run everything on burn, on the CPU too (tests and benchmarks compare
+    /// the two paths).
+    pub fn load_burn_only(config: LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
+        Self::build(config, w, device, false)
+    }
+
+    fn build(config: LlamaConfig, w: &dyn Weights, device: &Device, host: bool) -> Result<Self, GgufError> {
+        let ends = if host {
+            Ends::Host(HostModel::load(&config, w)?)
+        } else {
+            let (emb, shape) = required(w, "token_embd.weight")?;
+            if shape != [config.vocab, config.dim] {
+                return Err(GgufError::Invalid(format!(
+                    "token_embd.weight has shape {shape:?}, expected [{}, {}]",
+                    config.vocab, config.dim
+                )));
             }
-            _ => embedding.clone().transpose(),
+            let embedding = Tensor::<2>::from_data(TensorData::new(emb, [shape[0], shape[1]]), device);
+            let lm_head = match w.tensor("output.weight")? {
+                Some((data, shape)) if shape.len() == 2 => {
+                    Tensor::<2>::from_data(TensorData::new(data, [shape[0], shape[1]]), device).transpose()
+                }
+                _ => embedding.clone().transpose(),
+            };
+            Ends::Device(Box::new(DeviceEnds {
+                embedding,
+                lm_head,
+                output_norm: tensor1(w, "output_norm.weight", device)?,
+            }))
         };
         let mut layers = Vec::with_capacity(config.layers);
         for l in 0..config.layers {
@@ -199,22 +272,21 @@ impl Llama {
                 w_down: linear(w, &p("ffn_down"), device)?,
             });
         }
-        let output_norm = tensor1(w, "output_norm.weight", device)?;
-        let (cos, sin) = rope_tables(&config, device);
+        let (cos, sin) = host::rope_tables(&config);
+        let half = config.head_dim() / 2;
         Ok(Self {
+            cos: Tensor::from_data(TensorData::new(cos, [config.context, half]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [config.context, half]), device),
             config,
             device: device.clone(),
-            embedding,
-            lm_head,
             layers,
-            output_norm,
-            cos,
-            sin,
+            ends,
         })
     }
 
     /// Keeps the projection and feed-forward matrices (and the LM head) in f16: half the memory
-    /// and memory traffic per token; activations, norms and attention stay f32.
+    /// and memory traffic per token; activations, norms and attention stay f32. Quantized
+    /// matrices of the CPU decode step stay quantized (they are smaller still).
     pub fn with_f16_weights(mut self) -> Self {
         let half = |t: Tensor<2>| t.cast(burn::tensor::DType::F16);
         for l in &mut self.layers {
@@ -222,13 +294,23 @@ impl Llama {
                 *w = half(w.clone());
             }
         }
-        self.lm_head = half(self.lm_head);
+        self.ends = match self.ends {
+            Ends::Device(mut d) => {
+                d.lm_head = half(d.lm_head);
+                Ends::Device(d)
+            }
+            Ends::Host(h) => Ends::Host(h.with_f16_weights()),
+        };
         self
     }
 
     pub fn new_cache(&self) -> KvCache {
+        let layers = self.config.layers;
         KvCache {
-            layers: (0..self.config.layers).map(|_| None).collect(),
+            store: match self.ends {
+                Ends::Host(_) => KvStore::Host(vec![HostKv::default(); layers]),
+                Ends::Device(_) => KvStore::Device((0..layers).map(|_| None).collect()),
+            },
             len: 0,
         }
     }
@@ -255,14 +337,32 @@ impl Llama {
 
     /// Runs `tokens` at the positions after the cache and returns the logits of the last one.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
+        if let (Ends::Host(host), [token], KvStore::Host(layers)) = (&self.ends, tokens, &mut cache.store) {
+            // The whole step on one of rayon's threads: its matrix products then share the work
+            // with the pool's other threads without a wake-up of the caller for each of them.
+            let (config, pos) = (&self.config, cache.len);
+            let logits = rayon::scope(|_| host.step(config, *token, pos, layers));
+            cache.len += 1;
+            return logits;
+        }
+        self.forward_tensors(tokens, cache)
+    }
+
+    /// `forward` on burn tensors (several tokens, or any token on a GPU).
+    fn forward_tensors(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
         let c = &self.config;
         let (t, start) = (tokens.len(), cache.len);
         let (hd, group) = (c.head_dim(), c.heads / c.kv_heads);
-        let ids = Tensor::<1, Int>::from_data(
-            TensorData::new(tokens.iter().map(|v| *v as i64).collect::<Vec<_>>(), [t]),
-            &self.device,
-        );
-        let mut x = self.embedding.clone().select(0, ids);
+        let mut x = match &self.ends {
+            Ends::Device(d) => {
+                let ids = Tensor::<1, Int>::from_data(
+                    TensorData::new(tokens.iter().map(|v| *v as i64).collect::<Vec<_>>(), [t]),
+                    &self.device,
+                );
+                d.embedding.clone().select(0, ids)
+            }
+            Ends::Host(host) => Tensor::from_data(TensorData::new(host.embed(tokens), [t, c.dim]), &self.device),
+        };
         let total = start + t;
         // Causal mask: position i (absolute start+i) sees keys 0..=start+i.
         // A single new token sees every key, so it needs no mask.
@@ -273,18 +373,14 @@ impl Llama {
             Tensor::<3>::from_data(TensorData::new(m, [1, t, total]), &self.device)
         });
         let scale = 1.0 / (hd as f64).sqrt();
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        for (l, layer) in self.layers.iter().enumerate() {
             let h = self.rms_norm(x.clone(), &layer.attn_norm);
             let qkv = apply(h, &layer.wqkv);
             let kv_dim = c.kv_heads * hd;
             let q = self.rope(qkv.clone().narrow(1, 0, c.dim).reshape([t, c.heads, hd]), start);
             let k = self.rope(qkv.clone().narrow(1, c.dim, kv_dim).reshape([t, c.kv_heads, hd]), start);
             let v = qkv.narrow(1, c.dim + kv_dim, kv_dim).reshape([t, c.kv_heads, hd]);
-            let (k_all, v_all) = match slot.take() {
-                Some((pk, pv)) => (Tensor::cat(vec![pk, k], 0), Tensor::cat(vec![pv, v], 0)),
-                None => (k, v),
-            };
-            *slot = Some((k_all.clone(), v_all.clone()));
+            let (k_all, v_all) = self.extend_cache(&mut cache.store, l, k, v, start);
             // Each key/value head serves `group` consecutive query heads.
             let expand = |kv: Tensor<3>| {
                 kv.reshape([total, c.kv_heads, 1, hd])
@@ -308,27 +404,51 @@ impl Llama {
             x = x + apply(ff, &layer.w_down);
         }
         cache.len = total;
-        let last = self.rms_norm(x.narrow(0, t - 1, 1), &self.output_norm);
-        apply(last, &self.lm_head).into_data().try_to_vec::<f32>().unwrap_or_default()
+        let last = x.narrow(0, t - 1, 1);
+        match &self.ends {
+            Ends::Device(d) => {
+                let last = self.rms_norm(last, &d.output_norm);
+                apply(last, &d.lm_head).into_data().try_to_vec::<f32>().unwrap_or_default()
+            }
+            Ends::Host(host) => host.logits(c, &to_vec(last)),
+        }
+    }
+
+    /// Adds layer `l`'s new keys and values (`[t, kv_heads, head_dim]`, positions from `start`)
+    /// to the cache and returns all of them.
+    fn extend_cache(&self, store: &mut KvStore, l: usize, k: Tensor<3>, v: Tensor<3>, start: usize) -> (Tensor<3>, Tensor<3>) {
+        match store {
+            KvStore::Device(slots) => {
+                let (k_all, v_all) = match slots[l].take() {
+                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 0), Tensor::cat(vec![pv, v], 0)),
+                    None => (k, v),
+                };
+                slots[l] = Some((k_all.clone(), v_all.clone()));
+                (k_all, v_all)
+            }
+            KvStore::Host(layers) => {
+                let kv = &mut layers[l];
+                let [_, heads, hd] = k.dims();
+                let past = |data: &[f32]| Tensor::<3>::from_data(TensorData::new(data.to_vec(), [start, heads, hd]), &self.device);
+                let all = if start == 0 {
+                    (k.clone(), v.clone())
+                } else {
+                    (
+                        Tensor::cat(vec![past(&kv.keys), k.clone()], 0),
+                        Tensor::cat(vec![past(&kv.values), v.clone()], 0),
+                    )
+                };
+                kv.keys.extend(to_vec(k));
+                kv.values.extend(to_vec(v));
+                all
+            }
+        }
     }
 }
 
-fn rope_tables(c: &LlamaConfig, device: &Device) -> (Tensor<2>, Tensor<2>) {
-    let half = c.head_dim() / 2;
-    let mut cos = Vec::with_capacity(c.context * half);
-    let mut sin = Vec::with_capacity(c.context * half);
-    for pos in 0..c.context {
-        for i in 0..half {
-            let inv = c.rope_base.powf(-((2 * i) as f64) / c.head_dim() as f64);
-            let angle = pos as f64 * inv;
-            cos.push(angle.cos() as f32);
-            sin.push(angle.sin() as f32);
-        }
-    }
-    (
-        Tensor::from_data(TensorData::new(cos, [c.context, half]), device),
-        Tensor::from_data(TensorData::new(sin, [c.context, half]), device),
-    )
+/// A tensor's f32 values, row-major.
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -337,9 +457,10 @@ mod tests {
     use crate::gguf::writer::write;
     use crate::gguf::{TensorType, Value};
 
-    /// A 2-layer model with random weights and the real GGUF tensor names.
+    /// A 2-layer model with random weights and the real GGUF tensor names; rows are whole
+    /// quantization blocks, as in real files.
     fn tiny_gguf() -> Gguf {
-        let (vocab, d, kv, ffn) = (16usize, 8usize, 4usize, 16usize);
+        let (vocab, d, kv, ffn) = (16usize, 32usize, 16usize, 64usize);
         let mut seed = 12345u64;
         let mut rand = |n: usize| -> Vec<f32> {
             (0..n)
@@ -396,13 +517,59 @@ mod tests {
     }
 
     #[test]
+    fn the_host_decode_step_equals_burn() {
+        // Prompt through burn into the host cache, then single-token host steps, against the
+        // same tokens on burn alone; and with f16 weights (f32 matrices become f16 on both sides).
+        let g = tiny_gguf();
+        let device = Device::flex();
+        for f16 in [false, true] {
+            let load = |burn_only: bool| {
+                let c = LlamaConfig::from_gguf(&g).expect("config");
+                let m = if burn_only {
+                    Llama::load_burn_only(c, &g, &device)
+                } else {
+                    Llama::load(c, &g, &device)
+                };
+                let m = m.expect("model");
+                if f16 {
+                    m.with_f16_weights()
+                } else {
+                    m
+                }
+            };
+            let (host, burn) = (load(false), load(true));
+            assert!(matches!(host.ends, Ends::Host(_)) && matches!(burn.ends, Ends::Device(_)));
+            let (mut hc, mut bc) = (host.new_cache(), burn.new_cache());
+            let mut a = host.forward(&[3, 9, 1], &mut hc);
+            let mut b = burn.forward(&[3, 9, 1], &mut bc);
+            for next in [4u32, 15, 0, 7] {
+                let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+                let tolerance = if f16 { 2e-2 } else { 1e-3 };
+                assert!(
+                    diff < tolerance,
+                    "f16 {f16}: host and burn differ by {diff} at position {}",
+                    hc.len()
+                );
+                a = host.forward(&[next], &mut hc);
+                b = burn.forward(&[next], &mut bc);
+            }
+            // Several tokens after host steps read the host cache back through burn.
+            let a = host.forward(&[2, 5], &mut hc);
+            let b = burn.forward(&[2, 5], &mut bc);
+            let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            assert!(diff < if f16 { 2e-2 } else { 1e-3 }, "after host steps: {diff}");
+            assert_eq!((hc.len(), bc.len()), (9, 9));
+        }
+    }
+
+    #[test]
     fn reads_the_shape_from_metadata() {
         let c = LlamaConfig::from_gguf(&tiny_gguf()).expect("config");
         assert_eq!(
             (c.layers, c.dim, c.heads, c.kv_heads, c.ffn_dim, c.vocab, c.context),
-            (2, 8, 2, 1, 16, 16, 32)
+            (2, 32, 2, 1, 64, 16, 32)
         );
-        assert_eq!(c.head_dim(), 4);
+        assert_eq!(c.head_dim(), 16);
     }
 
     #[test]
@@ -469,8 +636,8 @@ mod tests {
         std::fs::write(dir.join("model.safetensors"), bytes).expect("write");
         std::fs::write(
             dir.join("config.json"),
-            r#"{"hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-                "intermediate_size": 16, "vocab_size": 16, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+            r#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+                "intermediate_size": 64, "vocab_size": 16, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
                 "max_position_embeddings": 32, "tie_word_embeddings": true}"#,
         )
         .expect("write");

@@ -1,0 +1,68 @@
+//! Matrix-vector products of the decode step, per kernel and layout: SmolLM2-135M's shapes with
+//! random weights, one thread, GB/s of weights read. "hot": the same matrix 200 times (it stays in
+//! the core's cache); "streamed": 128 MiB of copies in turn, as a decode step reads its weights
+//! (from memory or a shared L3). Median of the runs after a warm-up.
+//! Run: `cargo bench -p horde-worker --bench matvec`
+
+use std::time::Instant;
+
+use horde_worker::gguf::{writer::encode, TensorType};
+use horde_worker::matvec::{Isa, Layout, QuantMatrix};
+
+fn values(n: usize) -> Vec<f32> {
+    let mut s = 7u64;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.2
+        })
+        .collect()
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let shapes = [
+        ("qkv", TensorType::Q4_1, 960, 576),
+        ("gate_up", TensorType::Q4_1, 3072, 576),
+        ("down", TensorType::Q4_1, 576, 1536),
+        ("lm_head", TensorType::Q8_0, 49152, 576),
+    ];
+    for (name, kind, rows, cols) in shapes {
+        let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols))).expect("matrix");
+        let x = values(cols);
+        let mut out = vec![0f32; rows];
+        for (layout, m) in [(Layout::Rows, plain.clone()), (Layout::Tiles, plain.clone().tiled())] {
+            let copies: Vec<QuantMatrix> = (0..(128 << 20) / m.bytes() + 1).map(|_| m.clone()).collect();
+            for isa in [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni] {
+                if !isa.available() || !isa.reads(layout) {
+                    continue;
+                }
+                let reps = if quick { 2 } else { 200 };
+                let mut time = |pick: &dyn Fn(usize) -> usize| {
+                    let mut times: Vec<f64> = (0..reps + 20)
+                        .map(|i| {
+                            let m = &copies[pick(i)];
+                            let t = Instant::now();
+                            pool.install(|| m.matvec_with(isa, &x, &mut out));
+                            t.elapsed().as_secs_f64()
+                        })
+                        .skip(if quick { 0 } else { 20 })
+                        .collect();
+                    times.sort_by(|a, b| a.total_cmp(b));
+                    times[times.len() / 2]
+                };
+                let hot = time(&|_| 0);
+                let streamed = time(&|i| i % copies.len());
+                let gbs = |t: f64| m.bytes() as f64 / t / 1e9;
+                println!(
+                    "{name:8} {kind:?} {rows}x{cols} {layout:?} {isa:?}: hot {:.1} µs {:.1} GB/s, streamed {:.1} µs {:.1} GB/s",
+                    hot * 1e6,
+                    gbs(hot),
+                    streamed * 1e6,
+                    gbs(streamed)
+                );
+            }
+        }
+    }
+}
