@@ -1,7 +1,7 @@
 //! Prefill and decode speed of the default model (SmolLM2-135M-Instruct Q4_1) on the CPU: 128
 //! greedy tokens from a fixed prompt, median of 3 runs after a warm-up. By default as the worker
-//! runs it (prompt on burn flex, decode steps on the Q4_1 weights, `llama::host`); `--burn` runs
-//! everything on burn (weights dequantized to f32, or f16 with `--f16-weights`).
+//! runs it (the host engine on the Q4_1 weights, `llama::host`); `--burn` runs it on burn's flex
+//! backend (weights dequantized to f32, or f16 with `--f16-weights`).
 //! Threads follow RAYON_NUM_THREADS. Run:
 //!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode
 //!   RAYON_NUM_THREADS=2 cargo bench -p horde-worker --bench decode
@@ -10,6 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use horde_worker::device::Compute;
 use horde_worker::gguf::Gguf;
 use horde_worker::llama::{Llama, LlamaConfig};
 use horde_worker::tokenizer;
@@ -36,14 +37,12 @@ fn main() {
     let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
     let f16 = std::env::args().any(|a| a == "--f16-weights");
     let burn_only = std::env::args().any(|a| a == "--burn");
-    let device = burn::prelude::Device::flex();
-    let config = LlamaConfig::from_gguf(&g).expect("config");
-    let model = if burn_only {
-        Llama::load_burn_only(config, &g, &device)
+    let compute = if burn_only {
+        Compute::Burn(burn::prelude::Device::flex())
     } else {
-        Llama::load(config, &g, &device)
-    }
-    .expect("model");
+        Compute::Host
+    };
+    let model = Llama::load(LlamaConfig::from_gguf(&g).expect("config"), &g, &compute).expect("model");
     let model = if f16 { model.with_f16_weights() } else { model };
     let prompt = tokenizer::encode(&tk, &special, PROMPT).expect("encode");
     let new_tokens = if quick { 4 } else { 128 };
@@ -82,7 +81,7 @@ fn main() {
         match (burn_only, f16) {
             (true, false) => "all on burn flex (f32 weights)",
             (true, true) => "all on burn flex (f16 weights)",
-            (false, _) => "prompt on burn flex, decode on Q4_1 tiles",
+            (false, _) => "host engine (Q4_1 weights)",
         },
         median(runs.iter().map(|r| r.0).collect()),
         prompt.len(),
@@ -90,4 +89,5 @@ fn main() {
         new_tokens - 1
     );
     println!("output: {:?}", text.chars().take(120).collect::<String>());
+    println!("weights read per token: {:.1} MB", model.weight_bytes() as f64 / 1e6);
 }

@@ -44,7 +44,7 @@ fn main() {
                         .map(|i| {
                             let m = &copies[pick(i)];
                             let t = Instant::now();
-                            pool.install(|| m.matvec_with(isa, &x, &mut out));
+                            pool.install(|| m.matmul_with(isa, &x, &mut out));
                             t.elapsed().as_secs_f64()
                         })
                         .skip(if quick { 0 } else { 20 })

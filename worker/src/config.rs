@@ -47,10 +47,13 @@ pub struct Args {
     /// File of words, one per line: prompts containing them get NSFW post-processing on this worker.
     #[arg(long, env = "HORDE_CENSORLIST")]
     pub censorlist: Option<PathBuf>,
-    /// Inference device: cpu (default), wgpu or cuda[:N] (GPU ones need the matching build feature).
+    /// Inference device: cpu (default: the host engine's quantized kernels on x86-64 with AVX2,
+    /// else burn's CPU backend), host, flex (burn's CPU backend), wgpu or cuda[:N] (GPU ones need
+    /// the matching build feature).
     #[arg(long, env = "HORDE_DEVICE")]
     pub device: Option<String>,
-    /// Keep model matrices in f16 (half the memory, faster decoding; results differ slightly).
+    /// Keep f32 model matrices in f16 (half their memory, faster decoding; results differ
+    /// slightly). Quantized GGUF matrices stay quantized on the CPU.
     #[arg(long, env = "HORDE_F16_WEIGHTS")]
     pub f16_weights: Option<bool>,
 }
@@ -88,7 +91,7 @@ pub struct WorkerConfig {
     pub priority_usernames: Vec<String>,
     pub nsfw: bool,
     pub censorlist: Vec<String>,
-    /// Inference device (`cpu`, `wgpu`, `cuda[:N]`).
+    /// Inference device (`cpu`, `host`, `flex`, `wgpu`, `cuda[:N]`).
     pub device: String,
     /// Model matrices in f16.
     pub f16_weights: bool,

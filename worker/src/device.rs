@@ -1,19 +1,45 @@
-//! Which burn device runs inference: the pure-Rust CPU backend by default, GPUs when built with
-//! the `wgpu` or `cuda` feature.
+//! What runs inference: the host engine's quantized kernels on the CPU (`llama::host`), or a burn
+//! device: burn's pure-Rust `flex` CPU backend, GPUs when built with the `wgpu` or `cuda` feature.
 
 use burn::prelude::Device;
 
-/// Parses `cpu`, `wgpu[:N]` or `cuda[:N]`.
-pub fn select(spec: &str) -> Result<Device, String> {
+use crate::matvec::Isa;
+
+/// What computes a model.
+#[derive(Debug, Clone)]
+pub enum Compute {
+    /// The CPU, with the weights in their file encoding and our kernels.
+    Host,
+    /// A burn device.
+    Burn(Device),
+}
+
+impl Compute {
+    /// The faster CPU engine here: the host engine where its SIMD kernels run (x86-64 with AVX2),
+    /// else burn's flex backend (its portable kernels beat our scalar fallback).
+    pub fn cpu() -> Self {
+        if Isa::best() == Isa::Scalar {
+            Compute::Burn(Device::flex())
+        } else {
+            Compute::Host
+        }
+    }
+}
+
+/// Parses `cpu` (the faster CPU engine), `host`, `flex` (burn's CPU backend), `wgpu[:N]` or
+/// `cuda[:N]`.
+pub fn select(spec: &str) -> Result<Compute, String> {
     let (kind, index) = match spec.split_once(':') {
         Some((k, i)) => (k, i.parse::<usize>().map_err(|_| format!("bad device index in '{spec}'"))?),
         None => (spec, 0),
     };
     match kind {
-        "cpu" | "flex" => Ok(Device::flex()),
-        "wgpu" => wgpu(index),
-        "cuda" => cuda(index),
-        other => Err(format!("unknown device '{other}': use cpu, wgpu or cuda[:N]")),
+        "cpu" => Ok(Compute::cpu()),
+        "host" => Ok(Compute::Host),
+        "flex" => Ok(Compute::Burn(Device::flex())),
+        "wgpu" => wgpu(index).map(Compute::Burn),
+        "cuda" => cuda(index).map(Compute::Burn),
+        other => Err(format!("unknown device '{other}': use cpu, host, flex, wgpu or cuda[:N]")),
     }
 }
 
@@ -54,6 +80,8 @@ mod tests {
     #[test]
     fn parses_devices() {
         assert!(select("cpu").is_ok());
+        assert!(matches!(select("host"), Ok(Compute::Host)));
+        assert!(matches!(select("flex"), Ok(Compute::Burn(_))));
         assert!(select("tpu").is_err());
         assert!(select("cuda:x").is_err());
         #[cfg(not(feature = "cuda"))]

@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         eprintln!("horde-worker: no model given: pass --model PATH.gguf (scripts/fetch-models.sh fetches the default one)");
         return ExitCode::from(2);
     }
-    let device = match horde_worker::device::select(&cfg.device) {
+    let compute = match horde_worker::device::select(&cfg.device) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("horde-worker: {e}");
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
     };
     let mut models = vec![];
     for spec in &cfg.models {
-        match TextModel::load(spec, &device, cfg.f16_weights) {
+        match TextModel::load(spec, &compute, cfg.f16_weights) {
             Ok(m) => {
                 tracing::info!(model = %m.name, "loaded");
                 models.push(m);

@@ -8,6 +8,7 @@ use tokenizers::Tokenizer;
 
 use crate::backend::{Generated, TextBackend, TextJob};
 use crate::chat_template::ChatTemplate;
+use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::hf::HfWeights;
 use crate::llama::Llama;
@@ -84,7 +85,7 @@ pub fn seed_for(job_id: &str) -> u64 {
 impl TextModel {
     /// Loads `[NAME=]PATH`: a `.gguf` file, or a Hugging Face directory (`config.json`,
     /// `model.safetensors`, `tokenizer.json`), or a model name found in the model cache.
-    pub fn load(spec: &str, device: &burn::prelude::Device, f16_weights: bool) -> Result<Self, ModelError> {
+    pub fn load(spec: &str, compute: &Compute, f16_weights: bool) -> Result<Self, ModelError> {
         let (name, given) = match spec.split_once('=') {
             Some((n, p)) if !n.is_empty() => (Some(n.to_string()), p),
             _ => (None, spec),
@@ -100,7 +101,7 @@ impl TextModel {
                 eos: weights.config.eos_token_id,
                 add_bos: false,
             };
-            let model = Llama::load(weights.config.llama(), &weights, device)?;
+            let model = Llama::load(weights.config.llama(), &weights, compute)?;
             let model = if f16_weights { model.with_f16_weights() } else { model };
             let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
             let template = std::fs::read_to_string(path.join("tokenizer_config.json"))
@@ -121,7 +122,8 @@ impl TextModel {
         }
         let g = Gguf::open(path)?;
         let (tokenizer, special) = tokenizer::from_gguf(&g)?;
-        let model = Llama::from_gguf(&g, device)?;
+        let model = Llama::from_gguf(&g, compute)?;
+        let model = if f16_weights { model.with_f16_weights() } else { model };
         let chat_template = chat_template(g.get_str("tokenizer.chat_template").ok(), &tokenizer, &special);
         Ok(Self {
             name: name.unwrap_or_else(|| model_name_from_path(path)),

@@ -1,11 +1,9 @@
-//! The CPU side of the model: weights kept in their file encoding (`QuantMatrix`), a KV cache in
-//! plain f32 vectors, and the single-token decode step written directly against them.
+//! The model on the CPU: weights kept in their file encoding (`QuantMatrix`), activations and the
+//! KV cache in plain f32 vectors, every step written directly against them.
 //!
-//! Decoding is one matrix-vector product per weight matrix per token, so its speed is the speed
-//! of reading the weights. burn's CPU backend multiplies dequantized f32 (or f16) copies; here a
-//! Q4_1 model reads 0.625 bytes per weight and each block is widened in registers (see
-//! `crate::matvec`). Prefill (many tokens at once) stays on burn, whose matrix-matrix products
-//! are the faster path there; both share this cache, the embedding and the LM head.
+//! A decode step is one matrix-vector product per weight matrix, so its speed is the speed of
+//! reading the weights: a Q4_1 model reads 0.625 bytes per weight (see `crate::matvec`). A prompt
+//! goes through as a batch: each matrix is read once for every four of its tokens.
 
 use super::{LlamaConfig, Weights};
 use crate::gguf::GgufError;
@@ -157,45 +155,70 @@ impl HostModel {
         }
     }
 
-    /// Runs one token at position `cache[..].len()` (the same for every layer), appends its keys
-    /// and values, and returns the logits.
-    pub(super) fn step(&self, c: &LlamaConfig, token: u32, pos: usize, cache: &mut [HostKv]) -> Vec<f32> {
-        let (dim, hd) = (c.dim, c.head_dim());
+    /// Bytes of weight matrices one token reads.
+    pub(super) fn weight_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| l.wqkv.bytes() + l.wo.bytes() + l.w_gate_up.bytes() + l.w_down.bytes())
+            .sum::<usize>()
+            + self.lm_head.bytes()
+    }
+
+    /// Runs `tokens` at positions `start..`, appends their keys and values to `cache`, and
+    /// returns the logits of the last one.
+    pub(super) fn forward(&self, c: &LlamaConfig, tokens: &[u32], start: usize, cache: &mut [HostKv]) -> Vec<f32> {
+        let (dim, hd, n) = (c.dim, c.head_dim(), tokens.len());
         let kv_dim = c.kv_heads * hd;
+        let qkv_dim = dim + 2 * kv_dim;
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
-        let mut x = self.embed(&[token]);
-        let mut qkv = vec![0f32; dim + 2 * kv_dim];
-        let mut attn = vec![0f32; dim];
-        let mut scores = vec![0f32; pos + 1];
-        let mut proj = vec![0f32; dim];
-        let mut gate_up = vec![0f32; 2 * c.ffn_dim];
+        // Activations are `[tokens][width]`, row after row.
+        let mut x = self.embed(tokens);
+        let mut qkv = vec![0f32; n * qkv_dim];
+        let mut attn = vec![0f32; n * dim];
+        let mut scores = vec![0f32; start + n];
+        let mut proj = vec![0f32; n * dim];
+        let mut gate_up = vec![0f32; n * 2 * c.ffn_dim];
+        let mut ff = vec![0f32; n * c.ffn_dim];
         for (layer, kv) in self.layers.iter().zip(cache.iter_mut()) {
-            let h = rms_norm(&x, &layer.attn_norm, c.rms_eps);
-            layer.wqkv.matvec(&h, &mut qkv);
-            let (q, rest) = qkv.split_at_mut(dim);
-            let (k, v) = rest.split_at_mut(kv_dim);
-            self.rope(c, q, pos);
-            self.rope(c, k, pos);
-            kv.keys.extend_from_slice(k);
-            kv.values.extend_from_slice(v);
-            for (head, out) in attn.chunks_exact_mut(hd).enumerate() {
-                // Each key/value head serves `group` consecutive query heads.
-                let at = head / group * hd;
-                let q = &q[head * hd..][..hd];
-                attend(q, &kv.keys[at..], &kv.values[at..], kv_dim, pos + 1, scale, &mut scores, out);
+            let h = rms_norm_rows(&x, &layer.attn_norm, c.rms_eps);
+            layer.wqkv.matmul(&h, &mut qkv);
+            for (t, row) in qkv.chunks_exact_mut(qkv_dim).enumerate() {
+                let (q, rest) = row.split_at_mut(dim);
+                let (k, v) = rest.split_at_mut(kv_dim);
+                self.rope(c, q, start + t);
+                self.rope(c, k, start + t);
+                kv.keys.extend_from_slice(k);
+                kv.values.extend_from_slice(v);
             }
-            layer.wo.matvec(&attn, &mut proj);
+            for (t, (row, out)) in qkv.chunks_exact(qkv_dim).zip(attn.chunks_exact_mut(dim)).enumerate() {
+                // Token t sees the positions up to its own.
+                let seen = start + t + 1;
+                for (head, out) in out.chunks_exact_mut(hd).enumerate() {
+                    // Each key/value head serves `group` consecutive query heads.
+                    let at = head / group * hd;
+                    let q = &row[head * hd..][..hd];
+                    attend(q, &kv.keys[at..], &kv.values[at..], kv_dim, seen, scale, &mut scores, out);
+                }
+            }
+            layer.wo.matmul(&attn, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
-            let h = rms_norm(&x, &layer.ffn_norm, c.rms_eps);
-            layer.w_gate_up.matvec(&h, &mut gate_up);
-            let (gate, up) = gate_up.split_at(c.ffn_dim);
-            let ff: Vec<f32> = gate.iter().zip(up).map(|(g, u)| silu(*g) * u).collect();
-            layer.w_down.matvec(&ff, &mut proj);
+            let h = rms_norm_rows(&x, &layer.ffn_norm, c.rms_eps);
+            layer.w_gate_up.matmul(&h, &mut gate_up);
+            for (row, out) in gate_up.chunks_exact(2 * c.ffn_dim).zip(ff.chunks_exact_mut(c.ffn_dim)) {
+                let (gate, up) = row.split_at(c.ffn_dim);
+                out.iter_mut().zip(gate.iter().zip(up)).for_each(|(o, (g, u))| *o = silu(*g) * u);
+            }
+            layer.w_down.matmul(&ff, &mut proj);
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
         }
-        self.logits(c, &x)
+        self.logits(c, &x[(n - 1) * dim..])
     }
+}
+
+/// `rms_norm` of each row of `[rows][weight.len()]`.
+fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f64) -> Vec<f32> {
+    x.chunks_exact(weight.len()).flat_map(|row| rms_norm(row, weight, eps)).collect()
 }
 
 /// cos and sin of `position · base^(-2i/head_dim)`, `[context][head_dim / 2]`.

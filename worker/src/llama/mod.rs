@@ -1,23 +1,24 @@
-//! A Llama-family decoder on burn: RMSNorm, rotary embeddings (interleaved pairs, as GGUF stores
-//! q/k), grouped-query attention with a KV cache, SwiGLU feed-forward, tied or separate LM head.
+//! A Llama-family decoder: RMSNorm, rotary embeddings (interleaved pairs, as GGUF stores q/k),
+//! grouped-query attention with a KV cache, SwiGLU feed-forward, tied or separate LM head.
 //!
 //! `LlamaConfig` comes from GGUF metadata; `Llama::from_gguf` maps GGUF tensor names
-//! (`blk.N.attn_q.weight`, …) onto the model, dequantizing to f32 once at load. `forward` is pure
-//! given the cache.
-//!
-//! On the CPU the model also keeps its weights in the file's encoding (`host`): single-token
-//! decode steps, the embedding and the LM head run there, reading 0.625 bytes per weight of a
-//! Q4_1 file instead of 4; prompts (several tokens at once) go through burn. On a GPU everything
-//! runs on burn.
+//! (`blk.N.attn_q.weight`, …) onto the model. Two engines run it, with the same results up to
+//! rounding (a test holds them together):
+//! - **on burn** (`on_burn`): GPUs (`wgpu`, `cuda`), and the reference on the CPU. Weights are
+//!   dequantized to f32 (or f16) at load.
+//! - **on the host** (`host`), the CPU default: the weights stay in the file's encoding and
+//!   hand-written kernels (`crate::matvec`) read them, 0.625 bytes per weight of a Q4_1 file
+//!   instead of burn's 4 (2 in f16). A token's decode step reads every weight once, so this is
+//!   what sets the speed; burn's CPU backend has no product of quantized matrices.
 
 mod host;
+mod on_burn;
 
-use burn::prelude::*;
-use burn::tensor::activation::{silu, softmax};
-
+use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::matvec::QuantMatrix;
 use host::{HostKv, HostModel};
+use on_burn::BurnModel;
 
 /// Shape of a Llama model.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,27 +75,16 @@ impl LlamaConfig {
     }
 }
 
-struct Layer {
-    attn_norm: Tensor<1>,
-    /// q, k and v projections side by side: `[dim, dim + 2·kv_dim]`, one matmul for all three.
-    wqkv: Tensor<2>,
-    wo: Tensor<2>,
-    ffn_norm: Tensor<1>,
-    /// SwiGLU gate and up projections side by side: `[dim, 2·ffn_dim]`.
-    w_gate_up: Tensor<2>,
-    w_down: Tensor<2>,
-}
-
-/// Keys and values of the positions seen so far, per layer: `[positions, kv_heads, head_dim]`.
+/// Keys and values of the positions seen so far, per layer.
 pub struct KvCache {
     store: KvStore,
     len: usize,
 }
 
 enum KvStore {
-    /// On the device, as burn tensors (GPU).
-    Device(Vec<Option<(Tensor<3>, Tensor<3>)>>),
-    /// In host vectors, where the CPU decode step reads them (prompts add to them through burn).
+    /// burn tensors `[positions, kv_heads, head_dim]` on the model's device.
+    Burn(on_burn::BurnKv),
+    /// Host vectors `[positions][kv_heads · head_dim]`.
     Host(Vec<HostKv>),
 }
 
@@ -110,28 +100,12 @@ impl KvCache {
 /// The model.
 pub struct Llama {
     pub config: LlamaConfig,
-    device: Device,
-    layers: Vec<Layer>,
-    ends: Ends,
-    /// `[context, head_dim / 2]` each.
-    cos: Tensor<2>,
-    sin: Tensor<2>,
+    engine: Engine,
 }
 
-/// Where tokens come in and logits go out.
-enum Ends {
-    /// On the device.
-    Device(Box<DeviceEnds>),
-    /// On the host (CPU), which also runs single-token steps.
+enum Engine {
+    Burn(Box<BurnModel>),
     Host(HostModel),
-}
-
-struct DeviceEnds {
-    /// `[vocab, dim]`.
-    embedding: Tensor<2>,
-    /// `[dim, vocab]`.
-    lm_head: Tensor<2>,
-    output_norm: Tensor<1>,
 }
 
 /// A tensor in host memory: row-major f32 elements and the shape.
@@ -182,273 +156,70 @@ fn required(w: &dyn Weights, name: &str) -> Result<HostTensor, GgufError> {
     w.tensor(name)?.ok_or_else(|| GgufError::MissingTensor(name.to_string()))
 }
 
-fn tensor1(w: &dyn Weights, name: &str, device: &Device) -> Result<Tensor<1>, GgufError> {
-    let (data, shape) = required(w, name)?;
-    let n = shape.iter().product::<usize>();
-    Ok(Tensor::from_data(TensorData::new(data, [n]), device))
-}
-
-/// A matrix stored `[out][in]` as `[in, out]`, so `x.matmul(w)` applies it.
-fn linear(w: &dyn Weights, name: &str, device: &Device) -> Result<Tensor<2>, GgufError> {
-    let (data, shape) = required(w, name)?;
-    let [rows, cols] = shape[..] else {
-        return Err(GgufError::Invalid(format!("{name} is not a matrix")));
-    };
-    Ok(Tensor::<2>::from_data(TensorData::new(data, [rows, cols]), device).transpose())
-}
-
-/// `x · w` in the weight's precision, result in f32.
-fn apply(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
-    let dtype = w.dtype();
-    if dtype == burn::tensor::DType::F32 {
-        x.matmul(w.clone())
-    } else {
-        x.cast(dtype).matmul(w.clone()).cast(burn::tensor::DType::F32)
-    }
-}
-
 impl Llama {
-    /// Loads a GGUF model onto `device`.
-    pub fn from_gguf(g: &Gguf, device: &Device) -> Result<Self, GgufError> {
-        Self::load(LlamaConfig::from_gguf(g)?, g, device)
+    /// Loads a GGUF model.
+    pub fn from_gguf(g: &Gguf, compute: &Compute) -> Result<Self, GgufError> {
+        Self::load(LlamaConfig::from_gguf(g)?, g, compute)
     }
 
-    /// Builds the model from any weight source; on the CPU with the host-side decode step.
-    pub fn load(config: LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
-        Self::build(config, w, device, *device == Device::flex())
-    }
-
-    /// Builds the model to run everything on burn, on the CPU too (tests and benchmarks compare
-    /// the two paths).
-    pub fn load_burn_only(config: LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
-        Self::build(config, w, device, false)
-    }
-
-    fn build(config: LlamaConfig, w: &dyn Weights, device: &Device, host: bool) -> Result<Self, GgufError> {
-        let ends = if host {
-            Ends::Host(HostModel::load(&config, w)?)
-        } else {
-            let (emb, shape) = required(w, "token_embd.weight")?;
-            if shape != [config.vocab, config.dim] {
-                return Err(GgufError::Invalid(format!(
-                    "token_embd.weight has shape {shape:?}, expected [{}, {}]",
-                    config.vocab, config.dim
-                )));
-            }
-            let embedding = Tensor::<2>::from_data(TensorData::new(emb, [shape[0], shape[1]]), device);
-            let lm_head = match w.tensor("output.weight")? {
-                Some((data, shape)) if shape.len() == 2 => {
-                    Tensor::<2>::from_data(TensorData::new(data, [shape[0], shape[1]]), device).transpose()
-                }
-                _ => embedding.clone().transpose(),
-            };
-            Ends::Device(Box::new(DeviceEnds {
-                embedding,
-                lm_head,
-                output_norm: tensor1(w, "output_norm.weight", device)?,
-            }))
+    /// Builds the model from any weight source.
+    pub fn load(config: LlamaConfig, w: &dyn Weights, compute: &Compute) -> Result<Self, GgufError> {
+        let engine = match compute {
+            Compute::Host => Engine::Host(HostModel::load(&config, w)?),
+            Compute::Burn(device) => Engine::Burn(Box::new(BurnModel::load(&config, w, device)?)),
         };
-        let mut layers = Vec::with_capacity(config.layers);
-        for l in 0..config.layers {
-            let p = |s: &str| format!("blk.{l}.{s}.weight");
-            let (wq, wk, wv) = (
-                linear(w, &p("attn_q"), device)?,
-                linear(w, &p("attn_k"), device)?,
-                linear(w, &p("attn_v"), device)?,
-            );
-            let (gate, up) = (linear(w, &p("ffn_gate"), device)?, linear(w, &p("ffn_up"), device)?);
-            let kv_dim = config.kv_heads * config.head_dim();
-            if wq.dims() != [config.dim, config.dim] || wk.dims() != [config.dim, kv_dim] || wv.dims() != [config.dim, kv_dim] {
-                return Err(GgufError::Invalid(format!(
-                    "layer {l}: attention projections do not match the config"
-                )));
-            }
-            layers.push(Layer {
-                attn_norm: tensor1(w, &p("attn_norm"), device)?,
-                wqkv: Tensor::cat(vec![wq, wk, wv], 1),
-                wo: linear(w, &p("attn_output"), device)?,
-                ffn_norm: tensor1(w, &p("ffn_norm"), device)?,
-                w_gate_up: Tensor::cat(vec![gate, up], 1),
-                w_down: linear(w, &p("ffn_down"), device)?,
-            });
-        }
-        let (cos, sin) = host::rope_tables(&config);
-        let half = config.head_dim() / 2;
-        Ok(Self {
-            cos: Tensor::from_data(TensorData::new(cos, [config.context, half]), device),
-            sin: Tensor::from_data(TensorData::new(sin, [config.context, half]), device),
-            config,
-            device: device.clone(),
-            layers,
-            ends,
-        })
+        Ok(Self { config, engine })
     }
 
-    /// Keeps the projection and feed-forward matrices (and the LM head) in f16: half the memory
-    /// and memory traffic per token; activations, norms and attention stay f32. Quantized
-    /// matrices of the CPU decode step stay quantized (they are smaller still).
+    /// Keeps f32 weight matrices in f16: half the memory and memory traffic per token;
+    /// activations, norms and attention stay f32. Quantized matrices of the host engine stay
+    /// quantized (they are smaller still).
     pub fn with_f16_weights(mut self) -> Self {
-        let half = |t: Tensor<2>| t.cast(burn::tensor::DType::F16);
-        for l in &mut self.layers {
-            for w in [&mut l.wqkv, &mut l.wo, &mut l.w_gate_up, &mut l.w_down] {
-                *w = half(w.clone());
-            }
-        }
-        self.ends = match self.ends {
-            Ends::Device(mut d) => {
-                d.lm_head = half(d.lm_head);
-                Ends::Device(d)
-            }
-            Ends::Host(h) => Ends::Host(h.with_f16_weights()),
+        self.engine = match self.engine {
+            Engine::Burn(b) => Engine::Burn(Box::new(b.with_f16_weights())),
+            Engine::Host(h) => Engine::Host(h.with_f16_weights()),
         };
         self
     }
 
+    /// Bytes of weights one token reads.
+    pub fn weight_bytes(&self) -> usize {
+        match &self.engine {
+            Engine::Burn(b) => b.weight_bytes(),
+            Engine::Host(h) => h.weight_bytes(),
+        }
+    }
+
     pub fn new_cache(&self) -> KvCache {
-        let layers = self.config.layers;
         KvCache {
-            store: match self.ends {
-                Ends::Host(_) => KvStore::Host(vec![HostKv::default(); layers]),
-                Ends::Device(_) => KvStore::Device((0..layers).map(|_| None).collect()),
+            store: match &self.engine {
+                Engine::Burn(_) => KvStore::Burn(on_burn::BurnKv::new(self.config.layers)),
+                Engine::Host(_) => KvStore::Host(vec![HostKv::default(); self.config.layers]),
             },
             len: 0,
         }
     }
 
-    fn rms_norm(&self, x: Tensor<2>, weight: &Tensor<1>) -> Tensor<2> {
-        let mean_sq = x.clone().powf_scalar(2.0).mean_dim(1);
-        let scale = mean_sq.add_scalar(self.config.rms_eps).sqrt().recip();
-        x * scale * weight.clone().unsqueeze_dim::<2>(0)
-    }
-
-    /// Rotates `[T, heads, head_dim]` by positions `start..start+T` (pairs `2i, 2i+1`).
-    fn rope(&self, x: Tensor<3>, start: usize) -> Tensor<3> {
-        let [t, h, hd] = x.dims();
-        let half = hd / 2;
-        let cos = self.cos.clone().narrow(0, start, t).reshape([t, 1, half, 1]);
-        let sin = self.sin.clone().narrow(0, start, t).reshape([t, 1, half, 1]);
-        let pairs = x.reshape([t, h, half, 2]);
-        let x0 = pairs.clone().narrow(3, 0, 1);
-        let x1 = pairs.narrow(3, 1, 1);
-        let r0 = x0.clone() * cos.clone() - x1.clone() * sin.clone();
-        let r1 = x0 * sin + x1 * cos;
-        Tensor::cat(vec![r0, r1], 3).reshape([t, h, hd])
-    }
-
     /// Runs `tokens` at the positions after the cache and returns the logits of the last one.
+    /// The cache must come from this model's `new_cache`.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
-        if let (Ends::Host(host), [token], KvStore::Host(layers)) = (&self.ends, tokens, &mut cache.store) {
-            // The whole step on one of rayon's threads: its matrix products then share the work
-            // with the pool's other threads without a wake-up of the caller for each of them.
-            let (config, pos) = (&self.config, cache.len);
-            let logits = rayon::scope(|_| host.step(config, *token, pos, layers));
-            cache.len += 1;
-            return logits;
+        if tokens.is_empty() {
+            return vec![];
         }
-        self.forward_tensors(tokens, cache)
-    }
-
-    /// `forward` on burn tensors (several tokens, or any token on a GPU).
-    fn forward_tensors(&self, tokens: &[u32], cache: &mut KvCache) -> Vec<f32> {
-        let c = &self.config;
-        let (t, start) = (tokens.len(), cache.len);
-        let (hd, group) = (c.head_dim(), c.heads / c.kv_heads);
-        let mut x = match &self.ends {
-            Ends::Device(d) => {
-                let ids = Tensor::<1, Int>::from_data(
-                    TensorData::new(tokens.iter().map(|v| *v as i64).collect::<Vec<_>>(), [t]),
-                    &self.device,
-                );
-                d.embedding.clone().select(0, ids)
+        let start = cache.len;
+        let logits = match (&self.engine, &mut cache.store) {
+            (Engine::Host(h), KvStore::Host(layers)) => {
+                // On one of rayon's threads: the matrix products then share their work with the
+                // pool's other threads without waking the caller for each of them.
+                let config = &self.config;
+                rayon::scope(|_| h.forward(config, tokens, start, layers))
             }
-            Ends::Host(host) => Tensor::from_data(TensorData::new(host.embed(tokens), [t, c.dim]), &self.device),
+            (Engine::Burn(b), KvStore::Burn(kv)) => b.forward(&self.config, tokens, start, kv),
+            _ => panic!("a KV cache of another model"),
         };
-        let total = start + t;
-        // Causal mask: position i (absolute start+i) sees keys 0..=start+i.
-        // A single new token sees every key, so it needs no mask.
-        let mask = (t > 1).then(|| {
-            let m: Vec<f32> = (0..t)
-                .flat_map(|i| (0..total).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
-                .collect();
-            Tensor::<3>::from_data(TensorData::new(m, [1, t, total]), &self.device)
-        });
-        let scale = 1.0 / (hd as f64).sqrt();
-        for (l, layer) in self.layers.iter().enumerate() {
-            let h = self.rms_norm(x.clone(), &layer.attn_norm);
-            let qkv = apply(h, &layer.wqkv);
-            let kv_dim = c.kv_heads * hd;
-            let q = self.rope(qkv.clone().narrow(1, 0, c.dim).reshape([t, c.heads, hd]), start);
-            let k = self.rope(qkv.clone().narrow(1, c.dim, kv_dim).reshape([t, c.kv_heads, hd]), start);
-            let v = qkv.narrow(1, c.dim + kv_dim, kv_dim).reshape([t, c.kv_heads, hd]);
-            let (k_all, v_all) = self.extend_cache(&mut cache.store, l, k, v, start);
-            // Each key/value head serves `group` consecutive query heads.
-            let expand = |kv: Tensor<3>| {
-                kv.reshape([total, c.kv_heads, 1, hd])
-                    .repeat_dim(2, group)
-                    .reshape([total, c.heads, hd])
-                    .swap_dims(0, 1)
-            };
-            let keys = expand(k_all); // [heads, total, hd]
-            let values = expand(v_all);
-            let scores = q.swap_dims(0, 1).matmul(keys.swap_dims(1, 2)).mul_scalar(scale); // [heads, t, total]
-            let scores = match &mask {
-                Some(m) => scores + m.clone(),
-                None => scores,
-            };
-            let attn = softmax(scores, 2).matmul(values); // [heads, t, hd]
-            let attn = attn.swap_dims(0, 1).reshape([t, c.dim]);
-            x = x + apply(attn, &layer.wo);
-            let h = self.rms_norm(x.clone(), &layer.ffn_norm);
-            let gate_up = apply(h, &layer.w_gate_up);
-            let ff = silu(gate_up.clone().narrow(1, 0, c.ffn_dim)) * gate_up.narrow(1, c.ffn_dim, c.ffn_dim);
-            x = x + apply(ff, &layer.w_down);
-        }
-        cache.len = total;
-        let last = x.narrow(0, t - 1, 1);
-        match &self.ends {
-            Ends::Device(d) => {
-                let last = self.rms_norm(last, &d.output_norm);
-                apply(last, &d.lm_head).into_data().try_to_vec::<f32>().unwrap_or_default()
-            }
-            Ends::Host(host) => host.logits(c, &to_vec(last)),
-        }
+        cache.len += tokens.len();
+        logits
     }
-
-    /// Adds layer `l`'s new keys and values (`[t, kv_heads, head_dim]`, positions from `start`)
-    /// to the cache and returns all of them.
-    fn extend_cache(&self, store: &mut KvStore, l: usize, k: Tensor<3>, v: Tensor<3>, start: usize) -> (Tensor<3>, Tensor<3>) {
-        match store {
-            KvStore::Device(slots) => {
-                let (k_all, v_all) = match slots[l].take() {
-                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 0), Tensor::cat(vec![pv, v], 0)),
-                    None => (k, v),
-                };
-                slots[l] = Some((k_all.clone(), v_all.clone()));
-                (k_all, v_all)
-            }
-            KvStore::Host(layers) => {
-                let kv = &mut layers[l];
-                let [_, heads, hd] = k.dims();
-                let past = |data: &[f32]| Tensor::<3>::from_data(TensorData::new(data.to_vec(), [start, heads, hd]), &self.device);
-                let all = if start == 0 {
-                    (k.clone(), v.clone())
-                } else {
-                    (
-                        Tensor::cat(vec![past(&kv.keys), k.clone()], 0),
-                        Tensor::cat(vec![past(&kv.values), v.clone()], 0),
-                    )
-                };
-                kv.keys.extend(to_vec(k));
-                kv.values.extend(to_vec(v));
-                all
-            }
-        }
-    }
-}
-
-/// A tensor's f32 values, row-major.
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_into_vec_as::<f32>().unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -507,8 +278,8 @@ mod tests {
     #[test]
     fn f16_weights_stay_close_to_f32() {
         let g = tiny_gguf();
-        let full = Llama::from_gguf(&g, &Device::flex()).expect("model");
-        let half = Llama::from_gguf(&g, &Device::flex()).expect("model").with_f16_weights();
+        let full = Llama::from_gguf(&g, &Compute::Host).expect("model");
+        let half = Llama::from_gguf(&g, &Compute::Host).expect("model").with_f16_weights();
         let tokens = [1u32, 2, 3];
         let a = full.forward(&tokens, &mut full.new_cache());
         let b = half.forward(&tokens, &mut half.new_cache());
@@ -517,20 +288,19 @@ mod tests {
     }
 
     #[test]
-    fn the_host_decode_step_equals_burn() {
-        // Prompt through burn into the host cache, then single-token host steps, against the
-        // same tokens on burn alone; and with f16 weights (f32 matrices become f16 on both sides).
+    fn the_host_engine_equals_burn() {
+        // A prompt, single-token steps, then several tokens again, on both engines; and with f16
+        // weights (f32 matrices become f16 on both sides).
         let g = tiny_gguf();
-        let device = Device::flex();
         for f16 in [false, true] {
             let load = |burn_only: bool| {
                 let c = LlamaConfig::from_gguf(&g).expect("config");
-                let m = if burn_only {
-                    Llama::load_burn_only(c, &g, &device)
+                let compute = if burn_only {
+                    Compute::Burn(burn::prelude::Device::flex())
                 } else {
-                    Llama::load(c, &g, &device)
+                    Compute::Host
                 };
-                let m = m.expect("model");
+                let m = Llama::load(c, &g, &compute).expect("model");
                 if f16 {
                     m.with_f16_weights()
                 } else {
@@ -538,7 +308,7 @@ mod tests {
                 }
             };
             let (host, burn) = (load(false), load(true));
-            assert!(matches!(host.ends, Ends::Host(_)) && matches!(burn.ends, Ends::Device(_)));
+            assert!(matches!(host.engine, Engine::Host(_)) && matches!(burn.engine, Engine::Burn(_)));
             let (mut hc, mut bc) = (host.new_cache(), burn.new_cache());
             let mut a = host.forward(&[3, 9, 1], &mut hc);
             let mut b = burn.forward(&[3, 9, 1], &mut bc);
@@ -553,7 +323,7 @@ mod tests {
                 a = host.forward(&[next], &mut hc);
                 b = burn.forward(&[next], &mut bc);
             }
-            // Several tokens after host steps read the host cache back through burn.
+            // Several tokens after single steps.
             let a = host.forward(&[2, 5], &mut hc);
             let b = burn.forward(&[2, 5], &mut bc);
             let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
@@ -575,7 +345,7 @@ mod tests {
     #[test]
     fn incremental_decoding_matches_a_full_pass() {
         let g = tiny_gguf();
-        let model = Llama::from_gguf(&g, &Device::flex()).expect("model");
+        let model = Llama::from_gguf(&g, &Compute::Host).expect("model");
         let tokens = [3u32, 7, 1, 12, 5];
         let full = model.forward(&tokens, &mut model.new_cache());
         assert_eq!(full.len(), 16);
@@ -642,9 +412,8 @@ mod tests {
         )
         .expect("write");
         let hf = crate::hf::HfWeights::open(&dir).expect("open");
-        let device = Device::flex();
-        let from_hf = Llama::load(hf.config.llama(), &hf, &device).expect("hf model");
-        let from_gguf = Llama::from_gguf(&g, &device).expect("gguf model");
+        let from_hf = Llama::load(hf.config.llama(), &hf, &Compute::Host).expect("hf model");
+        let from_gguf = Llama::from_gguf(&g, &Compute::Host).expect("gguf model");
         let shape = |c: &LlamaConfig| (c.layers, c.dim, c.heads, c.kv_heads, c.ffn_dim, c.vocab, c.context);
         assert_eq!(shape(&from_hf.config), shape(&from_gguf.config));
         let tokens = [2u32, 9, 4, 4, 11];

@@ -228,74 +228,117 @@ impl QuantMatrix {
     /// `out = self · x`, with the fastest kernel this CPU has, rows split over rayon's threads
     /// when the product is large enough to pay for it.
     pub fn matvec(&self, x: &[f32], out: &mut [f32]) {
-        self.matvec_with(Isa::best(), x, out);
+        self.matmul_with(Isa::best(), x, out);
     }
 
-    /// `out = self · x` with the given kernel (tests compare them); `isa` must be available and
-    /// read this layout.
-    pub fn matvec_with(&self, isa: Isa, x: &[f32], out: &mut [f32]) {
+    /// `out[t] = self · x[t]` for several vectors side by side (`x` is `[tokens][cols]`, `out`
+    /// `[tokens][rows]`): a prompt's tokens. Tiled matrices are read once for four tokens.
+    pub fn matmul(&self, x: &[f32], out: &mut [f32]) {
+        self.matmul_with(Isa::best(), x, out);
+    }
+
+    /// `matmul` with the given kernel (tests compare them); `isa` must be available and read this
+    /// layout.
+    pub fn matmul_with(&self, isa: Isa, x: &[f32], out: &mut [f32]) {
         assert!(isa.available() && isa.reads(self.layout), "{isa:?} cannot multiply {self:?} here");
-        assert_eq!(x.len(), self.cols, "vector length");
-        assert_eq!(out.len(), self.rows, "output length");
-        let input = match self.layout {
-            // Q4 blocks add an offset times the sum of the block's activations: summed once here.
-            Layout::Rows => Input::Floats(
-                x,
-                match self.kind {
-                    TensorType::Q4_0 | TensorType::Q4_1 => x.chunks_exact(32).map(|c| c.iter().sum()).collect(),
-                    _ => vec![],
-                },
-            ),
-            Layout::Tiles => Input::Quantized(tiles::QuantizedVector::new(x)),
-        };
+        let tokens = x.len() / self.cols.max(1);
+        assert_eq!(x.len(), tokens * self.cols, "input length");
+        assert_eq!(out.len(), tokens * self.rows, "output length");
+        if tokens == 0 {
+            return;
+        }
+        let inputs: Vec<Input<'_>> = x
+            .chunks_exact(self.cols)
+            .map(|x| match self.layout {
+                // Q4 blocks add an offset times the sum of the block's activations: summed once here.
+                Layout::Rows => Input::Floats(
+                    x,
+                    match self.kind {
+                        TensorType::Q4_0 | TensorType::Q4_1 => x.chunks_exact(32).map(|c| c.iter().sum()).collect(),
+                        _ => vec![],
+                    },
+                ),
+                Layout::Tiles => Input::Quantized(tiles::QuantizedVector::new(x)),
+            })
+            .collect();
         // Rows a task takes together: a tile, or a group of four rows.
         let (unit, unit_bytes) = match self.layout {
             Layout::Rows => (4, 4 * self.row_bytes),
             Layout::Tiles => (tiles::TILE, tiles::TILE * self.row_bytes),
         };
         let threads = rayon::current_num_threads();
-        let work = self.rows * self.cols;
+        let work = self.rows * self.cols * tokens;
         if threads <= 1 || work < 2 * MIN_TASK {
-            self.kernel(isa, &self.data, &input, out);
+            self.kernel(isa, &self.data, &inputs, out);
             return;
         }
         // A few tasks per thread, so a thread that is descheduled does not hold up the product.
         let tasks = (threads * 4).min(work / MIN_TASK).max(1);
         let units = self.rows.div_ceil(unit).div_ceil(tasks);
-        out.par_chunks_mut(units * unit).enumerate().for_each(|(i, o)| {
-            let start = i * units * unit_bytes;
-            let end = (start + units * unit_bytes).min(self.data.len());
-            self.kernel(isa, &self.data[start..end], &input, o);
-        });
+        let span = units * unit;
+        let rows_of = |i: usize| &self.data[i * units * unit_bytes..((i + 1) * units * unit_bytes).min(self.data.len())];
+        if tokens == 1 {
+            out.par_chunks_mut(span)
+                .enumerate()
+                .for_each(|(i, o)| self.kernel(isa, rows_of(i), &inputs, o));
+            return;
+        }
+        // Several tokens: each task's rows are strided in `out`; tasks fill their own
+        // `[tokens][rows of the task]` and the results are put in place after.
+        let parts: Vec<Vec<f32>> = (0..self.rows.div_ceil(span))
+            .into_par_iter()
+            .map(|i| {
+                let n = span.min(self.rows - i * span);
+                let mut part = vec![0f32; tokens * n];
+                self.kernel(isa, rows_of(i), &inputs, &mut part);
+                part
+            })
+            .collect();
+        for (i, part) in parts.iter().enumerate() {
+            let n = part.len() / tokens;
+            for (t, values) in part.chunks_exact(n).enumerate() {
+                out[t * self.rows + i * span..][..n].copy_from_slice(values);
+            }
+        }
     }
 
-    fn kernel(&self, isa: Isa, data: &[u8], input: &Input<'_>, out: &mut [f32]) {
+    /// Runs one kernel over whole rows (`data`) for every input; `out` is `[inputs][rows]`.
+    fn kernel(&self, isa: Isa, data: &[u8], inputs: &[Input<'_>], out: &mut [f32]) {
         let nb = self.cols / 32;
-        match input {
-            Input::Quantized(x) => match isa {
+        let rows = out.len() / inputs.len();
+        if self.layout == Layout::Tiles {
+            let xs: Vec<&tiles::QuantizedVector> = inputs
+                .iter()
+                .filter_map(|i| match i {
+                    Input::Quantized(q) => Some(q),
+                    Input::Floats(..) => None,
+                })
+                .collect();
+            match isa {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `matvec_with` checked the CPU; `data` holds the tiles of `out`'s rows.
-                Isa::Avx512 | Isa::Avx512Vnni => unsafe { tiles::avx512(isa == Isa::Avx512Vnni, self.kind, nb, data, x, out) },
-                _ => tiles::scalar(self.kind, nb, data, x, out),
-            },
-            Input::Floats(x, sums) => {
-                let m = Rows {
-                    kind: self.kind,
-                    data,
-                    row_bytes: self.row_bytes,
-                    cols: self.cols,
-                };
-                match isa {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `matvec_with` checked that the CPU has the instructions; `Rows`
-                    // holds whole rows of this encoding, `x` has `cols` values and `sums` one per
-                    // 32 of them.
-                    Isa::Avx512 | Isa::Avx512Vnni => unsafe { x86::avx512(&m, x, sums, out) },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: as above.
-                    Isa::Avx2 => unsafe { x86::avx2(&m, x, sums, out) },
-                    _ => scalar::rows(&m, x, sums, out),
-                }
+                // SAFETY: `matmul_with` checked the CPU; `data` holds the tiles of `out`'s rows.
+                Isa::Avx512 | Isa::Avx512Vnni => unsafe { tiles::avx512(isa == Isa::Avx512Vnni, self.kind, nb, data, &xs, out) },
+                _ => tiles::scalar(self.kind, nb, data, &xs, out),
+            }
+            return;
+        }
+        let m = Rows {
+            kind: self.kind,
+            data,
+            row_bytes: self.row_bytes,
+            cols: self.cols,
+        };
+        for (input, out) in inputs.iter().zip(out.chunks_exact_mut(rows)) {
+            let Input::Floats(x, sums) = input else { continue };
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `matmul_with` checked that the CPU has the instructions; `Rows` holds
+                // whole rows of this encoding, `x` has `cols` values and `sums` one per 32.
+                Isa::Avx512 | Isa::Avx512Vnni => unsafe { x86::avx512(&m, x, sums, out) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe { x86::avx2(&m, x, sums, out) },
+                _ => scalar::rows(&m, x, sums, out),
             }
         }
     }
@@ -399,7 +442,7 @@ mod tests {
                 let want = reference(&m, &x);
                 for isa in ALL.into_iter().filter(|i| i.available()) {
                     let mut got = vec![0f32; rows];
-                    m.matvec_with(isa, &x, &mut got);
+                    m.matmul_with(isa, &x, &mut got);
                     for (g, w) in got.iter().zip(&want) {
                         assert!(
                             (g - w).abs() < 1e-4 * (1.0 + w.abs()),
@@ -416,7 +459,7 @@ mod tests {
                 let want = reference(&m, &x);
                 for isa in ALL.into_iter().filter(|i| i.available()) {
                     let mut got = vec![0f32; 5];
-                    m.matvec_with(isa, &x, &mut got);
+                    m.matmul_with(isa, &x, &mut got);
                     let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                     assert!(err < 1e-5, "{kind:?} {isa:?} width {cols}: off by {err}");
                 }
@@ -446,7 +489,7 @@ mod tests {
                 })
                 .collect();
             let mut by_scalar = vec![0f32; rows];
-            tiled.matvec_with(Isa::Scalar, &x, &mut by_scalar);
+            tiled.matmul_with(Isa::Scalar, &x, &mut by_scalar);
             for r in 0..rows {
                 assert!(
                     (by_scalar[r] - exact[r]).abs() <= bound[r],
@@ -457,7 +500,7 @@ mod tests {
             }
             for isa in ALL.into_iter().filter(|i| i.available() && i.reads(Layout::Tiles)) {
                 let mut by_simd = vec![0f32; rows];
-                tiled.matvec_with(isa, &x, &mut by_simd);
+                tiled.matmul_with(isa, &x, &mut by_simd);
                 for (a, b) in by_simd.iter().zip(&by_scalar) {
                     assert!(
                         (a - b).abs() < 1e-5 * (1.0 + b.abs()),
@@ -484,6 +527,32 @@ mod tests {
             let mut split = vec![0f32; rows];
             pool(3).install(|| m.matvec(&x, &mut split));
             assert_eq!(one, split, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn several_tokens_equal_one_at_a_time() {
+        // 6 tokens (a group of four and one of two), 37 rows (tiles with a partial one), large
+        // enough to be split over threads.
+        let (rows, cols, tokens) = (37 * 64, 96, 6);
+        for kind in KINDS {
+            let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 19))).expect("matrix");
+            let x = values(tokens * cols, 20);
+            for m in [plain.clone(), plain.tiled()] {
+                for isa in ALL.into_iter().filter(|i| i.available() && i.reads(m.layout())) {
+                    let mut one = vec![0f32; tokens * rows];
+                    for (x, o) in x.chunks_exact(cols).zip(one.chunks_exact_mut(rows)) {
+                        m.matmul_with(isa, x, o);
+                    }
+                    for threads in [1, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+                        let mut all = vec![0f32; tokens * rows];
+                        pool.install(|| m.matmul_with(isa, &x, &mut all));
+                        let err = all.iter().zip(&one).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                        assert!(err < 1e-4, "{m:?} {isa:?} {threads} threads: off by {err}");
+                    }
+                }
+            }
         }
     }
 

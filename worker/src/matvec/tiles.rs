@@ -110,8 +110,16 @@ impl QuantizedVector {
     }
 }
 
-/// `out = tiles · x`, portable: the reference of the SIMD kernel (same integer sums).
-pub(super) fn scalar(kind: TensorType, nb: usize, tiled: &[u8], x: &QuantizedVector, out: &mut [f32]) {
+/// `out[t] = tiles · xs[t]` for every token (`out` is `[tokens][rows]`), portable: the reference
+/// of the SIMD kernel (same integer sums).
+pub(super) fn scalar(kind: TensorType, nb: usize, tiled: &[u8], xs: &[&QuantizedVector], out: &mut [f32]) {
+    let rows = out.len() / xs.len().max(1);
+    for (x, out) in xs.iter().zip(out.chunks_mut(rows.max(1))) {
+        scalar_one(kind, nb, tiled, x, out);
+    }
+}
+
+fn scalar_one(kind: TensorType, nb: usize, tiled: &[u8], x: &QuantizedVector, out: &mut [f32]) {
     let Some((head, qs, offset)) = shape(kind) else {
         return;
     };
@@ -157,50 +165,77 @@ mod simd {
     /// How far ahead of the block being computed its successors are prefetched, in bytes.
     const AHEAD: usize = 4096;
 
-    /// `out = tiles · x` with AVX-512 BW, and VNNI's fused multiply-add of pairs when `vnni`.
-    /// `tiled` holds `out.len().div_ceil(16)` tiles of `nb` blocks.
+    /// `out[t] = tiles · xs[t]` for every token `t` (`out` is `[tokens][rows]`), with AVX-512 BW,
+    /// and VNNI's fused multiply-add of pairs when `vnni`. `tiled` holds `rows.div_ceil(16)` tiles
+    /// of `nb` blocks. Tokens go four at a time through each tile, which is read from memory once
+    /// for them and unpacked once.
     ///
     /// # Safety
     /// The CPU must have AVX-512 F and BW, F16C, and VNNI when `vnni` is set.
-    pub(in crate::matvec) unsafe fn avx512(vnni: bool, kind: TensorType, nb: usize, tiled: &[u8], x: &QuantizedVector, out: &mut [f32]) {
-        match (vnni, kind) {
-            (true, TensorType::Q4_0) => with_vnni::<0>(nb, tiled, x, out),
-            (true, TensorType::Q4_1) => with_vnni::<1>(nb, tiled, x, out),
-            (true, TensorType::Q8_0) => with_vnni::<2>(nb, tiled, x, out),
-            (false, TensorType::Q4_0) => without_vnni::<0>(nb, tiled, x, out),
-            (false, TensorType::Q4_1) => without_vnni::<1>(nb, tiled, x, out),
-            (false, TensorType::Q8_0) => without_vnni::<2>(nb, tiled, x, out),
-            (_, TensorType::F32 | TensorType::F16) => {}
+    pub(in crate::matvec) unsafe fn avx512(
+        vnni: bool,
+        kind: TensorType,
+        nb: usize,
+        tiled: &[u8],
+        xs: &[&QuantizedVector],
+        out: &mut [f32],
+    ) {
+        let rows = out.len() / xs.len().max(1);
+        for (group, xs) in xs.chunks(4).enumerate() {
+            let out = &mut out[group * 4 * rows..][..xs.len() * rows];
+            macro_rules! run {
+                ($g:literal) => {
+                    match (vnni, kind) {
+                        (true, TensorType::Q4_0) => with_vnni::<0, $g>(nb, tiled, xs, out),
+                        (true, TensorType::Q4_1) => with_vnni::<1, $g>(nb, tiled, xs, out),
+                        (true, TensorType::Q8_0) => with_vnni::<2, $g>(nb, tiled, xs, out),
+                        (false, TensorType::Q4_0) => without_vnni::<0, $g>(nb, tiled, xs, out),
+                        (false, TensorType::Q4_1) => without_vnni::<1, $g>(nb, tiled, xs, out),
+                        (false, TensorType::Q8_0) => without_vnni::<2, $g>(nb, tiled, xs, out),
+                        (_, TensorType::F32 | TensorType::F16) => {}
+                    }
+                };
+            }
+            match xs.len() {
+                4 => run!(4),
+                3 => run!(3),
+                2 => run!(2),
+                _ => run!(1),
+            }
         }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
-    unsafe fn with_vnni<const K: u8>(nb: usize, tiled: &[u8], x: &QuantizedVector, out: &mut [f32]) {
-        tiles::<K>(nb, tiled, x, out, |acc, a, b| _mm512_dpwssd_epi32(acc, a, b));
+    unsafe fn with_vnni<const K: u8, const G: usize>(nb: usize, tiled: &[u8], xs: &[&QuantizedVector], out: &mut [f32]) {
+        tiles::<K, G>(nb, tiled, xs, out, |acc, a, b| _mm512_dpwssd_epi32(acc, a, b));
     }
 
     #[target_feature(enable = "avx512f,avx512bw,f16c")]
-    unsafe fn without_vnni<const K: u8>(nb: usize, tiled: &[u8], x: &QuantizedVector, out: &mut [f32]) {
-        tiles::<K>(nb, tiled, x, out, |acc, a, b| _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)));
+    unsafe fn without_vnni<const K: u8, const G: usize>(nb: usize, tiled: &[u8], xs: &[&QuantizedVector], out: &mut [f32]) {
+        tiles::<K, G>(nb, tiled, xs, out, |acc, a, b| _mm512_add_epi32(acc, _mm512_madd_epi16(a, b)));
     }
 
-    /// `K`: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0. `pairs(acc, w, x)` adds `w[2i]·x[2i] + w[2i+1]·x[2i+1]`
-    /// to each 32-bit lane `i` of `acc`.
+    /// `K`: 0 = Q4_0, 1 = Q4_1, 2 = Q8_0; `G` tokens (`xs.len()`), `out` is `[G][rows]`.
+    /// `pairs(acc, w, x)` adds `w[2i]·x[2i] + w[2i+1]·x[2i+1]` to each 32-bit lane `i` of `acc`.
     #[inline(always)]
-    unsafe fn tiles<const K: u8>(
+    unsafe fn tiles<const K: u8, const G: usize>(
         nb: usize,
         tiled: &[u8],
-        x: &QuantizedVector,
+        xs: &[&QuantizedVector],
         out: &mut [f32],
         pairs: impl Fn(__m512i, __m512i, __m512i) -> __m512i,
     ) {
         let kind = [TensorType::Q4_0, TensorType::Q4_1, TensorType::Q8_0][K as usize];
         let (head, qs, offset) = shape(kind).unwrap_or((1, 16, 0));
         let tbb = tile_block_bytes(kind);
+        let rows = out.len() / G;
+        // Independent running sums per token, so consecutive multiply-adds need not wait for
+        // each other: four for one token, two each for several.
+        let chains = if G == 1 { 4 } else { 2 };
         let nibble = _mm512_set1_epi16(0x0f);
-        for (t, out) in out.chunks_mut(TILE).enumerate() {
-            let mut acc = _mm512_setzero_ps();
-            let mut acc_min = _mm512_setzero_ps();
+        for t in 0..rows.div_ceil(TILE) {
+            let mut acc = [_mm512_setzero_ps(); G];
+            let mut acc_min = [_mm512_setzero_ps(); G];
             for b in 0..nb {
                 let p = tiled.as_ptr().add((t * nb + b) * tbb);
                 // The weights are read once, in order: ask for the bytes `AHEAD` further on now,
@@ -210,38 +245,54 @@ mod simd {
                     _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line) as *const i8);
                 }
                 let values = p.add(head * 2 * TILE);
-                let xb = x.q.as_ptr().add(b * 32);
-                // Elements i and i + 1 of the block's activations, in every 32-bit lane.
-                let pair = |i: usize| _mm512_set1_epi32((xb.add(i) as *const i32).read_unaligned());
+                // Elements i and i + 1 of token g's block, in every 32-bit lane.
+                let pair = |g: usize, i: usize| _mm512_set1_epi32((xs[g].q.as_ptr().add(b * 32 + i) as *const i32).read_unaligned());
                 let chunk = |c: usize| _mm256_loadu_si256(values.add(c * 32) as *const __m256i);
-                // Four independent sums, so consecutive multiply-adds need not wait for each other.
-                let mut sums = [_mm512_setzero_si512(); 4];
+                let mut sums = [[_mm512_setzero_si512(); 4]; G];
                 if qs == 16 {
                     for c in 0..8 {
                         let v = _mm512_cvtepu8_epi16(chunk(c));
-                        sums[c & 1] = pairs(sums[c & 1], _mm512_and_si512(v, nibble), pair(2 * c));
-                        sums[2 + (c & 1)] = pairs(sums[2 + (c & 1)], _mm512_srli_epi16::<4>(v), pair(16 + 2 * c));
+                        let (lo, hi) = (_mm512_and_si512(v, nibble), _mm512_srli_epi16::<4>(v));
+                        let (i, j) = (c % (chains / 2), chains / 2 + c % (chains / 2));
+                        for (g, s) in sums.iter_mut().enumerate() {
+                            s[i] = pairs(s[i], lo, pair(g, 2 * c));
+                            s[j] = pairs(s[j], hi, pair(g, 16 + 2 * c));
+                        }
                     }
                 } else {
                     for c in 0..16 {
-                        sums[c & 3] = pairs(sums[c & 3], _mm512_cvtepi8_epi16(chunk(c)), pair(2 * c));
+                        let v = _mm512_cvtepi8_epi16(chunk(c));
+                        for (g, s) in sums.iter_mut().enumerate() {
+                            s[c % chains] = pairs(s[c % chains], v, pair(g, 2 * c));
+                        }
                     }
                 }
-                let mut dot = _mm512_add_epi32(_mm512_add_epi32(sums[0], sums[1]), _mm512_add_epi32(sums[2], sums[3]));
-                if offset != 0 {
-                    dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * *x.qsum.get_unchecked(b)));
-                }
                 let d = _mm512_cvtph_ps(_mm256_loadu_si256(p as *const __m256i));
-                let scale = _mm512_mul_ps(d, _mm512_set1_ps(*x.scale.get_unchecked(b)));
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
-                if K == 1 {
-                    let m = _mm512_cvtph_ps(_mm256_loadu_si256(p.add(2 * TILE) as *const __m256i));
-                    acc_min = _mm512_fmadd_ps(m, _mm512_set1_ps(*x.sum.get_unchecked(b)), acc_min);
+                let m = if K == 1 {
+                    _mm512_cvtph_ps(_mm256_loadu_si256(p.add(2 * TILE) as *const __m256i))
+                } else {
+                    _mm512_setzero_ps()
+                };
+                for g in 0..G {
+                    let s = &sums[g];
+                    let mut dot = _mm512_add_epi32(_mm512_add_epi32(s[0], s[1]), _mm512_add_epi32(s[2], s[3]));
+                    let x = &xs[g];
+                    if offset != 0 {
+                        dot = _mm512_sub_epi32(dot, _mm512_set1_epi32(offset * *x.qsum.get_unchecked(b)));
+                    }
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(*x.scale.get_unchecked(b)));
+                    acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[g]);
+                    if K == 1 {
+                        acc_min[g] = _mm512_fmadd_ps(m, _mm512_set1_ps(*x.sum.get_unchecked(b)), acc_min[g]);
+                    }
                 }
             }
-            let mut lanes = [0f32; TILE];
-            _mm512_storeu_ps(lanes.as_mut_ptr(), _mm512_add_ps(acc, acc_min));
-            out.copy_from_slice(&lanes[..out.len()]);
+            for g in 0..G {
+                let mut lanes = [0f32; TILE];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), _mm512_add_ps(acc[g], acc_min[g]));
+                let n = TILE.min(rows - t * TILE);
+                out[g * rows + t * TILE..][..n].copy_from_slice(&lanes[..n]);
+            }
         }
     }
 }
