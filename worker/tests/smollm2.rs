@@ -396,10 +396,21 @@ async fn openai_chat_streams_from_smollm2_with_its_chat_template() {
             })
             .await
     });
-    // Wait for the worker's first pop, so the model is known online.
+    // Wait for the worker's first check-in, so the model is known online. The worker's record
+    // exists a moment before its first pop has checked it in (with its models), so wait for both.
     let started = std::time::Instant::now();
-    while f.worker("smol-chat").await["id"].is_null() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30), "worker never popped");
+    loop {
+        let w = f.worker("smol-chat").await;
+        let serves = w["models"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m == "SmolLM2-135M-Instruct"));
+        if w["online"] == true && serves {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "worker never checked in: {w}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let resp = f
