@@ -48,6 +48,10 @@ fn vector(w: &dyn Weights, name: &str, len: usize) -> Result<Vec<f32>, GgufError
 
 fn matrix(w: &dyn Weights, name: &str, rows: usize, cols: usize) -> Result<QuantMatrix, GgufError> {
     let m = w.matrix(name)?.ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
+    shaped(name, m, rows, cols)
+}
+
+fn shaped(name: &str, m: QuantMatrix, rows: usize, cols: usize) -> Result<QuantMatrix, GgufError> {
     if (m.rows(), m.cols()) != (rows, cols) {
         return Err(GgufError::Invalid(format!(
             "{name} is {}x{}, expected {rows}x{cols}",
@@ -73,8 +77,9 @@ impl HostModel {
     pub(super) fn load(c: &LlamaConfig, w: &dyn Weights) -> Result<Self, GgufError> {
         let (dim, kv_dim) = (c.dim, c.kv_heads * c.head_dim());
         let embedding = matrix(w, "token_embd.weight", c.vocab, dim)?;
+        // A separate LM head, or the embedding again (tied).
         let lm_head = match w.matrix("output.weight")? {
-            Some(_) => matrix(w, "output.weight", c.vocab, dim)?,
+            Some(m) => shaped("output.weight", m, c.vocab, dim)?,
             None => embedding.clone(),
         }
         .prepared();
