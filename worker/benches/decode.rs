@@ -13,16 +13,10 @@ use std::time::Instant;
 use horde_worker::device::Compute;
 use horde_worker::gguf::Gguf;
 use horde_worker::llama::{Llama, LlamaConfig};
+use horde_worker::sampling::argmax;
 use horde_worker::tokenizer;
 
 const PROMPT: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
-
-fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, x)| if *x > b.1 { (i, *x) } else { b })
-        .0 as u32
-}
 
 fn main() {
     let path = std::env::var_os("HORDE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {

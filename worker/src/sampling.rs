@@ -186,6 +186,15 @@ impl Sampler {
     }
 }
 
+/// The greedy choice: the first of the highest logits.
+pub fn argmax(logits: &[f32]) -> u32 {
+    logits
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, v)| if *v > best.1 { (i, *v) } else { best })
+        .0 as u32
+}
+
 fn normalize(probs: &mut [(u32, f32)]) {
     let total: f32 = probs.iter().map(|(_, p)| p).sum();
     if total > 0.0 {

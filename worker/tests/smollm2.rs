@@ -16,6 +16,7 @@ mod python_venv;
 use horde_protocol::text::TextParams;
 use horde_worker::device::Compute;
 use horde_worker::gguf::{Gguf, TensorType};
+use horde_worker::sampling::argmax;
 use horde_worker::text_model::TextModel;
 use horde_worker::tokenizer;
 use serde_json::json;
@@ -245,14 +246,6 @@ async fn worker_binary_answers_through_the_horde_and_stops_cleanly() {
 
 /// A prompt whose greedy continuation runs the full 32 tokens (no end of turn within them).
 const STORY: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
-
-fn argmax(logits: &[f32]) -> u32 {
-    logits
-        .iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |b, (i, v)| if *v > b.1 { (i, *v) } else { b })
-        .0 as u32
-}
 
 /// Golden numerics: the numpy reference's first-position logits and 32-token greedy continuation,
 /// for a short answer and for a story, on the CPU engine the worker uses.
