@@ -7,6 +7,7 @@ pub mod chat_template;
 pub mod client;
 pub mod config;
 pub mod device;
+pub mod diffusion;
 pub mod gguf;
 pub mod hf;
 pub mod llama;

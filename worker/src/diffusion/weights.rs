@@ -1,0 +1,180 @@
+//! One part of a diffusers checkout (`unet/`, `vae/`, `text_encoder/`): its `config.json` and its
+//! safetensors weights (f32, f16 or bf16), turned into burn tensors by name on demand.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use safetensors::{Dtype, SafeTensors};
+
+use super::DiffusionError;
+
+struct Entry {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Range<usize>,
+    /// Index into `Checkpoint::files`.
+    file: usize,
+}
+
+/// The weights of one part.
+pub struct Checkpoint {
+    files: Vec<Vec<u8>>,
+    entries: HashMap<String, Entry>,
+    /// Tried before each name when the name itself is missing (`text_model.` in CLIP checkpoints).
+    prefixes: Vec<String>,
+    pub device: Device,
+}
+
+/// The safetensors files of a part: the plain `*.safetensors` ones, else a variant such as
+/// `*.fp16.safetensors`, all of them when sharded.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, DiffusionError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DiffusionError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    let plain: Vec<PathBuf> = files
+        .iter()
+        .filter(|p| p.file_stem().and_then(|s| s.to_str()).is_some_and(|s| !s.contains('.')))
+        .cloned()
+        .collect();
+    let chosen = if plain.is_empty() {
+        // One variant only: the first one's variant tag.
+        let tag = |p: &PathBuf| {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.rsplit_once('.'))
+                .map(|(_, t)| t.to_string())
+        };
+        let first = files.first().and_then(tag);
+        files.iter().filter(|p| tag(p) == first).cloned().collect()
+    } else {
+        plain
+    };
+    if chosen.is_empty() {
+        return Err(DiffusionError::Invalid(format!("no .safetensors file in {}", dir.display())));
+    }
+    Ok(chosen)
+}
+
+impl Checkpoint {
+    pub fn open(dir: &Path, device: &Device) -> Result<Self, DiffusionError> {
+        let mut files = Vec::new();
+        let mut entries = HashMap::new();
+        for path in weight_files(dir)? {
+            let bytes = std::fs::read(&path).map_err(|e| DiffusionError::io(&path, e))?;
+            let st = SafeTensors::deserialize(&bytes).map_err(|e| DiffusionError::Invalid(format!("{}: {e}", path.display())))?;
+            let base = bytes.as_ptr() as usize;
+            for (name, view) in st.tensors() {
+                let start = view.data().as_ptr() as usize - base;
+                entries.insert(
+                    name,
+                    Entry {
+                        dtype: view.dtype(),
+                        shape: view.shape().to_vec(),
+                        bytes: start..start + view.data().len(),
+                        file: files.len(),
+                    },
+                );
+            }
+            drop(st);
+            files.push(bytes);
+        }
+        Ok(Self {
+            files,
+            entries,
+            prefixes: Vec::new(),
+            device: device.clone(),
+        })
+    }
+
+    /// Builds a checkpoint from tensors in memory (tests).
+    pub fn from_f32(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, device: &Device) -> Self {
+        let mut files = Vec::new();
+        let mut entries = HashMap::new();
+        for (name, shape, data) in tensors {
+            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+            entries.insert(
+                name,
+                Entry {
+                    dtype: Dtype::F32,
+                    shape,
+                    bytes: 0..bytes.len(),
+                    file: files.len(),
+                },
+            );
+            files.push(bytes);
+        }
+        Self {
+            files,
+            entries,
+            prefixes: Vec::new(),
+            device: device.clone(),
+        }
+    }
+
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefixes.push(prefix.to_string());
+        self
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .get(name)
+            .or_else(|| self.prefixes.iter().find_map(|p| self.entries.get(&format!("{p}{name}"))))
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.entry(name).is_some()
+    }
+
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entry(name).map(|e| e.shape.as_slice())
+    }
+
+    /// The tensor's values in f32 and its shape.
+    pub fn values(&self, name: &str) -> Result<(Vec<f32>, Vec<usize>), DiffusionError> {
+        let e = self.entry(name).ok_or_else(|| DiffusionError::Missing(name.to_string()))?;
+        let raw = &self.files[e.file][e.bytes.clone()];
+        let values = match e.dtype {
+            Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            Dtype::I32 => raw
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
+            other => return Err(DiffusionError::Invalid(format!("{name}: unsupported dtype {other:?}"))),
+        };
+        Ok((values, e.shape.clone()))
+    }
+
+    /// The tensor `name`, which must have `D` dimensions.
+    pub fn tensor<const D: usize>(&self, name: &str) -> Result<Tensor<D>, DiffusionError> {
+        let (values, shape) = self.values(name)?;
+        if shape.len() != D {
+            return Err(DiffusionError::Shape {
+                name: name.to_string(),
+                expected: format!("{D} dimensions"),
+                found: shape,
+            });
+        }
+        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+    }
+}
+
+/// Reads and parses `config.json` of a part.
+pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, DiffusionError> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| DiffusionError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| DiffusionError::Invalid(format!("{}: {e}", path.display())))
+}
