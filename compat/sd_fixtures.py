@@ -28,6 +28,7 @@ from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
     DPMSolverMultistepScheduler,
+    EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
     StableDiffusionPipeline,
     UNet2DConditionModel,
@@ -100,6 +101,9 @@ def save_part(model, name, weights_file, prefix=""):
     state = {prefix + k: v.half().contiguous() for k, v in model.state_dict().items() if "position_ids" not in k}
     save_file(state, os.path.join(directory, weights_file))
     config = model.config.to_dict() if hasattr(model.config, "to_dict") else dict(model.config)
+    # A set in diffusers: sorted, so that reruns write the same file.
+    if "_use_default_values" in config:
+        config["_use_default_values"] = sorted(config["_use_default_values"])
     with open(os.path.join(directory, "config.json"), "w") as f:
         json.dump(config, f, indent=1, sort_keys=True, default=str)
 
@@ -212,6 +216,28 @@ for name, scheduler in schedulers():
         for t in scheduler.timesteps:
             x = scheduler.step(stand_in_denoiser(scheduler.scale_model_input(x, t), t), t, x).prev_sample
         expected[f"sampler.{name}.{steps}.out"] = x
+
+# Euler ancestral draws noise at each step: the draws are recorded (diffusers has no Karras
+# sigmas for it; the worker's Karras variant uses Euler's Karras sigmas).
+import diffusers.schedulers.scheduling_euler_ancestral_discrete as euler_ancestral
+
+draw_generator = torch.Generator().manual_seed(3)
+for steps in (1, 7, 30):
+    draws = []
+
+    def recorded_randn(shape, **_):
+        draws.append(torch.randn(shape, generator=draw_generator))
+        return draws[-1]
+
+    euler_ancestral.randn_tensor = recorded_randn
+    scheduler = EulerAncestralDiscreteScheduler(**SCHEDULE)
+    scheduler.set_timesteps(steps)
+    x = noise * scheduler.init_noise_sigma
+    expected[f"sampler.euler_a.{steps}.timesteps"] = scheduler.timesteps.float()
+    for t in scheduler.timesteps:
+        x = scheduler.step(stand_in_denoiser(scheduler.scale_model_input(x, t), t), t, x).prev_sample
+    expected[f"sampler.euler_a.{steps}.out"] = x
+    expected[f"sampler.euler_a.{steps}.draws"] = torch.stack(draws)
 
 pipe = StableDiffusionPipeline(
     vae=vae,

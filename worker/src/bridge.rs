@@ -40,9 +40,9 @@ impl BridgeStats {
 }
 
 /// Longest wait between pops after errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Submit attempts for network errors and server faults.
-const SUBMIT_ATTEMPTS: u32 = 5;
+pub(crate) const SUBMIT_ATTEMPTS: u32 = 5;
 
 /// A worker's connection to a horde.
 pub struct Bridge {
@@ -166,22 +166,10 @@ impl Bridge {
             }
         }
         tracing::info!(running = jobs.len(), "stopping: entering maintenance and finishing running jobs");
-        self.enter_maintenance().await;
+        enter_maintenance(&self.client, &self.cfg.name).await;
         while jobs.join_next().await.is_some() {}
         self.report("stopped");
         self.stats()
-    }
-
-    async fn enter_maintenance(&self) {
-        match self.client.worker_id(&self.cfg.name).await {
-            Ok(Some(id)) => {
-                if let Err(e) = self.client.set_maintenance(&id, true).await {
-                    tracing::warn!(error = %e, "could not enter maintenance");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "could not look the worker up to enter maintenance"),
-        }
     }
 
     fn report(&self, what: &str) {
@@ -193,6 +181,19 @@ impl Bridge {
             kudos = format!("{:.2}", s.kudos),
             "{what}"
         );
+    }
+}
+
+/// Puts the worker `name` in maintenance so the horde stops sending it work.
+pub(crate) async fn enter_maintenance(client: &HordeClient, name: &str) {
+    match client.worker_id(name).await {
+        Ok(Some(id)) => {
+            if let Err(e) = client.set_maintenance(&id, true).await {
+                tracing::warn!(error = %e, "could not enter maintenance");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not look the worker up to enter maintenance"),
     }
 }
 

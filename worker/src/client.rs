@@ -1,5 +1,6 @@
-//! The few horde endpoints a text worker uses.
+//! The few horde endpoints a worker uses.
 
+use horde_protocol::image::{ImagePopRequest, ImagePopResponse, ImageSubmitRequest};
 use horde_protocol::stream::{TextProgressRequest, TextProgressResponse};
 use horde_protocol::text::{SubmitResponse, TextPopRequest, TextPopResponse, TextSubmitRequest};
 use horde_protocol::ErrorBody;
@@ -103,6 +104,32 @@ impl HordeClient {
     /// Reports a job's text so far (progress protocol 1; hordes without it answer 404).
     pub async fn progress(&self, progress: &TextProgressRequest) -> Result<TextProgressResponse, ClientError> {
         self.send(reqwest::Method::POST, "/generate/text/progress", Some(progress)).await
+    }
+
+    pub async fn pop_image(&self, pop: &ImagePopRequest) -> Result<ImagePopResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/generate/pop", Some(pop)).await
+    }
+
+    pub async fn submit_image(&self, submit: &ImageSubmitRequest) -> Result<SubmitResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/generate/submit", Some(submit)).await
+    }
+
+    /// PUTs a job's WebP to the upload link of its pop.
+    pub async fn upload(&self, url: &str, webp: Vec<u8>) -> Result<(), ClientError> {
+        let resp = self.http.put(url).header("Content-Type", "image/webp").body(webp).send().await?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(());
+        }
+        let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
+            message: format!("HTTP {status}"),
+            rc: "Unknown".into(),
+        });
+        Err(ClientError::Horde {
+            status,
+            rc: err.rc,
+            message: err.message,
+        })
     }
 
     /// The worker's id by its name, if the horde knows it.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 #[command(
     name = "horde-worker",
     version,
-    about = "Joins a horde (ours or the public AI Horde), pops text jobs, generates and submits them."
+    about = "Joins a horde (ours or the public AI Horde), pops text and image jobs, generates and submits them."
 )]
 pub struct Args {
     /// TOML file with any of the settings below (keys as the long option names, with underscores).
@@ -56,6 +56,21 @@ pub struct Args {
     /// slightly). Quantized GGUF matrices stay quantized on the CPU.
     #[arg(long, env = "HORDE_F16_WEIGHTS")]
     pub f16_weights: Option<bool>,
+    /// Image model to serve, as NAME=DIR: a Stable-Diffusion-1.5-compatible diffusers checkout
+    /// (tokenizer/, text_encoder/, unet/, vae/ with safetensors) announced as NAME (repeatable).
+    /// Without one the worker serves no images.
+    #[arg(long = "image-model", env = "HORDE_IMAGE_MODELS", value_delimiter = ',')]
+    pub image_models: Vec<String>,
+    /// Largest image (width × height) accepted (default 262144 = 512×512).
+    #[arg(long, env = "HORDE_MAX_PIXELS")]
+    pub max_pixels: Option<i64>,
+    /// The open_nsfw classifier (open-nsfw.onnx; scripts/fetch-models.sh fetches it) that censors
+    /// images of jobs asking for it. Without it such images are always replaced by black ones.
+    #[arg(long, env = "HORDE_NSFW_MODEL")]
+    pub nsfw_model: Option<PathBuf>,
+    /// NSFW probability above which a censored job's image is replaced (default 0.7).
+    #[arg(long, env = "HORDE_NSFW_THRESHOLD")]
+    pub nsfw_threshold: Option<f32>,
 }
 
 /// The same settings in a TOML file.
@@ -76,6 +91,11 @@ pub struct FileConfig {
     pub censorlist: Option<PathBuf>,
     pub device: Option<String>,
     pub f16_weights: Option<bool>,
+    #[serde(default)]
+    pub image_models: Vec<String>,
+    pub max_pixels: Option<i64>,
+    pub nsfw_model: Option<PathBuf>,
+    pub nsfw_threshold: Option<f32>,
 }
 
 /// Resolved settings.
@@ -95,6 +115,13 @@ pub struct WorkerConfig {
     pub device: String,
     /// Model matrices in f16.
     pub f16_weights: bool,
+    /// Image models: announced name and diffusers directory.
+    pub image_models: Vec<(String, PathBuf)>,
+    /// Largest width × height of an image job.
+    pub max_pixels: i64,
+    /// open_nsfw ONNX file.
+    pub nsfw_model: Option<PathBuf>,
+    pub nsfw_threshold: f32,
     /// Wait between pops when the horde has nothing for this worker.
     pub idle_interval: std::time::Duration,
 }
@@ -152,7 +179,36 @@ impl WorkerConfig {
                 .collect(),
             None => vec![],
         };
+        let image_specs = if args.image_models.is_empty() {
+            file.image_models
+        } else {
+            args.image_models
+        };
+        let image_models = image_specs
+            .iter()
+            .map(|spec| match spec.split_once('=') {
+                Some((name, dir)) if !name.trim().is_empty() && !dir.trim().is_empty() => {
+                    Ok((name.trim().to_string(), PathBuf::from(dir.trim())))
+                }
+                _ => Err(ConfigError::Invalid(format!("image model '{spec}' must look like NAME=DIR"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_pixels = args.max_pixels.or(file.max_pixels).unwrap_or(512 * 512);
+        if max_pixels < 64 * 64 {
+            return Err(ConfigError::Invalid("max_pixels must be at least 4096 (64×64)".into()));
+        }
+        let nsfw_threshold = args
+            .nsfw_threshold
+            .or(file.nsfw_threshold)
+            .unwrap_or(crate::image_model::DEFAULT_NSFW_THRESHOLD);
+        if !(0.0..=1.0).contains(&nsfw_threshold) {
+            return Err(ConfigError::Invalid("nsfw_threshold must be between 0 and 1".into()));
+        }
         Ok(Self {
+            image_models,
+            max_pixels,
+            nsfw_model: args.nsfw_model.or(file.nsfw_model),
+            nsfw_threshold,
             url,
             api_key,
             name,
@@ -197,6 +253,8 @@ mod tests {
             "cli",
             "--max-length",
             "64",
+            "--image-model",
+            "sd=/models/sd15",
         ])
         .expect("args");
         let c = WorkerConfig::resolve(args).expect("resolves");
@@ -207,6 +265,21 @@ mod tests {
         assert_eq!(c.models, vec!["a".to_string()]);
         assert_eq!(c.censorlist, vec!["badword".to_string(), "other".to_string()]);
         assert!(c.nsfw);
+        assert_eq!(c.image_models, vec![("sd".to_string(), PathBuf::from("/models/sd15"))]);
+        assert_eq!((c.max_pixels, c.nsfw_threshold), (512 * 512, 0.7));
+        let args = Args::try_parse_from([
+            "horde-worker",
+            "--url",
+            "u",
+            "--api-key",
+            "k",
+            "--name",
+            "n",
+            "--image-model",
+            "no-dir",
+        ])
+        .expect("args");
+        assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Invalid(_))));
         std::fs::write(&file, "url = \"u\"\nunknown_key = 1\n").expect("write");
         let args = Args::try_parse_from(["horde-worker", "--config", file.to_str().unwrap_or_default()]).expect("args");
         assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Parse(..))));

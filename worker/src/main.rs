@@ -1,14 +1,22 @@
-//! `horde-worker`: joins a horde, pops text jobs, generates them with a local model on burn, and
-//! submits the results. SIGINT/SIGTERM puts the worker in maintenance, finishes running jobs, then
-//! exits.
+//! `horde-worker`: joins a horde, pops text jobs (a GGUF model on the host engine or burn) and
+//! image jobs (a Stable Diffusion 1.5 diffusers checkout on burn), generates and submits them.
+//! SIGINT/SIGTERM puts the worker in maintenance, finishes running jobs, then exits.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use horde_worker::config::{Args, WorkerConfig};
+use horde_worker::image_bridge::ImageBridge;
+use horde_worker::image_model::{Censor, ImageModels};
+use horde_worker::nsfw::OpenNsfw;
 use horde_worker::text_model::{TextModel, TextModels};
 use horde_worker::Bridge;
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("horde-worker: {message}");
+    ExitCode::from(code)
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -16,70 +24,115 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cfg = match WorkerConfig::resolve(args) {
+    let mut cfg = match WorkerConfig::resolve(args) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("horde-worker: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(2, e),
     };
-    if cfg.models.is_empty() {
-        eprintln!("horde-worker: no model given: pass --model PATH.gguf (scripts/fetch-models.sh fetches the default one)");
-        return ExitCode::from(2);
+    if cfg.models.is_empty() && cfg.image_models.is_empty() {
+        return fail(
+            2,
+            "no model given: pass --model PATH.gguf (scripts/fetch-models.sh fetches the default one) and/or --image-model NAME=DIR",
+        );
     }
     let compute = match horde_worker::device::select(&cfg.device) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("horde-worker: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(2, e),
     };
-    let mut models = vec![];
+    let mut text = vec![];
     for spec in &cfg.models {
         match TextModel::load(spec, &compute, cfg.f16_weights) {
             Ok(m) => {
                 tracing::info!(model = %m.name, "loaded");
-                models.push(m);
+                text.push(m);
             }
-            Err(e) => {
-                eprintln!("horde-worker: cannot load {spec}: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return fail(2, format!("cannot load {spec}: {e}")),
         }
     }
-    let backend = TextModels::new(models);
-    let mut cfg = cfg;
+    let images = if cfg.image_models.is_empty() {
+        tracing::info!(
+            "no image model: this worker offers no image generation. Stable Diffusion weights cannot be downloaded here; \
+             pass --image-model NAME=DIR with a Stable-Diffusion-1.5-compatible diffusers checkout to serve images"
+        );
+        None
+    } else {
+        let mut models = match ImageModels::load(&cfg.image_models, &compute, cfg.max_pixels) {
+            Ok(m) => m,
+            Err(e) => return fail(2, format!("cannot load the image models: {e}")),
+        };
+        match &cfg.nsfw_model {
+            Some(path) => match OpenNsfw::load(path) {
+                Ok(classifier) => {
+                    models = models.with_censor(Censor {
+                        classifier: Box::new(classifier),
+                        threshold: cfg.nsfw_threshold,
+                    });
+                }
+                Err(e) => return fail(2, format!("cannot load the NSFW model {}: {e}", path.display())),
+            },
+            None => tracing::warn!(
+                "no --nsfw-model: every image of a job that asks for the NSFW censor will be replaced by a black one \
+                 (scripts/fetch-models.sh fetches open-nsfw.onnx)"
+            ),
+        }
+        for (name, dir) in &cfg.image_models {
+            tracing::info!(model = %name, dir = %dir.display(), "image model loaded");
+        }
+        Some(models)
+    };
+    let text_models = (!text.is_empty()).then(|| TextModels::new(text));
     cfg.models = vec![];
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("horde-worker: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(1, e),
     };
     runtime.block_on(async move {
-        let bridge = match Bridge::new(cfg, Arc::new(backend)) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("horde-worker: {e}");
-                return ExitCode::from(2);
-            }
-        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let shutdown = match shutdown_signal() {
             Ok(s) => s,
-            Err(e) => {
-                eprintln!("horde-worker: {e}");
-                return ExitCode::from(1);
+            Err(e) => return fail(1, e),
+        };
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        // A horde worker has one kind: with both kinds of model, the image worker gets a suffix.
+        let mut image_cfg = cfg.clone();
+        if text_models.is_some() {
+            image_cfg.name = format!("{}-image", cfg.name);
+        }
+        let text_bridge = match text_models.map(|m| Bridge::new(cfg, Arc::new(m))).transpose() {
+            Ok(b) => b,
+            Err(e) => return fail(2, e),
+        };
+        let image_bridge = match images.map(|m| ImageBridge::new(image_cfg, Arc::new(m))).transpose() {
+            Ok(b) => b,
+            Err(e) => return fail(2, e),
+        };
+        let text_run = async {
+            if let Some(b) = &text_bridge {
+                let stats = b.run(until_stopped(stopped.clone())).await;
+                println!(
+                    "text: jobs done {}, faulted {}, {:.1} tokens/s, {:.2} kudos earned",
+                    stats.jobs_done,
+                    stats.jobs_faulted,
+                    stats.tokens_per_sec(),
+                    stats.kudos
+                );
             }
         };
-        let stats = bridge.run(shutdown).await;
-        println!(
-            "jobs done {}, faulted {}, {:.1} tokens/s, {:.2} kudos earned",
-            stats.jobs_done,
-            stats.jobs_faulted,
-            stats.tokens_per_sec(),
-            stats.kudos
-        );
+        let image_run = async {
+            if let Some(b) = &image_bridge {
+                let stats = b.run(until_stopped(stopped.clone())).await;
+                println!(
+                    "images: done {}, censored {}, faulted {}, {:.2} kudos earned",
+                    stats.images_done, stats.images_censored, stats.images_faulted, stats.kudos
+                );
+            }
+        };
+        tokio::join!(text_run, image_run);
         ExitCode::SUCCESS
     })
 }

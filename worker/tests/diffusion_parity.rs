@@ -144,6 +144,38 @@ fn samplers_match_diffusers() {
 }
 
 #[test]
+fn euler_ancestral_matches_diffusers_given_its_noise() {
+    let expected = Expected::load();
+    for steps in [1, 7, 30] {
+        let schedule = Schedule::new(SamplerKind::EulerAncestral, steps, false, &NoiseSchedule::stable_diffusion());
+        let timesteps: Vec<f32> = schedule.timesteps.iter().map(|&t| t as f32).collect();
+        assert_close(
+            "euler_a timesteps",
+            &timesteps,
+            &expected.values(&format!("sampler.euler_a.{steps}.timesteps")),
+            1e-5,
+        );
+        let draws: Tensor<5> = expected.tensor(&format!("sampler.euler_a.{steps}.draws"));
+        let mut next = 0;
+        let mut fresh = || {
+            next += 1;
+            draws.clone().narrow(0, next - 1, 1).squeeze_dim::<4>(0)
+        };
+        let x = schedule.initial(expected.tensor("sampler.noise"));
+        let mut denoise = |x: Tensor<4>, t: f64| x.tanh().mul_scalar(0.8).add_scalar(0.001 * t);
+        let out = schedule.run(x, 0, &mut denoise, &mut fresh, &mut |_| {});
+        assert_close(
+            &format!("euler_a {steps} steps"),
+            &values(out),
+            &expected.values(&format!("sampler.euler_a.{steps}.out")),
+            1e-4,
+        );
+        // diffusers also draws (and multiplies by 0) at the last step, to σ = 0.
+        assert_eq!(next, steps - 1, "one draw per step but the last");
+    }
+}
+
+#[test]
 fn two_step_pipeline_matches_diffusers() {
     let pipe = pipeline();
     let expected = Expected::load();

@@ -149,6 +149,7 @@ impl Checkpoint {
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
                 .collect(),
+            Dtype::U8 => raw.iter().map(|&b| f32::from(b)).collect(),
             Dtype::I32 => raw
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)

@@ -77,6 +77,10 @@ impl Fixture {
             censorlist: vec![],
             device: "cpu".into(),
             f16_weights: false,
+            image_models: vec![],
+            max_pixels: 512 * 512,
+            nsfw_model: None,
+            nsfw_threshold: 0.7,
             idle_interval: Duration::from_millis(50),
         }
     }
