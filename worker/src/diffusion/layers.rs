@@ -145,11 +145,21 @@ impl LayerNorm {
     }
 }
 
-/// Multi-head scaled dot-product attention on `[batch, tokens, heads·head_dim]`.
+/// Multi-head scaled dot-product attention on `[batch, tokens, heads·head_dim]`. On burn's CPU
+/// backend, non-causal attention runs on `cpu_attention`'s kernels.
 pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, inner] = q.dims();
     let m = k.dims()[1];
     let d = inner / heads;
+    let device = q.device();
+    if !causal && device == Device::flex() {
+        let values = |t: Tensor<3>| t.into_data().try_to_vec::<f32>();
+        if let (Ok(qv), Ok(kv), Ok(vv)) = (values(q.clone()), values(k.clone()), values(v.clone())) {
+            let shape = super::cpu_attention::AttentionShape { batch: b, n, m, heads, d };
+            let out = super::cpu_attention::attention(&qv, &kv, &vv, shape);
+            return Tensor::from_data(TensorData::new(out, [b, n, inner]), &device);
+        }
+    }
     let split = |x: Tensor<3>, len: usize| x.reshape([b, len, heads, d]).swap_dims(1, 2);
     let options = AttentionModuleOptions {
         scale: None,

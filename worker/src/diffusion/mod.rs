@@ -5,6 +5,7 @@
 //! (`compat/sd_fixtures.py`, `worker/tests/fixtures/tiny-sd`).
 
 pub mod clip;
+pub mod cpu_attention;
 pub mod layers;
 pub mod pipeline;
 pub mod sampler;

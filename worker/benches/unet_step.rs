@@ -1,0 +1,53 @@
+//! Seconds per guided UNet step at 512×512 (batch 2: negative and positive prompt, 64×64
+//! latents) on burn's CPU backend, for a UNet with Stable Diffusion 1.5's shape. The weights come
+//! from `compat/sd_unet_step.py DIR` (random, diffusers layout), which also times diffusers.
+//!
+//!     cargo bench -p horde-worker --bench unet_step -- DIR [--runs N] [--device flex|wgpu|cuda]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::prelude::*;
+use horde_worker::device::{select, Compute};
+use horde_worker::diffusion::unet::UNet;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let Some(dir) = args.iter().find(|a| !a.starts_with("--")).map(PathBuf::from) else {
+        eprintln!("usage: cargo bench -p horde-worker --bench unet_step -- DIR [--runs N] [--device D]");
+        std::process::exit(2);
+    };
+    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let runs: usize = option("--runs").and_then(|r| r.parse().ok()).unwrap_or(3);
+    let device = match select(&option("--device").unwrap_or_else(|| "flex".into())) {
+        Ok(Compute::Burn(d)) => d,
+        Ok(Compute::Host) => Device::flex(),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let start = Instant::now();
+    let unet = UNet::load(&dir.join("unet"), &device).unwrap_or_else(|e| {
+        eprintln!("cannot load {}: {e}", dir.display());
+        std::process::exit(2);
+    });
+    println!("loaded in {:.1} s", start.elapsed().as_secs_f64());
+    let sample = Tensor::<4>::random([2, 4, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let context = Tensor::<3>::random([2, 77, 768], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let mut times = vec![];
+    for _ in 0..=runs {
+        let start = Instant::now();
+        let out = unet.forward(sample.clone(), 999.0, &context);
+        // Wait for the result (asynchronous backends).
+        let _ = out.into_data();
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let measured = &times[1..];
+    let best = measured.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "horde-worker (burn, {device:?}, {} threads): guided 512x512 UNet step {best:.2} s (best of {runs}), all {:?}",
+        rayon::current_num_threads(),
+        measured.iter().map(|t| (t * 100.0).round() / 100.0).collect::<Vec<_>>()
+    );
+}
