@@ -211,3 +211,68 @@ async fn the_censor_replaces_nsfw_images_of_sfw_requests() {
     let stats = running.await.expect("bridge task");
     assert_eq!((stats.images_done, stats.images_censored), (2, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_serves_images_and_stops_cleanly() {
+    let f = horde().await;
+    let log_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-e2e-worker.log");
+    let log = std::fs::File::create(&log_path).expect("worker log");
+    let model = format!("tiny-sd={}", tiny_sd()[0].1.display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_horde-worker"))
+        .args([
+            "--url",
+            &f.base,
+            "--api-key",
+            &f.owner_key,
+            "--name",
+            "image-e2e",
+            "--image-model",
+            &model,
+            "--max-pixels",
+            "16384",
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let id = post(&f, json!({"prompt": "a lighthouse", "models": ["tiny-sd"], "params": {"width": 64, "height": 128, "steps": 2, "sampler_name": "DDIM"}})).await;
+    let started = Instant::now();
+    loop {
+        let check: Value = f
+            .http
+            .get(format!("{}/api/v2/generate/check/{id}", f.base))
+            .send()
+            .await
+            .expect("check")
+            .json()
+            .await
+            .expect("json");
+        if check["done"] == json!(true) {
+            break;
+        }
+        let died = child.try_wait().ok().flatten();
+        if died.is_some() || started.elapsed() > Duration::from_secs(120) {
+            panic!(
+                "no image ({died:?}, {check}); worker log:\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = finished(&f, &id).await;
+    assert_eq!(image_of(&f, &status["generations"][0]).await.dimensions(), (64, 128));
+    let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(out.status.success(), "clean exit on SIGINT: {:?}", out.status);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("images: done 1, censored 0, faulted 0"), "{summary}");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        log.contains("no --nsfw-model"),
+        "says that censoring falls back to black images: {log}"
+    );
+}
