@@ -96,7 +96,8 @@ impl ImageBridge {
                     backoff = Duration::ZERO;
                     match (resp.payload, resp.model) {
                         (Some(payload), Some(model)) if !resp.ids.is_empty() => {
-                            let uploads = resp.r2_uploads.unwrap_or_default();
+                            // One link per id; hordes that send only `r2_upload` mean the first id's.
+                            let uploads = resp.r2_uploads.unwrap_or_else(|| resp.r2_upload.into_iter().collect());
                             let job = ImageJob {
                                 ids: resp.ids,
                                 model,

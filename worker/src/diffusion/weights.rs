@@ -20,7 +20,8 @@ struct Entry {
 
 /// The weights of one part.
 pub struct Checkpoint {
-    files: Vec<Vec<u8>>,
+    /// The weight files, mapped (pages the kernel can drop and read again).
+    files: Vec<memmap2::Mmap>,
     entries: HashMap<String, Entry>,
     /// Tried before each name when the name itself is missing (`text_model.` in CLIP checkpoints).
     prefixes: Vec<String>,
@@ -65,7 +66,10 @@ impl Checkpoint {
         let mut files = Vec::new();
         let mut entries = HashMap::new();
         for path in weight_files(dir)? {
-            let bytes = std::fs::read(&path).map_err(|e| DiffusionError::io(&path, e))?;
+            let file = std::fs::File::open(&path).map_err(|e| DiffusionError::io(&path, e))?;
+            // SAFETY: the mapping is read-only and lives as long as the checkpoint; a model file
+            // changed on disk while it loads is the one way to break it, as with any loader.
+            let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DiffusionError::io(&path, e))?;
             let st = SafeTensors::deserialize(&bytes).map_err(|e| DiffusionError::Invalid(format!("{}: {e}", path.display())))?;
             let base = bytes.as_ptr() as usize;
             for (name, view) in st.tensors() {
@@ -89,31 +93,6 @@ impl Checkpoint {
             prefixes: Vec::new(),
             device: device.clone(),
         })
-    }
-
-    /// Builds a checkpoint from tensors in memory (tests).
-    pub fn from_f32(tensors: Vec<(String, Vec<usize>, Vec<f32>)>, device: &Device) -> Self {
-        let mut files = Vec::new();
-        let mut entries = HashMap::new();
-        for (name, shape, data) in tensors {
-            let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-            entries.insert(
-                name,
-                Entry {
-                    dtype: Dtype::F32,
-                    shape,
-                    bytes: 0..bytes.len(),
-                    file: files.len(),
-                },
-            );
-            files.push(bytes);
-        }
-        Self {
-            files,
-            entries,
-            prefixes: Vec::new(),
-            device: device.clone(),
-        }
     }
 
     pub fn with_prefix(mut self, prefix: &str) -> Self {
