@@ -2,7 +2,7 @@
 //! latents) on burn's CPU backend, for a UNet with Stable Diffusion 1.5's shape. The weights come
 //! from `compat/sd_unet_step.py DIR` (random, diffusers layout), which also times diffusers.
 //!
-//!     cargo bench -p horde-worker --bench unet_step -- DIR [--runs N] [--device flex|wgpu|cuda]
+//!     cargo bench -p horde-worker --bench unet_step -- DIR [--runs N] [--device flex|wgpu|cuda] [--size 512]
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,6 +19,8 @@ fn main() {
     };
     let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let runs: usize = option("--runs").and_then(|r| r.parse().ok()).unwrap_or(3);
+    // Image side in pixels; the latents are an eighth of it.
+    let size: usize = option("--size").and_then(|r| r.parse().ok()).filter(|s| s % 64 == 0).unwrap_or(512);
     let device = match select(&option("--device").unwrap_or_else(|| "flex".into())) {
         Ok(Compute::Burn(d)) => d,
         Ok(Compute::Host) => Device::flex(),
@@ -33,7 +35,7 @@ fn main() {
         std::process::exit(2);
     });
     println!("loaded in {:.1} s", start.elapsed().as_secs_f64());
-    let sample = Tensor::<4>::random([2, 4, 64, 64], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let sample = Tensor::<4>::random([2, 4, size / 8, size / 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let context = Tensor::<3>::random([2, 77, 768], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let mut times = vec![];
     for _ in 0..=runs {
@@ -46,7 +48,7 @@ fn main() {
     let measured = &times[1..];
     let best = measured.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
-        "horde-worker (burn, {device:?}, {} threads): guided 512x512 UNet step {best:.2} s (best of {runs}), all {:?}",
+        "horde-worker (burn, {device:?}, {} threads): guided {size}x{size} UNet step {best:.2} s (best of {runs}), all {:?}",
         rayon::current_num_threads(),
         measured.iter().map(|t| (t * 100.0).round() / 100.0).collect::<Vec<_>>()
     );

@@ -61,9 +61,14 @@ pub struct Args {
     /// Without one the worker serves no images.
     #[arg(long = "image-model", env = "HORDE_IMAGE_MODELS", value_delimiter = ',')]
     pub image_models: Vec<String>,
-    /// Largest image (width × height) accepted (default 262144 = 512×512).
+    /// Largest image (width × height) accepted (default 262144 = 512×512 on a GPU, 65536 =
+    /// 256×256 on the CPU, where a 512×512 image takes minutes).
     #[arg(long, env = "HORDE_MAX_PIXELS")]
     pub max_pixels: Option<i64>,
+    /// Announce the worker as extra slow: the horde gives it three times longer to finish a job,
+    /// and only requests that allow extra-slow workers (default false).
+    #[arg(long, env = "HORDE_EXTRA_SLOW_WORKER")]
+    pub extra_slow_worker: Option<bool>,
     /// The open_nsfw classifier (open-nsfw.onnx; scripts/fetch-models.sh fetches it) that censors
     /// images of jobs asking for it. Without it such images are always replaced by black ones.
     #[arg(long, env = "HORDE_NSFW_MODEL")]
@@ -94,6 +99,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub image_models: Vec<String>,
     pub max_pixels: Option<i64>,
+    pub extra_slow_worker: Option<bool>,
     pub nsfw_model: Option<PathBuf>,
     pub nsfw_threshold: Option<f32>,
 }
@@ -117,8 +123,10 @@ pub struct WorkerConfig {
     pub f16_weights: bool,
     /// Image models: announced name and diffusers directory.
     pub image_models: Vec<(String, PathBuf)>,
-    /// Largest width × height of an image job.
-    pub max_pixels: i64,
+    /// Largest width × height of an image job (`None`: by device, see `Args::max_pixels`).
+    pub max_pixels: Option<i64>,
+    /// `extra_slow_worker` in image pops.
+    pub extra_slow_worker: bool,
     /// open_nsfw ONNX file.
     pub nsfw_model: Option<PathBuf>,
     pub nsfw_threshold: f32,
@@ -193,8 +201,8 @@ impl WorkerConfig {
                 _ => Err(ConfigError::Invalid(format!("image model '{spec}' must look like NAME=DIR"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let max_pixels = args.max_pixels.or(file.max_pixels).unwrap_or(512 * 512);
-        if max_pixels < 64 * 64 {
+        let max_pixels = args.max_pixels.or(file.max_pixels);
+        if max_pixels.is_some_and(|p| p < 64 * 64) {
             return Err(ConfigError::Invalid("max_pixels must be at least 4096 (64×64)".into()));
         }
         let nsfw_threshold = args
@@ -207,6 +215,7 @@ impl WorkerConfig {
         Ok(Self {
             image_models,
             max_pixels,
+            extra_slow_worker: args.extra_slow_worker.or(file.extra_slow_worker).unwrap_or(false),
             nsfw_model: args.nsfw_model.or(file.nsfw_model),
             nsfw_threshold,
             url,
@@ -266,7 +275,7 @@ mod tests {
         assert_eq!(c.censorlist, vec!["badword".to_string(), "other".to_string()]);
         assert!(c.nsfw);
         assert_eq!(c.image_models, vec![("sd".to_string(), PathBuf::from("/models/sd15"))]);
-        assert_eq!((c.max_pixels, c.nsfw_threshold), (512 * 512, 0.7));
+        assert_eq!((c.max_pixels, c.extra_slow_worker, c.nsfw_threshold), (None, false, 0.7));
         let args = Args::try_parse_from([
             "horde-worker",
             "--url",

@@ -61,6 +61,7 @@ impl ImageBridge {
             threads: Some(self.cfg.threads as i64),
             amount: Some(1),
             max_pixels: Some(self.backend.max_pixels()),
+            extra_slow_worker: Some(self.backend.extra_slow()),
             blacklist: Some(self.cfg.censorlist.clone()),
             allow_img2img: Some(true),
             allow_painting: Some(false),
@@ -243,4 +244,54 @@ async fn submit(client: &HordeClient, stats: &Mutex<ImageBridgeStats>, request: 
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Slow;
+
+    impl ImageBackend for Slow {
+        fn models(&self) -> Vec<String> {
+            vec!["sd".into()]
+        }
+        fn max_pixels(&self) -> i64 {
+            65536
+        }
+        fn extra_slow(&self) -> bool {
+            true
+        }
+        fn generate(&self, _job: &ImageJob, _progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<FinishedImage>, String> {
+            Err("not here".into())
+        }
+    }
+
+    #[test]
+    fn pops_say_what_the_worker_can_do() {
+        let args = crate::config::Args {
+            url: Some("http://127.0.0.1:1".into()),
+            api_key: Some("k".into()),
+            name: Some("w".into()),
+            censorlist: None,
+            ..Default::default()
+        };
+        let cfg = WorkerConfig::resolve(args).expect("config");
+        let pop = ImageBridge::new(cfg, Arc::new(Slow)).expect("bridge").pop_request();
+        assert_eq!(
+            (pop.models, pop.max_pixels, pop.extra_slow_worker),
+            (Some(vec!["sd".to_string()]), Some(65536), Some(true))
+        );
+        assert_eq!(
+            (
+                pop.allow_img2img,
+                pop.allow_painting,
+                pop.allow_lora,
+                pop.allow_controlnet,
+                pop.allow_post_processing
+            ),
+            (Some(true), Some(false), Some(false), Some(false), Some(false))
+        );
+        assert_eq!(crate::image_model::default_max_pixels(&crate::device::Compute::Host), 256 * 256);
+    }
 }

@@ -41,6 +41,10 @@ pub trait ImageBackend: Send + Sync + 'static {
     fn models(&self) -> Vec<String>;
     /// The largest width × height this worker takes.
     fn max_pixels(&self) -> i64;
+    /// Whether pops announce an extra-slow worker.
+    fn extra_slow(&self) -> bool {
+        false
+    }
     /// Generates every image of the job; `progress(done, total)` after each step.
     fn generate(&self, job: &ImageJob, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<FinishedImage>, String>;
 }
@@ -142,11 +146,22 @@ pub struct ImageModels {
     models: Vec<(String, ImagePipeline)>,
     censor: Option<Censor>,
     max_pixels: i64,
+    extra_slow: bool,
+}
+
+/// Default largest image: 512×512 on a GPU, 256×256 on the CPU (a 512×512 SD 1.5 image takes
+/// minutes there; BENCHMARKS.md).
+pub fn default_max_pixels(compute: &Compute) -> i64 {
+    match compute {
+        Compute::Burn(d) if *d != burn::prelude::Device::flex() => 512 * 512,
+        _ => 256 * 256,
+    }
 }
 
 impl ImageModels {
     /// Loads each `NAME=DIR` diffusers checkout.
-    pub fn load(specs: &[(String, std::path::PathBuf)], compute: &Compute, max_pixels: i64) -> Result<Self, DiffusionError> {
+    /// Loads each `NAME=DIR` diffusers checkout; `max_pixels` defaults by device.
+    pub fn load(specs: &[(String, std::path::PathBuf)], compute: &Compute, max_pixels: Option<i64>) -> Result<Self, DiffusionError> {
         let device = match compute {
             Compute::Burn(d) => d.clone(),
             Compute::Host => burn::prelude::Device::flex(),
@@ -158,8 +173,14 @@ impl ImageModels {
         Ok(Self {
             models,
             censor: None,
-            max_pixels,
+            max_pixels: max_pixels.unwrap_or_else(|| default_max_pixels(compute)),
+            extra_slow: false,
         })
+    }
+
+    pub fn extra_slow(mut self, on: bool) -> Self {
+        self.extra_slow = on;
+        self
     }
 
     pub fn with_censor(mut self, censor: Censor) -> Self {
@@ -188,6 +209,10 @@ impl ImageBackend for ImageModels {
 
     fn max_pixels(&self) -> i64 {
         self.max_pixels
+    }
+
+    fn extra_slow(&self) -> bool {
+        self.extra_slow
     }
 
     fn generate(&self, job: &ImageJob, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<FinishedImage>, String> {

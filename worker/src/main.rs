@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         None
     } else {
         let mut models = match ImageModels::load(&cfg.image_models, &compute, cfg.max_pixels) {
-            Ok(m) => m,
+            Ok(m) => m.extra_slow(cfg.extra_slow_worker),
             Err(e) => return fail(2, format!("cannot load the image models: {e}")),
         };
         match &cfg.nsfw_model {

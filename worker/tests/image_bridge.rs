@@ -25,7 +25,7 @@ fn tiny_sd() -> Vec<(String, PathBuf)> {
 }
 
 fn models() -> ImageModels {
-    ImageModels::load(&tiny_sd(), &Compute::Burn(burn::prelude::Device::flex()), 512 * 512).expect("tiny model loads")
+    ImageModels::load(&tiny_sd(), &Compute::Burn(burn::prelude::Device::flex()), Some(512 * 512)).expect("tiny model loads")
 }
 
 /// Says every image is NSFW.
