@@ -32,6 +32,20 @@ impl ClientError {
     }
 }
 
+/// The error of a non-2xx answer: its `{message, rc}` body, or the bare status.
+async fn horde_error(resp: reqwest::Response) -> ClientError {
+    let status = resp.status().as_u16();
+    let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
+        message: format!("HTTP {status}"),
+        rc: "Unknown".into(),
+    });
+    ClientError::Horde {
+        status,
+        rc: err.rc,
+        message: err.message,
+    }
+}
+
 /// A horde's API v2, with this worker's key.
 #[derive(Debug, Clone)]
 pub struct HordeClient {
@@ -78,19 +92,10 @@ impl HordeClient {
             req = req.json(b);
         }
         let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
+        if resp.status().is_success() {
             return Ok(resp.json().await?);
         }
-        let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
-            message: format!("HTTP {status}"),
-            rc: "Unknown".into(),
-        });
-        Err(ClientError::Horde {
-            status,
-            rc: err.rc,
-            message: err.message,
-        })
+        Err(horde_error(resp).await)
     }
 
     pub async fn pop(&self, pop: &TextPopRequest) -> Result<TextPopResponse, ClientError> {
@@ -117,19 +122,10 @@ impl HordeClient {
     /// PUTs a job's WebP to the upload link of its pop.
     pub async fn upload(&self, url: &str, webp: Vec<u8>) -> Result<(), ClientError> {
         let resp = self.http.put(url).header("Content-Type", "image/webp").body(webp).send().await?;
-        let status = resp.status().as_u16();
-        if (200..300).contains(&status) {
+        if resp.status().is_success() {
             return Ok(());
         }
-        let err: ErrorBody = resp.json().await.unwrap_or(ErrorBody {
-            message: format!("HTTP {status}"),
-            rc: "Unknown".into(),
-        });
-        Err(ClientError::Horde {
-            status,
-            rc: err.rc,
-            message: err.message,
-        })
+        Err(horde_error(resp).await)
     }
 
     /// The worker's id by its name, if the horde knows it.
