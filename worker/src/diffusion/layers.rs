@@ -18,15 +18,18 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// The layer `prefix`; a 1×1 convolution's weight `[out, in, 1, 1]` (old VAE attention
+    /// checkpoints) is taken as the matrix it is.
     pub fn load(ck: &Checkpoint, prefix: &str) -> Result<Self, DiffusionError> {
-        let weight = ck.tensor::<2>(&format!("{prefix}.weight"))?.transpose();
-        let bias_name = format!("{prefix}.bias");
-        let bias = if ck.contains(&bias_name) {
-            Some(ck.tensor::<1>(&bias_name)?)
-        } else {
-            None
+        let name = format!("{prefix}.weight");
+        let weight = match ck.shape(&name) {
+            Some(&[o, i, 1, 1]) => ck.tensor::<4>(&name)?.reshape([o, i]),
+            _ => ck.tensor::<2>(&name)?,
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight: weight.transpose(),
+            bias: ck.optional(&format!("{prefix}.bias"))?,
+        })
     }
 
     pub fn out_features(&self) -> usize {
@@ -64,16 +67,9 @@ impl Conv2d {
     }
 
     pub fn load_padded(ck: &Checkpoint, prefix: &str, stride: usize, padding: (usize, usize)) -> Result<Self, DiffusionError> {
-        let weight = ck.tensor::<4>(&format!("{prefix}.weight"))?;
-        let bias_name = format!("{prefix}.bias");
-        let bias = if ck.contains(&bias_name) {
-            Some(ck.tensor::<1>(&bias_name)?)
-        } else {
-            None
-        };
         Ok(Self {
-            weight,
-            bias,
+            weight: ck.tensor::<4>(&format!("{prefix}.weight"))?,
+            bias: ck.optional(&format!("{prefix}.bias"))?,
             stride,
             padding,
         })
@@ -185,16 +181,16 @@ impl Attention {
         // VAE checkpoints saved before diffusers 0.14 name the same layers query/key/value/proj_attn.
         let legacy = !ck.contains(&format!("{prefix}.to_q.weight")) && ck.contains(&format!("{prefix}.query.weight"));
         let name = |new: &str, old: &str| format!("{prefix}.{}", if legacy { old } else { new });
-        let to_q = Linear::load_any(ck, &name("to_q", "query"))?;
+        let to_q = Linear::load(ck, &name("to_q", "query"))?;
         let inner = to_q.out_features();
         if heads == 0 || inner % heads != 0 {
             return Err(DiffusionError::Invalid(format!("{prefix}: {inner} features in {heads} heads")));
         }
         Ok(Self {
             to_q,
-            to_k: Linear::load_any(ck, &name("to_k", "key"))?,
-            to_v: Linear::load_any(ck, &name("to_v", "value"))?,
-            to_out: Linear::load_any(ck, &name("to_out.0", "proj_attn"))?,
+            to_k: Linear::load(ck, &name("to_k", "key"))?,
+            to_v: Linear::load(ck, &name("to_v", "value"))?,
+            to_out: Linear::load(ck, &name("to_out.0", "proj_attn"))?,
             heads,
         })
     }
@@ -204,27 +200,6 @@ impl Attention {
         let q = self.to_q.forward(x);
         let out = multi_head_attention(q, self.to_k.forward(kv.clone()), self.to_v.forward(kv), self.heads, false);
         self.to_out.forward(out)
-    }
-}
-
-impl Linear {
-    /// Like `load`, also for 1×1 convolution weights `[out, in, 1, 1]` (old VAE attention).
-    pub fn load_any(ck: &Checkpoint, prefix: &str) -> Result<Self, DiffusionError> {
-        let name = format!("{prefix}.weight");
-        match ck.shape(&name) {
-            Some([o, i, 1, 1]) => {
-                let (o, i) = (*o, *i);
-                let weight = ck.tensor::<4>(&name)?.reshape([o, i]).transpose();
-                let bias_name = format!("{prefix}.bias");
-                let bias = if ck.contains(&bias_name) {
-                    Some(ck.tensor::<1>(&bias_name)?)
-                } else {
-                    None
-                };
-                Ok(Self { weight, bias })
-            }
-            _ => Self::load(ck, prefix),
-        }
     }
 }
 

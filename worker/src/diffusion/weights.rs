@@ -62,14 +62,20 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, DiffusionError> {
 }
 
 impl Checkpoint {
+    /// The weights of a part's directory (see `weight_files`).
     pub fn open(dir: &Path, device: &Device) -> Result<Self, DiffusionError> {
+        Self::open_files(&weight_files(dir)?, device)
+    }
+
+    /// The tensors of these safetensors files, together.
+    pub fn open_files(paths: &[PathBuf], device: &Device) -> Result<Self, DiffusionError> {
         let mut files = Vec::new();
         let mut entries = HashMap::new();
-        for path in weight_files(dir)? {
-            let file = std::fs::File::open(&path).map_err(|e| DiffusionError::io(&path, e))?;
+        for path in paths {
+            let file = std::fs::File::open(path).map_err(|e| DiffusionError::io(path, e))?;
             // SAFETY: the mapping is read-only and lives as long as the checkpoint; a model file
             // changed on disk while it loads is the one way to break it, as with any loader.
-            let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DiffusionError::io(&path, e))?;
+            let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DiffusionError::io(path, e))?;
             let st = SafeTensors::deserialize(&bytes).map_err(|e| DiffusionError::Invalid(format!("{}: {e}", path.display())))?;
             let base = bytes.as_ptr() as usize;
             for (name, view) in st.tensors() {
@@ -136,6 +142,15 @@ impl Checkpoint {
             other => return Err(DiffusionError::Invalid(format!("{name}: unsupported dtype {other:?}"))),
         };
         Ok((values, e.shape.clone()))
+    }
+
+    /// The tensor `name` if the checkpoint has it (an optional bias).
+    pub fn optional<const D: usize>(&self, name: &str) -> Result<Option<Tensor<D>>, DiffusionError> {
+        if self.contains(name) {
+            self.tensor(name).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// The tensor `name`, which must have `D` dimensions.
