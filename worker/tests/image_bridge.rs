@@ -65,6 +65,12 @@ async fn post(f: &common::Fixture, body: Value) -> String {
 }
 
 async fn finished(f: &common::Fixture, id: &str) -> Value {
+    finished_while(f, id, |_| {}).await
+}
+
+/// The status once the request is done; `waiting(check)` runs after each unfinished check (and
+/// may panic, e.g. when the worker died).
+async fn finished_while(f: &common::Fixture, id: &str, mut waiting: impl FnMut(&Value)) -> Value {
     let start = Instant::now();
     loop {
         let check: Value = f
@@ -80,6 +86,7 @@ async fn finished(f: &common::Fixture, id: &str) -> Value {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(300), "timed out: {check}");
+        waiting(&check);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     f.http
@@ -238,19 +245,7 @@ async fn the_worker_binary_serves_images_and_stops_cleanly() {
         .expect("start the worker");
     let id = post(&f, json!({"prompt": "a lighthouse", "models": ["tiny-sd"], "params": {"width": 64, "height": 128, "steps": 2, "sampler_name": "DDIM"}})).await;
     let started = Instant::now();
-    loop {
-        let check: Value = f
-            .http
-            .get(format!("{}/api/v2/generate/check/{id}", f.base))
-            .send()
-            .await
-            .expect("check")
-            .json()
-            .await
-            .expect("json");
-        if check["done"] == json!(true) {
-            break;
-        }
+    let status = finished_while(&f, &id, |check| {
         let died = child.try_wait().ok().flatten();
         if died.is_some() || started.elapsed() > Duration::from_secs(120) {
             panic!(
@@ -258,9 +253,8 @@ async fn the_worker_binary_serves_images_and_stops_cleanly() {
                 std::fs::read_to_string(&log_path).unwrap_or_default()
             );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let status = finished(&f, &id).await;
+    })
+    .await;
     assert_eq!(image_of(&f, &status["generations"][0]).await.dimensions(), (64, 128));
     let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())

@@ -2,6 +2,8 @@
 //! against onnxruntime's scores (`compat/open_nsfw_fixtures.py`). Without the file the tests skip
 //! with a message, unless HORDE_REQUIRE_MODELS=1 (set by `.ci/run`).
 
+mod common;
+
 use std::path::PathBuf;
 
 use burn::prelude::*;
@@ -11,32 +13,12 @@ use horde_worker::image_model::NsfwClassifier;
 use horde_worker::nsfw::OpenNsfw;
 
 fn model_path() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let path = std::env::var_os("HORDE_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or(home.join(".cache/horde/models"))
-        .join("open-nsfw.onnx");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("HORDE_REQUIRE_MODELS").is_err(),
-        "HORDE_REQUIRE_MODELS is set but {} is missing (run scripts/fetch-models.sh)",
-        path.display()
-    );
-    eprintln!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
-    None
+    common::fetched_model("open-nsfw.onnx", None)
 }
 
 fn fixture() -> Checkpoint {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let bytes = std::fs::read(dir.join("open-nsfw.safetensors")).expect("fixture");
-    let tmp = std::env::temp_dir().join(format!("open-nsfw-fixture-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
-    std::fs::write(tmp.join("expected.safetensors"), bytes).expect("copy");
-    let ck = Checkpoint::open(&tmp, &Device::flex()).expect("fixture loads");
-    let _ = std::fs::remove_dir_all(&tmp);
-    ck
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/open-nsfw.safetensors");
+    Checkpoint::open_files(&[path], &Device::flex()).expect("fixture loads")
 }
 
 fn image(ck: &Checkpoint, name: &str) -> RgbImage {

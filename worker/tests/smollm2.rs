@@ -22,23 +22,7 @@ use horde_worker::tokenizer;
 use serde_json::json;
 
 fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("HORDE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        std::env::var_os("HORDE_MODEL_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or(home.join(".cache/horde/models"))
-            .join("SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("HORDE_REQUIRE_MODELS").is_err(),
-        "HORDE_REQUIRE_MODELS is set but {} is missing (run scripts/fetch-models.sh)",
-        path.display()
-    );
-    eprintln!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
-    None
+    common::fetched_model("SmolLM2-135M-Instruct.Q4_1.gguf", Some("HORDE_SMOLLM2_GGUF"))
 }
 
 const CHAT: &str = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";

@@ -10,6 +10,31 @@ use horde_server::api::{router, serve, ApiOptions};
 use horde_worker::WorkerConfig;
 use serde_json::{json, Value};
 
+/// A model `scripts/fetch-models.sh` puts in the cache (`HORDE_MODEL_CACHE`, default
+/// `~/.cache/horde/models`), or the file the environment variable `override_var` names. `None`
+/// (the test skips, saying so) when it is missing, unless HORDE_REQUIRE_MODELS is set (CI), which
+/// makes that a failure.
+pub fn fetched_model(file: &str, override_var: Option<&str>) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let path = override_var.and_then(std::env::var_os).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        std::env::var_os("HORDE_MODEL_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or(home.join(".cache/horde/models"))
+            .join(file)
+    });
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("HORDE_REQUIRE_MODELS").is_err(),
+        "HORDE_REQUIRE_MODELS is set but {} is missing (run scripts/fetch-models.sh)",
+        path.display()
+    );
+    eprintln!("skipping: {} is missing (run scripts/fetch-models.sh)", path.display());
+    None
+}
+
 pub struct Fixture {
     pub base: String,
     pub owner_key: String,
