@@ -9,6 +9,7 @@ pub mod horde;
 pub mod image;
 pub mod image_rules;
 pub mod kudos;
+pub mod lease;
 pub mod request_checks;
 pub mod safety;
 pub mod scheduler;

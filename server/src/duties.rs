@@ -1,16 +1,24 @@
 //! Background duties: the reaper (stale jobs, expired requests) and the persister (batched
-//! durable writes).
+//! durable writes). The reaper runs where this process holds its duty lease (always, on its own);
+//! the persister stores this process's own writes, so every process runs it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use horde_core::lease::{Duty, DutyLeases};
 use horde_core::Horde;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Runs the reaper every `reap_every` and the persister every `flush_every` until `stop` turns
-/// true; then flushes once more.
-pub fn spawn(horde: Arc<Horde>, reap_every: Duration, flush_every: Duration, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Runs the reaper every `reap_every` (while holding its lease) and the persister every
+/// `flush_every` until `stop` turns true; then flushes once more and gives the lease up.
+pub fn spawn(
+    horde: Arc<Horde>,
+    leases: DutyLeases,
+    reap_every: Duration,
+    flush_every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reap = tokio::time::interval(reap_every);
         let mut flush = tokio::time::interval(flush_every);
@@ -19,6 +27,9 @@ pub fn spawn(horde: Arc<Horde>, reap_every: Duration, flush_every: Duration, mut
         loop {
             tokio::select! {
                 _ = reap.tick() => {
+                    if !leases.hold(Duty::Reaper).await {
+                        continue;
+                    }
                     let report = horde.reap();
                     if report.jobs_aborted + report.requests_expired + report.requests_faulted > 0 {
                         tracing::info!(jobs_aborted = report.jobs_aborted, requests_faulted = report.requests_faulted, requests_expired = report.requests_expired, "reaper");
@@ -45,5 +56,6 @@ pub fn spawn(horde: Arc<Horde>, reap_every: Duration, flush_every: Duration, mut
                 }
             }
         }
+        leases.release_all().await;
     })
 }

@@ -105,6 +105,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let duties = duties::spawn(
         horde.clone(),
+        horde_core::lease::DutyLeases::Local,
         Duration::from_millis(args.reap_interval_ms.max(10)),
         Duration::from_millis(args.flush_interval_ms.max(1)),
         stop_rx.clone(),
