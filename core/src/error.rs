@@ -98,6 +98,9 @@ pub enum HordeError {
     ImageStoreFull { cap_mib: usize },
     #[error("This upload or image link is invalid or has expired.")]
     InvalidImageLink,
+    /// The shared state (Redis) does not answer, or was lost and restarted empty.
+    #[error("The horde's shared state is unavailable ({0}); try again in a moment.")]
+    SharedStateUnavailable(String),
     #[error("Internal error: {0}")]
     Internal(String),
 }
@@ -163,6 +166,7 @@ impl HordeError {
             FilterNotFound(_) => "FilterNotFound",
             ImageStoreFull { .. } => "ImageStoreFull",
             InvalidImageLink => "InvalidImageLink",
+            SharedStateUnavailable(_) => "SharedStateUnavailable",
             Internal(_) => "InternalServerError",
         }
     }
@@ -185,7 +189,7 @@ impl HordeError {
             | SuspiciousAccount => ErrorClass::Forbidden,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)
             | WorkerIpUnknown => ErrorClass::NotFound,
-            ImageStoreFull { .. } => ErrorClass::Unavailable,
+            ImageStoreFull { .. } | SharedStateUnavailable(_) => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } => ErrorClass::TooMany,
             Internal(_) => ErrorClass::Internal,

@@ -10,6 +10,7 @@ pub mod image;
 pub mod image_rules;
 pub mod kudos;
 pub mod lease;
+pub mod replication;
 pub mod request_checks;
 pub mod safety;
 pub mod scheduler;
