@@ -231,12 +231,18 @@ mod server {
 #[server(prefix = "/ui/api", endpoint = "overview", input = Json)]
 pub async fn overview() -> Result<HordeOverview, ServerFnError> {
     let horde = server::horde()?;
-    let perf = horde.performance();
+    let perf = horde.performance().await.map_err(server::failed)?;
     Ok(HordeOverview {
         version: horde_core::VERSION.to_string(),
-        text_models: server::model_rows(horde.text_models()),
-        image_models: server::model_rows(horde.image_models()),
-        workers: horde.list_workers(None, None, None).into_iter().map(server::worker_row).collect(),
+        text_models: server::model_rows(horde.text_models().await.map_err(server::failed)?),
+        image_models: server::model_rows(horde.image_models().await.map_err(server::failed)?),
+        workers: horde
+            .list_workers(None, None, None)
+            .await
+            .map_err(server::failed)?
+            .into_iter()
+            .map(server::worker_row)
+            .collect(),
         queued_text_requests: perf.queued_text_requests,
         queued_image_requests: perf.queued_requests,
         queued_tokens: perf.queued_tokens,
@@ -249,7 +255,7 @@ pub async fn overview() -> Result<HordeOverview, ServerFnError> {
 pub async fn text_choices() -> Result<TextOffer, ServerFnError> {
     let horde = server::horde()?;
     Ok(TextOffer {
-        models: server::model_rows(horde.text_models())
+        models: server::model_rows(horde.text_models().await.map_err(server::failed)?)
             .into_iter()
             .map(|m| Choice {
                 label: format!(
@@ -265,6 +271,8 @@ pub async fn text_choices() -> Result<TextOffer, ServerFnError> {
             .collect(),
         workers: horde
             .list_workers(None, None, None)
+            .await
+            .map_err(server::failed)?
             .into_iter()
             .filter(|w| w.kind == "text")
             .map(|w| Choice {
@@ -278,7 +286,7 @@ pub async fn text_choices() -> Result<TextOffer, ServerFnError> {
 /// Image models to choose from (the image studio's picker).
 #[server(prefix = "/ui/api", endpoint = "image_choices", input = Json)]
 pub async fn image_choices() -> Result<Vec<Choice>, ServerFnError> {
-    Ok(server::model_rows(server::horde()?.image_models())
+    Ok(server::model_rows(server::horde()?.image_models().await.map_err(server::failed)?)
         .into_iter()
         .map(|m| Choice {
             label: format!("{} · {} worker{}", m.name, m.workers, if m.workers == 1 { "" } else { "s" }),
@@ -295,6 +303,7 @@ pub async fn submit_text(api_key: String, request: StudioTextRequest) -> Result<
     let user = server::user(&horde, &api_key).await?;
     match horde
         .generate_text(user, request.to_horde(), server::client_ip().await)
+        .await
         .map_err(server::failed)?
     {
         TextSubmission::Queued(a) => Ok(server::submitted(a)),
@@ -305,13 +314,21 @@ pub async fn submit_text(api_key: String, request: StudioTextRequest) -> Result<
 /// Where a text request stands, with its generations when done.
 #[server(prefix = "/ui/api", endpoint = "text_status", input = Json)]
 pub async fn text_status(id: String) -> Result<TextProgress, ServerFnError> {
-    server::horde()?.text_status(&id).map(TextProgress::from).map_err(server::failed)
+    server::horde()?
+        .text_status(&id)
+        .await
+        .map(TextProgress::from)
+        .map_err(server::failed)
 }
 
 /// Cancels a text request; what was generated so far comes back.
 #[server(prefix = "/ui/api", endpoint = "cancel_text", input = Json)]
 pub async fn cancel_text(id: String) -> Result<TextProgress, ServerFnError> {
-    server::horde()?.cancel_text(&id).map(TextProgress::from).map_err(server::failed)
+    server::horde()?
+        .cancel_text(&id)
+        .await
+        .map(TextProgress::from)
+        .map_err(server::failed)
 }
 
 /// The account a key belongs to.
@@ -447,6 +464,7 @@ pub async fn image_price(api_key: String, request: horde_protocol::image::Genera
     };
     match horde
         .generate_image(user, request, server::client_ip().await)
+        .await
         .map_err(server::failed)?
     {
         TextSubmission::DryRun(kudos) => Ok(kudos),
@@ -467,6 +485,7 @@ pub async fn submit_image(api_key: String, request: horde_protocol::image::Gener
     };
     match horde
         .generate_image(user, request, server::client_ip().await)
+        .await
         .map_err(server::failed)?
     {
         TextSubmission::Queued(a) => Ok(server::submitted(a)),
@@ -478,7 +497,7 @@ pub async fn submit_image(api_key: String, request: horde_protocol::image::Gener
 #[server(prefix = "/ui/api", endpoint = "image_progress", input = Json)]
 pub async fn image_status(id: String) -> Result<ImageProgress, ServerFnError> {
     let horde = server::horde()?;
-    let check = horde.image_check(&id).map_err(server::failed)?;
+    let check = horde.image_check(&id).await.map_err(server::failed)?;
     if !check.done && !check.faulted {
         return Ok(image_progress(horde_protocol::image::ImageStatus {
             check,
@@ -486,13 +505,17 @@ pub async fn image_status(id: String) -> Result<ImageProgress, ServerFnError> {
             shared: false,
         }));
     }
-    horde.image_status(&id, "").map(image_progress).map_err(server::failed)
+    horde.image_status(&id, "").await.map(image_progress).map_err(server::failed)
 }
 
 /// Cancels an image request; finished images come back.
 #[server(prefix = "/ui/api", endpoint = "cancel_image", input = Json)]
 pub async fn cancel_image(id: String) -> Result<ImageProgress, ServerFnError> {
-    server::horde()?.cancel_image(&id, "").map(image_progress).map_err(server::failed)
+    server::horde()?
+        .cancel_image(&id, "")
+        .await
+        .map(image_progress)
+        .map_err(server::failed)
 }
 
 /// Rates one image of a shared request (1–10); answers the kudos awarded.
@@ -506,7 +529,7 @@ pub async fn rate_image(request_id: String, image_id: String, rating: i64) -> Re
             artifacts: None,
         }]),
     };
-    server::horde()?.rate_images(&request_id, rate).map_err(server::failed)
+    server::horde()?.rate_images(&request_id, rate).await.map_err(server::failed)
 }
 
 /// Changes the description of one of the account's workers.

@@ -1,8 +1,12 @@
-//! `Horde`: the rules (`State`, behind one short-held lock) joined to durable storage (`Store`).
+//! `Horde`: the rules (`State`) joined to durable storage (`Store`).
 //!
 //! Hot paths (submit, pop, job submit, status) touch only memory once the accounts and workers
 //! involved are loaded. Accounts and workers are loaded from storage on first use; their durable
 //! changes are queued and written by `flush` in one transaction per batch.
+//!
+//! Every change to the state is an operation (`horde_ops`) run on a `Replica`: applied at once
+//! under a short-held lock on a single process, or through the shared log in Redis when several
+//! processes serve one horde. Reads on a shared replica first catch up with the log.
 
 use std::sync::Arc;
 
@@ -11,21 +15,23 @@ use horde_protocol::stream::{TextProgressRequest, TextProgressResponse, PROGRESS
 use horde_protocol::text::{GenerateTextRequest, TextPopRequest, TextPopResponse, TextStatus, TextSubmitRequest};
 use horde_protocol::users as wire_users;
 use horde_protocol::workers as wire_workers;
-use parking_lot::Mutex;
+use parking_lot::{MappedMutexGuard, MutexGuard};
 use uuid::Uuid;
 
 use crate::accounts::api_key::{generate_api_key, generate_secret, ApiKeyHasher};
 use crate::accounts::{parse_user_reference, validate_username, User, ANONYMOUS_USER_ID};
 use crate::clock::Clock;
 use crate::config::HordeConfig;
+use crate::horde_ops::{Envelope, HordeMachine, HordeOp, OpValue};
 use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
 use crate::image_rules::{ImageJobResult, WebhookEvent};
 use crate::kudos::image_model::KudosModel;
 use crate::kudos::{to_centikudos, to_kudos, KudosLedger};
-use crate::safety::filter::{validate_rule, FilterOutcome, FilterRule, PromptFilter};
+use crate::replication::{Replica, SharedLogConfig};
+use crate::safety::filter::{validate_rule, FilterRule, PromptFilter};
 use crate::safety::suspicion::{self, Suspicion};
 use crate::state::{Accepted, JobResult, ReapReport, State};
-use crate::store::{FlushBatch, NewUser, Store};
+use crate::store::{NewUser, Store};
 use crate::text::{StreamCursor, StreamEvent, TextRequest};
 use crate::workers::{validate_worker_name, Worker, WorkerKind, WorkerPop, MAX_WORKER_INFO};
 use crate::{HordeError, Result};
@@ -52,9 +58,23 @@ pub struct AccountSpec {
     pub pseudonymous: bool,
 }
 
+/// Takes the value of one kind out of an operation's answer.
+macro_rules! expect {
+    ($value:expr, $kind:path) => {
+        match $value {
+            $kind(v) => Ok(v),
+            other => Err(HordeError::Internal(format!("unexpected answer to an operation: {other:?}"))),
+        }
+    };
+}
+
+/// A batch another process cut is stored by this one only if it is still unstored after this
+/// long (its cutter died, say).
+const TAKEOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The horde.
 pub struct Horde {
-    state: Mutex<State>,
+    replica: Replica<HordeMachine>,
     store: Store,
     clock: Arc<dyn Clock>,
     hasher: ApiKeyHasher,
@@ -72,6 +92,18 @@ impl Horde {
     /// Opens the horde on a migrated store. `secret` keys the API-key hash; without one, a secret
     /// is generated once and kept in the database.
     pub async fn open(store: Store, cfg: HordeConfig, clock: Arc<dyn Clock>, secret: Option<String>) -> Result<Arc<Self>> {
+        Self::open_with(store, cfg, clock, secret, None).await
+    }
+
+    /// Opens the horde; with `shared`, its in-memory state is the one every process on that
+    /// Redis log shares (all of them must use the same database and configuration).
+    pub async fn open_with(
+        store: Store,
+        cfg: HordeConfig,
+        clock: Arc<dyn Clock>,
+        secret: Option<String>,
+        shared: Option<&SharedLogConfig>,
+    ) -> Result<Arc<Self>> {
         let secret = match secret.filter(|s| !s.is_empty()) {
             Some(s) => s,
             None => store.setting_or_insert("api_key_secret", &generate_secret()).await?,
@@ -79,8 +111,18 @@ impl Horde {
         let (mint, burn) = store.system_balances().await?;
         let mut state = State::new(cfg, KudosLedger::with_system_balances(mint, burn), KudosModel::shipped()?);
         state.filter = PromptFilter::new(store.filters().await?)?;
+        let machine = HordeMachine {
+            state,
+            links: ImageLinks::new(secret.as_bytes()),
+            outbox: Default::default(),
+            logs_lost: 0,
+        };
+        let replica = match shared {
+            Some(cfg) => Replica::shared(machine, cfg).await?,
+            None => Replica::local(machine),
+        };
         let horde = Arc::new(Self {
-            state: Mutex::new(state),
+            replica,
             store,
             clock,
             links: ImageLinks::new(secret.as_bytes()),
@@ -91,6 +133,28 @@ impl Horde {
         Ok(horde)
     }
 
+    /// Whether this process shares its state with others (through Redis).
+    pub fn is_shared(&self) -> bool {
+        self.replica.is_shared()
+    }
+
+    /// Runs an operation on the state (through the shared log when shared).
+    async fn run(&self, op: HordeOp) -> Result<OpValue> {
+        let seed: [u8; 32] = rand::random();
+        self.replica.execute(Envelope { seed, op }).await?
+    }
+
+    /// This replica's state, as it is (no catching up): for what only this process needs.
+    fn local(&self) -> MappedMutexGuard<'_, State> {
+        MutexGuard::map(self.replica.lock(), |m| &mut m.state)
+    }
+
+    /// The state once this replica has caught up with every process's changes: for reads.
+    async fn synced(&self) -> Result<MappedMutexGuard<'_, State>> {
+        self.replica.sync().await?;
+        Ok(self.local())
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }
@@ -99,21 +163,22 @@ impl Horde {
         &self.store
     }
 
-    /// Runs `f` on the state under the lock (for tests and diagnostics).
+    /// Runs `f` on this process's replica of the state under its lock (for tests and
+    /// diagnostics; changes made here are not shared with other processes).
     pub fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        f(&mut self.state.lock())
+        f(&mut self.local())
     }
 
     // ----- accounts ------------------------------------------------------------------------
 
     /// Loads an account into memory if needed. Returns whether it exists.
     async fn ensure_user(&self, id: i64) -> Result<bool> {
-        if self.state.lock().users.contains(id) {
+        if self.local().users.contains(id) {
             return Ok(true);
         }
         match self.store.user_by_id(id).await? {
-            Some(u) => {
-                self.state.lock().users.insert_loaded(u, None);
+            Some(user) => {
+                self.run(HordeOp::LoadUser { user, key: None }).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -124,18 +189,20 @@ impl Horde {
     pub async fn authenticate(&self, api_key: &str) -> Result<i64> {
         let key = api_key.trim();
         if key == horde_protocol::ANONYMOUS_API_KEY {
+            // Loaded at start, and again after a shared state was lost.
+            self.ensure_user(ANONYMOUS_USER_ID).await?;
             return Ok(ANONYMOUS_USER_ID);
         }
         if key.is_empty() || key.len() > 100 {
             return Err(HordeError::InvalidApiKey);
         }
         let hash = self.hasher.hash(key);
-        if let Some(id) = self.state.lock().users.by_key(&hash) {
+        if let Some(id) = self.local().users.by_key(&hash) {
             return Ok(id);
         }
         let user = self.store.user_by_key(&hash).await?.ok_or(HordeError::InvalidApiKey)?;
         let id = user.id;
-        self.state.lock().users.insert_loaded(user, Some(hash));
+        self.run(HordeOp::LoadUser { user, key: Some(hash) }).await?;
         Ok(id)
     }
 
@@ -152,7 +219,7 @@ impl Horde {
             moderator: spec.moderator,
             trusted: spec.trusted,
             pseudonymous: spec.pseudonymous,
-            concurrency: self.state.lock().cfg.default_concurrency,
+            concurrency: self.local().cfg.default_concurrency,
             created_secs: (now / 1000) as i64,
         };
         let id = self.store.insert_user(&new).await?;
@@ -161,20 +228,20 @@ impl Horde {
             .user_by_id(id)
             .await?
             .ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
-        let user = {
-            let mut s = self.state.lock();
-            s.users.insert_loaded(user, Some(hash));
-            let st = &mut *s;
-            st.ledger.admin_adjust(&mut st.users, id, to_centikudos(spec.kudos), now)?;
-            st.users.get(id).cloned().ok_or_else(|| HordeError::UserNotFound(id.to_string()))?
+        let op = HordeOp::NewAccount {
+            user,
+            key: hash,
+            kudos: to_centikudos(spec.kudos),
+            now,
         };
+        let user = expect!(self.run(op).await?, OpValue::User)?;
         self.flush().await?;
         Ok((user, key))
     }
 
     /// Pseudonymous registration: a new account and its key, shown once.
     pub async fn register(&self, username: &str) -> Result<wire_users::NewApiKey> {
-        let kudos = to_kudos(self.state.lock().cfg.registration_kudos);
+        let kudos = to_kudos(self.local().cfg.registration_kudos);
         let (user, api_key) = self
             .create_account(AccountSpec {
                 username: username.to_string(),
@@ -184,9 +251,11 @@ impl Horde {
             })
             .await?;
         if user.username.chars().count() > suspicion::LONG_USERNAME {
-            if let Some(u) = self.state.lock().users.get_mut(user.id) {
-                u.suspicions.add(Suspicion::UsernameLong);
-            }
+            self.run(HordeOp::SuspectUser {
+                id: user.id,
+                why: Suspicion::UsernameLong,
+            })
+            .await?;
         }
         Ok(wire_users::NewApiKey {
             api_key,
@@ -228,24 +297,22 @@ impl Horde {
                 let hash = self.hasher.hash(&key);
                 self.store.set_user_key(id, &hash).await?;
                 let now = self.now_ms();
-                let profile = {
-                    let mut s = self.state.lock();
-                    s.users.set_key(id, hash);
-                    let st = &mut *s;
-                    let current = st.users.get(id).map(|u| u.kudos).unwrap_or(0);
-                    st.ledger.admin_adjust(&mut st.users, id, to_centikudos(kudos) - current, now)?;
-                    let u = st.users.get_mut(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
-                    u.username = username;
-                    u.moderator = moderator;
-                    u.trusted = trusted;
-                    u.clone()
+                let op = HordeOp::RefreshTestUser {
+                    id,
+                    key: hash,
+                    kudos: to_centikudos(kudos),
+                    username,
+                    moderator,
+                    trusted,
+                    now,
                 };
+                let profile = expect!(self.run(op).await?, OpValue::User)?;
                 self.store.update_user_profile(&profile).await?;
                 self.flush().await?;
                 (id, key)
             }
         };
-        let username = self.state.lock().users.get(id).map(User::display_name).unwrap_or_default();
+        let username = self.local().users.get(id).map(User::display_name).unwrap_or_default();
         Ok(wire_users::TestUserResponse {
             api_key,
             user_id: id.to_string(),
@@ -254,7 +321,7 @@ impl Horde {
     }
 
     fn is_moderator(&self, id: i64) -> bool {
-        self.state.lock().users.get(id).is_some_and(|u| u.moderator)
+        self.local().users.get(id).is_some_and(|u| u.moderator)
     }
 
     /// A user's details as `viewer` may see them.
@@ -265,7 +332,7 @@ impl Horde {
         let worker_ids: Vec<String> = self.store.worker_ids_of(id).await?.iter().map(Uuid::to_string).collect();
         let privileged = viewer.is_some_and(|v| (v == id && id != ANONYMOUS_USER_ID) || self.is_moderator(v));
         let now_secs = (self.now_ms() / 1000) as i64;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         let active = if privileged { s.active_requests_of(id) } else { vec![] };
         let u = s.users.get(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
         Ok(u.details(privileged, worker_ids, active, now_secs))
@@ -278,7 +345,7 @@ impl Horde {
         }
         let users = self.store.list_users(page, by_age).await?;
         let now_secs = (self.now_ms() / 1000) as i64;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         Ok(users
             .into_iter()
             .map(|u| {
@@ -335,44 +402,10 @@ impl Horde {
             }
         }
         let now = self.now_ms();
-        let mut resp = wire_users::ModifyUserResponse::default();
-        let profile = {
-            let mut s = self.state.lock();
-            let st = &mut *s;
-            if let Some(k) = m.kudos {
-                st.ledger.admin_adjust(&mut st.users, id, to_centikudos(k), now)?;
-            }
-            let u = st.users.get_mut(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
-            if m.kudos.is_some() {
-                resp.new_kudos = Some(to_kudos(u.kudos));
-            }
-            macro_rules! set {
-                ($field:ident, $value:expr) => {
-                    if let Some(v) = $value {
-                        u.$field = v.clone();
-                        resp.$field = Some(v);
-                    }
-                };
-            }
-            set!(concurrency, m.concurrency);
-            set!(moderator, m.moderator);
-            set!(trusted, m.trusted);
-            set!(flagged, m.flagged);
-            set!(worker_invited, m.worker_invited);
-            set!(public_workers, m.public_workers);
-            set!(username, username);
-            if let Some(c) = m.contact {
-                u.contact = Some(c.clone());
-                resp.contact = Some(c);
-            }
-            if let Some(c) = m.admin_comment {
-                u.admin_comment = Some(c.clone());
-                resp.admin_comment = Some(c);
-            }
-            u.clone()
-        };
+        let kudos_changed = m.kudos.is_some();
+        let (resp, profile) = *expect!(self.run(HordeOp::ModifyUser { id, m, username, now }).await?, OpValue::ModifiedUser)?;
         self.store.update_user_profile(&profile).await?;
-        if m.kudos.is_some() {
+        if kudos_changed {
             self.flush().await?;
         }
         Ok(resp)
@@ -385,38 +418,41 @@ impl Horde {
             return Err(HordeError::UserNotFound(to.chars().take(60).collect()));
         }
         let now = self.now_ms();
-        let cents = {
-            let mut s = self.state.lock();
-            let st = &mut *s;
-            st.ledger.transfer(&mut st.users, from, to_id, amount.unwrap_or(100.0), now)?
+        let op = HordeOp::Transfer {
+            from,
+            to: to_id,
+            amount: amount.unwrap_or(100.0),
+            now,
         };
+        let cents = expect!(self.run(op).await?, OpValue::Centikudos)?;
         Ok(to_kudos(cents))
     }
 
     // ----- text generation -----------------------------------------------------------------
 
     /// `POST /generate/text/async`.
-    pub fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+    pub async fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
         self.check_ip(ip)?;
-        self.submit_text_request(user_id, TextRequest::try_from(req)?)
+        self.submit_text_request(user_id, TextRequest::try_from(req)?).await
     }
 
     /// Whether an online worker could serve `req` for `user_id` now (nothing is charged).
-    pub fn text_servable(&self, user_id: i64, req: &TextRequest) -> bool {
+    pub async fn text_servable(&self, user_id: i64, req: &TextRequest) -> Result<bool> {
         let now = self.now_ms();
-        self.state.lock().text_servable(user_id, req, now)
+        Ok(self.synced().await?.text_servable(user_id, req, now))
     }
 
     /// Queues (or prices, on a dry run) an already validated text request.
-    pub fn submit_text_request(&self, user_id: i64, req: TextRequest) -> Result<TextSubmission> {
+    pub async fn submit_text_request(&self, user_id: i64, req: TextRequest) -> Result<TextSubmission> {
         if let Some(url) = &req.webhook {
-            crate::image::request::check_webhook(url, &self.state.lock().cfg)?;
+            crate::image::request::check_webhook(url, &self.local().cfg)?;
         }
         if req.dry_run {
             return Ok(TextSubmission::DryRun(to_kudos(State::estimate_request(&req))));
         }
         let now = self.now_ms();
-        Ok(TextSubmission::Queued(self.state.lock().submit_text(user_id, req, now)?))
+        let accepted = expect!(self.run(HordeOp::SubmitText { user_id, req, now }).await?, OpValue::Accepted)?;
+        Ok(TextSubmission::Queued(accepted))
     }
 
     fn parse_request_id(id: &str) -> Result<Uuid> {
@@ -424,54 +460,61 @@ impl Horde {
     }
 
     /// `GET /generate/text/status/{id}`.
-    pub fn text_status(&self, id: &str) -> Result<TextStatus> {
+    pub async fn text_status(&self, id: &str) -> Result<TextStatus> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        self.state.lock().text_status(&id, now)
+        self.synced().await?.text_status(&id, now)
     }
 
     /// `DELETE /generate/text/status/{id}`.
-    pub fn cancel_text(&self, id: &str) -> Result<TextStatus> {
+    pub async fn cancel_text(&self, id: &str) -> Result<TextStatus> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        self.state.lock().cancel_text(&id, now)
+        expect!(self.run(HordeOp::CancelText { id, now }).await?, OpValue::TextStatus)
     }
 
-    /// The horde's figures for monitoring.
+    /// The horde's figures for monitoring (this replica's view, without catching up).
     pub fn telemetry(&self) -> crate::telemetry::Telemetry {
         let now = self.now_ms();
-        self.state.lock().telemetry(now)
+        self.local().telemetry(now)
     }
 
     /// Subscribes to the changes of text request `id` (see `State::subscribe_text`).
-    pub fn subscribe_text(&self, id: &str) -> Result<(Uuid, tokio::sync::watch::Receiver<()>)> {
+    pub async fn subscribe_text(&self, id: &str) -> Result<(Uuid, tokio::sync::watch::Receiver<()>)> {
         let id = Self::parse_request_id(id)?;
-        let rx = self.state.lock().subscribe_text(&id)?;
+        let rx = self.synced().await?.subscribe_text(&id)?;
         Ok((id, rx))
     }
 
-    /// What a streaming client of request `id` has not been sent yet.
+    /// What a streaming client of request `id` has not been sent yet (changes reach this replica
+    /// from every process and wake its subscribers).
     pub fn text_stream_events(&self, id: &Uuid, cursor: &mut StreamCursor) -> Result<Vec<StreamEvent>> {
         let now = self.now_ms();
-        self.state.lock().text_stream_events(id, cursor, now)
+        self.local().text_stream_events(id, cursor, now)
     }
 
     /// `POST /generate/text/progress`.
-    pub fn text_progress(&self, user_id: i64, p: TextProgressRequest) -> Result<TextProgressResponse> {
+    pub async fn text_progress(&self, user_id: i64, p: TextProgressRequest) -> Result<TextProgressResponse> {
         if let Some(v) = p.version.filter(|v| *v != PROGRESS_VERSION) {
             return Err(HordeError::Validation(format!(
                 "Progress protocol version {v} is not supported; this horde speaks version {PROGRESS_VERSION}."
             )));
         }
         let now = self.now_ms();
-        let cancelled = self.state.lock().text_progress(user_id, &p.id, p.text, now)?;
+        let op = HordeOp::TextProgress {
+            user_id,
+            job: p.id,
+            text: p.text,
+            now,
+        };
+        let cancelled = expect!(self.run(op).await?, OpValue::Cancelled)?;
         Ok(TextProgressResponse { cancelled })
     }
 
     /// Finds the popping worker by name, creating it on its first pop.
     async fn worker_for_pop(&self, user_id: i64, name: &str, kind: WorkerKind) -> Result<Uuid> {
         if let Some((id, owner, has_kind)) = {
-            let s = self.state.lock();
+            let s = self.local();
             s.workers
                 .id_by_name(name)
                 .and_then(|id| s.workers.get(&id).map(|w| (id, w.owner_id, w.kind)))
@@ -492,22 +535,18 @@ impl Horde {
                 return Err(HordeError::PolymorphicNameConflict(name.to_string()));
             }
             let id = w.id;
-            let mut s = self.state.lock();
-            if s.workers.get(&id).is_none() {
-                s.workers.insert(w);
-            }
+            self.run(HordeOp::LoadWorker { worker: w }).await?;
             return Ok(id);
         }
         let (trusted, invited) = self
-            .state
-            .lock()
+            .local()
             .users
             .get(user_id)
             .map(|u| (u.trusted, u.worker_invited))
             .unwrap_or((false, 0));
         let existing = self.store.worker_ids_of(user_id).await?.len();
         let cfg_limit = {
-            let s = self.state.lock();
+            let s = self.local();
             if trusted {
                 s.cfg.max_workers_trusted
             } else {
@@ -532,7 +571,7 @@ impl Horde {
             }
             return Err(e);
         }
-        self.state.lock().workers.insert(w);
+        self.run(HordeOp::LoadWorker { worker: w }).await?;
         Ok(id)
     }
 
@@ -545,42 +584,25 @@ impl Horde {
         let pop = WorkerPop::try_from(pop)?;
         let worker_id = self.worker_for_pop(user_id, &pop.name, WorkerKind::Text).await?;
         let now = self.now_ms();
-        let mut s = self.state.lock();
-        s.check_in(&worker_id, &pop, now)?;
-        if let Some(w) = s.workers.get_mut(&worker_id) {
-            w.last_ip = ip;
-        }
-        s.pop_text(&worker_id, pop.amount, now)
+        expect!(self.run(HordeOp::PopText { worker_id, pop, ip, now }).await?, OpValue::TextPop)
     }
 
     // ----- image generation ----------------------------------------------------------------
 
     /// `POST /generate/async`.
     /// `ip` is the client's address (timeouts; `None` when unknown).
-    pub fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+    pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
         let now = self.now_ms();
-        let mut s = self.state.lock();
-        Self::check_ip_in(&s, ip, now)?;
-        let mut req = ImageRequest::parse(req, &s.cfg)?;
-        match s.filter.check(&req.prompt, req.replacement_filter) {
-            FilterOutcome::Pass => {}
-            FilterOutcome::Replaced(p) => req.prompt = p,
-            FilterOutcome::Corrupt => {
-                if let Some(ip) = ip {
-                    s.ip_timeouts.offend(&ip, now);
-                }
-                if user_id != ANONYMOUS_USER_ID {
-                    if let Some(u) = s.users.get_mut(user_id) {
-                        u.suspicions.add(Suspicion::CorruptPrompt);
-                    }
-                }
-                return Err(HordeError::CorruptPrompt);
-            }
+        let req = {
+            let s = self.local();
+            Self::check_ip_in(&s, ip, now)?;
+            // Parsed here: parsing draws the random seed, which the operation then carries.
+            ImageRequest::parse(req, &s.cfg)?
+        };
+        match self.run(HordeOp::SubmitImage { user_id, req, ip, now }).await? {
+            OpValue::DryRun(k) => Ok(TextSubmission::DryRun(k)),
+            other => Ok(TextSubmission::Queued(expect!(other, OpValue::Accepted)?)),
         }
-        if req.dry_run {
-            return Ok(TextSubmission::DryRun(to_kudos(s.estimate_image_request(&req))));
-        }
-        Ok(TextSubmission::Queued(s.submit_image(user_id, req, now)?))
     }
 
     fn check_ip_in(s: &State, ip: Option<IpAddr>, now_ms: u64) -> Result<()> {
@@ -595,14 +617,15 @@ impl Horde {
     /// `TimeoutIP` if `ip` is timed out.
     pub fn check_ip(&self, ip: Option<IpAddr>) -> Result<()> {
         let now = self.now_ms();
-        Self::check_ip_in(&self.state.lock(), ip, now)
+        Self::check_ip_in(&self.local(), ip, now)
     }
 
     /// A moderator times an address out for `minutes` (0 lifts it).
     pub async fn timeout_ip(&self, viewer: i64, ip: IpAddr, minutes: u64) -> Result<()> {
         self.require_moderator(viewer).await?;
         let now = self.now_ms();
-        self.state.lock().ip_timeouts.set(&ip, minutes.min(60 * 24 * 30), now);
+        let minutes = minutes.min(60 * 24 * 30);
+        self.run(HordeOp::TimeoutIp { ip, minutes, now }).await?;
         Ok(())
     }
 
@@ -612,12 +635,8 @@ impl Horde {
         self.require_moderator(viewer).await?;
         let id = Self::parse_worker_id(worker_id)?;
         let now = self.now_ms();
-        let mut s = self.state.lock();
-        let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
-        let ip = w.last_ip.ok_or(HordeError::WorkerIpUnknown)?;
-        let minutes = days.min(30) * 24 * 60;
-        s.ip_timeouts.set(&ip, minutes, now);
-        Ok(minutes)
+        let op = HordeOp::BlockWorkerIp { worker_id: id, days, now };
+        expect!(self.run(op).await?, OpValue::Minutes)
     }
 
     async fn require_moderator(&self, viewer: i64) -> Result<()> {
@@ -632,15 +651,15 @@ impl Horde {
     // ----- prompt filter -------------------------------------------------------------------
 
     async fn reload_filter(&self) -> Result<()> {
-        let f = PromptFilter::new(self.store.filters().await?)?;
-        self.state.lock().filter = f;
+        let rules = self.store.filters().await?;
+        self.run(HordeOp::SetFilter { rules }).await?;
         Ok(())
     }
 
     /// `GET /filters`: rules of one type, or containing a text (moderators).
     pub async fn list_filters(&self, viewer: i64, filter_type: Option<i64>, contains: Option<&str>) -> Result<Vec<FilterRule>> {
         self.require_moderator(viewer).await?;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         Ok(s.filter
             .rules()
             .iter()
@@ -653,7 +672,7 @@ impl Horde {
     /// One rule (moderators).
     pub async fn filter(&self, viewer: i64, id: i64) -> Result<FilterRule> {
         self.require_moderator(viewer).await?;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         s.filter
             .rules()
             .iter()
@@ -731,7 +750,7 @@ impl Horde {
     /// testing rules. Nothing is recorded.
     pub async fn check_prompt(&self, viewer: i64, prompt: &str, filter_type: Option<i64>) -> Result<(i64, Vec<String>)> {
         self.require_moderator(viewer).await?;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         let positive = prompt.split("###").next().unwrap_or("");
         let (underage, lewd) = s.filter.contexts(positive);
         Ok((i64::from(underage) + i64::from(lewd), s.filter.matches(prompt, filter_type)))
@@ -740,7 +759,7 @@ impl Horde {
     /// `GET /filters/regex`: the combined regex of each type (moderators).
     pub async fn filter_regexes(&self, viewer: i64, filter_type: Option<i64>) -> Result<Vec<(i64, String)>> {
         self.require_moderator(viewer).await?;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         Ok([10, 11, 20]
             .into_iter()
             .filter(|t| filter_type.is_none_or(|f| f == *t))
@@ -751,7 +770,7 @@ impl Horde {
     /// A link to `job`'s image for `purpose`, under `base` (the horde's public address).
     pub fn image_link(&self, base: &str, purpose: LinkPurpose, job: &Uuid) -> String {
         let secs = {
-            let s = self.state.lock();
+            let s = self.local();
             match purpose {
                 LinkPurpose::Upload => s.cfg.upload_url_secs,
                 LinkPurpose::Download => s.cfg.download_url_secs,
@@ -770,28 +789,34 @@ impl Horde {
     }
 
     /// `GET /generate/check/{id}`.
-    pub fn image_check(&self, id: &str) -> Result<ImageCheck> {
+    pub async fn image_check(&self, id: &str) -> Result<ImageCheck> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        self.state.lock().image_check(&id, now)
+        self.synced().await?.image_check(&id, now)
     }
 
     /// `GET /generate/status/{id}`; image links point at `base`.
-    pub fn image_status(&self, id: &str, base: &str) -> Result<ImageStatus> {
+    pub async fn image_status(&self, id: &str, base: &str) -> Result<ImageStatus> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        let secs = self.state.lock().cfg.download_url_secs;
+        let mut s = self.synced().await?;
+        let secs = s.cfg.download_url_secs;
         let link = |job: &Uuid| self.link_with(base, LinkPurpose::Download, job, secs);
-        self.state.lock().image_status(&id, now, &link)
+        s.image_status(&id, now, &link)
     }
 
     /// `DELETE /generate/status/{id}`.
-    pub fn cancel_image(&self, id: &str, base: &str) -> Result<ImageStatus> {
+    pub async fn cancel_image(&self, id: &str, base: &str) -> Result<ImageStatus> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        let secs = self.state.lock().cfg.download_url_secs;
-        let link = |job: &Uuid| self.link_with(base, LinkPurpose::Download, job, secs);
-        self.state.lock().cancel_image(&id, now, &link)
+        let download_secs = self.local().cfg.download_url_secs;
+        let op = HordeOp::CancelImage {
+            id,
+            now,
+            base: base.to_string(),
+            download_secs,
+        };
+        expect!(self.run(op).await?, OpValue::ImageStatus)
     }
 
     /// `POST /generate/pop`; upload links point at `base`.
@@ -803,30 +828,33 @@ impl Horde {
         let pop = WorkerPop::try_from(pop)?;
         let worker_id = self.worker_for_pop(user_id, &pop.name, WorkerKind::Image).await?;
         let now = self.now_ms();
-        let secs = self.state.lock().cfg.upload_url_secs;
-        let link = |job: &Uuid| self.link_with(base, LinkPurpose::Upload, job, secs);
-        let mut s = self.state.lock();
-        s.check_in(&worker_id, &pop, now)?;
-        if let Some(w) = s.workers.get_mut(&worker_id) {
-            w.last_ip = ip;
-        }
-        s.pop_image(&worker_id, pop.amount, now, &link)
+        let upload_secs = self.local().cfg.upload_url_secs;
+        let op = HordeOp::PopImage {
+            worker_id,
+            pop,
+            ip,
+            now,
+            base: base.to_string(),
+            upload_secs,
+        };
+        expect!(self.run(op).await?, OpValue::ImagePop)
     }
 
     /// `PUT` to an upload link: keeps the job's image until its request expires.
-    pub fn upload_image(&self, token: &str, bytes: Vec<u8>) -> Result<()> {
+    pub async fn upload_image(&self, token: &str, bytes: Vec<u8>) -> Result<()> {
         let job = self.links.verify(LinkPurpose::Upload, token, self.now_ms() / 1000)?;
-        self.state.lock().upload_image(&job, bytes)
+        self.run(HordeOp::UploadImage { job, bytes }).await?;
+        Ok(())
     }
 
     /// `GET` of a download link: the image's WebP bytes.
-    pub fn download_image(&self, token: &str) -> Result<Arc<Vec<u8>>> {
+    pub async fn download_image(&self, token: &str) -> Result<Arc<Vec<u8>>> {
         let job = self.links.verify(LinkPurpose::Download, token, self.now_ms() / 1000)?;
-        self.state.lock().image_bytes(&job).ok_or(HordeError::InvalidImageLink)
+        self.synced().await?.image_bytes(&job).ok_or(HordeError::InvalidImageLink)
     }
 
     /// `POST /generate/submit`.
-    pub fn submit_image(&self, user_id: i64, sub: ImageSubmitRequest) -> Result<f64> {
+    pub async fn submit_image(&self, user_id: i64, sub: ImageSubmitRequest) -> Result<f64> {
         let result = ImageJobResult {
             job_id: sub.id.unwrap_or_default(),
             generation: sub.generation.unwrap_or_default(),
@@ -836,35 +864,37 @@ impl Horde {
             gen_metadata: sub.gen_metadata.unwrap_or_default(),
         };
         let now = self.now_ms();
-        self.state.lock().submit_image_job(user_id, result, now)
+        expect!(self.run(HordeOp::SubmitImageJob { user_id, result, now }).await?, OpValue::Kudos)
     }
 
     /// `POST /generate/rate/{id}`.
-    pub fn rate_images(&self, id: &str, rate: RateRequest) -> Result<f64> {
+    pub async fn rate_images(&self, id: &str, rate: RateRequest) -> Result<f64> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        self.state.lock().rate_images(&id, rate, now)
+        expect!(self.run(HordeOp::RateImages { id, rate, now }).await?, OpValue::Kudos)
     }
 
-    /// Finished jobs waiting to be announced to their webhooks.
+    /// Finished jobs waiting to be announced to their webhooks. Every replica queues them; with
+    /// a shared state, only the process holding the webhook duty sends what it takes.
     pub fn take_webhooks(&self) -> Vec<WebhookEvent> {
-        std::mem::take(&mut self.state.lock().webhooks)
+        std::mem::take(&mut self.local().webhooks)
     }
 
     /// A job's image as base64, for webhooks of requests with `r2: false`.
     pub fn image_base64(&self, job: &Uuid) -> Option<String> {
         use base64::Engine;
-        let bytes = self.state.lock().image_bytes(job)?;
+        let bytes = self.local().image_bytes(job)?;
         Some(base64::engine::general_purpose::STANDARD.encode(bytes.as_slice()))
     }
 
-    /// Replaces the kudos model (e.g. a refitted one given on the command line).
+    /// Replaces the kudos model (e.g. a refitted one given on the command line). Processes
+    /// sharing a state must all be given the same one.
     pub fn set_kudos_model(&self, model: KudosModel) {
-        self.state.lock().kudos_model = model;
+        self.local().kudos_model = model;
     }
 
     /// `POST /generate/text/submit`.
-    pub fn submit_text(&self, user_id: i64, sub: TextSubmitRequest) -> Result<f64> {
+    pub async fn submit_text(&self, user_id: i64, sub: TextSubmitRequest) -> Result<f64> {
         let result = JobResult {
             job_id: sub.id.unwrap_or_default(),
             generation: sub.generation.unwrap_or_default(),
@@ -873,7 +903,7 @@ impl Horde {
             gen_metadata: sub.gen_metadata.unwrap_or_default(),
         };
         let now = self.now_ms();
-        self.state.lock().submit_job(user_id, result, now)
+        expect!(self.run(HordeOp::SubmitTextJob { user_id, result, now }).await?, OpValue::Kudos)
     }
 
     // ----- workers -------------------------------------------------------------------------
@@ -894,16 +924,21 @@ impl Horde {
     }
 
     /// `GET /workers`: online workers, optionally by type and name.
-    pub fn list_workers(&self, kind: Option<&str>, name: Option<&str>, viewer: Option<i64>) -> Vec<wire_workers::WorkerDetails> {
+    pub async fn list_workers(
+        &self,
+        kind: Option<&str>,
+        name: Option<&str>,
+        viewer: Option<i64>,
+    ) -> Result<Vec<wire_workers::WorkerDetails>> {
         let kind = match kind.filter(|k| !k.is_empty()) {
             None => None,
             Some(k) => match WorkerKind::parse(k) {
                 Some(k) => Some(k),
-                None => return vec![],
+                None => return Ok(vec![]),
             },
         };
         let now = self.now_ms();
-        let s = self.state.lock();
+        let s = self.synced().await?;
         let mut out: Vec<_> = s
             .workers
             .iter()
@@ -913,12 +948,12 @@ impl Horde {
             .map(|w| self.worker_view(&s, w, viewer))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+        Ok(out)
     }
 
     /// Loads a worker (and its owner) into memory if needed.
     async fn ensure_worker(&self, id: &Uuid) -> Result<()> {
-        let known = self.state.lock().workers.get(id).map(|w| w.owner_id);
+        let known = self.local().workers.get(id).map(|w| w.owner_id);
         let owner = match known {
             Some(o) => o,
             None => {
@@ -928,10 +963,7 @@ impl Horde {
                     .await?
                     .ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
                 let owner = w.owner_id;
-                let mut s = self.state.lock();
-                if s.workers.get(id).is_none() {
-                    s.workers.insert(w);
-                }
+                self.run(HordeOp::LoadWorker { worker: w }).await?;
                 owner
             }
         };
@@ -947,14 +979,14 @@ impl Horde {
     pub async fn worker_details(&self, id: &str, viewer: Option<i64>) -> Result<wire_workers::WorkerDetails> {
         let id = Self::parse_worker_id(id)?;
         self.ensure_worker(&id).await?;
-        let s = self.state.lock();
+        let s = self.synced().await?;
         let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
         Ok(self.worker_view(&s, w, viewer))
     }
 
     /// `GET /workers/name/{name}`.
     pub async fn worker_details_by_name(&self, name: &str, viewer: Option<i64>) -> Result<wire_workers::WorkerDetails> {
-        let known = self.state.lock().workers.id_by_name(name);
+        let known = self.synced().await?.workers.id_by_name(name);
         let id = match known {
             Some(id) => id,
             None => self
@@ -975,7 +1007,7 @@ impl Horde {
             return Err(HordeError::NoWorkerModSelected);
         }
         let moderator = self.is_moderator(viewer);
-        let owner = self.state.lock().workers.get(&id).map(|w| w.owner_id);
+        let owner = self.synced().await?.workers.get(&id).map(|w| w.owner_id);
         if owner != Some(viewer) && !moderator {
             return Err(HordeError::NotOwner);
         }
@@ -996,35 +1028,14 @@ impl Horde {
         }
         let new_name = m.name.as_deref().map(validate_worker_name).transpose()?;
         if let Some(n) = &new_name {
-            let taken_here = self.state.lock().workers.id_by_name(n).is_some_and(|other| other != id);
+            let taken_here = self.local().workers.id_by_name(n).is_some_and(|other| other != id);
             let taken_db = self.store.worker_by_name(n).await?.is_some_and(|w| w.id != id);
             if taken_here || taken_db {
                 return Err(HordeError::WorkerNameTaken(n.clone()));
             }
         }
-        let mut resp = wire_workers::ModifyWorkerResponse::default();
-        let snapshot = {
-            let mut s = self.state.lock();
-            if let Some(n) = new_name {
-                s.workers.rename(&id, n.clone());
-                resp.name = Some(n);
-            }
-            let w = s.workers.get_mut(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
-            if let Some(v) = m.maintenance {
-                w.maintenance = v;
-                w.maintenance_msg = if v { m.maintenance_msg.clone() } else { None };
-                resp.maintenance = Some(v);
-            }
-            if let Some(v) = m.paused {
-                w.paused = v;
-                resp.paused = Some(v);
-            }
-            if let Some(v) = m.info {
-                w.info = v.clone();
-                resp.info = Some(v);
-            }
-            w.clone()
-        };
+        let op = HordeOp::ModifyWorker { id, m, name: new_name };
+        let (resp, snapshot) = *expect!(self.run(op).await?, OpValue::ModifiedWorker)?;
         self.store.update_worker(&snapshot).await?;
         Ok(resp)
     }
@@ -1035,7 +1046,7 @@ impl Horde {
         self.ensure_worker(&id).await?;
         let moderator = self.is_moderator(viewer);
         let name = {
-            let s = self.state.lock();
+            let s = self.synced().await?;
             let w = s.workers.get(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
             if w.owner_id != viewer && !moderator {
                 return Err(HordeError::NotOwner);
@@ -1046,9 +1057,7 @@ impl Horde {
             w.name.clone()
         };
         self.store.delete_worker(&id).await?;
-        let mut s = self.state.lock();
-        s.workers.remove(&id);
-        s.pending.workers.remove(&id);
+        self.run(HordeOp::DeleteWorker { id }).await?;
         Ok(wire_workers::DeletedWorker {
             deleted_id: id.to_string(),
             deleted_name: name,
@@ -1057,65 +1066,94 @@ impl Horde {
 
     // ----- status and duties ---------------------------------------------------------------
 
-    pub fn image_models(&self) -> Vec<wire_status::ActiveModel> {
+    pub async fn image_models(&self) -> Result<Vec<wire_status::ActiveModel>> {
         let now = self.now_ms();
-        self.state.lock().image_models(now)
+        Ok(self.synced().await?.image_models(now))
     }
 
-    pub fn text_models(&self) -> Vec<wire_status::ActiveModel> {
+    pub async fn text_models(&self) -> Result<Vec<wire_status::ActiveModel>> {
         let now = self.now_ms();
-        self.state.lock().text_models(now)
+        Ok(self.synced().await?.text_models(now))
     }
 
-    pub fn performance(&self) -> wire_status::Performance {
+    pub async fn performance(&self) -> Result<wire_status::Performance> {
         let now = self.now_ms();
-        self.state.lock().performance(now)
+        Ok(self.synced().await?.performance(now))
     }
 
-    /// Times out stale jobs and forgets expired requests.
-    pub fn reap(&self) -> ReapReport {
+    /// Times out stale jobs and forgets expired requests (with a shared state, one process at a
+    /// time does this for all: see `lease`).
+    pub async fn reap(&self) -> Result<ReapReport> {
         let now = self.now_ms();
-        self.state.lock().reap(now)
+        expect!(self.run(HordeOp::Reap { now }).await?, OpValue::Reaped)
     }
 
     /// Stores queued durable changes in one transaction. On failure they stay queued.
+    ///
+    /// With a shared state, every replica queues the same changes: a `Flush` operation cuts them
+    /// into a batch at the same place in every replica, the process that cut it stores it at once,
+    /// and the others store it only if it is still unstored a few seconds later (its cutter died).
+    /// The batch's token makes the store take it once.
     pub async fn flush(&self) -> Result<usize> {
         let _guard = self.flush_lock.lock().await;
-        let batch = {
-            let mut s = self.state.lock();
-            let workers: Vec<Worker> = s
-                .pending
-                .workers
-                .drain()
-                .collect::<Vec<_>>()
-                .into_iter()
-                .filter_map(|id| s.workers.get(&id).cloned())
-                .collect();
-            FlushBatch {
-                postings: s.ledger.take_pending(),
-                records: std::mem::take(&mut s.pending.records),
-                workers,
-                timings: std::mem::take(&mut s.pending.timings),
+        if !self.is_shared() {
+            let batch = self.local().take_pending_writes();
+            if batch.is_empty() {
+                return Ok(0);
             }
-        };
-        if batch.is_empty() {
+            let n = batch.postings.len();
+            if let Err(e) = self.store.flush(&batch).await {
+                self.local().restore_pending_writes(batch);
+                return Err(e);
+            }
+            return Ok(n);
+        }
+        let token = Uuid::new_v4().to_string();
+        self.run(HordeOp::Flush { token: token.clone() }).await?;
+        self.store_outbox(Some(&token), false).await
+    }
+
+    /// Stores the batches of this replica's outbox, oldest first: `mine` (cut by this process) at
+    /// once, others once they are older than `TAKEOVER_AFTER`, or all of them with `all`.
+    async fn store_outbox(&self, mine: Option<&str>, all: bool) -> Result<usize> {
+        let mut stored = 0;
+        loop {
+            let next = {
+                let m = self.replica.lock();
+                m.outbox.front().and_then(|b| {
+                    let due = all || Some(b.token.as_str()) == mine || b.cut_at.elapsed() >= TAKEOVER_AFTER;
+                    due.then(|| (b.token.clone(), b.batch.clone()))
+                })
+            };
+            let Some((token, batch)) = next else { return Ok(stored) };
+            if self.store.flush_once(Some(&token), &batch, self.now_ms()).await? {
+                stored += batch.postings.len();
+            }
+            let mut m = self.replica.lock();
+            if m.outbox.front().is_some_and(|b| b.token == token) {
+                m.outbox.pop_front();
+            }
+        }
+    }
+
+    /// Stores the batches other processes cut and have not stored for a while (a process that
+    /// does not hold the persister duty runs this in its place).
+    pub async fn store_unstored_batches(&self) -> Result<usize> {
+        if !self.is_shared() {
             return Ok(0);
         }
-        let n = batch.postings.len();
-        if let Err(e) = self.store.flush(&batch).await {
-            let mut s = self.state.lock();
-            s.ledger.restore_pending(batch.postings);
-            for (id, r) in batch.records {
-                s.pending.records.entry(id).or_default().add(&r);
-            }
-            for w in batch.workers {
-                s.pending.workers.insert(w.id);
-            }
-            let newer = std::mem::replace(&mut s.pending.timings, batch.timings);
-            s.pending.timings.extend(newer);
-            return Err(e);
+        let _guard = self.flush_lock.lock().await;
+        self.store_outbox(None, false).await
+    }
+
+    /// At shutdown: cuts and stores what is queued, and every batch still unstored.
+    pub async fn flush_all(&self) -> Result<usize> {
+        let n = self.flush().await?;
+        if !self.is_shared() {
+            return Ok(n);
         }
-        Ok(n)
+        let _guard = self.flush_lock.lock().await;
+        Ok(n + self.store_outbox(None, true).await?)
     }
 
     /// Whether storage answers.

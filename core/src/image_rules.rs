@@ -33,7 +33,7 @@ pub struct WebhookEvent {
 }
 
 /// What an image worker sends back for a job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImageJobResult {
     pub job_id: String,
     /// Base64 WebP, or `"R2"` when it was uploaded to the job's link.
@@ -112,7 +112,7 @@ impl State {
             r.requests_image += 1;
             r.usage_kps += kps;
         });
-        let id = Uuid::new_v4();
+        let id = crate::state::new_id(&mut self.ids);
         let model_ids = self.models.intern_all(&req.models);
         let priority = if flagged { -100.0 } else { to_kudos(kudos) };
         let seq = self.images.next_seq();
@@ -260,7 +260,7 @@ impl State {
         let first_index = req.job_ids.len() as u32;
         let jobs: Vec<Job> = (0..count)
             .map(|i| Job {
-                id: Uuid::new_v4(),
+                id: crate::state::new_id(&mut self.ids),
                 request_id: *request_id,
                 worker_id: *worker_id,
                 model: model.clone(),

@@ -1,4 +1,5 @@
-//! Duty leases: which horde process runs a cluster-wide background duty (the reaper) right now.
+//! Duty leases: which horde process runs a cluster-wide background duty (the reaper, the
+//! persister, webhook delivery) right now.
 //!
 //! One process is on its own and holds every lease. Several processes sharing one Redis claim each
 //! duty with a Redis key that expires: the holder renews it on every tick, and when the holder
@@ -17,12 +18,18 @@ use crate::{HordeError, Result};
 pub enum Duty {
     /// Times out stale jobs, drops expired requests, prunes IP timeouts.
     Reaper,
+    /// Cuts the queued durable writes into batches and stores them.
+    Persister,
+    /// Sends the webhooks of finished jobs.
+    Webhooks,
 }
 
 impl Duty {
     pub fn name(self) -> &'static str {
         match self {
             Duty::Reaper => "reaper",
+            Duty::Persister => "persister",
+            Duty::Webhooks => "webhooks",
         }
     }
 }
@@ -146,7 +153,7 @@ impl DutyLeases {
     /// Releases every lease this process holds (at shutdown).
     pub async fn release_all(&self) {
         if let DutyLeases::Redis(r) = self {
-            for duty in [Duty::Reaper] {
+            for duty in [Duty::Reaper, Duty::Persister, Duty::Webhooks] {
                 if let Err(e) = r.release(duty).await {
                     tracing::warn!(duty = duty.name(), error = %e, "could not release a duty lease");
                 }

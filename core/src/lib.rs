@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod horde;
+pub mod horde_ops;
 pub mod image;
 pub mod image_rules;
 pub mod kudos;

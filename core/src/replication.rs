@@ -67,6 +67,7 @@ impl std::fmt::Display for LogPosition {
 /// How long an operation or a read waits for the local replica to catch up.
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// Entries read from the stream at once.
+/// (Operations are encoded as CBOR: compact, and bytes stay bytes.)
 const READ_BATCH: usize = 512;
 
 /// Appends an operation, if the log is still in the epoch the caller knows.
@@ -167,7 +168,8 @@ impl<M: Machine> Replica<M> {
         let Some(shared) = &self.shared else {
             return Ok(self.machine.lock().apply(op));
         };
-        let bytes = serde_json::to_vec(&op).map_err(|e| HordeError::Internal(format!("encoding an operation: {e}")))?;
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&op, &mut bytes).map_err(|e| HordeError::Internal(format!("encoding an operation: {e}")))?;
         let seq = shared.next_seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         shared.waiters.lock().insert(seq, tx);
@@ -397,7 +399,7 @@ async fn follow<M: Machine>(client: redis::Client, shared: Arc<Shared<M>>, machi
         }
         let mut m = machine.lock();
         for entry in entries {
-            let output = match serde_json::from_slice::<M::Op>(&entry.op) {
+            let output = match ciborium::from_reader::<M::Op, _>(entry.op.as_slice()) {
                 Ok(op) => Some(m.apply(op)),
                 Err(e) => {
                     // Every replica runs the same code, so every one skips it alike.

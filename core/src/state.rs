@@ -36,7 +36,7 @@ pub struct Accepted {
 }
 
 /// What a worker sends back for a job.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct JobResult {
     pub job_id: String,
     pub generation: String,
@@ -85,6 +85,15 @@ pub struct State {
     recent_tokens: VecDeque<(u64, i64)>,
     /// (when, thousands of pixelsteps) of images finished in the last minute.
     pub(crate) recent_kps: VecDeque<(u64, i64)>,
+    /// Where new request and job ids come from: seeded from the system on one process, and per
+    /// operation from the operation itself when replicas must agree (see `reseed_ids`).
+    pub(crate) ids: rand::rngs::StdRng,
+}
+
+/// A fresh random (version 4) id from `rng`.
+pub(crate) fn new_id(rng: &mut rand::rngs::StdRng) -> Uuid {
+    use rand::Rng;
+    uuid::Builder::from_random_bytes(rng.random()).into_uuid()
 }
 
 /// A finished text job as clients see it.
@@ -125,7 +134,39 @@ impl State {
             pending: PendingWrites::default(),
             recent_tokens: VecDeque::new(),
             recent_kps: VecDeque::new(),
+            ids: rand::SeedableRng::from_os_rng(),
         }
+    }
+
+    /// Draws the ids of the next operation from `seed`, so every replica applying it makes the
+    /// same ones (the seed is random, so the ids stay unguessable).
+    pub fn reseed_ids(&mut self, seed: [u8; 32]) {
+        self.ids = rand::SeedableRng::from_seed(seed);
+    }
+
+    /// Takes the durable writes queued so far, as one batch for the persister.
+    pub fn take_pending_writes(&mut self) -> crate::store::FlushBatch {
+        let ids: Vec<Uuid> = self.pending.workers.drain().collect();
+        let workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
+        crate::store::FlushBatch {
+            postings: self.ledger.take_pending(),
+            records: std::mem::take(&mut self.pending.records),
+            workers,
+            timings: std::mem::take(&mut self.pending.timings),
+        }
+    }
+
+    /// Queues a batch that could not be stored again, ahead of what came since.
+    pub fn restore_pending_writes(&mut self, batch: crate::store::FlushBatch) {
+        self.ledger.restore_pending(batch.postings);
+        for (id, r) in batch.records {
+            self.pending.records.entry(id).or_default().add(&r);
+        }
+        for w in batch.workers {
+            self.pending.workers.insert(w.id);
+        }
+        let newer = std::mem::replace(&mut self.pending.timings, batch.timings);
+        self.pending.timings.extend(newer);
     }
 
     // ----- pricing -------------------------------------------------------------------------
@@ -184,7 +225,7 @@ impl State {
         }
         let estimate = Self::estimate_request(&req);
         let job_estimate = Self::estimate_job(&req);
-        let id = Uuid::new_v4();
+        let id = new_id(&mut self.ids);
         let charged = self
             .ledger
             .charge(&mut self.users, user_id, REQUEST_TAX, PostingKind::RequestTax, now_ms)?;
@@ -206,7 +247,11 @@ impl State {
 
     /// Whether an online worker could serve `req` for `user_id` now; nothing is charged or queued.
     pub fn text_servable(&mut self, user_id: i64, req: &TextRequest, now_ms: u64) -> bool {
-        let model_ids = self.models.intern_all(&req.models);
+        let model_ids = self.models.known(&req.models);
+        if model_ids.is_empty() && !req.models.is_empty() {
+            // No worker has ever named any of its models.
+            return false;
+        }
         let criteria = crate::text::criteria(Uuid::nil(), user_id, req, Self::estimate_job(req));
         let probe = WaitingRequest::new(
             Uuid::nil(),
@@ -391,7 +436,7 @@ impl State {
         let ttl = (30 + (req.request.max_length as u64).div_ceil(4)).clamp(min_ttl, max_ttl);
         let jobs: Vec<Job> = (0..count)
             .map(|_| Job {
-                id: Uuid::new_v4(),
+                id: new_id(&mut self.ids),
                 request_id: *request_id,
                 worker_id: *worker_id,
                 model: model_name.clone(),

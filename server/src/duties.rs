@@ -1,6 +1,6 @@
 //! Background duties: the reaper (stale jobs, expired requests) and the persister (batched
-//! durable writes). The reaper runs where this process holds its duty lease (always, on its own);
-//! the persister stores this process's own writes, so every process runs it.
+//! durable writes). Each runs where this process holds its duty lease (always, on its own); with a
+//! shared state, the other processes also store batches whose cutter died (see `Horde::flush`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,13 +30,25 @@ pub fn spawn(
                     if !leases.hold(Duty::Reaper).await {
                         continue;
                     }
-                    let report = horde.reap();
+                    let report = match horde.reap().await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reaper failed; will retry");
+                            continue;
+                        }
+                    };
                     if report.jobs_aborted + report.requests_expired + report.requests_faulted > 0 {
                         tracing::info!(jobs_aborted = report.jobs_aborted, requests_faulted = report.requests_faulted, requests_expired = report.requests_expired, "reaper");
                     }
                 }
                 _ = flush.tick() => {
-                    if let Err(e) = horde.flush().await {
+                    // One process cuts batches for all; every process stores those left unstored.
+                    let stored = if leases.hold(Duty::Persister).await {
+                        horde.flush().await
+                    } else {
+                        horde.store_unstored_batches().await
+                    };
+                    if let Err(e) = stored {
                         tracing::warn!(error = %e, "could not store kudos and counters; will retry");
                     }
                 }
@@ -48,7 +60,7 @@ pub fn spawn(
             }
         }
         for attempt in 0..5 {
-            match horde.flush().await {
+            match horde.flush_all().await {
                 Ok(_) => break,
                 Err(e) => {
                     tracing::error!(error = %e, attempt, "final flush failed");

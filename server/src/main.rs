@@ -103,15 +103,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let leases = horde_core::lease::DutyLeases::Local;
     let duties = duties::spawn(
         horde.clone(),
-        horde_core::lease::DutyLeases::Local,
+        leases.clone(),
         Duration::from_millis(args.reap_interval_ms.max(10)),
         Duration::from_millis(args.flush_interval_ms.max(1)),
         stop_rx.clone(),
     );
     let base = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
-    let webhooks = horde_server::webhooks::spawn(horde.clone(), base, stop_rx);
+    let webhooks = horde_server::webhooks::spawn(horde.clone(), leases, base, stop_rx);
     tracing::info!(%addr, dev_test_users = args.dev_test_users, "horde listening");
     println!("horde listening on http://{addr}");
     api::serve(listener, app, shutdown).await?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use horde_core::image::LinkPurpose;
 use horde_core::image_rules::WebhookEvent;
+use horde_core::lease::{Duty, DutyLeases};
 use horde_core::Horde;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -16,8 +17,9 @@ pub const ATTEMPTS: u32 = 3;
 pub const PARALLEL: usize = 16;
 
 /// Drains the horde's webhook queue every 100 ms until `stop` turns true. Image links point at
-/// `base` (the horde's public address).
-pub fn spawn(horde: Arc<Horde>, base: String, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// `base` (the horde's public address). With a shared state every process queues the same
+/// announcements, and only the one holding the webhook duty sends them.
+pub fn spawn(horde: Arc<Horde>, leases: DutyLeases, base: String, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
@@ -36,7 +38,11 @@ pub fn spawn(horde: Arc<Horde>, base: String, mut stop: watch::Receiver<bool>) -
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    for event in horde.take_webhooks() {
+                    let events = horde.take_webhooks();
+                    if events.is_empty() || !leases.hold(Duty::Webhooks).await {
+                        continue;
+                    }
+                    for event in events {
                         let body = body_of(&horde, &base, event.body.clone(), event.image);
                         let Ok(permit) = slots.clone().acquire_owned().await else { return };
                         let client = client.clone();

@@ -6,7 +6,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 /// The keyed hash under which an API key is stored and looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ApiKeyHash(pub [u8; 32]);
 
 impl ApiKeyHash {

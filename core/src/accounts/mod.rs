@@ -13,7 +13,7 @@ pub const ANONYMOUS_USER_ID: i64 = 0;
 
 /// Kudos earned or spent, by kind. Each bucket is the signed sum of the balance changes of that
 /// kind, so the buckets always add up to the balance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KudosBuckets {
     pub accumulated: Centikudos,
     pub gifted: Centikudos,
@@ -29,7 +29,7 @@ impl KudosBuckets {
 }
 
 /// Counters of what a user asked for and contributed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserRecords {
     pub usage_tokens: i64,
     pub requests_text: i64,
@@ -58,7 +58,7 @@ impl UserRecords {
 }
 
 /// An account as the horde keeps it in memory.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: i64,
     pub username: String,

@@ -67,14 +67,14 @@ pub const MAX_SIDE: i64 = 3072;
 
 /// A source image (or mask) as received, already checked: base64 of at most the configured size,
 /// an image of at most `MAX_SIDE` pixels a side.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SourceImage {
     pub base64: String,
     pub bytes: usize,
 }
 
 /// A validated image request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ImageRequest {
     /// The whole prompt: positive part, then `###` and the negative prompt if any.
     pub prompt: String,

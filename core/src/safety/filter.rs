@@ -25,7 +25,7 @@ pub const MAX_REPLACEABLE_CHARS: usize = 1000;
 pub const MAX_REGEX_CHARS: usize = 4000;
 
 /// One stored regex.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FilterRule {
     pub id: i64,
     pub regex: String,

@@ -17,7 +17,7 @@ pub const MAX_IMAGE_MPS_PER_SEC: f64 = 20.0;
 pub const LONG_USERNAME: usize = 30;
 
 /// Why a worker or account is suspected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Suspicion {
     WorkerNameLong,
     ExtremeMaxPixels,
@@ -35,7 +35,7 @@ impl Suspicion {
 }
 
 /// The suspicions held against one worker or account.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Suspicions {
     once: BTreeSet<Suspicion>,
     repeated: u32,

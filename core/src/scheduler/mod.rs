@@ -42,6 +42,14 @@ impl ModelNames {
         ids.dedup();
         ids
     }
+    /// The ids of the names already interned, sorted, without interning the others (reads must
+    /// not change the numbering, which replicas share).
+    pub fn known(&self, names: &[String]) -> Vec<ModelId> {
+        let mut ids: Vec<ModelId> = names.iter().filter_map(|n| self.ids.get(n).copied()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
     pub fn name(&self, id: ModelId) -> &str {
         self.names.get(id as usize).map(String::as_str).unwrap_or("")
     }

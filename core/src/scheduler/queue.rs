@@ -473,22 +473,27 @@ impl<K: RequestKind> Queue<K> {
     }
 
     /// Jobs in flight longer than their TTL at `now_ms`.
+    /// In id order, so replicas that fault them one by one do so alike.
     pub fn stale_jobs(&self, now_ms: u64) -> Vec<Uuid> {
-        self.in_flight_jobs()
+        let mut stale: Vec<Uuid> = self
+            .in_flight_jobs()
             .filter(|j| now_ms.saturating_sub(j.started_ms) > j.ttl_secs * 1000)
             .map(|j| j.id)
-            .collect()
+            .collect();
+        stale.sort_unstable();
+        stale
     }
 
     /// Removes the requests idle for more than `expiry_ms`, each with the workers of its jobs
     /// still in flight.
     pub fn take_expired(&mut self, now_ms: u64, expiry_ms: u64) -> Vec<(WaitingRequest<K>, Vec<Uuid>)> {
-        let expired: Vec<Uuid> = self
+        let mut expired: Vec<Uuid> = self
             .requests
             .values()
             .filter(|r| now_ms.saturating_sub(r.last_activity_ms) > expiry_ms)
             .map(|r| r.id)
             .collect();
+        expired.sort_unstable();
         let mut out = Vec::with_capacity(expired.len());
         for id in expired {
             let workers: Vec<Uuid> = match self.requests.get(&id) {

@@ -39,7 +39,7 @@ pub struct NewUser {
 }
 
 /// Everything the persister writes in one transaction.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FlushBatch {
     pub postings: Vec<Posting>,
     pub records: HashMap<i64, UserRecords>,
@@ -427,9 +427,38 @@ impl Store {
     /// Writes a batch in one transaction: ledger postings with the balance and bucket changes they
     /// imply, counters, and worker stats. Either all of it is stored or none.
     pub async fn flush(&self, batch: &FlushBatch) -> Result<()> {
+        self.flush_once(None, batch, 0).await.map(|_| ())
+    }
+
+    /// Writes a batch once under `token`: a batch whose token is already stored is skipped, and
+    /// `false` returned. Stored tokens older than a day are forgotten. `now_ms` dates the token.
+    pub async fn flush_once(&self, token: Option<&str>, batch: &FlushBatch, now_ms: u64) -> Result<bool> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
+        let mut tx = self.pool.begin().await?;
+        if let Some(token) = token {
+            let inserted = sqlx::query(self.sql("INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING"))
+                .bind(token)
+                .bind(now_ms as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(self.sql("DELETE FROM flushed_batches WHERE created_ms < ?"))
+                .bind(now_ms.saturating_sub(86_400_000) as i64)
+                .execute(&mut *tx)
+                .await?;
+        }
+        self.write_batch(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn write_batch(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, batch: &FlushBatch) -> Result<()> {
         // Fold postings into per-account deltas (using the same bucket rule as in memory).
         let mut user_deltas: HashMap<i64, User> = HashMap::new();
         let mut system: HashMap<&'static str, Centikudos> = HashMap::new();
@@ -445,7 +474,6 @@ impl Store {
                 }
             }
         }
-        let mut tx = self.pool.begin().await?;
         // Many rows per statement: one round trip per chunk instead of per posting.
         for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
             let mut sql = String::from("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES ");
@@ -461,7 +489,7 @@ impl Store {
                     .bind(p.to.key())
                     .bind(p.amount);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         for (id, d) in &user_deltas {
             sqlx::query(self.sql(
@@ -475,14 +503,14 @@ impl Store {
             .bind(d.buckets.admin)
             .bind(d.buckets.awarded)
             .bind(*id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         for (name, delta) in &system {
             sqlx::query(self.sql("UPDATE system_accounts SET balance = balance + ? WHERE name = ?"))
                 .bind(*delta)
                 .bind(*name)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         for (id, r) in &batch.records {
@@ -501,11 +529,11 @@ impl Store {
             .bind(r.contribution_kps)
             .bind(r.fulfilled_image)
             .bind(*id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         for w in &batch.workers {
-            self.save_worker(&mut *tx, w).await?;
+            self.save_worker(&mut **tx, w).await?;
         }
         for (at_ms, t) in &batch.timings {
             let p = &t.payload;
@@ -528,10 +556,9 @@ impl Store {
             .bind(p.loras)
             .bind(p.tis)
             .bind(t.seconds)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -13,7 +13,7 @@ pub const MAX_PROMPT_CHARS: usize = 4 * 1024 * 1024;
 pub const MAX_MODELS: usize = 100;
 
 /// A validated text request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TextRequest {
     pub prompt: String,
     /// Validated params with `n`, `max_length` and `max_context_length` filled in; sent to workers.

@@ -35,7 +35,7 @@ pub const VALIDATED_BACKENDS: &[&str] = &[
 ];
 
 /// What a worker generates. Names are unique across kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WorkerKind {
     Text,
     Image,
@@ -58,7 +58,7 @@ impl WorkerKind {
 }
 
 /// What an image worker declared on its last pop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageCapabilities {
     pub max_pixels: i64,
     /// Lower-cased censorlist words: requests containing one are generated with the NSFW censor.
@@ -97,7 +97,7 @@ pub const TOO_MANY_ABORTS_MSG: &str =
 pub const LIMITED_MAX_STEPS: i64 = 30;
 
 /// A worker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Worker {
     pub id: Uuid,
     pub name: String,

@@ -16,7 +16,7 @@ pub const MAX_BLACKLIST_WORDS: usize = 200;
 pub const MAX_BLACKLIST_WORD_CHARS: usize = 15;
 
 /// What a worker declares each time it asks for work.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WorkerPop {
     pub name: String,
     pub models: Vec<String>,

@@ -52,12 +52,12 @@ struct Follower {
 }
 
 /// The events of text request `id`, from its beginning. Fails at once if the request is unknown.
-pub fn follow_text(
+pub async fn follow_text(
     horde: Arc<Horde>,
     id: &str,
     closing: &Closing,
 ) -> Result<impl Stream<Item = Result<StreamEvent, HordeError>>, HordeError> {
-    let (id, changes) = horde.subscribe_text(id)?;
+    let (id, changes) = horde.subscribe_text(id).await?;
     let follower = Follower {
         horde,
         id,

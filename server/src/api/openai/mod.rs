@@ -120,10 +120,11 @@ impl IntoResponse for OpenAiError {
 }
 
 /// `GET /v1/models`: the text models some online worker serves.
-async fn models(State(state): State<AppState>) -> Json<ModelList> {
+async fn models(State(state): State<AppState>) -> Result<Json<ModelList>, OpenAiError> {
     let data = state
         .horde
         .text_models()
+        .await?
         .into_iter()
         .map(|m| Model {
             id: m.name,
@@ -132,10 +133,10 @@ async fn models(State(state): State<AppState>) -> Json<ModelList> {
             owned_by: "horde".into(),
         })
         .collect();
-    Json(ModelList {
+    Ok(Json(ModelList {
         object: "list".into(),
         data,
-    })
+    }))
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, OpenAiError> {
@@ -184,7 +185,13 @@ impl CancelOnDrop {
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if self.armed {
-            let _ = self.horde.cancel_text(&self.id.to_string());
+            // Drop cannot wait: the cancel runs as its own task (through the shared log, maybe).
+            let (horde, id) = (self.horde.clone(), self.id.to_string());
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    let _ = horde.cancel_text(&id).await;
+                });
+            }
         }
     }
 }
@@ -195,7 +202,7 @@ async fn run(state: &AppState, peer: SocketAddr, key: Option<String>, mapped: Ma
         None => horde_core::accounts::ANONYMOUS_USER_ID,
     };
     state.horde.check_ip(Some(peer.ip()))?;
-    if !state.horde.text_servable(user, &mapped.request) {
+    if !state.horde.text_servable(user, &mapped.request).await? {
         let message = if mapped.model.is_empty() {
             "No online worker can serve this request now.".to_string()
         } else {
@@ -213,7 +220,7 @@ async fn run(state: &AppState, peer: SocketAddr, key: Option<String>, mapped: Ma
         });
     }
     let prompt_tokens = convert::estimate_tokens(&mapped.request.prompt);
-    let id = match state.horde.submit_text_request(user, mapped.request)? {
+    let id = match state.horde.submit_text_request(user, mapped.request).await? {
         TextSubmission::Queued(a) => a.id,
         TextSubmission::DryRun(_) => return Err(OpenAiError::invalid("dry_run is not supported here.", None)),
     };
@@ -222,7 +229,7 @@ async fn run(state: &AppState, peer: SocketAddr, key: Option<String>, mapped: Ma
         id,
         armed: true,
     };
-    let events = follow_text(state.horde.clone(), &id.to_string(), &state.options.closing)?;
+    let events = follow_text(state.horde.clone(), &id.to_string(), &state.options.closing).await?;
     let mut answer = Answer::new(
         flavor,
         id,

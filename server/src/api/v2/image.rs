@@ -44,7 +44,7 @@ pub async fn generate(
     JsonBody(req): JsonBody<GenerateImageRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, true).await?;
-    Ok(match state.horde.generate_image(user, req, Some(peer.ip()))? {
+    Ok(match state.horde.generate_image(user, req, Some(peer.ip())).await? {
         TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
         TextSubmission::Queued(a) => {
             let body = AsyncAccepted {
@@ -60,19 +60,19 @@ pub async fn generate(
 
 #[utoipa::path(get, path = "/generate/check/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Progress without images", body = horde_protocol::image::ImageCheck), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn check(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(Json(state.horde.image_check(&id)?).into_response())
+    Ok(Json(state.horde.image_check(&id).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/generate/status/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Progress and images", body = horde_protocol::image::ImageStatus), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let base = base_url(&state, &headers);
-    Ok(Json(state.horde.image_status(&id, &base)?).into_response())
+    Ok(Json(state.horde.image_status(&id, &base).await?).into_response())
 }
 
 #[utoipa::path(delete, path = "/generate/status/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Cancelled; images done so far", body = horde_protocol::image::ImageStatus), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn cancel(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     let base = base_url(&state, &headers);
-    Ok(Json(state.horde.cancel_image(&id, &base)?).into_response())
+    Ok(Json(state.horde.cancel_image(&id, &base).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/generate/pop", tag = "image", security(("apikey" = [])), request_body = ImagePopRequest, responses((status = 200, description = "A job, or none with the reasons", body = horde_protocol::image::ImagePopResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
@@ -98,13 +98,13 @@ pub async fn submit(
     JsonBody(req): JsonBody<ImageSubmitRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
-    let reward = state.horde.submit_image(user, req)?;
+    let reward = state.horde.submit_image(user, req).await?;
     Ok(Json(SubmitResponse { reward }).into_response())
 }
 
 #[utoipa::path(post, path = "/generate/rate/{id}", tag = "image", params(("id" = String, Path, description = "Request id")), request_body = RateRequest, responses((status = 200, description = "Kudos returned for rating", body = RateResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn rate(State(state): State<AppState>, Path(id): Path<String>, JsonBody(req): JsonBody<RateRequest>) -> ApiResult<Response> {
-    let reward = state.horde.rate_images(&id, req)?;
+    let reward = state.horde.rate_images(&id, req).await?;
     Ok(Json(RateResponse {
         reward,
         message: "Thank you for rating.".into(),
@@ -115,14 +115,14 @@ pub async fn rate(State(state): State<AppState>, Path(id): Path<String>, JsonBod
 /// `PUT /api/v2/images/{token}`: a worker uploads a job's WebP to the link it got in the pop.
 #[utoipa::path(put, path = "/images/{token}", tag = "image", params(("token" = String, Path, description = "Upload token from the pop")), request_body(content = Vec<u8>, content_type = "image/webp"), responses((status = 200, description = "Stored"), (status = 400, description = "Invalid input", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Image memory full", body = ErrorBody)))]
 pub async fn upload(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
-    state.horde.upload_image(&token, body.to_vec())?;
+    state.horde.upload_image(&token, body.to_vec()).await?;
     Ok(StatusCode::OK.into_response())
 }
 
 /// `GET /api/v2/images/{token}`: a result image, while its request lives and the link is valid.
 #[utoipa::path(get, path = "/images/{token}", tag = "image", params(("token" = String, Path, description = "Download token from the status")), responses((status = 200, description = "The image", content_type = "image/webp"), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn download(State(state): State<AppState>, Path(token): Path<String>) -> ApiResult<Response> {
-    let bytes = state.horde.download_image(&token)?;
+    let bytes = state.horde.download_image(&token).await?;
     let mime = match bytes.get(..4) {
         Some(b"\x89PNG") => "image/png",
         Some([0xff, 0xd8, ..]) => "image/jpeg",

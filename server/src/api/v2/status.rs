@@ -34,8 +34,8 @@ pub struct ModelsQuery {
 pub async fn models(State(state): State<AppState>, QueryParams(q): QueryParams<ModelsQuery>) -> ApiResult<Response> {
     // Image models unless text is asked for, like the public horde.
     let list = match q.kind.as_deref() {
-        Some("text") => state.horde.text_models(),
-        Some("image") | None => state.horde.image_models(),
+        Some("text") => state.horde.text_models().await?,
+        Some("image") | None => state.horde.image_models().await?,
         Some(other) => {
             return Err(crate::api::error::ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -56,16 +56,17 @@ pub async fn model(State(state): State<AppState>, Path(name): Path<String>) -> A
     let list: Vec<_> = state
         .horde
         .image_models()
+        .await?
         .into_iter()
-        .chain(state.horde.text_models())
+        .chain(state.horde.text_models().await?)
         .filter(|m| m.name == name)
         .collect();
     Ok(Json(list).into_response())
 }
 
 #[utoipa::path(get, path = "/status/performance", tag = "status", responses((status = 200, description = "Queue and throughput figures", body = horde_protocol::status::Performance)))]
-pub async fn performance(State(state): State<AppState>) -> Response {
-    Json(state.horde.performance()).into_response()
+pub async fn performance(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(state.horde.performance().await?).into_response())
 }
 
 #[utoipa::path(get, path = "/status/modes", tag = "status", responses((status = 200, description = "Horde modes", body = Modes)))]

@@ -33,7 +33,7 @@ pub async fn generate(
     JsonBody(req): JsonBody<GenerateTextRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, true).await?;
-    Ok(match state.horde.generate_text(user, req, Some(peer.ip()))? {
+    Ok(match state.horde.generate_text(user, req, Some(peer.ip())).await? {
         TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
         TextSubmission::Queued(a) => {
             let message = (!a.possible).then(|| NO_WORKER_MESSAGE.to_string());
@@ -50,12 +50,12 @@ pub async fn generate(
 
 #[utoipa::path(get, path = "/generate/text/status/{id}", tag = "text", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Status and generations", body = horde_protocol::text::TextStatus), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(Json(state.horde.text_status(&id)?).into_response())
+    Ok(Json(state.horde.text_status(&id).await?).into_response())
 }
 
 #[utoipa::path(delete, path = "/generate/text/status/{id}", tag = "text", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Cancelled; what was done so far", body = horde_protocol::text::TextStatus), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    Ok(Json(state.horde.cancel_text(&id)?).into_response())
+    Ok(Json(state.horde.cancel_text(&id).await?).into_response())
 }
 
 #[utoipa::path(post, path = "/generate/text/pop", tag = "text", security(("apikey" = [])), request_body = TextPopRequest, responses((status = 200, description = "A job, or none with the reasons", body = horde_protocol::text::TextPopResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
@@ -81,14 +81,14 @@ pub async fn progress(
     JsonBody(req): JsonBody<TextProgressRequest>,
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
-    Ok(Json(state.horde.text_progress(user, req)?).into_response())
+    Ok(Json(state.horde.text_progress(user, req).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/generate/text/stream/{id}", tag = "text", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "Server-Sent Events: `status` (standing, when it changes), `delta` {job, text} (text appended to a job), `reset` {job, text} (replace a job's text), `generation` {job, generation} (a job finished), `aborted` {job} (a job failed; its text is void), `error` {message, rc}, and last `done` (the same object as the status endpoint)", content_type = "text/event-stream", body = String), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 /// Follows a text request as Server-Sent Events, from its beginning (a client that connects
 /// late first gets everything it missed).
 pub async fn stream(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let events = follow_text(state.horde.clone(), &id, &state.options.closing)?;
+    let events = follow_text(state.horde.clone(), &id, &state.options.closing).await?;
     let sse = events.map(|e| {
         Ok::<_, Infallible>(match e {
             Ok(e) => Event::default().event(e.name()).json_data(e.data()).unwrap_or_default(),
@@ -110,6 +110,6 @@ pub async fn stream(State(state): State<AppState>, Path(id): Path<String>) -> Ap
 #[utoipa::path(post, path = "/generate/text/submit", tag = "text", security(("apikey" = [])), request_body = TextSubmitRequest, responses((status = 200, description = "Kudos earned", body = SubmitResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn submit(State(state): State<AppState>, ApiKey(key): ApiKey, JsonBody(req): JsonBody<TextSubmitRequest>) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
-    let reward = state.horde.submit_text(user, req)?;
+    let reward = state.horde.submit_text(user, req).await?;
     Ok(Json(SubmitResponse { reward }).into_response())
 }

@@ -23,7 +23,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/workers", tag = "workers", security((), ("apikey" = [])), params(ListQuery), responses((status = 200, description = "Online workers", body = Vec<horde_protocol::workers::WorkerDetails>)))]
 pub async fn list(State(state): State<AppState>, ApiKey(key): ApiKey, QueryParams(q): QueryParams<ListQuery>) -> ApiResult<Response> {
     let viewer = viewer_of(&state, &key).await;
-    Ok(Json(state.horde.list_workers(q.kind.as_deref(), q.name.as_deref(), viewer)).into_response())
+    Ok(Json(state.horde.list_workers(q.kind.as_deref(), q.name.as_deref(), viewer).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/workers/{id}", tag = "workers", security((), ("apikey" = [])), params(("id" = String, Path, description = "Worker id")), responses((status = 200, description = "The worker", body = horde_protocol::workers::WorkerDetails), (status = 404, description = "Not found", body = ErrorBody)))]
