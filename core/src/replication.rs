@@ -236,6 +236,26 @@ impl<M: Machine> Replica<M> {
     }
 }
 
+/// How the Redis at `cfg` writes its data to disk (`save` snapshots, `appendonly`), or `None`
+/// when it keeps everything in memory only, as the horde requires.
+pub async fn redis_persists(cfg: &SharedLogConfig) -> Result<Option<String>> {
+    let client = redis::Client::open(cfg.redis_url.as_str()).map_err(unavailable)?;
+    let mut conn = client.get_multiplexed_async_connection().await.map_err(unavailable)?;
+    let mut how = Vec::new();
+    for (name, off) in [("save", ""), ("appendonly", "no")] {
+        let pair: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if let Some(value) = pair.get(1).filter(|v| v.as_str() != off) {
+            how.push(format!("{name} {value:?}"));
+        }
+    }
+    Ok((!how.is_empty()).then(|| how.join(", ")))
+}
+
 /// The id of the first entry of an `XRANGE`/`XREVRANGE` answer.
 fn first_entry_id(v: &redis::Value) -> Option<LogPosition> {
     let redis::Value::Array(entries) = v else { return None };

@@ -178,6 +178,20 @@ pub struct ServeArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "HORDE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Share this horde's in-memory state (requests, prompts, jobs, results, IP timeouts) with
+    /// every `horde serve` on this Redis (redis://host:port/db), so several processes serve one
+    /// horde behind a load balancer. All of them need the same PostgreSQL --database-url and the
+    /// same settings. Run Redis without persistence (`save ""`, `appendonly no`): prompts must
+    /// never reach a disk.
+    #[arg(long, env = "HORDE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of this horde's Redis keys (several hordes may share one Redis).
+    #[arg(long, env = "HORDE_REDIS_PREFIX", default_value = "horde:")]
+    pub redis_prefix: String,
+    /// With --redis-url: how long a background duty (reaper, persister, webhooks) stays with a
+    /// process that stopped renewing it, in milliseconds; another process takes it over then.
+    #[arg(long, env = "HORDE_LEASE_MS", default_value_t = 5000)]
+    pub lease_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use horde_core::kudos::image_model::{self, FitOptions, KudosModel};
+use horde_core::lease::{DutyLeases, RedisLeases};
+use horde_core::replication::{self, SharedLogConfig};
 use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
 use horde_server::api::rate_limits::RateLimits;
 use horde_server::api::{self, ApiOptions};
@@ -23,14 +25,40 @@ fn init_logs(json: bool) {
 }
 
 async fn open(storage: &StorageArgs, cfg: HordeConfig) -> anyhow::Result<Arc<Horde>> {
+    open_shared(storage, cfg, None).await
+}
+
+/// Opens the horde, its state shared through `shared` when given.
+async fn open_shared(storage: &StorageArgs, cfg: HordeConfig, shared: Option<&SharedLogConfig>) -> anyhow::Result<Arc<Horde>> {
     let url = storage.resolve_url().context("creating the data directory")?;
+    if shared.is_some() && !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        anyhow::bail!("--redis-url needs a database every process shares: give --database-url postgres://…");
+    }
     let store = Store::connect(&url)
         .await
         .with_context(|| format!("opening the database {}", horde_core::store::redact(&url)))?;
-    let horde = Horde::open(store, cfg, Arc::new(SystemClock), storage.secret.clone())
+    let horde = Horde::open_with(store, cfg, Arc::new(SystemClock), storage.secret.clone(), shared)
         .await
         .context("loading the horde")?;
     Ok(horde)
+}
+
+/// The shared log and duty leases on `args.redis_url`, if given.
+async fn shared_state(args: &ServeArgs) -> anyhow::Result<(Option<SharedLogConfig>, DutyLeases)> {
+    let Some(url) = &args.redis_url else {
+        return Ok((None, DutyLeases::Local));
+    };
+    let cfg = SharedLogConfig {
+        redis_url: url.clone(),
+        prefix: args.redis_prefix.clone(),
+    };
+    if let Some(how) = replication::redis_persists(&cfg).await.context("reaching Redis (--redis-url)")? {
+        tracing::warn!(persistence = %how, "this Redis writes its data to disk: prompts would reach it. Run it with `save \"\"` and `appendonly no`");
+    }
+    let client = redis::Client::open(url.as_str()).context("--redis-url")?;
+    let conn = client.get_connection_manager().await.context("reaching Redis (--redis-url)")?;
+    let leases = RedisLeases::new(conn, &args.redis_prefix, Duration::from_millis(args.lease_ms.max(100)));
+    Ok((Some(cfg), DutyLeases::Redis(leases)))
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed before this returns, so a signal that
@@ -87,7 +115,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         RateLimits::with_overrides(&args.rate_limit).context("--rate-limit")?
     };
-    let horde = open(&args.storage, cfg).await?;
+    let (shared, leases) = shared_state(&args).await?;
+    let horde = open_shared(&args.storage, cfg, shared.as_ref()).await?;
     if let Some(m) = kudos_model {
         horde.set_kudos_model(m);
     }
@@ -103,7 +132,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let leases = horde_core::lease::DutyLeases::Local;
     let duties = duties::spawn(
         horde.clone(),
         leases.clone(),
@@ -113,7 +141,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let base = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
     let webhooks = horde_server::webhooks::spawn(horde.clone(), leases, base, stop_rx);
-    tracing::info!(%addr, dev_test_users = args.dev_test_users, "horde listening");
+    tracing::info!(%addr, dev_test_users = args.dev_test_users, shared = horde.is_shared(), "horde listening");
     println!("horde listening on http://{addr}");
     api::serve(listener, app, shutdown).await?;
     let _ = stop_tx.send(true);

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub mod fake_worker;
+#[path = "../../../core/tests/common/mod.rs"]
+pub mod redis;
 pub mod sse;
 
 /// Which database a test server uses.
@@ -15,6 +17,8 @@ pub mod sse;
 pub enum Db {
     Sqlite,
     Postgres,
+    /// PostgreSQL, with the in-memory state shared through its own Redis (`--redis-url`).
+    Shared,
 }
 
 /// A PostgreSQL database made for one test, or `None` when PostgreSQL is not configured (then the
@@ -54,6 +58,8 @@ pub struct Server {
     child: Option<Child>,
     extra: Vec<String>,
     pub client: reqwest::Client,
+    /// The Redis of a `Db::Shared` server.
+    pub redis: Option<redis::TempRedis>,
 }
 
 impl Server {
@@ -63,18 +69,59 @@ impl Server {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let db_url = match db {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("horde.db").display()),
-            Db::Postgres => fresh_pg_url().await?,
+            Db::Postgres | Db::Shared => fresh_pg_url().await?,
+        };
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let redis = if db == Db::Shared {
+            let r = redis::TempRedis::start().await?;
+            extra.extend(["--redis-url".to_string(), r.url()]);
+            Some(r)
+        } else {
+            None
         };
         let mut s = Server {
             url: String::new(),
             db_url,
             dir,
             child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
             client: reqwest::Client::new(),
+            redis,
         };
         s.spawn();
         Some(s)
+    }
+
+    /// One more process of a horde: on `db_url`, sharing its state through `redis_url`.
+    pub fn node(db_url: &str, redis_url: &str, extra: &[&str]) -> Server {
+        let dir = std::env::temp_dir().join(format!("horde-test-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend(["--redis-url".to_string(), redis_url.to_string()]);
+        let mut s = Server {
+            url: String::new(),
+            db_url: db_url.to_string(),
+            dir,
+            child: None,
+            extra: args,
+            client: reqwest::Client::new(),
+            redis: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Kills the process outright (SIGKILL): nothing of it is flushed or drained.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The process id, for memory readings.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     fn spawn(&mut self) {
@@ -199,7 +246,8 @@ macro_rules! server {
     };
 }
 
-/// Declares one async test per database: `name_sqlite` and `name_postgres`.
+/// Declares one async test per backend: SQLite, PostgreSQL, and PostgreSQL with the state shared
+/// through Redis (`name::sqlite`, `name::postgres`, `name::shared`).
 #[macro_export]
 macro_rules! on_both_databases {
     ($name:ident, $body:ident) => {
@@ -212,6 +260,11 @@ macro_rules! on_both_databases {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 $body(common::Db::Postgres).await;
+            }
+            /// The same rules with the state shared through Redis.
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn shared() {
+                $body(common::Db::Shared).await;
             }
         }
     };

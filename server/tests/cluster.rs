@@ -1,0 +1,313 @@
+//! Several `horde serve` processes sharing one horde through PostgreSQL and Redis (both real,
+//! on loopback): requests cross nodes, no job is handed out twice, a node killed outright loses
+//! nothing, and a Redis restart behaves as documented.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::redis::TempRedis;
+use common::Server;
+use serde_json::{json, Value};
+use sqlx::{Connection, Row};
+
+/// A horde of `n` processes on a fresh database and Redis, or `None` when either is missing here.
+async fn cluster(n: usize, extra: &[&str]) -> Option<(Vec<Server>, TempRedis, String)> {
+    let db = common::fresh_pg_url().await?;
+    let redis = TempRedis::start().await?;
+    let mut args = vec!["--dev-test-users", "--reap-interval-ms", "200", "--lease-ms", "1000"];
+    args.extend_from_slice(extra);
+    let nodes = (0..n).map(|_| Server::node(&db, &redis.url(), &args)).collect();
+    Some((nodes, redis, db))
+}
+
+async fn text_request(s: &Server, key: &str, prompt: &str) -> String {
+    let (st, v) = s
+        .post(
+            "/generate/text/async",
+            Some(key),
+            json!({"prompt": prompt, "params": {"max_length": 16, "max_context_length": 1024}, "models": ["m"]}),
+        )
+        .await;
+    assert_eq!(st, 202, "{v}");
+    v["id"].as_str().expect("id").to_string()
+}
+
+async fn pop(s: &Server, key: &str, name: &str) -> Value {
+    let (st, v) = s
+        .post(
+            "/generate/text/pop",
+            Some(key),
+            json!({"name": name, "models": ["m"], "max_length": 512, "max_context_length": 2048}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+async fn submit(s: &Server, key: &str, job: &str, text: &str) -> (u16, Value) {
+    s.post("/generate/text/submit", Some(key), json!({"id": job, "generation": text}))
+        .await
+}
+
+/// Rows of the ledger of one kind.
+async fn postings(db: &str, kind: &str) -> i64 {
+    let mut c = sqlx::PgConnection::connect(db).await.expect("connect");
+    sqlx::query("SELECT COUNT(*) AS n FROM kudos_ledger WHERE kind = $1")
+        .bind(kind)
+        .fetch_one(&mut c)
+        .await
+        .expect("count")
+        .get::<i64, _>("n")
+}
+
+/// Stored balances against the sum of each account's ledger rows: equal unless a batch was
+/// stored twice or in part.
+async fn ledger_matches_balances(db: &str) {
+    let mut c = sqlx::PgConnection::connect(db).await.expect("connect");
+    let rows = sqlx::query(
+        "SELECT u.id, u.kudos, (COALESCE((SELECT SUM(amount) FROM kudos_ledger WHERE to_account = 'user:' || u.id), 0) \
+         - COALESCE((SELECT SUM(amount) FROM kudos_ledger WHERE from_account = 'user:' || u.id), 0))::BIGINT AS posted FROM users u",
+    )
+    .fetch_all(&mut c)
+    .await
+    .expect("balances");
+    for r in rows {
+        let (id, kudos, posted): (i64, i64, i64) = (r.get(0), r.get(1), r.get::<i64, _>("posted"));
+        assert_eq!(kudos, posted, "user {id}: stored balance {kudos} vs ledger {posted}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_made_on_one_node_is_popped_on_another_and_read_on_a_third() {
+    let Some((nodes, _redis, db)) = cluster(3, &[]).await else { return };
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (requester, requester_id) = a.user("asker", 100.0, false, false).await;
+    let (worker, worker_id) = b.user("runner", 0.0, false, false).await;
+    // The worker exists on B; the request, made on A, knows it can be served.
+    assert!(pop(b, &worker, "w1").await["id"].is_null());
+    let (st, v) = a
+        .post(
+            "/generate/text/async",
+            Some(&requester),
+            json!({"prompt": "hello", "params": {"max_length": 16}, "models": ["m"]}),
+        )
+        .await;
+    assert_eq!(st, 202);
+    assert!(v["message"].is_null(), "a worker on another node can serve it: {v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let (st, v) = c.get(&format!("/generate/text/status/{id}"), None).await;
+    assert_eq!((st, v["waiting"].as_i64()), (200, Some(1)), "{v}");
+    let job = pop(b, &worker, "w1").await;
+    assert_eq!(job["payload"]["prompt"], "hello");
+    let (st, v) = submit(b, &worker, job["id"].as_str().expect("job"), " world").await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = c.get(&format!("/generate/text/status/{id}"), None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["done"], true, "{v}");
+    assert_eq!(v["generations"][0]["text"], " world");
+    assert_eq!(v["generations"][0]["worker_name"], "w1");
+    // Every node sees the same balances and the same worker.
+    let mut seen = HashSet::new();
+    for n in &nodes {
+        let (_, u) = n.get(&format!("/users/{requester_id}"), None).await;
+        let (_, w) = n.get(&format!("/users/{worker_id}"), None).await;
+        let (_, workers) = n.get("/workers?type=text", None).await;
+        seen.insert((u["kudos"].to_string(), w["kudos"].to_string(), workers.as_array().map(Vec::len)));
+    }
+    assert_eq!(seen.len(), 1, "nodes disagree: {seen:?}");
+    // Stored once: one reward in the ledger although three processes hold the batch.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postings(&db, "job_reward").await < 1 {
+        assert!(Instant::now() < deadline, "the reward was never stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(postings(&db, "job_reward").await, 1, "a batch was stored twice");
+    ledger_matches_balances(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_workers_on_three_nodes_never_get_the_same_job() {
+    let Some((nodes, _redis, db)) = cluster(3, &[]).await else { return };
+    let nodes = Arc::new(nodes);
+    // Eight requesters, each within its concurrency limit (30 jobs waiting).
+    let mut requesters = Vec::new();
+    for r in 0..8 {
+        requesters.push(nodes[r % 3].user(&format!("many{r}"), 100_000.0, false, false).await.0);
+    }
+    let mut ids = Vec::new();
+    for i in 0..240 {
+        ids.push(text_request(&nodes[i % 3], &requesters[i % 8], &format!("p{i}")).await);
+    }
+    let mut keys = Vec::new();
+    for i in 0..16 {
+        keys.push(nodes[i % 3].user(&format!("worker{i}"), 0.0, false, false).await.0);
+    }
+    let mut tasks = Vec::new();
+    for (i, key) in keys.into_iter().enumerate() {
+        let nodes = nodes.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut idle = 0;
+            let mut turn = i;
+            while idle < 3 {
+                // Each worker hops between nodes, as behind a load balancer.
+                turn += 1;
+                let node = &nodes[turn % 3];
+                let v = pop(node, &key, &format!("w{i}")).await;
+                match v["id"].as_str() {
+                    Some(job) => {
+                        idle = 0;
+                        let (st, r) = submit(&nodes[(turn + 1) % 3], &key, job, "ok").await;
+                        assert_eq!(st, 200, "{r}");
+                        got.push(job.to_string());
+                    }
+                    None => idle += 1,
+                }
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("worker task"));
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a job was handed out twice");
+    assert_eq!(all.len(), 240, "every request got its one job");
+    for (i, id) in ids.iter().enumerate() {
+        let (st, v) = nodes[(i + 1) % 3].get(&format!("/generate/text/status/{id}"), None).await;
+        assert_eq!((st, v["done"].as_bool()), (200, Some(true)), "{v}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postings(&db, "job_reward").await < 240 {
+        assert!(Instant::now() < deadline, "rewards were not all stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(postings(&db, "job_reward").await, 240);
+    ledger_matches_balances(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_killed_mid_run_loses_no_request_and_no_kudos() {
+    let Some((mut nodes, _redis, db)) = cluster(3, &["--min-job-ttl-secs", "2"]).await else {
+        return;
+    };
+    let (requester, _) = nodes[0].user("steady", 100_000.0, false, false).await;
+    let (worker, _) = nodes[1].user("survivor", 0.0, false, false).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        ids.push(text_request(&nodes[i % 3], &requester, &format!("k{i}")).await);
+    }
+    // Jobs handed out by the doomed node (C): some finished through it, some left in flight.
+    let mut finished = 0;
+    for i in 0..6 {
+        let job = pop(&nodes[2], &worker, "w").await;
+        let job = job["id"].as_str().expect("a job").to_string();
+        if i % 2 == 0 {
+            let (st, _) = submit(&nodes[2], &worker, &job, "done on C").await;
+            assert_eq!(st, 200);
+            finished += 1;
+        }
+    }
+    nodes[2].kill9();
+    // The survivors serve everything else; the jobs lost in flight are handed out again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut done: HashMap<String, bool> = ids.iter().map(|id| (id.clone(), false)).collect();
+    while done.values().any(|d| !d) {
+        assert!(Instant::now() < deadline, "requests never finished: {done:?}");
+        let v = pop(&nodes[finished % 2], &worker, "w").await;
+        if let Some(job) = v["id"].as_str() {
+            let (st, r) = submit(&nodes[(finished + 1) % 2], &worker, job, "done").await;
+            assert_eq!(st, 200, "{r}");
+            finished += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for (id, d) in done.iter_mut().filter(|(_, d)| !**d) {
+            let (st, v) = nodes[0].get(&format!("/generate/text/status/{id}"), None).await;
+            assert_eq!(st, 200, "request {id} lost: {v}");
+            *d = v["done"].as_bool() == Some(true);
+        }
+    }
+    assert_eq!(finished, 30, "each request finished once");
+    // Every finished job was paid once, including those whose batch the dead node had cut.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while postings(&db, "job_reward").await < 30 {
+        assert!(
+            Instant::now() < deadline,
+            "kudos lost with the node: {} rewards stored",
+            postings(&db, "job_reward").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(postings(&db, "job_reward").await, 30, "kudos counted twice");
+    ledger_matches_balances(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redis_restart_drops_requests_in_flight_and_the_horde_goes_on() {
+    let Some((nodes, mut redis, db)) = cluster(2, &[]).await else {
+        return;
+    };
+    let (requester, requester_id) = nodes[0].user("before", 1000.0, false, false).await;
+    let (worker, _) = nodes[1].user("after", 0.0, false, false).await;
+    let id = text_request(&nodes[0], &requester, "lost").await;
+    let job = pop(&nodes[1], &worker, "w").await;
+    let (st, _) = submit(&nodes[1], &worker, job["id"].as_str().expect("job"), "paid").await;
+    assert_eq!(st, 200);
+    let pending = text_request(&nodes[0], &requester, "in flight").await;
+    // Let the persister store the finished job before Redis goes.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postings(&db, "job_reward").await < 1 {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, before) = nodes[0].get(&format!("/users/{requester_id}"), None).await;
+    redis.kill();
+    let (st, v) = nodes[1].get(&format!("/generate/text/status/{pending}"), None).await;
+    assert_eq!(st, 503, "no shared state, no answer: {v}");
+    assert_eq!(v["rc"], "SharedStateUnavailable");
+    redis.start_again().await;
+    // Once the nodes see the empty Redis, requests in flight are gone (404) everywhere.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let a = nodes[0].get(&format!("/generate/text/status/{pending}"), None).await.0;
+        let b = nodes[1].get(&format!("/generate/text/status/{id}"), None).await.0;
+        if (a, b) == (404, 404) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still answering {a}/{b} after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Stored kudos survive; the horde takes new work at once.
+    let (_, after) = nodes[1].get(&format!("/users/{requester_id}"), None).await;
+    assert_eq!(before["kudos"], after["kudos"]);
+    let again = text_request(&nodes[1], &requester, "again").await;
+    let job = pop(&nodes[0], &worker, "w").await;
+    assert_eq!(job["payload"]["prompt"], "again");
+    let (st, _) = submit(&nodes[1], &worker, job["id"].as_str().expect("job"), "ok").await;
+    assert_eq!(st, 200);
+    let (_, v) = nodes[0].get(&format!("/generate/text/status/{again}"), None).await;
+    assert_eq!(v["done"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_state_needs_postgresql() {
+    let Some(redis) = TempRedis::start().await else { return };
+    let dir = std::env::temp_dir().join(format!("horde-sqlite-shared-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_horde"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .args(["--redis-url", &redis.url()])
+        .output()
+        .expect("run horde");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--database-url postgres"), "{err}");
+}
