@@ -156,15 +156,17 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.enable_all();
-    if let Command::Serve(ServeArgs { threads: Some(n), .. }) = &cli.command {
-        runtime.worker_threads((*n).clamp(1, 256));
+    if let Command::Serve(args) = &cli.command {
+        if let Some(n) = args.threads {
+            runtime.worker_threads(n.clamp(1, 256));
+        }
     }
     runtime.build().context("starting the async runtime")?.block_on(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::User {
             command: UserCommand::Create(args),
         } => {
