@@ -138,6 +138,12 @@ impl Horde {
         self.replica.is_shared()
     }
 
+    /// With a shared state: stores this replica as the log's snapshot and trims the log (one
+    /// process at a time runs this, every few seconds). Returns the snapshot's size in bytes.
+    pub async fn publish_snapshot(&self) -> Result<usize> {
+        self.replica.publish_snapshot().await
+    }
+
     /// Runs an operation on the state (through the shared log when shared).
     async fn run(&self, op: HordeOp) -> Result<OpValue> {
         let seed: [u8; 32] = rand::random();
@@ -1107,6 +1113,10 @@ impl Horde {
                 return Err(e);
             }
             return Ok(n);
+        }
+        // Every replica queues the same writes, so this one's view says whether a cut is due.
+        if !self.local().has_pending_writes() {
+            return self.store_outbox(None, false).await;
         }
         let token = Uuid::new_v4().to_string();
         self.run(HordeOp::Flush { token: token.clone() }).await?;

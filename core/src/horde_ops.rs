@@ -449,9 +449,39 @@ impl HordeMachine {
     }
 }
 
+/// The outbox as a snapshot carries it.
+#[derive(Serialize)]
+struct OutboxOf<'a>(Vec<(&'a str, &'a FlushBatch)>);
+
 impl Machine for HordeMachine {
     type Op = Envelope;
     type Output = Result<OpValue>;
+
+    /// The state, then the batches not yet known stored (a joining process stores them too, if
+    /// their cutter does not).
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.state.write_snapshot(&mut out)?;
+        let outbox = OutboxOf(self.outbox.iter().map(|b| (b.token.as_str(), &b.batch)).collect());
+        ciborium::into_writer(&outbox, &mut out).map_err(|e| HordeError::Internal(format!("writing a snapshot: {e}")))?;
+        Ok(out)
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()> {
+        let mut reader = snapshot;
+        self.state.restore_snapshot(&mut reader)?;
+        let outbox: Vec<(String, FlushBatch)> =
+            ciborium::from_reader(reader).map_err(|e| HordeError::Internal(format!("reading a snapshot: {e}")))?;
+        self.outbox = outbox
+            .into_iter()
+            .map(|(token, batch)| OutboxBatch {
+                token,
+                batch,
+                cut_at: Instant::now(),
+            })
+            .collect();
+        Ok(())
+    }
 
     fn apply(&mut self, envelope: Envelope) -> Result<OpValue> {
         self.state.reseed_ids(envelope.seed);

@@ -1,5 +1,5 @@
 //! Duty leases: which horde process runs a cluster-wide background duty (the reaper, the
-//! persister, webhook delivery) right now.
+//! persister, webhook delivery, the shared state's snapshot) right now.
 //!
 //! One process is on its own and holds every lease. Several processes sharing one Redis claim each
 //! duty with a Redis key that expires: the holder renews it on every tick, and when the holder
@@ -22,6 +22,8 @@ pub enum Duty {
     Persister,
     /// Sends the webhooks of finished jobs.
     Webhooks,
+    /// Stores the shared state's snapshot and trims its log.
+    Snapshot,
 }
 
 impl Duty {
@@ -30,6 +32,7 @@ impl Duty {
             Duty::Reaper => "reaper",
             Duty::Persister => "persister",
             Duty::Webhooks => "webhooks",
+            Duty::Snapshot => "snapshot",
         }
     }
 }
@@ -153,7 +156,7 @@ impl DutyLeases {
     /// Releases every lease this process holds (at shutdown).
     pub async fn release_all(&self) {
         if let DutyLeases::Redis(r) = self {
-            for duty in [Duty::Reaper, Duty::Persister, Duty::Webhooks] {
+            for duty in [Duty::Reaper, Duty::Persister, Duty::Webhooks, Duty::Snapshot] {
                 if let Err(e) = r.release(duty).await {
                     tracing::warn!(duty = duty.name(), error = %e, "could not release a duty lease");
                 }

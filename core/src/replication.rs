@@ -15,6 +15,12 @@
 //! The stream lives only in Redis's memory (the horde requires Redis without RDB or AOF). When
 //! Redis restarts empty, every replica notices that the log's *epoch* key changed, drops what the
 //! log carried (`Machine::log_lost`) and carries on in the new epoch.
+//!
+//! The log does not grow forever: one process at a time (`publish_snapshot`, run by a leased
+//! duty) stores a snapshot of its replica in Redis and trims the log up to its previous snapshot.
+//! A replica that joins late, or falls behind past the trimmed part, starts from the snapshot.
+//! The log and the snapshot expire `retain` after the last snapshot, so nothing they hold
+//! outlives a horde whose processes all stopped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +45,10 @@ pub trait Machine: Send + 'static {
     fn apply(&mut self, op: Self::Op) -> Self::Output;
     /// The shared log was lost (Redis restarted empty): forget the state it carried.
     fn log_lost(&mut self);
+    /// The state the log has built so far, for replicas that join after the log was trimmed.
+    fn snapshot(&self) -> Result<Vec<u8>>;
+    /// Replaces the state the log has built with a snapshot's.
+    fn restore(&mut self, snapshot: &[u8]) -> Result<()>;
 }
 
 /// A place in the log: a Redis stream entry id (`ms-seq`).
@@ -66,6 +76,14 @@ impl std::fmt::Display for LogPosition {
 
 /// How long an operation or a read waits for the local replica to catch up.
 const CATCH_UP: Duration = Duration::from_secs(10);
+/// How long one read of the log waits for new entries, in milliseconds.
+const BLOCK_MS: u64 = 1000;
+
+/// The follower's connection: its blocking reads outlast the client's default answer timeout.
+fn follower_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_millis(BLOCK_MS + 4000)))
+}
+
 /// Entries read from the stream at once.
 /// (Operations are encoded as CBOR: compact, and bytes stay bytes.)
 const READ_BATCH: usize = 512;
@@ -88,7 +106,25 @@ pub struct SharedLogConfig {
     pub redis_url: String,
     /// Prefix of every key (several hordes may share one Redis).
     pub prefix: String,
+    /// How long the log and its snapshot outlive the last snapshot (the last process).
+    pub retain: Duration,
 }
+
+/// Stores a snapshot taken at ARGV[2] in the epoch ARGV[1] and trims the log to the previous one.
+const PUBLISH: &str = r"
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return 0
+end
+local previous = redis.call('HGET', KEYS[1], 'at')
+redis.call('HSET', KEYS[1], 'at', ARGV[2], 'data', ARGV[3])
+if previous then
+  redis.call('XTRIM', KEYS[2], 'MINID', previous)
+  redis.call('HSET', KEYS[1], 'trimmed', previous)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return 1
+";
 
 /// The replicated log's side of a replica.
 struct Shared<M: Machine> {
@@ -96,6 +132,9 @@ struct Shared<M: Machine> {
     append: redis::Script,
     log_key: String,
     epoch_key: String,
+    snapshot_key: String,
+    publish: redis::Script,
+    retain: Duration,
     /// This process, in the entries it appends.
     node: String,
     next_seq: AtomicU64,
@@ -142,6 +181,9 @@ impl<M: Machine> Replica<M> {
             append: redis::Script::new(APPEND),
             log_key: format!("{}log", cfg.prefix),
             epoch_key,
+            snapshot_key: format!("{}log:snapshot", cfg.prefix),
+            publish: redis::Script::new(PUBLISH),
+            retain: cfg.retain,
             node: Uuid::new_v4().to_string(),
             next_seq: AtomicU64::new(0),
             applied,
@@ -228,6 +270,36 @@ impl<M: Machine> Replica<M> {
     /// (caches, subscriptions): never for changes other replicas must see.
     pub fn lock(&self) -> MutexGuard<'_, M> {
         self.machine.lock()
+    }
+
+    /// Stores this replica's state in Redis as the log's snapshot, and trims the log up to the
+    /// previous snapshot (so replicas that fell behind by less than one period still follow
+    /// it). Run by one process at a time, every few seconds. Returns the snapshot's size.
+    pub async fn publish_snapshot(&self) -> Result<usize> {
+        let Some(shared) = &self.shared else {
+            return Ok(0);
+        };
+        let (epoch, at, data) = {
+            let m = self.machine.lock();
+            let (epoch, at) = shared.applied.borrow().clone();
+            (epoch, at, m.snapshot()?)
+        };
+        if at == LogPosition::default() {
+            return Ok(0);
+        }
+        let _: i64 = shared
+            .publish
+            .key(&shared.snapshot_key)
+            .key(&shared.log_key)
+            .key(&shared.epoch_key)
+            .arg(epoch)
+            .arg(at.to_string())
+            .arg(data.as_slice())
+            .arg(shared.retain.as_millis().max(1000) as u64)
+            .invoke_async(&mut shared.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(data.len())
     }
 
     /// The last log position this replica applied (the default position when local).
@@ -360,6 +432,33 @@ fn entries_of(v: redis::Value) -> Vec<Entry> {
     out
 }
 
+/// Replaces the replica's state with the log's snapshot, and follows the log from there.
+async fn restore_snapshot<M: Machine>(shared: &Shared<M>, machine: &Mutex<M>, conn: &mut ConnectionManager) {
+    let got: redis::RedisResult<(Option<String>, Option<Vec<u8>>)> = redis::cmd("HMGET")
+        .arg(&shared.snapshot_key)
+        .arg("at")
+        .arg("data")
+        .query_async(conn)
+        .await;
+    let (Some(at), Some(data)) = (match got {
+        Ok((at, data)) => (at.as_deref().and_then(LogPosition::parse), data),
+        Err(e) => {
+            tracing::warn!(error = %e, "shared log: cannot read the snapshot; retrying");
+            return;
+        }
+    }) else {
+        return;
+    };
+    let mut m = machine.lock();
+    if let Err(e) = m.restore(&data) {
+        tracing::error!(error = %e, "shared log: the snapshot could not be read");
+        return;
+    }
+    // Operations of this process in the part skipped are answered by their timeout.
+    shared.applied.send_modify(|(_, applied)| *applied = at);
+    tracing::info!(at = %at, "shared log: started from the snapshot");
+}
+
 /// Applies the log to the replica as it grows, until the replica is dropped.
 async fn follow<M: Machine>(client: redis::Client, shared: Arc<Shared<M>>, machine: Arc<Mutex<M>>) {
     let mut conn: Option<MultiplexedConnection> = None;
@@ -367,7 +466,7 @@ async fn follow<M: Machine>(client: redis::Client, shared: Arc<Shared<M>>, machi
     loop {
         let c = match &mut conn {
             Some(c) => c,
-            None => match client.get_multiplexed_async_connection().await {
+            None => match client.get_multiplexed_async_connection_with_config(&follower_config()).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     tracing::warn!(error = %e, "shared log: cannot reach Redis; retrying");
@@ -381,7 +480,7 @@ async fn follow<M: Machine>(client: redis::Client, shared: Arc<Shared<M>>, machi
             .arg("COUNT")
             .arg(READ_BATCH)
             .arg("BLOCK")
-            .arg(500)
+            .arg(BLOCK_MS)
             .arg("STREAMS")
             .arg(&shared.log_key)
             .arg(from.to_string())
@@ -396,11 +495,25 @@ async fn follow<M: Machine>(client: redis::Client, shared: Arc<Shared<M>>, machi
                 Vec::new()
             }
         };
-        // The epoch is checked after every read: a Redis that restarted empty has none (or a new one).
+        // The epoch is checked after every read: a Redis that restarted empty has none (or a new
+        // one). So is the trimmed part of the log: a replica behind it starts from the snapshot.
         let known = shared.applied.borrow().0.clone();
-        let current: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(&shared.epoch_key).query_async(&mut control).await;
-        match current {
-            Ok(Some(e)) if e == known => {}
+        let checked: redis::RedisResult<(Option<String>, Option<String>)> = redis::pipe()
+            .cmd("GET")
+            .arg(&shared.epoch_key)
+            .cmd("HGET")
+            .arg(&shared.snapshot_key)
+            .arg("trimmed")
+            .query_async(&mut control)
+            .await;
+        match checked {
+            Ok((Some(e), trimmed)) if e == known => {
+                let trimmed = trimmed.as_deref().and_then(LogPosition::parse);
+                if trimmed.is_some_and(|t| shared.applied.borrow().1 < t) {
+                    restore_snapshot(&shared, &machine, &mut control).await;
+                    continue;
+                }
+            }
             Ok(_) => {
                 let Ok(epoch) = adopt_epoch(&mut control, &shared.epoch_key).await else {
                     continue;

@@ -54,7 +54,7 @@ pub struct ReapReport {
 }
 
 /// Changes to counters not yet stored.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct PendingWrites {
     pub records: HashMap<i64, UserRecords>,
     pub workers: HashSet<Uuid>,
@@ -94,6 +94,41 @@ pub struct State {
 pub(crate) fn new_id(rng: &mut rand::rngs::StdRng) -> Uuid {
     use rand::Rng;
     uuid::Builder::from_random_bytes(rng.random()).into_uuid()
+}
+
+/// What a replica of the state carries besides its process's own settings: everything `State`
+/// holds except the configuration, the kudos model, the webhook outbox and the id generator.
+#[derive(serde::Serialize)]
+struct SnapshotOf<'a> {
+    users: &'a Users,
+    ledger: &'a KudosLedger,
+    workers: &'a Workers,
+    queue: &'a TextQueue,
+    images: &'a ImageQueue,
+    image_store: &'a ImageStore,
+    filter_rules: &'a [crate::safety::FilterRule],
+    ip_timeouts: &'a crate::safety::IpTimeouts,
+    models: &'a ModelNames,
+    pending: &'a PendingWrites,
+    recent_tokens: &'a VecDeque<(u64, i64)>,
+    recent_kps: &'a VecDeque<(u64, i64)>,
+}
+
+/// `SnapshotOf`, read back.
+#[derive(serde::Deserialize)]
+struct Snapshot {
+    users: Users,
+    ledger: KudosLedger,
+    workers: Workers,
+    queue: TextQueue,
+    images: ImageQueue,
+    image_store: ImageStore,
+    filter_rules: Vec<crate::safety::FilterRule>,
+    ip_timeouts: crate::safety::IpTimeouts,
+    models: ModelNames,
+    pending: PendingWrites,
+    recent_tokens: VecDeque<(u64, i64)>,
+    recent_kps: VecDeque<(u64, i64)>,
 }
 
 /// A finished text job as clients see it.
@@ -144,6 +179,14 @@ impl State {
         self.ids = rand::SeedableRng::from_seed(seed);
     }
 
+    /// Whether durable writes are queued.
+    pub fn has_pending_writes(&self) -> bool {
+        self.ledger.pending_len() > 0
+            || !self.pending.records.is_empty()
+            || !self.pending.workers.is_empty()
+            || !self.pending.timings.is_empty()
+    }
+
     /// Takes the durable writes queued so far, as one batch for the persister.
     pub fn take_pending_writes(&mut self) -> crate::store::FlushBatch {
         let ids: Vec<Uuid> = self.pending.workers.drain().collect();
@@ -167,6 +210,44 @@ impl State {
         }
         let newer = std::mem::replace(&mut self.pending.timings, batch.timings);
         self.pending.timings.extend(newer);
+    }
+
+    /// Writes the replicated part of the state (see `SnapshotOf`) as CBOR to `out`.
+    pub fn write_snapshot(&self, out: &mut Vec<u8>) -> Result<()> {
+        let snap = SnapshotOf {
+            users: &self.users,
+            ledger: &self.ledger,
+            workers: &self.workers,
+            queue: &self.queue,
+            images: &self.images,
+            image_store: &self.image_store,
+            filter_rules: self.filter.rules(),
+            ip_timeouts: &self.ip_timeouts,
+            models: &self.models,
+            pending: &self.pending,
+            recent_tokens: &self.recent_tokens,
+            recent_kps: &self.recent_kps,
+        };
+        ciborium::into_writer(&snap, out).map_err(|e| HordeError::Internal(format!("writing a snapshot: {e}")))
+    }
+
+    /// Replaces the replicated part of the state with a snapshot's, read from the front of
+    /// `bytes` (which is left at what follows it).
+    pub fn restore_snapshot(&mut self, bytes: &mut &[u8]) -> Result<()> {
+        let snap: Snapshot = ciborium::from_reader(bytes).map_err(|e| HordeError::Internal(format!("reading a snapshot: {e}")))?;
+        self.users = snap.users;
+        self.ledger = snap.ledger;
+        self.workers = snap.workers;
+        self.queue = snap.queue;
+        self.images = snap.images;
+        self.image_store = snap.image_store;
+        self.filter = crate::safety::PromptFilter::new(snap.filter_rules)?;
+        self.ip_timeouts = snap.ip_timeouts;
+        self.models = snap.models;
+        self.pending = snap.pending;
+        self.recent_tokens = snap.recent_tokens;
+        self.recent_kps = snap.recent_kps;
+        Ok(())
     }
 
     // ----- pricing -------------------------------------------------------------------------

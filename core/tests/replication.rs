@@ -10,7 +10,7 @@ use horde_core::replication::{Machine, Replica, SharedLogConfig};
 use serde::{Deserialize, Serialize};
 
 /// Hands out numbered tickets; remembers who took which.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Tickets {
     next: u64,
     taken: Vec<(String, u64)>,
@@ -37,12 +37,20 @@ impl Machine for Tickets {
         self.taken.clear();
         self.lost += 1;
     }
+    fn snapshot(&self) -> horde_core::Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&(self.next, &self.taken)).expect("json"))
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> horde_core::Result<()> {
+        (self.next, self.taken) = serde_json::from_slice(snapshot).expect("json");
+        Ok(())
+    }
 }
 
 fn cfg(redis: &common::TempRedis, prefix: &str) -> SharedLogConfig {
     SharedLogConfig {
         redis_url: redis.url(),
         prefix: prefix.into(),
+        retain: std::time::Duration::from_secs(60),
     }
 }
 
@@ -138,4 +146,39 @@ async fn a_redis_restart_resets_every_replica_and_work_goes_on() {
     assert_eq!(a.execute(TicketOp::Take("after".into())).await.unwrap(), 0);
     b.sync().await.unwrap();
     assert_eq!(b.lock().taken, vec![("after".to_string(), 0)]);
+}
+
+async fn log_length(redis: &common::TempRedis, key: &str) -> i64 {
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut c = client.get_multiplexed_async_connection().await.expect("connect");
+    redis::cmd("XLEN").arg(key).query_async(&mut c).await.expect("XLEN")
+}
+
+#[tokio::test]
+async fn snapshots_trim_the_log_and_latecomers_start_from_them() {
+    let Some(redis) = common::TempRedis::start().await else { return };
+    let a = Replica::shared(Tickets::default(), &cfg(&redis, "s:")).await.unwrap();
+    let b = Replica::shared(Tickets::default(), &cfg(&redis, "s:")).await.unwrap();
+    for i in 0..50 {
+        a.execute(TicketOp::Take(format!("a{i}"))).await.unwrap();
+    }
+    // The first snapshot trims nothing; the second trims the log up to the first.
+    assert!(a.publish_snapshot().await.unwrap() > 0);
+    assert_eq!(log_length(&redis, "s:log").await, 50);
+    for i in 0..10 {
+        b.execute(TicketOp::Take(format!("b{i}"))).await.unwrap();
+    }
+    b.publish_snapshot().await.unwrap();
+    assert!(log_length(&redis, "s:log").await <= 11, "the log was not trimmed");
+    for i in 0..5 {
+        a.execute(TicketOp::Take(format!("c{i}"))).await.unwrap();
+    }
+    // A latecomer cannot replay the trimmed log: it starts from the snapshot and catches up.
+    let late = Replica::shared(Tickets::default(), &cfg(&redis, "s:")).await.unwrap();
+    a.sync().await.unwrap();
+    assert_eq!(late.lock().taken, a.lock().taken);
+    assert_eq!(late.lock().taken.len(), 65);
+    assert_eq!(late.execute(TicketOp::Take("late".into())).await.unwrap(), 65);
+    // A local replica has no log to snapshot.
+    assert_eq!(Replica::local(Tickets::default()).publish_snapshot().await.unwrap(), 0);
 }

@@ -192,6 +192,11 @@ pub struct ServeArgs {
     /// process that stopped renewing it, in milliseconds; another process takes it over then.
     #[arg(long, env = "HORDE_LEASE_MS", default_value_t = 5000)]
     pub lease_ms: u64,
+    /// With --redis-url: how often one process stores the shared state's snapshot in Redis and
+    /// trims the log of changes to the previous one, in milliseconds (a process that starts, or
+    /// falls that far behind, begins from the snapshot).
+    #[arg(long, env = "HORDE_SNAPSHOT_MS", default_value_t = 10_000)]
+    pub snapshot_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -10,18 +10,22 @@ use horde_core::Horde;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Runs the reaper every `reap_every` (while holding its lease) and the persister every
-/// `flush_every` until `stop` turns true; then flushes once more and gives the lease up.
+/// Runs the reaper every `reap_every`, the persister every `flush_every` and, with a shared state,
+/// the snapshot every `snapshot_every` (each while holding its lease) until `stop` turns true;
+/// then flushes once more and gives the leases up.
 pub fn spawn(
     horde: Arc<Horde>,
     leases: DutyLeases,
     reap_every: Duration,
     flush_every: Duration,
+    snapshot_every: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reap = tokio::time::interval(reap_every);
         let mut flush = tokio::time::interval(flush_every);
+        let mut snapshot = tokio::time::interval(snapshot_every);
+        snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -50,6 +54,13 @@ pub fn spawn(
                     };
                     if let Err(e) = stored {
                         tracing::warn!(error = %e, "could not store kudos and counters; will retry");
+                    }
+                }
+                _ = snapshot.tick(), if horde.is_shared() => {
+                    if leases.hold(Duty::Snapshot).await {
+                        if let Err(e) = horde.publish_snapshot().await {
+                            tracing::warn!(error = %e, "could not store the shared state's snapshot; will retry");
+                        }
                     }
                 }
                 changed = stop.changed() => {

@@ -51,6 +51,8 @@ async fn shared_state(args: &ServeArgs) -> anyhow::Result<(Option<SharedLogConfi
     let cfg = SharedLogConfig {
         redis_url: url.clone(),
         prefix: args.redis_prefix.clone(),
+        // Nothing in Redis outlives the requests' own expiry once every process stopped.
+        retain: Duration::from_secs_f64((args.request_expiry_minutes * 60.0).max(60.0)),
     };
     if let Some(how) = replication::redis_persists(&cfg).await.context("reaching Redis (--redis-url)")? {
         tracing::warn!(persistence = %how, "this Redis writes its data to disk: prompts would reach it. Run it with `save \"\"` and `appendonly no`");
@@ -137,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         leases.clone(),
         Duration::from_millis(args.reap_interval_ms.max(10)),
         Duration::from_millis(args.flush_interval_ms.max(1)),
+        Duration::from_millis(args.snapshot_ms.max(100)),
         stop_rx.clone(),
     );
     let base = args.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));

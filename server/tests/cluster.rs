@@ -311,3 +311,57 @@ async fn shared_state_needs_postgresql() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--database-url postgres"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_started_later_begins_from_the_snapshot() {
+    let Some((mut nodes, redis, db)) = cluster(2, &["--snapshot-ms", "200"]).await else {
+        return;
+    };
+    let (requester, requester_id) = nodes[0].user("early", 1000.0, false, false).await;
+    let (worker, _) = nodes[1].user("late_worker", 0.0, false, false).await;
+    for i in 0..5 {
+        let id = text_request(&nodes[i % 2], &requester, "done early").await;
+        let job = pop(&nodes[1], &worker, "w").await;
+        submit(&nodes[0], &worker, job["id"].as_str().expect("job"), "x").await;
+        assert_eq!(nodes[1].get(&format!("/generate/text/status/{id}"), None).await.1["done"], true);
+    }
+    let waiting = text_request(&nodes[0], &requester, "for the newcomer").await;
+    // A few snapshots later the log no longer starts at the beginning.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let client = redis::Client::open(redis.url()).expect("url");
+    let mut c = client.get_multiplexed_async_connection().await.expect("redis");
+    let len: i64 = redis::cmd("XLEN").arg("horde:log").query_async(&mut c).await.expect("XLEN");
+    assert!(len < 10, "the log was not trimmed: {len} entries");
+    let args = [
+        "--dev-test-users",
+        "--reap-interval-ms",
+        "200",
+        "--lease-ms",
+        "1000",
+        "--snapshot-ms",
+        "200",
+    ];
+    nodes.push(Server::node(&db, &redis.url(), &args));
+    let newcomer = &nodes[2];
+    let (st, v) = newcomer.get(&format!("/generate/text/status/{waiting}"), None).await;
+    assert_eq!((st, v["waiting"].as_i64()), (200, Some(1)), "{v}");
+    let (_, a) = nodes[0].get(&format!("/users/{requester_id}"), None).await;
+    let (_, b) = newcomer.get(&format!("/users/{requester_id}"), None).await;
+    assert_eq!(a["kudos"], b["kudos"]);
+    let job = pop(newcomer, &worker, "w").await;
+    assert_eq!(job["payload"]["prompt"], "for the newcomer");
+    let (st, _) = submit(newcomer, &worker, job["id"].as_str().expect("job"), "welcome").await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        nodes[0].get(&format!("/generate/text/status/{waiting}"), None).await.1["done"],
+        true
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postings(&db, "job_reward").await < 6 {
+        assert!(Instant::now() < deadline, "rewards missing");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(postings(&db, "job_reward").await, 6, "the newcomer stored a batch again");
+    ledger_matches_balances(&db).await;
+}

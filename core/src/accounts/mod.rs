@@ -209,7 +209,7 @@ pub fn validate_username(name: &str) -> Result<String, crate::HordeError> {
 
 /// The accounts this process has seen, by id and by key hash. Accounts are loaded from storage on
 /// first use and kept; balances here are authoritative while the process runs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Users {
     by_id: HashMap<i64, User>,
     by_key: HashMap<api_key::ApiKeyHash, i64>,

@@ -15,11 +15,11 @@ use crate::kudos::Centikudos;
 use crate::scheduler::queue::{flags, Criteria, RequestKind};
 
 /// Image requests in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageKind;
 
 /// What image matching needs of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageNeeds {
     /// Width × height of one image.
     pub pixels: i64,
@@ -38,7 +38,7 @@ pub mod caps {
 }
 
 /// A finished image: where its bytes are kept, and whether the worker censored it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageOutput {
     /// Size of the WebP held in the `ImageStore` under the job's id.
     pub bytes: usize,

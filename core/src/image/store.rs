@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{HordeError, Result};
 
 /// Result images by job id, and the bytes all images take.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ImageStore {
     images: HashMap<Uuid, Arc<Vec<u8>>>,
     used: usize,

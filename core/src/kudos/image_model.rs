@@ -179,7 +179,7 @@ pub const CSV_HEADER: &str =
     "width,height,steps,sampler,cfg_scale,denoising_strength,karras,hires_fix,source_processing,control_type,post_processing,loras,tis,seconds";
 
 /// One training example.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Timing {
     pub payload: PayloadFeatures,
     pub seconds: f64,

@@ -12,7 +12,7 @@ use crate::accounts::{User, Users};
 use crate::{HordeError, Result};
 
 /// Who holds kudos.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Account {
     User(i64),
     /// Source of every kudos the horde creates (rewards, floor adjustments, admin grants).
@@ -40,7 +40,7 @@ impl Account {
 }
 
 /// Why kudos moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum PostingKind {
     /// 1 kudos per request, also when cancelled or faulted.
     RequestTax,
@@ -90,7 +90,7 @@ impl PostingKind {
 }
 
 /// One movement of kudos.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Posting {
     pub from: Account,
     pub to: Account,
@@ -113,7 +113,7 @@ pub fn apply_to_user(user: &mut User, kind: PostingKind, delta: Centikudos) {
 }
 
 /// System balances, the queue of postings not yet stored, and transfer pacing.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct KudosLedger {
     mint: Centikudos,
     burn: Centikudos,

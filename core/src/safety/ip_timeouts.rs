@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct IpRecord {
     suspicion: u32,
     last_offence_ms: u64,
@@ -15,7 +15,7 @@ struct IpRecord {
 }
 
 /// Timed-out client addresses, in memory only.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct IpTimeouts {
     entries: HashMap<String, IpRecord>,
 }

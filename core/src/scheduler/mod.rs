@@ -19,7 +19,7 @@ use std::collections::HashMap;
 pub type ModelId = u32;
 
 /// Interns model names so matching compares integers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ModelNames {
     ids: HashMap<String, ModelId>,
     names: Vec<String>,

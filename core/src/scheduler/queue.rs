@@ -19,7 +19,7 @@ use crate::kudos::Centikudos;
 use crate::{HordeError, Result};
 
 /// Position in the queue: smaller is served first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct QueueKey {
     /// Negated static priority, in thousandths of a point.
     neg_priority: i64,
@@ -37,19 +37,24 @@ impl QueueKey {
     }
 }
 
+/// A request's change channel (subscribers are this process's own streaming clients).
+fn new_changes() -> Arc<watch::Sender<()>> {
+    Arc::new(watch::Sender::new(()))
+}
+
 /// What one kind of request (text or image) brings to the queue.
 pub trait RequestKind: std::fmt::Debug + Clone {
     /// The validated request.
-    type Request: std::fmt::Debug + Clone;
+    type Request: std::fmt::Debug + Clone + serde::Serialize + serde::de::DeserializeOwned;
     /// The kind's own matching data, small and inline (see `Criteria`).
-    type Needs: std::fmt::Debug + Clone + Copy + PartialEq;
+    type Needs: std::fmt::Debug + Clone + Copy + PartialEq + serde::Serialize + serde::de::DeserializeOwned;
     /// A finished job's result.
-    type Output: std::fmt::Debug + Clone;
+    type Output: std::fmt::Debug + Clone + serde::Serialize + serde::de::DeserializeOwned;
 }
 
 /// What matching needs of a request, small and inline so a pop can walk many without touching the
 /// full requests. Kept in every index the request is in.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Criteria<N> {
     pub id: Uuid,
     pub user_id: i64,
@@ -98,7 +103,7 @@ impl<N> Criteria<N> {
 }
 
 /// A finished job's result, kept in memory until the request expires.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FinishedJob<O> {
     pub job_id: Uuid,
     pub output: O,
@@ -113,7 +118,8 @@ pub struct FinishedJob<O> {
 }
 
 /// A request as the queue holds it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 pub struct WaitingRequest<K: RequestKind> {
     pub id: Uuid,
     pub user_id: i64,
@@ -138,9 +144,11 @@ pub struct WaitingRequest<K: RequestKind> {
     /// Its images were rated (paid once).
     pub rated: bool,
     /// (when, queue position, wait time) of the last status computed, reused for a second.
+    #[serde(skip)]
     pub cached_position: Option<(u64, i64, i64)>,
     /// Told of every change to the request or its jobs, for streaming clients. Dropped (closing
     /// their subscriptions) when the request leaves memory.
+    #[serde(skip, default = "new_changes")]
     pub changes: Arc<watch::Sender<()>>,
 }
 
@@ -194,7 +202,7 @@ impl<K: RequestKind> WaitingRequest<K> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JobState {
     InFlight,
     Done,
@@ -205,7 +213,7 @@ pub enum JobState {
 }
 
 /// One unit of work handed to a worker.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Job {
     pub id: Uuid,
     pub request_id: Uuid,
@@ -228,7 +236,8 @@ pub struct Job {
 /// Requests, their order, and their jobs. Queued requests are indexed three ways, all in serving
 /// order: overall, per user (for the owner/priority pass) and per requested model (requests that
 /// name no model are in `any_model`), so a pop only walks requests naming one of its models.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 pub struct Queue<K: RequestKind> {
     requests: HashMap<Uuid, WaitingRequest<K>>,
     order: BTreeMap<QueueKey, Uuid>,
@@ -242,7 +251,7 @@ pub struct Queue<K: RequestKind> {
 }
 
 /// Jobs of one kind since the horde started, by how they went (for metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobCounts {
     pub popped: u64,
     pub submitted: u64,

@@ -39,7 +39,7 @@ pub struct NewUser {
 }
 
 /// Everything the persister writes in one transaction.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FlushBatch {
     pub postings: Vec<Posting>,
     pub records: HashMap<i64, UserRecords>,

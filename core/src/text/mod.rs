@@ -12,11 +12,11 @@ use crate::kudos::Centikudos;
 use crate::scheduler::queue::{flags, Criteria, RequestKind};
 
 /// Text requests in the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TextKind;
 
 /// What text matching needs of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TextNeeds {
     pub max_length: i64,
     pub max_context_length: i64,

@@ -361,7 +361,7 @@ pub fn validate_worker_name(name: &str) -> Result<String> {
 }
 
 /// The workers this process knows, by id and by name.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Workers {
     by_id: HashMap<Uuid, Worker>,
     by_name: HashMap<String, Uuid>,
