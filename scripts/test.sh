@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit tests, HTTP tests against the real binary on SQLite
-# and on PostgreSQL, and the horde-sdk compatibility round trip.
+# The whole test suite: formatting, lints, unit tests, HTTP tests against the real binary on SQLite,
+# on PostgreSQL and on PostgreSQL + Redis (several processes sharing one horde), and the horde-sdk
+# compatibility round trip.
 #
 # PostgreSQL: a temporary cluster is started when Debian's postgresql is installed; in CI
 # (CI=true) it is required. The horde-sdk test creates its own Python venv (needs PyPI).
@@ -21,6 +22,15 @@ else
 fi
 if [ "${CI:-}" = "true" ]; then
   export HORDE_REQUIRE_COMPAT=1
+fi
+# Redis: the shared-state tests start their own redis-server (Debian's redis-server package).
+if command -v redis-server >/dev/null 2>&1; then
+  export HORDE_REQUIRE_REDIS=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI needs redis-server (apt-get install redis-server)" >&2
+  exit 1
+else
+  echo "warning: redis-server not installed; the shared-state (several processes) tests are skipped" >&2
 fi
 
 echo "== cargo fmt --check"

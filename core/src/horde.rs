@@ -1166,8 +1166,8 @@ impl Horde {
         Ok(n + self.store_outbox(None, true).await?)
     }
 
-    /// Whether storage answers.
+    /// Whether storage answers (the database, and the shared state's Redis when there is one).
     pub async fn storage_ok(&self) -> bool {
-        self.store.ping().await
+        self.store.ping().await && self.replica.sync().await.is_ok()
     }
 }

@@ -272,6 +272,9 @@ async fn a_redis_restart_drops_requests_in_flight_and_the_horde_goes_on() {
     let (st, v) = nodes[1].get(&format!("/generate/text/status/{pending}"), None).await;
     assert_eq!(st, 503, "no shared state, no answer: {v}");
     assert_eq!(v["rc"], "SharedStateUnavailable");
+    // Load balancers see it in the heartbeat.
+    let (st, hb) = nodes[0].get("/status/heartbeat", None).await;
+    assert_eq!((st, hb["message"].as_str()), (503, Some("DOWN")));
     redis.start_again().await;
     // Once the nodes see the empty Redis, requests in flight are gone (404) everywhere.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,9 +1,13 @@
-//! `horde-bench`: a load generator for a horde on this machine. N requester/worker pairs run full
-//! async → pop → submit → status cycles over HTTP; it reports cycles per second, p50/p99 latency
-//! per endpoint, errors, and the server's memory. Loopback only, bounded in time and count.
+//! `horde-bench`: a load generator for a horde on this machine. N requesters and M simulated
+//! workers run full async → pop → submit → status cycles over HTTP; it reports cycles per second,
+//! p50/p99 latency per endpoint, errors, and the memory of the server processes. Loopback only,
+//! bounded in time and count.
 //!
 //! Without `--url` it starts its own `horde serve` (the binary next to this one) on a temporary
-//! SQLite database, with the dev test-user route enabled to mint keys.
+//! SQLite database, with the dev test-user route enabled to mint keys; with `--nodes N`,
+//! `--database-url postgres://…` and `--redis-url`, N processes sharing one horde. Given several
+//! URLs (or nodes), each client spreads its calls over them: a request is made on one node, its
+//! status read on the next, and a worker pops on one and submits on the next.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -20,18 +24,33 @@ use serde_json::{json, Value};
     about = "Load generator: full text cycles over HTTP against a horde on this machine."
 )]
 struct Args {
-    /// Base URL of a running horde started with --dev-test-users (loopback only). Default: start one.
+    /// Base URLs of a running horde started with --dev-test-users, comma-separated for several
+    /// processes of one horde (loopback only). Default: start the horde.
+    #[arg(long, value_delimiter = ',')]
+    url: Vec<String>,
+    /// Processes to start when no --url is given (more than one needs --database-url postgres://…
+    /// and --redis-url).
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Redis URL for the started processes (they share one horde through it).
     #[arg(long)]
-    url: Option<String>,
+    redis_url: Option<String>,
+    /// Process ids of a running horde (with --url) whose memory to report. Repeatable.
+    #[arg(long)]
+    pid: Vec<u32>,
     /// The horde binary to start when no --url is given. Default: `horde` next to this binary.
     #[arg(long)]
     horde: Option<std::path::PathBuf>,
     /// PostgreSQL URL for the started horde (default: SQLite in a temporary directory).
     #[arg(long)]
     database_url: Option<String>,
-    /// Comma-separated numbers of concurrent requester/worker pairs to run, one after the other.
+    /// Comma-separated numbers of concurrent requesters (with as many workers, unless --workers
+    /// says otherwise) to run, one run after the other (at most 64 each).
     #[arg(long, default_value = "1,8", value_delimiter = ',')]
     pairs: Vec<usize>,
+    /// Simulated workers per run (at most 64). Default: as many as requesters.
+    #[arg(long)]
+    workers: Option<usize>,
     /// Seconds per run (at most 300).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -56,12 +75,12 @@ impl Drop for TempDir {
     }
 }
 
-fn spawn_horde(args: &Args) -> anyhow::Result<(String, Spawned)> {
+fn spawn_horde(args: &Args, node: usize) -> anyhow::Result<(String, Spawned)> {
     let bin = match &args.horde {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("horde"),
     };
-    let dir = std::env::temp_dir().join(format!("horde-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("horde-bench-{}-{node}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut cmd = Command::new(&bin);
     cmd.args(["serve", "--port", "0", "--dev-test-users", "--no-rate-limits", "--data-dir"])
@@ -69,6 +88,9 @@ fn spawn_horde(args: &Args) -> anyhow::Result<(String, Spawned)> {
         .env("RUST_LOG", "warn");
     if let Some(db) = &args.database_url {
         cmd.args(["--database-url", db]);
+    }
+    if let Some(redis) = &args.redis_url {
+        cmd.args(["--redis-url", redis]);
     }
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -167,8 +189,9 @@ async fn send_request(api: &Api, key: &str, s: &mut Samples) -> Option<String> {
     }
 }
 
-/// Pops one job as `worker` and submits a result. `Some(false)`: nothing to do.
-async fn pop_and_submit(api: &Api, key: &str, worker: &str, s: &mut Samples) -> Option<bool> {
+/// Pops one job as `worker` on `api` and submits a result on `submit_on`. `Some(false)`: nothing
+/// to do.
+async fn pop_and_submit(api: &Api, submit_on: &Api, key: &str, worker: &str, s: &mut Samples) -> Option<bool> {
     let t = Instant::now();
     let body = json!({"name": worker, "models": ["bench-13B"], "max_length": 512, "amount": 1});
     let pop = api.call(reqwest::Method::POST, "/generate/text/pop", Some(key), Some(body)).await;
@@ -182,7 +205,7 @@ async fn pop_and_submit(api: &Api, key: &str, worker: &str, s: &mut Samples) -> 
     };
     let t = Instant::now();
     let body = json!({"id": job, "generation": "a generated benchmark text", "state": "ok"});
-    let sub = api
+    let sub = submit_on
         .call(reqwest::Method::POST, "/generate/text/submit", Some(key), Some(body))
         .await;
     s.submit_ms.push(elapsed_ms(t));
@@ -215,14 +238,15 @@ async fn check_status(api: &Api, id: &str, s: &mut Samples) -> Option<bool> {
     }
 }
 
-/// One client doing async, pop, submit, status in turn.
-async fn pair(api: Arc<Api>, key: String, worker: String, until: Instant) -> Samples {
+/// One client doing async, pop, submit, status in turn (each on the next node, if several).
+async fn pair(apis: Vec<Arc<Api>>, key: String, worker: String, until: Instant) -> Samples {
     let mut s = Samples::default();
+    let node = |i: usize| apis[i % apis.len()].clone();
     while Instant::now() < until {
-        let Some(id) = send_request(&api, &key, &mut s).await else {
+        let Some(id) = send_request(&node(0), &key, &mut s).await else {
             continue;
         };
-        match pop_and_submit(&api, &key, &worker, &mut s).await {
+        match pop_and_submit(&node(1), &node(2), &key, &worker, &mut s).await {
             Some(true) => {}
             Some(false) => {
                 s.errors += 1;
@@ -230,46 +254,40 @@ async fn pair(api: Arc<Api>, key: String, worker: String, until: Instant) -> Sam
             }
             None => continue,
         }
-        if check_status(&api, &id, &mut s).await == Some(false) {
+        if check_status(&node(3), &id, &mut s).await == Some(false) {
             s.errors += 1;
         }
     }
     s
 }
 
-/// A requester and a worker running side by side: the requester keeps `window` requests
-/// outstanding and polls the oldest until it is done; the worker pops and submits.
-async fn concurrent_pair(api: Arc<Api>, key: String, worker: String, until: Instant, window: usize) -> Samples {
-    let worker_task = {
-        let (api, key) = (api.clone(), key.clone());
-        tokio::spawn(async move {
-            let mut s = Samples::default();
-            while Instant::now() < until {
-                if pop_and_submit(&api, &key, &worker, &mut s).await == Some(false) {
-                    tokio::time::sleep(Duration::from_micros(200)).await;
-                }
-            }
-            s
-        })
-    };
+/// A requester keeping `window` requests outstanding on `submit_on`, polling the oldest on
+/// `read_on` until it is done.
+async fn requester(submit_on: Arc<Api>, read_on: Arc<Api>, key: String, until: Instant, window: usize) -> Samples {
     let mut s = Samples::default();
     let mut outstanding: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     while Instant::now() < until {
         while outstanding.len() < window.max(1) {
-            match send_request(&api, &key, &mut s).await {
+            match send_request(&submit_on, &key, &mut s).await {
                 Some(id) => outstanding.push_back(id),
                 None => break,
             }
         }
         let Some(id) = outstanding.pop_front() else { continue };
-        if check_status(&api, &id, &mut s).await == Some(false) {
+        if check_status(&read_on, &id, &mut s).await == Some(false) {
             outstanding.push_front(id);
         }
     }
-    if let Ok(w) = worker_task.await {
-        s.errors += w.errors;
-        s.pop_ms = w.pop_ms;
-        s.submit_ms = w.submit_ms;
+    s
+}
+
+/// A worker popping on `pop_on` and submitting on `submit_on` until `until`.
+async fn worker(pop_on: Arc<Api>, submit_on: Arc<Api>, key: String, name: String, until: Instant) -> Samples {
+    let mut s = Samples::default();
+    while Instant::now() < until {
+        if pop_and_submit(&pop_on, &submit_on, &key, &name, &mut s).await == Some(false) {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
     }
     s
 }
@@ -285,7 +303,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // One pair is a chain of round trips: a single-threaded client adds no thread hops to it.
-    let mut rt = if args.window == 0 && args.pairs.iter().all(|p| *p <= 1) {
+    let mut rt = if args.window == 0 && args.pairs.iter().all(|p| *p <= 1) && args.url.len() <= 1 && args.nodes <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -295,26 +313,43 @@ fn main() -> anyhow::Result<()> {
 
 async fn bench(args: Args) -> anyhow::Result<()> {
     let seconds = args.seconds.clamp(1, 300);
-    let (base, spawned) = match &args.url {
-        Some(u) => (u.trim_end_matches('/').to_string(), None),
-        None => {
-            let (u, s) = spawn_horde(&args)?;
-            (u, Some(s))
+    let nodes = args.nodes.clamp(1, 16);
+    if nodes > 1 && (args.redis_url.is_none() || !args.database_url.as_deref().is_some_and(|d| d.starts_with("postgres"))) {
+        bail!("--nodes {nodes} needs --database-url postgres://… and --redis-url");
+    }
+    let mut spawned = Vec::new();
+    let bases: Vec<String> = if args.url.is_empty() {
+        let mut bases = Vec::new();
+        for n in 0..nodes {
+            let (u, s) = spawn_horde(&args, n)?;
+            bases.push(u);
+            spawned.push(s);
         }
+        bases
+    } else {
+        args.url.iter().map(|u| u.trim_end_matches('/').to_string()).collect()
     };
-    if !is_loopback_url(&base) {
+    if let Some(base) = bases.iter().find(|b| !is_loopback_url(b)) {
         bail!("horde-bench only targets a horde on this machine (loopback), not {base}");
     }
-    let api = Arc::new(Api {
-        base: base.clone(),
-        client: reqwest::Client::builder().pool_max_idle_per_host(64).build()?,
-    });
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let apis: Vec<Arc<Api>> = bases
+        .iter()
+        .map(|b| {
+            Arc::new(Api {
+                base: b.clone(),
+                client: client.clone(),
+            })
+        })
+        .collect();
+    let api = apis[0].clone();
+    let node = |i: usize| apis[i % apis.len()].clone();
     let mode = if args.window == 0 {
         "sequential pairs".to_string()
     } else {
-        format!("requester + worker per pair, {} outstanding", args.window)
+        format!("requesters with {} outstanding each, workers apart", args.window)
     };
-    println!("horde-bench against {base} ({seconds} s per run, {mode})");
+    println!("horde-bench against {} ({seconds} s per run, {mode})", bases.join(", "));
 
     if args.unmatched > 0 {
         let (admin, _) = api.user("bench_admin", true).await?;
@@ -351,24 +386,35 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     }
 
     for &n in args.pairs.iter().filter(|n| **n > 0 && **n <= 64) {
+        let m = args.workers.unwrap_or(n).clamp(1, 64);
         let mut keys = vec![];
         for p in 0..n {
             keys.push(api.user(&format!("bench_pair_{n}_{p}"), false).await?.0);
         }
+        let mut worker_keys = vec![];
+        if args.window > 0 {
+            for w in 0..m {
+                worker_keys.push(api.user(&format!("bench_worker_{n}_{m}_{w}"), false).await?.0);
+            }
+        }
         let until = Instant::now() + Duration::from_secs(seconds);
         let started = Instant::now();
-        let tasks: Vec<_> = keys
+        let mut tasks: Vec<_> = keys
             .into_iter()
             .enumerate()
             .map(|(p, key)| {
-                let worker = format!("bench-worker-{n}-{p}");
                 if args.window == 0 {
-                    tokio::spawn(pair(api.clone(), key, worker, until))
+                    let order: Vec<Arc<Api>> = (0..4).map(|i| node(p + i)).collect();
+                    tokio::spawn(pair(order, key, format!("bench-worker-{n}-{p}"), until))
                 } else {
-                    tokio::spawn(concurrent_pair(api.clone(), key, worker, until, args.window))
+                    tokio::spawn(requester(node(p), node(p + 1), key, until, args.window))
                 }
             })
             .collect();
+        for (w, key) in worker_keys.into_iter().enumerate() {
+            let name = format!("bench-worker-{n}-{m}-{w}");
+            tasks.push(tokio::spawn(worker(node(w), node(w + 1), key, name, until)));
+        }
         let mut all = Samples::default();
         for t in tasks {
             let s = t.await?;
@@ -380,8 +426,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             all.status_ms.extend(s.status_ms);
         }
         let secs = started.elapsed().as_secs_f64();
+        let who = if args.window == 0 {
+            format!("{n} pair(s)")
+        } else {
+            format!("{n} requester(s), {m} worker(s)")
+        };
         println!(
-            "\n{n} pair(s): {} cycles in {secs:.1} s = {:.0} cycles/s, {} errors",
+            "\n{who}: {} cycles in {secs:.1} s = {:.0} cycles/s, {} errors",
             all.cycles,
             all.cycles as f64 / secs,
             all.errors
@@ -396,10 +447,13 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             println!("  {name:<9} {:>7.3}  {:>7.3}", pct(v, 0.5), pct(v, 0.99));
         }
     }
-    if let Some(mut s) = spawned {
-        if let Some(kib) = rss_kib(s.child.id()) {
-            println!("\nserver memory (RSS): {:.1} MiB", kib as f64 / 1024.0);
-        }
+    let pids: Vec<u32> = spawned.iter().map(|s| s.child.id()).chain(args.pid.iter().copied()).collect();
+    let rss: Vec<f64> = pids.iter().filter_map(|p| rss_kib(*p)).map(|k| k as f64 / 1024.0).collect();
+    if !rss.is_empty() {
+        let each: Vec<String> = rss.iter().map(|m| format!("{m:.1}")).collect();
+        println!("\nserver memory (RSS): {:.1} MiB in all ({} MiB)", rss.iter().sum::<f64>(), each.join(" + "));
+    }
+    for mut s in spawned {
         let _ = Command::new("kill").arg("-TERM").arg(s.child.id().to_string()).status();
         let _ = s.child.wait();
     }

@@ -11,14 +11,19 @@ use crate::api::error::ApiResult;
 use crate::api::extract::QueryParams;
 use crate::api::AppState;
 
-#[utoipa::path(get, path = "/status/heartbeat", tag = "status", responses((status = 200, description = "Alive, and whether storage answers", body = Heartbeat)))]
+#[utoipa::path(get, path = "/status/heartbeat", tag = "status", responses((status = 200, description = "Alive, and storage answers", body = Heartbeat), (status = 503, description = "Alive, but the database or the shared state's Redis does not answer: a load balancer should send traffic elsewhere", body = Heartbeat)))]
 pub async fn heartbeat(State(state): State<AppState>) -> Response {
-    let message = if state.horde.storage_ok().await { "OK" } else { "DOWN" };
-    Json(Heartbeat {
-        message: message.into(),
+    let ok = state.horde.storage_ok().await;
+    let body = Json(Heartbeat {
+        message: if ok { "OK" } else { "DOWN" }.into(),
         version: horde_core::VERSION.into(),
-    })
-    .into_response()
+    });
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, body).into_response()
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
