@@ -146,7 +146,7 @@ impl Horde {
 
     /// Runs an operation on the state (through the shared log when shared).
     async fn run(&self, op: HordeOp) -> Result<OpValue> {
-        let seed: [u8; 32] = rand::random();
+        let seed = self.is_shared().then(rand::random);
         self.replica.execute(Envelope { seed, op }).await?
     }
 

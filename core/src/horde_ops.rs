@@ -166,10 +166,11 @@ pub enum HordeOp {
     },
 }
 
-/// An operation with the seed of the ids it makes.
+/// An operation with the seed of the ids it makes (when replicas must agree on them; a process
+/// on its own draws them from its own generator).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope {
-    pub seed: [u8; 32],
+    pub seed: Option<[u8; 32]>,
     pub op: HordeOp,
 }
 
@@ -484,7 +485,9 @@ impl Machine for HordeMachine {
     }
 
     fn apply(&mut self, envelope: Envelope) -> Result<OpValue> {
-        self.state.reseed_ids(envelope.seed);
+        if let Some(seed) = envelope.seed {
+            self.state.reseed_ids(seed);
+        }
         self.run(envelope.op)
     }
 

@@ -88,12 +88,19 @@ fn follower_config() -> redis::AsyncConnectionConfig {
 /// (Operations are encoded as CBOR: compact, and bytes stay bytes.)
 const READ_BATCH: usize = 512;
 
-/// Appends an operation, if the log is still in the epoch the caller knows.
+/// Appends an operation, if the log is still in the epoch the caller knows. Each entry names its
+/// epoch (`e`) and the entry before it (`p`, empty for the first), so a replica can tell from the
+/// entries alone that they follow what it applied.
 const APPEND: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return redis.error_reply('EPOCH the shared log was lost')
 end
-return redis.call('XADD', KEYS[1], '*', 'n', ARGV[2], 's', ARGV[3], 'o', ARGV[4])
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local previous = ''
+if last[1] then
+  previous = last[1][1]
+end
+return redis.call('XADD', KEYS[1], '*', 'e', ARGV[1], 'p', previous, 'n', ARGV[2], 's', ARGV[3], 'o', ARGV[4])
 ";
 
 fn unavailable(e: impl std::fmt::Display) -> HordeError {
@@ -119,7 +126,6 @@ local previous = redis.call('HGET', KEYS[1], 'at')
 redis.call('HSET', KEYS[1], 'at', ARGV[2], 'data', ARGV[3])
 if previous then
   redis.call('XTRIM', KEYS[2], 'MINID', previous)
-  redis.call('HSET', KEYS[1], 'trimmed', previous)
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -358,6 +364,9 @@ async fn adopt_epoch(conn: &mut ConnectionManager, key: &str) -> Result<String> 
 /// One decoded stream entry.
 struct Entry {
     at: LogPosition,
+    epoch: String,
+    /// The entry before it (`None` for the log's first).
+    previous: Option<LogPosition>,
     node: String,
     seq: u64,
     op: Vec<u8>,
@@ -416,24 +425,37 @@ fn entries_of(v: redis::Value) -> Vec<Entry> {
                 redis::Value::Map(m) => m,
                 _ => continue,
             };
-            let node = field(&pairs, "n")
-                .and_then(bytes)
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default();
+            let text = |name: &str| {
+                field(&pairs, name)
+                    .and_then(bytes)
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or_default()
+            };
+            let node = text("n");
+            let epoch = text("e");
+            let previous = LogPosition::parse(&text("p"));
             let seq = field(&pairs, "s")
                 .and_then(bytes)
                 .and_then(|b| String::from_utf8(b).ok())
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(u64::MAX);
             let op = field(&pairs, "o").and_then(bytes).unwrap_or_default();
-            out.push(Entry { at, node, seq, op });
+            out.push(Entry {
+                at,
+                epoch,
+                previous,
+                node,
+                seq,
+                op,
+            });
         }
     }
     out
 }
 
-/// Replaces the replica's state with the log's snapshot, and follows the log from there.
-async fn restore_snapshot<M: Machine>(shared: &Shared<M>, machine: &Mutex<M>, conn: &mut ConnectionManager) {
+/// Replaces the replica's state with the log's snapshot, and follows the log from there. Returns
+/// whether it did.
+async fn restore_snapshot<M: Machine>(shared: &Shared<M>, machine: &Mutex<M>, conn: &mut ConnectionManager) -> bool {
     let got: redis::RedisResult<(Option<String>, Option<Vec<u8>>)> = redis::cmd("HMGET")
         .arg(&shared.snapshot_key)
         .arg("at")
@@ -444,19 +466,21 @@ async fn restore_snapshot<M: Machine>(shared: &Shared<M>, machine: &Mutex<M>, co
         Ok((at, data)) => (at.as_deref().and_then(LogPosition::parse), data),
         Err(e) => {
             tracing::warn!(error = %e, "shared log: cannot read the snapshot; retrying");
-            return;
+            return false;
         }
     }) else {
-        return;
+        tracing::warn!("shared log: the log was trimmed but has no snapshot; retrying");
+        return false;
     };
     let mut m = machine.lock();
     if let Err(e) = m.restore(&data) {
         tracing::error!(error = %e, "shared log: the snapshot could not be read");
-        return;
+        return false;
     }
     // Operations of this process in the part skipped are answered by their timeout.
     shared.applied.send_modify(|(_, applied)| *applied = at);
     tracing::info!(at = %at, "shared log: started from the snapshot");
+    true
 }
 
 /// Applies the log to the replica as it grows, until the replica is dropped.
@@ -495,37 +519,34 @@ async fn follow<M: Machine>(client: redis::Client, shared: Arc<Shared<M>>, machi
                 Vec::new()
             }
         };
-        // The epoch is checked after every read: a Redis that restarted empty has none (or a new
-        // one). So is the trimmed part of the log: a replica behind it starts from the snapshot.
-        let known = shared.applied.borrow().0.clone();
-        let checked: redis::RedisResult<(Option<String>, Option<String>)> = redis::pipe()
-            .cmd("GET")
-            .arg(&shared.epoch_key)
-            .cmd("HGET")
-            .arg(&shared.snapshot_key)
-            .arg("trimmed")
-            .query_async(&mut control)
-            .await;
-        match checked {
-            Ok((Some(e), trimmed)) if e == known => {
-                let trimmed = trimmed.as_deref().and_then(LogPosition::parse);
-                if trimmed.is_some_and(|t| shared.applied.borrow().1 < t) {
-                    restore_snapshot(&shared, &machine, &mut control).await;
-                    continue;
-                }
+        let (known, applied) = shared.applied.borrow().clone();
+        // Entries of another epoch: Redis lost the log (and a process started a new one). With no
+        // entries, the epoch is checked directly: a Redis that restarted empty has none.
+        let lost = match entries.first() {
+            Some(first) => first.epoch != known,
+            None => {
+                let current: redis::RedisResult<Option<String>> = redis::cmd("GET").arg(&shared.epoch_key).query_async(&mut control).await;
+                matches!(current, Ok(e) if e.as_deref() != Some(known.as_str()))
             }
-            Ok(_) => {
-                let Ok(epoch) = adopt_epoch(&mut control, &shared.epoch_key).await else {
-                    continue;
-                };
-                tracing::warn!("shared log: Redis lost the log; state carried by it is dropped");
-                machine.lock().log_lost();
-                // Waiting operations were lost with the log.
-                shared.waiters.lock().clear();
-                shared.applied.send_replace((epoch, LogPosition::default()));
+        };
+        if lost {
+            let Ok(epoch) = adopt_epoch(&mut control, &shared.epoch_key).await else {
                 continue;
+            };
+            tracing::warn!("shared log: Redis lost the log; state carried by it is dropped");
+            machine.lock().log_lost();
+            // Waiting operations were lost with the log.
+            shared.waiters.lock().clear();
+            shared.applied.send_replace((epoch, LogPosition::default()));
+            continue;
+        }
+        // Entries that do not follow what this replica applied: the part between was trimmed
+        // (this replica joined late or fell behind), so it starts from the snapshot.
+        if entries.first().is_some_and(|first| first.previous.unwrap_or_default() != applied) {
+            if !restore_snapshot(&shared, &machine, &mut control).await {
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(_) => continue,
+            continue;
         }
         if entries.is_empty() {
             continue;

@@ -80,6 +80,28 @@ async fn ledger_matches_balances(db: &str) {
     }
 }
 
+/// Waits until `n` job rewards are stored, then checks, past the takeover delay of the other
+/// processes, that each was stored exactly once and that stored balances match the ledger.
+async fn rewards_stored_once(db: &str, n: i64) {
+    rewards_stored(db, n).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(postings(db, "job_reward").await, n, "a batch was stored twice");
+    ledger_matches_balances(db).await;
+}
+
+/// Waits until `n` job rewards are stored.
+async fn rewards_stored(db: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let stored = postings(db, "job_reward").await;
+        if stored >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "kudos lost: {stored} of {n} rewards stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_made_on_one_node_is_popped_on_another_and_read_on_a_third() {
     let Some((nodes, _redis, db)) = cluster(3, &[]).await else { return };
@@ -119,14 +141,7 @@ async fn a_request_made_on_one_node_is_popped_on_another_and_read_on_a_third() {
     }
     assert_eq!(seen.len(), 1, "nodes disagree: {seen:?}");
     // Stored once: one reward in the ledger although three processes hold the batch.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while postings(&db, "job_reward").await < 1 {
-        assert!(Instant::now() < deadline, "the reward was never stored");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(postings(&db, "job_reward").await, 1, "a batch was stored twice");
-    ledger_matches_balances(&db).await;
+    rewards_stored_once(&db, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -182,13 +197,7 @@ async fn sixteen_workers_on_three_nodes_never_get_the_same_job() {
         let (st, v) = nodes[(i + 1) % 3].get(&format!("/generate/text/status/{id}"), None).await;
         assert_eq!((st, v["done"].as_bool()), (200, Some(true)), "{v}");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while postings(&db, "job_reward").await < 240 {
-        assert!(Instant::now() < deadline, "rewards were not all stored");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(postings(&db, "job_reward").await, 240);
-    ledger_matches_balances(&db).await;
+    rewards_stored_once(&db, 240).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -235,18 +244,7 @@ async fn a_node_killed_mid_run_loses_no_request_and_no_kudos() {
     }
     assert_eq!(finished, 30, "each request finished once");
     // Every finished job was paid once, including those whose batch the dead node had cut.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while postings(&db, "job_reward").await < 30 {
-        assert!(
-            Instant::now() < deadline,
-            "kudos lost with the node: {} rewards stored",
-            postings(&db, "job_reward").await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(postings(&db, "job_reward").await, 30, "kudos counted twice");
-    ledger_matches_balances(&db).await;
+    rewards_stored_once(&db, 30).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -262,11 +260,7 @@ async fn a_redis_restart_drops_requests_in_flight_and_the_horde_goes_on() {
     assert_eq!(st, 200);
     let pending = text_request(&nodes[0], &requester, "in flight").await;
     // Let the persister store the finished job before Redis goes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while postings(&db, "job_reward").await < 1 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    rewards_stored(&db, 1).await;
     let (_, before) = nodes[0].get(&format!("/users/{requester_id}"), None).await;
     redis.kill();
     let (st, v) = nodes[1].get(&format!("/generate/text/status/{pending}"), None).await;
@@ -359,12 +353,5 @@ async fn a_node_started_later_begins_from_the_snapshot() {
         nodes[0].get(&format!("/generate/text/status/{waiting}"), None).await.1["done"],
         true
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while postings(&db, "job_reward").await < 6 {
-        assert!(Instant::now() < deadline, "rewards missing");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(postings(&db, "job_reward").await, 6, "the newcomer stored a batch again");
-    ledger_matches_balances(&db).await;
+    rewards_stored_once(&db, 6).await;
 }

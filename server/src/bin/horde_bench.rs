@@ -451,7 +451,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     let rss: Vec<f64> = pids.iter().filter_map(|p| rss_kib(*p)).map(|k| k as f64 / 1024.0).collect();
     if !rss.is_empty() {
         let each: Vec<String> = rss.iter().map(|m| format!("{m:.1}")).collect();
-        println!("\nserver memory (RSS): {:.1} MiB in all ({} MiB)", rss.iter().sum::<f64>(), each.join(" + "));
+        println!(
+            "\nserver memory (RSS): {:.1} MiB in all ({} MiB)",
+            rss.iter().sum::<f64>(),
+            each.join(" + ")
+        );
     }
     for mut s in spawned {
         let _ = Command::new("kill").arg("-TERM").arg(s.child.id().to_string()).status();
