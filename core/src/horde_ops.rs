@@ -472,7 +472,7 @@ impl Machine for HordeMachine {
         let mut reader = snapshot;
         self.state.restore_snapshot(&mut reader)?;
         let outbox: Vec<(String, FlushBatch)> =
-            ciborium::from_reader(reader).map_err(|e| HordeError::Internal(format!("reading a snapshot: {e}")))?;
+            ciborium::from_reader(reader).map_err(|_| HordeError::Internal("a snapshot does not match this version of horde".into()))?;
         self.outbox = outbox
             .into_iter()
             .map(|(token, batch)| OutboxBatch {
