@@ -118,7 +118,12 @@ impl Horde {
             logs_lost: 0,
         };
         let replica = match shared {
-            Some(cfg) => Replica::shared(machine, cfg).await?,
+            Some(log) => {
+                // Replicas agree only if their rules do: same version, same settings.
+                let mut log = log.clone();
+                log.settings = format!("{} {:?} {}", crate::VERSION, machine.state.cfg, log.settings);
+                Replica::shared(machine, &log).await?
+            }
             None => Replica::local(machine),
         };
         let horde = Arc::new(Self {

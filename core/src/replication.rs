@@ -115,6 +115,11 @@ pub struct SharedLogConfig {
     pub prefix: String,
     /// How long the log and its snapshot outlive the last snapshot (the last process).
     pub retain: Duration,
+    /// What every process sharing the log must agree on (version, settings), as text: a process
+    /// whose text differs from the running processes' is refused, since its replica would diverge.
+    pub settings: String,
+    /// How long the running processes' settings are remembered after the last snapshot.
+    pub settings_ttl: Duration,
 }
 
 /// Stores a snapshot taken at ARGV[2] in the epoch ARGV[1] and trims the log to the previous one.
@@ -129,6 +134,7 @@ if previous then
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6])
 return 1
 ";
 
@@ -141,6 +147,9 @@ struct Shared<M: Machine> {
     snapshot_key: String,
     publish: redis::Script,
     retain: Duration,
+    settings_key: String,
+    settings: String,
+    settings_ttl: Duration,
     /// This process, in the entries it appends.
     node: String,
     next_seq: AtomicU64,
@@ -180,6 +189,9 @@ impl<M: Machine> Replica<M> {
         let client = redis::Client::open(cfg.redis_url.as_str()).map_err(unavailable)?;
         let conn = client.get_connection_manager().await.map_err(unavailable)?;
         let epoch_key = format!("{}log:epoch", cfg.prefix);
+        let settings_key = format!("{}log:settings", cfg.prefix);
+        let settings = settings_digest(&cfg.settings);
+        check_settings(&mut conn.clone(), &settings_key, &settings, cfg.settings_ttl).await?;
         let epoch = adopt_epoch(&mut conn.clone(), &epoch_key).await?;
         let (applied, _) = watch::channel((epoch, LogPosition::default()));
         let shared = Arc::new(Shared {
@@ -190,6 +202,9 @@ impl<M: Machine> Replica<M> {
             snapshot_key: format!("{}log:snapshot", cfg.prefix),
             publish: redis::Script::new(PUBLISH),
             retain: cfg.retain,
+            settings_key,
+            settings,
+            settings_ttl: cfg.settings_ttl,
             node: Uuid::new_v4().to_string(),
             next_seq: AtomicU64::new(0),
             applied,
@@ -298,10 +313,13 @@ impl<M: Machine> Replica<M> {
             .key(&shared.snapshot_key)
             .key(&shared.log_key)
             .key(&shared.epoch_key)
+            .key(&shared.settings_key)
             .arg(epoch)
             .arg(at.to_string())
             .arg(data.as_slice())
             .arg(shared.retain.as_millis().max(1000) as u64)
+            .arg(&shared.settings)
+            .arg(shared.settings_ttl.as_millis().max(1000) as u64)
             .invoke_async(&mut shared.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -344,6 +362,34 @@ fn first_entry_id(v: &redis::Value) -> Option<LogPosition> {
         redis::Value::BulkString(b) => LogPosition::parse(std::str::from_utf8(b).ok()?),
         redis::Value::SimpleString(s) => LogPosition::parse(s),
         _ => None,
+    }
+}
+
+/// A short digest of the settings text.
+fn settings_digest(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(text.as_bytes())[..16])
+}
+
+/// Records this process's settings if no running process did, or refuses to join processes that
+/// run with other ones.
+async fn check_settings(conn: &mut ConnectionManager, key: &str, digest: &str, ttl: Duration) -> Result<()> {
+    let _: Option<String> = redis::cmd("SET")
+        .arg(key)
+        .arg(digest)
+        .arg("NX")
+        .arg("PX")
+        .arg(ttl.as_millis().max(1000) as u64)
+        .query_async(conn)
+        .await
+        .map_err(unavailable)?;
+    let running: Option<String> = redis::cmd("GET").arg(key).query_async(conn).await.map_err(unavailable)?;
+    match running {
+        Some(r) if r != digest => Err(HordeError::Validation(format!(
+            "the processes already sharing this Redis (key {key}) run another version of horde or other settings; \
+             start this one with the same version and settings, or with another --redis-prefix"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -51,6 +51,8 @@ fn cfg(redis: &common::TempRedis, prefix: &str) -> SharedLogConfig {
         redis_url: redis.url(),
         prefix: prefix.into(),
         retain: std::time::Duration::from_secs(60),
+        settings: "tickets v1".into(),
+        settings_ttl: std::time::Duration::from_secs(60),
     }
 }
 
@@ -106,6 +108,14 @@ async fn three_replicas_hand_out_every_ticket_once_and_agree() {
     // Another prefix is another horde.
     let other = Replica::shared(Tickets::default(), &cfg(&redis, "t2:")).await.unwrap();
     assert_eq!(other.execute(TicketOp::Take("x".into())).await.unwrap(), 0);
+    // A process with other rules may not join: its replica would diverge.
+    let mut different = cfg(&redis, "t1:");
+    different.settings = "tickets v2".into();
+    let refused = Replica::shared(Tickets::default(), &different).await;
+    assert!(
+        matches!(refused, Err(horde_core::HordeError::Validation(_))),
+        "a process with other settings joined"
+    );
 }
 
 #[tokio::test]

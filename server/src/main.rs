@@ -53,6 +53,12 @@ async fn shared_state(args: &ServeArgs) -> anyhow::Result<(Option<SharedLogConfi
         prefix: args.redis_prefix.clone(),
         // Nothing in Redis outlives the requests' own expiry once every process stopped.
         retain: Duration::from_secs_f64((args.request_expiry_minutes * 60.0).max(60.0)),
+        // With the horde's own settings and version (added by the horde): the kudos model.
+        settings: match &args.kudos_model {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+            None => "shipped kudos model".into(),
+        },
+        settings_ttl: Duration::from_millis(args.snapshot_ms.max(100).saturating_mul(3).max(30_000)),
     };
     if let Some(how) = replication::redis_persists(&cfg).await.context("reaching Redis (--redis-url)")? {
         tracing::warn!(persistence = %how, "this Redis writes its data to disk: prompts would reach it. Run it with `save \"\"` and `appendonly no`");

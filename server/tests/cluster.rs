@@ -355,3 +355,20 @@ async fn a_node_started_later_begins_from_the_snapshot() {
     );
     rewards_stored_once(&db, 6).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_with_other_settings_may_not_join() {
+    let Some((nodes, redis, db)) = cluster(1, &[]).await else { return };
+    assert_eq!(nodes[0].get("/status/heartbeat", None).await.0, 200);
+    let dir = std::env::temp_dir().join(format!("horde-other-settings-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_horde"))
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .args(["--database-url", &db, "--redis-url", &redis.url(), "--request-expiry-minutes", "5"])
+        .output()
+        .expect("run horde");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "a process with another request expiry joined");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("other settings"), "{err}");
+}
