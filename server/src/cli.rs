@@ -178,11 +178,11 @@ pub struct ServeArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "HORDE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
-    /// Share this horde's in-memory state (requests, prompts, jobs, results, IP timeouts) with
-    /// every `horde serve` on this Redis (redis://host:port/db), so several processes serve one
-    /// horde behind a load balancer. All of them need the same PostgreSQL --database-url and the
-    /// same settings. Run Redis without persistence (`save ""`, `appendonly no`): prompts must
-    /// never reach a disk.
+    /// Share this horde's in-memory state (requests, prompts, jobs, results, IP timeouts) and its
+    /// rate-limit buckets with every `horde serve` on this Redis (redis://host:port/db), so
+    /// several processes serve one horde behind a load balancer. All of them need the same
+    /// PostgreSQL --database-url, the same settings and the same version. Run Redis without
+    /// persistence (`save ""`, `appendonly no`): prompts must never reach a disk.
     #[arg(long, env = "HORDE_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of this horde's Redis keys (several hordes may share one Redis).

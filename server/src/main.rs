@@ -9,7 +9,7 @@ use horde_core::kudos::image_model::{self, FitOptions, KudosModel};
 use horde_core::lease::{DutyLeases, RedisLeases};
 use horde_core::replication::{self, SharedLogConfig};
 use horde_core::{AccountSpec, Horde, HordeConfig, Store, SystemClock};
-use horde_server::api::rate_limits::RateLimits;
+use horde_server::api::rate_limits::{RateLimits, SharedBuckets};
 use horde_server::api::{self, ApiOptions};
 use horde_server::cli::{Cli, Command, KudosModelCommand, ServeArgs, StorageArgs, UserCommand};
 use horde_server::duties;
@@ -43,10 +43,21 @@ async fn open_shared(storage: &StorageArgs, cfg: HordeConfig, shared: Option<&Sh
     Ok(horde)
 }
 
-/// The shared log and duty leases on `args.redis_url`, if given.
-async fn shared_state(args: &ServeArgs) -> anyhow::Result<(Option<SharedLogConfig>, DutyLeases)> {
+/// What processes sharing one horde share through `args.redis_url`, if given: the log, the duty
+/// leases and the rate-limit buckets.
+struct Shared {
+    log: Option<SharedLogConfig>,
+    leases: DutyLeases,
+    buckets: Option<SharedBuckets>,
+}
+
+async fn shared_state(args: &ServeArgs) -> anyhow::Result<Shared> {
     let Some(url) = &args.redis_url else {
-        return Ok((None, DutyLeases::Local));
+        return Ok(Shared {
+            log: None,
+            leases: DutyLeases::Local,
+            buckets: None,
+        });
     };
     let cfg = SharedLogConfig {
         redis_url: url.clone(),
@@ -65,8 +76,12 @@ async fn shared_state(args: &ServeArgs) -> anyhow::Result<(Option<SharedLogConfi
     }
     let client = redis::Client::open(url.as_str()).context("--redis-url")?;
     let conn = client.get_connection_manager().await.context("reaching Redis (--redis-url)")?;
-    let leases = RedisLeases::new(conn, &args.redis_prefix, Duration::from_millis(args.lease_ms.max(100)));
-    Ok((Some(cfg), DutyLeases::Redis(leases)))
+    let leases = RedisLeases::new(conn.clone(), &args.redis_prefix, Duration::from_millis(args.lease_ms.max(100)));
+    Ok(Shared {
+        log: Some(cfg),
+        leases: DutyLeases::Redis(leases),
+        buckets: Some(SharedBuckets::new(conn, &args.redis_prefix)),
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT. The handlers are installed before this returns, so a signal that
@@ -123,7 +138,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         RateLimits::with_overrides(&args.rate_limit).context("--rate-limit")?
     };
-    let (shared, leases) = shared_state(&args).await?;
+    let Shared {
+        log: shared,
+        leases,
+        buckets,
+    } = shared_state(&args).await?;
+    let rate_limits = match buckets {
+        Some(b) => rate_limits.shared(b),
+        None => rate_limits,
+    };
     let horde = open_shared(&args.storage, cfg, shared.as_ref()).await?;
     if let Some(m) = kudos_model {
         horde.set_kudos_model(m);

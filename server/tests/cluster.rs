@@ -259,8 +259,14 @@ async fn a_redis_restart_drops_requests_in_flight_and_the_horde_goes_on() {
     let (st, _) = submit(&nodes[1], &worker, job["id"].as_str().expect("job"), "paid").await;
     assert_eq!(st, 200);
     let pending = text_request(&nodes[0], &requester, "in flight").await;
-    // Let the persister store the finished job before Redis goes.
+    // Let the persister store the finished job and both taxes before Redis goes (postings not yet
+    // cut into a batch would be dropped with it, both sides).
     rewards_stored(&db, 1).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while postings(&db, "request_tax").await < 2 {
+        assert!(Instant::now() < deadline, "the taxes were not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, before) = nodes[0].get(&format!("/users/{requester_id}"), None).await;
     redis.kill();
     let (st, v) = nodes[1].get(&format!("/generate/text/status/{pending}"), None).await;
@@ -371,4 +377,19 @@ async fn a_process_with_other_settings_may_not_join() {
     assert!(!out.status.success(), "a process with another request expiry joined");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("other settings"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_count_once_across_processes() {
+    let Some((nodes, _redis, _db)) = cluster(2, &["--rate-limit", "register=3/min ip"]).await else {
+        return;
+    };
+    for (i, node) in [0, 1, 0].into_iter().enumerate() {
+        let (st, v) = nodes[node].post("/register", None, json!({"username": format!("r{i}")})).await;
+        assert_eq!(st, 201, "{v}");
+    }
+    for node in &nodes {
+        let (st, v) = node.post("/register", None, json!({"username": "one_too_many"})).await;
+        assert_eq!((st, v["rc"].as_str()), (429, Some("TooManyRequests")), "{v}");
+    }
 }

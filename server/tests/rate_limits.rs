@@ -7,8 +7,18 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_count_by_ip_key_and_path_and_answer_json() {
-    let s = Server::start(
-        Db::Sqlite,
+    limits_count_by_ip_key_and_path(Db::Sqlite).await;
+}
+
+/// The same limits with the buckets in Redis (`--redis-url`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_limits_count_by_ip_key_and_path_and_answer_json() {
+    limits_count_by_ip_key_and_path(Db::Shared).await;
+}
+
+async fn limits_count_by_ip_key_and_path(db: Db) {
+    let Some(s) = Server::start(
+        db,
         &[
             "--dev-test-users",
             "--rate-limit",
@@ -22,7 +32,9 @@ async fn limits_count_by_ip_key_and_path_and_answer_json() {
         ],
     )
     .await
-    .expect("server");
+    else {
+        return;
+    };
 
     // Per IP: the burst of 3 registrations is spent (a refused name counts too).
     let (st, _) = s.post("/register", None, json!({"username": "one"})).await;

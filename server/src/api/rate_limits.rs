@@ -3,6 +3,10 @@
 //! Each endpoint belongs to a named group; a group has one or more limits such as `2/s ip` or
 //! `90/hour key`. `ip+path` counts each path (e.g. each request id) apart. Limits are token
 //! buckets (tower_governor): `90/min` allows a burst of 90, then one more every 0.67 s.
+//!
+//! Several processes sharing one horde (`--redis-url`) share the buckets too: they are kept in
+//! Redis (the same token bucket, as GCRA in a Lua script), so a client meets each limit once
+//! however many processes serve it.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -101,9 +105,98 @@ impl Limit {
 }
 
 /// The limits in force, by group; `None` when limits are off.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RateLimits {
     groups: Option<BTreeMap<String, Vec<Limit>>>,
+    /// Buckets kept in Redis, for processes sharing one horde.
+    shared: Option<SharedBuckets>,
+}
+
+impl PartialEq for RateLimits {
+    fn eq(&self, other: &Self) -> bool {
+        self.groups == other.groups
+    }
+}
+
+/// Checks every limit of a group at once: allowed only if each bucket has a token, and then
+/// takes one from each. Returns 0, or the seconds to wait. ARGV: per key, the emission interval
+/// (ms) and the burst. Redis's clock serves every process alike.
+const GCRA: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local tats = {}
+for i = 1, #KEYS do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i])) or now
+  if tat < now then tat = now end
+  local over = tat - now - (burst - 1) * interval
+  if over > 0 then
+    return math.max(1, math.ceil(over / 1000))
+  end
+  tats[i] = tat + interval
+end
+for i = 1, #KEYS do
+  redis.call('SET', KEYS[i], tostring(tats[i]), 'PX', math.ceil(tats[i] - now) + 1000)
+end
+return 0
+";
+
+/// Token buckets in Redis under `{prefix}rate:`.
+#[derive(Clone)]
+pub struct SharedBuckets {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+    script: Arc<redis::Script>,
+}
+
+impl std::fmt::Debug for SharedBuckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBuckets").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl SharedBuckets {
+    pub fn new(conn: redis::aio::ConnectionManager, prefix: &str) -> Self {
+        Self {
+            conn,
+            prefix: format!("{prefix}rate:"),
+            script: Arc::new(redis::Script::new(GCRA)),
+        }
+    }
+
+    /// The buckets of `limits` that `req` counts in: (key, emission interval in ms, burst).
+    fn buckets_of(&self, group: &str, limits: &[(Limit, ClientKey)], req: &Request<Body>) -> Vec<(String, f64, u32)> {
+        let mut out = Vec::with_capacity(limits.len());
+        for (i, (limit, key)) in limits.iter().enumerate() {
+            let Ok(k) = key.extract(req) else { continue };
+            let interval = limit.period.as_secs_f64() * 1000.0 / f64::from(limit.count);
+            out.push((format!("{}{group}:{i}:{k:016x}", self.prefix), interval, limit.count));
+        }
+        out
+    }
+
+    /// Takes a token from each bucket, or says how long to wait. A Redis that does not answer
+    /// lets the request through (the horde answers 503 on its own then).
+    async fn take(&self, buckets: Vec<(String, f64, u32)>) -> Option<u64> {
+        if buckets.is_empty() {
+            return None;
+        }
+        let mut inv = self.script.prepare_invoke();
+        for (key, interval, burst) in buckets {
+            inv.key(key);
+            inv.arg(interval);
+            inv.arg(burst);
+        }
+        match inv.invoke_async::<u64>(&mut self.conn.clone()).await {
+            Ok(0) => None,
+            Ok(wait) => Some(wait),
+            Err(e) => {
+                tracing::debug!(error = %e, "shared rate limits unavailable; request let through");
+                None
+            }
+        }
+    }
 }
 
 impl Default for RateLimits {
@@ -115,7 +208,21 @@ impl Default for RateLimits {
 impl RateLimits {
     /// No limits at all (load tests, private hordes behind their own limiter).
     pub fn off() -> Self {
-        Self { groups: None }
+        Self {
+            groups: None,
+            shared: None,
+        }
+    }
+
+    /// Keeps the buckets in Redis, shared with the other processes of the horde.
+    pub fn shared(mut self, buckets: SharedBuckets) -> Self {
+        self.shared = Some(buckets);
+        self
+    }
+
+    /// The limits of `group` with the key each counts by; keys agree across processes.
+    fn shared_limits(&self, group: &str) -> Arc<Vec<(Limit, ClientKey)>> {
+        Arc::new(self.group(group).iter().map(|l| (*l, ClientKey::shared(*l))).collect())
     }
 
     /// The defaults, with some groups replaced by `NAME=SPEC[, SPEC…]` (`NAME=off` removes a
@@ -135,7 +242,10 @@ impl RateLimits {
             let limits = if spec.trim() == "off" { vec![] } else { parse_list(spec)? };
             groups.insert(name.to_string(), limits);
         }
-        Ok(Self { groups: Some(groups) })
+        Ok(Self {
+            groups: Some(groups),
+            shared: None,
+        })
     }
 
     /// The limits of one group (none when off).
@@ -168,6 +278,13 @@ impl RateLimits {
         group: &str,
         mut router: utoipa_axum::router::OpenApiRouter<S>,
     ) -> utoipa_axum::router::OpenApiRouter<S> {
+        if let Some(shared) = &self.shared {
+            if self.group(group).is_empty() {
+                return router;
+            }
+            let state = (shared.clone(), group.to_string(), self.shared_limits(group));
+            return router.layer(axum::middleware::from_fn_with_state(state, limit_shared));
+        }
         for (_, config) in self.buckets(group) {
             router = router.layer(GovernorLayer::new(config).error_handler(too_many_requests));
         }
@@ -177,15 +294,41 @@ impl RateLimits {
     /// Limits for routes picked by path under `prefix` (the web UI's server functions): each
     /// listed path counts in its group, any other path under the prefix in `default`.
     pub fn by_path(&self, prefix: &'static str, routes: &[(&'static str, &str)]) -> PathLimits {
+        let shared = self.shared.as_ref().map(|s| {
+            let groups = routes
+                .iter()
+                .map(|(path, group)| (*path, group.to_string(), self.shared_limits(group)));
+            (s.clone(), Arc::new(groups.collect()), self.shared_limits("default"))
+        });
         PathLimits {
             prefix,
             routes: Arc::new(routes.iter().map(|(path, group)| (*path, self.buckets(group))).collect()),
             fallback: Arc::new(self.buckets("default")),
+            shared,
         }
     }
 }
 
 type Buckets = (ClientKey, Arc<GovernorConfig<ClientKey, NoOpMiddleware>>);
+
+/// The shared form of a group: the buckets, the group's name, its limits and keys.
+type SharedGroup = (SharedBuckets, String, Arc<Vec<(Limit, ClientKey)>>);
+
+/// Middleware of a group whose buckets are in Redis.
+async fn limit_shared(State((buckets, group, limits)): State<SharedGroup>, req: Request<Body>, next: Next) -> Response {
+    let taken = buckets.buckets_of(&group, &limits, &req);
+    match buckets.take(taken).await {
+        Some(wait_time) => too_many_requests(GovernorError::TooManyRequests { wait_time, headers: None }),
+        None => next.run(req).await,
+    }
+}
+
+/// Per path: the path, its group and the group's limits; then the default group's.
+type SharedPaths = (
+    SharedBuckets,
+    Arc<Vec<(&'static str, String, Arc<Vec<(Limit, ClientKey)>>)>>,
+    Arc<Vec<(Limit, ClientKey)>>,
+);
 
 /// Rate limits chosen by request path, for routes outside the OpenAPI routers.
 #[derive(Clone)]
@@ -193,11 +336,23 @@ pub struct PathLimits {
     prefix: &'static str,
     routes: Arc<Vec<(&'static str, Vec<Buckets>)>>,
     fallback: Arc<Vec<Buckets>>,
+    shared: Option<SharedPaths>,
 }
 
 /// Middleware applying [`PathLimits`]: a request over any of its limits gets the JSON 429.
 pub async fn limit_by_path(State(limits): State<PathLimits>, req: Request<Body>, next: Next) -> Response {
     let path = req.uri().path();
+    if let (true, Some((buckets, routes, fallback))) = (path.starts_with(limits.prefix), &limits.shared) {
+        let (group, group_limits) = match routes.iter().find(|(p, _, _)| *p == path) {
+            Some((_, g, l)) => (g.as_str(), l),
+            None => ("default", fallback),
+        };
+        let taken = buckets.buckets_of(group, group_limits, &req);
+        if let Some(wait_time) = buckets.take(taken).await {
+            return too_many_requests(GovernorError::TooManyRequests { wait_time, headers: None });
+        }
+        return next.run(req).await;
+    }
     if path.starts_with(limits.prefix) {
         let buckets = limits.routes.iter().find(|(p, _)| *p == path).map_or(&*limits.fallback, |(_, b)| b);
         for (key, config) in buckets {
@@ -246,19 +401,25 @@ fn forget_idle_clients(config: Arc<tower_governor::governor::GovernorConfig<Clie
 }
 
 /// The rate-limit key of a request: its client (IP, IPv6 /64, or hashed API key) and maybe its
-/// path, as one hash. API keys never stay in the limiter's memory in clear.
+/// path, as one hash. API keys never stay in the limiter's memory (or Redis) in clear.
 #[derive(Clone)]
 pub struct ClientKey {
     limit: Limit,
-    hasher: std::hash::RandomState,
+    /// Random per process, or fixed when the buckets are shared (every process must find the
+    /// same bucket for a client).
+    hasher: Option<std::hash::RandomState>,
 }
 
 impl ClientKey {
     fn new(limit: Limit) -> Self {
         Self {
             limit,
-            hasher: std::hash::RandomState::new(),
+            hasher: Some(std::hash::RandomState::new()),
         }
+    }
+
+    fn shared(limit: Limit) -> Self {
+        Self { limit, hasher: None }
     }
 }
 
@@ -285,7 +446,10 @@ impl KeyExtractor for ClientKey {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| client_network(c.0.ip()))
             .ok_or(GovernorError::UnableToExtractKey)?;
-        let mut h = self.hasher.build_hasher();
+        let mut h: Box<dyn Hasher> = match &self.hasher {
+            Some(state) => Box::new(state.build_hasher()),
+            None => Box::new(std::hash::DefaultHasher::new()),
+        };
         // The horde's `apikey` header, or the OpenAI-compatible API's bearer token.
         let key = super::extract::api_key(req.headers()).filter(|k| k.as_str() != horde_protocol::ANONYMOUS_API_KEY);
         match (self.limit.subject, key) {
