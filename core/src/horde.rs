@@ -791,12 +791,7 @@ impl Horde {
     }
 
     fn link_with(&self, base: &str, purpose: LinkPurpose, job: &Uuid, valid_secs: u64) -> String {
-        let expires = self.now_ms() / 1000 + valid_secs;
-        format!(
-            "{}/api/v2/images/{}",
-            base.trim_end_matches('/'),
-            self.links.sign(purpose, job, expires)
-        )
+        self.links.url(base, purpose, job, self.now_ms() / 1000 + valid_secs)
     }
 
     /// `GET /generate/check/{id}`.

@@ -191,7 +191,6 @@ pub enum OpValue {
     Minutes(u64),
     ModifiedUser(Box<(horde_protocol::users::ModifyUserResponse, User)>),
     ModifiedWorker(Box<(ModifyWorkerResponse, Worker)>),
-    DeletedWorker,
     Reaped(ReapReport),
 }
 
@@ -216,15 +215,6 @@ pub struct HordeMachine {
 }
 
 impl HordeMachine {
-    fn link(&self, base: &str, purpose: LinkPurpose, job: &Uuid, now_ms: u64, valid_secs: u64) -> String {
-        let expires = now_ms / 1000 + valid_secs;
-        format!(
-            "{}/api/v2/images/{}",
-            base.trim_end_matches('/'),
-            self.links.sign(purpose, job, expires)
-        )
-    }
-
     fn run(&mut self, op: HordeOp) -> Result<OpValue> {
         let s = &mut self.state;
         match op {
@@ -347,15 +337,7 @@ impl HordeMachine {
                 upload_secs,
             } => {
                 let links = &self.links;
-                let link = |job: &Uuid| {
-                    let expires = now / 1000 + upload_secs;
-                    format!(
-                        "{}/api/v2/images/{}",
-                        base.trim_end_matches('/'),
-                        links.sign(LinkPurpose::Upload, job, expires)
-                    )
-                };
-                let s = &mut self.state;
+                let link = |job: &Uuid| links.url(&base, LinkPurpose::Upload, job, now / 1000 + upload_secs);
                 s.check_in(&worker_id, &pop, now)?;
                 if let Some(w) = s.workers.get_mut(&worker_id) {
                     w.last_ip = ip;
@@ -372,20 +354,9 @@ impl HordeMachine {
                 base,
                 download_secs,
             } => {
-                let this = &*self;
-                let links: Vec<(Uuid, String)> = this
-                    .state
-                    .images
-                    .get(&id)
-                    .map(|r| {
-                        r.generations
-                            .iter()
-                            .map(|g| (g.job_id, this.link(&base, LinkPurpose::Download, &g.job_id, now, download_secs)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let link = |job: &Uuid| links.iter().find(|(j, _)| j == job).map(|(_, l)| l.clone()).unwrap_or_default();
-                Ok(OpValue::ImageStatus(self.state.cancel_image(&id, now, &link)?))
+                let links = &self.links;
+                let link = |job: &Uuid| links.url(&base, LinkPurpose::Download, job, now / 1000 + download_secs);
+                Ok(OpValue::ImageStatus(s.cancel_image(&id, now, &link)?))
             }
             HordeOp::SubmitImageJob { user_id, result, now } => Ok(OpValue::Kudos(s.submit_image_job(user_id, result, now)?)),
             HordeOp::RateImages { id, rate, now } => Ok(OpValue::Kudos(s.rate_images(&id, rate, now)?)),
@@ -432,7 +403,7 @@ impl HordeMachine {
             HordeOp::DeleteWorker { id } => {
                 s.workers.remove(&id);
                 s.pending.workers.remove(&id);
-                Ok(OpValue::DeletedWorker)
+                Ok(OpValue::Unit)
             }
             HordeOp::Reap { now } => Ok(OpValue::Reaped(s.reap(now))),
             HordeOp::Flush { token } => {
@@ -450,10 +421,6 @@ impl HordeMachine {
     }
 }
 
-/// The outbox as a snapshot carries it.
-#[derive(Serialize)]
-struct OutboxOf<'a>(Vec<(&'a str, &'a FlushBatch)>);
-
 impl Machine for HordeMachine {
     type Op = Envelope;
     type Output = Result<OpValue>;
@@ -463,7 +430,7 @@ impl Machine for HordeMachine {
     fn snapshot(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         self.state.write_snapshot(&mut out)?;
-        let outbox = OutboxOf(self.outbox.iter().map(|b| (b.token.as_str(), &b.batch)).collect());
+        let outbox: Vec<(&str, &FlushBatch)> = self.outbox.iter().map(|b| (b.token.as_str(), &b.batch)).collect();
         ciborium::into_writer(&outbox, &mut out).map_err(|e| HordeError::Internal(format!("writing a snapshot: {e}")))?;
         Ok(out)
     }

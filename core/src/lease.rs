@@ -27,6 +27,8 @@ pub enum Duty {
 }
 
 impl Duty {
+    pub const ALL: [Duty; 4] = [Duty::Reaper, Duty::Persister, Duty::Webhooks, Duty::Snapshot];
+
     pub fn name(self) -> &'static str {
         match self {
             Duty::Reaper => "reaper",
@@ -156,7 +158,7 @@ impl DutyLeases {
     /// Releases every lease this process holds (at shutdown).
     pub async fn release_all(&self) {
         if let DutyLeases::Redis(r) = self {
-            for duty in [Duty::Reaper, Duty::Persister, Duty::Webhooks, Duty::Snapshot] {
+            for duty in Duty::ALL {
                 if let Err(e) = r.release(duty).await {
                     tracing::warn!(duty = duty.name(), error = %e, "could not release a duty lease");
                 }

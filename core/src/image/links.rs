@@ -67,6 +67,16 @@ impl ImageLinks {
         format!("{}.{}.{}", job.simple(), expires_secs, self.signature(purpose, job, expires_secs))
     }
 
+    /// The link to `job`'s image for `purpose` under `base` (the horde's public address), valid
+    /// until `expires_secs`.
+    pub fn url(&self, base: &str, purpose: LinkPurpose, job: &Uuid, expires_secs: u64) -> String {
+        format!(
+            "{}/api/v2/images/{}",
+            base.trim_end_matches('/'),
+            self.sign(purpose, job, expires_secs)
+        )
+    }
+
     /// The job a token is for, if it is genuine, for `purpose`, and not expired at `now_secs`.
     pub fn verify(&self, purpose: LinkPurpose, token: &str, now_secs: u64) -> Result<Uuid> {
         let mut parts = token.split('.');
