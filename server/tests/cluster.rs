@@ -17,10 +17,15 @@ use sqlx::{Connection, Row};
 async fn cluster(n: usize, extra: &[&str]) -> Option<(Vec<Server>, TempRedis, String)> {
     let db = common::fresh_pg_url().await?;
     let redis = TempRedis::start().await?;
+    let nodes = (0..n).map(|_| node(&db, &redis, extra)).collect();
+    Some((nodes, redis, db))
+}
+
+/// One process of the horde on `db` and `redis`, with the tests' settings and `extra`.
+fn node(db: &str, redis: &TempRedis, extra: &[&str]) -> Server {
     let mut args = vec!["--dev-test-users", "--reap-interval-ms", "200", "--lease-ms", "1000"];
     args.extend_from_slice(extra);
-    let nodes = (0..n).map(|_| Server::node(&db, &redis.url(), &args)).collect();
-    Some((nodes, redis, db))
+    Server::node(db, &redis.url(), &args)
 }
 
 async fn text_request(s: &Server, key: &str, prompt: &str) -> String {
@@ -335,16 +340,7 @@ async fn a_node_started_later_begins_from_the_snapshot() {
     let mut c = client.get_multiplexed_async_connection().await.expect("redis");
     let len: i64 = redis::cmd("XLEN").arg("horde:log").query_async(&mut c).await.expect("XLEN");
     assert!(len < 10, "the log was not trimmed: {len} entries");
-    let args = [
-        "--dev-test-users",
-        "--reap-interval-ms",
-        "200",
-        "--lease-ms",
-        "1000",
-        "--snapshot-ms",
-        "200",
-    ];
-    nodes.push(Server::node(&db, &redis.url(), &args));
+    nodes.push(node(&db, &redis, &["--snapshot-ms", "200"]));
     let newcomer = &nodes[2];
     let (st, v) = newcomer.get(&format!("/generate/text/status/{waiting}"), None).await;
     assert_eq!((st, v["waiting"].as_i64()), (200, Some(1)), "{v}");

@@ -446,9 +446,9 @@ impl KeyExtractor for ClientKey {
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| client_network(c.0.ip()))
             .ok_or(GovernorError::UnableToExtractKey)?;
-        let mut h: Box<dyn Hasher> = match &self.hasher {
-            Some(state) => Box::new(state.build_hasher()),
-            None => Box::new(std::hash::DefaultHasher::new()),
+        let mut h = match &self.hasher {
+            Some(state) => state.build_hasher(),
+            None => std::hash::DefaultHasher::new(),
         };
         // The horde's `apikey` header, or the OpenAI-compatible API's bearer token.
         let key = super::extract::api_key(req.headers()).filter(|k| k.as_str() != horde_protocol::ANONYMOUS_API_KEY);

@@ -65,8 +65,7 @@ pub struct Server {
 impl Server {
     /// Starts a server; `None` if the database kind is not available here.
     pub async fn start(db: Db, extra: &[&str]) -> Option<Server> {
-        let dir = std::env::temp_dir().join(format!("horde-test-{}", uuid_like()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = Self::temp_dir();
         let db_url = match db {
             Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.join("horde.db").display()),
             Db::Postgres | Db::Shared => fresh_pg_url().await?,
@@ -79,6 +78,23 @@ impl Server {
         } else {
             None
         };
+        Some(Self::launch(dir, db_url, extra, redis))
+    }
+
+    /// One more process of a horde: on `db_url`, sharing its state through `redis_url`.
+    pub fn node(db_url: &str, redis_url: &str, extra: &[&str]) -> Server {
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        args.extend(["--redis-url".to_string(), redis_url.to_string()]);
+        Self::launch(Self::temp_dir(), db_url.to_string(), args, None)
+    }
+
+    fn temp_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("horde-test-{}", uuid_like()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn launch(dir: std::path::PathBuf, db_url: String, extra: Vec<String>, redis: Option<redis::TempRedis>) -> Server {
         let mut s = Server {
             url: String::new(),
             db_url,
@@ -87,25 +103,6 @@ impl Server {
             extra,
             client: reqwest::Client::new(),
             redis,
-        };
-        s.spawn();
-        Some(s)
-    }
-
-    /// One more process of a horde: on `db_url`, sharing its state through `redis_url`.
-    pub fn node(db_url: &str, redis_url: &str, extra: &[&str]) -> Server {
-        let dir = std::env::temp_dir().join(format!("horde-test-{}", uuid_like()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        args.extend(["--redis-url".to_string(), redis_url.to_string()]);
-        let mut s = Server {
-            url: String::new(),
-            db_url: db_url.to_string(),
-            dir,
-            child: None,
-            extra: args,
-            client: reqwest::Client::new(),
-            redis: None,
         };
         s.spawn();
         s
