@@ -82,15 +82,7 @@ impl TextBackend for Streamer {
 
 /// Runs a bridge in the background until the returned sender fires.
 fn start(bridge: Bridge) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<horde_worker::BridgeStats>) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        bridge
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (stop, running)
+    common::in_background(|shutdown| async move { bridge.run(shutdown).await })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,15 +38,7 @@ impl NsfwClassifier for Everything {
 }
 
 fn start(bridge: ImageBridge) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<ImageBridgeStats>) {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        bridge
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    (stop, running)
+    common::in_background(|shutdown| async move { bridge.run(shutdown).await })
 }
 
 async fn post(f: &common::Fixture, body: Value) -> String {

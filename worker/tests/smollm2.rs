@@ -365,14 +365,7 @@ async fn openai_chat_streams_from_smollm2_with_its_chat_template() {
     let f = common::horde().await;
     let backend = std::sync::Arc::new(horde_worker::text_model::TextModels::new(vec![model]));
     let bridge = horde_worker::Bridge::new(f.config("smol-chat", 1), backend).expect("bridge");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        bridge
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, running) = common::in_background(|shutdown| async move { bridge.run(shutdown).await });
     // Wait for the worker's first check-in, so the model is known online. The worker's record
     // exists a moment before its first pop has checked it in (with its models), so wait for both.
     let started = std::time::Instant::now();

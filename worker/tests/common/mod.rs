@@ -10,6 +10,23 @@ use horde_server::api::{router, serve, ApiOptions};
 use horde_worker::WorkerConfig;
 use serde_json::{json, Value};
 
+/// The shutdown signal a bridge's `run` waits on.
+pub type Shutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Runs a bridge loop in the background (`run` gets its shutdown signal) until the returned
+/// sender fires.
+pub fn in_background<T, F>(run: impl FnOnce(Shutdown) -> F) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<T>)
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown: Shutdown = Box::pin(async move {
+        let _ = stopped.await;
+    });
+    (stop, tokio::spawn(run(shutdown)))
+}
+
 /// A model `scripts/fetch-models.sh` puts in the cache (`HORDE_MODEL_CACHE`, default
 /// `~/.cache/horde/models`), or the file the environment variable `override_var` names. `None`
 /// (the test skips, saying so) when it is missing, unless HORDE_REQUIRE_MODELS is set (CI), which
