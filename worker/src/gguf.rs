@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::weight_bytes::WeightBytes;
+
 /// Why a file could not be read as GGUF.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
@@ -21,10 +23,12 @@ pub enum GgufError {
     Version(u32),
     #[error("truncated GGUF file at byte {0}")]
     Truncated(usize),
+    #[error("tensor {name} needs bytes {start}..{end} but the file has {len}: the file is truncated (an interrupted download?)")]
+    TruncatedTensor { name: String, start: u64, end: u64, len: usize },
     #[error("invalid GGUF: {0}")]
     Invalid(String),
-    #[error("tensor {0} has unsupported type {1}")]
-    UnsupportedType(String, u32),
+    #[error("tensor {0} is {1}, an encoding this worker cannot run (it runs F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K and Q8_K)")]
+    UnsupportedType(String, String),
     #[error("no tensor named {0}")]
     MissingTensor(String),
     #[error("metadata {0} is missing or has the wrong type")]
@@ -91,45 +95,143 @@ impl Value {
     }
 }
 
-/// Element encodings this reader dequantizes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Element encodings of GGUF tensors that this worker runs (ggml's type codes).
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TensorType {
     F32,
     F16,
+    BF16,
     Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
+    Q2_K,
+    Q3_K,
+    Q4_K,
+    Q5_K,
+    Q6_K,
+    Q8_K,
+}
+
+/// ggml's names of its type codes, by code (removed codes are `None`).
+const TYPE_NAMES: [Option<&str>; 40] = [
+    Some("F32"),
+    Some("F16"),
+    Some("Q4_0"),
+    Some("Q4_1"),
+    None,
+    None,
+    Some("Q5_0"),
+    Some("Q5_1"),
+    Some("Q8_0"),
+    Some("Q8_1"),
+    Some("Q2_K"),
+    Some("Q3_K"),
+    Some("Q4_K"),
+    Some("Q5_K"),
+    Some("Q6_K"),
+    Some("Q8_K"),
+    Some("IQ2_XXS"),
+    Some("IQ2_XS"),
+    Some("IQ3_XXS"),
+    Some("IQ1_S"),
+    Some("IQ4_NL"),
+    Some("IQ3_S"),
+    Some("IQ2_S"),
+    Some("IQ4_XS"),
+    Some("I8"),
+    Some("I16"),
+    Some("I32"),
+    Some("I64"),
+    Some("F64"),
+    Some("IQ1_M"),
+    Some("BF16"),
+    Some("Q4_0_4_4"),
+    Some("Q4_0_4_8"),
+    Some("Q4_0_8_8"),
+    Some("TQ1_0"),
+    Some("TQ2_0"),
+    Some("IQ4_NL_4_4"),
+    Some("IQ4_NL_4_8"),
+    Some("IQ4_NL_8_8"),
+    Some("MXFP4"),
+];
+
+/// The name of a ggml type code as llama.cpp prints it (`IQ2_XS`), or `type 77` for a code it
+/// does not know either.
+pub fn type_name(code: u32) -> String {
+    match TYPE_NAMES.get(code as usize).copied().flatten() {
+        Some(name) => name.to_string(),
+        None => format!("type {code}"),
+    }
 }
 
 impl TensorType {
-    fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            0 => TensorType::F32,
-            1 => TensorType::F16,
-            2 => TensorType::Q4_0,
-            3 => TensorType::Q4_1,
-            8 => TensorType::Q8_0,
-            _ => return None,
-        })
+    /// Every encoding, in code order.
+    pub const ALL: [TensorType; 14] = [
+        TensorType::F32,
+        TensorType::F16,
+        TensorType::Q4_0,
+        TensorType::Q4_1,
+        TensorType::Q5_0,
+        TensorType::Q5_1,
+        TensorType::Q8_0,
+        TensorType::Q2_K,
+        TensorType::Q3_K,
+        TensorType::Q4_K,
+        TensorType::Q5_K,
+        TensorType::Q6_K,
+        TensorType::Q8_K,
+        TensorType::BF16,
+    ];
+
+    pub fn from_code(code: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.code() == code)
     }
+
     /// (elements per block, bytes per block)
     pub fn block(self) -> (usize, usize) {
         match self {
             TensorType::F32 => (1, 4),
-            TensorType::F16 => (1, 2),
+            TensorType::F16 | TensorType::BF16 => (1, 2),
             TensorType::Q4_0 => (32, 18),
             TensorType::Q4_1 => (32, 20),
+            TensorType::Q5_0 => (32, 22),
+            TensorType::Q5_1 => (32, 24),
             TensorType::Q8_0 => (32, 34),
+            TensorType::Q2_K => (256, 84),
+            TensorType::Q3_K => (256, 110),
+            TensorType::Q4_K => (256, 144),
+            TensorType::Q5_K => (256, 176),
+            TensorType::Q6_K => (256, 210),
+            TensorType::Q8_K => (256, 292),
         }
     }
+
     pub fn code(self) -> u32 {
         match self {
             TensorType::F32 => 0,
             TensorType::F16 => 1,
             TensorType::Q4_0 => 2,
             TensorType::Q4_1 => 3,
+            TensorType::Q5_0 => 6,
+            TensorType::Q5_1 => 7,
             TensorType::Q8_0 => 8,
+            TensorType::Q2_K => 10,
+            TensorType::Q3_K => 11,
+            TensorType::Q4_K => 12,
+            TensorType::Q5_K => 13,
+            TensorType::Q6_K => 14,
+            TensorType::Q8_K => 15,
+            TensorType::BF16 => 30,
         }
+    }
+
+    /// ggml's name (`Q4_K`).
+    pub fn name(self) -> String {
+        type_name(self.code())
     }
 }
 
@@ -146,7 +248,8 @@ pub struct TensorInfo {
 
 impl TensorInfo {
     pub fn elements(&self) -> usize {
-        self.dims.iter().product::<u64>() as usize
+        // Saturating: a crafted directory cannot overflow (the reader refuses huge tensors).
+        self.dims.iter().fold(1u64, |n, d| n.saturating_mul(*d)).min(usize::MAX as u64) as usize
     }
     fn byte_len(&self) -> usize {
         let (per, bytes) = self.kind.block();
@@ -164,7 +267,7 @@ pub struct Gguf {
     pub version: u32,
     pub metadata: HashMap<String, Value>,
     pub tensors: Vec<TensorInfo>,
-    bytes: Vec<u8>,
+    bytes: WeightBytes,
     data_start: usize,
 }
 
@@ -261,45 +364,28 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-/// Appends the f32 values of `raw`, whole blocks of `kind`, to `out`.
-pub fn dequantize_into(kind: TensorType, raw: &[u8], out: &mut Vec<f32>) {
-    match kind {
-        TensorType::F32 => out.extend(raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
-        TensorType::F16 => out.extend(raw.chunks_exact(2).map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))),
-        TensorType::Q8_0 => {
-            for block in raw.chunks_exact(34) {
-                let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                out.extend(block[2..].iter().map(|q| d * (*q as i8) as f32));
-            }
-        }
-        TensorType::Q4_0 => {
-            for block in raw.chunks_exact(18) {
-                let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                let qs = &block[2..];
-                out.extend(qs.iter().map(|b| d * ((b & 0x0f) as i32 - 8) as f32));
-                out.extend(qs.iter().map(|b| d * ((b >> 4) as i32 - 8) as f32));
-            }
-        }
-        TensorType::Q4_1 => {
-            for block in raw.chunks_exact(20) {
-                let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-                let m = f16_to_f32(u16::from_le_bytes([block[2], block[3]]));
-                let qs = &block[4..];
-                out.extend(qs.iter().map(|b| d * (b & 0x0f) as f32 + m));
-                out.extend(qs.iter().map(|b| d * (b >> 4) as f32 + m));
-            }
-        }
-    }
-}
+pub use crate::quants::dequantize_into;
 
 impl Gguf {
+    /// Maps the file (nothing is read until used) and checks its header and tensor directory.
     pub fn open(path: &Path) -> Result<Self, GgufError> {
-        let bytes = std::fs::read(path).map_err(|e| GgufError::Io(path.display().to_string(), e))?;
-        Self::parse(bytes)
+        let io = |e| GgufError::Io(path.display().to_string(), e);
+        let file = std::fs::File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and private. A model file changed on disk while it is
+        // served would change the weights under the worker, as with any mapped model file; the
+        // worker only ever reads the bytes, so that cannot break memory safety of Rust values
+        // built from them (every read goes through bounds-checked slices).
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        Self::from_bytes(WeightBytes::mapped(map))
     }
 
+    /// A GGUF file in memory.
     pub fn parse(bytes: Vec<u8>) -> Result<Self, GgufError> {
-        let mut c = Cursor { b: &bytes, pos: 0 };
+        Self::from_bytes(WeightBytes::from(bytes))
+    }
+
+    fn from_bytes(bytes: WeightBytes) -> Result<Self, GgufError> {
+        let mut c = Cursor { b: &bytes[..], pos: 0 };
         if c.take(4)? != b"GGUF" {
             return Err(GgufError::BadMagic);
         }
@@ -324,7 +410,7 @@ impl Gguf {
             }
             let dims = (0..n_dims).map(|_| c.u64()).collect::<Result<Vec<_>, _>>()?;
             let code = c.u32()?;
-            let kind = TensorType::from_code(code).ok_or_else(|| GgufError::UnsupportedType(name.clone(), code))?;
+            let kind = TensorType::from_code(code).ok_or_else(|| GgufError::UnsupportedType(name.clone(), type_name(code)))?;
             let offset = c.u64()?;
             tensors.push(TensorInfo { name, dims, kind, offset });
         }
@@ -341,21 +427,47 @@ impl Gguf {
             if t.elements() > (1 << 34) {
                 return Err(GgufError::Invalid(format!("tensor {} is too large", t.name)));
             }
-            file.raw(t)?;
+            if t.dims.contains(&0) {
+                return Err(GgufError::Invalid(format!("tensor {} has an empty dimension {:?}", t.name, t.dims)));
+            }
+            let per = t.kind.block().0 as u64;
+            if t.dims.first().is_some_and(|d| d % per != 0) {
+                return Err(GgufError::Invalid(format!(
+                    "tensor {}: rows of {} values are not whole {} blocks of {per}",
+                    t.name,
+                    t.dims[0],
+                    t.kind.name()
+                )));
+            }
+            file.range(t)?;
         }
         Ok(file)
     }
 
+    /// Where a tensor's bytes are in the file; a tensor past the end means a truncated file.
+    fn range(&self, t: &TensorInfo) -> Result<std::ops::Range<usize>, GgufError> {
+        let start = (self.data_start as u64).saturating_add(t.offset);
+        let end = start.saturating_add(t.byte_len() as u64);
+        if end > self.bytes.len() as u64 {
+            return Err(GgufError::TruncatedTensor {
+                name: t.name.clone(),
+                start,
+                end,
+                len: self.bytes.len(),
+            });
+        }
+        Ok(start as usize..end as usize)
+    }
+
     fn raw(&self, t: &TensorInfo) -> Result<&[u8], GgufError> {
-        let start = self
-            .data_start
-            .checked_add(t.offset as usize)
-            .ok_or(GgufError::Truncated(usize::MAX))?;
-        let end = start
-            .checked_add(t.byte_len())
-            .filter(|e| *e <= self.bytes.len())
-            .ok_or(GgufError::Truncated(start))?;
-        Ok(&self.bytes[start..end])
+        Ok(&self.bytes[self.range(t)?])
+    }
+
+    /// A tensor's encoded bytes, shared with the file (mapped files are not copied).
+    pub fn tensor_bytes(&self, name: &str) -> Result<(&TensorInfo, WeightBytes), GgufError> {
+        let t = self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor(name.to_string()))?;
+        let bytes = self.bytes.slice(self.range(t)?).ok_or(GgufError::Truncated(self.bytes.len()))?;
+        Ok((t, bytes))
     }
 
     pub fn tensor_info(&self, name: &str) -> Option<&TensorInfo> {
@@ -413,29 +525,6 @@ impl Gguf {
 pub mod writer {
     use super::{TensorType, Value};
 
-    fn f32_to_f16(x: f32) -> u16 {
-        // Round-to-nearest conversion, enough for test data in the normal range.
-        let bits = x.to_bits();
-        let sign = ((bits >> 16) & 0x8000) as u16;
-        let exp = ((bits >> 23) & 0xff) as i32 - 127 + 15;
-        let frac = bits & 0x7f_ffff;
-        if x == 0.0 {
-            return sign;
-        }
-        if exp <= 0 {
-            let shifted = (frac | 0x80_0000) >> (1 - exp + 13).min(31);
-            return sign | shifted as u16;
-        }
-        if exp >= 0x1f {
-            return sign | 0x7c00;
-        }
-        let mut h = sign as u32 | ((exp as u32) << 10) | (frac >> 13);
-        if frac & 0x1000 != 0 {
-            h += 1;
-        }
-        h as u16
-    }
-
     fn string(out: &mut Vec<u8>, s: &str) {
         out.extend((s.len() as u64).to_le_bytes());
         out.extend(s.as_bytes());
@@ -483,59 +572,20 @@ pub mod writer {
         }
     }
 
-    /// Encodes `data` (row-major) in `kind`.
-    pub fn encode(kind: TensorType, data: &[f32]) -> Vec<u8> {
-        let mut out = Vec::new();
-        match kind {
-            TensorType::F32 => data.iter().for_each(|x| out.extend(x.to_le_bytes())),
-            TensorType::F16 => data.iter().for_each(|x| out.extend(f32_to_f16(*x).to_le_bytes())),
-            TensorType::Q8_0 => {
-                for block in data.chunks(32) {
-                    let amax = block.iter().fold(0f32, |a, x| a.max(x.abs()));
-                    let d = amax / 127.0;
-                    out.extend(f32_to_f16(d).to_le_bytes());
-                    let dq = super::f16_to_f32(f32_to_f16(d));
-                    for i in 0..32 {
-                        let x = block.get(i).copied().unwrap_or(0.0);
-                        let q = if dq > 0.0 { (x / dq).round().clamp(-127.0, 127.0) } else { 0.0 };
-                        out.push(q as i8 as u8);
-                    }
-                }
-            }
-            TensorType::Q4_1 | TensorType::Q4_0 => {
-                for block in data.chunks(32) {
-                    let min = block.iter().fold(f32::INFINITY, |a, x| a.min(*x));
-                    let max = block.iter().fold(f32::NEG_INFINITY, |a, x| a.max(*x));
-                    let (d, m) = if kind == TensorType::Q4_1 {
-                        ((max - min) / 15.0, min)
-                    } else {
-                        (max.abs().max(min.abs()) / 7.0, 0.0)
-                    };
-                    let (dq, mq) = (super::f16_to_f32(f32_to_f16(d)), super::f16_to_f32(f32_to_f16(m)));
-                    out.extend(f32_to_f16(d).to_le_bytes());
-                    if kind == TensorType::Q4_1 {
-                        out.extend(f32_to_f16(m).to_le_bytes());
-                    }
-                    let q = |i: usize| {
-                        let x = block.get(i).copied().unwrap_or(min);
-                        let v = if dq > 0.0 { ((x - mq) / dq).round() } else { 0.0 };
-                        if kind == TensorType::Q4_1 {
-                            v.clamp(0.0, 15.0) as u8
-                        } else {
-                            (v + 8.0).clamp(0.0, 15.0) as u8
-                        }
-                    };
-                    for j in 0..16 {
-                        out.push(q(j) | (q(j + 16) << 4));
-                    }
-                }
-            }
-        }
-        out
-    }
+    pub use crate::quants::encode;
 
     /// A whole GGUF v3 file. Tensors: (name, row-major shape, kind, row-major data).
     pub fn write(metadata: &[(&str, Value)], tensors: &[(&str, Vec<usize>, TensorType, Vec<f32>)]) -> Vec<u8> {
+        let encoded: Vec<(&str, Vec<usize>, u32, Vec<u8>)> = tensors
+            .iter()
+            .map(|(name, shape, kind, data)| (*name, shape.clone(), kind.code(), encode(*kind, data)))
+            .collect();
+        write_encoded(metadata, &encoded)
+    }
+
+    /// A whole GGUF v3 file from tensors already encoded: (name, row-major shape, ggml type code,
+    /// bytes). Any code may be written, including ones the reader refuses (for tests).
+    pub fn write_encoded(metadata: &[(&str, Value)], tensors: &[(&str, Vec<usize>, u32, Vec<u8>)]) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend(b"GGUF");
         out.extend(3u32.to_le_bytes());
@@ -546,28 +596,25 @@ pub mod writer {
             out.extend(code(v).to_le_bytes());
             value(&mut out, v);
         }
-        let mut blobs = Vec::new();
         let mut offset = 0u64;
-        for (name, shape, kind, data) in tensors {
+        for (name, shape, kind, bytes) in tensors {
             string(&mut out, name);
             out.extend((shape.len() as u32).to_le_bytes());
             for d in shape.iter().rev() {
                 out.extend((*d as u64).to_le_bytes());
             }
-            out.extend(kind.code().to_le_bytes());
+            out.extend(kind.to_le_bytes());
             out.extend(offset.to_le_bytes());
-            let mut blob = encode(*kind, data);
-            while !blob.len().is_multiple_of(32) {
-                blob.push(0);
-            }
-            offset += blob.len() as u64;
-            blobs.push(blob);
+            offset += bytes.len().next_multiple_of(32) as u64;
         }
         while !out.len().is_multiple_of(32) {
             out.push(0);
         }
-        for b in blobs {
-            out.extend(b);
+        for (_, _, _, bytes) in tensors {
+            out.extend(bytes);
+            while !out.len().is_multiple_of(32) {
+                out.push(0);
+            }
         }
         out
     }
@@ -660,7 +707,7 @@ mod tests {
         assert!(matches!(Gguf::parse(b"GGUF\x09\0\0\0".to_vec()), Err(GgufError::Version(9))));
         let mut bytes = write(&[("k", Value::U32(1))], &[("t", vec![64], TensorType::F32, sample(64))]);
         bytes.truncate(bytes.len() - 10);
-        assert!(matches!(Gguf::parse(bytes), Err(GgufError::Truncated(_))));
+        assert!(matches!(Gguf::parse(bytes), Err(GgufError::TruncatedTensor { .. })));
         // A length field larger than the file is rejected, not allocated.
         let mut huge = b"GGUF\x03\0\0\0".to_vec();
         huge.extend(u64::MAX.to_le_bytes());

@@ -15,9 +15,11 @@ pub mod image_model;
 pub mod llama;
 pub mod matvec;
 pub mod nsfw;
+pub mod quants;
 pub mod sampling;
 pub mod text_model;
 pub mod tokenizer;
+pub mod weight_bytes;
 
 pub use backend::{Generated, TextBackend, TextJob};
 pub use bridge::{Bridge, BridgeStats};

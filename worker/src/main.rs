@@ -45,7 +45,8 @@ fn main() -> ExitCode {
                 tracing::info!(model = %m.name, "loaded");
                 text.push(m);
             }
-            Err(e) => return fail(2, format!("cannot load {spec}: {e}")),
+            // A model that cannot be loaded is a failure of the run, not of its arguments.
+            Err(e) => return fail(1, format!("cannot load {spec}: {e}")),
         }
     }
     let images = if cfg.image_models.is_empty() {

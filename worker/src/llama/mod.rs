@@ -142,10 +142,10 @@ impl Weights for Gguf {
         if self.tensor_info(name).is_none() {
             return Ok(None);
         }
-        let (info, raw) = self.encoded(name)?;
+        let (info, raw) = self.tensor_bytes(name)?;
         match info.shape()[..] {
             // Rows that are not whole blocks (not written by llama.cpp) are read as f32.
-            [rows, cols] if cols.is_multiple_of(info.kind.block().0) => QuantMatrix::new(info.kind, rows, cols, raw.to_vec()).map(Some),
+            [rows, cols] if cols.is_multiple_of(info.kind.block().0) => QuantMatrix::new(info.kind, rows, cols, raw).map(Some),
             [rows, cols] => QuantMatrix::from_f32(&self.dequantize(name)?.0, rows, cols).map(Some),
             _ => Err(GgufError::Invalid(format!("{name} is not a matrix"))),
         }

@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use crate::gguf::{dequantize_into, GgufError, TensorType};
+use crate::weight_bytes::WeightBytes;
 
 mod scalar;
 mod tiles;
@@ -88,7 +89,7 @@ pub struct QuantMatrix {
     cols: usize,
     row_bytes: usize,
     layout: Layout,
-    data: Vec<u8>,
+    data: WeightBytes,
 }
 
 impl std::fmt::Debug for QuantMatrix {
@@ -102,7 +103,8 @@ const MIN_TASK: usize = 1 << 16;
 
 impl QuantMatrix {
     /// A matrix from its encoded bytes (`rows` rows of `cols` elements).
-    pub fn new(kind: TensorType, rows: usize, cols: usize, data: Vec<u8>) -> Result<Self, GgufError> {
+    pub fn new(kind: TensorType, rows: usize, cols: usize, data: impl Into<WeightBytes>) -> Result<Self, GgufError> {
+        let data = data.into();
         let (per, bytes) = kind.block();
         if !cols.is_multiple_of(per) {
             return Err(GgufError::Invalid(format!(
@@ -164,8 +166,11 @@ impl QuantMatrix {
             return self;
         }
         let nb = self.cols / 32;
+        let tiled = tiles::tile(self.kind, self.rows, nb, &self.data);
+        // The file's copy of these bytes is not read again.
+        self.data.release_pages();
         Self {
-            data: tiles::tile(self.kind, self.rows, nb, &self.data),
+            data: tiled.into(),
             layout: Layout::Tiles,
             ..self
         }
@@ -177,11 +182,13 @@ impl QuantMatrix {
         if self.kind != TensorType::F32 {
             return self;
         }
-        let data = self
+        let data: Vec<u8> = self
             .data
             .chunks_exact(4)
             .flat_map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes())
             .collect();
+        self.data.release_pages();
+        let data = data.into();
         Self {
             kind: TensorType::F16,
             row_bytes: self.cols * 2,
@@ -203,12 +210,14 @@ impl QuantMatrix {
         }
         let rows = parts.iter().map(|p| p.rows).sum();
         if parts.iter().all(|p| p.kind == kind) {
-            let data = parts.into_iter().flat_map(|p| p.data).collect();
+            let data: Vec<u8> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+            parts.iter().for_each(|p| p.data.release_pages());
             return Self::new(kind, rows, cols, data);
         }
         let mut values = Vec::with_capacity(rows * cols);
         for p in &parts {
             dequantize_into(p.kind, &p.data, &mut values);
+            p.data.release_pages();
         }
         Self::from_f32(&values, rows, cols)
     }

@@ -43,6 +43,12 @@ pub(super) fn rows(m: &Rows<'_>, x: &[f32], sums: &[f32], out: &mut [f32]) {
                     })
                     .sum()
             }
+            // Any other encoding: its values, one row at a time.
+            kind => {
+                let mut w = Vec::with_capacity(m.cols);
+                crate::gguf::dequantize_into(kind, row, &mut w);
+                w.iter().zip(x).map(|(w, x)| w * x).sum()
+            }
         };
     }
 }

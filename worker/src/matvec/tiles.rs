@@ -22,7 +22,7 @@ pub(super) fn shape(kind: TensorType) -> Option<(usize, usize, i32)> {
         TensorType::Q4_0 => Some((1, 16, 8)),
         TensorType::Q4_1 => Some((2, 16, 0)),
         TensorType::Q8_0 => Some((1, 32, 0)),
-        TensorType::F32 | TensorType::F16 => None,
+        _ => None,
     }
 }
 

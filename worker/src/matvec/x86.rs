@@ -44,6 +44,7 @@ pub(super) unsafe fn avx512(m: &Rows<'_>, x: &[f32], sums: &[f32], out: &mut [f3
         TensorType::Q8_0 => by_groups!(m, out, q8_512, nb, xp),
         TensorType::F16 => by_groups!(m, out, f16_512, x),
         TensorType::F32 => by_groups!(m, out, f32_512, x),
+        _ => super::scalar::rows(m, x, sums, out),
     }
 }
 
@@ -149,6 +150,7 @@ pub(super) unsafe fn avx2(m: &Rows<'_>, x: &[f32], sums: &[f32], out: &mut [f32]
         TensorType::Q8_0 => by_groups!(m, out, q8_256, nb, xp),
         TensorType::F16 => by_groups!(m, out, f16_256, x),
         TensorType::F32 => by_groups!(m, out, f32_256, x),
+        _ => super::scalar::rows(m, x, sums, out),
     }
 }
 
