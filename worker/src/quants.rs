@@ -106,6 +106,7 @@ pub fn encode(kind: TensorType, data: &[f32]) -> Vec<u8> {
                 }
             }
         }
+        other => unimplemented!("{other:?} blocks are not encoded yet"),
     }
     out
 }

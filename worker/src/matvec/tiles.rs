@@ -192,7 +192,7 @@ mod simd {
                         (false, TensorType::Q4_0) => without_vnni::<0, $g>(nb, tiled, xs, out),
                         (false, TensorType::Q4_1) => without_vnni::<1, $g>(nb, tiled, xs, out),
                         (false, TensorType::Q8_0) => without_vnni::<2, $g>(nb, tiled, xs, out),
-                        (_, TensorType::F32 | TensorType::F16) => {}
+                        _ => {}
                     }
                 };
             }
