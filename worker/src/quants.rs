@@ -110,4 +110,3 @@ pub fn encode(kind: TensorType, data: &[f32]) -> Vec<u8> {
     }
     out
 }
-

@@ -95,7 +95,12 @@ impl Deref for WeightBytes {
 
 impl std::fmt::Debug for WeightBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WeightBytes({} bytes{})", self.len(), if self.is_mapped() { ", mapped" } else { "" })
+        write!(
+            f,
+            "WeightBytes({} bytes{})",
+            self.len(),
+            if self.is_mapped() { ", mapped" } else { "" }
+        )
     }
 }
 

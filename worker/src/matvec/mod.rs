@@ -130,7 +130,12 @@ impl QuantMatrix {
 
     /// An f32 matrix from row-major values.
     pub fn from_f32(values: &[f32], rows: usize, cols: usize) -> Result<Self, GgufError> {
-        Self::new(TensorType::F32, rows, cols, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())
+        Self::new(
+            TensorType::F32,
+            rows,
+            cols,
+            values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
+        )
     }
 
     pub fn kind(&self) -> TensorType {
