@@ -36,16 +36,32 @@ pub struct TextModel {
 }
 
 /// The name a model file is served under: its file name without `.gguf` and a quantization
-/// suffix (`SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct`).
+/// suffix, written with a dot or a dash as llama.cpp's tools and KoboldCpp's users do
+/// (`SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct`, `gemma-3-270m-q4_k_m.gguf` →
+/// `gemma-3-270m`).
 pub fn model_name_from_path(path: &Path) -> String {
     let stem = path
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("model")
         .trim_end_matches(".gguf");
-    match stem.rsplit_once('.') {
-        Some((base, quant)) if quant.starts_with(['Q', 'q', 'F', 'f']) && quant.len() <= 8 => base.to_string(),
+    match stem.rfind(['.', '-']) {
+        Some(at) if at > 0 && is_quantization(&stem[at + 1..]) => stem[..at].to_string(),
         _ => stem.to_string(),
+    }
+}
+
+/// Whether a file-name part names a GGUF encoding (`Q4_K_M`, `q8_0`, `IQ2_XS`, `F16`, `BF16`).
+fn is_quantization(part: &str) -> bool {
+    let p = part.to_ascii_uppercase();
+    let rest = p
+        .strip_prefix("IQ")
+        .or_else(|| p.strip_prefix("TQ"))
+        .or_else(|| p.strip_prefix('Q'))
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()));
+    match rest {
+        Some(r) => r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        None => matches!(p.as_str(), "F16" | "F32" | "BF16"),
     }
 }
 
@@ -316,6 +332,19 @@ mod tests {
         );
         assert_eq!(model_name_from_path(Path::new("tiny.gguf")), "tiny");
         assert_eq!(model_name_from_path(Path::new("v1.5-model.F16.gguf")), "v1.5-model");
+        assert_eq!(model_name_from_path(Path::new("gemma-3-270m-q4_k_m.gguf")), "gemma-3-270m");
+        assert_eq!(
+            model_name_from_path(Path::new("Meta-Llama-3.1-8B-Instruct-Q4_K_M.gguf")),
+            "Meta-Llama-3.1-8B-Instruct"
+        );
+        assert_eq!(model_name_from_path(Path::new("Mistral-Nemo-IQ2_XS.gguf")), "Mistral-Nemo");
+        assert_eq!(
+            model_name_from_path(Path::new("qwen2.5-7b-instruct-bf16.gguf")),
+            "qwen2.5-7b-instruct"
+        );
+        // A name part that only looks numeric is kept.
+        assert_eq!(model_name_from_path(Path::new("phi-3.gguf")), "phi-3");
+        assert_eq!(model_name_from_path(Path::new("model-Qwen.gguf")), "model-Qwen");
         assert_eq!(seed_for("a"), seed_for("a"));
         assert_ne!(seed_for("a"), seed_for("b"));
     }
