@@ -1,6 +1,6 @@
 """llama.cpp's prefill and decode speed on a GGUF, measured like `cargo bench --bench decode`.
 
-The same chat prompt ("Write a short story about a cat."), 128 greedy tokens, a fresh context
+The same chat prompt ("Write a short story about a cat.", in the model's chat format), 128 greedy tokens, a fresh context
 per run, median of 3 runs after an 8-token warm-up. Prints one JSON line.
 
     python compat/llamacpp_decode.py MODEL.gguf THREADS
@@ -15,14 +15,21 @@ import time
 import llama_cpp
 from llama_cpp import Llama
 
-PROMPT = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n"
+# The same request in each model's chat format (as `cargo bench --bench decode` builds it).
+PROMPTS = {
+    "gemma3": "<start_of_turn>user\nWrite a short story about a cat.<end_of_turn>\n<start_of_turn>model\n",
+}
+CHATML = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n"
 
 
 def main() -> None:
     path, threads = sys.argv[1], int(sys.argv[2])
     llm = Llama(model_path=path, n_ctx=512, n_threads=threads, n_threads_batch=threads, n_gpu_layers=0, verbose=False)
-    # SmolLM2's GGUF asks for no BOS: the first id is <|im_start|>.
-    tokens = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
+    arch = llm.metadata.get("general.architecture", "llama")
+    prompt = PROMPTS.get(arch, CHATML)
+    # BOS as the file asks (SmolLM2's asks for none: its first id is <|im_start|>; Gemma's does).
+    add_bos = llm.metadata.get("tokenizer.ggml.add_bos_token", "false") == "true"
+    tokens = llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
 
     def run(n: int):
         # A fresh context: otherwise llama-cpp-python reuses the cached prompt prefix.
