@@ -13,6 +13,8 @@ mod common;
 #[path = "../../compat/python_venv.rs"]
 mod python_venv;
 
+use horde_protocol::text::ChatMessage;
+use horde_worker::chat_template::{builtin_for, ChatTemplate};
 use horde_worker::gguf::Gguf;
 use horde_worker::tokenizer;
 
@@ -21,7 +23,10 @@ fn gemma3() -> Option<PathBuf> {
 }
 
 /// Texts that exercise the tokenizer: accents, CJK, emoji, Arabic, whitespace runs, tabs,
-/// newlines, digits, code, and control and user-defined tokens written in the text.
+/// newlines, digits, code, and control and user-defined tokens written in the text. (Not a `▁`
+/// written in the text next to another: the file stores Gemma's whitespace-run tokens with
+/// spaces, which llama.cpp and we match in the raw text only, while the rebuilt SentencePiece
+/// model, holding them as `▁▁`, also matches written `▁▁`.)
 const TEXTS: &[&str] = &[
     "Hello world",
     "Write a short story about a cat.",
@@ -38,7 +43,6 @@ const TEXTS: &[&str] = &[
     "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
     "<bos>text<eos> <pad><unk>",
     "html <div class=\"x\"><span>hi</span></div> [multimodal]",
-    "\u{2581}already escaped\u{2581}\u{2581}spaces",
     "控制字符\u{1}\u{7f} and a lone é",
     "",
 ];
@@ -47,7 +51,9 @@ const TEXTS: &[&str] = &[
 fn gemma3_special_tokens_and_round_trip() {
     let Some(path) = gemma3() else { return };
     let g = Gguf::open(&path).expect("parses");
+    let started = std::time::Instant::now();
     let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    eprintln!("tokenizer built in {:?}", started.elapsed());
     assert_eq!((special.bos, special.eos, special.add_bos), (Some(2), Some(1), true));
     // EOS (<eos>) and <end_of_turn> end generation.
     assert_eq!(tk.token_id("<end_of_turn>"), Some(106));
@@ -61,12 +67,39 @@ fn gemma3_special_tokens_and_round_trip() {
     assert_eq!(ids[ids.len() - 1], 106);
     // Decoding gives back the text, control tokens dropped (user-defined ones kept) and a `▁`
     // written in the text read as the space it stands for.
+    let ids = tokenizer::encode(&tk, &special, "a\u{2581}b").expect("encode");
+    assert_eq!(tokenizer::decode(&tk, &ids).expect("decode"), "a b");
     let controls = ["<start_of_turn>", "<end_of_turn>", "<bos>", "<eos>", "<pad>", "<unk>"];
     for text in TEXTS {
         let ids = tokenizer::encode(&tk, &special, text).expect("encode");
         let want = controls.iter().fold(text.replace('\u{2581}', " "), |t, c| t.replace(c, ""));
         assert_eq!(tokenizer::decode(&tk, &ids).expect("decode"), want, "{ids:?}");
     }
+}
+
+#[test]
+fn gemma3_gets_the_builtin_gemma_chat_template() {
+    let Some(path) = gemma3() else { return };
+    let g = Gguf::open(&path).expect("parses");
+    // The file has no template of its own; its vocabulary has <start_of_turn>.
+    assert!(g.get("tokenizer.chat_template").is_none());
+    let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    let (name, source) = builtin_for(|t| tk.token_id(t).is_some()).expect("a built-in template");
+    assert_eq!(name, "gemma");
+    let template = ChatTemplate::new(source, "<bos>", "<eos>")
+        .expect("parses")
+        .with_tokenizer_bos(special.add_bos);
+    let messages = [("system", "Be brief."), ("user", "Hi!")].map(|(role, content)| ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    });
+    let prompt = template.render(&messages).expect("renders");
+    assert_eq!(prompt, "<start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\n");
+    // One BOS, the turn markers as single tokens, "\n" as Gemma's newline token.
+    let ids = tokenizer::encode(&tk, &special, &prompt).expect("encode");
+    assert_eq!(ids[..4], [2, 105, 2364, 107]);
+    assert_eq!(ids[ids.len() - 5..], [106, 107, 105, tk.token_id("model").expect("model"), 107]);
+    assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 1);
 }
 
 /// A venv with the reference's dependencies, created on first use.

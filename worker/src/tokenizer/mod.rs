@@ -65,13 +65,13 @@ pub struct Tokenizer(Inner);
 
 #[derive(Debug, Clone)]
 enum Inner {
-    SentencePiece(SentencePiece),
+    SentencePiece(Box<SentencePiece>),
     Hf(Box<tokenizers::Tokenizer>),
 }
 
 impl From<SentencePiece> for Tokenizer {
     fn from(t: SentencePiece) -> Self {
-        Self(Inner::SentencePiece(t))
+        Self(Inner::SentencePiece(Box::new(t)))
     }
 }
 
