@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use horde_protocol::text::TextParams;
-use tokenizers::Tokenizer;
 
 use crate::backend::{Generated, TextBackend, TextJob};
 use crate::chat_template::ChatTemplate;
@@ -13,7 +12,7 @@ use crate::gguf::{Gguf, GgufError};
 use crate::hf::HfWeights;
 use crate::llama::Llama;
 use crate::sampling::{cut_at_stop, settled_len, Sampler, SamplerSettings};
-use crate::tokenizer::{self, SpecialTokens, TokenizerError};
+use crate::tokenizer::{self, SpecialTokens, Tokenizer, TokenizerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -111,12 +110,10 @@ impl TextModel {
         if path.is_dir() {
             let weights = HfWeights::open(path)?;
             let tok_path = path.join("tokenizer.json");
-            let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| TokenizerError::Build(format!("{}: {e}", tok_path.display())))?;
-            let special = SpecialTokens {
-                bos: weights.config.bos_token_id,
-                eos: weights.config.eos_token_id,
-                add_bos: false,
-            };
+            let tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+                .map(Tokenizer::from)
+                .map_err(|e| TokenizerError::Build(format!("{}: {e}", tok_path.display())))?;
+            let special = SpecialTokens::new(weights.config.bos_token_id, weights.config.eos_token_id, false, &[], &tokenizer);
             let model = Llama::load(weights.config.llama(), &weights, compute)?;
             let model = if f16_weights { model.with_f16_weights() } else { model };
             let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
@@ -213,7 +210,7 @@ impl TextModel {
         let mut reported = 0;
         while out.len() < max_length && cache.len() < self.model.config.context {
             let next = sampler.sample(&mut logits, &history);
-            if Some(next) == self.special.eos {
+            if self.special.ends_generation(next) {
                 break;
             }
             out.push(next);
@@ -249,16 +246,25 @@ impl TextModel {
     }
 }
 
-/// The template of a model, if it has one that parses (one that does not is logged and ignored).
+/// The template of a model: its own if it has one that parses (one that does not is logged and
+/// ignored), else a built-in one chosen by its vocabulary's marker tokens (see
+/// `chat_template::builtin_for`).
 fn chat_template(source: Option<&str>, tokenizer: &Tokenizer, special: &SpecialTokens) -> Option<ChatTemplate> {
-    let token = |id: Option<u32>| id.and_then(|i| tokenizer.id_to_token(i)).unwrap_or_default();
-    match ChatTemplate::new(source?, &token(special.bos), &token(special.eos)) {
+    let token = |id: Option<u32>| id.and_then(|i| tokenizer.token_text(i)).unwrap_or_default();
+    let (bos, eos) = (token(special.bos), token(special.eos));
+    let own = source.and_then(|source| match ChatTemplate::new(source, &bos, &eos) {
         Ok(t) => Some(t),
         Err(e) => {
             tracing::warn!(error = %e, "ignoring the model's chat template");
             None
         }
-    }
+    });
+    let template = own.or_else(|| {
+        let (name, builtin) = crate::chat_template::builtin_for(|t| tokenizer.token_id(t).is_some())?;
+        tracing::info!(template = name, "the model has no chat template: using a built-in one");
+        ChatTemplate::new(builtin, &bos, &eos).ok()
+    })?;
+    Some(template.with_tokenizer_bos(special.add_bos && special.bos.is_some()))
 }
 
 /// The models a worker serves.
@@ -310,6 +316,113 @@ impl TextModels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gguf::writer::write;
+    use crate::gguf::{TensorType, Value};
+
+    /// A tiny Llama whose every answer is `<end_of_turn>` (id 5): its blocks add nothing, every
+    /// embedding is all ones and only `<end_of_turn>`'s output row is not zero. The vocabulary is
+    /// Gemma-like (SentencePiece, BOS added, no chat template in the file).
+    fn answers_end_of_turn() -> PathBuf {
+        let tokens = [
+            "<pad>",
+            "<eos>",
+            "<bos>",
+            "<unk>",
+            "<start_of_turn>",
+            "<end_of_turn>",
+            "\n",
+            "\u{2581}",
+            "h",
+            "i",
+            "hi",
+            "x",
+        ];
+        let types = [3, 3, 3, 3, 3, 3, 4, 1, 1, 1, 1, 1];
+        let (vocab, d, ffn) = (tokens.len(), 32usize, 64usize);
+        let mut output = vec![0.0f32; vocab * d];
+        output[5 * d..6 * d].fill(1.0);
+        let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![
+            ("token_embd.weight".into(), vec![vocab, d], vec![1.0; vocab * d]),
+            ("output_norm.weight".into(), vec![d], vec![1.0; d]),
+            ("output.weight".into(), vec![vocab, d], output),
+        ];
+        let p = |s: &str| format!("blk.0.{s}.weight");
+        for (name, shape) in [
+            ("attn_norm", vec![d]),
+            ("ffn_norm", vec![d]),
+            ("attn_q", vec![d, d]),
+            ("attn_k", vec![d, d]),
+            ("attn_v", vec![d, d]),
+            ("attn_output", vec![d, d]),
+            ("ffn_gate", vec![ffn, d]),
+            ("ffn_up", vec![ffn, d]),
+            ("ffn_down", vec![d, ffn]),
+        ] {
+            let fill = if name.ends_with("norm") { 1.0 } else { 0.0 };
+            let n = shape.iter().product();
+            tensors.push((p(name), shape, vec![fill; n]));
+        }
+        let refs: Vec<(&str, Vec<usize>, TensorType, Vec<f32>)> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.as_str(), s.clone(), TensorType::F32, v.clone()))
+            .collect();
+        let strings = |items: &[&str]| Value::Array(items.iter().map(|t| Value::String(t.to_string())).collect());
+        let bytes = write(
+            &[
+                ("general.architecture", Value::String("llama".into())),
+                ("llama.block_count", Value::U32(1)),
+                ("llama.embedding_length", Value::U32(d as u32)),
+                ("llama.attention.head_count", Value::U32(2)),
+                ("llama.attention.head_count_kv", Value::U32(2)),
+                ("llama.feed_forward_length", Value::U32(ffn as u32)),
+                ("llama.context_length", Value::U32(64)),
+                ("tokenizer.ggml.model", Value::String("llama".into())),
+                ("tokenizer.ggml.tokens", strings(&tokens)),
+                (
+                    "tokenizer.ggml.token_type",
+                    Value::Array(types.iter().map(|t| Value::I32(*t)).collect()),
+                ),
+                ("tokenizer.ggml.scores", Value::Array(vec![Value::F32(-1.0); vocab])),
+                ("tokenizer.ggml.bos_token_id", Value::U32(2)),
+                ("tokenizer.ggml.eos_token_id", Value::U32(1)),
+                ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
+                ("tokenizer.ggml.add_space_prefix", Value::Bool(false)),
+            ],
+            &refs,
+        );
+        let path = std::env::temp_dir().join(format!("hw-end-of-turn-{}.gguf", std::process::id()));
+        std::fs::write(&path, bytes).expect("write the model");
+        path
+    }
+
+    #[test]
+    fn end_of_turn_stops_generation_and_gemma_vocabularies_get_gemma_chat() {
+        let path = answers_end_of_turn();
+        let model = TextModel::load(path.to_str().expect("utf-8 path"), &Compute::Host, false).expect("model");
+        let _ = std::fs::remove_file(&path);
+        assert!(model.special.ends_generation(5) && model.special.ends_generation(1));
+        let params = TextParams {
+            max_length: Some(8),
+            top_k: Some(1),
+            ..Default::default()
+        };
+        // <end_of_turn> is not EOS, yet it ends the answer before any token.
+        let out = model.generate("hi", &params, 1).expect("generate");
+        assert_eq!((out.tokens, out.text.as_str()), (0, ""));
+        // The file has no chat template: Gemma's built-in one, without the BOS the tokenizer adds.
+        assert!(model.has_chat_template());
+        let payload = horde_protocol::text::TextPayload {
+            messages: Some(vec![horde_protocol::text::ChatMessage {
+                role: "user".into(),
+                content: "hi".into(),
+            }]),
+            ..Default::default()
+        };
+        assert_eq!(
+            model.prompt_for(&payload).expect("prompt"),
+            "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+        );
+    }
 
     #[test]
     fn model_names_resolve_in_the_cache() {
