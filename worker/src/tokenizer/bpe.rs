@@ -119,11 +119,20 @@ pub fn pre_tokenizer_named(name: Option<&str>) -> PreTokenizer {
 
 /// A byte-level BPE tokenizer from the vocabulary, token kinds and merges.
 pub fn build(tokens: &[&str], kinds: &[TokenKind], merges: &[&str], pre: PreTokenizer) -> Result<Tokenizer, TokenizerError> {
-    let merges: Vec<(String, String)> = merges
-        .iter()
-        .filter_map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
-        .collect();
     let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.to_string(), i as u32)).collect();
+    // A merge of pieces the vocabulary lacks is a broken file: refused here, since the
+    // `tokenizers` crate would panic on it while encoding.
+    let mut pairs = Vec::with_capacity(merges.len());
+    for m in merges {
+        let Some((a, b)) = m.split_once(' ') else { continue };
+        if !vocab.contains_key(a) || !vocab.contains_key(b) || !vocab.contains_key(&format!("{a}{b}")) {
+            return Err(TokenizerError::Build(format!(
+                "merge '{m}' joins pieces that are not in the vocabulary"
+            )));
+        }
+        pairs.push((a.to_string(), b.to_string()));
+    }
+    let merges = pairs;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .ignore_merges(pre.ignores_merges())

@@ -142,6 +142,21 @@ fn sentencepiece_space_prefix_defaults_to_on() {
 }
 
 #[test]
+fn a_merge_outside_the_vocabulary_is_an_error_not_a_panic() {
+    let bytes = write(
+        &[
+            ("tokenizer.ggml.model", Value::String("gpt2".into())),
+            ("tokenizer.ggml.tokens", strings(&["a", "b", "c"])),
+            ("tokenizer.ggml.token_type", ints(&[1, 1, 1])),
+            ("tokenizer.ggml.merges", strings(&["a b"])),
+        ],
+        &[],
+    );
+    let err = from_gguf(&Gguf::parse(bytes).expect("gguf")).err().map(|e| e.to_string());
+    assert!(err.as_deref().is_some_and(|e| e.contains("'a b'")), "{err:?}");
+}
+
+#[test]
 fn refuses_other_tokenizer_models() {
     let g = Gguf::parse(write(&[("tokenizer.ggml.model", Value::String("bert".into()))], &[])).expect("gguf");
     let err = from_gguf(&g).expect_err("unsupported");
