@@ -20,7 +20,9 @@ use horde_worker::tokenizer;
 const CHATML_PROMPT: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
 const GEMMA_PROMPT: &str = "<start_of_turn>user\nWrite a short story about a cat.<end_of_turn>\n<start_of_turn>model\n";
 /// GEMMA_PROMPT as Gemma 3's token ids (with BOS), for when the tokenizer cannot read the file.
-const GEMMA_PROMPT_IDS: [u32; 17] = [2, 105, 2364, 107, 6974, 496, 2822, 3925, 1003, 496, 5866, 236761, 106, 107, 105, 4368, 107];
+const GEMMA_PROMPT_IDS: [u32; 17] = [
+    2, 105, 2364, 107, 6974, 496, 2822, 3925, 1003, 496, 5866, 236761, 106, 107, 105, 4368, 107,
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -91,7 +91,12 @@ fn model(s: &Spec, seed: u64) -> (Vec<(String, Value)>, Vec<Tensor>) {
     let mut matrix = |rng: &mut Rng, name: String, rows: usize, cols: usize| {
         next_kind += 1;
         let scale = 1.0 / (cols as f32).sqrt() * 1.5;
-        (name, vec![rows, cols], kinds[next_kind % kinds.len()], rng.values(rows * cols, scale))
+        (
+            name,
+            vec![rows, cols],
+            kinds[next_kind % kinds.len()],
+            rng.values(rows * cols, scale),
+        )
     };
     let norm = |rng: &mut Rng, name: String, n: usize| {
         let values = rng.values(n, 0.2).into_iter().map(|x| 1.0 + x).collect();
@@ -287,11 +292,17 @@ fn the_description_follows_the_metadata() {
     let c = LlamaConfig::from_gguf(&Gguf::parse(encode(&metadata, &tensors)).expect("gguf")).expect("config");
     assert_eq!(c.arch, Architecture::Gemma3);
     assert_eq!((c.head_dim, c.q_dim(), c.k_dim()), (48, 96, 48));
-    assert_eq!((0..6).map(|l| c.window(l)).collect::<Vec<_>>(), [Some(4), Some(4), Some(4), Some(4), Some(4), None]);
+    assert_eq!(
+        (0..6).map(|l| c.window(l)).collect::<Vec<_>>(),
+        [Some(4), Some(4), Some(4), Some(4), Some(4), None]
+    );
     assert!((c.embedding_scale - 8.0).abs() < 1e-6 && (c.attention_scale - 1.0 / 48f32.sqrt()).abs() < 1e-7);
     let (metadata, tensors) = model(&base("llama"), 1);
     let c = LlamaConfig::from_gguf(&Gguf::parse(encode(&metadata, &tensors)).expect("gguf")).expect("config");
-    assert_eq!((c.arch, c.window(0), c.embedding_scale, c.final_softcap), (Architecture::Llama, None, 1.0, None));
+    assert_eq!(
+        (c.arch, c.window(0), c.embedding_scale, c.final_softcap),
+        (Architecture::Llama, None, 1.0, None)
+    );
 }
 
 fn load_error(metadata: &[(String, Value)], tensors: &[Tensor]) -> String {
@@ -326,7 +337,10 @@ fn a_missing_or_misshaped_tensor_is_named_with_its_shapes() {
     let k = misshaped.iter_mut().find(|t| t.0 == "blk.0.attn_k.weight").expect("attn_k");
     *k = (k.0.clone(), vec![64, 64], k.2, vec![0.1; 64 * 64]);
     let e = load_error(&metadata, &misshaped);
-    assert!(e.contains("blk.0.attn_k.weight") && e.contains("[64, 64]") && e.contains("[32, 64]"), "{e}");
+    assert!(
+        e.contains("blk.0.attn_k.weight") && e.contains("[64, 64]") && e.contains("[32, 64]"),
+        "{e}"
+    );
     // Gemma 3 needs its QK-norm.
     let gemma = Spec {
         layers: 1,

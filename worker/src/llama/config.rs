@@ -149,7 +149,17 @@ impl LlamaConfig {
     /// A plain Llama decoder (no architecture extras): interleaved rotary over whole heads,
     /// scale 1/sqrt(head_dim).
     #[allow(clippy::too_many_arguments)]
-    pub fn llama(layers: usize, dim: usize, heads: usize, kv_heads: usize, ffn_dim: usize, vocab: usize, rms_eps: f64, rope_base: f64, context: usize) -> Self {
+    pub fn llama(
+        layers: usize,
+        dim: usize,
+        heads: usize,
+        kv_heads: usize,
+        ffn_dim: usize,
+        vocab: usize,
+        rms_eps: f64,
+        rope_base: f64,
+        context: usize,
+    ) -> Self {
         let head_dim = dim / heads.max(1);
         Self {
             arch: Architecture::Llama,

@@ -61,7 +61,17 @@ fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f64) -> Vec<f32> {
 /// Attention of one query over `n` positions whose keys and values have different widths
 /// (`keys`: stride `k_stride`, `q.len()` wide; `values`: stride `v_stride`, `out.len()` wide).
 #[allow(clippy::too_many_arguments)]
-fn attend_unequal(q: &[f32], keys: &[f32], values: &[f32], k_stride: usize, v_stride: usize, n: usize, scale: f32, scores: &mut [f32], out: &mut [f32]) {
+fn attend_unequal(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    k_stride: usize,
+    v_stride: usize,
+    n: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
     for (j, s) in scores[..n].iter_mut().enumerate() {
         *s = q.iter().zip(&keys[j * k_stride..][..q.len()]).map(|(a, b)| a * b).sum::<f32>() * scale;
     }
@@ -75,10 +85,24 @@ fn attend_unequal(q: &[f32], keys: &[f32], values: &[f32], k_stride: usize, v_st
 
 impl HostModel {
     pub(super) fn load(c: &LlamaConfig, w: &dyn Weights) -> Result<Self, GgufError> {
-        let embedding = load_matrix(w, &MatrixName { name: "token_embd.weight".into(), rows: c.vocab, cols: c.dim })?;
+        let embedding = load_matrix(
+            w,
+            &MatrixName {
+                name: "token_embd.weight".into(),
+                rows: c.vocab,
+                cols: c.dim,
+            },
+        )?;
         let lm_head = match lm_head_name(w) {
             "token_embd.weight" => embedding.clone(),
-            name => load_matrix(w, &MatrixName { name: name.into(), rows: c.vocab, cols: c.dim })?,
+            name => load_matrix(
+                w,
+                &MatrixName {
+                    name: name.into(),
+                    rows: c.vocab,
+                    cols: c.dim,
+                },
+            )?,
         }
         .prepared();
         let mut layers = Vec::with_capacity(c.layers);

@@ -87,18 +87,31 @@ fn rms_norm<const D: usize>(x: Tensor<D>, weight: &Tensor<1>, eps: f64) -> Tenso
 /// GELU's tanh approximation.
 fn gelu_tanh(x: Tensor<2>) -> Tensor<2> {
     let inner = (x.clone() + x.clone().powf_scalar(3.0).mul_scalar(0.044_715)).mul_scalar(0.797_884_6_f64);
-    x.clone().mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
+    x.mul_scalar(0.5) * inner.tanh().add_scalar(1.0)
 }
 
 impl BurnModel {
     pub fn load(c: &LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
         let (emb, shape) = required(w, "token_embd.weight")?;
-        MatrixName { name: "token_embd.weight".into(), rows: c.vocab, cols: c.dim }.check_shape(&shape)?;
+        MatrixName {
+            name: "token_embd.weight".into(),
+            rows: c.vocab,
+            cols: c.dim,
+        }
+        .check_shape(&shape)?;
         // Looked up by rows: `[vocab, dim]`.
         let embedding = Tensor::<2>::from_data(TensorData::new(emb, [c.vocab, c.dim]), device);
         let lm_head = match lm_head_name(w) {
             "token_embd.weight" => embedding.clone().transpose(),
-            name => linear(w, &MatrixName { name: name.into(), rows: c.vocab, cols: c.dim }, device)?,
+            name => linear(
+                w,
+                &MatrixName {
+                    name: name.into(),
+                    rows: c.vocab,
+                    cols: c.dim,
+                },
+                device,
+            )?,
         };
         let mut layers = Vec::with_capacity(c.layers);
         for l in 0..c.layers {
@@ -259,10 +272,7 @@ impl BurnModel {
             };
             let keys = expand(k_all, hd); // [heads, total, hd]
             let values = expand(v_all, vd);
-            let scores = q
-                .swap_dims(0, 1)
-                .matmul(keys.swap_dims(1, 2))
-                .mul_scalar(c.attention_scale as f64); // [heads, t, total]
+            let scores = q.swap_dims(0, 1).matmul(keys.swap_dims(1, 2)).mul_scalar(c.attention_scale as f64); // [heads, t, total]
             let scores = match mask {
                 Some(m) => scores + m.clone(),
                 None => scores,

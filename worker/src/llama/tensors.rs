@@ -105,11 +105,7 @@ impl LayerTensors {
             match parts {
                 [None, None, None] => None,
                 [Some(q), Some(k), Some(v)] => Some([q, k, v].concat()),
-                _ => {
-                    return Err(GgufError::Invalid(format!(
-                        "layer {l} has biases for some of q, k and v only"
-                    )))
-                }
+                _ => return Err(GgufError::Invalid(format!("layer {l} has biases for some of q, k and v only"))),
             }
         };
         let gemma = c.arch.gemma_norms();
