@@ -203,7 +203,7 @@ impl LlamaConfig {
     pub fn window(&self, layer: usize) -> Option<usize> {
         self.sliding_window
             .as_ref()
-            .filter(|s| (layer + 1) % s.period.max(1) != 0)
+            .filter(|s| !(layer + 1).is_multiple_of(s.period.max(1)))
             .map(|s| s.window)
     }
 

@@ -131,9 +131,9 @@ impl HostModel {
             .layers
             .into_iter()
             .map(|l| HostLayer {
-                qkv: l.qkv.to_f16(),
+                qkv: l.qkv.into_f16(),
                 output: l.output.to_f16(),
-                gate_up: l.gate_up.to_f16(),
+                gate_up: l.gate_up.into_f16(),
                 down: l.down.to_f16(),
                 vectors: l.vectors,
             })

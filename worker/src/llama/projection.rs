@@ -51,7 +51,7 @@ impl Projection {
     }
 
     /// f32 parts become f16.
-    pub(super) fn to_f16(self) -> Self {
+    pub(super) fn into_f16(self) -> Self {
         Self {
             parts: self.parts.into_iter().map(QuantMatrix::to_f16).collect(),
             ..self
