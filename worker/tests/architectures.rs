@@ -303,6 +303,33 @@ fn the_description_follows_the_metadata() {
         (c.arch, c.window(0), c.embedding_scale, c.final_softcap),
         (Architecture::Llama, None, 1.0, None)
     );
+    assert_eq!((c.context, c.rope.position_scale), (64, 1.0));
+    // YaRN is not applied: the model runs unscaled, up to its original context.
+    let yarn = Spec {
+        extra: vec![
+            ("rope.scaling.type", Value::String("yarn".into())),
+            ("rope.scaling.factor", Value::F32(4.0)),
+            ("rope.scaling.original_context_length", Value::U32(16)),
+        ],
+        ..base("qwen2")
+    };
+    let (metadata, tensors) = model(&yarn, 1);
+    let c = LlamaConfig::from_gguf(&Gguf::parse(encode(&metadata, &tensors)).expect("gguf")).expect("config");
+    assert_eq!((c.arch, c.context, c.rope.position_scale), (Architecture::Qwen2, 16, 1.0));
+}
+
+#[test]
+fn phi3_long_rope_is_refused_by_name() {
+    let (metadata, mut tensors) = model(
+        &Spec {
+            fused: true,
+            ..base("phi3")
+        },
+        1,
+    );
+    tensors.push(("rope_factors_long.weight".into(), vec![8], TensorType::F32, vec![1.0; 8]));
+    let e = load_error(&metadata, &tensors);
+    assert!(e.contains("rope_factors_long.weight") && e.contains("LongRoPE"), "{e}");
 }
 
 fn load_error(metadata: &[(String, Value)], tensors: &[Tensor]) -> String {
