@@ -1,10 +1,11 @@
-//! Prefill and decode speed of the default model (SmolLM2-135M-Instruct Q4_1) on the CPU: 128
-//! greedy tokens from a fixed prompt, median of 3 runs after a warm-up. By default as the worker
-//! runs it (the host engine on the Q4_1 weights, `llama::host`); `--burn` runs it on burn's flex
-//! backend (weights dequantized to f32, or f16 with `--f16-weights`).
+//! Prefill and decode speed of a GGUF model on the CPU: 128 greedy tokens from a fixed chat
+//! prompt, median of 3 runs after a warm-up. The model is SmolLM2-135M-Instruct Q4_1 by default;
+//! `--model PATH` (or HORDE_DECODE_GGUF) runs another, e.g. Gemma 3 270M Q4_K_M. By default as
+//! the worker runs it (the host engine on the file's weights, `llama::host`); `--burn` runs it
+//! on burn's flex backend (weights dequantized to f32, or f16 with `--f16-weights`).
 //! Threads follow RAYON_NUM_THREADS. Run:
 //!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode
-//!   RAYON_NUM_THREADS=2 cargo bench -p horde-worker --bench decode
+//!   RAYON_NUM_THREADS=2 cargo bench -p horde-worker --bench decode -- --model ~/.cache/horde/models/gemma-3-270m-q4_k_m.gguf
 //!   RAYON_NUM_THREADS=1 cargo bench -p horde-worker --bench decode -- --burn [--f16-weights]
 
 use std::path::PathBuf;
@@ -12,14 +13,26 @@ use std::time::Instant;
 
 use horde_worker::device::Compute;
 use horde_worker::gguf::Gguf;
-use horde_worker::llama::{Llama, LlamaConfig};
+use horde_worker::llama::{Architecture, Llama, LlamaConfig};
 use horde_worker::sampling::argmax;
 use horde_worker::tokenizer;
 
-const PROMPT: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
+const CHATML_PROMPT: &str = "<|im_start|>user\nWrite a short story about a cat.<|im_end|>\n<|im_start|>assistant\n";
+const GEMMA_PROMPT: &str = "<start_of_turn>user\nWrite a short story about a cat.<end_of_turn>\n<start_of_turn>model\n";
+/// GEMMA_PROMPT as Gemma 3's token ids (with BOS), for when the tokenizer cannot read the file.
+const GEMMA_PROMPT_IDS: [u32; 17] = [
+    2, 105, 2364, 107, 6974, 496, 2822, 3925, 1003, 496, 5866, 236761, 106, 107, 105, 4368, 107,
+];
 
 fn main() {
-    let path = std::env::var_os("HORDE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
+    let args: Vec<String> = std::env::args().collect();
+    let given = args
+        .iter()
+        .position(|a| a == "--model")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HORDE_DECODE_GGUF").map(PathBuf::from));
+    let path = given.unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/horde/models/SmolLM2-135M-Instruct.Q4_1.gguf")
     });
     if !path.exists() {
@@ -28,7 +41,7 @@ fn main() {
     }
     let quick = std::env::args().any(|a| a == "--test");
     let g = Gguf::open(&path).expect("gguf");
-    let (tk, special) = tokenizer::from_gguf(&g).expect("tokenizer");
+    let tokenizer = tokenizer::from_gguf(&g);
     let f16 = std::env::args().any(|a| a == "--f16-weights");
     let burn_only = std::env::args().any(|a| a == "--burn");
     let compute = if burn_only {
@@ -38,7 +51,13 @@ fn main() {
     };
     let model = Llama::load(LlamaConfig::from_gguf(&g).expect("config"), &g, &compute).expect("model");
     let model = if f16 { model.with_f16_weights() } else { model };
-    let prompt = tokenizer::encode(&tk, &special, PROMPT).expect("encode");
+    let gemma = model.config.arch == Architecture::Gemma3;
+    let prompt = match &tokenizer {
+        Ok((tk, special)) => tokenizer::encode(tk, special, if gemma { GEMMA_PROMPT } else { CHATML_PROMPT }).expect("encode"),
+        Err(_) if gemma => GEMMA_PROMPT_IDS.to_vec(),
+        Err(e) => panic!("no tokenizer for this model: {e}"),
+    };
+    let name = g.get_str("general.name").unwrap_or("model").to_string();
     let new_tokens = if quick { 4 } else { 128 };
     let run = |n: usize| {
         let mut cache = model.new_cache();
@@ -62,7 +81,10 @@ fn main() {
     let mut text = String::new();
     for _ in 0..(if quick { 1 } else { 3 }) {
         let (p, d, out) = run(new_tokens);
-        text = tokenizer::decode(&tk, &out).unwrap_or_default();
+        text = match &tokenizer {
+            Ok((tk, _)) => tokenizer::decode(tk, &out).unwrap_or_default(),
+            Err(_) => format!("{out:?}"),
+        };
         runs.push((p, d));
     }
     let median = |mut v: Vec<f64>| {
@@ -71,11 +93,11 @@ fn main() {
     };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "default".into());
     println!(
-        "SmolLM2-135M Q4_1, {}, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
+        "{name}, {}, threads {threads}: prefill {:.1} tok/s ({} tokens), decode {:.1} tok/s ({} tokens)",
         match (burn_only, f16) {
             (true, false) => "all on burn flex (f32 weights)",
             (true, true) => "all on burn flex (f16 weights)",
-            (false, _) => "host engine (Q4_1 weights)",
+            (false, _) => "host engine (the file's weights)",
         },
         median(runs.iter().map(|r| r.0).collect()),
         prompt.len(),

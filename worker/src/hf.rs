@@ -47,17 +47,17 @@ fn default_positions() -> usize {
 
 impl HfConfig {
     pub fn llama(&self) -> LlamaConfig {
-        LlamaConfig {
-            layers: self.num_hidden_layers,
-            dim: self.hidden_size,
-            heads: self.num_attention_heads,
-            kv_heads: self.num_key_value_heads.unwrap_or(self.num_attention_heads),
-            ffn_dim: self.intermediate_size,
-            vocab: self.vocab_size,
-            rms_eps: self.rms_norm_eps,
-            rope_base: self.rope_theta,
-            context: self.max_position_embeddings,
-        }
+        LlamaConfig::llama(
+            self.num_hidden_layers,
+            self.hidden_size,
+            self.num_attention_heads,
+            self.num_key_value_heads.unwrap_or(self.num_attention_heads),
+            self.intermediate_size,
+            self.vocab_size,
+            self.rms_norm_eps,
+            self.rope_theta,
+            self.max_position_embeddings,
+        )
     }
 }
 
@@ -139,6 +139,13 @@ impl HfWeights {
 }
 
 impl Weights for HfWeights {
+    fn has(&self, name: &str) -> bool {
+        let Some((hf, _)) = hf_name(name, &self.config) else {
+            return false;
+        };
+        SafeTensors::deserialize(&self.bytes).is_ok_and(|st| st.tensor(&hf).is_ok())
+    }
+
     fn tensor(&self, name: &str) -> Result<Option<HostTensor>, GgufError> {
         let Some((hf, permute_heads)) = hf_name(name, &self.config) else {
             return Ok(None);

@@ -1,0 +1,203 @@
+//! Tests of the decoder on tiny random models written as GGUF in memory.
+
+use super::*;
+use crate::gguf::writer::write;
+use crate::gguf::{TensorType, Value};
+
+/// A 2-layer model with random weights and the real GGUF tensor names; rows are whole
+/// quantization blocks, as in real files.
+fn tiny_gguf() -> Gguf {
+    let (vocab, d, kv, ffn) = (16usize, 32usize, 16usize, 64usize);
+    let mut seed = 12345u64;
+    let mut rand = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((seed >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.8
+            })
+            .collect()
+    };
+    let mut tensors: Vec<(String, Vec<usize>, TensorType, Vec<f32>)> =
+        vec![("token_embd.weight".into(), vec![vocab, d], TensorType::F32, rand(vocab * d))];
+    for l in 0..2 {
+        let p = |s: &str| format!("blk.{l}.{s}.weight");
+        tensors.push((p("attn_norm"), vec![d], TensorType::F32, vec![1.0; d]));
+        tensors.push((p("attn_q"), vec![d, d], TensorType::Q8_0, rand(d * d)));
+        tensors.push((p("attn_k"), vec![kv, d], TensorType::F16, rand(kv * d)));
+        tensors.push((p("attn_v"), vec![kv, d], TensorType::F32, rand(kv * d)));
+        tensors.push((p("attn_output"), vec![d, d], TensorType::F32, rand(d * d)));
+        tensors.push((p("ffn_norm"), vec![d], TensorType::F32, vec![1.0; d]));
+        tensors.push((p("ffn_gate"), vec![ffn, d], TensorType::Q4_1, rand(ffn * d)));
+        tensors.push((p("ffn_up"), vec![ffn, d], TensorType::F32, rand(ffn * d)));
+        tensors.push((p("ffn_down"), vec![d, ffn], TensorType::F32, rand(d * ffn)));
+    }
+    tensors.push(("output_norm.weight".into(), vec![d], TensorType::F32, vec![1.0; d]));
+    let refs: Vec<(&str, Vec<usize>, TensorType, Vec<f32>)> =
+        tensors.iter().map(|(n, s, k, v)| (n.as_str(), s.clone(), *k, v.clone())).collect();
+    let bytes = write(
+        &[
+            ("general.architecture", Value::String("llama".into())),
+            ("llama.block_count", Value::U32(2)),
+            ("llama.embedding_length", Value::U32(d as u32)),
+            ("llama.attention.head_count", Value::U32(2)),
+            ("llama.attention.head_count_kv", Value::U32(1)),
+            ("llama.feed_forward_length", Value::U32(ffn as u32)),
+            ("llama.context_length", Value::U32(32)),
+            ("llama.rope.freq_base", Value::F32(10000.0)),
+            ("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5)),
+        ],
+        &refs,
+    );
+    Gguf::parse(bytes).expect("gguf")
+}
+
+#[test]
+fn f16_weights_stay_close_to_f32() {
+    let g = tiny_gguf();
+    let full = Llama::from_gguf(&g, &Compute::Host).expect("model");
+    let half = Llama::from_gguf(&g, &Compute::Host).expect("model").with_f16_weights();
+    let tokens = [1u32, 2, 3];
+    let a = full.forward(&tokens, &mut full.new_cache());
+    let b = half.forward(&tokens, &mut half.new_cache());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff > 0.0 && diff < 2e-2, "f16 weights moved logits by {diff}");
+}
+
+#[test]
+fn the_host_engine_equals_burn() {
+    // A prompt, single-token steps, then several tokens again, on both engines; and with f16
+    // weights (f32 matrices become f16 on both sides).
+    let g = tiny_gguf();
+    for f16 in [false, true] {
+        let load = |burn_only: bool| {
+            let c = LlamaConfig::from_gguf(&g).expect("config");
+            let compute = if burn_only {
+                Compute::Burn(burn::prelude::Device::flex())
+            } else {
+                Compute::Host
+            };
+            let m = Llama::load(c, &g, &compute).expect("model");
+            if f16 {
+                m.with_f16_weights()
+            } else {
+                m
+            }
+        };
+        let (host, burn) = (load(false), load(true));
+        assert!(matches!(host.engine, Engine::Host(_)) && matches!(burn.engine, Engine::Burn(_)));
+        let (mut hc, mut bc) = (host.new_cache(), burn.new_cache());
+        let mut a = host.forward(&[3, 9, 1], &mut hc);
+        let mut b = burn.forward(&[3, 9, 1], &mut bc);
+        for next in [4u32, 15, 0, 7] {
+            let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let tolerance = if f16 { 2e-2 } else { 1e-3 };
+            assert!(
+                diff < tolerance,
+                "f16 {f16}: host and burn differ by {diff} at position {}",
+                hc.len()
+            );
+            a = host.forward(&[next], &mut hc);
+            b = burn.forward(&[next], &mut bc);
+        }
+        // Several tokens after single steps.
+        let a = host.forward(&[2, 5], &mut hc);
+        let b = burn.forward(&[2, 5], &mut bc);
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < if f16 { 2e-2 } else { 1e-3 }, "after host steps: {diff}");
+        assert_eq!((hc.len(), bc.len()), (9, 9));
+    }
+}
+
+#[test]
+fn reads_the_shape_from_metadata() {
+    let c = LlamaConfig::from_gguf(&tiny_gguf()).expect("config");
+    assert_eq!(
+        (c.layers, c.dim, c.heads, c.kv_heads, c.ffn_dim, c.vocab, c.context),
+        (2, 32, 2, 1, 64, 16, 32)
+    );
+    assert_eq!((c.head_dim, c.arch), (16, Architecture::Llama));
+}
+
+#[test]
+fn incremental_decoding_matches_a_full_pass() {
+    let g = tiny_gguf();
+    let model = Llama::from_gguf(&g, &Compute::Host).expect("model");
+    let tokens = [3u32, 7, 1, 12, 5];
+    let full = model.forward(&tokens, &mut model.new_cache());
+    assert_eq!(full.len(), 16);
+    let mut cache = model.new_cache();
+    model.forward(&tokens[..2], &mut cache);
+    model.forward(&tokens[2..4], &mut cache);
+    let step = model.forward(&tokens[4..], &mut cache);
+    assert_eq!(cache.len(), 5);
+    let diff = full.iter().zip(&step).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(diff < 1e-4, "KV cache changes the result by {diff}");
+    // The position matters (rotary embeddings): the same token elsewhere gives other logits.
+    let shifted = model.forward(&[5], &mut model.new_cache());
+    assert!(shifted.iter().zip(&step).any(|(a, b)| (a - b).abs() > 1e-4));
+}
+
+#[test]
+fn a_safetensors_checkpoint_gives_the_same_logits_as_gguf() {
+    use safetensors::tensor::TensorView;
+    let g = tiny_gguf();
+    let dir = std::env::temp_dir().join(format!("hf-tiny-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+    for t in &g.tensors {
+        let (mut data, shape) = g.dequantize(&t.name).expect("tensor");
+        let hf = match t.name.as_str() {
+            "token_embd.weight" => "model.embed_tokens.weight".to_string(),
+            "output_norm.weight" => "model.norm.weight".to_string(),
+            n => {
+                let (layer, part) = n.trim_start_matches("blk.").split_once('.').expect("layer");
+                let part = match part {
+                    "attn_norm.weight" => "input_layernorm.weight",
+                    "attn_q.weight" => {
+                        data = crate::hf::interleaved_to_rotate_half(&data, 2, shape[1]);
+                        "self_attn.q_proj.weight"
+                    }
+                    "attn_k.weight" => {
+                        data = crate::hf::interleaved_to_rotate_half(&data, 1, shape[1]);
+                        "self_attn.k_proj.weight"
+                    }
+                    "attn_v.weight" => "self_attn.v_proj.weight",
+                    "attn_output.weight" => "self_attn.o_proj.weight",
+                    "ffn_norm.weight" => "post_attention_layernorm.weight",
+                    "ffn_gate.weight" => "mlp.gate_proj.weight",
+                    "ffn_up.weight" => "mlp.up_proj.weight",
+                    "ffn_down.weight" => "mlp.down_proj.weight",
+                    other => panic!("unexpected tensor {other}"),
+                };
+                format!("model.layers.{layer}.{part}")
+            }
+        };
+        named.push((hf, shape, data.iter().flat_map(|x| x.to_le_bytes()).collect()));
+    }
+    let views: Vec<(String, TensorView<'_>)> = named
+        .iter()
+        .map(|(n, s, b)| (n.clone(), TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view")))
+        .collect();
+    let bytes = safetensors::serialize(views, None).expect("serialize");
+    std::fs::write(dir.join("model.safetensors"), bytes).expect("write");
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+            "intermediate_size": 64, "vocab_size": 16, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+            "max_position_embeddings": 32, "tie_word_embeddings": true}"#,
+    )
+    .expect("write");
+    let hf = crate::hf::HfWeights::open(&dir).expect("open");
+    let from_hf = Llama::load(hf.config.llama(), &hf, &Compute::Host).expect("hf model");
+    let from_gguf = Llama::from_gguf(&g, &Compute::Host).expect("gguf model");
+    let shape = |c: &LlamaConfig| (c.layers, c.dim, c.heads, c.kv_heads, c.ffn_dim, c.vocab, c.context);
+    assert_eq!(shape(&from_hf.config), shape(&from_gguf.config));
+    let tokens = [2u32, 9, 4, 4, 11];
+    let a = from_gguf.forward(&tokens, &mut from_gguf.new_cache());
+    let b = from_hf.forward(&tokens, &mut from_hf.new_cache());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    // The GGUF's Q8_0 q projection stays in its encoding (on AVX-512 its kernel rounds the
+    // activations to 16 bits); the safetensors copy is all f32.
+    assert!(diff < 1e-3, "safetensors and GGUF disagree by {diff}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
