@@ -64,9 +64,9 @@ impl Isa {
         }
     }
 
-    /// Whether it has a kernel for matrices in `layout` (every one reads rows).
+    /// Whether it has a kernel for matrices in `layout` (every one reads both).
     pub fn reads(self, layout: Layout) -> bool {
-        layout == Layout::Rows || self != Isa::Avx2
+        matches!(layout, Layout::Rows | Layout::Tiles)
     }
 
     /// The widest one this CPU runs (looked up once).
@@ -151,9 +151,9 @@ impl QuantMatrix {
     }
 
     /// The matrix in the layout of the fastest kernel this CPU has for it: tiles for quantized
-    /// matrices when it has AVX-512, else as it is.
+    /// matrices when it has AVX2 or AVX-512, else as it is.
     pub fn prepared(self) -> Self {
-        if Isa::best().reads(Layout::Tiles) && Isa::best() != Isa::Scalar {
+        if Isa::best() != Isa::Scalar {
             self.tiled()
         } else {
             self
@@ -165,7 +165,7 @@ impl QuantMatrix {
         if self.layout == Layout::Tiles || tiles::shape(self.kind).is_none() {
             return self;
         }
-        let nb = self.cols / 32;
+        let nb = self.cols / self.kind.block().0;
         let tiled = tiles::tile(self.kind, self.rows, nb, &self.data);
         // The file's copy of these bytes is not read again.
         self.data.release_pages();
@@ -228,7 +228,11 @@ impl QuantMatrix {
         if r < self.rows {
             match self.layout {
                 Layout::Rows => dequantize_into(self.kind, &self.data[r * self.row_bytes..(r + 1) * self.row_bytes], &mut out),
-                Layout::Tiles => dequantize_into(self.kind, &tiles::untile_row(self.kind, self.cols / 32, &self.data, r), &mut out),
+                Layout::Tiles => dequantize_into(
+                    self.kind,
+                    &tiles::untile_row(self.kind, self.cols / self.kind.block().0, &self.data, r),
+                    &mut out,
+                ),
             }
         }
         out
@@ -273,7 +277,10 @@ impl QuantMatrix {
         // Rows a task takes together: a tile, or a group of four rows.
         let (unit, unit_bytes) = match self.layout {
             Layout::Rows => (4, 4 * self.row_bytes),
-            Layout::Tiles => (tiles::TILE, tiles::TILE * self.row_bytes),
+            Layout::Tiles => (
+                tiles::TILE,
+                tiles::shape(self.kind).map_or(0, |s| s.bytes) * (self.cols / self.kind.block().0),
+            ),
         };
         let threads = rayon::current_num_threads();
         let work = self.rows * self.cols * tokens;
@@ -313,7 +320,7 @@ impl QuantMatrix {
 
     /// Runs one kernel over whole rows (`data`) for every input; `out` is `[inputs][rows]`.
     fn kernel(&self, isa: Isa, data: &[u8], inputs: &[Input<'_>], out: &mut [f32]) {
-        let nb = self.cols / 32;
+        let nb = self.cols / self.kind.block().0;
         let rows = out.len() / inputs.len();
         if self.layout == Layout::Tiles {
             let xs: Vec<&tiles::QuantizedVector> = inputs
@@ -327,6 +334,9 @@ impl QuantMatrix {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `matmul_with` checked the CPU; `data` holds the tiles of `out`'s rows.
                 Isa::Avx512 | Isa::Avx512Vnni => unsafe { tiles::avx512(isa == Isa::Avx512Vnni, self.kind, nb, data, &xs, out) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe { tiles::avx2(self.kind, nb, data, &xs, out) },
                 _ => tiles::scalar(self.kind, nb, data, &xs, out),
             }
             return;
@@ -431,20 +441,23 @@ mod tests {
 
     const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni];
 
-    const KINDS: [TensorType; 5] = [
-        TensorType::F32,
-        TensorType::F16,
-        TensorType::Q8_0,
-        TensorType::Q4_0,
-        TensorType::Q4_1,
-    ];
+    const KINDS: [TensorType; 14] = TensorType::ALL;
+
+    /// Widths for a kind: whole blocks, one and several (K-quants: super-blocks of 256).
+    fn widths(kind: TensorType) -> [usize; 2] {
+        if kind.block().0 == 256 {
+            [256, 512]
+        } else {
+            [96, 64 + 32 * 5]
+        }
+    }
 
     #[test]
     fn every_kernel_equals_the_dequantized_product() {
-        // 7 rows: one group of 4 and 3 single rows; 96 columns: 3 blocks, and for f32/f16 a
-        // width that is not a multiple of the vector width as well.
+        // 7 rows: one group of 4 and 3 single rows; several blocks, and for f32/f16 a width
+        // that is not a multiple of the vector width as well.
         for kind in KINDS {
-            for cols in [96usize, 64 + 32 * 5] {
+            for cols in widths(kind) {
                 let rows = 7;
                 let m = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 1))).expect("matrix");
                 let x = values(cols, 2);
@@ -462,7 +475,7 @@ mod tests {
             }
         }
         for cols in [5usize, 17, 33] {
-            for kind in [TensorType::F32, TensorType::F16] {
+            for kind in [TensorType::F32, TensorType::F16, TensorType::BF16] {
                 let m = QuantMatrix::new(kind, 5, cols, encode(kind, &values(5 * cols, 3))).expect("matrix");
                 let x = values(cols, 4);
                 let want = reference(&m, &x);
@@ -478,12 +491,17 @@ mod tests {
 
     #[test]
     fn tiled_kernels_stay_within_the_activation_rounding() {
-        // 21 rows: one whole tile and one of 5 rows; every quantized encoding.
-        for kind in [TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1] {
-            let (rows, cols) = (21, 96);
+        // 21 rows: one whole tile and one of 5 rows; every quantized encoding, two blocks of
+        // the K-quants.
+        for kind in KINDS.into_iter().filter(|k| tiles::shape(*k).is_some()) {
+            let (rows, cols) = (21, 512);
             let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 13))).expect("matrix");
             let tiled = plain.clone().tiled();
-            assert_eq!((tiled.layout(), tiled.bytes()), (Layout::Tiles, plain.bytes() / rows * 32));
+            assert_eq!(tiled.layout(), Layout::Tiles);
+            if kind.block().0 == 32 {
+                // The legacy encodings' tiles hold the same bytes as their blocks.
+                assert_eq!(tiled.bytes(), plain.bytes() / rows * 32);
+            }
             for r in 0..rows {
                 assert_eq!(tiled.row(r), plain.row(r), "{kind:?} row {r}");
             }
@@ -518,7 +536,7 @@ mod tests {
                 }
             }
         }
-        // f32 and f16 have no tiles; they keep their rows.
+        // f32, f16 and bf16 have no tiles; they keep their rows.
         let f = QuantMatrix::from_f32(&values(64, 15), 2, 32).expect("f32").tiled();
         assert_eq!(f.layout(), Layout::Rows);
     }
@@ -541,9 +559,9 @@ mod tests {
 
     #[test]
     fn several_tokens_equal_one_at_a_time() {
-        // 6 tokens (a group of four and one of two), 37 rows (tiles with a partial one), large
-        // enough to be split over threads.
-        let (rows, cols, tokens) = (37 * 64, 96, 6);
+        // 6 tokens (a group of four and two single ones), 37 tiles' rows plus 5 (a partial
+        // tile), large enough to be split over threads.
+        let (rows, cols, tokens) = (37 * 16 + 5, 256, 6);
         for kind in KINDS {
             let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 19))).expect("matrix");
             let x = values(tokens * cols, 20);
