@@ -1,20 +1,22 @@
-//! Matrices kept in their file encoding (GGUF F32, F16, Q4_0, Q4_1, Q8_0) and multiplied with an
-//! f32 vector block by block, without ever dequantizing the whole matrix.
+//! Matrices kept in their file encoding (every GGUF encoding of `TensorType`) and multiplied
+//! with f32 vectors block by block, without ever dequantizing the whole matrix.
 //!
 //! This is the decode step's hot loop on the CPU: one new token multiplies every weight once, so
 //! the speed is set by how many bytes of weights are read per token, and by how few instructions
-//! it takes to use them. A Q4_1 matrix reads 0.625 bytes per weight, against 4 for the
+//! it takes to use them. A Q4_K matrix reads 0.58 bytes per weight (tiled), against 4 for the
 //! dequantized f32 copy.
 //!
 //! Two ways to multiply, chosen per matrix by `prepared`:
 //! - **Rows** (`Layout::Rows`, the file's own layout): each block is widened to f32 in registers
 //!   and multiplied with the f32 activations, so the result is the dequantized product up to the
-//!   order of the additions. Kernels: AVX-512F, AVX2+FMA, portable scalar. f32 and f16 matrices
-//!   always go this way.
-//! - **Tiles** (`Layout::Tiles`, quantized matrices on CPUs with AVX-512): the activations are
-//!   quantized to 16 bits per block of 32 and integer dot products run on 16 rows at once (see
-//!   `tiles`). About three times fewer instructions per weight; the results differ from the
-//!   exact product by the activations' rounding (at most 1/65534 of a block's largest value).
+//!   order of the additions. Kernels: AVX-512F, AVX2+FMA, portable scalar, for f32, f16, bf16,
+//!   Q4_0, Q4_1 and Q8_0; other encodings have their rows dequantized one at a time (slow: they
+//!   are tiled on CPUs with AVX2). f32, f16 and bf16 matrices always go this way.
+//! - **Tiles** (`Layout::Tiles`, quantized matrices on CPUs with AVX2 or AVX-512): every
+//!   quantized encoding is regrouped in tiles of 16 rows, the activations are quantized to 16 bits
+//!   per block of 32 and integer dot products run on 16 rows at once (8 with AVX2; see `tiles`).
+//!   Several times fewer instructions per weight; the result differs from the exact product by
+//!   the activations' rounding: at most `Σ|w| · max|x| / 65534` over each block of 32 columns.
 
 use std::sync::OnceLock;
 
