@@ -53,7 +53,13 @@ fn main() {
                 if !isa.available() || !isa.reads(layout) {
                     continue;
                 }
-                let reps = if quick { 2 } else if m.bytes() > 1 << 26 { 20 } else { 200 };
+                let reps = if quick {
+                    2
+                } else if m.bytes() > 1 << 26 {
+                    20
+                } else {
+                    200
+                };
                 let mut time = |pick: &dyn Fn(usize) -> usize| {
                     let mut times: Vec<f64> = (0..reps + 20)
                         .map(|i| {

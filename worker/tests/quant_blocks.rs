@@ -143,7 +143,10 @@ fn every_encoding_decodes_and_multiplies_like_gguf_py() {
         dequantize_into(kind, &raw, &mut ours);
         assert_eq!(ours.len(), rows * cols, "{name}");
         for (i, (a, b)) in ours.iter().zip(&want).enumerate() {
-            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{name} value {i}: ours {a}, gguf {b}");
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{name} value {i}: ours {a}, gguf {b}"
+            );
         }
         let exact = read_f64(&dir.join(format!("{name}.product.f64")));
         let plain = QuantMatrix::new(kind, rows, cols, raw).expect("matrix");
@@ -162,7 +165,13 @@ fn every_encoding_decodes_and_multiplies_like_gguf_py() {
                         1e-5 * w.iter().zip(&x).map(|(a, b)| (a * b).abs() as f64).sum::<f64>() + 1e-6
                     };
                     let err = (got[r] as f64 - exact[r]).abs();
-                    assert!(err <= allowed, "{name} {:?} {isa:?} row {r}: {} vs {} (allowed {allowed})", m.layout(), got[r], exact[r]);
+                    assert!(
+                        err <= allowed,
+                        "{name} {:?} {isa:?} row {r}: {} vs {} (allowed {allowed})",
+                        m.layout(),
+                        got[r],
+                        exact[r]
+                    );
                 }
             }
         }

@@ -32,16 +32,24 @@ pub(super) fn quantize(kind: TensorType, geo: Geometry, xs: &[f32]) -> Unpacked 
     match kind {
         TensorType::Q8_0 | TensorType::Q8_K => {
             let amax = xs.iter().fold(0f32, |a, x| a.max(x.abs()));
-            b.d = if kind == TensorType::Q8_0 { via_f16(amax / 127.0) } else { amax / 127.0 };
+            b.d = if kind == TensorType::Q8_0 {
+                via_f16(amax / 127.0)
+            } else {
+                amax / 127.0
+            };
             let inv = if b.d > 0.0 { 1.0 / b.d } else { 0.0 };
-            xs.iter().zip(b.q.iter_mut()).for_each(|(x, q)| *q = round_clamped(x * inv, -127, 127));
+            xs.iter()
+                .zip(b.q.iter_mut())
+                .for_each(|(x, q)| *q = round_clamped(x * inv, -127, 127));
         }
         TensorType::Q4_0 | TensorType::Q5_0 => {
             // The extreme value maps to -half + 1/2 (rounded to -half), the other side at most to
             // half - 1/2 (clamped to half - 1): no value is off by more than half a step.
             b.d = via_f16(extreme(xs) / -(half as f32 - 0.5));
             let inv = if b.d != 0.0 { 1.0 / b.d } else { 0.0 };
-            xs.iter().zip(b.q.iter_mut()).for_each(|(x, q)| *q = round_clamped(x * inv, -half, half - 1));
+            xs.iter()
+                .zip(b.q.iter_mut())
+                .for_each(|(x, q)| *q = round_clamped(x * inv, -half, half - 1));
         }
         TensorType::Q4_1 | TensorType::Q5_1 => {
             let min = xs.iter().fold(f32::INFINITY, |a, x| a.min(*x));
@@ -50,7 +58,9 @@ pub(super) fn quantize(kind: TensorType, geo: Geometry, xs: &[f32]) -> Unpacked 
             b.dmin = via_f16(min);
             b.mins[0] = -1;
             let inv = if b.d > 0.0 { 1.0 / b.d } else { 0.0 };
-            xs.iter().zip(b.q.iter_mut()).for_each(|(x, q)| *q = round_clamped((x - b.dmin) * inv, 0, top));
+            xs.iter()
+                .zip(b.q.iter_mut())
+                .for_each(|(x, q)| *q = round_clamped((x - b.dmin) * inv, 0, top));
         }
         TensorType::Q2_K | TensorType::Q4_K | TensorType::Q5_K => {
             // Per sub-block: x ≈ step·q − low, with low = −min(0, min x) ≥ 0; steps and lows
@@ -68,8 +78,16 @@ pub(super) fn quantize(kind: TensorType, geo: Geometry, xs: &[f32]) -> Unpacked 
             b.d = via_f16(steps[..subs].iter().fold(0f32, |a, x| a.max(*x)) / levels as f32);
             b.dmin = via_f16(lows[..subs].iter().fold(0f32, |a, x| a.max(*x)) / levels as f32);
             for (s, xs) in xs.chunks_exact(geo.sub).enumerate() {
-                b.scales[s] = if b.d > 0.0 { round_clamped((steps[s] / b.d).ceil(), 0, levels) } else { 0 };
-                b.mins[s] = if b.dmin > 0.0 { round_clamped(lows[s] / b.dmin, 0, levels) } else { 0 };
+                b.scales[s] = if b.d > 0.0 {
+                    round_clamped((steps[s] / b.d).ceil(), 0, levels)
+                } else {
+                    0
+                };
+                b.mins[s] = if b.dmin > 0.0 {
+                    round_clamped(lows[s] / b.dmin, 0, levels)
+                } else {
+                    0
+                };
                 let step = b.d * b.scales[s] as f32;
                 let low = b.dmin * b.mins[s] as f32;
                 let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
@@ -90,7 +108,11 @@ pub(super) fn quantize(kind: TensorType, geo: Geometry, xs: &[f32]) -> Unpacked 
             }
             b.d = via_f16(steps[..subs].iter().fold(0f32, |a, x| a.max(x.abs())) / levels as f32);
             for (s, xs) in xs.chunks_exact(geo.sub).enumerate() {
-                b.scales[s] = if b.d > 0.0 { round_clamped(steps[s] / b.d, -levels, levels) } else { 0 };
+                b.scales[s] = if b.d > 0.0 {
+                    round_clamped(steps[s] / b.d, -levels, levels)
+                } else {
+                    0
+                };
                 let step = b.d * b.scales[s] as f32;
                 let inv = if step != 0.0 { 1.0 / step } else { 0.0 };
                 for (x, q) in xs.iter().zip(b.q[s * geo.sub..].iter_mut()) {

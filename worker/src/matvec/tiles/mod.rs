@@ -2,9 +2,9 @@
 //! to 16 bits per block of 32 (scale `max|x| / 32767`: a rounding error 256 times smaller than
 //! llama.cpp's 8-bit activations, which measurably changed SmolLM2's greedy answers), and the
 //! weights are regrouped in tiles of 16 rows, so one 32-byte load holds 2 values of each of 16
-//! rows (fewer for 2-bit values). Widened to 16-bit lanes, `vpdpwssd` (AVX-512 VNNI; `vpmaddwd`
-//! + add without it, and on AVX2 for 8 rows at a time) multiplies and sums one pair per row; the
-//! sub-block scales are applied once per 16 or 32 columns, in f32.
+//! rows (fewer for 2-bit values). Widened to 16-bit lanes, `vpdpwssd` (AVX-512 VNNI; without it
+//! `vpmaddwd` and an add, also on AVX2 for 8 rows at a time) multiplies and sums one pair per
+//! row; the sub-block scales are applied once per 16 or 32 columns, in f32.
 //!
 //! Every encoding is tiled from its `Unpacked` blocks (see `crate::quants`): the values as
 //! unsigned integers `u = q + offset` of `bits` bits, split in a low plane of 2, 4 or 8 bits and
@@ -101,7 +101,10 @@ fn low_place(s: &Shape, lane: usize, e: usize) -> (usize, u32) {
 /// Where element `e` of row `lane` lies in high plane `h`: (byte, bit).
 fn high_place(s: &Shape, h: u32, lane: usize, e: usize) -> (usize, u32) {
     let bit = (e / 2 + 16 * (e % 2)) as u32;
-    (TILE * 32 * s.low_bits as usize / 8 + h as usize * TILE * 4 + lane * 4 + bit as usize / 8, bit % 8)
+    (
+        TILE * 32 * s.low_bits as usize / 8 + h as usize * TILE * 4 + lane * 4 + bit as usize / 8,
+        bit % 8,
+    )
 }
 
 /// Regroups row-major GGUF blocks (`rows` rows of `nb` blocks of `kind`) into tiles.
@@ -192,7 +195,11 @@ fn read_lane(s: &Shape, src: &[u8], lane: usize, block: &mut Unpacked) {
                 let (byte, bit) = high_place(s, h, lane, e);
                 u |= ((group[byte] as u32 >> bit) & 1) << (s.low_bits + h);
             }
-            *q = if s.low_bits == 8 { u as u8 as i8 } else { (u as i32 - geo.offset) as i8 };
+            *q = if s.low_bits == 8 {
+                u as u8 as i8
+            } else {
+                (u as i32 - geo.offset) as i8
+            };
         }
     }
 }

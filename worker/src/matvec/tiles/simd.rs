@@ -189,7 +189,13 @@ unsafe fn run<
                     }
                     // Scales of the group's two halves (the same when SUB is 32).
                     let sub = g * 32 / SUB;
-                    let scale = |sub: usize| if SCALES { V::mul(d, V::small_ints(per_sub(s.scales_at, sub))) } else { d };
+                    let scale = |sub: usize| {
+                        if SCALES {
+                            V::mul(d, V::small_ints(per_sub(s.scales_at, sub)))
+                        } else {
+                            d
+                        }
+                    };
                     let (scale_lo, scale_hi) = (scale(sub), if SUB == 16 { scale(sub + 1) } else { d });
                     let min = |sub: usize| V::mul(dmin, V::small_ints(per_sub(s.mins_at, sub)));
                     for (tok, sums) in sums.iter().enumerate() {
