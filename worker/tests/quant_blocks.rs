@@ -3,6 +3,9 @@
 //! and our matrix products on them (every kernel this CPU has, in rows and in tiles) equal the
 //! float64 product of gguf's values within the activations' rounding (see `bound`).
 //!
+//! The real tensors of Gemma 3 270M Q4_K_M (one of each encoding in the file: Q5_0, Q8_0, Q4_K,
+//! Q6_K, F32) multiply like their dequantized values too, prepared as the worker prepares them.
+//!
 //! Python runs in a venv this test creates (`compat/python_venv.rs`); without Python or PyPI it
 //! skips with a message, unless HORDE_REQUIRE_COMPAT=1 makes that a failure.
 
@@ -12,7 +15,9 @@ use std::process::Command;
 #[path = "../../compat/python_venv.rs"]
 mod python_venv;
 
-use horde_worker::gguf::{dequantize_into, TensorType};
+mod common;
+
+use horde_worker::gguf::{dequantize_into, Gguf, TensorType};
 use horde_worker::matvec::{Isa, Layout, QuantMatrix};
 
 const PACKAGES: [&str; 2] = ["numpy==2.4.6", "gguf==0.19.0"];
@@ -175,5 +180,50 @@ fn every_encoding_decodes_and_multiplies_like_gguf_py() {
                 }
             }
         }
+    }
+}
+
+#[test]
+fn gemma3_tensors_multiply_like_their_values() {
+    let Some(path) = common::fetched_model("gemma-3-270m-q4_k_m.gguf", Some("HORDE_GEMMA3_GGUF")) else {
+        return;
+    };
+    let g = Gguf::open(&path).expect("parses");
+    let mut seen = vec![];
+    let mut rng = Random(0x9e3);
+    for info in &g.tensors {
+        let [cols, rows] = info.dims[..] else { continue };
+        let (rows, cols) = (rows as usize, cols as usize);
+        // One matrix per encoding, not the 262144-row embedding when another one exists.
+        if seen.contains(&info.kind) || rows > 4096 {
+            continue;
+        }
+        seen.push(info.kind);
+        let (_, raw) = g.encoded(&info.name).expect("tensor");
+        let mut w = vec![];
+        dequantize_into(info.kind, raw, &mut w);
+        let m = QuantMatrix::new(info.kind, rows, cols, raw.to_vec()).expect("matrix").prepared();
+        let tokens = 3;
+        let x: Vec<f32> = (0..tokens * cols).map(|_| rng.unit()).collect();
+        let mut got = vec![0f32; tokens * rows];
+        m.matmul(&x, &mut got);
+        for t in 0..tokens {
+            let x = &x[t * cols..][..cols];
+            for r in 0..rows {
+                let w = &w[r * cols..][..cols];
+                let exact: f64 = w.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum();
+                let err = (got[t * rows + r] as f64 - exact).abs();
+                assert!(
+                    err <= bound(w, x),
+                    "{} {:?} token {t} row {r}: {} vs {exact}",
+                    info.name,
+                    m,
+                    got[t * rows + r]
+                );
+            }
+        }
+    }
+    for kind in [TensorType::Q5_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K] {
+        assert!(seen.contains(&kind), "no {kind:?} matrix in {}: {seen:?}", path.display());
     }
 }

@@ -125,10 +125,11 @@ fn tiled_kernels_stay_within_the_activation_rounding() {
 #[test]
 fn large_products_split_over_threads_give_the_same_result() {
     let (rows, cols) = (1030, 256);
-    let rows_layout = QuantMatrix::new(TensorType::Q4_1, rows, cols, encode(TensorType::Q4_1, &values(rows * cols, 5))).expect("matrix");
     let x = values(cols, 6);
     let pool = |n: usize| rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
-    for m in [rows_layout.clone(), rows_layout.tiled()] {
+    let matrix = |kind| QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 5))).expect("matrix");
+    let (q41, q6k) = (matrix(TensorType::Q4_1), matrix(TensorType::Q6_K));
+    for m in [q41.clone(), q41.tiled(), q6k.tiled()] {
         let mut one = vec![0f32; rows];
         pool(1).install(|| m.matvec(&x, &mut one));
         let mut split = vec![0f32; rows];
