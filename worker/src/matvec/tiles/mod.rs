@@ -24,6 +24,8 @@
 //! unpacked 6-bit scales of Q3_K, Q4_K and Q5_K take 2–4 % more; Q8_K drops its sums. Rows past
 //! the end of the matrix are zero.
 
+use rayon::prelude::*;
+
 use crate::gguf::TensorType;
 use crate::quants::{self, geometry, Geometry, Unpacked};
 
@@ -115,16 +117,16 @@ pub(super) fn tile(kind: TensorType, rows: usize, nb: usize, data: &[u8]) -> Vec
     let block_bytes = kind.block().1;
     let tiles = rows.div_ceil(TILE);
     let mut out = vec![0u8; tiles * nb * s.bytes];
-    let mut block = Unpacked::zero();
-    for t in 0..tiles {
-        for b in 0..nb {
-            let dst = &mut out[(t * nb + b) * s.bytes..][..s.bytes];
+    // Tiles are independent: regrouped on rayon's threads (a model's load).
+    out.par_chunks_mut((nb * s.bytes).max(1)).enumerate().for_each(|(t, tile)| {
+        let mut block = Unpacked::zero();
+        for (b, dst) in tile.chunks_exact_mut(s.bytes).enumerate() {
             for lane in 0..TILE.min(rows - t * TILE) {
                 quants::unpack(kind, &data[((t * TILE + lane) * nb + b) * block_bytes..][..block_bytes], &mut block);
                 write_lane(&s, &block, lane, dst);
             }
         }
-    }
+    });
     out
 }
 
