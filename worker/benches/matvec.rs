@@ -1,5 +1,7 @@
-//! Matrix-vector products of the decode step, per kernel and layout: SmolLM2-135M's shapes with
-//! random weights, one thread, GB/s of weights read. "hot": the same matrix 200 times (it stays in
+//! Matrix-vector products of the decode step, per kernel and layout: Gemma 3 270M Q4_K_M's shapes
+//! and encodings (and SmolLM2-135M's Q4_1 MLP) with random weights, one thread (or rayon's, with
+//! RAYON_NUM_THREADS), GB/s of weights read. Rows are measured for the encodings that have row
+//! kernels (the others fall back to dequantizing rows one by one). "hot": the same matrix 200 times (it stays in
 //! the core's cache); "streamed": 128 MiB of copies in turn, as a decode step reads its weights
 //! (from memory or a shared L3). Median of the runs after a warm-up.
 //! Run: `cargo bench -p horde-worker --bench matvec`
@@ -21,24 +23,43 @@ fn values(n: usize) -> Vec<f32> {
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--test");
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("pool");
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     let shapes = [
-        ("qkv", TensorType::Q4_1, 960, 576),
-        ("gate_up", TensorType::Q4_1, 3072, 576),
-        ("down", TensorType::Q4_1, 576, 1536),
-        ("lm_head", TensorType::Q8_0, 49152, 576),
+        ("q", TensorType::Q5_0, 1024, 640),
+        ("k", TensorType::Q5_0, 256, 640),
+        ("v", TensorType::Q8_0, 256, 640),
+        ("attn_out", TensorType::Q4_K, 640, 1024),
+        ("gate", TensorType::Q5_0, 2048, 640),
+        ("down", TensorType::Q6_K, 640, 2048),
+        ("down_q4k", TensorType::Q4_K, 640, 2048),
+        ("lm_head", TensorType::Q8_0, 262144, 640),
+        ("smol_up", TensorType::Q4_1, 3072, 576),
     ];
     for (name, kind, rows, cols) in shapes {
         let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols))).expect("matrix");
         let x = values(cols);
         let mut out = vec![0f32; rows];
+        let has_rows_kernel = matches!(
+            kind,
+            TensorType::F32 | TensorType::F16 | TensorType::Q4_0 | TensorType::Q4_1 | TensorType::Q8_0
+        );
         for (layout, m) in [(Layout::Rows, plain.clone()), (Layout::Tiles, plain.clone().tiled())] {
+            if layout == Layout::Rows && !has_rows_kernel {
+                continue;
+            }
             let copies: Vec<QuantMatrix> = (0..(128 << 20) / m.bytes() + 1).map(|_| m.clone()).collect();
             for isa in [Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni] {
                 if !isa.available() || !isa.reads(layout) {
                     continue;
                 }
-                let reps = if quick { 2 } else { 200 };
+                let reps = if quick {
+                    2
+                } else if m.bytes() > 1 << 26 {
+                    20
+                } else {
+                    200
+                };
                 let mut time = |pick: &dyn Fn(usize) -> usize| {
                     let mut times: Vec<f64> = (0..reps + 20)
                         .map(|i| {

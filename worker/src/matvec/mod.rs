@@ -1,20 +1,22 @@
-//! Matrices kept in their file encoding (GGUF F32, F16, Q4_0, Q4_1, Q8_0) and multiplied with an
-//! f32 vector block by block, without ever dequantizing the whole matrix.
+//! Matrices kept in their file encoding (every GGUF encoding of `TensorType`) and multiplied
+//! with f32 vectors block by block, without ever dequantizing the whole matrix.
 //!
 //! This is the decode step's hot loop on the CPU: one new token multiplies every weight once, so
 //! the speed is set by how many bytes of weights are read per token, and by how few instructions
-//! it takes to use them. A Q4_1 matrix reads 0.625 bytes per weight, against 4 for the
+//! it takes to use them. A Q4_K matrix reads 0.58 bytes per weight (tiled), against 4 for the
 //! dequantized f32 copy.
 //!
 //! Two ways to multiply, chosen per matrix by `prepared`:
 //! - **Rows** (`Layout::Rows`, the file's own layout): each block is widened to f32 in registers
 //!   and multiplied with the f32 activations, so the result is the dequantized product up to the
-//!   order of the additions. Kernels: AVX-512F, AVX2+FMA, portable scalar. f32 and f16 matrices
-//!   always go this way.
-//! - **Tiles** (`Layout::Tiles`, quantized matrices on CPUs with AVX-512): the activations are
-//!   quantized to 16 bits per block of 32 and integer dot products run on 16 rows at once (see
-//!   `tiles`). About three times fewer instructions per weight; the results differ from the
-//!   exact product by the activations' rounding (at most 1/65534 of a block's largest value).
+//!   order of the additions. Kernels: AVX-512F, AVX2+FMA, portable scalar, for f32, f16, bf16,
+//!   Q4_0, Q4_1 and Q8_0; other encodings have their rows dequantized one at a time (slow: they
+//!   are tiled on CPUs with AVX2). f32, f16 and bf16 matrices always go this way.
+//! - **Tiles** (`Layout::Tiles`, quantized matrices on CPUs with AVX2 or AVX-512): every
+//!   quantized encoding is regrouped in tiles of 16 rows, the activations are quantized to 16 bits
+//!   per block of 32 and integer dot products run on 16 rows at once (8 with AVX2; see `tiles`).
+//!   Several times fewer instructions per weight; the result differs from the exact product by
+//!   the activations' rounding: at most `Σ|w| · max|x| / 65534` over each block of 32 columns.
 
 use std::sync::OnceLock;
 
@@ -64,9 +66,9 @@ impl Isa {
         }
     }
 
-    /// Whether it has a kernel for matrices in `layout` (every one reads rows).
+    /// Whether it has a kernel for matrices in `layout` (every one reads both).
     pub fn reads(self, layout: Layout) -> bool {
-        layout == Layout::Rows || self != Isa::Avx2
+        matches!(layout, Layout::Rows | Layout::Tiles)
     }
 
     /// The widest one this CPU runs (looked up once).
@@ -156,9 +158,9 @@ impl QuantMatrix {
     }
 
     /// The matrix in the layout of the fastest kernel this CPU has for it: tiles for quantized
-    /// matrices when it has AVX-512, else as it is.
+    /// matrices when it has AVX2 or AVX-512, else as it is.
     pub fn prepared(self) -> Self {
-        if Isa::best().reads(Layout::Tiles) && Isa::best() != Isa::Scalar {
+        if Isa::best() != Isa::Scalar {
             self.tiled()
         } else {
             self
@@ -170,7 +172,7 @@ impl QuantMatrix {
         if self.layout == Layout::Tiles || tiles::shape(self.kind).is_none() {
             return self;
         }
-        let nb = self.cols / 32;
+        let nb = self.cols / self.kind.block().0;
         let tiled = tiles::tile(self.kind, self.rows, nb, &self.data);
         // The file's copy of these bytes is not read again.
         self.data.release_pages();
@@ -233,7 +235,11 @@ impl QuantMatrix {
         if r < self.rows {
             match self.layout {
                 Layout::Rows => dequantize_into(self.kind, &self.data[r * self.row_bytes..(r + 1) * self.row_bytes], &mut out),
-                Layout::Tiles => dequantize_into(self.kind, &tiles::untile_row(self.kind, self.cols / 32, &self.data, r), &mut out),
+                Layout::Tiles => dequantize_into(
+                    self.kind,
+                    &tiles::untile_row(self.kind, self.cols / self.kind.block().0, &self.data, r),
+                    &mut out,
+                ),
             }
         }
         out
@@ -278,7 +284,10 @@ impl QuantMatrix {
         // Rows a task takes together: a tile, or a group of four rows.
         let (unit, unit_bytes) = match self.layout {
             Layout::Rows => (4, 4 * self.row_bytes),
-            Layout::Tiles => (tiles::TILE, tiles::TILE * self.row_bytes),
+            Layout::Tiles => (
+                tiles::TILE,
+                tiles::shape(self.kind).map_or(0, |s| s.bytes) * (self.cols / self.kind.block().0),
+            ),
         };
         let threads = rayon::current_num_threads();
         let work = self.rows * self.cols * tokens;
@@ -318,7 +327,7 @@ impl QuantMatrix {
 
     /// Runs one kernel over whole rows (`data`) for every input; `out` is `[inputs][rows]`.
     fn kernel(&self, isa: Isa, data: &[u8], inputs: &[Input<'_>], out: &mut [f32]) {
-        let nb = self.cols / 32;
+        let nb = self.cols / self.kind.block().0;
         let rows = out.len() / inputs.len();
         if self.layout == Layout::Tiles {
             let xs: Vec<&tiles::QuantizedVector> = inputs
@@ -332,6 +341,9 @@ impl QuantMatrix {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `matmul_with` checked the CPU; `data` holds the tiles of `out`'s rows.
                 Isa::Avx512 | Isa::Avx512Vnni => unsafe { tiles::avx512(isa == Isa::Avx512Vnni, self.kind, nb, data, &xs, out) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                Isa::Avx2 => unsafe { tiles::avx2(self.kind, nb, data, &xs, out) },
                 _ => tiles::scalar(self.kind, nb, data, &xs, out),
             }
             return;
@@ -411,216 +423,4 @@ pub fn softmax(v: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::gguf::writer::encode;
-
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0
-            })
-            .collect()
-    }
-
-    /// The product of the dequantized matrix, in f64.
-    fn reference(m: &QuantMatrix, x: &[f32]) -> Vec<f32> {
-        let mut w = vec![];
-        dequantize_into(m.kind, &m.data, &mut w);
-        w.chunks_exact(m.cols)
-            .map(|row| row.iter().zip(x).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() as f32)
-            .collect()
-    }
-
-    const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni];
-
-    const KINDS: [TensorType; 5] = [
-        TensorType::F32,
-        TensorType::F16,
-        TensorType::Q8_0,
-        TensorType::Q4_0,
-        TensorType::Q4_1,
-    ];
-
-    #[test]
-    fn every_kernel_equals_the_dequantized_product() {
-        // 7 rows: one group of 4 and 3 single rows; 96 columns: 3 blocks, and for f32/f16 a
-        // width that is not a multiple of the vector width as well.
-        for kind in KINDS {
-            for cols in [96usize, 64 + 32 * 5] {
-                let rows = 7;
-                let m = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 1))).expect("matrix");
-                let x = values(cols, 2);
-                let want = reference(&m, &x);
-                for isa in ALL.into_iter().filter(|i| i.available()) {
-                    let mut got = vec![0f32; rows];
-                    m.matmul_with(isa, &x, &mut got);
-                    for (g, w) in got.iter().zip(&want) {
-                        assert!(
-                            (g - w).abs() < 1e-4 * (1.0 + w.abs()),
-                            "{kind:?} {isa:?} {cols}: {got:?} vs {want:?}"
-                        );
-                    }
-                }
-            }
-        }
-        for cols in [5usize, 17, 33] {
-            for kind in [TensorType::F32, TensorType::F16] {
-                let m = QuantMatrix::new(kind, 5, cols, encode(kind, &values(5 * cols, 3))).expect("matrix");
-                let x = values(cols, 4);
-                let want = reference(&m, &x);
-                for isa in ALL.into_iter().filter(|i| i.available()) {
-                    let mut got = vec![0f32; 5];
-                    m.matmul_with(isa, &x, &mut got);
-                    let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                    assert!(err < 1e-5, "{kind:?} {isa:?} width {cols}: off by {err}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn tiled_kernels_stay_within_the_activation_rounding() {
-        // 21 rows: one whole tile and one of 5 rows; every quantized encoding.
-        for kind in [TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1] {
-            let (rows, cols) = (21, 96);
-            let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 13))).expect("matrix");
-            let tiled = plain.clone().tiled();
-            assert_eq!((tiled.layout(), tiled.bytes()), (Layout::Tiles, plain.bytes() / rows * 32));
-            for r in 0..rows {
-                assert_eq!(tiled.row(r), plain.row(r), "{kind:?} row {r}");
-            }
-            let x = values(cols, 14);
-            let exact = reference(&plain, &x);
-            // Each activation moves by at most half its block's step: |error| <= Σ|w|·step/2.
-            let q = tiles::QuantizedVector::new(&x);
-            let bound: Vec<f32> = (0..rows)
-                .map(|r| {
-                    let w = plain.row(r);
-                    w.iter().enumerate().map(|(i, w)| w.abs() * q.scale[i / 32] / 2.0).sum::<f32>() + 1e-5
-                })
-                .collect();
-            let mut by_scalar = vec![0f32; rows];
-            tiled.matmul_with(Isa::Scalar, &x, &mut by_scalar);
-            for r in 0..rows {
-                assert!(
-                    (by_scalar[r] - exact[r]).abs() <= bound[r],
-                    "{kind:?} row {r}: {} vs {}",
-                    by_scalar[r],
-                    exact[r]
-                );
-            }
-            for isa in ALL.into_iter().filter(|i| i.available() && i.reads(Layout::Tiles)) {
-                let mut by_simd = vec![0f32; rows];
-                tiled.matmul_with(isa, &x, &mut by_simd);
-                for (a, b) in by_simd.iter().zip(&by_scalar) {
-                    assert!(
-                        (a - b).abs() < 1e-5 * (1.0 + b.abs()),
-                        "{kind:?} {isa:?}: {by_simd:?} vs {by_scalar:?}"
-                    );
-                }
-            }
-        }
-        // f32 and f16 have no tiles; they keep their rows.
-        let f = QuantMatrix::from_f32(&values(64, 15), 2, 32).expect("f32").tiled();
-        assert_eq!(f.layout(), Layout::Rows);
-    }
-
-    #[test]
-    fn large_products_split_over_threads_give_the_same_result() {
-        let (rows, cols) = (1030, 256);
-        let rows_layout =
-            QuantMatrix::new(TensorType::Q4_1, rows, cols, encode(TensorType::Q4_1, &values(rows * cols, 5))).expect("matrix");
-        let x = values(cols, 6);
-        let pool = |n: usize| rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("pool");
-        for m in [rows_layout.clone(), rows_layout.tiled()] {
-            let mut one = vec![0f32; rows];
-            pool(1).install(|| m.matvec(&x, &mut one));
-            let mut split = vec![0f32; rows];
-            pool(3).install(|| m.matvec(&x, &mut split));
-            assert_eq!(one, split, "{m:?}");
-        }
-    }
-
-    #[test]
-    fn several_tokens_equal_one_at_a_time() {
-        // 6 tokens (a group of four and one of two), 37 rows (tiles with a partial one), large
-        // enough to be split over threads.
-        let (rows, cols, tokens) = (37 * 64, 96, 6);
-        for kind in KINDS {
-            let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols, 19))).expect("matrix");
-            let x = values(tokens * cols, 20);
-            for m in [plain.clone(), plain.tiled()] {
-                for isa in ALL.into_iter().filter(|i| i.available() && i.reads(m.layout())) {
-                    let mut one = vec![0f32; tokens * rows];
-                    for (x, o) in x.chunks_exact(cols).zip(one.chunks_exact_mut(rows)) {
-                        m.matmul_with(isa, x, o);
-                    }
-                    for threads in [1, 3] {
-                        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
-                        let mut all = vec![0f32; tokens * rows];
-                        pool.install(|| m.matmul_with(isa, &x, &mut all));
-                        let err = all.iter().zip(&one).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-                        assert!(err < 1e-4, "{m:?} {isa:?} {threads} threads: off by {err}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn rows_stacking_and_f16() {
-        let a = QuantMatrix::new(TensorType::Q8_0, 2, 32, encode(TensorType::Q8_0, &values(64, 7))).expect("a");
-        let b = QuantMatrix::new(TensorType::Q8_0, 1, 32, encode(TensorType::Q8_0, &values(32, 8))).expect("b");
-        let c = QuantMatrix::from_f32(&values(32, 9), 1, 32).expect("c");
-        let same = QuantMatrix::stack(vec![a.clone(), b.clone()]).expect("stack");
-        assert_eq!((same.kind(), same.rows()), (TensorType::Q8_0, 3));
-        assert_eq!(same.row(2), b.row(0));
-        let mixed = QuantMatrix::stack(vec![a.clone(), c.clone()]).expect("stack");
-        assert_eq!((mixed.kind(), mixed.rows()), (TensorType::F32, 3));
-        assert_eq!(mixed.row(1), a.row(1));
-        assert_eq!(mixed.row(2), c.row(0));
-        let half = c.clone().to_f16();
-        assert_eq!((half.kind(), half.bytes()), (TensorType::F16, 64));
-        assert!(half.row(0).iter().zip(c.row(0)).all(|(h, f)| (h - f).abs() < 1e-3));
-        assert_eq!(a.clone().to_f16().kind(), TensorType::Q8_0);
-        assert!(QuantMatrix::stack(vec![a.clone().tiled(), b]).is_err());
-        assert!(QuantMatrix::new(TensorType::Q4_1, 1, 40, vec![0; 25]).is_err());
-        assert!(QuantMatrix::new(TensorType::Q4_1, 2, 32, vec![0; 20]).is_err());
-    }
-
-    #[test]
-    fn attention_of_one_head() {
-        // Three positions, two heads side by side (stride 2·hd), head 1 attended.
-        let hd = 20;
-        let (keys, vals) = (values(3 * 2 * hd, 16), values(3 * 2 * hd, 17));
-        let q = values(hd, 18);
-        let scale = 0.3;
-        let mut want = vec![0f64; hd];
-        let logits: Vec<f64> = (0..3)
-            .map(|j| {
-                q.iter()
-                    .zip(&keys[j * 2 * hd + hd..][..hd])
-                    .map(|(a, b)| (a * b) as f64)
-                    .sum::<f64>()
-                    * scale as f64
-            })
-            .collect();
-        let total: f64 = logits.iter().map(|l| l.exp()).sum();
-        for j in 0..3 {
-            for i in 0..hd {
-                want[i] += logits[j].exp() / total * vals[j * 2 * hd + hd + i] as f64;
-            }
-        }
-        let mut scores = vec![0f32; 4];
-        let mut out = vec![9f32; hd];
-        attend(&q, &keys[hd..], &vals[hd..], 2 * hd, 3, scale, &mut scores, &mut out);
-        assert!(
-            out.iter().zip(&want).all(|(a, b)| (*a as f64 - b).abs() < 1e-5),
-            "{out:?} vs {want:?}"
-        );
-        assert!((scores[..3].iter().sum::<f32>() - 1.0).abs() < 1e-6);
-    }
-}
+mod tests;

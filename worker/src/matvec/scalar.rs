@@ -18,6 +18,11 @@ pub(super) fn rows(m: &Rows<'_>, x: &[f32], sums: &[f32], out: &mut [f32]) {
                 .map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x)
                 .sum(),
             TensorType::F16 => row.chunks_exact(2).zip(x).map(|(b, x)| half(b) * x).sum(),
+            TensorType::BF16 => row
+                .chunks_exact(2)
+                .zip(x)
+                .map(|(b, x)| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16) * x)
+                .sum(),
             TensorType::Q8_0 => row
                 .chunks_exact(34)
                 .zip(x.chunks_exact(32))

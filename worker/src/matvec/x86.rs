@@ -1,4 +1,5 @@
-//! AVX-512 and AVX2 kernels. Rows are taken four at a time, so each activation load serves four
+//! AVX-512 and AVX2 kernels for matrices in rows (f32, f16, bf16, Q4_0, Q4_1, Q8_0; other
+//! encodings go through `super::scalar`, and are tiled by `prepared`). Rows are taken four at a time, so each activation load serves four
 //! rows and four independent accumulator chains keep the FMA units busy; leftover rows go one
 //! by one through the same code. Every function here is `unsafe`: the caller checks that the CPU
 //! has the instructions and passes whole rows (see `super::Rows`).
@@ -43,6 +44,7 @@ pub(super) unsafe fn avx512(m: &Rows<'_>, x: &[f32], sums: &[f32], out: &mut [f3
         TensorType::Q4_0 => by_groups!(m, out, q4_512, nb, xp, sums.as_ptr(), false),
         TensorType::Q8_0 => by_groups!(m, out, q8_512, nb, xp),
         TensorType::F16 => by_groups!(m, out, f16_512, x),
+        TensorType::BF16 => by_groups!(m, out, bf16_512, x),
         TensorType::F32 => by_groups!(m, out, f32_512, x),
         _ => super::scalar::rows(m, x, sums, out),
     }
@@ -113,6 +115,29 @@ unsafe fn f16_512<const R: usize>(base: *const u8, stride: usize, x: &[f32]) -> 
     })
 }
 
+/// bf16 at `p` → f32 (its upper half).
+#[inline(always)]
+unsafe fn brain(p: *const u8) -> f32 {
+    f32::from_bits(((p as *const u16).read_unaligned() as u32) << 16)
+}
+
+#[inline(always)]
+unsafe fn bf16_512<const R: usize>(base: *const u8, stride: usize, x: &[f32]) -> [f32; R] {
+    let n = x.len() / 16 * 16;
+    let mut acc = [_mm512_setzero_ps(); R];
+    for c in (0..n).step_by(16) {
+        let xv = _mm512_loadu_ps(x.as_ptr().add(c));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(base.add(r * stride + c * 2) as *const __m256i));
+            *acc = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(h)), xv, *acc);
+        }
+    }
+    std::array::from_fn(|r| {
+        let tail: f32 = (n..x.len()).map(|c| brain(base.add(r * stride + c * 2)) * x[c]).sum();
+        _mm512_reduce_add_ps(acc[r]) + tail
+    })
+}
+
 #[inline(always)]
 unsafe fn f32_512<const R: usize>(base: *const u8, stride: usize, x: &[f32]) -> [f32; R] {
     let n = x.len() / 16 * 16;
@@ -149,6 +174,7 @@ pub(super) unsafe fn avx2(m: &Rows<'_>, x: &[f32], sums: &[f32], out: &mut [f32]
         TensorType::Q4_0 => by_groups!(m, out, q4_256, nb, xp, sums.as_ptr(), false),
         TensorType::Q8_0 => by_groups!(m, out, q8_256, nb, xp),
         TensorType::F16 => by_groups!(m, out, f16_256, x),
+        TensorType::BF16 => by_groups!(m, out, bf16_256, x),
         TensorType::F32 => by_groups!(m, out, f32_256, x),
         _ => super::scalar::rows(m, x, sums, out),
     }
@@ -221,6 +247,23 @@ unsafe fn f16_256<const R: usize>(base: *const u8, stride: usize, x: &[f32]) -> 
     }
     std::array::from_fn(|r| {
         let tail: f32 = (n..x.len()).map(|c| half(base.add(r * stride + c * 2)) * x[c]).sum();
+        hsum256(acc[r]) + tail
+    })
+}
+
+#[inline(always)]
+unsafe fn bf16_256<const R: usize>(base: *const u8, stride: usize, x: &[f32]) -> [f32; R] {
+    let n = x.len() / 8 * 8;
+    let mut acc = [_mm256_setzero_ps(); R];
+    for c in (0..n).step_by(8) {
+        let xv = _mm256_loadu_ps(x.as_ptr().add(c));
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let h = _mm256_cvtepu16_epi32(_mm_loadu_si128(base.add(r * stride + c * 2) as *const __m128i));
+            *acc = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(h)), xv, *acc);
+        }
+    }
+    std::array::from_fn(|r| {
+        let tail: f32 = (n..x.len()).map(|c| brain(base.add(r * stride + c * 2)) * x[c]).sum();
         hsum256(acc[r]) + tail
     })
 }
