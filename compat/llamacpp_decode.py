@@ -9,6 +9,7 @@ Needs llama-cpp-python (BENCHMARKS.md says how it was built).
 """
 
 import json
+import resource
 import sys
 import time
 
@@ -57,6 +58,8 @@ def main() -> None:
         "prefill_tok_s": round(median([r[0] for r in runs]), 1),
         "decode_tok_s": round(median([r[1] for r in runs]), 1),
         "output": text[:120],
+        # Of the whole Python process (the interpreter and numpy included).
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6, 1),
     }))
 
 

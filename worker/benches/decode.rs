@@ -106,4 +106,24 @@ fn main() {
     );
     println!("output: {:?}", text.chars().take(120).collect::<String>());
     println!("weights read per token: {:.1} MB", model.weight_bytes() as f64 / 1e6);
+    let file_mb = std::fs::metadata(&path).map(|m| m.len() as f64 / 1e6).unwrap_or(0.0);
+    let kv_mb = (model.config.layers * (model.config.k_dim() + model.config.v_dim()) * (prompt.len() + new_tokens) * 4) as f64 / 1e6;
+    println!(
+        "peak RSS {:.1} MB (file {file_mb:.1} MB, KV cache of one run {kv_mb:.1} MB)",
+        peak_rss_mb().unwrap_or(f64::NAN)
+    );
+}
+
+/// The process's peak resident memory (`VmHWM`), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024.0 / 1e6)
 }

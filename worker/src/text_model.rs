@@ -114,8 +114,7 @@ impl TextModel {
                 .map(Tokenizer::from)
                 .map_err(|e| TokenizerError::Build(format!("{}: {e}", tok_path.display())))?;
             let special = SpecialTokens::new(weights.config.bos_token_id, weights.config.eos_token_id, false, &[], &tokenizer);
-            let model = Llama::load(weights.config.llama(), &weights, compute)?;
-            let model = if f16_weights { model.with_f16_weights() } else { model };
+            let model = Llama::load_with(weights.config.llama(), &weights, compute, f16_weights)?;
             let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
             let template = std::fs::read_to_string(path.join("tokenizer_config.json"))
                 .ok()
@@ -135,8 +134,7 @@ impl TextModel {
         }
         let g = Gguf::open(path)?;
         let (tokenizer, special) = tokenizer::from_gguf(&g)?;
-        let model = Llama::from_gguf(&g, compute)?;
-        let model = if f16_weights { model.with_f16_weights() } else { model };
+        let model = Llama::from_gguf_with(&g, compute, f16_weights)?;
         let chat_template = chat_template(g.get_str("tokenizer.chat_template").ok(), &tokenizer, &special);
         Ok(Self {
             name: name.unwrap_or_else(|| model_name_from_path(path)),

@@ -128,12 +128,34 @@ impl Llama {
         Self::load(LlamaConfig::from_gguf(g)?, g, compute)
     }
 
+    /// Loads a GGUF model, with f32 matrices in f16 if `f16_weights` (see `with_f16_weights`).
+    pub fn from_gguf_with(g: &Gguf, compute: &Compute, f16_weights: bool) -> Result<Self, GgufError> {
+        Self::load_with(LlamaConfig::from_gguf(g)?, g, compute, f16_weights)
+    }
+
     /// Builds the model from any weight source.
     pub fn load(config: LlamaConfig, w: &dyn Weights, compute: &Compute) -> Result<Self, GgufError> {
+        Self::load_with(config, w, compute, false)
+    }
+
+    /// Builds the model from any weight source. With `f16_weights`, burn devices receive each
+    /// matrix already in f16 (never an f32 copy of the model), and the host engine keeps its f32
+    /// matrices in f16.
+    pub fn load_with(config: LlamaConfig, w: &dyn Weights, compute: &Compute, f16_weights: bool) -> Result<Self, GgufError> {
         config.check()?;
         let engine = match compute {
-            Compute::Host => Engine::Host(HostModel::load(&config, w)?),
-            Compute::Burn(device) => Engine::Burn(Box::new(BurnModel::load(&config, w, device)?)),
+            Compute::Host => {
+                let model = HostModel::load(&config, w)?;
+                Engine::Host(if f16_weights { model.with_f16_weights() } else { model })
+            }
+            Compute::Burn(device) => {
+                let matrices = if f16_weights {
+                    burn::tensor::DType::F16
+                } else {
+                    burn::tensor::DType::F32
+                };
+                Engine::Burn(Box::new(BurnModel::load(&config, w, device, matrices)?))
+            }
         };
         Ok(Self { config, engine })
     }

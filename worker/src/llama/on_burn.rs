@@ -4,6 +4,7 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use burn::tensor::DType;
 
 use super::config::{Activation, LlamaConfig, Rotary};
 use super::rope::LayerFrequencies;
@@ -54,16 +55,20 @@ fn tensor1(data: Vec<f32>, device: &Device) -> Tensor<1> {
     Tensor::from_data(TensorData::new(data, [n]), device)
 }
 
-/// A matrix stored `[out][in]` as `[in, out]`, so `x.matmul(w)` applies it.
-fn linear(w: &dyn Weights, m: &MatrixName, device: &Device) -> Result<Tensor<2>, GgufError> {
+/// A matrix stored `[out][in]` as `[in, out]`, so `x.matmul(w)` applies it, in `dtype`: the
+/// tensor's values are decoded on the host and converted before they reach the device, one tensor
+/// at a time, so the device never holds an f32 copy of an f16 model.
+fn linear(w: &dyn Weights, m: &MatrixName, device: &Device, dtype: DType) -> Result<Tensor<2>, GgufError> {
     let (data, shape) = required(w, &m.name)?;
     m.check_shape(&shape)?;
-    Ok(Tensor::<2>::from_data(TensorData::new(data, [m.rows, m.cols]), device).transpose())
+    let data = TensorData::new(data, [m.rows, m.cols]);
+    let data = if dtype == DType::F32 { data } else { data.convert_dtype(dtype) };
+    Ok(Tensor::<2>::from_data(data, (device, dtype)).transpose())
 }
 
 /// Several matrices side by side (`[in, Σ out]`).
-fn linears(w: &dyn Weights, parts: &[MatrixName], device: &Device) -> Result<Tensor<2>, GgufError> {
-    let parts = parts.iter().map(|m| linear(w, m, device)).collect::<Result<Vec<_>, _>>()?;
+fn linears(w: &dyn Weights, parts: &[MatrixName], device: &Device, dtype: DType) -> Result<Tensor<2>, GgufError> {
+    let parts = parts.iter().map(|m| linear(w, m, device, dtype)).collect::<Result<Vec<_>, _>>()?;
     Ok(Tensor::cat(parts, 1))
 }
 
@@ -91,7 +96,9 @@ fn gelu_tanh(x: Tensor<2>) -> Tensor<2> {
 }
 
 impl BurnModel {
-    pub fn load(c: &LlamaConfig, w: &dyn Weights, device: &Device) -> Result<Self, GgufError> {
+    /// Loads the model with its projection and feed-forward matrices and LM head in `matrices`
+    /// (f32 or f16); embeddings, norms and biases stay f32.
+    pub fn load(c: &LlamaConfig, w: &dyn Weights, device: &Device, matrices: DType) -> Result<Self, GgufError> {
         let (emb, shape) = required(w, "token_embd.weight")?;
         MatrixName {
             name: "token_embd.weight".into(),
@@ -102,7 +109,8 @@ impl BurnModel {
         // Looked up by rows: `[vocab, dim]`.
         let embedding = Tensor::<2>::from_data(TensorData::new(emb, [c.vocab, c.dim]), device);
         let lm_head = match lm_head_name(w) {
-            "token_embd.weight" => embedding.clone().transpose(),
+            "token_embd.weight" if matrices == DType::F32 => embedding.clone().transpose(),
+            "token_embd.weight" => embedding.clone().transpose().cast(matrices),
             name => linear(
                 w,
                 &MatrixName {
@@ -111,6 +119,7 @@ impl BurnModel {
                     cols: c.dim,
                 },
                 device,
+                matrices,
             )?,
         };
         let mut layers = Vec::with_capacity(c.layers);
@@ -118,14 +127,14 @@ impl BurnModel {
             let t = LayerTensors::load(c, w, l)?;
             let optional = |v: Option<Vec<f32>>| v.map(|v| tensor1(v, device));
             layers.push(Layer {
-                wqkv: linears(w, &t.qkv, device)?,
+                wqkv: linears(w, &t.qkv, device, matrices)?,
                 qkv_bias: optional(t.qkv_bias).map(|b| b.unsqueeze::<2>()),
                 q_norm: optional(t.q_norm),
                 k_norm: optional(t.k_norm),
-                wo: linear(w, &t.output, device)?,
+                wo: linear(w, &t.output, device, matrices)?,
                 post_attn_norm: optional(t.post_attn_norm),
-                w_gate_up: linears(w, &t.gate_up, device)?,
-                w_down: linear(w, &t.down, device)?,
+                w_gate_up: linears(w, &t.gate_up, device, matrices)?,
+                w_down: linear(w, &t.down, device, matrices)?,
                 post_ffn_norm: optional(t.post_ffn_norm),
                 attn_norm: tensor1(t.attn_norm, device),
                 ffn_norm: tensor1(t.ffn_norm, device),

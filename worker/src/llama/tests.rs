@@ -109,6 +109,27 @@ fn the_host_engine_equals_burn() {
 }
 
 #[test]
+fn burn_receives_f16_matrices_at_load() {
+    // Loading in f16 gives the same model as loading in f32 and casting, with half the bytes of
+    // matrices (only the transient decode of one tensor is ever f32).
+    let g = tiny_gguf();
+    let flex = || Compute::Burn(burn::prelude::Device::flex());
+    let f32_model = Llama::from_gguf(&g, &flex()).expect("model");
+    let cast = Llama::from_gguf(&g, &flex()).expect("model").with_f16_weights();
+    let direct = Llama::from_gguf_with(&g, &flex(), true).expect("model");
+    assert_eq!(direct.weight_bytes(), cast.weight_bytes());
+    assert_eq!(direct.weight_bytes() * 2, f32_model.weight_bytes());
+    let tokens = [3u32, 9, 1, 4];
+    let a = cast.forward(&tokens, &mut cast.new_cache());
+    let b = direct.forward(&tokens, &mut direct.new_cache());
+    assert_eq!(a, b);
+    // The host engine's f32 matrices become f16 the same way.
+    let host = Llama::from_gguf_with(&g, &Compute::Host, true).expect("model");
+    let host_cast = Llama::from_gguf(&g, &Compute::Host).expect("model").with_f16_weights();
+    assert_eq!(host.weight_bytes(), host_cast.weight_bytes());
+}
+
+#[test]
 fn reads_the_shape_from_metadata() {
     let c = LlamaConfig::from_gguf(&tiny_gguf()).expect("config");
     assert_eq!(
