@@ -26,7 +26,10 @@ pub struct Args {
     /// Worker name, unique on the horde.
     #[arg(long, env = "HORDE_WORKER_NAME")]
     pub name: Option<String>,
-    /// Model to serve: a path to a model file or a model name (repeatable).
+    /// Model to serve (repeatable): `[NAME=]PATH` of a GGUF file (llama, qwen2, gemma3 or phi3
+    /// architecture; F32/F16/BF16, Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 or K-quants such as Q4_K_M), a Hugging
+    /// Face Llama directory, or a model name in the model cache. Served as NAME, or as the file name
+    /// without its quantization suffix (gemma-3-270m-q4_k_m.gguf serves gemma-3-270m).
     #[arg(long = "model", env = "HORDE_MODELS", value_delimiter = ',')]
     pub models: Vec<String>,
     /// Longest generation accepted, in tokens (default 512).
