@@ -37,3 +37,20 @@ pub fn python_venv(base: &Path, name: &str, packages: &[&str]) -> Result<PathBuf
     std::fs::write(&marker, &wanted).map_err(|e| e.to_string())?;
     Ok(python)
 }
+
+/// The python of venv `name` under the test's target directory with `packages`, for a test that
+/// compares against a Python reference; `None` (the caller skips, saying so) when it cannot be
+/// set up, unless CI requires it (HORDE_REQUIRE_COMPAT or HORDE_REQUIRE_MODELS), which makes
+/// that a failure.
+#[allow(dead_code)]
+pub fn reference_python(target_tmp: &Path, name: &str, packages: &[&str]) -> Option<PathBuf> {
+    match python_venv(target_tmp, name, packages) {
+        Ok(python) => Some(python),
+        Err(e) => {
+            let required = std::env::var_os("HORDE_REQUIRE_COMPAT").is_some() || std::env::var_os("HORDE_REQUIRE_MODELS").is_some();
+            assert!(!required, "could not set up the Python reference venv {name}: {e}");
+            eprintln!("skipping: could not set up the Python reference venv {name}: {e}");
+            None
+        }
+    }
+}

@@ -23,17 +23,7 @@ use horde_worker::matvec::{Isa, Layout, QuantMatrix};
 const PACKAGES: [&str; 2] = ["numpy==2.4.6", "gguf==0.19.0"];
 
 fn reference_python() -> Option<PathBuf> {
-    match python_venv::python_venv(Path::new(env!("CARGO_TARGET_TMPDIR")), "gguf-quants-venv", &PACKAGES) {
-        Ok(python) => Some(python),
-        Err(e) => {
-            assert!(
-                std::env::var("HORDE_REQUIRE_COMPAT").is_err(),
-                "could not set up the gguf reference venv: {e}"
-            );
-            eprintln!("skipping: could not set up the gguf reference venv: {e}");
-            None
-        }
-    }
+    python_venv::reference_python(Path::new(env!("CARGO_TARGET_TMPDIR")), "gguf-reference-venv", &PACKAGES)
 }
 
 struct Random(u64);

@@ -74,21 +74,11 @@ fn tokenizes_the_chat_template() {
 
 /// A venv with the numpy reference's dependencies, created on first use.
 fn reference_python() -> Option<PathBuf> {
-    match python_venv::python_venv(
+    python_venv::reference_python(
         Path::new(env!("CARGO_TARGET_TMPDIR")),
         "numpy-reference-venv",
         &["numpy", "gguf", "tokenizers"],
-    ) {
-        Ok(python) => Some(python),
-        Err(e) => {
-            assert!(
-                std::env::var("HORDE_REQUIRE_MODELS").is_err(),
-                "could not set up the numpy reference venv: {e}"
-            );
-            eprintln!("skipping: could not set up the numpy reference venv: {e}");
-            None
-        }
-    }
+    )
 }
 
 #[test]

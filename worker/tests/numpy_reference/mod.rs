@@ -18,23 +18,12 @@ pub struct Reference {
     pub continuation: Vec<u32>,
 }
 
+/// The packages of the gguf + numpy references (also `quant_blocks.rs`'s, sharing one venv).
+pub const PACKAGES: [&str; 2] = ["numpy==2.4.6", "gguf==0.19.0"];
+
 /// The venv's python, or `None` (the test skips) when it cannot be set up.
 pub fn python() -> Option<PathBuf> {
-    match python_venv::python_venv(
-        Path::new(env!("CARGO_TARGET_TMPDIR")),
-        "gguf-reference-venv",
-        &["numpy==2.4.6", "gguf==0.19.0"],
-    ) {
-        Ok(python) => Some(python),
-        Err(e) => {
-            assert!(
-                std::env::var("HORDE_REQUIRE_COMPAT").is_err(),
-                "could not set up the numpy reference venv: {e}"
-            );
-            eprintln!("skipping: could not set up the numpy reference venv: {e}");
-            None
-        }
-    }
+    python_venv::reference_python(Path::new(env!("CARGO_TARGET_TMPDIR")), "gguf-reference-venv", &PACKAGES)
 }
 
 /// The reference's logits of `tokens` at `positions` and its greedy continuation of `new` tokens.

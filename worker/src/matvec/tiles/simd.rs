@@ -109,7 +109,13 @@ unsafe fn run<
     let elements = s.geo.elements;
     // Independent running sums per token, so consecutive multiply-adds need not wait for each
     // other: chains 0–1 for the first 16 columns of a group, 2–3 for the last 16.
-    let chain = |j: usize| 2 * (j / 8) + if G == 1 { j % 2 } else { 0 };
+    // (Macros, not closures: a closure is a function of its own, compiled without the caller's
+    // target features, so the intrinsics in it would not be inlined.)
+    macro_rules! chain {
+        ($j:expr) => {
+            2 * ($j / 8) + if G == 1 { $j % 2 } else { 0 }
+        };
+    }
     for t in 0..rows.div_ceil(TILE) {
         for part in 0..TILE / V::ROWS {
             let first = t * TILE + part * V::ROWS;
@@ -136,68 +142,89 @@ unsafe fn run<
                     V::zero_f()
                 };
                 // Per row of the part: its lanes' bytes in a per-sub-block row of 16.
-                let per_sub = |at: usize, sub: usize| p.add(at + sub * TILE + part * V::ROWS);
+                macro_rules! per_sub {
+                    ($at:expr, $sub:expr) => {
+                        p.add($at + $sub * TILE + part * V::ROWS)
+                    };
+                }
                 for g in 0..elements / 32 {
                     let values = p.add(s.values_at + g * s.group_bytes);
                     let planes = values.add(TILE * 4 * LOW as usize);
-                    let plane = |h: u32| V::load(planes.add(h as usize * TILE * 4 + part * V::ROWS * 4));
+                    macro_rules! plane {
+                        ($h:expr) => {
+                            V::load(planes.add($h as usize * TILE * 4 + part * V::ROWS * 4))
+                        };
+                    }
                     let at = b * elements + g * 32;
                     let mut sums = [[V::zero_i(); 4]; G];
-                    let mut add_pair = |j: usize, w: V::I| {
-                        for (tok, sums) in sums.iter_mut().enumerate() {
-                            let x = V::pair(xs[tok].q.as_ptr().add(at + 2 * j));
-                            sums[chain(j)] = V::dot(sums[chain(j)], w, x);
-                        }
-                    };
-                    let chunk = |c: usize| values.add(c * 32 + part * V::ROWS * 2);
+                    macro_rules! add_pair {
+                        ($j:expr, $w:expr) => {{
+                            let (j, w): (usize, V::I) = ($j, $w);
+                            for (tok, sums) in sums.iter_mut().enumerate() {
+                                let x = V::pair(xs[tok].q.as_ptr().add(at + 2 * j));
+                                sums[chain!(j)] = V::dot(sums[chain!(j)], w, x);
+                            }
+                        }};
+                    }
+                    macro_rules! chunk {
+                        ($c:expr) => {
+                            values.add($c * 32 + part * V::ROWS * 2)
+                        };
+                    }
                     match LOW {
                         8 => {
                             for c in 0..16 {
-                                add_pair(c, V::widen_i8(chunk(c)));
+                                add_pair!(c, V::widen_i8(chunk!(c)));
                             }
                         }
                         4 => {
                             let high = [
-                                if HIGH > 0 { plane(0) } else { V::zero_i() },
-                                if HIGH > 1 { plane(1) } else { V::zero_i() },
+                                if HIGH > 0 { plane!(0) } else { V::zero_i() },
+                                if HIGH > 1 { plane!(1) } else { V::zero_i() },
                             ];
                             for c in 0..8 {
-                                let v = V::widen_u8(chunk(c));
+                                let v = V::widen_u8(chunk!(c));
                                 let (mut lo, mut hi) = (V::bits(v, 0, 0x0f), V::bits(v, 4, 0x0f));
                                 for h in 0..HIGH {
                                     lo = V::merge_bit(lo, high[h as usize], c as u32, 4 + h);
                                     hi = V::merge_bit(hi, high[h as usize], 8 + c as u32, 4 + h);
                                 }
-                                add_pair(c, lo);
-                                add_pair(8 + c, hi);
+                                add_pair!(c, lo);
+                                add_pair!(8 + c, hi);
                             }
                         }
                         _ => {
-                            let high = if HIGH > 0 { plane(0) } else { V::zero_i() };
+                            let high = if HIGH > 0 { plane!(0) } else { V::zero_i() };
                             for c in 0..4 {
-                                let v = V::widen_u8(chunk(c));
+                                let v = V::widen_u8(chunk!(c));
                                 for m in 0..4 {
                                     let j = c + 4 * m;
                                     let mut w = V::bits(v, 2 * m as u32, 3);
                                     if HIGH > 0 {
                                         w = V::merge_bit(w, high, j as u32, 2);
                                     }
-                                    add_pair(j, w);
+                                    add_pair!(j, w);
                                 }
                             }
                         }
                     }
                     // Scales of the group's two halves (the same when SUB is 32).
                     let sub = g * 32 / SUB;
-                    let scale = |sub: usize| {
-                        if SCALES {
-                            V::mul(d, V::small_ints(per_sub(s.scales_at, sub)))
-                        } else {
-                            d
-                        }
-                    };
-                    let (scale_lo, scale_hi) = (scale(sub), if SUB == 16 { scale(sub + 1) } else { d });
-                    let min = |sub: usize| V::mul(dmin, V::small_ints(per_sub(s.mins_at, sub)));
+                    macro_rules! scale {
+                        ($sub:expr) => {
+                            if SCALES {
+                                V::mul(d, V::small_ints(per_sub!(s.scales_at, $sub)))
+                            } else {
+                                d
+                            }
+                        };
+                    }
+                    let (scale_lo, scale_hi) = (scale!(sub), if SUB == 16 { scale!(sub + 1) } else { d });
+                    macro_rules! min {
+                        ($sub:expr) => {
+                            V::mul(dmin, V::small_ints(per_sub!(s.mins_at, $sub)))
+                        };
+                    }
                     for (tok, sums) in sums.iter().enumerate() {
                         let x = xs[tok];
                         let x_scale = V::splat(*x.scale.get_unchecked(at / 32));
@@ -214,8 +241,8 @@ unsafe fn run<
                             *a = V::fmadd(V::to_f(lo), V::mul(scale_lo, x_scale), *a);
                             *a = V::fmadd(V::to_f(hi), V::mul(scale_hi, x_scale), *a);
                             if MINS == 2 {
-                                *a = V::fnmadd(min(sub), V::splat(sum_lo), *a);
-                                *a = V::fnmadd(min(sub + 1), V::splat(sum_hi), *a);
+                                *a = V::fnmadd(min!(sub), V::splat(sum_lo), *a);
+                                *a = V::fnmadd(min!(sub + 1), V::splat(sum_hi), *a);
                             }
                         } else {
                             let mut dot = V::add_i(lo, hi);
@@ -225,7 +252,7 @@ unsafe fn run<
                             *a = V::fmadd(V::to_f(dot), V::mul(scale_lo, x_scale), *a);
                             match MINS {
                                 1 => *a = V::fmadd(dmin, V::splat(sum_lo + sum_hi), *a),
-                                2 => *a = V::fnmadd(min(sub), V::splat(sum_lo + sum_hi), *a),
+                                2 => *a = V::fnmadd(min!(sub), V::splat(sum_lo + sum_hi), *a),
                                 _ => {}
                             }
                         }
