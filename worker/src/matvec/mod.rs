@@ -100,6 +100,9 @@ impl std::fmt::Debug for QuantMatrix {
     }
 }
 
+/// Rows regrouped into tiles at a time at load (a multiple of the tile height).
+const TILE_CHUNK_ROWS: usize = 256 * tiles::TILE;
+
 /// The work one parallel task takes at least (multiply-adds), so small products stay on one thread.
 const MIN_TASK: usize = 1 << 16;
 
@@ -173,9 +176,19 @@ impl QuantMatrix {
             return self;
         }
         let nb = self.cols / self.kind.block().0;
-        let tiled = tiles::tile(self.kind, self.rows, nb, &self.data);
-        // The file's copy of these bytes is not read again.
-        self.data.release_pages();
+        // A chunk of whole tiles at a time, each chunk's source bytes released once regrouped:
+        // the file's copy is not read again, and a large matrix (an LM head) is never resident
+        // twice, so loading peaks at about the file's size.
+        let chunk_rows = TILE_CHUNK_ROWS.max(tiles::TILE);
+        let mut tiled = Vec::with_capacity(self.rows.div_ceil(tiles::TILE) * (self.bytes() / self.rows.max(1)) * tiles::TILE);
+        for first in (0..self.rows).step_by(chunk_rows) {
+            let rows = chunk_rows.min(self.rows - first);
+            let range = first * self.row_bytes..(first + rows) * self.row_bytes;
+            tiled.extend(tiles::tile(self.kind, rows, nb, &self.data[range.clone()]));
+            if let Some(source) = self.data.slice(range) {
+                source.release_pages();
+            }
+        }
         Self {
             data: tiled.into(),
             layout: Layout::Tiles,
