@@ -49,8 +49,8 @@ fn main() {
     } else {
         Compute::Host
     };
-    let model = Llama::load(LlamaConfig::from_gguf(&g).expect("config"), &g, &compute).expect("model");
-    let model = if f16 { model.with_f16_weights() } else { model };
+    // Loaded as the worker loads it (`--f16-weights`: matrices converted before they reach burn).
+    let model = Llama::load_with(LlamaConfig::from_gguf(&g).expect("config"), &g, &compute, f16).expect("model");
     let gemma = model.config.arch == Architecture::Gemma3;
     let prompt = match &tokenizer {
         Ok((tk, special)) => tokenizer::encode(tk, special, if gemma { GEMMA_PROMPT } else { CHATML_PROMPT }).expect("encode"),

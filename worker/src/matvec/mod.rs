@@ -66,11 +66,6 @@ impl Isa {
         }
     }
 
-    /// Whether it has a kernel for matrices in `layout` (every one reads both).
-    pub fn reads(self, layout: Layout) -> bool {
-        matches!(layout, Layout::Rows | Layout::Tiles)
-    }
-
     /// The widest one this CPU runs (looked up once).
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
@@ -155,6 +150,20 @@ impl QuantMatrix {
     pub fn cols(&self) -> usize {
         self.cols
     }
+    /// Blocks of the encoding in one row.
+    fn blocks_per_row(&self) -> usize {
+        self.cols / self.kind.block().0
+    }
+
+    /// The same matrix with bytes of its own (a clone shares them): benchmarks stream distinct
+    /// copies, as a decode step streams distinct matrices.
+    pub fn deep_copy(&self) -> Self {
+        Self {
+            data: WeightBytes::from(self.data.to_vec()),
+            ..self.clone()
+        }
+    }
+
     /// Bytes read by one product.
     pub fn bytes(&self) -> usize {
         self.data.len()
@@ -175,14 +184,13 @@ impl QuantMatrix {
         if self.layout == Layout::Tiles || tiles::shape(self.kind).is_none() {
             return self;
         }
-        let nb = self.cols / self.kind.block().0;
+        let nb = self.blocks_per_row();
         // A chunk of whole tiles at a time, each chunk's source bytes released once regrouped:
         // the file's copy is not read again, and a large matrix (an LM head) is never resident
         // twice, so loading peaks at about the file's size.
-        let chunk_rows = TILE_CHUNK_ROWS.max(tiles::TILE);
-        let mut tiled = Vec::with_capacity(self.rows.div_ceil(tiles::TILE) * (self.bytes() / self.rows.max(1)) * tiles::TILE);
-        for first in (0..self.rows).step_by(chunk_rows) {
-            let rows = chunk_rows.min(self.rows - first);
+        let mut tiled = Vec::with_capacity(self.rows.div_ceil(tiles::TILE) * tiles::TILE * self.row_bytes);
+        for first in (0..self.rows).step_by(TILE_CHUNK_ROWS) {
+            let rows = TILE_CHUNK_ROWS.min(self.rows - first);
             let range = first * self.row_bytes..(first + rows) * self.row_bytes;
             tiled.extend(tiles::tile(self.kind, rows, nb, &self.data[range.clone()]));
             if let Some(source) = self.data.slice(range) {
@@ -250,7 +258,7 @@ impl QuantMatrix {
                 Layout::Rows => dequantize_into(self.kind, &self.data[r * self.row_bytes..(r + 1) * self.row_bytes], &mut out),
                 Layout::Tiles => dequantize_into(
                     self.kind,
-                    &tiles::untile_row(self.kind, self.cols / self.kind.block().0, &self.data, r),
+                    &tiles::untile_row(self.kind, self.blocks_per_row(), &self.data, r),
                     &mut out,
                 ),
             }
@@ -273,7 +281,7 @@ impl QuantMatrix {
     /// `matmul` with the given kernel (tests compare them); `isa` must be available and read this
     /// layout.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], out: &mut [f32]) {
-        assert!(isa.available() && isa.reads(self.layout), "{isa:?} cannot multiply {self:?} here");
+        assert!(isa.available(), "{isa:?} cannot multiply {self:?} here");
         let tokens = x.len() / self.cols.max(1);
         assert_eq!(x.len(), tokens * self.cols, "input length");
         assert_eq!(out.len(), tokens * self.rows, "output length");
@@ -297,10 +305,7 @@ impl QuantMatrix {
         // Rows a task takes together: a tile, or a group of four rows.
         let (unit, unit_bytes) = match self.layout {
             Layout::Rows => (4, 4 * self.row_bytes),
-            Layout::Tiles => (
-                tiles::TILE,
-                tiles::shape(self.kind).map_or(0, |s| s.bytes) * (self.cols / self.kind.block().0),
-            ),
+            Layout::Tiles => (tiles::TILE, tiles::shape(self.kind).map_or(0, |s| s.bytes) * self.blocks_per_row()),
         };
         let threads = rayon::current_num_threads();
         let work = self.rows * self.cols * tokens;
@@ -340,7 +345,7 @@ impl QuantMatrix {
 
     /// Runs one kernel over whole rows (`data`) for every input; `out` is `[inputs][rows]`.
     fn kernel(&self, isa: Isa, data: &[u8], inputs: &[Input<'_>], out: &mut [f32]) {
-        let nb = self.cols / self.kind.block().0;
+        let nb = self.blocks_per_row();
         let rows = out.len() / inputs.len();
         if self.layout == Layout::Tiles {
             let xs: Vec<&tiles::QuantizedVector> = inputs
