@@ -59,6 +59,11 @@ pub struct Args {
     /// slightly). Quantized GGUF matrices stay quantized on the CPU.
     #[arg(long, env = "HORDE_F16_WEIGHTS")]
     pub f16_weights: Option<bool>,
+    /// With a GPU device: only the first K layers of a text model on it, the other layers and
+    /// the LM head on the CPU engine (partial offload, for a card smaller than the model).
+    /// Default: all layers on the device.
+    #[arg(long, env = "HORDE_GPU_LAYERS")]
+    pub gpu_layers: Option<usize>,
     /// Image model to serve, as NAME=DIR: a Stable-Diffusion-1.5-compatible diffusers checkout
     /// (tokenizer/, text_encoder/, unet/, vae/ with safetensors) announced as NAME (repeatable).
     /// Without one the worker serves no images.
@@ -99,6 +104,7 @@ pub struct FileConfig {
     pub censorlist: Option<PathBuf>,
     pub device: Option<String>,
     pub f16_weights: Option<bool>,
+    pub gpu_layers: Option<usize>,
     #[serde(default)]
     pub image_models: Vec<String>,
     pub max_pixels: Option<i64>,
@@ -124,6 +130,8 @@ pub struct WorkerConfig {
     pub device: String,
     /// Model matrices in f16.
     pub f16_weights: bool,
+    /// Layers of a text model on a burn device (`None`: all); the rest on the host engine.
+    pub gpu_layers: Option<usize>,
     /// Image models: announced name and diffusers directory.
     pub image_models: Vec<(String, PathBuf)>,
     /// Largest width × height of an image job (`None`: by device, see `Args::max_pixels`).
@@ -233,6 +241,7 @@ impl WorkerConfig {
             censorlist,
             device: args.device.or(file.device).unwrap_or_else(|| "cpu".into()),
             f16_weights: args.f16_weights.or(file.f16_weights).unwrap_or(false),
+            gpu_layers: args.gpu_layers.or(file.gpu_layers),
             idle_interval: std::time::Duration::from_secs(1),
         })
     }
@@ -267,6 +276,8 @@ mod tests {
             "64",
             "--image-model",
             "sd=/models/sd15",
+            "--gpu-layers",
+            "12",
         ])
         .expect("args");
         let c = WorkerConfig::resolve(args).expect("resolves");
@@ -279,6 +290,7 @@ mod tests {
         assert!(c.nsfw);
         assert_eq!(c.image_models, vec![("sd".to_string(), PathBuf::from("/models/sd15"))]);
         assert_eq!((c.max_pixels, c.extra_slow_worker, c.nsfw_threshold), (None, false, 0.7));
+        assert_eq!(c.gpu_layers, Some(12));
         let args = Args::try_parse_from([
             "horde-worker",
             "--url",

@@ -28,7 +28,10 @@ struct HostLayer {
 pub(super) struct HostModel {
     embedding: QuantMatrix,
     lm_head: QuantMatrix,
+    /// Layers `first_layer..` of the model (all of them unless the first ones run on a burn
+    /// device: partial offload).
     layers: Vec<HostLayer>,
+    first_layer: usize,
     output_norm: Vec<f32>,
     rope: LayerFrequencies,
 }
@@ -85,6 +88,11 @@ fn attend_unequal(
 
 impl HostModel {
     pub(super) fn load(c: &LlamaConfig, w: &dyn Weights) -> Result<Self, GgufError> {
+        Self::load_from_layer(c, w, 0)
+    }
+
+    /// Loads layers `first_layer..` (and the embedding, output norm and LM head).
+    pub(super) fn load_from_layer(c: &LlamaConfig, w: &dyn Weights, first_layer: usize) -> Result<Self, GgufError> {
         let embedding = load_matrix(
             w,
             &MatrixName {
@@ -105,8 +113,9 @@ impl HostModel {
             )?,
         }
         .prepared();
-        let mut layers = Vec::with_capacity(c.layers);
-        for l in 0..c.layers {
+        let first_layer = first_layer.min(c.layers);
+        let mut layers = Vec::with_capacity(c.layers - first_layer);
+        for l in first_layer..c.layers {
             let vectors = LayerTensors::load(c, w, l)?;
             layers.push(HostLayer {
                 qkv: Projection::load(w, &vectors.qkv)?,
@@ -120,6 +129,7 @@ impl HostModel {
             embedding,
             lm_head,
             layers,
+            first_layer,
             output_norm: vector(w, "output_norm.weight", c.dim)?,
             rope: LayerFrequencies::load(c, w)?,
         })
@@ -168,6 +178,11 @@ impl HostModel {
         out
     }
 
+    /// Layers this model holds.
+    pub(super) fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+
     /// Bytes of weight matrices one token reads.
     pub(super) fn weight_bytes(&self) -> usize {
         self.layers
@@ -180,7 +195,17 @@ impl HostModel {
     /// Runs `tokens` at positions `start..`, appends their keys and values to `cache`, and
     /// returns the logits of the last one.
     pub(super) fn forward(&self, c: &LlamaConfig, tokens: &[u32], start: usize, cache: &mut [HostKv]) -> Vec<f32> {
-        let (dim, hd, n) = (c.dim, c.head_dim, tokens.len());
+        self.forward_hidden(c, self.embed(c, tokens), start, cache)
+    }
+
+    /// Runs the hidden states `x` (`[tokens][dim]`, before layer `first_layer`) of tokens at
+    /// positions `start..` through this model's layers (`cache`: one per layer it holds) and
+    /// returns the logits of the last one.
+    pub(super) fn forward_hidden(&self, c: &LlamaConfig, mut x: Vec<f32>, start: usize, cache: &mut [HostKv]) -> Vec<f32> {
+        let (dim, hd, n) = (c.dim, c.head_dim, x.len() / c.dim.max(1));
+        if n == 0 {
+            return vec![];
+        }
         let (q_dim, k_dim, v_dim) = (c.q_dim(), c.k_dim(), c.v_dim());
         let qkv_dim = q_dim + k_dim + v_dim;
         let attn_dim = c.heads * c.value_dim;
@@ -191,7 +216,6 @@ impl HostModel {
         let local = self.rope.local.as_ref().map(|f| f.angles(start, n));
         let half = c.rope.dims / 2;
         // Activations are `[tokens][width]`, row after row.
-        let mut x = self.embed(c, tokens);
         let mut qkv = vec![0f32; n * qkv_dim];
         let mut attn = vec![0f32; n * attn_dim];
         let mut scores = vec![0f32; start + n];
@@ -200,7 +224,7 @@ impl HostModel {
         let mut ff = vec![0f32; n * c.ffn_dim];
         for (l, (layer, kv)) in self.layers.iter().zip(cache.iter_mut()).enumerate() {
             let v = &layer.vectors;
-            let window = c.window(l);
+            let window = c.window(self.first_layer + l);
             let (cos, sin) = match (&local, window) {
                 (Some(local), Some(_)) => (&local.0, &local.1),
                 _ => (&global.0, &global.1),

@@ -7,11 +7,14 @@
 //! from it. `Llama::from_gguf` maps GGUF tensor names (`blk.N.attn_q.weight`, …) onto the
 //! model. Two engines run it, with the same results up to rounding (a test holds them together):
 //! - **on burn** (`on_burn`): GPUs (`wgpu`, `cuda`), and the reference on the CPU. Weights are
-//!   dequantized to f32 (or f16) at load, one tensor at a time.
+//!   dequantized to f32 (or f16) at load, one tensor at a time; the KV cache is preallocated on
+//!   the device.
 //! - **on the host** (`host`), the CPU default: the weights stay in the file's encoding and
 //!   hand-written kernels (`crate::matvec`) read them, 0.625 bytes per weight of a Q4_1 file
 //!   instead of burn's 4 (2 in f16). A token's decode step reads every weight once, so this is
 //!   what sets the speed; burn's CPU backend has no product of quantized matrices.
+//! - **split** (partial offload, `Llama::load_with_gpu_layers`): the first layers on a burn
+//!   device, the others and the LM head on the host; the hidden states cross once per step.
 
 mod config;
 mod host;
@@ -29,6 +32,7 @@ use crate::gguf::{Gguf, GgufError};
 use crate::matvec::QuantMatrix;
 use host::{HostKv, HostModel};
 use on_burn::BurnModel;
+pub use on_burn::UploadedBytes;
 
 /// Keys and values of the positions seen so far, per layer.
 pub struct KvCache {
@@ -37,8 +41,10 @@ pub struct KvCache {
 }
 
 enum KvStore {
-    /// burn tensors `[positions, kv_heads, head_dim]` on the model's device.
+    /// burn tensors `[capacity, kv_heads, head_dim]` on the model's device.
     Burn(on_burn::BurnKv),
+    /// Partial offload: the device layers' cache, then the host layers'.
+    Split(on_burn::BurnKv, Vec<HostKv>),
     /// Host vectors `[positions][kv_heads · head_dim]` (all positions, also of sliding-window
     /// layers).
     Host(Vec<HostKv>),
@@ -51,6 +57,26 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Positions a burn device's cache holds before it has to grow (`None` on the host, whose
+    /// cache grows as it goes).
+    pub fn device_capacity(&self) -> Option<usize> {
+        match &self.store {
+            KvStore::Burn(kv) | KvStore::Split(kv, _) => Some(kv.capacity()),
+            KvStore::Host(_) => None,
+        }
+    }
+}
+
+/// Positions a device cache from `Llama::new_cache` holds before it grows (unless the model's
+/// context is shorter).
+pub const DEFAULT_DEVICE_CACHE: usize = 4096;
+
+/// One sequence's part of a batched step (`Llama::forward_batch`): its new tokens, run at the
+/// positions after its cache.
+pub struct SequenceStep<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
 }
 
 /// The model.
@@ -62,6 +88,8 @@ pub struct Llama {
 enum Engine {
     Burn(Box<BurnModel>),
     Host(HostModel),
+    /// The first layers on a burn device; the rest, and the LM head, on the host.
+    Split(Box<BurnModel>, HostModel),
 }
 
 /// A tensor in host memory: row-major f32 elements and the shape.
@@ -160,6 +188,56 @@ impl Llama {
         Ok(Self { config, engine })
     }
 
+    /// Like `load_with`, with only the first `gpu_layers` layers on a burn device (partial
+    /// offload, for a device smaller than the model): the other layers and the LM head run on the
+    /// host engine, and each step moves the hidden states from the device to the host once.
+    /// `None`, or at least the model's layer count, puts all of it on the device; `Some(0)`
+    /// none of it. On the host `gpu_layers` changes nothing.
+    pub fn load_with_gpu_layers(
+        config: LlamaConfig,
+        w: &dyn Weights,
+        compute: &Compute,
+        f16_weights: bool,
+        gpu_layers: Option<usize>,
+    ) -> Result<Self, GgufError> {
+        let (device, k) = match (compute, gpu_layers) {
+            (Compute::Burn(device), Some(k)) if k < config.layers => (device, k),
+            _ => return Self::load_with(config, w, compute, f16_weights),
+        };
+        if k == 0 {
+            return Self::load_with(config, w, &Compute::Host, f16_weights);
+        }
+        config.check()?;
+        let matrices = if f16_weights {
+            burn::tensor::DType::F16
+        } else {
+            burn::tensor::DType::F32
+        };
+        let on_device = BurnModel::load_layers(&config, w, device, matrices, k, false)?;
+        let host = HostModel::load_from_layer(&config, w, k)?;
+        let host = if f16_weights { host.with_f16_weights() } else { host };
+        Ok(Self {
+            config,
+            engine: Engine::Split(Box::new(on_device), host),
+        })
+    }
+
+    /// Bytes uploaded to a burn device while loading, by element type (`None` on the host).
+    pub fn uploaded_bytes(&self) -> Option<UploadedBytes> {
+        match &self.engine {
+            Engine::Burn(b) | Engine::Split(b, _) => Some(b.uploaded()),
+            Engine::Host(_) => None,
+        }
+    }
+
+    /// Device bytes of a KV cache of `capacity` positions (0 on the host).
+    pub fn device_cache_bytes(&self, capacity: usize) -> usize {
+        match &self.engine {
+            Engine::Burn(b) | Engine::Split(b, _) => b.kv_shape(&self.config).bytes(capacity),
+            Engine::Host(_) => 0,
+        }
+    }
+
     /// Keeps f32 weight matrices in f16: half the memory and memory traffic per token;
     /// activations, norms and attention stay f32. Quantized matrices of the host engine stay
     /// quantized (they are smaller still).
@@ -167,6 +245,7 @@ impl Llama {
         self.engine = match self.engine {
             Engine::Burn(b) => Engine::Burn(Box::new(b.with_f16_weights())),
             Engine::Host(h) => Engine::Host(h.with_f16_weights()),
+            Engine::Split(b, h) => Engine::Split(Box::new(b.with_f16_weights()), h.with_f16_weights()),
         };
         self
     }
@@ -176,14 +255,29 @@ impl Llama {
         match &self.engine {
             Engine::Burn(b) => b.weight_bytes(),
             Engine::Host(h) => h.weight_bytes(),
+            Engine::Split(b, h) => b.weight_bytes() + h.weight_bytes(),
         }
     }
 
+    /// A cache for a sequence; on a burn device it is allocated now for the model's context or
+    /// `DEFAULT_DEVICE_CACHE` positions, whichever is fewer (a 128k-context model would otherwise
+    /// take gigabytes per sequence), and grows if the sequence gets longer. A caller that knows
+    /// how long its sequence may get uses `new_cache_with_capacity`.
     pub fn new_cache(&self) -> KvCache {
+        self.new_cache_with_capacity(self.config.context.min(DEFAULT_DEVICE_CACHE))
+    }
+
+    /// A cache for a sequence of up to `capacity` positions (e.g. a job's prompt and
+    /// `max_length`): on a burn device `[capacity, kv_heads, head_dim]` per layer, allocated
+    /// now and written in place; a longer sequence still runs (the cache is copied into a
+    /// larger one once). The host's cache grows as it goes.
+    pub fn new_cache_with_capacity(&self, capacity: usize) -> KvCache {
+        let c = &self.config;
         KvCache {
             store: match &self.engine {
-                Engine::Burn(_) => KvStore::Burn(on_burn::BurnKv::new(self.config.layers)),
-                Engine::Host(_) => KvStore::Host(vec![HostKv::default(); self.config.layers]),
+                Engine::Burn(b) => KvStore::Burn(b.new_cache(c, capacity)),
+                Engine::Host(_) => KvStore::Host(vec![HostKv::default(); c.layers]),
+                Engine::Split(b, h) => KvStore::Split(b.new_cache(c, capacity), vec![HostKv::default(); h.layer_count()]),
             },
             len: 0,
         }
@@ -204,9 +298,44 @@ impl Llama {
                 rayon::scope(|_| h.forward(config, tokens, start, layers))
             }
             (Engine::Burn(b), KvStore::Burn(kv)) => b.forward(&self.config, tokens, start, kv),
+            (Engine::Split(b, h), KvStore::Split(device_kv, host_kv)) => {
+                let config = &self.config;
+                let x = b.hidden_states(config, tokens, start, device_kv);
+                rayon::scope(|_| h.forward_hidden(config, x, start, host_kv))
+            }
             _ => panic!("a KV cache of another model"),
         };
         cache.len += tokens.len();
+        logits
+    }
+
+    /// Runs several sequences' new tokens in one pass and returns the logits of each one's last
+    /// token, in order (empty for a sequence with no tokens). On a burn device the sequences'
+    /// rows go through each weight matrix together (one set of matrix products per layer; only
+    /// attention is per sequence) and all logits come back in one read. Each result equals what
+    /// `forward` gives that sequence alone. The caches must come from this model's `new_cache`.
+    pub fn forward_batch(&self, steps: &mut [SequenceStep<'_>]) -> Vec<Vec<f32>> {
+        let logits = match &self.engine {
+            Engine::Burn(b) => {
+                let mut batch = Vec::with_capacity(steps.len());
+                for s in steps.iter_mut() {
+                    let start = s.cache.len;
+                    match &mut s.cache.store {
+                        KvStore::Burn(kv) => batch.push((s.tokens, start, kv)),
+                        _ => panic!("a KV cache of another model"),
+                    }
+                }
+                b.forward_batch(&self.config, &mut batch)
+            }
+            // One sequence after the other.
+            Engine::Host(_) | Engine::Split(..) => {
+                let logits = steps.iter_mut().map(|s| self.forward(s.tokens, s.cache)).collect();
+                return logits;
+            }
+        };
+        for s in steps.iter_mut() {
+            s.cache.len += s.tokens.len();
+        }
         logits
     }
 }

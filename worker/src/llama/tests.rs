@@ -222,3 +222,114 @@ fn a_safetensors_checkpoint_gives_the_same_logits_as_gguf() {
     assert!(diff < 1e-3, "safetensors and GGUF disagree by {diff}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max)
+}
+
+fn flex() -> Compute {
+    Compute::Burn(burn::prelude::Device::flex())
+}
+
+#[test]
+fn a_burn_batch_equals_each_sequence_alone() {
+    // Three sequences at different positions, of 1, 3 and 2 new tokens, in one step; then a step
+    // where one of them has no tokens.
+    let g = tiny_gguf();
+    let model = Llama::from_gguf(&g, &flex()).expect("model");
+    let prompts: [&[u32]; 3] = [&[1, 2, 3, 4], &[5], &[9, 8, 7]];
+    let steps: [&[u32]; 3] = [&[6], &[11, 12, 13], &[0, 15]];
+    let mut alone = vec![];
+    let mut caches: Vec<KvCache> = vec![];
+    for (p, s) in prompts.iter().zip(&steps) {
+        let mut cache = model.new_cache_with_capacity(8);
+        model.forward(p, &mut cache);
+        alone.push(model.forward(s, &mut cache));
+        let mut batched = model.new_cache_with_capacity(8);
+        model.forward(p, &mut batched);
+        caches.push(batched);
+    }
+    let mut batch: Vec<SequenceStep<'_>> = steps
+        .iter()
+        .zip(caches.iter_mut())
+        .map(|(tokens, cache)| SequenceStep { tokens, cache })
+        .collect();
+    let together = model.forward_batch(&mut batch);
+    for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
+        let diff = max_diff(a, b);
+        assert!(diff < 1e-4, "sequence {i}: batched logits differ by {diff}");
+    }
+    assert_eq!(caches.iter().map(KvCache::len).collect::<Vec<_>>(), [5, 4, 5]);
+    // A sequence without tokens gets no logits and keeps its cache.
+    let mut batch: Vec<SequenceStep<'_>> = caches
+        .iter_mut()
+        .zip([&[3u32][..], &[], &[4]])
+        .map(|(cache, tokens)| SequenceStep { tokens, cache })
+        .collect();
+    let out = model.forward_batch(&mut batch);
+    assert_eq!((out[0].len(), out[1].len(), out[2].len()), (16, 0, 16));
+    assert_eq!(caches.iter().map(KvCache::len).collect::<Vec<_>>(), [6, 4, 6]);
+}
+
+#[test]
+fn a_device_cache_is_preallocated_and_grows_when_too_small() {
+    let g = tiny_gguf();
+    let model = Llama::from_gguf(&g, &flex()).expect("model");
+    let mut roomy = model.new_cache();
+    assert_eq!(roomy.device_capacity(), Some(32), "the model's context");
+    let mut small = model.new_cache_with_capacity(3);
+    assert_eq!(small.device_capacity(), Some(3));
+    // 2 layers × 3 positions × 1 kv head × (16 + 16) × 4 bytes.
+    assert_eq!(model.device_cache_bytes(3), 2 * 3 * 32 * 4);
+    for tokens in [&[3u32, 9][..], &[1], &[4, 15]] {
+        let a = model.forward(tokens, &mut roomy);
+        let b = model.forward(tokens, &mut small);
+        assert!(max_diff(&a, &b) < 1e-5);
+    }
+    assert_eq!(small.device_capacity(), Some(6), "doubled once");
+    assert_eq!((small.len(), roomy.device_capacity()), (5, Some(32)));
+    assert_eq!(Llama::from_gguf(&g, &Compute::Host).expect("model").new_cache().device_capacity(), None);
+}
+
+#[test]
+fn layers_split_between_a_device_and_the_host_equal_the_host() {
+    let g = tiny_gguf();
+    let c = || LlamaConfig::from_gguf(&g).expect("config");
+    let host = Llama::load(c(), &g, &Compute::Host).expect("model");
+    let split = Llama::load_with_gpu_layers(c(), &g, &flex(), false, Some(1)).expect("model");
+    assert!(matches!(split.engine, Engine::Split(..)));
+    // The device holds the embedding and one layer; the host the other layer and the head.
+    let device_only = Llama::load(c(), &g, &flex()).expect("model");
+    assert!(split.uploaded_bytes().expect("on a device").total() < device_only.uploaded_bytes().expect("device").total());
+    let (mut hc, mut sc) = (host.new_cache(), split.new_cache());
+    for tokens in [&[3u32, 9, 1][..], &[4], &[15, 0]] {
+        let a = host.forward(tokens, &mut hc);
+        let b = split.forward(tokens, &mut sc);
+        let diff = max_diff(&a, &b);
+        assert!(diff < 1e-3, "split and host differ by {diff}");
+    }
+    assert_eq!(sc.len(), 6);
+    // No layer, or all of them, on the device.
+    let none = Llama::load_with_gpu_layers(c(), &g, &flex(), false, Some(0)).expect("model");
+    assert!(matches!(none.engine, Engine::Host(_)));
+    let all = Llama::load_with_gpu_layers(c(), &g, &flex(), false, Some(2)).expect("model");
+    assert!(matches!(all.engine, Engine::Burn(_)));
+}
+
+#[test]
+fn an_f16_model_uploads_no_f32_matrix() {
+    // Only norms go to the device in f32; every matrix (embedding included) arrives in f16.
+    let g = tiny_gguf();
+    let c = LlamaConfig::from_gguf(&g).expect("config");
+    let model = Llama::from_gguf_with(&g, &flex(), true).expect("model");
+    let up = model.uploaded_bytes().expect("on a device");
+    let (d, layers) = (c.dim, c.layers);
+    let matrix_elements = c.vocab * d + layers * (d * c.q_dim() + 2 * d * c.k_dim() + d * d + 3 * d * c.ffn_dim);
+    assert_eq!(up.f16, 2 * matrix_elements);
+    let norms = (2 * layers + 1) * d;
+    assert_eq!((up.f32, up.other), (4 * norms, 0));
+    // The f32 model sends the same matrices in f32.
+    let full = Llama::from_gguf(&g, &flex()).expect("model").uploaded_bytes().expect("device");
+    assert_eq!((full.f32, full.f16), (4 * (matrix_elements + norms), 0));
+}

@@ -119,6 +119,7 @@ impl Fixture {
             censorlist: vec![],
             device: "cpu".into(),
             f16_weights: false,
+            gpu_layers: None,
             image_models: vec![],
             max_pixels: None,
             extra_slow_worker: false,
