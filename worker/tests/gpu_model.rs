@@ -27,7 +27,7 @@ fn wgpu() -> Option<Compute> {
     let probe = device.clone();
     let works = std::panic::catch_unwind(move || {
         let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &probe);
-        t.mul_scalar(2.0).into_data().to_vec::<f32>().ok()
+        t.mul_scalar(2.0).into_data().try_to_vec::<f32>().ok()
     });
     match works {
         Ok(Some(v)) if v == [2.0, 4.0] => Some(compute),
@@ -163,7 +163,10 @@ fn a_batch_on_wgpu_equals_each_sequence_alone() {
     let model = Llama::from_gguf_with(&g, &gpu, true).expect("device model");
     // Prompts of 7, 2 and 5 tokens (past the window of 4 and not), then decode steps together.
     let prompts: [&[u32]; 3] = [&PROMPT, &[9, 3], &[44, 12, 7, 7, 30]];
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| greedy(&model, p, 6, &mut model.new_cache_with_capacity(16)).0).collect();
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| greedy(&model, p, 6, &mut model.new_cache_with_capacity(16)).0)
+        .collect();
     let mut caches: Vec<KvCache> = prompts.iter().map(|_| model.new_cache_with_capacity(16)).collect();
     // The prompts in one batch too.
     let mut batch: Vec<SequenceStep<'_>> = prompts
@@ -225,7 +228,9 @@ fn an_f16_model_reaches_the_device_without_an_f32_matrix() {
 /// the model's tokenizer).
 fn first_tokens_agree(file: &str, env: &str, chat: &str, steps: usize) {
     let Some(gpu) = wgpu() else { return };
-    let Some(path) = common::fetched_model(file, Some(env)) else { return };
+    let Some(path) = common::fetched_model(file, Some(env)) else {
+        return;
+    };
     let g = Gguf::open(&path).expect("parses");
     let (tokenizer, special) = tokenizer::from_gguf(&g).expect("tokenizer");
     let mut prompt = tokenizer::encode(&tokenizer, &special, chat).expect("encode");
@@ -237,7 +242,12 @@ fn first_tokens_agree(file: &str, env: &str, chat: &str, steps: usize) {
     let (want, _) = greedy(&cpu, prompt, steps, &mut cpu.new_cache());
     drop(cpu);
     let device = Llama::from_gguf_with(&g, &gpu, true).expect("device model");
-    let (got, _) = greedy(&device, prompt, steps, &mut device.new_cache_with_capacity(prompt.len() + steps + 1));
+    let (got, _) = greedy(
+        &device,
+        prompt,
+        steps,
+        &mut device.new_cache_with_capacity(prompt.len() + steps + 1),
+    );
     eprintln!("{file}: cpu {want:?}, wgpu {got:?}");
     assert_eq!(got, want, "{file}: first greedy tokens on wgpu and on the CPU");
 }

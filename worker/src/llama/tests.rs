@@ -289,7 +289,10 @@ fn a_device_cache_is_preallocated_and_grows_when_too_small() {
     }
     assert_eq!(small.device_capacity(), Some(6), "doubled once");
     assert_eq!((small.len(), roomy.device_capacity()), (5, Some(32)));
-    assert_eq!(Llama::from_gguf(&g, &Compute::Host).expect("model").new_cache().device_capacity(), None);
+    assert_eq!(
+        Llama::from_gguf(&g, &Compute::Host).expect("model").new_cache().device_capacity(),
+        None
+    );
 }
 
 #[test]

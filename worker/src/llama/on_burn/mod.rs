@@ -20,10 +20,10 @@ use super::rope::LayerFrequencies;
 use super::tensors::{lm_head_name, vector, LayerTensors, MatrixName};
 use super::Weights;
 use crate::gguf::GgufError;
-pub(super) use attention::{BurnKv, KvShape};
 use attention::{attend, AttentionSpan};
-use load::{apply, matrix_bytes, Matrix, Uploader};
+pub(super) use attention::{BurnKv, KvShape};
 pub use load::UploadedBytes;
+use load::{apply, Matrix, Uploader};
 use rotary::{batch_angles, rotate};
 
 struct Layer {
@@ -47,7 +47,7 @@ struct Layer {
 /// The output norm and LM head (absent when the host engine computes the logits).
 struct Head {
     output_norm: Tensor<1>,
-    /// `[dim, vocab]`; `None` when tied to the embedding.
+    /// `[vocab][dim]`; `None` when tied to the embedding.
     lm_head: Option<Matrix>,
 }
 
@@ -55,8 +55,8 @@ pub(super) struct BurnModel {
     device: Device,
     /// Precision of the matrices and of the KV cache.
     matrices: DType,
-    /// `[vocab, dim]`, looked up by rows.
-    embedding: Tensor<2>,
+    /// `[vocab][dim]`, looked up by rows.
+    embedding: Matrix,
     /// The model's first layers (all of them unless offloaded in part).
     layers: Vec<Layer>,
     head: Option<Head>,
@@ -109,8 +109,9 @@ impl BurnModel {
             device,
             matrices,
             uploaded: UploadedBytes::default(),
+            max_part_bytes: load::MAX_PART_BYTES,
         };
-        let embedding = up.rows(
+        let embedding = up.matrix(
             w,
             &MatrixName {
                 name: "token_embd.weight".into(),
@@ -170,7 +171,7 @@ impl BurnModel {
 
     /// The matrices, embedding and LM head in f16.
     pub fn with_f16_weights(mut self) -> Self {
-        let half = |t: Tensor<2>| t.cast(DType::F16);
+        let half = |t: Matrix| t.cast(DType::F16);
         for l in &mut self.layers {
             for w in [&mut l.wqkv, &mut l.wo, &mut l.w_gate_up, &mut l.w_down] {
                 *w = half(w.clone());
@@ -192,13 +193,13 @@ impl BurnModel {
     /// Bytes of the weight matrices (what a token's step reads).
     pub fn weight_bytes(&self) -> usize {
         let head = match &self.head {
-            Some(Head { lm_head: Some(m), .. }) => matrix_bytes(m),
-            Some(Head { lm_head: None, .. }) => matrix_bytes(&self.embedding),
+            Some(Head { lm_head: Some(m), .. }) => m.bytes(),
+            Some(Head { lm_head: None, .. }) => self.embedding.bytes(),
             None => 0,
         };
         self.layers
             .iter()
-            .map(|l| matrix_bytes(&l.wqkv) + matrix_bytes(&l.wo) + matrix_bytes(&l.w_gate_up) + matrix_bytes(&l.w_down))
+            .map(|l| l.wqkv.bytes() + l.wo.bytes() + l.w_gate_up.bytes() + l.w_down.bytes())
             .sum::<usize>()
             + head
     }
@@ -232,10 +233,7 @@ impl BurnModel {
         let n = last.len();
         let last = x.select(0, Tensor::<1, Int>::from_data(TensorData::new(last, [n]), &self.device));
         let h = rms_norm(last, &head.output_norm, c.rms_eps);
-        let mut logits = match &head.lm_head {
-            Some(m) => apply(h, m),
-            None => apply(h, &self.embedding.clone().transpose()),
-        };
+        let mut logits = apply(h, head.lm_head.as_ref().unwrap_or(&self.embedding));
         if let Some(cap) = c.final_softcap {
             logits = logits.div_scalar(cap as f64).tanh().mul_scalar(cap as f64);
         }
@@ -243,7 +241,13 @@ impl BurnModel {
         let mut rows = all.chunks_exact(c.vocab.max(1)).map(<[f32]>::to_vec);
         steps
             .iter()
-            .map(|(tokens, ..)| if tokens.is_empty() { vec![] } else { rows.next().unwrap_or_default() })
+            .map(|(tokens, ..)| {
+                if tokens.is_empty() {
+                    vec![]
+                } else {
+                    rows.next().unwrap_or_default()
+                }
+            })
             .collect()
     }
 
@@ -261,9 +265,8 @@ impl BurnModel {
         let n = ids.len();
         let outside = ids.iter().any(|&i| i as usize >= c.vocab);
         let valid: Vec<f32> = ids.iter().map(|&i| if (i as usize) < c.vocab { 1.0 } else { 0.0 }).collect();
-        let ids: Vec<i64> = ids.iter().map(|&i| if (i as usize) < c.vocab { i as i64 } else { 0 }).collect();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [n]), &self.device);
-        let mut x = self.embedding.clone().select(0, ids).cast(DType::F32);
+        let ids: Vec<usize> = ids.iter().map(|&i| if (i as usize) < c.vocab { i as usize } else { 0 }).collect();
+        let mut x = self.embedding.select_rows(&ids, &self.device).cast(DType::F32);
         if outside {
             x = x * Tensor::<2>::from_data(TensorData::new(valid, [n, 1]), &self.device);
         }
