@@ -94,8 +94,8 @@ impl BurnKv {
                 Some(old) => {
                     let n = old.keys.dims()[0];
                     LayerKv {
-                        keys: bigger.keys.slice_assign([0..n], old.keys),
-                        values: bigger.values.slice_assign([0..n], old.values),
+                        keys: bigger.keys.slice_assign(0..n, old.keys),
+                        values: bigger.values.slice_assign(0..n, old.values),
                     }
                 }
                 None => bigger,
@@ -162,12 +162,12 @@ pub(super) fn attend(
     };
     let dtype = old.keys.dtype();
     let written = LayerKv {
-        keys: old.keys.slice_assign([start..seen], k.cast(dtype)),
-        values: old.values.slice_assign([start..seen], v.cast(dtype)),
+        keys: old.keys.slice_assign(start..seen, k.cast(dtype)),
+        values: old.values.slice_assign(start..seen, v.cast(dtype)),
     };
     let read = |x: &Tensor<3>| {
         x.clone()
-            .slice([span.first..seen])
+            .slice(span.first..seen)
             .cast(DType::F32)
             .swap_dims(0, 1)
             .unsqueeze_dim::<4>(0)
