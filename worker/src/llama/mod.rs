@@ -24,10 +24,12 @@ mod tests;
 
 pub use config::{Activation, Architecture, LlamaConfig, Rope, Rotary, SlidingWindow};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::matvec::QuantMatrix;
-use host::{HostKv, HostModel};
+use host::{HostKv, HostModel, HostSequence};
 use on_burn::BurnModel;
 
 /// Keys and values of the positions seen so far, per layer.
@@ -53,10 +55,19 @@ impl KvCache {
     }
 }
 
+/// One sequence's part of a batched step (`Llama::forward_batch`): its new tokens, run at the
+/// positions after its cache.
+pub struct SequenceStep<'a> {
+    pub tokens: &'a [u32],
+    pub cache: &'a mut KvCache,
+}
+
 /// The model.
 pub struct Llama {
     pub config: LlamaConfig,
     engine: Engine,
+    /// Passes over the weights so far (see `weight_passes`).
+    passes: AtomicU64,
 }
 
 enum Engine {
@@ -157,7 +168,11 @@ impl Llama {
                 Engine::Burn(Box::new(BurnModel::load(&config, w, device, matrices)?))
             }
         };
-        Ok(Self { config, engine })
+        Ok(Self {
+            config,
+            engine,
+            passes: AtomicU64::new(0),
+        })
     }
 
     /// Keeps f32 weight matrices in f16: half the memory and memory traffic per token;
@@ -179,6 +194,12 @@ impl Llama {
         }
     }
 
+    /// How many passes over the weights the model has made: one per `forward`, one per
+    /// `forward_batch` however many sequences it holds (a batch that is not one pass counts each).
+    pub fn weight_passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
+    }
+
     pub fn new_cache(&self) -> KvCache {
         KvCache {
             store: match &self.engine {
@@ -196,6 +217,7 @@ impl Llama {
             return vec![];
         }
         let start = cache.len;
+        self.passes.fetch_add(1, Ordering::Relaxed);
         let logits = match (&self.engine, &mut cache.store) {
             (Engine::Host(h), KvStore::Host(layers)) => {
                 // On one of rayon's threads: the matrix products then share their work with the
@@ -207,6 +229,47 @@ impl Llama {
             _ => panic!("a KV cache of another model"),
         };
         cache.len += tokens.len();
+        logits
+    }
+
+    /// Runs several sequences' new tokens in one pass and returns the logits of each one's last
+    /// token, in order (empty for a sequence with no tokens). On the host engine the sequences'
+    /// rows go through each weight matrix together, so a step of N sequences reads the weights
+    /// once, not N times; only attention is per sequence. Each result equals what `forward` gives
+    /// that sequence alone. The caches must come from this model's `new_cache`.
+    pub fn forward_batch(&self, steps: &mut [SequenceStep<'_>]) -> Vec<Vec<f32>> {
+        let logits = match &self.engine {
+            Engine::Host(h) => {
+                let mut batch: Vec<HostSequence<'_>> = steps
+                    .iter_mut()
+                    .map(|s| HostSequence {
+                        tokens: s.tokens,
+                        start: s.cache.len,
+                        cache: match &mut s.cache.store {
+                            KvStore::Host(layers) => layers,
+                            KvStore::Burn(_) => panic!("a KV cache of another model"),
+                        },
+                    })
+                    .collect();
+                let config = &self.config;
+                self.passes.fetch_add(1, Ordering::Relaxed);
+                rayon::scope(|_| h.forward_batch(config, &mut batch))
+            }
+            Engine::Burn(b) => steps
+                .iter_mut()
+                .map(|s| match &mut s.cache.store {
+                    KvStore::Burn(kv) if !s.tokens.is_empty() => {
+                        self.passes.fetch_add(1, Ordering::Relaxed);
+                        b.forward(&self.config, s.tokens, s.cache.len, kv)
+                    }
+                    KvStore::Burn(_) => vec![],
+                    KvStore::Host(_) => panic!("a KV cache of another model"),
+                })
+                .collect(),
+        };
+        for s in steps.iter_mut() {
+            s.cache.len += s.tokens.len();
+        }
         logits
     }
 }

@@ -222,3 +222,34 @@ fn a_safetensors_checkpoint_gives_the_same_logits_as_gguf() {
     assert!(diff < 1e-3, "safetensors and GGUF disagree by {diff}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_batch_gives_each_sequence_what_it_gets_alone() {
+    // Three sequences in one batch over three steps: two prompts of different lengths start
+    // together, one of them leaves, a third joins with its prompt while the first decodes.
+    let g = tiny_gguf();
+    let model = Llama::from_gguf(&g, &Compute::Host).expect("model");
+    let steps: [&[&[u32]]; 3] = [
+        &[&[1, 2, 3, 4, 5], &[7, 8, 9], &[]],
+        &[&[6], &[10, 11], &[3, 1, 4, 1]],
+        &[&[2], &[], &[5]],
+    ];
+    let mut caches: Vec<KvCache> = (0..3).map(|_| model.new_cache()).collect();
+    let mut alone: Vec<KvCache> = (0..3).map(|_| model.new_cache()).collect();
+    for step in steps {
+        let mut batch: Vec<SequenceStep<'_>> = caches
+            .iter_mut()
+            .zip(step)
+            .map(|(cache, tokens)| SequenceStep { tokens, cache })
+            .collect();
+        let passes = model.weight_passes();
+        let batched = model.forward_batch(&mut batch);
+        assert_eq!(model.weight_passes(), passes + 1, "one pass over the weights for the batch");
+        for (i, tokens) in step.iter().enumerate() {
+            let expected = model.forward(tokens, &mut alone[i]);
+            assert_eq!(batched[i], expected, "sequence {i} in the batch");
+            assert_eq!(caches[i].len(), alone[i].len());
+        }
+    }
+    assert_eq!(caches.iter().map(KvCache::len).collect::<Vec<_>>(), [7, 5, 5]);
+}
