@@ -38,7 +38,8 @@ pub struct Args {
     /// Longest context accepted, in tokens (default 2048).
     #[arg(long, env = "HORDE_MAX_CONTEXT_LENGTH")]
     pub max_context_length: Option<i64>,
-    /// Jobs generated in parallel (default 1).
+    /// Jobs generated at the same time (default 1). A text model runs them as one batch: each
+    /// forward pass takes a token of every job, so the weights are read once per step for all.
     #[arg(long, env = "HORDE_WORKER_THREADS")]
     pub threads: Option<usize>,
     /// Users (alias#id) whose requests this worker serves first (repeatable).

@@ -2,10 +2,12 @@
 //! `TextBackend` and submits the results.
 
 pub mod backend;
+pub mod batching;
 pub mod bridge;
 pub mod chat_template;
 pub mod client;
 pub mod config;
+pub mod decoding;
 pub mod device;
 pub mod diffusion;
 pub mod gguf;

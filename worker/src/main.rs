@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         }
         Some(models)
     };
-    let text_models = (!text.is_empty()).then(|| TextModels::new(text));
+    let text_models = (!text.is_empty()).then(|| TextModels::new(text, cfg.threads));
     cfg.models = vec![];
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

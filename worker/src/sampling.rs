@@ -119,15 +119,28 @@ impl Sampler {
             .filter(|(_, l)| l.is_finite())
             .map(|(i, l)| (i as u32, *l))
             .collect();
-        if cands.is_empty() {
+        // Highest first; among equal logits, the lower token first.
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let Some(&best) = cands.iter().min_by(|a, b| order(a, b)) else {
             return vec![];
-        }
-        cands.sort_by(|a, b| b.1.total_cmp(&a.1));
+        };
         if s.temperature <= 0.0 {
-            return vec![(cands[0].0, 1.0)];
+            return vec![(best.0, 1.0)];
         }
-        if s.top_k > 0 {
+        // A vocabulary of 262,144 (Gemma 3) is not sorted for each token: top-k selects its k
+        // and sorts those; otherwise only the tokens within 25·T of the top are ranked (any other
+        // has a probability under e⁻²⁵ of the top's) and the rest follow unranked, still counted
+        // in every sum, so a draw differs from a full sort only when it lands in that tail.
+        if s.top_k > 0 && s.top_k < cands.len() {
+            cands.select_nth_unstable_by(s.top_k - 1, order);
             cands.truncate(s.top_k);
+            cands.sort_unstable_by(order);
+        } else {
+            let floor = best.1 - 25.0 * s.temperature;
+            let (mut head, tail): (Vec<_>, Vec<_>) = cands.into_iter().partition(|c| c.1 >= floor);
+            head.sort_unstable_by(order);
+            head.extend(tail);
+            cands = head;
         }
         let max = cands[0].1;
         let mut probs: Vec<(u32, f32)> = cands.iter().map(|(t, l)| (*t, ((l - max) / s.temperature).exp())).collect();
@@ -271,6 +284,26 @@ mod tests {
     fn greedy_at_zero_temperature() {
         let mut s = with(|s| s.temperature = 0.0);
         assert_eq!(s.sample(&mut logits(), &[]), 0);
+        // The first of equal highest logits; non-finite logits are never chosen.
+        assert_eq!(s.sample(&mut [1.0, f32::NAN, 3.0, f32::INFINITY, 3.0], &[]), 2);
+    }
+
+    #[test]
+    fn a_large_vocabulary_is_ranked_as_far_as_it_matters() {
+        // 50,000 logits in a scrambled order: top-k and the unranked tail give the order and the
+        // probabilities of a full sort.
+        let logits: Vec<f32> = (0..50_000u32).map(|i| ((i.wrapping_mul(7919) % 50_000) as f32) / 1000.0).collect();
+        let mut full: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, l)| (i as u32, *l)).collect();
+        full.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top = with(|s| s.top_k = 40).distribution(&logits);
+        assert_eq!(tokens(&top), tokens(&full[..40]));
+        let all = with(|_| {}).distribution(&logits);
+        assert_eq!(all.len(), logits.len());
+        // Ranked: everything within 25 of the top (T = 1), highest first.
+        assert_eq!(tokens(&all[..25_000]), tokens(&full[..25_000]));
+        assert!((all.iter().map(|(_, p)| p).sum::<f32>() - 1.0).abs() < 1e-4);
+        let nucleus = with(|s| s.top_p = 0.9).distribution(&logits);
+        assert_eq!(tokens(&nucleus), tokens(&full[..nucleus.len()]));
     }
 
     #[test]

@@ -2,16 +2,18 @@
 //! left truncation to the context budget.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use horde_protocol::text::TextParams;
 
 use crate::backend::{Generated, TextBackend, TextJob};
+use crate::batching::Batcher;
 use crate::chat_template::ChatTemplate;
+use crate::decoding::{Decoding, Vocabulary};
 use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::hf::HfWeights;
 use crate::llama::Llama;
-use crate::sampling::{cut_at_stop, settled_len, Sampler, SamplerSettings};
 use crate::tokenizer::{self, SpecialTokens, Tokenizer, TokenizerError};
 
 #[derive(Debug, thiserror::Error)]
@@ -176,8 +178,29 @@ impl TextModel {
         self.run(prompt, params, seed, Some(on_text))
     }
 
-    /// The decode loop. The text is decoded after each token only when someone looks at it: stop
-    /// sequences, or a listener.
+    /// The decoding state of a job on this model and its prompt's tokens.
+    pub(crate) fn start(&self, prompt: &str, params: &TextParams, seed: u64, streaming: bool) -> Result<(Decoding, Vec<u32>), String> {
+        Decoding::start(self.vocabulary(), prompt, params, seed, self.model.config.context, streaming)
+    }
+
+    pub(crate) fn vocabulary(&self) -> Vocabulary<'_> {
+        Vocabulary {
+            tokenizer: &self.tokenizer,
+            special: &self.special,
+        }
+    }
+
+    pub(crate) fn llama(&self) -> &Llama {
+        &self.model
+    }
+
+    /// Passes over the model's weights so far (see `Llama::weight_passes`).
+    pub fn weight_passes(&self) -> u64 {
+        self.model.weight_passes()
+    }
+
+    /// The decode loop of a job run alone. The text is decoded after each token only when someone
+    /// looks at it: stop sequences, or a listener.
     fn run(
         &self,
         prompt: &str,
@@ -185,62 +208,24 @@ impl TextModel {
         seed: u64,
         mut on_text: Option<&mut dyn FnMut(&str) -> bool>,
     ) -> Result<Generated, String> {
-        let max_length = params.max_length.unwrap_or(80).max(1) as usize;
-        let context = (params.max_context_length.unwrap_or(2048).max(2) as usize).min(self.model.config.context);
-        let mut ids = tokenizer::encode(&self.tokenizer, &self.special, prompt).map_err(|e| e.to_string())?;
-        // Keep the end of the prompt: room for max_length new tokens within the context.
-        let budget = context.saturating_sub(max_length).max(1);
-        if ids.len() > budget {
-            ids.drain(..ids.len() - budget);
-        }
-        if ids.is_empty() {
-            ids.extend(self.special.bos);
-        }
-        let stops = params.stop_sequence.clone().unwrap_or_default();
-        let mut sampler = Sampler::new(SamplerSettings::from_params(params), seed);
+        let vocab = self.vocabulary();
+        let (mut decoding, ids) = self.start(prompt, params, seed, on_text.is_some())?;
         let mut cache = self.model.new_cache();
         let mut logits = self.model.forward(&ids, &mut cache);
-        let mut history = ids;
-        let mut out: Vec<u32> = vec![];
-        // Text cut at a stop sequence, once one appears.
-        let mut stopped: Option<String> = None;
-        // Bytes of settled text reported to `on_text`.
-        let mut reported = 0;
-        while out.len() < max_length && cache.len() < self.model.config.context {
-            let next = sampler.sample(&mut logits, &history);
-            if self.special.ends_generation(next) {
-                break;
-            }
-            out.push(next);
-            history.push(next);
-            if !stops.is_empty() || on_text.is_some() {
-                let mut text = tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?;
-                if cut_at_stop(&mut text, &stops) {
-                    stopped = Some(text);
+        loop {
+            let step = decoding.advance(vocab, &mut logits, cache.len())?;
+            if let (Some(text), Some(on_text)) = (&step.text, on_text.as_mut()) {
+                if !on_text(text) {
+                    decoding.cancel(vocab)?;
                     break;
                 }
-                let settled = settled_len(&text, &stops);
-                if let Some(on_text) = on_text.as_mut().filter(|_| settled > reported) {
-                    reported = settled;
-                    if !on_text(&text[..settled]) {
-                        stopped = Some(text.trim_end_matches('\u{FFFD}').to_string());
-                        break;
-                    }
-                }
             }
-            if out.len() < max_length {
-                logits = self.model.forward(&[next], &mut cache);
+            match step.next {
+                Some(next) => logits = self.model.forward(&[next], &mut cache),
+                None => break,
             }
         }
-        let text = match stopped {
-            Some(text) => text,
-            None => tokenizer::decode(&self.tokenizer, &out).map_err(|e| e.to_string())?,
-        };
-        Ok(Generated {
-            text,
-            tokens: out.len(),
-            seed: seed as i64 & i64::MAX,
-        })
+        decoding.finish(vocab)
     }
 }
 
@@ -265,14 +250,20 @@ fn chat_template(source: Option<&str>, tokenizer: &Tokenizer, special: &SpecialT
     Some(template.with_tokenizer_bos(special.add_bos && special.bos.is_some()))
 }
 
-/// The models a worker serves.
+/// The models a worker serves, each with its batch (see `crate::batching`): the jobs running
+/// at the same time on a model share its forward passes.
 pub struct TextModels {
-    models: Vec<TextModel>,
+    models: Vec<Arc<TextModel>>,
+    batches: Vec<Batcher>,
 }
 
 impl TextModels {
-    pub fn new(models: Vec<TextModel>) -> Self {
-        Self { models }
+    /// Serves `models`, up to `batch` jobs of a model in each forward pass (the worker's
+    /// `--threads`).
+    pub fn new(models: Vec<TextModel>, batch: usize) -> Self {
+        let models: Vec<Arc<TextModel>> = models.into_iter().map(Arc::new).collect();
+        let batches = models.iter().map(|m| Batcher::start(m.clone(), batch)).collect();
+        Self { models, batches }
     }
 }
 
@@ -282,32 +273,29 @@ impl TextBackend for TextModels {
     }
 
     fn generate(&self, job: &TextJob) -> Result<Generated, String> {
-        let (model, prompt, seed) = self.prepare(job)?;
-        model.generate(&prompt, &job.payload.params, seed)
+        let (batch, prompt, seed) = self.prepare(job)?;
+        batch.generate(&prompt, &job.payload.params, seed, None)
     }
 
     fn generate_streaming(&self, job: &TextJob, on_text: &mut dyn FnMut(&str) -> bool) -> Result<Generated, String> {
-        let (model, prompt, seed) = self.prepare(job)?;
-        model.generate_streaming(&prompt, &job.payload.params, seed, on_text)
+        let (batch, prompt, seed) = self.prepare(job)?;
+        batch.generate(&prompt, &job.payload.params, seed, Some(on_text))
     }
 }
 
 impl TextModels {
-    /// The job's model, prompt (its messages in the model's template, when both exist) and seed.
-    fn prepare(&self, job: &TextJob) -> Result<(&TextModel, String, u64), String> {
-        let model = self
-            .models
-            .iter()
-            .find(|m| m.name == job.model)
-            .or(self.models.first())
-            .ok_or("no model loaded")?;
+    /// The batch of the job's model, its prompt (its messages in the model's template, when both
+    /// exist) and seed.
+    fn prepare(&self, job: &TextJob) -> Result<(&Batcher, String, u64), String> {
+        let at = self.models.iter().position(|m| m.name == job.model).unwrap_or(0);
+        let (model, batch) = self.models.get(at).zip(self.batches.get(at)).ok_or("no model loaded")?;
         let prompt = model.prompt_for(&job.payload)?;
         let seed = job
             .payload
             .params
             .sampler_seed
             .map_or_else(|| seed_for(&job.id), |s| s.unsigned_abs());
-        Ok((model, prompt, seed))
+        Ok((batch, prompt, seed))
     }
 }
 

@@ -353,7 +353,7 @@ async fn openai_chat_streams_from_smollm2_with_its_chat_template() {
     let expected = model.generate(&prompt, &params, 1).expect("local").text;
 
     let f = common::horde().await;
-    let backend = std::sync::Arc::new(horde_worker::text_model::TextModels::new(vec![model]));
+    let backend = std::sync::Arc::new(horde_worker::text_model::TextModels::new(vec![model], 1));
     let bridge = horde_worker::Bridge::new(f.config("smol-chat", 1), backend).expect("bridge");
     let (stop, running) = common::in_background(|shutdown| async move { bridge.run(shutdown).await });
     // Wait for the worker's first check-in, so the model is known online. The worker's record

@@ -43,6 +43,13 @@ pub(super) struct HostKv {
     pub values: Vec<f32>,
 }
 
+/// One sequence's part of a batched step: its new tokens, at positions `start..`, and its cache.
+pub(super) struct HostSequence<'a> {
+    pub tokens: &'a [u32],
+    pub start: usize,
+    pub cache: &'a mut [HostKv],
+}
+
 /// `x / rms(x) · weight`.
 fn rms_norm(x: &[f32], weight: &[f32], eps: f64) -> Vec<f32> {
     let mut out = x.to_vec();
@@ -167,15 +174,16 @@ impl HostModel {
         out
     }
 
-    /// Logits of a final hidden state (before the output norm).
-    pub(super) fn logits(&self, c: &LlamaConfig, x: &[f32]) -> Vec<f32> {
-        let h = rms_norm(x, &self.output_norm, c.rms_eps);
-        let mut out = vec![0f32; self.lm_head.rows()];
-        self.lm_head.matvec(&h, &mut out);
+    /// Logits of several final hidden states `[rows][dim]`, the LM head read once for all.
+    fn logits_rows(&self, c: &LlamaConfig, x: &[f32]) -> Vec<Vec<f32>> {
+        let h = rms_norm_rows(x, &self.output_norm, c.rms_eps);
+        let vocab = self.lm_head.rows();
+        let mut out = vec![0f32; h.len() / c.dim * vocab];
+        self.lm_head.matmul(&h, &mut out);
         if let Some(cap) = c.final_softcap {
             out.iter_mut().for_each(|x| *x = cap * (*x / cap).tanh());
         }
-        out
+        out.chunks_exact(vocab.max(1)).map(<[f32]>::to_vec).collect()
     }
 
     /// Layers this model holds.
@@ -195,74 +203,72 @@ impl HostModel {
     /// Runs `tokens` at positions `start..`, appends their keys and values to `cache`, and
     /// returns the logits of the last one.
     pub(super) fn forward(&self, c: &LlamaConfig, tokens: &[u32], start: usize, cache: &mut [HostKv]) -> Vec<f32> {
-        self.forward_hidden(c, self.embed(c, tokens), start, cache)
+        let mut batch = [HostSequence { tokens, start, cache }];
+        self.forward_batch(c, &mut batch).pop().unwrap_or_default()
     }
 
-    /// Runs the hidden states `x` (`[tokens][dim]`, before layer `first_layer`) of tokens at
-    /// positions `start..` through this model's layers (`cache`: one per layer it holds) and
-    /// returns the logits of the last one.
-    pub(super) fn forward_hidden(&self, c: &LlamaConfig, mut x: Vec<f32>, start: usize, cache: &mut [HostKv]) -> Vec<f32> {
-        let (dim, hd, n) = (c.dim, c.head_dim, x.len() / c.dim.max(1));
-        if n == 0 {
-            return vec![];
-        }
+    /// Runs several sequences' new tokens in one pass: their rows go through each weight matrix
+    /// together (a matrix is read once for the whole batch, not once per sequence), and only
+    /// attention is per sequence, over its own cache. Returns the logits of each sequence's last
+    /// token, in order; a sequence with no tokens gets no logits (an empty vector).
+    pub(super) fn forward_batch(&self, c: &LlamaConfig, batch: &mut [HostSequence<'_>]) -> Vec<Vec<f32>> {
+        let tokens: Vec<u32> = batch.iter().flat_map(|s| s.tokens.iter().copied()).collect();
+        self.forward_batch_hidden(c, self.embed(c, &tokens), batch)
+    }
+
+    /// `forward_batch` from the hidden states `x` (`[rows][dim]`, the sequences' rows one after
+    /// the other) that enter this model's first layer, `first_layer` (partial offload: a burn
+    /// device ran the layers before it); the sequences' tokens give only their row counts.
+    pub(super) fn forward_batch_hidden(&self, c: &LlamaConfig, mut x: Vec<f32>, batch: &mut [HostSequence<'_>]) -> Vec<Vec<f32>> {
+        let dim = c.dim;
         let (q_dim, k_dim, v_dim) = (c.q_dim(), c.k_dim(), c.v_dim());
         let qkv_dim = q_dim + k_dim + v_dim;
         let attn_dim = c.heads * c.value_dim;
-        let group = c.heads / c.kv_heads;
         let activation = c.arch.activation();
-        // cos/sin of these positions, for the global layers and the local ones.
-        let global = self.rope.global.angles(start, n);
-        let local = self.rope.local.as_ref().map(|f| f.angles(start, n));
-        let half = c.rope.dims / 2;
-        // Activations are `[tokens][width]`, row after row.
+        let n: usize = batch.iter().map(|s| s.tokens.len()).sum();
+        if n == 0 || x.len() != n * dim {
+            return vec![vec![]; batch.len()];
+        }
+        // cos/sin of each row's position, for the global layers and the local ones.
+        let angles = |f: &super::rope::Frequencies| {
+            let (mut cos, mut sin) = (Vec::new(), Vec::new());
+            for s in batch.iter() {
+                let (c, s) = f.angles(s.start, s.tokens.len());
+                cos.extend(c);
+                sin.extend(s);
+            }
+            (cos, sin)
+        };
+        let global = angles(&self.rope.global);
+        let local = self.rope.local.as_ref().map(angles);
+        // Activations are `[rows][width]`, the sequences' rows one after the other.
         let mut qkv = vec![0f32; n * qkv_dim];
         let mut attn = vec![0f32; n * attn_dim];
-        let mut scores = vec![0f32; start + n];
         let mut proj = vec![0f32; n * dim];
         let mut gate_up = vec![0f32; n * 2 * c.ffn_dim];
         let mut ff = vec![0f32; n * c.ffn_dim];
-        for (l, (layer, kv)) in self.layers.iter().zip(cache.iter_mut()).enumerate() {
+        for (l, layer) in self.layers.iter().enumerate() {
             let v = &layer.vectors;
-            let window = c.window(self.first_layer + l);
-            let (cos, sin) = match (&local, window) {
-                (Some(local), Some(_)) => (&local.0, &local.1),
-                _ => (&global.0, &global.1),
+            let (cos, sin) = match (&local, c.window(self.first_layer + l)) {
+                (Some(local), Some(_)) => local,
+                _ => &global,
             };
             let h = rms_norm_rows(&x, &v.attn_norm, c.rms_eps);
             layer.qkv.apply(&h, &mut qkv);
-            for (t, row) in qkv.chunks_exact_mut(qkv_dim).enumerate() {
-                if let Some(bias) = &v.qkv_bias {
-                    row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
-                }
-                let (q, rest) = row.split_at_mut(q_dim);
-                let (k, values) = rest.split_at_mut(k_dim);
-                if let (Some(qn), Some(kn)) = (&v.q_norm, &v.k_norm) {
-                    q.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, qn, c.rms_eps));
-                    k.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, kn, c.rms_eps));
-                }
-                let (cos, sin) = (&cos[t * half..][..half], &sin[t * half..][..half]);
-                rotate(c.rope.style, q, hd, cos, sin);
-                rotate(c.rope.style, k, hd, cos, sin);
-                kv.keys.extend_from_slice(k);
-                kv.values.extend_from_slice(values);
-            }
-            for (t, (row, out)) in qkv.chunks_exact(qkv_dim).zip(attn.chunks_exact_mut(attn_dim)).enumerate() {
-                // Token t sees the positions up to its own, the last `window` of them on a local layer.
-                let seen = start + t + 1;
-                let first = window.map_or(0, |w| seen.saturating_sub(w));
-                for (head, out) in out.chunks_exact_mut(c.value_dim).enumerate() {
-                    // Each key/value head serves `group` consecutive query heads.
-                    let kv_head = head / group;
-                    let q = &row[head * hd..][..hd];
-                    let keys = &kv.keys[first * k_dim + kv_head * hd..];
-                    let values = &kv.values[first * v_dim + kv_head * c.value_dim..];
-                    if c.value_dim == hd {
-                        attend(q, keys, values, k_dim, seen - first, c.attention_scale, &mut scores, out);
-                    } else {
-                        attend_unequal(q, keys, values, k_dim, v_dim, seen - first, c.attention_scale, &mut scores, out);
-                    }
-                }
+            let mut row = 0;
+            for s in batch.iter_mut() {
+                let rows = row..row + s.tokens.len();
+                let kv = &mut s.cache[l];
+                self.qkv_rows(c, l, &mut qkv[rows.start * qkv_dim..rows.end * qkv_dim], (cos, sin), rows.start, kv);
+                self.attend_rows(
+                    c,
+                    l,
+                    s.start,
+                    &qkv[rows.start * qkv_dim..rows.end * qkv_dim],
+                    kv,
+                    &mut attn[rows.start * attn_dim..rows.end * attn_dim],
+                );
+                row = rows.end;
             }
             layer.output.matmul(&attn, &mut proj);
             if let Some(norm) = &v.post_attn_norm {
@@ -283,6 +289,82 @@ impl HostModel {
             }
             x.iter_mut().zip(&proj).for_each(|(x, p)| *x += p);
         }
-        self.logits(c, &x[(n - 1) * dim..])
+        // The last row of each sequence, through the LM head together.
+        let mut last = Vec::with_capacity(batch.len() * dim);
+        let mut row = 0;
+        for s in batch.iter() {
+            row += s.tokens.len();
+            if !s.tokens.is_empty() {
+                last.extend_from_slice(&x[(row - 1) * dim..row * dim]);
+            }
+        }
+        let mut logits = self.logits_rows(c, &last).into_iter();
+        batch
+            .iter()
+            .map(|s| {
+                if s.tokens.is_empty() {
+                    vec![]
+                } else {
+                    logits.next().unwrap_or_default()
+                }
+            })
+            .collect()
+    }
+
+    /// Finishes the q, k and v of a sequence's rows (biases, QK-norm, rotary embedding at the rows'
+    /// positions; `cos`/`sin` are the batch's, `first_row` this sequence's first row in it) and
+    /// appends the keys and values to the layer's cache.
+    fn qkv_rows(&self, c: &LlamaConfig, l: usize, qkv: &mut [f32], (cos, sin): (&[f32], &[f32]), first_row: usize, kv: &mut HostKv) {
+        let v = &self.layers[l].vectors;
+        let (hd, half) = (c.head_dim, c.rope.dims / 2);
+        let (q_dim, k_dim) = (c.q_dim(), c.k_dim());
+        let qkv_dim = q_dim + k_dim + c.v_dim();
+        for (t, row) in qkv.chunks_exact_mut(qkv_dim).enumerate() {
+            if let Some(bias) = &v.qkv_bias {
+                row.iter_mut().zip(bias).for_each(|(x, b)| *x += b);
+            }
+            let (q, rest) = row.split_at_mut(q_dim);
+            let (k, values) = rest.split_at_mut(k_dim);
+            if let (Some(qn), Some(kn)) = (&v.q_norm, &v.k_norm) {
+                q.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, qn, c.rms_eps));
+                k.chunks_exact_mut(hd).for_each(|head| rms_norm_in_place(head, kn, c.rms_eps));
+            }
+            let at = (first_row + t) * half;
+            let (cos, sin) = (&cos[at..][..half], &sin[at..][..half]);
+            rotate(c.rope.style, q, hd, cos, sin);
+            rotate(c.rope.style, k, hd, cos, sin);
+            kv.keys.extend_from_slice(k);
+            kv.values.extend_from_slice(values);
+        }
+    }
+
+    /// Attention of a sequence's rows (at positions `start..`) over its cache, which already holds
+    /// their keys and values; `out` is `[rows][heads · value_dim]`.
+    fn attend_rows(&self, c: &LlamaConfig, l: usize, start: usize, qkv: &[f32], kv: &HostKv, out: &mut [f32]) {
+        let hd = c.head_dim;
+        let (q_dim, k_dim, v_dim) = (c.q_dim(), c.k_dim(), c.v_dim());
+        let qkv_dim = q_dim + k_dim + v_dim;
+        let attn_dim = c.heads * c.value_dim;
+        let group = c.heads / c.kv_heads;
+        let window = c.window(self.first_layer + l);
+        let rows = qkv.len() / qkv_dim;
+        let mut scores = vec![0f32; start + rows];
+        for (t, (row, out)) in qkv.chunks_exact(qkv_dim).zip(out.chunks_exact_mut(attn_dim)).enumerate() {
+            // Token t sees the positions up to its own, the last `window` of them on a local layer.
+            let seen = start + t + 1;
+            let first = window.map_or(0, |w| seen.saturating_sub(w));
+            for (head, out) in out.chunks_exact_mut(c.value_dim).enumerate() {
+                // Each key/value head serves `group` consecutive query heads.
+                let kv_head = head / group;
+                let q = &row[head * hd..][..hd];
+                let keys = &kv.keys[first * k_dim + kv_head * hd..];
+                let values = &kv.values[first * v_dim + kv_head * c.value_dim..];
+                if c.value_dim == hd {
+                    attend(q, keys, values, k_dim, seen - first, c.attention_scale, &mut scores, out);
+                } else {
+                    attend_unequal(q, keys, values, k_dim, v_dim, seen - first, c.attention_scale, &mut scores, out);
+                }
+            }
+        }
     }
 }

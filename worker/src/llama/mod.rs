@@ -27,10 +27,12 @@ mod tests;
 
 pub use config::{Activation, Architecture, LlamaConfig, Rope, Rotary, SlidingWindow};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::matvec::QuantMatrix;
-use host::{HostKv, HostModel};
+use host::{HostKv, HostModel, HostSequence};
 use on_burn::BurnModel;
 pub use on_burn::UploadedBytes;
 
@@ -83,6 +85,8 @@ pub struct SequenceStep<'a> {
 pub struct Llama {
     pub config: LlamaConfig,
     engine: Engine,
+    /// Passes over the weights so far (see `weight_passes`).
+    passes: AtomicU64,
 }
 
 enum Engine {
@@ -185,7 +189,11 @@ impl Llama {
                 Engine::Burn(Box::new(BurnModel::load(&config, w, device, matrices)?))
             }
         };
-        Ok(Self { config, engine })
+        Ok(Self {
+            config,
+            engine,
+            passes: AtomicU64::new(0),
+        })
     }
 
     /// Like `load_with`, with only the first `gpu_layers` layers on a burn device (partial
@@ -219,6 +227,7 @@ impl Llama {
         Ok(Self {
             config,
             engine: Engine::Split(Box::new(on_device), host),
+            passes: AtomicU64::new(0),
         })
     }
 
@@ -259,6 +268,12 @@ impl Llama {
         }
     }
 
+    /// How many passes over the weights the model has made: one per `forward`, one per
+    /// `forward_batch` however many sequences it holds (a batch that is not one pass counts each).
+    pub fn weight_passes(&self) -> u64 {
+        self.passes.load(Ordering::Relaxed)
+    }
+
     /// A cache for a sequence; on a burn device it is allocated now for the model's context or
     /// `DEFAULT_DEVICE_CACHE` positions, whichever is fewer (a 128k-context model would otherwise
     /// take gigabytes per sequence), and grows if the sequence gets longer. A caller that knows
@@ -290,6 +305,7 @@ impl Llama {
             return vec![];
         }
         let start = cache.len;
+        self.passes.fetch_add(1, Ordering::Relaxed);
         let logits = match (&self.engine, &mut cache.store) {
             (Engine::Host(h), KvStore::Host(layers)) => {
                 // On one of rayon's threads: the matrix products then share their work with the
@@ -300,8 +316,15 @@ impl Llama {
             (Engine::Burn(b), KvStore::Burn(kv)) => b.forward(&self.config, tokens, start, kv),
             (Engine::Split(b, h), KvStore::Split(device_kv, host_kv)) => {
                 let config = &self.config;
-                let x = b.hidden_states(config, tokens, start, device_kv);
-                rayon::scope(|_| h.forward_hidden(config, x, start, host_kv))
+                let x = b.hidden_states(config, &mut [(tokens, start, device_kv)]);
+                let mut batch = [HostSequence {
+                    tokens,
+                    start,
+                    cache: host_kv,
+                }];
+                rayon::scope(|_| h.forward_batch_hidden(config, x, &mut batch))
+                    .pop()
+                    .unwrap_or_default()
             }
             _ => panic!("a KV cache of another model"),
         };
@@ -310,12 +333,31 @@ impl Llama {
     }
 
     /// Runs several sequences' new tokens in one pass and returns the logits of each one's last
-    /// token, in order (empty for a sequence with no tokens). On a burn device the sequences'
-    /// rows go through each weight matrix together (one set of matrix products per layer; only
-    /// attention is per sequence) and all logits come back in one read. Each result equals what
-    /// `forward` gives that sequence alone. The caches must come from this model's `new_cache`.
+    /// token, in order (empty for a sequence with no tokens). The sequences' rows go through
+    /// each weight matrix together, so a step of N sequences reads the weights once, not N times;
+    /// only attention is per sequence (on a burn device all logits also come back in one read).
+    /// Each result equals what `forward` gives that sequence alone. The caches must come from
+    /// this model's `new_cache`.
     pub fn forward_batch(&self, steps: &mut [SequenceStep<'_>]) -> Vec<Vec<f32>> {
+        let config = &self.config;
+        if steps.iter().any(|s| !s.tokens.is_empty()) {
+            self.passes.fetch_add(1, Ordering::Relaxed);
+        }
         let logits = match &self.engine {
+            Engine::Host(h) => {
+                let mut batch: Vec<HostSequence<'_>> = steps
+                    .iter_mut()
+                    .map(|s| HostSequence {
+                        tokens: s.tokens,
+                        start: s.cache.len,
+                        cache: match &mut s.cache.store {
+                            KvStore::Host(layers) => layers,
+                            _ => panic!("a KV cache of another model"),
+                        },
+                    })
+                    .collect();
+                rayon::scope(|_| h.forward_batch(config, &mut batch))
+            }
             Engine::Burn(b) => {
                 let mut batch = Vec::with_capacity(steps.len());
                 for s in steps.iter_mut() {
@@ -325,12 +367,26 @@ impl Llama {
                         _ => panic!("a KV cache of another model"),
                     }
                 }
-                b.forward_batch(&self.config, &mut batch)
+                b.forward_batch(config, &mut batch)
             }
-            // One sequence after the other.
-            Engine::Host(_) | Engine::Split(..) => {
-                let logits = steps.iter_mut().map(|s| self.forward(s.tokens, s.cache)).collect();
-                return logits;
+            Engine::Split(b, h) => {
+                let (mut on_device, mut on_host) = (Vec::with_capacity(steps.len()), Vec::with_capacity(steps.len()));
+                for s in steps.iter_mut() {
+                    let start = s.cache.len;
+                    match &mut s.cache.store {
+                        KvStore::Split(device_kv, host_kv) => {
+                            on_device.push((s.tokens, start, device_kv));
+                            on_host.push(HostSequence {
+                                tokens: s.tokens,
+                                start,
+                                cache: host_kv,
+                            });
+                        }
+                        _ => panic!("a KV cache of another model"),
+                    }
+                }
+                let x = b.hidden_states(config, &mut on_device);
+                rayon::scope(|_| h.forward_batch_hidden(config, x, &mut on_host))
             }
         };
         for s in steps.iter_mut() {

@@ -255,7 +255,9 @@ fn a_burn_batch_equals_each_sequence_alone() {
         .zip(caches.iter_mut())
         .map(|(tokens, cache)| SequenceStep { tokens, cache })
         .collect();
+    let passes = model.weight_passes();
     let together = model.forward_batch(&mut batch);
+    assert_eq!(model.weight_passes(), passes + 1, "one pass over the weights for the batch");
     for (i, (a, b)) in alone.iter().zip(&together).enumerate() {
         let diff = max_diff(a, b);
         assert!(diff < 1e-4, "sequence {i}: batched logits differ by {diff}");
@@ -313,6 +315,26 @@ fn layers_split_between_a_device_and_the_host_equal_the_host() {
         assert!(diff < 1e-3, "split and host differ by {diff}");
     }
     assert_eq!(sc.len(), 6);
+    // A batch on the split model: each sequence as alone.
+    let (mut a, mut b) = (split.new_cache(), split.new_cache());
+    split.forward(&[7, 7, 2], &mut a);
+    let steps: [&[u32]; 2] = [&[5], &[1, 12]];
+    let mut batch = vec![
+        SequenceStep {
+            tokens: steps[0],
+            cache: &mut a,
+        },
+        SequenceStep {
+            tokens: steps[1],
+            cache: &mut b,
+        },
+    ];
+    let together = split.forward_batch(&mut batch);
+    let (mut a_alone, mut b_alone) = (split.new_cache(), split.new_cache());
+    split.forward(&[7, 7, 2], &mut a_alone);
+    assert!(max_diff(&together[0], &split.forward(steps[0], &mut a_alone)) < 1e-4);
+    assert!(max_diff(&together[1], &split.forward(steps[1], &mut b_alone)) < 1e-4);
+    assert_eq!((a.len(), b.len()), (4, 2));
     // No layer, or all of them, on the device.
     let none = Llama::load_with_gpu_layers(c(), &g, &flex(), false, Some(0)).expect("model");
     assert!(matches!(none.engine, Engine::Host(_)));
@@ -335,4 +357,35 @@ fn an_f16_model_uploads_no_f32_matrix() {
     // The f32 model sends the same matrices in f32.
     let full = Llama::from_gguf(&g, &flex()).expect("model").uploaded_bytes().expect("device");
     assert_eq!((full.f32, full.f16), (4 * (matrix_elements + norms), 0));
+}
+
+#[test]
+fn a_batch_gives_each_sequence_what_it_gets_alone() {
+    // Three sequences in one batch over three steps: two prompts of different lengths start
+    // together, one of them leaves, a third joins with its prompt while the first decodes.
+    let g = tiny_gguf();
+    let model = Llama::from_gguf(&g, &Compute::Host).expect("model");
+    let steps: [&[&[u32]]; 3] = [
+        &[&[1, 2, 3, 4, 5], &[7, 8, 9], &[]],
+        &[&[6], &[10, 11], &[3, 1, 4, 1]],
+        &[&[2], &[], &[5]],
+    ];
+    let mut caches: Vec<KvCache> = (0..3).map(|_| model.new_cache()).collect();
+    let mut alone: Vec<KvCache> = (0..3).map(|_| model.new_cache()).collect();
+    for step in steps {
+        let mut batch: Vec<SequenceStep<'_>> = caches
+            .iter_mut()
+            .zip(step)
+            .map(|(cache, tokens)| SequenceStep { tokens, cache })
+            .collect();
+        let passes = model.weight_passes();
+        let batched = model.forward_batch(&mut batch);
+        assert_eq!(model.weight_passes(), passes + 1, "one pass over the weights for the batch");
+        for (i, tokens) in step.iter().enumerate() {
+            let expected = model.forward(tokens, &mut alone[i]);
+            assert_eq!(batched[i], expected, "sequence {i} in the batch");
+            assert_eq!(caches[i].len(), alone[i].len());
+        }
+    }
+    assert_eq!(caches.iter().map(KvCache::len).collect::<Vec<_>>(), [7, 5, 5]);
 }

@@ -251,10 +251,10 @@ impl BurnModel {
             .collect()
     }
 
-    /// The hidden states `[tokens.len() · dim]` after this model's layers (before the output
-    /// norm), for the host engine to go on from.
-    pub fn hidden_states(&self, c: &LlamaConfig, tokens: &[u32], start: usize, cache: &mut BurnKv) -> Vec<f32> {
-        match self.hidden(c, &mut [(tokens, start, cache)]) {
+    /// The hidden states `[Σ tokens][dim]` after this model's layers (before the output norm),
+    /// the sequences' rows one after the other, for the host engine to go on from; one read.
+    pub fn hidden_states(&self, c: &LlamaConfig, steps: &mut [BurnStep<'_, '_>]) -> Vec<f32> {
+        match self.hidden(c, steps) {
             Some((x, _)) => x.into_data().try_to_vec::<f32>().unwrap_or_default(),
             None => vec![],
         }
