@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod diffusion;
 pub mod gguf;
+pub mod gpu;
 pub mod hf;
 pub mod image_bridge;
 pub mod image_model;
