@@ -22,6 +22,8 @@ use horde_worker::gpu::DeviceMatrix;
 use horde_worker::matvec::QuantMatrix;
 use horde_worker::quants::{encode, f32_to_f16};
 
+mod common;
+
 /// Encodings with a device kernel.
 const KINDS: [TensorType; 12] = [
     TensorType::Q4_0,
@@ -226,5 +228,40 @@ fn encodings_without_a_kernel_are_decoded_on_the_host() {
         .expect("f32 result");
     for ((g, e), m) in got.iter().zip(&expected).zip(&magnitude) {
         assert!((g - e).abs() <= 4e-3 * (m + 1e-3), "{g} vs {e}");
+    }
+}
+
+/// One matrix of every encoding in the real model files (the smallest of each), through the
+/// device against the host's dequantized product: the layouts as llama.cpp writes them.
+#[test]
+fn real_model_matrices_match_the_host() {
+    let Some(device) = gpu() else { return };
+    let mut r = Random(3);
+    for (file, var) in [
+        ("gemma-3-270m-q4_k_m.gguf", "HORDE_GEMMA3_GGUF"),
+        ("SmolLM2-135M-Instruct.Q4_1.gguf", "HORDE_SMOLLM2_GGUF"),
+    ] {
+        let Some(path) = common::fetched_model(file, Some(var)) else {
+            continue;
+        };
+        let g = horde_worker::gguf::Gguf::open(&path).expect("parses");
+        let mut smallest: Vec<&horde_worker::gguf::TensorInfo> = Vec::new();
+        for t in g.tensors.iter().filter(|t| t.dims.len() == 2 && t.dims[1] > 1) {
+            match smallest.iter_mut().find(|s| s.kind == t.kind) {
+                Some(s) if t.elements() < s.elements() => *s = t,
+                Some(_) => {}
+                None => smallest.push(t),
+            }
+        }
+        for t in smallest {
+            let [rows, cols] = [t.shape()[0], t.shape()[1]];
+            let (_, bytes) = g.encoded(&t.name).expect("tensor");
+            eprintln!("{file}: {} {:?} {rows}x{cols}", t.name, t.kind);
+            if t.kind == TensorType::F32 || rows * cols > 1 << 24 {
+                eprintln!("  (not checked: f32, or too large for the f64 reference)");
+                continue;
+            }
+            check(&device, t.kind, bytes.to_vec(), rows, cols, &[1, 8], &mut r);
+        }
     }
 }
