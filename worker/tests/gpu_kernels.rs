@@ -265,3 +265,43 @@ fn real_model_matrices_match_the_host() {
         }
     }
 }
+
+/// Not a check: the speed of the kernels on this machine's adapter, for a machine with a real
+/// GPU (`cargo test --release -p horde-worker --features wgpu --test gpu_kernels -- --ignored
+/// --nocapture`): time per product and the weight bytes read per second, for a 4096×4096 matrix
+/// (an 8B model's attention projection) at 1 and 8 tokens, and the prefill path at 128.
+#[test]
+#[ignore]
+fn kernel_speed() {
+    let Some(device) = gpu() else { return };
+    let mut r = Random(5);
+    let (rows, cols) = (4096, 4096);
+    for kind in [
+        TensorType::Q4_K,
+        TensorType::Q6_K,
+        TensorType::Q8_0,
+        TensorType::Q4_0,
+        TensorType::F16,
+    ] {
+        let m = QuantMatrix::new(kind, rows, cols, random_blocks(kind, rows, cols, &mut r)).expect("matrix");
+        let d = DeviceMatrix::upload(&m, &device).expect("upload");
+        for tokens in [1, 8, 128] {
+            let x = Tensor::<2>::from_data(TensorData::new(r.floats(tokens * cols), [tokens, cols]), &device);
+            let run = |n: usize| {
+                let start = std::time::Instant::now();
+                for _ in 0..n {
+                    let _ = d.matmul(x.clone());
+                }
+                device.sync().expect("device sync");
+                start.elapsed().as_secs_f64() / n as f64
+            };
+            run(3);
+            let seconds = run(20);
+            eprintln!(
+                "{kind:?} {rows}x{cols}, {tokens:>3} tokens: {:8.3} ms, {:7.1} GB/s of weights",
+                seconds * 1e3,
+                d.device_bytes() as f64 / seconds / 1e9
+            );
+        }
+    }
+}

@@ -45,6 +45,8 @@ pub struct DeviceMatrix {
     storage: Storage,
 }
 
+// One per weight matrix, a few hundred per model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Storage {
     /// Decoded on the host: `[rows, cols]` in f16 (GPUs) or f32 (flex).
     Dense(Tensor<2>),
