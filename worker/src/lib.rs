@@ -11,6 +11,7 @@ pub mod decoding;
 pub mod device;
 pub mod diffusion;
 pub mod gguf;
+pub mod gpu;
 pub mod hf;
 pub mod image_bridge;
 pub mod image_model;

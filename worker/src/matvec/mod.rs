@@ -164,6 +164,11 @@ impl QuantMatrix {
         }
     }
 
+    /// The encoded bytes, rows one after another, as the file has them (`None` once tiled).
+    pub(crate) fn encoded_rows(&self) -> Option<&[u8]> {
+        (self.layout == Layout::Rows).then_some(&self.data[..])
+    }
+
     /// Bytes read by one product.
     pub fn bytes(&self) -> usize {
         self.data.len()
