@@ -72,6 +72,11 @@ impl DeviceMatrix {
     /// devices without cubecl (burn flex), are dequantized to f16 (or f32 on flex) on the host,
     /// one matrix at a time.
     pub fn upload(m: &QuantMatrix, device: &Device) -> Result<Self, GgufError> {
+        Self::upload_with(m, device, dense_dtype(device))
+    }
+
+    /// `upload`, with matrices that are decoded on the host in `dense` (f32 or f16).
+    pub fn upload_with(m: &QuantMatrix, device: &Device, dense: DType) -> Result<Self, GgufError> {
         let bytes = m
             .encoded_rows()
             .ok_or_else(|| GgufError::Invalid(format!("{m:?} is tiled: upload the matrix before `prepared`")))?;
@@ -89,7 +94,7 @@ impl DeviceMatrix {
         if values.len() != rows * cols {
             return Err(GgufError::Invalid(format!("{m:?} decodes to {} values", values.len())));
         }
-        let dtype = dense_dtype(device);
+        let dtype = dense;
         let data = TensorData::new(values, [rows, cols]);
         let data = if dtype == DType::F32 { data } else { data.convert_dtype(dtype) };
         Ok(Self {
@@ -123,6 +128,15 @@ impl DeviceMatrix {
             Storage::Dense(t) => t.shape().num_elements() * t.dtype().size(),
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             Storage::Encoded(e) => e.device_bytes(),
+        }
+    }
+
+    /// The element type of a matrix decoded on the host (`None` when it kept its encoding).
+    pub fn dense_dtype(&self) -> Option<DType> {
+        match &self.storage {
+            Storage::Dense(t) => Some(t.dtype()),
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            Storage::Encoded(_) => None,
         }
     }
 

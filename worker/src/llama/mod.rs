@@ -150,10 +150,6 @@ impl Weights for Gguf {
     }
 }
 
-fn required(w: &dyn Weights, name: &str) -> Result<HostTensor, GgufError> {
-    w.tensor(name)?.ok_or_else(|| GgufError::MissingTensor(name.to_string()))
-}
-
 impl Llama {
     /// Loads a GGUF model.
     pub fn from_gguf(g: &Gguf, compute: &Compute) -> Result<Self, GgufError> {
@@ -245,18 +241,6 @@ impl Llama {
             Engine::Burn(b) | Engine::Split(b, _) => b.kv_shape(&self.config).bytes(capacity),
             Engine::Host(_) => 0,
         }
-    }
-
-    /// Keeps f32 weight matrices in f16: half the memory and memory traffic per token;
-    /// activations, norms and attention stay f32. Quantized matrices of the host engine stay
-    /// quantized (they are smaller still).
-    pub fn with_f16_weights(mut self) -> Self {
-        self.engine = match self.engine {
-            Engine::Burn(b) => Engine::Burn(Box::new(b.with_f16_weights())),
-            Engine::Host(h) => Engine::Host(h.with_f16_weights()),
-            Engine::Split(b, h) => Engine::Split(Box::new(b.with_f16_weights()), h.with_f16_weights()),
-        };
-        self
     }
 
     /// Bytes of weights one token reads.

@@ -38,14 +38,6 @@ impl MatrixName {
         Self { name, rows, cols }
     }
 
-    /// Checks a loaded tensor's row-major shape.
-    pub(super) fn check_shape(&self, shape: &[usize]) -> Result<(), GgufError> {
-        if shape != [self.rows, self.cols] {
-            return Err(shape_error(&self.name, shape, &[self.rows, self.cols]));
-        }
-        Ok(())
-    }
-
     /// Checks a loaded matrix's shape.
     pub(super) fn check(&self, rows: usize, cols: usize) -> Result<(), GgufError> {
         if (rows, cols) != (self.rows, self.cols) {

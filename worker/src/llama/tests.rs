@@ -55,7 +55,7 @@ fn tiny_gguf() -> Gguf {
 fn f16_weights_stay_close_to_f32() {
     let g = tiny_gguf();
     let full = Llama::from_gguf(&g, &Compute::Host).expect("model");
-    let half = Llama::from_gguf(&g, &Compute::Host).expect("model").with_f16_weights();
+    let half = Llama::from_gguf_with(&g, &Compute::Host, true).expect("model");
     let tokens = [1u32, 2, 3];
     let a = full.forward(&tokens, &mut full.new_cache());
     let b = half.forward(&tokens, &mut half.new_cache());
@@ -76,12 +76,7 @@ fn the_host_engine_equals_burn() {
             } else {
                 Compute::Host
             };
-            let m = Llama::load(c, &g, &compute).expect("model");
-            if f16 {
-                m.with_f16_weights()
-            } else {
-                m
-            }
+            Llama::load_with(c, &g, &compute, f16).expect("model")
         };
         let (host, burn) = (load(false), load(true));
         assert!(matches!(host.engine, Engine::Host(_)) && matches!(burn.engine, Engine::Burn(_)));
@@ -110,23 +105,18 @@ fn the_host_engine_equals_burn() {
 
 #[test]
 fn burn_receives_f16_matrices_at_load() {
-    // Loading in f16 gives the same model as loading in f32 and casting, with half the bytes of
-    // matrices (only the transient decode of one tensor is ever f32).
+    // Loading in f16 on burn's CPU backend (where every matrix is decoded on the host) gives half
+    // the bytes of matrices, and logits close to f32's.
     let g = tiny_gguf();
     let flex = || Compute::Burn(burn::prelude::Device::flex());
     let f32_model = Llama::from_gguf(&g, &flex()).expect("model");
-    let cast = Llama::from_gguf(&g, &flex()).expect("model").with_f16_weights();
     let direct = Llama::from_gguf_with(&g, &flex(), true).expect("model");
-    assert_eq!(direct.weight_bytes(), cast.weight_bytes());
     assert_eq!(direct.weight_bytes() * 2, f32_model.weight_bytes());
     let tokens = [3u32, 9, 1, 4];
-    let a = cast.forward(&tokens, &mut cast.new_cache());
+    let a = f32_model.forward(&tokens, &mut f32_model.new_cache());
     let b = direct.forward(&tokens, &mut direct.new_cache());
-    assert_eq!(a, b);
-    // The host engine's f32 matrices become f16 the same way.
-    let host = Llama::from_gguf_with(&g, &Compute::Host, true).expect("model");
-    let host_cast = Llama::from_gguf(&g, &Compute::Host).expect("model").with_f16_weights();
-    assert_eq!(host.weight_bytes(), host_cast.weight_bytes());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff > 0.0 && diff < 2e-2, "f16 matrices moved logits by {diff}");
 }
 
 #[test]

@@ -169,6 +169,19 @@ impl QuantMatrix {
         (self.layout == Layout::Rows).then_some(&self.data[..])
     }
 
+    /// Rows `range` of an untiled matrix, sharing its bytes (`None` once tiled or out of range).
+    pub(crate) fn row_range(&self, range: std::ops::Range<usize>) -> Option<Self> {
+        if self.layout != Layout::Rows || range.end > self.rows || range.start > range.end {
+            return None;
+        }
+        let data = self.data.slice(range.start * self.row_bytes..range.end * self.row_bytes)?;
+        Some(Self {
+            rows: range.len(),
+            data,
+            ..self.clone()
+        })
+    }
+
     /// Bytes read by one product.
     pub fn bytes(&self) -> usize {
         self.data.len()

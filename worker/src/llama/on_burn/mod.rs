@@ -20,6 +20,7 @@ use super::rope::LayerFrequencies;
 use super::tensors::{lm_head_name, vector, LayerTensors, MatrixName};
 use super::Weights;
 use crate::gguf::GgufError;
+use crate::matvec::QuantMatrix;
 use attention::{attend, AttentionSpan};
 pub(super) use attention::{BurnKv, KvShape};
 pub use load::UploadedBytes;
@@ -47,16 +48,18 @@ struct Layer {
 /// The output norm and LM head (absent when the host engine computes the logits).
 struct Head {
     output_norm: Tensor<1>,
-    /// `[vocab][dim]`; `None` when tied to the embedding.
-    lm_head: Option<Matrix>,
+    /// `[vocab][dim]` (the embedding's matrix when the model ties them).
+    lm_head: Matrix,
 }
 
 pub(super) struct BurnModel {
     device: Device,
     /// Precision of the matrices and of the KV cache.
     matrices: DType,
-    /// `[vocab][dim]`, looked up by rows.
-    embedding: Matrix,
+    /// `[vocab][dim]` in the file's encoding, on the host: a step looks up its tokens' rows
+    /// there and uploads them (a few kilobytes), so the embedding takes no device memory
+    /// unless it is also the LM head.
+    embedding: QuantMatrix,
     /// The model's first layers (all of them unless offloaded in part).
     layers: Vec<Layer>,
     head: Option<Head>,
@@ -111,26 +114,24 @@ impl BurnModel {
             uploaded: UploadedBytes::default(),
             max_part_bytes: load::MAX_PART_BYTES,
         };
-        let embedding = up.matrix(
-            w,
-            &MatrixName {
-                name: "token_embd.weight".into(),
-                rows: c.vocab,
-                cols: c.dim,
-            },
-        )?;
+        let embedding_name = MatrixName {
+            name: "token_embd.weight".into(),
+            rows: c.vocab,
+            cols: c.dim,
+        };
+        let embedding = w
+            .matrix(&embedding_name.name)?
+            .ok_or_else(|| GgufError::MissingTensor(embedding_name.name.clone()))?;
+        embedding_name.check(embedding.rows(), embedding.cols())?;
         let head = if head {
-            let lm_head = match lm_head_name(w) {
-                "token_embd.weight" => None,
-                name => Some(up.matrix(
-                    w,
-                    &MatrixName {
-                        name: name.into(),
-                        rows: c.vocab,
-                        cols: c.dim,
-                    },
-                )?),
-            };
+            let lm_head = up.matrix(
+                w,
+                &MatrixName {
+                    name: lm_head_name(w).into(),
+                    rows: c.vocab,
+                    cols: c.dim,
+                },
+            )?;
             Some(Head {
                 output_norm: up.vector(vector(w, "output_norm.weight", c.dim)?),
                 lm_head,
@@ -169,22 +170,6 @@ impl BurnModel {
         })
     }
 
-    /// The matrices, embedding and LM head in f16.
-    pub fn with_f16_weights(mut self) -> Self {
-        let half = |t: Matrix| t.cast(DType::F16);
-        for l in &mut self.layers {
-            for w in [&mut l.wqkv, &mut l.wo, &mut l.w_gate_up, &mut l.w_down] {
-                *w = half(w.clone());
-            }
-        }
-        if let Some(Head { lm_head: Some(m), .. }) = &mut self.head {
-            *m = half(m.clone());
-        }
-        self.embedding = half(self.embedding);
-        self.matrices = DType::F16;
-        self
-    }
-
     /// Bytes uploaded while loading, by element type.
     pub fn uploaded(&self) -> UploadedBytes {
         self.uploaded
@@ -192,11 +177,7 @@ impl BurnModel {
 
     /// Bytes of the weight matrices (what a token's step reads).
     pub fn weight_bytes(&self) -> usize {
-        let head = match &self.head {
-            Some(Head { lm_head: Some(m), .. }) => m.bytes(),
-            Some(Head { lm_head: None, .. }) => self.embedding.bytes(),
-            None => 0,
-        };
+        let head = self.head.as_ref().map_or(0, |h| h.lm_head.bytes());
         self.layers
             .iter()
             .map(|l| l.wqkv.bytes() + l.wo.bytes() + l.w_gate_up.bytes() + l.w_down.bytes())
@@ -233,7 +214,7 @@ impl BurnModel {
         let n = last.len();
         let last = x.select(0, Tensor::<1, Int>::from_data(TensorData::new(last, [n]), &self.device));
         let h = rms_norm(last, &head.output_norm, c.rms_eps);
-        let mut logits = apply(h, head.lm_head.as_ref().unwrap_or(&self.embedding));
+        let mut logits = apply(h, &head.lm_head);
         if let Some(cap) = c.final_softcap {
             logits = logits.div_scalar(cap as f64).tanh().mul_scalar(cap as f64);
         }
@@ -260,20 +241,24 @@ impl BurnModel {
         }
     }
 
-    /// The embeddings of `ids` (zeros for ids outside the vocabulary, as on the host), scaled.
+    /// The embeddings of `ids` (zeros for ids outside the vocabulary, as on the host), scaled:
+    /// looked up on the host, uploaded as `[ids.len(), dim]` f32.
     fn embed(&self, c: &LlamaConfig, ids: Vec<u32>) -> Tensor<2> {
-        let n = ids.len();
-        let outside = ids.iter().any(|&i| i as usize >= c.vocab);
-        let valid: Vec<f32> = ids.iter().map(|&i| if (i as usize) < c.vocab { 1.0 } else { 0.0 }).collect();
-        let ids: Vec<usize> = ids.iter().map(|&i| if (i as usize) < c.vocab { i as usize } else { 0 }).collect();
-        let mut x = self.embedding.select_rows(&ids, &self.device).cast(DType::F32);
-        if outside {
-            x = x * Tensor::<2>::from_data(TensorData::new(valid, [n, 1]), &self.device);
+        let mut rows = Vec::with_capacity(ids.len() * c.dim);
+        for &id in &ids {
+            let row = self.embedding.row(id as usize);
+            if row.len() == c.dim {
+                rows.extend(row);
+            } else {
+                rows.resize(rows.len() + c.dim, 0.0);
+            }
         }
+        let x = Tensor::<2>::from_data(TensorData::new(rows, [ids.len(), c.dim]), &self.device);
         if c.embedding_scale != 1.0 {
-            x = x.mul_scalar(c.embedding_scale as f64);
+            x.mul_scalar(c.embedding_scale as f64)
+        } else {
+            x
         }
-        x
     }
 
     /// Runs the sequences with tokens through this model's layers: the hidden states of all
