@@ -2,7 +2,8 @@
 //! engine: a tiny random Gemma-3-shaped model (grouped-query attention, sliding windows, QK-norm)
 //! gives the same greedy tokens; a batch of sequences equals each alone; the first layer on the
 //! device and the second on the host equals the host; the real Gemma 3 270M and SmolLM2 give the
-//! CPU engine's first greedy tokens; and an f16 model reaches the device with no f32 matrix.
+//! CPU engine's first greedy tokens; and a model reaches the device in its file encoding, with no
+//! f32 (or f16) copy of its matrices.
 //!
 //! Without a wgpu adapter the tests say so and pass, unless `HORDE_REQUIRE_GPU_SMOKE=1` (CI),
 //! which makes that a failure.
@@ -208,20 +209,31 @@ fn one_layer_on_wgpu_and_one_on_the_host_equal_the_host() {
 }
 
 #[test]
-fn an_f16_model_reaches_the_device_without_an_f32_matrix() {
+fn a_model_reaches_the_device_in_its_file_encoding_without_an_f32_matrix() {
     let Some(gpu) = wgpu() else { return };
     let g = tiny_model();
     let c = LlamaConfig::from_gguf(&g).expect("config");
-    let model = Llama::from_gguf_with(&g, &gpu, true).expect("device model");
-    let up = model.uploaded_bytes().expect("a device model");
-    // Every matrix in f16 (the embedding, tied LM head, projections and feed-forward)...
-    let per_layer = c.dim * (c.q_dim() + c.k_dim() + c.v_dim()) + c.q_dim() * c.dim + 3 * c.dim * c.ffn_dim;
-    let matrices = c.vocab * c.dim + c.layers * per_layer;
-    assert_eq!(up.f16, 2 * matrices);
-    // ...and only norms in f32: 4 of `dim` and 2 of `head_dim` per layer, and the output norm.
-    let norms = c.layers * (4 * c.dim + 2 * c.head_dim) + c.dim;
-    assert_eq!((up.f32, up.other), (4 * norms, 0));
-    assert!(up.f32 * 20 < up.f16, "f32 is a small part: {up:?}");
+    for f16 in [false, true] {
+        let model = Llama::from_gguf_with(&g, &gpu, f16).expect("device model");
+        let up = model.uploaded_bytes().expect("a device model");
+        // Every matrix as the file has it (F32 ones as f16), padded to whole 4-byte words: the
+        // tied embedding once, as the LM head; no decoded copy of any.
+        let expected: usize = g
+            .tensors
+            .iter()
+            .filter(|t| t.dims.len() == 2)
+            .map(|t| {
+                let (_, raw) = g.tensor_bytes(&t.name).expect("bytes");
+                let bytes = if t.kind == TensorType::F32 { raw.len() / 2 } else { raw.len() };
+                bytes.div_ceil(4) * 4
+            })
+            .sum();
+        assert_eq!((up.encoded, up.f16, up.other), (expected, 0, 0), "f16 weights {f16}");
+        // Only norms in f32: 4 of `dim` and 2 of `head_dim` per layer, and the output norm.
+        let norms = c.layers * (4 * c.dim + 2 * c.head_dim) + c.dim;
+        assert_eq!(up.f32, 4 * norms);
+        assert_eq!(model.weight_bytes(), expected);
+    }
 }
 
 /// `steps` greedy tokens of a real model on the CPU engine and on wgpu, after `chat` (encoded by
