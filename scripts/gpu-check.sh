@@ -18,7 +18,9 @@
 # build fails; DOCS_RS=1 skips the download but then nothing links, so it only serves
 # `cargo check`. So this script builds with cuda only where the bundle is already installed
 # (carry that folder from a machine that built once, or a binary built there), and otherwise
-# falls back to wgpu, which runs on NVIDIA's Vulkan driver and needs no download.
+# falls back to wgpu, which runs on NVIDIA's Vulkan driver and needs no download (the Vulkan
+# loader, libvulkan1, and NVIDIA's ICD; where wgpu finds only Mesa's llvmpipe the check says so:
+# set VK_DRIVER_FILES to NVIDIA's nvidia_icd.json).
 #
 # Environment:
 #   HORDE_GPU_CHECK_BIN       a prebuilt gpu_check (`cargo build --release --features cuda

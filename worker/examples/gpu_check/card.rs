@@ -34,6 +34,8 @@ const PEAK_GBS: &[(&str, f64)] = &[
 /// The card a check runs on.
 pub struct Card {
     pub name: String,
+    /// The name the backend gives its device (wgpu's adapter: `llvmpipe` is Mesa's software one).
+    pub adapter: Option<String>,
     pub peak_gbs: Option<f64>,
     pub peak_source: String,
 }
@@ -42,10 +44,11 @@ impl Card {
     /// Names the card (`nvidia-smi`, else the device's own name) and finds its peak bandwidth:
     /// `given` (`--peak-gbs`), else the table.
     pub fn detect(device: &Device, given: Option<f64>) -> Card {
+        let adapter = device_name(device);
         let name = nvidia_smi(&["name"])
             .and_then(|rows| rows.into_iter().next())
             .and_then(|row| row.into_iter().next())
-            .or_else(|| device_name(device))
+            .or_else(|| adapter.clone())
             .unwrap_or_else(|| format!("{device:?}"));
         let (peak_gbs, peak_source) = match given {
             Some(p) => (Some(p), "--peak-gbs".to_string()),
@@ -56,6 +59,7 @@ impl Card {
         };
         Card {
             name,
+            adapter,
             peak_gbs,
             peak_source,
         }

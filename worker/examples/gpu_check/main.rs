@@ -126,6 +126,15 @@ fn main() {
     };
     let card = card::Card::detect(&options.device, options.peak_gbs);
     println!("device: {} ({})", options.device_spec, card.name);
+    if let Some(adapter) = card.adapter.as_ref().filter(|a| **a != card.name) {
+        println!("adapter: {adapter}");
+        if adapter.contains("llvmpipe") {
+            println!(
+                "warning: wgpu chose Mesa's software Vulkan beside an NVIDIA GPU: install NVIDIA's Vulkan driver \
+                 (or point VK_DRIVER_FILES at its nvidia_icd.json); these figures are the CPU's"
+            );
+        }
+    }
     match card.peak_gbs {
         Some(p) => println!("peak memory bandwidth: {p:.0} GB/s ({})", card.peak_source),
         None => println!("peak memory bandwidth: unknown (pass --peak-gbs)"),
