@@ -62,6 +62,21 @@ set +e
 cargo test --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The worker's GPU path on wgpu: in CI on Mesa's software Vulkan (lavapipe, .ci/run installs it),
+# where a missing adapter fails the tests instead of skipping them. Compiling wgpu and cubecl adds
+# several minutes on a 2-core machine (once; later runs are incremental).
+if [ "$status" -eq 0 ]; then
+  echo "== wgpu tests (software Vulkan in CI)"
+  if [ "${CI:-}" = "true" ]; then
+    export HORDE_REQUIRE_GPU_SMOKE=1
+  fi
+  set +e
+  # gpu_model (the text models on wgpu) and gpu_kernels (quantized kernels) join this list as
+  # their test files land: --test gpu_model --test gpu_kernels.
+  cargo test -p horde-worker --features wgpu --test gpu_diffusion 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+fi
 # Browser tests of the web UI (Playwright, Debian's Chromium) against the horde binary just built.
 if [ "$status" -eq 0 ]; then
   if $site_built && [ -x node_modules/.bin/playwright ] && command -v chromium >/dev/null 2>&1; then

@@ -113,7 +113,7 @@ impl ClipTextEncoder {
     }
 
     /// Encodes a batch of token sequences of equal length (77 for Stable Diffusion) into
-    /// `[batch, tokens, hidden]`. `clip_skip` 1 is the last layer, 2 the one before, and so on.
+    /// `[batch, tokens, hidden]` f32. `clip_skip` 1 is the last layer, 2 the one before, and so on.
     pub fn forward(&self, tokens: &[Vec<u32>], clip_skip: usize) -> Result<Tensor<3>, DiffusionError> {
         let n = tokens.first().map_or(0, Vec::len);
         let vocab = self.vocab_size();
@@ -151,6 +151,6 @@ impl ClipTextEncoder {
             };
             x = x + layer.fc2.forward(h);
         }
-        Ok(self.final_norm.forward(x))
+        Ok(self.final_norm.forward(x).cast(burn::tensor::FloatDType::F32))
     }
 }

@@ -1,11 +1,13 @@
 //! The building blocks the text encoder, the UNet and the VAE share, loaded by their diffusers
 //! names: linear and convolution layers, group and layer norms, the ResNet block, multi-head
-//! attention.
+//! attention. Weights are in the checkpoint's float type (f16 on GPUs); the norms compute in f32
+//! and give back their input's type.
 
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 use burn::tensor::module::{attention, conv2d, layer_norm, linear};
 use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
+use burn::tensor::FloatDType;
 
 use super::weights::Checkpoint;
 use super::DiffusionError;
@@ -86,7 +88,13 @@ impl Conv2d {
     }
 }
 
-/// Group normalization over `[batch, channels, …]`.
+/// `x` in f32, and what gives a result back the type `x` had.
+fn in_f32<const D: usize>(x: Tensor<D>) -> (Tensor<D>, FloatDType) {
+    let dtype = FloatDType::from(x.dtype());
+    (x.cast(FloatDType::F32), dtype)
+}
+
+/// Group normalization over `[batch, channels, …]`, in f32.
 pub struct GroupNorm {
     groups: usize,
     eps: f64,
@@ -96,7 +104,7 @@ pub struct GroupNorm {
 
 impl GroupNorm {
     pub fn load(ck: &Checkpoint, prefix: &str, groups: usize, eps: f64) -> Result<Self, DiffusionError> {
-        let gamma = ck.tensor::<1>(&format!("{prefix}.weight"))?;
+        let gamma = ck.tensor_f32::<1>(&format!("{prefix}.weight"))?;
         let channels = gamma.dims()[0];
         if groups == 0 || channels % groups != 0 {
             return Err(DiffusionError::Invalid(format!("{prefix}: {channels} channels in {groups} groups")));
@@ -105,22 +113,24 @@ impl GroupNorm {
             groups,
             eps,
             gamma,
-            beta: ck.tensor::<1>(&format!("{prefix}.bias"))?,
+            beta: ck.tensor_f32::<1>(&format!("{prefix}.bias"))?,
         })
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let (x, dtype) = in_f32(x);
         let [b, c, h, w] = x.dims();
         let grouped = x.reshape([b, self.groups, (c / self.groups) * h * w]);
         let mean = grouped.clone().mean_dim(2);
         let centered = grouped - mean;
         let var = centered.clone().square().mean_dim(2);
         let normed = (centered / var.add_scalar(self.eps).sqrt()).reshape([b, c, h, w]);
-        normed * self.gamma.clone().reshape([1, c, 1, 1]) + self.beta.clone().reshape([1, c, 1, 1])
+        let out = normed * self.gamma.clone().reshape([1, c, 1, 1]) + self.beta.clone().reshape([1, c, 1, 1]);
+        out.cast(dtype)
     }
 }
 
-/// Layer normalization over the last dimension.
+/// Layer normalization over the last dimension, in f32.
 pub struct LayerNorm {
     gamma: Tensor<1>,
     beta: Tensor<1>,
@@ -130,19 +140,23 @@ pub struct LayerNorm {
 impl LayerNorm {
     pub fn load(ck: &Checkpoint, prefix: &str, eps: f64) -> Result<Self, DiffusionError> {
         Ok(Self {
-            gamma: ck.tensor(&format!("{prefix}.weight"))?,
-            beta: ck.tensor(&format!("{prefix}.bias"))?,
+            gamma: ck.tensor_f32(&format!("{prefix}.weight"))?,
+            beta: ck.tensor_f32(&format!("{prefix}.bias"))?,
             eps,
         })
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.gamma.clone(), Some(self.beta.clone()), self.eps)
+        let (x, dtype) = in_f32(x);
+        layer_norm(x, self.gamma.clone(), Some(self.beta.clone()), self.eps).cast(dtype)
     }
 }
 
 /// Multi-head scaled dot-product attention on `[batch, tokens, heads·head_dim]`. On burn's CPU
-/// backend, non-causal attention runs on `cpu_attention`'s kernels.
+/// backend, non-causal attention runs on `cpu_attention`'s kernels; elsewhere it is burn's fused
+/// attention op: on cubecl devices (wgpu, cuda) a flash-attention kernel accumulating in f32
+/// where the shapes allow it, else burn's unfused fallback. The scale is left to its default,
+/// 1/√head_dim (an explicit one sends cubecl to the fallback).
 pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, inner] = q.dims();
     let m = k.dims()[1];

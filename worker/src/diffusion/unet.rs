@@ -7,6 +7,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, silu};
+use burn::tensor::{DType, FloatDType};
 use serde::Deserialize;
 
 use super::layers::{upsample2x, Attention, Conv2d, GroupNorm, LayerNorm, Linear, ResnetBlock};
@@ -242,6 +243,8 @@ pub struct UNet {
     up: Vec<Block>,
     norm_out: GroupNorm,
     conv_out: Conv2d,
+    /// The float type of the weights and activations.
+    dtype: FloatDType,
 }
 
 impl UNet {
@@ -277,12 +280,18 @@ impl UNet {
             up,
             norm_out: GroupNorm::load(ck, "conv_norm_out", groups, eps)?,
             conv_out: Conv2d::load_same(ck, "conv_out")?,
+            dtype: ck.dtype(),
             config,
         })
     }
 
     pub fn in_channels(&self) -> usize {
         self.config.in_channels
+    }
+
+    /// The float type it computes in (f16 on GPUs).
+    pub fn dtype(&self) -> FloatDType {
+        self.dtype
     }
 
     /// How many times the UNet halves the latent (its size must divide by 2^this).
@@ -302,14 +311,16 @@ impl UNet {
             features[i] = first;
             features[half + i] = second;
         }
-        Tensor::<1>::from_data(TensorData::new(features, [dim]), device)
+        Tensor::<1>::from_data(TensorData::new(features, [dim]), (device, DType::from(self.dtype)))
             .unsqueeze::<2>()
             .expand([batch, dim])
     }
 
     /// The predicted noise for `sample` `[batch, in, h, w]` at timestep `t`, conditioned on
-    /// `context` `[batch, tokens, dim]`.
+    /// `context` `[batch, tokens, dim]`. Takes and returns f32 (computes in `dtype`).
     pub fn forward(&self, sample: Tensor<4>, t: f32, context: &Tensor<3>) -> Tensor<4> {
+        let sample = sample.cast(self.dtype);
+        let context = &context.clone().cast(self.dtype);
         let batch = sample.dims()[0];
         let temb = self
             .time_2
@@ -347,6 +358,6 @@ impl UNet {
                 x = conv.forward(upsample2x(x));
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(x)))
+        self.conv_out.forward(silu(self.norm_out.forward(x))).cast(FloatDType::F32)
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+use burn::tensor::FloatDType;
 use serde::Deserialize;
 
 use super::layers::{upsample2x, Attention, Conv2d, GroupNorm, ResnetBlock};
@@ -145,6 +146,8 @@ pub struct Vae {
     post_quant_conv: Option<Conv2d>,
     /// The encoder and `quant_conv`; absent in decoder-only checkpoints.
     encoder: Option<(Coder, Option<Conv2d>)>,
+    /// The float type of the weights and activations (f16 on GPUs).
+    dtype: FloatDType,
 }
 
 impl Vae {
@@ -171,6 +174,7 @@ impl Vae {
             decoder: Coder::load(ck, "decoder", &config, false)?,
             post_quant_conv: optional_conv("post_quant_conv")?,
             encoder,
+            dtype: ck.dtype(),
             config,
         })
     }
@@ -188,25 +192,29 @@ impl Vae {
         self.decoder.stages.iter().filter(|s| s.resample.is_some()).count()
     }
 
-    /// Latents (not yet divided by the scaling factor) to images in [-1, 1] (roughly).
+    /// Latents (not yet divided by the scaling factor) to images in [-1, 1] (roughly); f32 in
+    /// and out.
     pub fn decode(&self, latents: Tensor<4>) -> Tensor<4> {
+        let latents = latents.cast(self.dtype);
         let z = match &self.post_quant_conv {
             Some(conv) => conv.forward(latents),
             None => latents,
         };
-        self.decoder.forward(z)
+        self.decoder.forward(z).cast(FloatDType::F32)
     }
 
-    /// Images in [-1, 1] to the latent distribution's mean and standard deviation.
+    /// Images in [-1, 1] to the latent distribution's mean and standard deviation; f32 in and
+    /// out.
     pub fn encode(&self, images: Tensor<4>) -> Result<(Tensor<4>, Tensor<4>), DiffusionError> {
         let (encoder, quant) = self
             .encoder
             .as_ref()
             .ok_or_else(|| DiffusionError::Invalid("this VAE has no encoder".into()))?;
-        let mut moments = encoder.forward(images);
+        let mut moments = encoder.forward(images.cast(self.dtype));
         if let Some(conv) = quant {
             moments = conv.forward(moments);
         }
+        let moments = moments.cast(FloatDType::F32);
         let mut halves = moments.chunk(2, 1);
         let (Some(logvar), Some(mean)) = (halves.pop(), halves.pop()) else {
             return Err(DiffusionError::Invalid("VAE encoder output has too few channels".into()));

@@ -1,14 +1,34 @@
 //! One part of a diffusers checkout (`unet/`, `vae/`, `text_encoder/`): its `config.json` and its
-//! safetensors weights (f32, f16 or bf16), turned into burn tensors by name on demand.
+//! safetensors weights (f32, f16 or bf16), turned into burn tensors by name on demand, in the
+//! float type the models compute in on the checkout's device (`super::compute_dtype`).
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 use safetensors::{Dtype, SafeTensors};
 
 use super::DiffusionError;
+
+/// The bytes of one weight file.
+enum Bytes {
+    /// A file, mapped (pages the kernel can drop and read again).
+    Mapped(memmap2::Mmap),
+    /// Made in memory (random weights for benchmarks and tests).
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
 
 struct Entry {
     dtype: Dtype,
@@ -20,12 +40,14 @@ struct Entry {
 
 /// The weights of one part.
 pub struct Checkpoint {
-    /// The weight files, mapped (pages the kernel can drop and read again).
-    files: Vec<memmap2::Mmap>,
+    /// The weight files.
+    files: Vec<Bytes>,
     entries: HashMap<String, Entry>,
     /// Tried before each name when the name itself is missing (`text_model.` in CLIP checkpoints).
     prefixes: Vec<String>,
     pub device: Device,
+    /// What `tensor` returns: f16 on GPUs, f32 on the CPU (`super::compute_dtype`).
+    dtype: FloatDType,
 }
 
 /// The safetensors files of a part: the plain `*.safetensors` ones, else a variant such as
@@ -91,14 +113,58 @@ impl Checkpoint {
                 );
             }
             drop(st);
-            files.push(bytes);
+            files.push(Bytes::Mapped(bytes));
         }
         Ok(Self {
             files,
             entries,
             prefixes: Vec::new(),
             device: device.clone(),
+            dtype: super::compute_dtype(device),
         })
+    }
+
+    /// Tensors made in memory: each name with its shape and f16 values.
+    pub fn from_f16(tensors: Vec<(String, Vec<usize>, Vec<half::f16>)>, device: &Device) -> Result<Self, DiffusionError> {
+        let mut entries = HashMap::new();
+        let mut bytes = Vec::new();
+        for (name, shape, values) in tensors {
+            if shape.iter().product::<usize>() != values.len() {
+                return Err(DiffusionError::Shape {
+                    name,
+                    expected: format!("{} values", values.len()),
+                    found: shape,
+                });
+            }
+            let start = bytes.len();
+            bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            let entry = Entry {
+                dtype: Dtype::F16,
+                shape,
+                bytes: start..bytes.len(),
+                file: 0,
+            };
+            entries.insert(name, entry);
+        }
+        Ok(Self {
+            files: vec![Bytes::Owned(bytes)],
+            entries,
+            prefixes: Vec::new(),
+            device: device.clone(),
+            dtype: super::compute_dtype(device),
+        })
+    }
+
+    /// The same weights, given as `dtype` tensors (f32 on a GPU, to tell f16's rounding from
+    /// other differences).
+    pub fn with_dtype(mut self, dtype: FloatDType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
+    /// The float type of the tensors `tensor` returns.
+    pub fn dtype(&self) -> FloatDType {
+        self.dtype
     }
 
     pub fn with_prefix(mut self, prefix: &str) -> Self {
@@ -110,6 +176,15 @@ impl Checkpoint {
         self.entries
             .get(name)
             .or_else(|| self.prefixes.iter().find_map(|p| self.entries.get(&format!("{p}{name}"))))
+    }
+
+    /// How many tensors the checkpoint has.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -153,17 +228,38 @@ impl Checkpoint {
         }
     }
 
-    /// The tensor `name`, which must have `D` dimensions.
+    /// The tensor `name`, which must have `D` dimensions, in the checkpoint's float type.
     pub fn tensor<const D: usize>(&self, name: &str) -> Result<Tensor<D>, DiffusionError> {
-        let (values, shape) = self.values(name)?;
-        if shape.len() != D {
+        self.tensor_as(name, self.dtype)
+    }
+
+    /// The tensor `name` in f32 whatever the checkpoint's float type (norms' scales and shifts,
+    /// which compute in f32).
+    pub fn tensor_f32<const D: usize>(&self, name: &str) -> Result<Tensor<D>, DiffusionError> {
+        self.tensor_as(name, FloatDType::F32)
+    }
+
+    /// The tensor `name`, which must have `D` dimensions, as `dtype`.
+    /// f16 weights wanted in f16 (an fp16 checkout on a GPU) go over as they are, without an f32
+    /// copy.
+    pub fn tensor_as<const D: usize>(&self, name: &str, dtype: FloatDType) -> Result<Tensor<D>, DiffusionError> {
+        let e = self.entry(name).ok_or_else(|| DiffusionError::Missing(name.to_string()))?;
+        if e.shape.len() != D {
             return Err(DiffusionError::Shape {
                 name: name.to_string(),
                 expected: format!("{D} dimensions"),
-                found: shape,
+                found: e.shape.clone(),
             });
         }
-        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+        let data = if e.dtype == Dtype::F16 && dtype == FloatDType::F16 {
+            let raw = &self.files[e.file][e.bytes.clone()];
+            let values: Vec<half::f16> = raw.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]])).collect();
+            TensorData::new(values, e.shape.clone())
+        } else {
+            let (values, shape) = self.values(name)?;
+            TensorData::new(values, shape)
+        };
+        Ok(Tensor::from_data(data, (&self.device, DType::from(dtype))))
     }
 }
 
