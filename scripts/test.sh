@@ -71,9 +71,9 @@ if [ "$status" -eq 0 ]; then
     export HORDE_REQUIRE_GPU_SMOKE=1
   fi
   set +e
-  # gpu_model (the text models on wgpu) and gpu_kernels (quantized kernels) join this list as
-  # their test files land: --test gpu_model --test gpu_kernels.
-  cargo test -p horde-worker --features wgpu --test gpu_diffusion 2>&1 | tee -a "$log"
+  # The quantized kernels against the host's, the text models (tiny, Gemma 3, SmolLM2) against
+  # the CPU engine, the image models against burn's CPU backend; and the gpu_check example.
+  cargo test -p horde-worker --features wgpu --test gpu_kernels --test gpu_model --test gpu_diffusion 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
 fi

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use horde_worker::device::Compute;
 use horde_worker::gguf::Gguf;
-use horde_worker::llama::{Architecture, KvCache, Llama};
+use horde_worker::llama::{Architecture, KvCache, Llama, SequenceStep};
 use horde_worker::sampling::argmax;
 use horde_worker::tokenizer;
 
@@ -43,11 +43,13 @@ pub fn check(path: &Path, options: &Options, peak_gbs: Option<f64>) -> Result<bo
     gpu.forward(&long, &mut cache);
     let prefill_1 = long.len() as f64 / start.elapsed().as_secs_f64();
 
-    // BATCH: the 8 sequences go through one after the other until `Llama::forward_batch` is on
-    // main; then this and `decode` below become one batched forward per step.
+    // The batch's prompts in one forward pass (`Llama::forward_batch`), as the worker runs them.
     let start = Instant::now();
     let mut caches: Vec<KvCache> = (0..batch).map(|_| gpu.new_cache()).collect();
-    let mut last: Vec<u32> = caches.iter_mut().map(|c| argmax(&gpu.forward(&long, c))).collect();
+    let mut last: Vec<u32> = {
+        let mut steps: Vec<SequenceStep<'_>> = caches.iter_mut().map(|cache| SequenceStep { tokens: &long, cache }).collect();
+        gpu.forward_batch(&mut steps).iter().map(|l| argmax(l)).collect()
+    };
     let prefill_8 = (batch * long.len()) as f64 / start.elapsed().as_secs_f64();
 
     let decode_1 = decode(&gpu, std::slice::from_mut(&mut cache), &mut [0], options.new_tokens);
@@ -58,7 +60,7 @@ pub fn check(path: &Path, options: &Options, peak_gbs: Option<f64>) -> Result<bo
         long.len()
     );
     println!(
-        "decode ({} tokens): batch 1 {decode_1:.1} tok/s, batch {batch} {decode_8:.1} tok/s (aggregate; sequences in turn, not yet batched)",
+        "decode ({} tokens): batch 1 {decode_1:.1} tok/s, batch {batch} {decode_8:.1} tok/s (aggregate, one forward pass per step)",
         options.new_tokens
     );
     let bytes = gpu.weight_bytes() as f64;
@@ -89,13 +91,19 @@ fn chat_prompt(g: &Gguf, model: &Llama) -> Result<Vec<u32>, String> {
     tokenizer::encode(&tk, &special, text).map_err(|e| format!("tokenizer: {e}"))
 }
 
-/// Tokens per second of `steps` greedy steps of every sequence, in turn; `last` holds each
-/// sequence's latest token.
+/// Tokens per second of `steps` greedy steps of all the sequences, one batched forward pass per
+/// step; `last` holds each sequence's latest token.
 fn decode(model: &Llama, caches: &mut [KvCache], last: &mut [u32], steps: usize) -> f64 {
     let start = Instant::now();
     for _ in 0..steps {
-        for (cache, token) in caches.iter_mut().zip(last.iter_mut()) {
-            *token = argmax(&model.forward(&[*token], cache));
+        let tokens: Vec<[u32; 1]> = last.iter().map(|t| [*t]).collect();
+        let mut batch: Vec<SequenceStep<'_>> = caches
+            .iter_mut()
+            .zip(&tokens)
+            .map(|(cache, t)| SequenceStep { tokens: t, cache })
+            .collect();
+        for (token, logits) in last.iter_mut().zip(model.forward_batch(&mut batch)) {
+            *token = argmax(&logits);
         }
     }
     (steps * caches.len()) as f64 / start.elapsed().as_secs_f64()
