@@ -151,7 +151,7 @@ fn run_batches(model: &TextModel, capacity: usize, admissions: &Receiver<Admissi
 
 fn admit(model: &TextModel, a: Admission) -> Running {
     Running {
-        cache: model.llama().new_cache(),
+        cache: model.llama().new_cache_with_capacity(a.decoding.positions(a.prompt.len())),
         decoding: a.decoding,
         pending: a.prompt,
         events: a.events,

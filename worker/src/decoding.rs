@@ -84,6 +84,11 @@ impl Decoding {
         Ok((decoding, ids))
     }
 
+    /// Positions a job whose prompt has `prompt` tokens may fill: the size of its KV cache.
+    pub fn positions(&self, prompt: usize) -> usize {
+        (prompt + self.max_length).min(self.context)
+    }
+
     /// Takes the logits after the last token run (`positions` now in the job's cache): samples
     /// the next token, and says whether to run it.
     pub fn advance(&mut self, vocab: Vocabulary<'_>, logits: &mut [f32], positions: usize) -> Result<Advance, String> {

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     };
     let mut text = vec![];
     for spec in &cfg.models {
-        match TextModel::load(spec, &compute, cfg.f16_weights) {
+        match TextModel::load_offloaded(spec, &compute, cfg.f16_weights, cfg.gpu_layers) {
             Ok(m) => {
                 tracing::info!(model = %m.name, "loaded");
                 text.push(m);

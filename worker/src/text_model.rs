@@ -13,7 +13,7 @@ use crate::decoding::{Decoding, Vocabulary};
 use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::hf::HfWeights;
-use crate::llama::Llama;
+use crate::llama::{Llama, LlamaConfig};
 use crate::tokenizer::{self, SpecialTokens, Tokenizer, TokenizerError};
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,12 @@ impl TextModel {
     /// Loads `[NAME=]PATH`: a `.gguf` file, or a Hugging Face directory (`config.json`,
     /// `model.safetensors`, `tokenizer.json`), or a model name found in the model cache.
     pub fn load(spec: &str, compute: &Compute, f16_weights: bool) -> Result<Self, ModelError> {
+        Self::load_offloaded(spec, compute, f16_weights, None)
+    }
+
+    /// `load` with only the first `gpu_layers` layers on a burn device and the rest on the host
+    /// engine (`--gpu-layers`, see `Llama::load_with_gpu_layers`); `None` puts all on `compute`.
+    pub fn load_offloaded(spec: &str, compute: &Compute, f16_weights: bool, gpu_layers: Option<usize>) -> Result<Self, ModelError> {
         let (name, given) = match spec.split_once('=') {
             Some((n, p)) if !n.is_empty() => (Some(n.to_string()), p),
             _ => (None, spec),
@@ -116,7 +122,7 @@ impl TextModel {
                 .map(Tokenizer::from)
                 .map_err(|e| TokenizerError::Build(format!("{}: {e}", tok_path.display())))?;
             let special = SpecialTokens::new(weights.config.bos_token_id, weights.config.eos_token_id, false, &[], &tokenizer);
-            let model = Llama::load_with(weights.config.llama(), &weights, compute, f16_weights)?;
+            let model = Llama::load_with_gpu_layers(weights.config.llama(), &weights, compute, f16_weights, gpu_layers)?;
             let dir_name = path.file_name().and_then(|s| s.to_str()).unwrap_or("model").to_string();
             let template = std::fs::read_to_string(path.join("tokenizer_config.json"))
                 .ok()
@@ -136,7 +142,7 @@ impl TextModel {
         }
         let g = Gguf::open(path)?;
         let (tokenizer, special) = tokenizer::from_gguf(&g)?;
-        let model = Llama::from_gguf_with(&g, compute, f16_weights)?;
+        let model = Llama::load_with_gpu_layers(LlamaConfig::from_gguf(&g)?, &g, compute, f16_weights, gpu_layers)?;
         let chat_template = chat_template(g.get_str("tokenizer.chat_template").ok(), &tokenizer, &special);
         Ok(Self {
             name: name.unwrap_or_else(|| model_name_from_path(path)),
@@ -210,7 +216,7 @@ impl TextModel {
     ) -> Result<Generated, String> {
         let vocab = self.vocabulary();
         let (mut decoding, ids) = self.start(prompt, params, seed, on_text.is_some())?;
-        let mut cache = self.model.new_cache();
+        let mut cache = self.model.new_cache_with_capacity(decoding.positions(ids.len()));
         let mut logits = self.model.forward(&ids, &mut cache);
         loop {
             let step = decoding.advance(vocab, &mut logits, cache.len())?;

@@ -81,6 +81,16 @@ pub struct SequenceStep<'a> {
     pub cache: &'a mut KvCache,
 }
 
+/// Host keys and values of `layers` layers, room for `capacity` positions reserved.
+fn host_cache(c: &LlamaConfig, layers: usize, capacity: usize) -> Vec<HostKv> {
+    (0..layers)
+        .map(|_| HostKv {
+            keys: Vec::with_capacity(capacity * c.k_dim()),
+            values: Vec::with_capacity(capacity * c.v_dim()),
+        })
+        .collect()
+}
+
 /// The model.
 pub struct Llama {
     pub config: LlamaConfig,
@@ -156,7 +166,7 @@ impl Llama {
         Self::load(LlamaConfig::from_gguf(g)?, g, compute)
     }
 
-    /// Loads a GGUF model, with f32 matrices in f16 if `f16_weights` (see `with_f16_weights`).
+    /// Loads a GGUF model, with f32 matrices in f16 if `f16_weights` (see `load_with`).
     pub fn from_gguf_with(g: &Gguf, compute: &Compute, f16_weights: bool) -> Result<Self, GgufError> {
         Self::load_with(LlamaConfig::from_gguf(g)?, g, compute, f16_weights)
     }
@@ -263,20 +273,24 @@ impl Llama {
     /// take gigabytes per sequence), and grows if the sequence gets longer. A caller that knows
     /// how long its sequence may get uses `new_cache_with_capacity`.
     pub fn new_cache(&self) -> KvCache {
-        self.new_cache_with_capacity(self.config.context.min(DEFAULT_DEVICE_CACHE))
+        match &self.engine {
+            // The host's cache grows as it goes.
+            Engine::Host(_) => self.new_cache_with_capacity(0),
+            _ => self.new_cache_with_capacity(self.config.context.min(DEFAULT_DEVICE_CACHE)),
+        }
     }
 
     /// A cache for a sequence of up to `capacity` positions (e.g. a job's prompt and
     /// `max_length`): on a burn device `[capacity, kv_heads, head_dim]` per layer, allocated
     /// now and written in place; a longer sequence still runs (the cache is copied into a
-    /// larger one once). The host's cache grows as it goes.
+    /// larger one once). On the host the room is reserved, and a longer sequence grows it.
     pub fn new_cache_with_capacity(&self, capacity: usize) -> KvCache {
         let c = &self.config;
         KvCache {
             store: match &self.engine {
                 Engine::Burn(b) => KvStore::Burn(b.new_cache(c, capacity)),
-                Engine::Host(_) => KvStore::Host(vec![HostKv::default(); c.layers]),
-                Engine::Split(b, h) => KvStore::Split(b.new_cache(c, capacity), vec![HostKv::default(); h.layer_count()]),
+                Engine::Host(_) => KvStore::Host(host_cache(c, c.layers, capacity)),
+                Engine::Split(b, h) => KvStore::Split(b.new_cache(c, capacity), host_cache(c, h.layer_count(), capacity)),
             },
             len: 0,
         }

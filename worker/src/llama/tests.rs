@@ -379,3 +379,21 @@ fn a_batch_gives_each_sequence_what_it_gets_alone() {
     }
     assert_eq!(caches.iter().map(KvCache::len).collect::<Vec<_>>(), [7, 5, 5]);
 }
+
+#[test]
+fn a_long_prompt_in_blocks_of_queries_gives_the_same_logits() {
+    let g = tiny_gguf();
+    let whole = Llama::from_gguf(&g, &flex()).expect("model");
+    let mut blocked = Llama::from_gguf(&g, &flex()).expect("model");
+    // 2 heads × 12 positions × 4 bytes per query row: blocks of 3 queries.
+    blocked.engine = match blocked.engine {
+        Engine::Burn(b) => Engine::Burn(Box::new(b.with_score_budget(3 * 2 * 12 * 4))),
+        other => other,
+    };
+    let prompt: Vec<u32> = (0..12).map(|i| (i * 5 % 16) as u32).collect();
+    let (mut a, mut b) = (whole.new_cache(), blocked.new_cache());
+    for tokens in [&prompt[..], &[3], &[7, 1]] {
+        let diff = max_diff(&whole.forward(tokens, &mut a), &blocked.forward(tokens, &mut b));
+        assert!(diff < 1e-5, "blocks of queries change the logits by {diff}");
+    }
+}

@@ -105,35 +105,75 @@ impl BurnKv {
     }
 }
 
-/// The positions a step attends to, and which of them each query row may not see.
-pub(super) struct AttentionSpan {
-    /// First position read from the cache.
+/// Bytes of attention scores one block of a sequence's queries may take (`[heads, rows,
+/// positions]` f32): a long prompt's queries go through attention in blocks of rows, so neither
+/// the scores nor the mask need a buffer larger than this (lavapipe binds 128 MiB at most).
+pub(super) const SCORE_BUDGET_BYTES: usize = 32 << 20;
+
+/// One block of a sequence's queries: rows `row..row + rows` of the step, the positions they
+/// read, and which of those each may not see.
+struct QueryBlock {
+    row: usize,
+    rows: usize,
+    /// First position read from the cache (the block reads up to its last query's position).
     first: usize,
-    /// `[1, kv_heads, group · tokens, positions]`, `true` where hidden; `None` when every row
-    /// sees every position read.
+    /// `[1, kv_heads, group · rows, positions]` (one `[group · rows, positions]` mask uploaded,
+    /// broadcast over the key/value heads), `true` where hidden; `None` when every query of the
+    /// block sees every position read.
     mask: Option<Tensor<4, Bool>>,
+}
+
+/// The positions a sequence's step attends to, block of queries by block.
+pub(super) struct AttentionSpan {
+    blocks: Vec<QueryBlock>,
 }
 
 impl AttentionSpan {
     /// The span of `tokens` queries at positions `start..`, with `group` query heads per
-    /// key/value head, on a layer with `window` (or none).
-    pub fn new(start: usize, tokens: usize, window: Option<usize>, group: usize, kv_heads: usize, device: &Device) -> Self {
-        let seen = start + tokens;
-        // The first query's window starts earliest.
-        let first = window.map_or(0, |w| (start + 1).saturating_sub(w));
-        let read = seen - first;
-        let hidden = |row: usize, j: usize| {
-            let query = start + row % tokens;
-            let key = first + j;
-            key > query || window.is_some_and(|w| query - key >= w)
-        };
-        let rows = group * tokens;
-        let one: Vec<bool> = (0..rows).flat_map(|r| (0..read).map(move |j| hidden(r, j))).collect();
-        let mask = one.contains(&true).then(|| {
-            let all: Vec<bool> = (0..kv_heads).flat_map(|_| one.iter().copied()).collect();
-            Tensor::<4, Bool>::from_data(TensorData::new(all, [1, kv_heads, rows, read]), device)
-        });
-        Self { first, mask }
+    /// key/value head, on a layer with `window` (or none); blocks of queries keep their scores
+    /// within `score_budget` bytes.
+    pub fn new(
+        start: usize,
+        tokens: usize,
+        window: Option<usize>,
+        (group, kv_heads): (usize, usize),
+        score_budget: usize,
+        device: &Device,
+    ) -> Self {
+        let heads = group * kv_heads;
+        let mut blocks = Vec::new();
+        let mut row = 0;
+        while row < tokens {
+            let seen_max = start + tokens;
+            let rows = (score_budget / (heads * seen_max * 4).max(1)).clamp(1, tokens - row);
+            let (begin, end) = (start + row, start + row + rows);
+            // The block's first query's window starts earliest.
+            let first = window.map_or(0, |w| (begin + 1).saturating_sub(w));
+            let read = end - first;
+            let hidden = |r: usize, j: usize| {
+                let query = begin + r % rows;
+                let key = first + j;
+                key > query || window.is_some_and(|w| query - key >= w)
+            };
+            let mask: Vec<bool> = (0..group * rows).flat_map(|r| (0..read).map(move |j| hidden(r, j))).collect();
+            let mask = mask.contains(&true).then(|| {
+                Tensor::<4, Bool>::from_data(TensorData::new(mask, [1, 1, group * rows, read]), device).expand([
+                    1,
+                    kv_heads,
+                    group * rows,
+                    read,
+                ])
+            });
+            blocks.push(QueryBlock { row, rows, first, mask });
+            row += rows;
+        }
+        Self { blocks }
+    }
+
+    /// Blocks the queries go through attention in.
+    #[cfg(test)]
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
     }
 }
 
@@ -154,7 +194,6 @@ pub(super) fn attend(
     let [t, heads, hd] = q.dims();
     let (kv_heads, vd) = (c.kv_heads, c.value_dim);
     let group = heads / kv_heads;
-    let seen = start + t;
     let slot = &mut cache.layers[layer];
     let Some(old) = slot.take() else {
         // Unreachable: a layer is only empty during its own write below.
@@ -162,26 +201,66 @@ pub(super) fn attend(
     };
     let dtype = old.keys.dtype();
     let written = LayerKv {
-        keys: old.keys.slice_assign(start..seen, k.cast(dtype)),
-        values: old.values.slice_assign(start..seen, v.cast(dtype)),
+        keys: old.keys.slice_assign(start..start + t, k.cast(dtype)),
+        values: old.values.slice_assign(start..start + t, v.cast(dtype)),
     };
-    let read = |x: &Tensor<3>| {
-        x.clone()
-            .slice(span.first..seen)
-            .cast(DType::F32)
-            .swap_dims(0, 1)
-            .unsqueeze_dim::<4>(0)
-    };
-    let (keys, values) = (read(&written.keys), read(&written.values)); // [1, kv_heads, n, _]
+    // burn's op scales by 1/√head_dim; folding the model's scale into q keeps its fused kernels
+    // eligible (a custom scale falls back to separate kernels on cubecl).
+    let q = q.mul_scalar(c.attention_scale as f64 * (hd as f64).sqrt());
+    let mut outputs = Vec::with_capacity(span.blocks.len());
+    for block in &span.blocks {
+        let (rows, end) = (block.rows, start + block.row + block.rows);
+        let read = |x: &Tensor<3>| {
+            x.clone()
+                .slice(block.first..end)
+                .cast(DType::F32)
+                .swap_dims(0, 1)
+                .unsqueeze_dim::<4>(0)
+        };
+        let (keys, values) = (read(&written.keys), read(&written.values)); // [1, kv_heads, n, _]
+                                                                           // Query head h = kv_head · group + g; row g · rows + i of its key/value head's problem.
+        let q = q
+            .clone()
+            .narrow(0, block.row, rows)
+            .reshape([rows, kv_heads, group, hd])
+            .permute([1, 2, 0, 3])
+            .reshape([1, kv_heads, group * rows, hd]);
+        let out = attention(q, keys, values, block.mask.clone(), None, AttentionModuleOptions::default());
+        outputs.push(
+            out.reshape([kv_heads, group, rows, vd])
+                .permute([2, 0, 1, 3])
+                .reshape([rows, heads * vd]),
+        );
+    }
     *slot = Some(written);
-    // Query head h = kv_head · group + g; row g · t + i of its key/value head's problem.
-    let q = q
-        .reshape([t, kv_heads, group, hd])
-        .permute([1, 2, 0, 3])
-        .reshape([1, kv_heads, group * t, hd])
-        // burn's op scales by 1/√head_dim; folding the model's scale into q keeps its fused
-        // kernels eligible (a custom scale falls back to separate kernels on cubecl).
-        .mul_scalar(c.attention_scale as f64 * (hd as f64).sqrt());
-    let out = attention(q, keys, values, span.mask.clone(), None, AttentionModuleOptions::default());
-    out.reshape([kv_heads, group, t, vd]).permute([2, 0, 1, 3]).reshape([t, heads * vd])
+    if outputs.len() == 1 {
+        outputs.pop().unwrap_or_else(|| Tensor::zeros([t, heads * vd], &q.device()))
+    } else {
+        Tensor::cat(outputs, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_prompt_is_split_into_blocks_of_queries_within_the_budget() {
+        let device = Device::flex();
+        // 2 heads × 12 positions × 4 bytes = 96 bytes of scores per query row.
+        let span = |budget: usize, window: Option<usize>| AttentionSpan::new(0, 12, window, (2, 1), budget, &device);
+        assert_eq!(span(SCORE_BUDGET_BYTES, None).block_count(), 1);
+        let blocks = span(3 * 96, Some(4));
+        assert_eq!(blocks.block_count(), 4);
+        let rows: Vec<(usize, usize, usize)> = blocks.blocks.iter().map(|b| (b.row, b.rows, b.first)).collect();
+        // Each block reads from its first query's window on.
+        assert_eq!(rows, [(0, 3, 0), (3, 3, 0), (6, 3, 3), (9, 3, 6)]);
+        assert!(blocks.blocks.iter().all(|b| b.mask.is_some()));
+        // One decode step sees its whole window: no block mask.
+        let step = AttentionSpan::new(20, 1, Some(4), (2, 1), 96, &device);
+        assert_eq!(
+            (step.block_count(), step.blocks[0].first, step.blocks[0].mask.is_none()),
+            (1, 17, true)
+        );
+    }
 }

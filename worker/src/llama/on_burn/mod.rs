@@ -65,6 +65,8 @@ pub(super) struct BurnModel {
     head: Option<Head>,
     rope: LayerFrequencies,
     uploaded: UploadedBytes,
+    /// Bytes of attention scores a block of queries may take (`attention::SCORE_BUDGET_BYTES`).
+    score_budget: usize,
 }
 
 /// One sequence's part of a batched step: its new tokens, the position of the first, its cache.
@@ -167,7 +169,16 @@ impl BurnModel {
             head,
             rope: LayerFrequencies::load(c, w)?,
             uploaded: up.uploaded,
+            score_budget: attention::SCORE_BUDGET_BYTES,
         })
+    }
+
+    /// The same model with attention scores kept within `bytes` per block of queries (tests
+    /// use a small budget to run long prompts in several blocks).
+    #[cfg(test)]
+    pub fn with_score_budget(mut self, bytes: usize) -> Self {
+        self.score_budget = bytes;
+        self
     }
 
     /// Bytes uploaded while loading, by element type.
@@ -281,10 +292,10 @@ impl BurnModel {
                 ids.len(),
                 t,
                 *start,
-                AttentionSpan::new(*start, t, None, group, c.kv_heads, &self.device),
+                AttentionSpan::new(*start, t, None, (group, c.kv_heads), self.score_budget, &self.device),
                 c.sliding_window
                     .as_ref()
-                    .map(|w| AttentionSpan::new(*start, t, Some(w.window), group, c.kv_heads, &self.device)),
+                    .map(|w| AttentionSpan::new(*start, t, Some(w.window), (group, c.kv_heads), self.score_budget, &self.device)),
             ));
             positions.push((*start, t));
             ids.extend_from_slice(tokens);
