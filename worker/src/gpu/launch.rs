@@ -46,6 +46,7 @@ fn grid(cubes: usize) -> CubeCount {
 }
 
 /// A matrix's blocks in a device buffer.
+#[derive(Clone)]
 pub(super) struct EncodedMatrix {
     kind: TensorType,
     client: Client,
