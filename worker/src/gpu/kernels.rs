@@ -34,11 +34,12 @@ fn cube_index() -> usize {
     (CUBE_POS_Y as usize) * (CUBE_COUNT_X as usize) + CUBE_POS_X as usize
 }
 
-/// `out` is `[tokens][rows]` f32, `x` `[tokens][cols]` f32, `weights` the matrix's bytes as words.
+/// `out` is `[tokens][rows]` f32, `x` `[tokens][cols]` f32 in vectors of 4, `weights` the
+/// matrix's bytes as words.
 #[cube(launch)]
 pub fn matmul_few(
     weights: &[u32],
-    x: &[f32],
+    x: &[Vector<f32, Const<4>>],
     out: &mut [f32],
     rows: u32,
     cols: u32,
@@ -66,11 +67,16 @@ pub fn matmul_few(
             decode_chunk(weights, block, c % chunks_per_block, &mut w, kind);
             #[unroll]
             for t in 0..tokens {
-                let at = t * cols + c * CHUNK;
+                // Activations four at a time (a chunk starts at a multiple of 32 values).
+                let at = (t * cols + c * CHUNK) / 4;
                 let mut sum = 0.0f32;
                 #[unroll]
-                for i in 0..CHUNK {
-                    sum += w[i] * x[at + i];
+                for g in 0..CHUNK / 4 {
+                    let v = x[at + g];
+                    sum += w[4 * g] * v.extract(0usize)
+                        + w[4 * g + 1] * v.extract(1usize)
+                        + w[4 * g + 2] * v.extract(2usize)
+                        + w[4 * g + 3] * v.extract(3usize);
                 }
                 acc[t] += sum;
             }

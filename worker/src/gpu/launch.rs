@@ -46,6 +46,7 @@ fn grid(cubes: usize) -> CubeCount {
 }
 
 /// A matrix's blocks in a device buffer.
+#[derive(Clone)]
 pub(super) struct EncodedMatrix {
     kind: TensorType,
     client: Client,
@@ -122,14 +123,15 @@ impl EncodedMatrix {
         let x = self.primitive(x.cast(DType::F32));
         let out = self.client.empty(tokens * rows * size_of::<f32>());
         // SAFETY: the lengths are those of the buffers: the matrix's words, `x`'s `tokens × cols`
-        // contiguous f32 values and the `tokens × rows` f32 values just reserved.
+        // contiguous f32 values (in vectors of 4: `cols` is whole chunks of 32) and the
+        // `tokens × rows` f32 values just reserved.
         unsafe {
             kernels::matmul_few::launch(
                 &self.client,
                 grid(rows.div_ceil(ROWS_PER_CUBE)),
                 CubeDim::new_2d(LANES as u32, ROWS_PER_CUBE as u32),
                 BufferArg::from_raw_parts(self.weights.clone(), self.bytes / 4),
-                BufferArg::from_raw_parts(x.handle.clone(), tokens * cols),
+                BufferArg::from_raw_parts(x.handle.clone(), tokens * cols / 4),
                 BufferArg::from_raw_parts(out.clone(), tokens * rows),
                 rows as u32,
                 cols as u32,

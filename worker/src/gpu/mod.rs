@@ -38,7 +38,9 @@ use crate::matvec::QuantMatrix;
 /// matrix once each; decoding it writes and reads 2 bytes per weight).
 pub const FEW_TOKENS_LIMIT: usize = 32;
 
-/// A weight matrix `[rows][cols]` on a burn device, in its file encoding.
+/// A weight matrix `[rows][cols]` on a burn device, in its file encoding. Clones share the
+/// device buffer.
+#[derive(Clone)]
 pub struct DeviceMatrix {
     rows: usize,
     cols: usize,
@@ -47,6 +49,7 @@ pub struct DeviceMatrix {
 
 // One per weight matrix, a few hundred per model: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 enum Storage {
     /// Decoded on the host: `[rows, cols]` in f16 (GPUs) or f32 (flex).
     Dense(Tensor<2>),

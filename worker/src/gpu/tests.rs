@@ -34,6 +34,12 @@ fn flex_matrices_are_decoded_on_the_host_and_multiply_like_the_host() {
 }
 
 #[test]
+fn matrices_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    shareable::<DeviceMatrix>();
+}
+
+#[test]
 fn tiled_matrices_are_refused() {
     let m = QuantMatrix::new(TensorType::Q4_0, 16, 32, encode(TensorType::Q4_0, &sample(16 * 32, 3)))
         .expect("matrix")
