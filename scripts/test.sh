@@ -72,8 +72,9 @@ if [ "$status" -eq 0 ]; then
   fi
   set +e
   # The quantized kernels against the host's, the text models (tiny, Gemma 3, SmolLM2) against
-  # the CPU engine, the image models against burn's CPU backend; and the gpu_check example.
-  cargo test -p horde-worker --features wgpu --test gpu_kernels --test gpu_model --test gpu_diffusion 2>&1 | tee -a "$log"
+  # the CPU engine, a wgpu worker serving both through a horde, the image models against burn's
+  # CPU backend.
+  cargo test -p horde-worker --features wgpu --test gpu_kernels --test gpu_model --test gpu_serving --test gpu_diffusion 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
 fi
