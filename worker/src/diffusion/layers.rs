@@ -153,10 +153,12 @@ impl LayerNorm {
 }
 
 /// Multi-head scaled dot-product attention on `[batch, tokens, heads·head_dim]`. On burn's CPU
-/// backend, non-causal attention runs on `cpu_attention`'s kernels; elsewhere it is burn's fused
-/// attention op: on cubecl devices (wgpu, cuda) a flash-attention kernel accumulating in f32
-/// where the shapes allow it, else burn's unfused fallback. The scale is left to its default,
-/// 1/√head_dim (an explicit one sends cubecl to the fallback).
+/// backend, non-causal attention runs on `cpu_attention`'s kernels; elsewhere it is burn's
+/// attention op. On cubecl devices (wgpu, cuda) that op is, as burn is built here (without its
+/// `autotune` feature), burn-cubecl's fallback: separate kernels with the scores materialized, not
+/// its flash kernel (calling the flash kernel directly was tried: on lavapipe it compiled a kernel
+/// per sequence length and a decode test ran over ten times longer). The scale is left to its
+/// default, 1/√head_dim (an explicit one would also force the fallback).
 pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, inner] = q.dims();
     let m = k.dims()[1];
