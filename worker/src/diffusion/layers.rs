@@ -156,8 +156,8 @@ impl LayerNorm {
 /// backend, non-causal attention runs on `cpu_attention`'s kernels; elsewhere it is burn's
 /// attention op. On cubecl devices (wgpu, cuda) that op is, as burn is built here (without its
 /// `autotune` feature), burn-cubecl's fallback: separate kernels with the scores materialized, not
-/// its flash kernel (calling the flash kernel directly was tried: on lavapipe it compiled a kernel
-/// per sequence length and a decode test ran over ten times longer). The scale is left to its
+/// its flash kernel (calling the flash kernel directly was tried: on lavapipe the text model's
+/// batch test then ran over ten times longer, not investigated further). The scale is left to its
 /// default, 1/√head_dim (an explicit one would also force the fallback).
 pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, inner] = q.dims();
