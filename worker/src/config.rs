@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long, env = "HORDE_MAX_CONTEXT_LENGTH")]
     pub max_context_length: Option<i64>,
     /// Jobs generated at the same time (default 1). A text model runs them as one batch: each
-    /// forward pass takes a token of every job, so the weights are read once per step for all.
+    /// forward pass takes a token of every job, so the jobs share each read of the weights.
     #[arg(long, env = "HORDE_WORKER_THREADS")]
     pub threads: Option<usize>,
     /// Users (alias#id) whose requests this worker serves first (repeatable).
