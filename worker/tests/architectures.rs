@@ -15,7 +15,10 @@ use horde_worker::gguf::writer::write;
 use horde_worker::gguf::{Gguf, TensorType, Value};
 use horde_worker::llama::{Architecture, Llama, LlamaConfig};
 
+mod common;
 mod numpy_reference;
+
+use common::Rng;
 
 const TOLERANCE: f32 = 5e-4;
 
@@ -64,19 +67,6 @@ fn base(arch: &'static str) -> Spec {
         rope_freqs: false,
         output: false,
         extra: vec![],
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((self.0 >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0 * scale
-            })
-            .collect()
     }
 }
 

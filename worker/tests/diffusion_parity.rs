@@ -10,6 +10,10 @@ use horde_worker::diffusion::sampler::{NoiseSchedule, SamplerKind, Schedule};
 use horde_worker::diffusion::weights::Checkpoint;
 use rand::SeedableRng;
 
+mod common;
+
+use common::assert_close;
+
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-sd")
 }
@@ -34,25 +38,6 @@ fn pipeline() -> ImagePipeline {
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().expect("f32 tensor")
-}
-
-/// Every value within `tol` × the largest expected magnitude (at least 1).
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let (worst, at) = got
-        .iter()
-        .zip(want)
-        .enumerate()
-        .map(|(i, (g, w))| ((g - w).abs(), i))
-        .fold((0f32, 0), |a, b| if b.0 > a.0 { b } else { a });
-    assert!(
-        worst <= tol * scale,
-        "{what}: |difference| {worst} at {at} (got {}, want {}), bound {}",
-        got[at],
-        want[at],
-        tol * scale
-    );
 }
 
 #[test]

@@ -20,6 +20,10 @@ use horde_worker::diffusion::unet::{UNet, UNetConfig};
 use horde_worker::diffusion::vae::{Vae, VaeConfig};
 use horde_worker::diffusion::weights::{read_config, Checkpoint};
 
+mod common;
+
+use common::assert_close;
+
 /// f16 keeps 11 significant bits (relative rounding 4.9e-4 per stored value; the matrix and
 /// convolution kernels accumulate in f32). Measured on lavapipe, the largest difference is 0.1%
 /// of the output's scale for CLIP and 1.1–1.5% for the UNets and the VAE, whose every one of
@@ -36,46 +40,12 @@ fn fixture() -> PathBuf {
 /// The wgpu device, or `None` (with a message) where there is no adapter and the smoke test is
 /// not required.
 fn wgpu() -> Option<Device> {
-    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
-    let probe = device.clone();
-    let works = std::panic::catch_unwind(move || Tensor::<1>::ones([4], &probe).sum().into_scalar::<f32>() == 4.0);
-    match works {
-        Ok(true) => Some(device),
-        _ => {
-            assert!(
-                std::env::var("HORDE_REQUIRE_GPU_SMOKE").is_err(),
-                "HORDE_REQUIRE_GPU_SMOKE is set but no wgpu adapter works (install mesa-vulkan-drivers)"
-            );
-            eprintln!("skipping: no wgpu adapter (install mesa-vulkan-drivers for software Vulkan)");
-            None
-        }
-    }
+    common::wgpu_device()
 }
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     assert_eq!(t.dtype(), DType::F32, "the models hand back f32");
     t.into_data().try_to_vec::<f32>().expect("f32 tensor")
-}
-
-/// Every value within `tol` × the largest reference magnitude (at least 1).
-fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
-    let (worst, at) = got
-        .iter()
-        .zip(want)
-        .enumerate()
-        .map(|(i, (g, w))| (if g.is_finite() { (g - w).abs() } else { f32::INFINITY }, i))
-        .fold((0f32, 0), |a, b| if b.0 > a.0 { b } else { a });
-    let rms = (got.iter().zip(want).map(|(g, w)| (g - w) * (g - w)).sum::<f32>() / got.len().max(1) as f32).sqrt();
-    eprintln!("{what}: largest difference {worst:.2e}, root mean square {rms:.2e} (scale {scale:.2})");
-    assert!(
-        worst <= tol * scale,
-        "{what}: |difference| {worst} at {at} (got {}, want {}), bound {}",
-        got[at],
-        want[at],
-        tol * scale
-    );
 }
 
 fn checkpoint(part: &str, device: &Device, dtype: FloatDType) -> Checkpoint {

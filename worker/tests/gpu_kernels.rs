@@ -16,7 +16,6 @@
 #![cfg(feature = "wgpu")]
 
 use burn::prelude::*;
-use burn::tensor::DeviceKind;
 use horde_worker::gguf::{dequantize_into, TensorType};
 use horde_worker::gpu::DeviceMatrix;
 use horde_worker::matvec::QuantMatrix;
@@ -42,30 +41,7 @@ const KINDS: [TensorType; 12] = [
 
 /// The wgpu device, or `None` (printed) where this machine has no adapter.
 fn gpu() -> Option<Device> {
-    let device = Device::wgpu(DeviceKind::DefaultDevice);
-    let probe = device.clone();
-    let works = std::panic::catch_unwind(move || {
-        Tensor::<1>::from_floats([1.0, 2.0], &probe)
-            .sum()
-            .into_data()
-            .try_to_vec::<f32>()
-            .map(|v| v == [3.0])
-            .unwrap_or(false)
-    });
-    match works {
-        Ok(true) => {
-            eprintln!("running on {device:?}");
-            Some(device)
-        }
-        other => {
-            assert!(
-                std::env::var("HORDE_REQUIRE_GPU_SMOKE").as_deref() != Ok("1"),
-                "HORDE_REQUIRE_GPU_SMOKE=1 but the wgpu device does not work ({other:?}): install mesa-vulkan-drivers"
-            );
-            eprintln!("skipping: no wgpu adapter here ({other:?}); install mesa-vulkan-drivers for software Vulkan");
-            None
-        }
-    }
+    common::wgpu_device()
 }
 
 /// A small deterministic generator (xorshift), so failures reproduce.

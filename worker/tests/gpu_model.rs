@@ -9,7 +9,6 @@
 //! which makes that a failure.
 #![cfg(feature = "wgpu")]
 
-use burn::prelude::*;
 use horde_worker::device::Compute;
 use horde_worker::gguf::writer::write;
 use horde_worker::gguf::{Gguf, TensorType, Value};
@@ -19,45 +18,11 @@ use horde_worker::tokenizer;
 
 mod common;
 
+use common::Rng;
+
 /// The wgpu device, if this machine has an adapter.
 fn wgpu() -> Option<Compute> {
-    let compute = horde_worker::device::select("wgpu").expect("a wgpu build");
-    let Compute::Burn(device) = &compute else {
-        panic!("wgpu is a burn device")
-    };
-    let probe = device.clone();
-    let works = std::panic::catch_unwind(move || {
-        let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &probe);
-        t.mul_scalar(2.0).into_data().try_to_vec::<f32>().ok()
-    });
-    match works {
-        Ok(Some(v)) if v == [2.0, 4.0] => Some(compute),
-        other => {
-            let why = match other {
-                Ok(v) => format!("a probe computed {v:?}"),
-                Err(_) => "no wgpu adapter (burn panicked while starting it)".to_string(),
-            };
-            assert!(
-                std::env::var("HORDE_REQUIRE_GPU_SMOKE").is_err(),
-                "HORDE_REQUIRE_GPU_SMOKE is set but wgpu does not run: {why}"
-            );
-            eprintln!("skipping: {why}; install Mesa's software Vulkan (mesa-vulkan-drivers) to run these tests");
-            None
-        }
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((self.0 >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0 * scale
-            })
-            .collect()
-    }
+    common::wgpu_device().map(Compute::Burn)
 }
 
 const VOCAB: usize = 64;

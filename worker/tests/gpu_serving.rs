@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use burn::prelude::*;
 use horde_protocol::text::TextParams;
 use horde_worker::device::Compute;
 use horde_worker::text_model::{TextModel, TextModels};
@@ -18,24 +17,7 @@ mod common;
 
 /// The wgpu device, if this machine has an adapter.
 fn wgpu() -> Option<Compute> {
-    let compute = horde_worker::device::select("wgpu").expect("a wgpu build");
-    let Compute::Burn(device) = &compute else {
-        panic!("wgpu is a burn device")
-    };
-    let probe = device.clone();
-    let works = std::panic::catch_unwind(move || {
-        let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &probe);
-        t.mul_scalar(2.0).into_data().try_to_vec::<f32>().ok()
-    });
-    if matches!(works, Ok(Some(ref v)) if v == &[2.0, 4.0]) {
-        return Some(compute);
-    }
-    assert!(
-        std::env::var("HORDE_REQUIRE_GPU_SMOKE").is_err(),
-        "HORDE_REQUIRE_GPU_SMOKE is set but wgpu does not run"
-    );
-    eprintln!("skipping: no wgpu adapter; install Mesa's software Vulkan (mesa-vulkan-drivers) to run this test");
-    None
+    common::wgpu_device().map(Compute::Burn)
 }
 
 const JOBS: [(&str, &str, &str); 2] = [

@@ -30,7 +30,7 @@ mod launch;
 use burn::prelude::*;
 use burn::tensor::DType;
 
-use crate::gguf::{dequantize_into, GgufError, TensorType};
+use crate::gguf::{dequantize_into, GgufError};
 use crate::matvec::QuantMatrix;
 
 /// The most tokens multiplied with a matrix in its encoding before the product goes through a
@@ -173,26 +173,6 @@ fn dense_matmul(x: Tensor<2>, w: &Tensor<2>) -> Tensor<2> {
     } else {
         x.cast(dtype).matmul(w.clone().transpose()).cast(DType::F32)
     }
-}
-
-/// The kinds `upload` keeps encoded on a cubecl device (f32 becomes f16 first).
-pub fn has_kernel(kind: TensorType) -> bool {
-    matches!(
-        kind,
-        TensorType::F32
-            | TensorType::F16
-            | TensorType::BF16
-            | TensorType::Q4_0
-            | TensorType::Q4_1
-            | TensorType::Q5_0
-            | TensorType::Q5_1
-            | TensorType::Q8_0
-            | TensorType::Q2_K
-            | TensorType::Q3_K
-            | TensorType::Q4_K
-            | TensorType::Q5_K
-            | TensorType::Q6_K
-    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! The kernels themselves are tested on wgpu in `tests/gpu_kernels.rs`.
 
 use super::*;
+use crate::gguf::TensorType;
 use crate::quants::encode;
 
 fn sample(n: usize, seed: u32) -> Vec<f32> {

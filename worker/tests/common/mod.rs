@@ -183,3 +183,67 @@ impl Fixture {
             .expect("json")
     }
 }
+
+/// The wgpu device (the default adapter) if it computes; else `None` with a message saying why,
+/// or a failure where `HORDE_REQUIRE_GPU_SMOKE` is set (CI, which installs Mesa's software
+/// Vulkan).
+#[cfg(feature = "wgpu")]
+pub fn wgpu_device() -> Option<burn::prelude::Device> {
+    use burn::prelude::*;
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let probe = device.clone();
+    let works = std::panic::catch_unwind(move || {
+        let t = Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &probe);
+        t.mul_scalar(2.0).into_data().try_to_vec::<f32>().ok()
+    });
+    if matches!(&works, Ok(Some(v)) if v[..] == [2.0, 4.0]) {
+        return Some(device);
+    }
+    let why = match works {
+        Ok(v) => format!("a probe computed {v:?}"),
+        Err(_) => "no wgpu adapter (burn panicked while starting it)".to_string(),
+    };
+    assert!(
+        std::env::var("HORDE_REQUIRE_GPU_SMOKE").is_err(),
+        "HORDE_REQUIRE_GPU_SMOKE is set but wgpu does not run: {why}"
+    );
+    eprintln!("skipping: {why}; install Mesa's software Vulkan (mesa-vulkan-drivers) to run these tests");
+    None
+}
+
+/// A small seeded generator (an LCG), so random weights reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// `n` values uniform in `[-scale, scale)`.
+    pub fn values(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((self.0 >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 2.0 * scale
+            })
+            .collect()
+    }
+}
+
+/// Every value within `tol` × the largest wanted magnitude (at least 1); a value that is not
+/// finite is never within. Prints the largest and root-mean-square differences.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let (worst, at) = got
+        .iter()
+        .zip(want)
+        .enumerate()
+        .map(|(i, (g, w))| (if g.is_finite() { (g - w).abs() } else { f32::INFINITY }, i))
+        .fold((0f32, 0), |a, b| if b.0 > a.0 { b } else { a });
+    let rms = (got.iter().zip(want).map(|(g, w)| (g - w) * (g - w)).sum::<f32>() / got.len().max(1) as f32).sqrt();
+    eprintln!("{what}: largest difference {worst:.2e}, root mean square {rms:.2e} (scale {scale:.2})");
+    assert!(
+        worst <= tol * scale,
+        "{what}: |difference| {worst} at {at} (got {}, want {}), bound {}",
+        got[at],
+        want[at],
+        tol * scale
+    );
+}
