@@ -4,6 +4,7 @@
 //! (`horde_worker::batching`, what the worker runs now). Prints, for N = 1, 4 and 8, the wall
 //! time, the aggregate tok/s (all jobs' tokens ÷ wall time) and the mean per-job tok/s.
 //! SmolLM2-135M-Instruct Q4_1 by default; `--model PATH` for another (Gemma 3 270M Q4_K_M).
+//! `--jobs N` times only N jobs, `--batch-only` only the batch (for profiling).
 //! Threads of the matrix kernels follow RAYON_NUM_THREADS. Run:
 //!   cargo bench -p horde-worker --bench concurrent_jobs
 //!   cargo bench -p horde-worker --bench concurrent_jobs -- --model ~/.cache/horde/models/gemma-3-270m-q4_k_m.gguf
@@ -96,14 +97,26 @@ fn main() {
     );
     // Warm-up: page the weights in.
     model.generate(&prompt(gemma, 0), &params, 1).expect("warm-up");
-    let counts: &[usize] = if quick { &[2] } else { &[1, 4, 8] };
-    for &jobs in counts {
-        let (m, p) = (model.clone(), params.clone());
-        report(
-            "independent loops",
-            jobs,
-            time_jobs(jobs, move |i| m.generate(&prompt(gemma, i), &p, 1).expect("job")),
-        );
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--jobs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    let batch_only = args.iter().any(|a| a == "--batch-only");
+    let counts: Vec<usize> = match only {
+        Some(n) => vec![n],
+        None if quick => vec![2],
+        None => vec![1, 4, 8],
+    };
+    for jobs in counts {
+        if !batch_only {
+            let (m, p) = (model.clone(), params.clone());
+            report(
+                "independent loops",
+                jobs,
+                time_jobs(jobs, move |i| m.generate(&prompt(gemma, i), &p, 1).expect("job")),
+            );
+        }
         let batch = Batcher::start(model.clone(), jobs);
         let p = params.clone();
         report(

@@ -4,6 +4,8 @@
 //! kernels (the others fall back to dequantizing rows one by one). "hot": the same matrix 200 times (it stays in
 //! the core's cache); "streamed": 128 MiB of copies in turn, as a decode step reads its weights
 //! (from memory or a shared L3). Median of the runs after a warm-up.
+//! `--tokens N` multiplies N activation vectors at once (a batch step; default 1), `--only NAME`
+//! measures one shape.
 //! Run: `cargo bench -p horde-worker --bench matvec`
 
 use std::time::Instant;
@@ -22,7 +24,11 @@ fn values(n: usize) -> Vec<f32> {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--test");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--test");
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let tokens: usize = flag("--tokens").and_then(|n| n.parse().ok()).unwrap_or(1).max(1);
+    let only = flag("--only");
     let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
     let shapes = [
@@ -37,9 +43,12 @@ fn main() {
         ("smol_up", TensorType::Q4_1, 3072, 576),
     ];
     for (name, kind, rows, cols) in shapes {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let plain = QuantMatrix::new(kind, rows, cols, encode(kind, &values(rows * cols))).expect("matrix");
-        let x = values(cols);
-        let mut out = vec![0f32; rows];
+        let x = values(cols * tokens);
+        let mut out = vec![0f32; rows * tokens];
         let has_rows_kernel = matches!(
             kind,
             TensorType::F32 | TensorType::F16 | TensorType::Q4_0 | TensorType::Q4_1 | TensorType::Q8_0
@@ -77,7 +86,7 @@ fn main() {
                 let streamed = time(&|i| i % copies.len());
                 let gbs = |t: f64| m.bytes() as f64 / t / 1e9;
                 println!(
-                    "{name:8} {kind:?} {rows}x{cols} {layout:?} {isa:?}: hot {:.1} µs {:.1} GB/s, streamed {:.1} µs {:.1} GB/s",
+                    "{name:8} {kind:?} {rows}x{cols} ×{tokens} {layout:?} {isa:?}: hot {:.1} µs {:.1} GB/s, streamed {:.1} µs {:.1} GB/s",
                     hot * 1e6,
                     gbs(hot),
                     streamed * 1e6,

@@ -2,6 +2,7 @@
 //! the inner loops hold no branches) and per instruction set.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::lanes::{Avx2, Avx512, Lanes};
 use super::{shape, QuantizedVector, Shape, TILE};
@@ -44,30 +45,54 @@ pub(in crate::matvec) unsafe fn avx2(kind: TensorType, nb: usize, tiled: &[u8], 
     by_groups::<Avx2>(kind, nb, tiled, xs, out);
 }
 
-/// Runs the kernel of `kind` over groups of four tokens, then the rest one by one.
+/// Runs the kernel of `kind` over groups of four tokens, then the rest one by one, a tile at a
+/// time: every group multiplies one tile before the next tile is read, so a batch of more than
+/// four tokens reads the weights from memory once, not once per group (a task's rows of a large
+/// matrix, such as an LM head, do not stay in the cache from one group to the next).
 #[inline(always)]
 unsafe fn by_groups<V: Lanes>(kind: TensorType, nb: usize, tiled: &[u8], xs: &[&QuantizedVector], out: &mut [f32]) {
     let Some(s) = shape(kind) else { return };
     let rows = out.len() / xs.len().max(1);
+    let tiles = if xs.len() > 4 { 1 } else { rows.div_ceil(TILE) };
+    for first in (0..rows.div_ceil(TILE)).step_by(tiles) {
+        let tiles = first..(first + tiles).min(rows.div_ceil(TILE));
+        by_groups_of_tiles::<V>(kind, &s, nb, tiled, xs, rows, tiles, out);
+    }
+}
+
+/// `by_groups` on the tiles `tiles` only.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn by_groups_of_tiles<V: Lanes>(
+    kind: TensorType,
+    s: &Shape,
+    nb: usize,
+    tiled: &[u8],
+    xs: &[&QuantizedVector],
+    rows: usize,
+    tiles: Range<usize>,
+    out: &mut [f32],
+) {
     let mut done = 0;
     while done < xs.len() {
         let g = if xs.len() - done >= 4 { 4 } else { 1 };
         let (xs, out) = (&xs[done..done + g], &mut out[done * rows..(done + g) * rows]);
+        let tiles = tiles.clone();
         // LOW, HIGH, SUB, OFFSET, MINS, SCALES, D32 (see `run`).
         macro_rules! kinds {
             ($g:literal) => {
                 match kind {
-                    TensorType::Q4_0 => run::<V, $g, 4, 0, 32, 8, 0, false, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q4_1 => run::<V, $g, 4, 0, 32, 0, 1, false, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q5_0 => run::<V, $g, 4, 1, 32, 16, 0, false, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q5_1 => run::<V, $g, 4, 1, 32, 0, 1, false, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q8_0 => run::<V, $g, 8, 0, 32, 0, 0, false, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q2_K => run::<V, $g, 2, 0, 16, 0, 2, true, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q3_K => run::<V, $g, 2, 1, 16, 4, 0, true, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q4_K => run::<V, $g, 4, 0, 32, 0, 2, true, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q5_K => run::<V, $g, 4, 1, 32, 0, 2, true, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q6_K => run::<V, $g, 4, 2, 16, 32, 0, true, false>(&s, nb, tiled, xs, out),
-                    TensorType::Q8_K => run::<V, $g, 8, 0, 32, 0, 0, false, true>(&s, nb, tiled, xs, out),
+                    TensorType::Q4_0 => run::<V, $g, 4, 0, 32, 8, 0, false, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q4_1 => run::<V, $g, 4, 0, 32, 0, 1, false, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q5_0 => run::<V, $g, 4, 1, 32, 16, 0, false, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q5_1 => run::<V, $g, 4, 1, 32, 0, 1, false, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q8_0 => run::<V, $g, 8, 0, 32, 0, 0, false, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q2_K => run::<V, $g, 2, 0, 16, 0, 2, true, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q3_K => run::<V, $g, 2, 1, 16, 4, 0, true, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q4_K => run::<V, $g, 4, 0, 32, 0, 2, true, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q5_K => run::<V, $g, 4, 1, 32, 0, 2, true, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q6_K => run::<V, $g, 4, 2, 16, 32, 0, true, false>(s, nb, tiled, xs, tiles.clone(), out),
+                    TensorType::Q8_K => run::<V, $g, 8, 0, 32, 0, 0, false, true>(s, nb, tiled, xs, tiles.clone(), out),
                     TensorType::F32 | TensorType::F16 | TensorType::BF16 => {}
                 }
             };
@@ -81,7 +106,7 @@ unsafe fn by_groups<V: Lanes>(kind: TensorType, nb: usize, tiled: &[u8], xs: &[&
     }
 }
 
-/// The kernel of one encoding for `G` tokens (`out` is `[G][rows]`):
+/// The kernel of one encoding for `G` tokens on the tiles `tiles` (`out` is `[G][rows]`):
 /// - `LOW`: bits of the low plane (2, 4 or 8, 8 being signed values), `HIGH`: high planes;
 /// - `SUB`: columns per integer scale (16 or 32); `OFFSET`: subtracted from the stored values;
 /// - `MINS`: 0 none, 1 a `dmin` added per block (Q4_1, Q5_1), 2 integer minimums per sub-block
@@ -103,6 +128,7 @@ unsafe fn run<
     nb: usize,
     tiled: &[u8],
     xs: &[&QuantizedVector],
+    tiles: Range<usize>,
     out: &mut [f32],
 ) {
     let rows = out.len() / G;
@@ -116,7 +142,19 @@ unsafe fn run<
             2 * ($j / 8) + if G == 1 { $j % 2 } else { 0 }
         };
     }
-    for t in 0..rows.div_ceil(TILE) {
+    // Loops over the pairs of a group are written out in full (`each!`), so every pair's chain
+    // is a constant and the sums stay in registers: a `for` over 16 pairs was left rolled by the
+    // compiler for Q8_0, which then kept the sums on the stack, a store and a load per pair.
+    macro_rules! each {
+        ($c:ident in [$($n:literal),*] $body:block) => {
+            $({
+                #[allow(non_upper_case_globals)]
+                const $c: usize = $n;
+                $body
+            })*
+        };
+    }
+    for t in tiles {
         for part in 0..TILE / V::ROWS {
             let first = t * TILE + part * V::ROWS;
             if first >= rows {
@@ -173,16 +211,16 @@ unsafe fn run<
                     }
                     match LOW {
                         8 => {
-                            for c in 0..16 {
+                            each!(c in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
                                 add_pair!(c, V::widen_i8(chunk!(c)));
-                            }
+                            });
                         }
                         4 => {
                             let high = [
                                 if HIGH > 0 { plane!(0) } else { V::zero_i() },
                                 if HIGH > 1 { plane!(1) } else { V::zero_i() },
                             ];
-                            for c in 0..8 {
+                            each!(c in [0, 1, 2, 3, 4, 5, 6, 7] {
                                 let v = V::widen_u8(chunk!(c));
                                 let (mut lo, mut hi) = (V::bits(v, 0, 0x0f), V::bits(v, 4, 0x0f));
                                 for h in 0..HIGH {
@@ -191,21 +229,21 @@ unsafe fn run<
                                 }
                                 add_pair!(c, lo);
                                 add_pair!(8 + c, hi);
-                            }
+                            });
                         }
                         _ => {
                             let high = if HIGH > 0 { plane!(0) } else { V::zero_i() };
-                            for c in 0..4 {
+                            each!(c in [0, 1, 2, 3] {
                                 let v = V::widen_u8(chunk!(c));
-                                for m in 0..4 {
+                                each!(m in [0, 1, 2, 3] {
                                     let j = c + 4 * m;
                                     let mut w = V::bits(v, 2 * m as u32, 3);
                                     if HIGH > 0 {
                                         w = V::merge_bit(w, high, j as u32, 2);
                                     }
                                     add_pair!(j, w);
-                                }
-                            }
+                                });
+                            });
                         }
                     }
                     // Scales of the group's two halves (the same when SUB is 32).
