@@ -207,8 +207,9 @@ async fn prepare(horde: &Horde, url: String, opts: &LocalWorkerOptions) -> Resul
     eprintln!("local worker: loading {spec}…");
     let start = Instant::now();
     let loading = spec.clone();
-    // The host engine: the worker's quantized CPU kernels (this build has no burn).
-    let model = tokio::task::spawn_blocking(move || TextModel::load(&loading, &Compute::Host, false))
+    // The faster CPU engine this build has: the host engine's quantized kernels, or, in a build
+    // with horde-worker's `burn` feature on a CPU without their SIMD paths, burn's flex backend.
+    let model = tokio::task::spawn_blocking(move || TextModel::load(&loading, &Compute::cpu(), false))
         .await
         .map_err(|e| LocalWorkerError::Load(spec.clone(), e.to_string()))?
         .map_err(|e: ModelError| LocalWorkerError::Load(spec.clone(), e.to_string()))?;
@@ -251,7 +252,7 @@ fn config(url: String, api_key: String, name: String, jobs: usize) -> WorkerConf
         priority_usernames: vec![],
         nsfw: true,
         censorlist: vec![],
-        device: "host".into(),
+        device: "cpu".into(),
         f16_weights: false,
         gpu_layers: None,
         image_models: vec![],
