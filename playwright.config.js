@@ -10,6 +10,8 @@ const BASE_URL = `http://127.0.0.1:${PORT}`;
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(__dirname, 'target');
 const horde = process.env.HORDE_BIN || path.join(targetDir, 'debug', 'horde');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'horde-e2e-'));
+const localDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'horde-e2e-local-'));
+const { LOCAL_PORT, LOCAL_URL, LOCAL_MODEL } = require('./end2end/local_horde');
 
 module.exports = defineConfig({
   testDir: './end2end/tests',
@@ -29,12 +31,22 @@ module.exports = defineConfig({
              '--disable-component-update', '--disable-sync', '--no-first-run'],
     },
   },
-  webServer: {
+  webServer: [{
     command: `"${horde}" serve --port ${PORT} --data-dir "${dataDir}" --dev-test-users --no-rate-limits`,
     url: `${BASE_URL}/api/v2/status/heartbeat`,
     reuseExistingServer: false,
     timeout: 60_000,
     stdout: 'ignore',
     stderr: 'pipe',
-  },
+  }, {
+    // A second horde with its own local worker on SmolLM2 (end2end/local_horde.js), apart from
+    // the first so it never takes the scripted workers' jobs.
+    command: `"${horde}" serve --port ${LOCAL_PORT} --data-dir "${localDataDir}" --no-rate-limits `
+      + `--local-worker "${LOCAL_MODEL || 'off'}"`,
+    url: `${LOCAL_URL}/api/v2/status/heartbeat`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'ignore',
+    stderr: 'pipe',
+  }],
 });

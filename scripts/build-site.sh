@@ -14,6 +14,9 @@ MODE=debug
 SITE="${HORDE_SITE_DIR:-$PWD/target/site}"
 TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+# Progress on stderr: each step with the time since the start (a first build takes minutes).
+START=$SECONDS
+say() { printf 'build-site [%d:%02d] %s\n' $(((SECONDS - START) / 60)) $(((SECONDS - START) % 60)) "$*" >&2; }
 
 # Tools, installed on first use from crates.io and npm (nothing else is downloaded).
 rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -33,12 +36,16 @@ trap 'rm -rf "$STAGE"' EXIT
 chmod 755 "$STAGE"
 mkdir -p "$STAGE/pkg"
 # One bundle per page (pkg/horde-<page>.js and .wasm): a first visit loads only its page's code.
+N=0
 for PAGE in write images account workers; do
+  N=$((N + 1))
+  say "page $N of 4 ($PAGE): compiling to WASM ($PROFILE)"
   cargo build -p horde-frontend --lib --target wasm32-unknown-unknown --profile "$PROFILE" --features "$PAGE"
   wasm-bindgen --target web --no-typescript --out-dir "$STAGE/pkg" --out-name "horde-$PAGE" \
     "$TARGET_DIR/wasm32-unknown-unknown/$OUT/horde_frontend.wasm"
   mv "$STAGE/pkg/horde-${PAGE}_bg.wasm" "$STAGE/pkg/horde-$PAGE.wasm"
   if [ "$MODE" = release ]; then
+    say "page $N of 4 ($PAGE): wasm-opt -Oz"
     # npm's binaryen: Debian's wasm-opt 108 produces WASM that never hydrates. Rust keeps its
     # stack below the data (at 1 MiB, growing down), so the low kilobyte is never addressed and
     # --low-memory-unused may fold offsets into loads.
@@ -49,12 +56,14 @@ done
 cp style/main.css "$STAGE/pkg/horde.css"
 if [ "$MODE" = release ]; then
   # Minified glue and styles (esbuild from npm).
+  say "minifying the JavaScript and CSS"
   for f in "$STAGE"/pkg/*.js "$STAGE/pkg/horde.css"; do
     node_modules/.bin/esbuild --minify --log-level=warning "$f" --outfile="$f.min" && mv "$f.min" "$f"
   done
 fi
 cp -r public/. "$STAGE/"
 
+say "writing brotli and gzip copies"
 # Precompressed copies (brotli quality 11, gzip 9), served instead of compressing per request.
 # The WASM only in release: its debug build is too large to be worth it.
 node -e '
@@ -75,4 +84,5 @@ rm -rf "$SITE.old"
 mv "$STAGE" "$SITE"
 rm -rf "$SITE.old"
 trap - EXIT
+say "done"
 echo "build-site: $MODE bundles in $SITE: $(cd "$SITE/pkg" && du -h horde-*.wasm | tr '\t\n' ' ,')"

@@ -51,6 +51,12 @@ elif [ "${CI:-}" = "true" ]; then
 else
   echo "warning: wasm32 target or wasm-bindgen missing; the web UI bundle and browser tests are skipped" >&2
 fi
+echo "== the horde binary links the worker's CPU engine without burn (--local-worker)"
+cargo clippy -p horde-worker --no-default-features --lib -- -D warnings
+if cargo tree -p horde-server -e normal | grep -q burn; then
+  echo "horde-server depends on burn: it must take horde-worker with default-features = false" >&2
+  exit 1
+fi
 echo "== cargo check of the worker's GPU backends (wgpu, cuda)"
 # cubecl-cuda's build script would download an LLVM bundle; DOCS_RS makes it skip that, which is
 # enough to type-check the code (a real CUDA build happens on a machine that can fetch it).

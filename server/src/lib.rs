@@ -3,5 +3,6 @@
 pub mod api;
 pub mod cli;
 pub mod duties;
+pub mod local_worker;
 pub mod site;
 pub mod webhooks;

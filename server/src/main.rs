@@ -13,6 +13,7 @@ use horde_server::api::rate_limits::{RateLimits, SharedBuckets};
 use horde_server::api::{self, ApiOptions};
 use horde_server::cli::{Cli, Command, KudosModelCommand, ServeArgs, StorageArgs, UserCommand};
 use horde_server::duties;
+use horde_server::local_worker::{self, LocalModel, LocalWorkerOptions};
 
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
@@ -119,13 +120,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signal = shutdown_signal()?;
     // At shutdown, open event streams end so the graceful shutdown does not wait on them.
     let closing = horde_server::api::events::Closing::default();
-    let shutdown = {
-        let closing = closing.clone();
-        async move {
-            signal.await;
-            closing.close();
-        }
-    };
     let kudos_model = match &args.kudos_model {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -175,6 +169,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let webhooks = horde_server::webhooks::spawn(horde.clone(), leases, base, stop_rx);
     tracing::info!(%addr, dev_test_users = args.dev_test_users, shared = horde.is_shared(), "horde listening");
     println!("horde listening on http://{addr}");
+    let local_opts = LocalWorkerOptions {
+        model: LocalModel::parse(&args.local_worker),
+        jobs: args.local_worker_threads.into(),
+        data_dir: args.storage.data_dir.clone(),
+        cache: args.model_cache.clone().unwrap_or_else(horde_worker::text_model::model_cache),
+        pypi: args.pypi_url.clone(),
+    };
+    let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
+    let local = tokio::spawn(local_worker::run(
+        horde.clone(),
+        local_worker::loopback_url(addr),
+        local_opts,
+        worker_stopped,
+    ));
+    // At a signal the local worker stops first (it goes into maintenance and finishes its jobs
+    // through the API), then the server closes.
+    let shutdown = {
+        let closing = closing.clone();
+        async move {
+            signal.await;
+            let _ = worker_stop.send(true);
+            if tokio::time::timeout(Duration::from_secs(30), local).await.is_err() {
+                tracing::warn!("the local worker did not finish its jobs within 30 s");
+            }
+            closing.close();
+        }
+    };
     api::serve(listener, app, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = duties.await;

@@ -114,6 +114,9 @@ pub struct FileConfig {
     pub nsfw_threshold: Option<f32>,
 }
 
+/// open_nsfw's usual cut-off.
+pub const DEFAULT_NSFW_THRESHOLD: f32 = 0.7;
+
 /// Resolved settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -217,10 +220,7 @@ impl WorkerConfig {
         if max_pixels.is_some_and(|p| p < 64 * 64) {
             return Err(ConfigError::Invalid("max_pixels must be at least 4096 (64×64)".into()));
         }
-        let nsfw_threshold = args
-            .nsfw_threshold
-            .or(file.nsfw_threshold)
-            .unwrap_or(crate::image_model::DEFAULT_NSFW_THRESHOLD);
+        let nsfw_threshold = args.nsfw_threshold.or(file.nsfw_threshold).unwrap_or(DEFAULT_NSFW_THRESHOLD);
         if !(0.0..=1.0).contains(&nsfw_threshold) {
             return Err(ConfigError::Invalid("nsfw_threshold must be between 0 and 1".into()));
         }

@@ -1,8 +1,11 @@
 //! What runs inference: the host engine's quantized kernels on the CPU (`llama::host`), or a burn
 //! device: burn's pure-Rust `flex` CPU backend, GPUs when built with the `wgpu` or `cuda` feature.
+//! Without the `burn` feature only the host engine exists.
 
+#[cfg(feature = "burn")]
 use burn::prelude::Device;
 
+#[cfg(feature = "burn")]
 use crate::matvec::Isa;
 
 /// What computes a model.
@@ -11,18 +14,20 @@ pub enum Compute {
     /// The CPU, with the weights in their file encoding and our kernels.
     Host,
     /// A burn device.
+    #[cfg(feature = "burn")]
     Burn(Device),
 }
 
 impl Compute {
     /// The faster CPU engine here: the host engine where its SIMD kernels run (x86-64 with AVX2),
-    /// else burn's flex backend (its portable kernels beat our scalar fallback).
+    /// else burn's flex backend (its portable kernels beat our scalar fallback). Without the
+    /// `burn` feature, the host engine always.
     pub fn cpu() -> Self {
+        #[cfg(feature = "burn")]
         if Isa::best() == Isa::Scalar {
-            Compute::Burn(Device::flex())
-        } else {
-            Compute::Host
+            return Compute::Burn(Device::flex());
         }
+        Compute::Host
     }
 }
 
@@ -36,13 +41,24 @@ pub fn select(spec: &str) -> Result<Compute, String> {
     match kind {
         "cpu" => Ok(Compute::cpu()),
         "host" => Ok(Compute::Host),
+        #[cfg(feature = "burn")]
         "flex" => Ok(Compute::Burn(Device::flex())),
+        #[cfg(feature = "burn")]
         "wgpu" => wgpu(index).map(Compute::Burn),
+        #[cfg(feature = "burn")]
         "cuda" => cuda(index).map(Compute::Burn),
+        #[cfg(not(feature = "burn"))]
+        "flex" | "wgpu" | "cuda" => {
+            let _ = index;
+            Err(format!(
+                "this build has no burn engine (device '{kind}'): build horde-worker with its default features"
+            ))
+        }
         other => Err(format!("unknown device '{other}': use cpu, host, flex, wgpu or cuda[:N]")),
     }
 }
 
+#[cfg(feature = "burn")]
 #[cfg_attr(all(feature = "wgpu", feature = "cuda"), allow(dead_code))]
 fn missing(kind: &str) -> String {
     format!("this build has no {kind} backend: build horde-worker with `--features {kind}`")
@@ -58,7 +74,7 @@ fn wgpu(index: usize) -> Result<Device, String> {
     }))
 }
 
-#[cfg(not(feature = "wgpu"))]
+#[cfg(all(feature = "burn", not(feature = "wgpu")))]
 fn wgpu(_index: usize) -> Result<Device, String> {
     Err(missing("wgpu"))
 }
@@ -68,7 +84,7 @@ fn cuda(index: usize) -> Result<Device, String> {
     Ok(Device::cuda(index))
 }
 
-#[cfg(not(feature = "cuda"))]
+#[cfg(all(feature = "burn", not(feature = "cuda")))]
 fn cuda(_index: usize) -> Result<Device, String> {
     Err(missing("cuda"))
 }
@@ -81,10 +97,13 @@ mod tests {
     fn parses_devices() {
         assert!(select("cpu").is_ok());
         assert!(matches!(select("host"), Ok(Compute::Host)));
+        #[cfg(feature = "burn")]
         assert!(matches!(select("flex"), Ok(Compute::Burn(_))));
+        #[cfg(not(feature = "burn"))]
+        assert!(select("flex").is_err());
         assert!(select("tpu").is_err());
         assert!(select("cuda:x").is_err());
-        #[cfg(not(feature = "cuda"))]
+        #[cfg(all(feature = "burn", not(feature = "cuda")))]
         assert!(select("cuda:1").err().is_some_and(|e| e.contains("--features cuda")));
     }
 }

@@ -60,8 +60,7 @@ pub struct Censor {
     pub threshold: f32,
 }
 
-/// open_nsfw's usual cut-off.
-pub const DEFAULT_NSFW_THRESHOLD: f32 = 0.7;
+pub use crate::config::DEFAULT_NSFW_THRESHOLD;
 
 /// The positive and negative prompt of `positive ### negative`.
 pub fn split_prompt(prompt: &str) -> (String, String) {

@@ -1,5 +1,9 @@
 //! `horde-worker`: joins any horde (ours or the public one), pops text jobs, generates them with a
 //! `TextBackend` and submits the results.
+//!
+//! Without the `burn` feature (on by default) the crate is the host CPU engine for text (GGUF
+//! models, `llama` on the host, `matvec`, `quants`) and the bridge: what `horde serve
+//! --local-worker` links. Burn devices, image generation and the NSFW censor need `burn`.
 
 pub mod backend;
 pub mod batching;
@@ -9,14 +13,21 @@ pub mod client;
 pub mod config;
 pub mod decoding;
 pub mod device;
+#[cfg(feature = "burn")]
 pub mod diffusion;
 pub mod gguf;
+#[cfg(feature = "burn")]
 pub mod gpu;
 pub mod hf;
+#[cfg(feature = "burn")]
 pub mod image_bridge;
+#[cfg(feature = "burn")]
 pub mod image_model;
 pub mod llama;
+// Some of its helpers serve only burn's partial offload.
+#[cfg_attr(not(feature = "burn"), allow(dead_code))]
 pub mod matvec;
+#[cfg(feature = "burn")]
 pub mod nsfw;
 pub mod quants;
 pub mod sampling;

@@ -187,6 +187,7 @@ impl HostModel {
     }
 
     /// Layers this model holds.
+    #[cfg_attr(not(feature = "burn"), allow(dead_code))]
     pub(super) fn layer_count(&self) -> usize {
         self.layers.len()
     }

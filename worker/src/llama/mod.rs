@@ -18,11 +18,12 @@
 
 mod config;
 mod host;
+#[cfg(feature = "burn")]
 mod on_burn;
 mod projection;
 mod rope;
 mod tensors;
-#[cfg(test)]
+#[cfg(all(test, feature = "burn"))]
 mod tests;
 
 pub use config::{Activation, Architecture, LlamaConfig, Rope, Rotary, SlidingWindow};
@@ -33,7 +34,9 @@ use crate::device::Compute;
 use crate::gguf::{Gguf, GgufError};
 use crate::matvec::QuantMatrix;
 use host::{HostKv, HostModel, HostSequence};
+#[cfg(feature = "burn")]
 use on_burn::BurnModel;
+#[cfg(feature = "burn")]
 pub use on_burn::UploadedBytes;
 
 /// Keys and values of the positions seen so far, per layer.
@@ -44,8 +47,10 @@ pub struct KvCache {
 
 enum KvStore {
     /// burn tensors `[capacity, kv_heads, head_dim]` on the model's device.
+    #[cfg(feature = "burn")]
     Burn(on_burn::BurnKv),
     /// Partial offload: the device layers' cache, then the host layers'.
+    #[cfg(feature = "burn")]
     Split(on_burn::BurnKv, Vec<HostKv>),
     /// Host vectors `[positions][kv_heads · head_dim]` (all positions, also of sliding-window
     /// layers).
@@ -64,6 +69,7 @@ impl KvCache {
     /// cache grows as it goes).
     pub fn device_capacity(&self) -> Option<usize> {
         match &self.store {
+            #[cfg(feature = "burn")]
             KvStore::Burn(kv) | KvStore::Split(kv, _) => Some(kv.capacity()),
             KvStore::Host(_) => None,
         }
@@ -100,9 +106,11 @@ pub struct Llama {
 }
 
 enum Engine {
+    #[cfg(feature = "burn")]
     Burn(Box<BurnModel>),
     Host(HostModel),
     /// The first layers on a burn device; the rest, and the LM head, on the host.
+    #[cfg(feature = "burn")]
     Split(Box<BurnModel>, HostModel),
 }
 
@@ -186,6 +194,7 @@ impl Llama {
                 let model = HostModel::load(&config, w)?;
                 Engine::Host(if f16_weights { model.with_f16_weights() } else { model })
             }
+            #[cfg(feature = "burn")]
             Compute::Burn(device) => {
                 let matrices = if f16_weights {
                     burn::tensor::DType::F16
@@ -214,10 +223,26 @@ impl Llama {
         f16_weights: bool,
         gpu_layers: Option<usize>,
     ) -> Result<Self, GgufError> {
-        let (device, k) = match (compute, gpu_layers) {
-            (Compute::Burn(device), Some(k)) if k < config.layers => (device, k),
-            _ => return Self::load_with(config, w, compute, f16_weights),
-        };
+        #[cfg(feature = "burn")]
+        if let (Compute::Burn(device), Some(k)) = (compute, gpu_layers) {
+            if k < config.layers {
+                return Self::load_split(config, w, device, f16_weights, k);
+            }
+        }
+        #[cfg(not(feature = "burn"))]
+        let _ = gpu_layers;
+        Self::load_with(config, w, compute, f16_weights)
+    }
+
+    /// The first `k` (fewer than all) layers on `device`, the rest on the host.
+    #[cfg(feature = "burn")]
+    fn load_split(
+        config: LlamaConfig,
+        w: &dyn Weights,
+        device: &burn::prelude::Device,
+        f16_weights: bool,
+        k: usize,
+    ) -> Result<Self, GgufError> {
         if k == 0 {
             return Self::load_with(config, w, &Compute::Host, f16_weights);
         }
@@ -238,6 +263,7 @@ impl Llama {
     }
 
     /// Bytes uploaded to a burn device while loading, by element type (`None` on the host).
+    #[cfg(feature = "burn")]
     pub fn uploaded_bytes(&self) -> Option<UploadedBytes> {
         match &self.engine {
             Engine::Burn(b) | Engine::Split(b, _) => Some(b.uploaded()),
@@ -246,8 +272,10 @@ impl Llama {
     }
 
     /// Device bytes of a KV cache of `capacity` positions (0 on the host).
+    #[cfg(feature = "burn")]
     pub fn device_cache_bytes(&self, capacity: usize) -> usize {
         match &self.engine {
+            #[cfg(feature = "burn")]
             Engine::Burn(b) | Engine::Split(b, _) => b.kv_shape(&self.config).bytes(capacity),
             Engine::Host(_) => 0,
         }
@@ -256,8 +284,10 @@ impl Llama {
     /// Bytes of weights one token reads.
     pub fn weight_bytes(&self) -> usize {
         match &self.engine {
+            #[cfg(feature = "burn")]
             Engine::Burn(b) => b.weight_bytes(),
             Engine::Host(h) => h.weight_bytes(),
+            #[cfg(feature = "burn")]
             Engine::Split(b, h) => b.weight_bytes() + h.weight_bytes(),
         }
     }
@@ -276,6 +306,7 @@ impl Llama {
         match &self.engine {
             // The host's cache grows as it goes.
             Engine::Host(_) => self.new_cache_with_capacity(0),
+            #[cfg(feature = "burn")]
             _ => self.new_cache_with_capacity(self.config.context.min(DEFAULT_DEVICE_CACHE)),
         }
     }
@@ -288,8 +319,10 @@ impl Llama {
         let c = &self.config;
         KvCache {
             store: match &self.engine {
+                #[cfg(feature = "burn")]
                 Engine::Burn(b) => KvStore::Burn(b.new_cache(c, capacity)),
                 Engine::Host(_) => KvStore::Host(host_cache(c, c.layers, capacity)),
+                #[cfg(feature = "burn")]
                 Engine::Split(b, h) => KvStore::Split(b.new_cache(c, capacity), host_cache(c, h.layer_count(), capacity)),
             },
             len: 0,
@@ -311,7 +344,9 @@ impl Llama {
                 let config = &self.config;
                 rayon::scope(|_| h.forward(config, tokens, start, layers))
             }
+            #[cfg(feature = "burn")]
             (Engine::Burn(b), KvStore::Burn(kv)) => b.forward(&self.config, tokens, start, kv),
+            #[cfg(feature = "burn")]
             (Engine::Split(b, h), KvStore::Split(device_kv, host_kv)) => {
                 let config = &self.config;
                 let x = b.hidden_states(config, &mut [(tokens, start, device_kv)]);
@@ -324,6 +359,7 @@ impl Llama {
                     .pop()
                     .unwrap_or_default()
             }
+            #[cfg(feature = "burn")]
             _ => panic!("a KV cache of another model"),
         };
         cache.len += tokens.len();
@@ -350,12 +386,14 @@ impl Llama {
                         start: s.cache.len,
                         cache: match &mut s.cache.store {
                             KvStore::Host(layers) => layers,
+                            #[cfg(feature = "burn")]
                             _ => panic!("a KV cache of another model"),
                         },
                     })
                     .collect();
                 rayon::scope(|_| h.forward_batch(config, &mut batch))
             }
+            #[cfg(feature = "burn")]
             Engine::Burn(b) => {
                 let mut batch = Vec::with_capacity(steps.len());
                 for s in steps.iter_mut() {
@@ -367,6 +405,7 @@ impl Llama {
                 }
                 b.forward_batch(config, &mut batch)
             }
+            #[cfg(feature = "burn")]
             Engine::Split(b, h) => {
                 let (mut on_device, mut on_host) = (Vec::with_capacity(steps.len()), Vec::with_capacity(steps.len()));
                 for s in steps.iter_mut() {
