@@ -83,7 +83,7 @@ pub enum HordeError {
     Locked,
     #[error("The horde is in maintenance mode; new requests are not accepted right now.")]
     MaintenanceMode,
-    #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
+    #[error("Username '{0}' is not valid: 1 to 30 characters, no '#', no control or invisible formatting characters.")]
     InvalidUsername(String),
     #[error("This prompt appears to violate our terms of service and will be reported. Please contact us if you think this is an error.")]
     CorruptPrompt,

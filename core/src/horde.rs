@@ -443,6 +443,7 @@ impl Horde {
 
     /// `POST /generate/text/async`.
     pub async fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         self.check_ip(ip)?;
         self.submit_text_request(user_id, TextRequest::try_from(req)?).await
     }
@@ -603,6 +604,7 @@ impl Horde {
     /// `POST /generate/async`.
     /// `ip` is the client's address (timeouts; `None` when unknown).
     pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         let now = self.now_ms();
         let req = {
             let s = self.local();

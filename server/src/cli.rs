@@ -203,7 +203,7 @@ pub struct ServeArgs {
 pub struct UserCreateArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Username (1 to 30 characters, no '#').
+    /// Username (1 to 30 characters, no '#', no control or invisible formatting characters).
     #[arg(long)]
     pub name: String,
     /// Starting kudos.

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod json_rejections;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
@@ -89,6 +90,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .fallback(|| async { error::ApiError::not_found_route() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_rejections::method_not_allowed_as_json))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::count_http))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // Method and path only: never bodies, queries or headers.
