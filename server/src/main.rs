@@ -175,7 +175,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let webhooks = horde_server::webhooks::spawn(horde.clone(), leases, base, stop_rx);
     tracing::info!(%addr, dev_test_users = args.dev_test_users, shared = horde.is_shared(), "horde listening");
     println!("horde listening on http://{addr}");
-    api::serve(listener, app, shutdown).await?;
+    let file_limit = api::connections::raise_file_limit();
+    let limits = args.connections.limits(file_limit);
+    tracing::info!(
+        open_files = file_limit,
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    api::connections::serve(listener, app, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = duties.await;
     let _ = webhooks.await;

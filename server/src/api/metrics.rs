@@ -52,6 +52,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn Collector>,
             Box::new(pop_seconds.clone()),
             Box::new(CoreFigures::new(horde)),
+            Box::new(super::connections::ConnectionFigures::default()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
