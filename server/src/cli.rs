@@ -212,6 +212,16 @@ pub struct ServeArgs {
     /// images are refused with 503 ImageStoreFull until requests expire.
     #[arg(long, env = "HORDE_IMAGE_MEMORY_MIB", default_value_t = 1024.0)]
     pub image_memory_mib: f64,
+    /// Bytes of text (prompts, and room for each request's results: four bytes per token of
+    /// max_length) held in memory at most, in MiB. Past it, new text requests are refused with
+    /// 503 TextStoreFull until requests expire.
+    #[arg(long, env = "HORDE_TEXT_MEMORY_MIB", default_value_t = 1024.0)]
+    pub text_memory_mib: f64,
+    /// Bytes of text (counted as for --text-memory-mib) the requests of one account that is
+    /// neither trusted nor a moderator may hold, in MiB (the anonymous account is one account).
+    /// Past it, its new text requests are refused with 429 TooManyPromptBytes.
+    #[arg(long, env = "HORDE_ACCOUNT_TEXT_MEMORY_MIB", default_value_t = 16.0)]
+    pub account_text_memory_mib: f64,
     /// Largest source image (img2img, inpainting) accepted, in KiB.
     #[arg(long, env = "HORDE_MAX_SOURCE_IMAGE_KIB", default_value_t = 5120)]
     pub max_source_image_kib: usize,

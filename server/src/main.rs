@@ -113,6 +113,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
         image_memory_cap_bytes: (args.image_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
         max_source_image_bytes: args.max_source_image_kib.saturating_mul(1024),
+        text_memory_cap_bytes: (args.text_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
+        account_text_memory_cap_bytes: (args.account_text_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
         allow_loopback_http_webhooks: args.dev_loopback_webhooks,
         ..HordeConfig::default()
     };
