@@ -462,6 +462,9 @@ impl Horde {
         if req.dry_run {
             return Ok(TextSubmission::DryRun(to_kudos(State::estimate_request(&req))));
         }
+        // Checked here too, so a refused prompt never reaches the shared log (the operation
+        // checks again against the state it applies to).
+        crate::text::memory::check_request(&self.local(), user_id, &req)?;
         let now = self.now_ms();
         let accepted = expect!(self.run(HordeOp::SubmitText { user_id, req, now }).await?, OpValue::Accepted)?;
         Ok(TextSubmission::Queued(accepted))

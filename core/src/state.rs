@@ -294,14 +294,12 @@ impl State {
 
     /// Accepts a text request: checks concurrency, charges the request tax, queues it.
     pub fn submit_text(&mut self, user_id: i64, req: TextRequest, now_ms: u64) -> Result<Accepted> {
-        let held = crate::text::memory::held_bytes(&req);
         let (kudos, concurrency, flagged) = match self.users.get(user_id) {
-            Some(u) => {
-                crate::text::memory::check(self.queue.held(), u, held, &self.cfg)?;
-                (u.kudos, u.concurrency, u.flagged)
-            }
+            Some(u) => (u.kudos, u.concurrency, u.flagged),
             None => return Err(HordeError::Internal(format!("account of user {user_id} is not loaded"))),
         };
+        crate::text::memory::check_request(self, user_id, &req)?;
+        let held = crate::text::memory::held_bytes(&req);
         let model_ids = self.models.intern_all(&req.models);
         let waiting = self.waiting_jobs(user_id, &model_ids);
         if waiting + req.n as i64 > concurrency {

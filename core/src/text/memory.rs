@@ -55,6 +55,14 @@ pub fn check(held: &HeldBytes, user: &User, bytes: usize, cfg: &HordeConfig) -> 
     Ok(())
 }
 
+/// Whether `user_id` (when loaded) may hold `req` in `state` now.
+pub fn check_request(state: &crate::state::State, user_id: i64, req: &TextRequest) -> Result<()> {
+    match state.users.get(user_id) {
+        Some(user) => check(state.queue.held(), user, held_bytes(req), &state.cfg),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
