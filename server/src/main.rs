@@ -108,6 +108,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(args.log_format == "json");
+    let file_limit = api::connections::raise_file_limit();
     let cfg = HordeConfig {
         request_expiry_secs: (args.request_expiry_minutes * 60.0).round().max(1.0) as u64,
         min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
@@ -177,7 +178,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let webhooks = horde_server::webhooks::spawn(horde.clone(), leases, base, stop_rx);
     tracing::info!(%addr, dev_test_users = args.dev_test_users, shared = horde.is_shared(), "horde listening");
     println!("horde listening on http://{addr}");
-    let file_limit = api::connections::raise_file_limit();
     let limits = args.connections.limits(file_limit);
     tracing::info!(
         open_files = file_limit,

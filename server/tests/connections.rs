@@ -104,6 +104,12 @@ async fn heartbeat_within(client: &reqwest::Client, url: &str, limit: Duration) 
 /// longer than the test: the quietest are shed at the cap, so the heartbeat still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_cannot_starve_the_heartbeat() {
+    // This process holds the 1,100 client ends.
+    let own = horde_server::api::connections::raise_file_limit();
+    assert!(
+        own.is_none_or(|n| n > 1200),
+        "this test needs more than 1,200 open files, has {own:?}"
+    );
     let s = Limited::start(1024, &["--header-timeout-secs", "600", "--idle-timeout-secs", "600"]);
     let client = reqwest::Client::new();
     let mut silent = Vec::new();
