@@ -289,6 +289,7 @@ pub async fn serve(
     let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
     let mut shutdown = pin!(shutdown);
+    let mut last_warning: Option<Instant> = None;
     loop {
         let (stream, remote) = tokio::select! {
             () = shutdown.as_mut() => break,
@@ -302,7 +303,10 @@ pub async fn serve(
                         e.kind(),
                         std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::Interrupted
                     ) {
-                        tracing::warn!(error = %e, "accept failed");
+                        if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                            tracing::warn!(error = %e, "accept failed (said at most every 10 s)");
+                            last_warning = Some(Instant::now());
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     continue;
