@@ -29,6 +29,12 @@ pub struct HordeConfig {
     /// Bytes of images (results and source images) held in memory at most; past it, new uploads
     /// and image requests with a source image are refused with `ImageStoreFull`.
     pub image_memory_cap_bytes: usize,
+    /// Bytes of text (prompts and room for results) held in memory at most; past it, new text
+    /// requests are refused with `TextStoreFull` (see `text::memory`).
+    pub text_memory_cap_bytes: usize,
+    /// Bytes of text one account that is neither trusted nor a moderator may hold; past it, its
+    /// new text requests are refused with `TooManyPromptBytes`.
+    pub account_text_memory_cap_bytes: usize,
     /// Largest decoded `source_image` / `source_mask`, in bytes.
     pub max_source_image_bytes: usize,
     /// Largest submitted result image, in bytes.
@@ -55,6 +61,8 @@ impl Default for HordeConfig {
             max_workers_trusted: 20,
             registration_kudos: 0,
             image_memory_cap_bytes: 1024 * 1024 * 1024,
+            text_memory_cap_bytes: 1024 * 1024 * 1024,
+            account_text_memory_cap_bytes: 16 * 1024 * 1024,
             max_source_image_bytes: 5 * 1024 * 1024,
             max_result_image_bytes: 10 * 1024 * 1024,
             upload_url_secs: 30 * 60,

@@ -83,7 +83,7 @@ pub enum HordeError {
     Locked,
     #[error("The horde is in maintenance mode; new requests are not accepted right now.")]
     MaintenanceMode,
-    #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
+    #[error("Username '{0}' is not valid: 1 to 30 characters, no '#', no control or invisible formatting characters.")]
     InvalidUsername(String),
     #[error("This prompt appears to violate our terms of service and will be reported. Please contact us if you think this is an error.")]
     CorruptPrompt,
@@ -96,6 +96,10 @@ pub enum HordeError {
     Rejected { rc: &'static str, message: String },
     #[error("This horde holds as many images in memory as it may ({cap_mib} MiB); try again in a few minutes.")]
     ImageStoreFull { cap_mib: usize },
+    #[error("This horde holds as much text (prompts and results) in memory as it may ({cap_mib} MiB); try again in a few minutes.")]
+    TextStoreFull { cap_mib: usize },
+    #[error("Your requests in memory hold {held} bytes of prompts and results; this one needs {asked} more and an account that is not trusted may hold {cap}. Wait for some to expire.")]
+    TooManyPromptBytes { held: usize, asked: usize, cap: usize },
     #[error("This upload or image link is invalid or has expired.")]
     InvalidImageLink,
     /// The shared state (Redis) does not answer, or was lost and restarted empty.
@@ -165,6 +169,8 @@ impl HordeError {
             TimeoutIp { .. } => "TimeoutIP",
             FilterNotFound(_) => "FilterNotFound",
             ImageStoreFull { .. } => "ImageStoreFull",
+            TextStoreFull { .. } => "TextStoreFull",
+            TooManyPromptBytes { .. } => "TooManyPromptBytes",
             InvalidImageLink => "InvalidImageLink",
             SharedStateUnavailable(_) => "SharedStateUnavailable",
             Internal(_) => "InternalServerError",
@@ -189,9 +195,9 @@ impl HordeError {
             | SuspiciousAccount => ErrorClass::Forbidden,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)
             | WorkerIpUnknown => ErrorClass::NotFound,
-            ImageStoreFull { .. } | SharedStateUnavailable(_) => ErrorClass::Unavailable,
+            ImageStoreFull { .. } | TextStoreFull { .. } | SharedStateUnavailable(_) => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
-            TooManyPrompts { .. } => ErrorClass::TooMany,
+            TooManyPrompts { .. } | TooManyPromptBytes { .. } => ErrorClass::TooMany,
             Internal(_) => ErrorClass::Internal,
             _ => ErrorClass::BadRequest,
         }

@@ -443,6 +443,7 @@ impl Horde {
 
     /// `POST /generate/text/async`.
     pub async fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         self.check_ip(ip)?;
         self.submit_text_request(user_id, TextRequest::try_from(req)?).await
     }
@@ -461,6 +462,9 @@ impl Horde {
         if req.dry_run {
             return Ok(TextSubmission::DryRun(to_kudos(State::estimate_request(&req))));
         }
+        // Checked here too, so a refused prompt never reaches the shared log (the operation
+        // checks again against the state it applies to).
+        crate::text::memory::check_request(&self.local(), user_id, &req)?;
         let now = self.now_ms();
         let accepted = expect!(self.run(HordeOp::SubmitText { user_id, req, now }).await?, OpValue::Accepted)?;
         Ok(TextSubmission::Queued(accepted))
@@ -603,6 +607,7 @@ impl Horde {
     /// `POST /generate/async`.
     /// `ip` is the client's address (timeouts; `None` when unknown).
     pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         let now = self.now_ms();
         let req = {
             let s = self.local();

@@ -38,3 +38,30 @@ pub fn worker_ids(list: Option<Vec<String>>) -> Result<Vec<Uuid>> {
         })
         .collect()
 }
+
+/// `proxied_account` names the end user of a service that generates for others; the public horde
+/// accepts it from service accounts only. This horde has no service accounts, so a non-empty
+/// value is refused from every account (400 `OnlyServiceAccountProxy`, as the public horde
+/// answers ordinary accounts).
+pub fn proxied_account(value: Option<&str>) -> Result<()> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Err(HordeError::rejected(
+            "OnlyServiceAccountProxy",
+            "Only service accounts can provide a proxied_account value.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxied_account_is_refused_unless_empty() {
+        assert!(proxied_account(None).is_ok());
+        assert!(proxied_account(Some("")).is_ok());
+        let e = proxied_account(Some("someone")).err().map(|e| e.rc());
+        assert_eq!(e, Some("OnlyServiceAccountProxy"));
+    }
+}

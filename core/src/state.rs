@@ -298,6 +298,8 @@ impl State {
             Some(u) => (u.kudos, u.concurrency, u.flagged),
             None => return Err(HordeError::Internal(format!("account of user {user_id} is not loaded"))),
         };
+        crate::text::memory::check_request(self, user_id, &req)?;
+        let held = crate::text::memory::held_bytes(&req);
         let model_ids = self.models.intern_all(&req.models);
         let waiting = self.waiting_jobs(user_id, &model_ids);
         if waiting + req.n as i64 > concurrency {
@@ -318,7 +320,8 @@ impl State {
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
         let n = req.n;
         let criteria = crate::text::criteria(id, user_id, &req, job_estimate);
-        let wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
+        let mut wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
+        wr.held_bytes = held;
         let possible = !self.eligible_workers(&wr, now_ms).is_empty();
         self.queue.insert(wr);
         Ok(Accepted {
@@ -647,6 +650,12 @@ impl State {
         };
         self.pending.workers.insert(job.worker_id);
         self.queue.keep_progress(&job_id, &result.generation);
+        // A result longer than the room reserved for it counts too.
+        let room = self
+            .queue
+            .get(&job.request_id)
+            .map_or(0, |r| crate::text::memory::result_room(&r.request));
+        self.queue.hold_more(&job.request_id, result.generation.len().saturating_sub(room));
         self.queue.set_job_state(&job_id, JobState::Done);
         if let Some(r) = self.queue.get_mut(&job.request_id) {
             r.processing = r.processing.saturating_sub(1);

@@ -890,3 +890,30 @@ fn telemetry_counts_jobs_queue_depth_workers_and_burnt_kudos() {
     assert_eq!(t.queued_jobs.get(&("text", "m".to_string())), Some(&2), "the faulted job went back");
     assert!(t.kudos_burnt > burnt_before);
 }
+
+#[test]
+fn text_memory_is_held_until_expiry_and_long_results_count() {
+    let mut s = state();
+    s.cfg.account_text_memory_cap_bytes = 10_000;
+    let id = submit(&mut s, 2, json!({"prompt": "x".repeat(5000), "params": {"max_length": 16}}), T0);
+    let first = 5000 + 16 * crate::text::memory::RESULT_BYTES_PER_TOKEN;
+    assert_eq!((s.queue.held().total, s.queue.held().of(2)), (first, first));
+    // Past bob's share: refused, and neither held nor charged.
+    let kudos = s.users.get(2).map(|u| u.kudos);
+    let e = s.submit_text(2, text_req(json!({"prompt": "y".repeat(5000)})), T0).err();
+    assert_eq!(e.map(|e| e.rc()), Some("TooManyPromptBytes"));
+    assert_eq!(s.queue.held().total, first);
+    assert_eq!(s.users.get(2).map(|u| u.kudos), kudos);
+    // A trusted account has no share of its own.
+    submit(&mut s, 3, json!({"prompt": "z".repeat(20_000)}), T0);
+    // A result longer than its room counts beyond it.
+    let w = worker(&mut s, 4, json!({"name": "w", "models": ["m"], "max_length": 512}), T0);
+    let resp = pop(&mut s, &w, T0);
+    assert_eq!(request_of(&s, &resp), Some(id));
+    let job = resp.id.clone().expect("job");
+    submit_ok(&mut s, 4, &job, &"o".repeat(100), T0 + 1000).expect("submitted");
+    assert_eq!(s.queue.held().of(2), first + 100 - 16 * crate::text::memory::RESULT_BYTES_PER_TOKEN);
+    // Expired requests give everything back.
+    s.reap(T0 + 1000 + s.cfg.request_expiry_secs * 1000 + 1);
+    assert_eq!(s.queue.held(), &crate::scheduler::queue::HeldBytes::default());
+}

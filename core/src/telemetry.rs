@@ -22,6 +22,15 @@ pub struct Telemetry {
     pub workers_online: BTreeMap<&'static str, u64>,
     /// Kudos burnt (taxes and charges) since the ledger began.
     pub kudos_burnt: f64,
+    /// Bytes counted against the memory caps now, by type (text: prompts and room for results;
+    /// image: result and source images).
+    pub memory_held: BTreeMap<&'static str, u64>,
+    /// The memory caps, by type.
+    pub memory_cap: BTreeMap<&'static str, u64>,
+    /// The cap on the text one untrusted account may hold.
+    pub account_text_memory_cap: u64,
+    /// Accounts holding text now.
+    pub accounts_holding_text: u64,
 }
 
 fn queued_by_model<K: RequestKind>(state: &State, queue: &Queue<K>, kind: &'static str, out: &mut BTreeMap<(&'static str, String), u64>) {
@@ -56,6 +65,13 @@ impl State {
             *t.workers_online.entry(kind).or_default() += 1;
         }
         t.kudos_burnt = to_kudos(self.ledger.system_balances().1);
+        let held = self.queue.held();
+        t.memory_held.insert("text", held.total as u64);
+        t.memory_held.insert("image", self.image_store.used() as u64);
+        t.memory_cap.insert("text", self.cfg.text_memory_cap_bytes as u64);
+        t.memory_cap.insert("image", self.cfg.image_memory_cap_bytes as u64);
+        t.account_text_memory_cap = self.cfg.account_text_memory_cap_bytes as u64;
+        t.accounts_holding_text = held.by_user.len() as u64;
         t
     }
 }

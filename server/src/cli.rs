@@ -117,10 +117,60 @@ impl StorageArgs {
     }
 }
 
+/// How long HTTP connections may take and how many there may be (every listener).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Seconds a client has to send a request's headers, from their first byte (or from
+    /// connecting); slower connections are closed.
+    #[arg(long, env = "HORDE_HEADER_TIMEOUT_SECS", default_value_t = 10.0)]
+    pub header_timeout_secs: f64,
+    /// Seconds a keep-alive connection may wait for its next request before it is closed.
+    /// Connections with a request in flight (event streams included) are never closed for this.
+    #[arg(long, env = "HORDE_IDLE_TIMEOUT_SECS", default_value_t = 60.0)]
+    pub idle_timeout_secs: f64,
+    /// Seconds a client has to send a request body, on top of the time its Content-Length takes
+    /// at --body-min-kib-per-sec; a body that does not arrive in time fails the request and
+    /// closes the connection. A Content-Length over the body limit (10 MiB) is refused with 413
+    /// before anything is read.
+    #[arg(long, env = "HORDE_BODY_TIMEOUT_SECS", default_value_t = 30.0)]
+    pub body_timeout_secs: f64,
+    /// Slowest upload rate allowed for a request body, in KiB/s (see --body-timeout-secs).
+    #[arg(long, env = "HORDE_BODY_MIN_KIB_PER_SEC", default_value_t = 32)]
+    pub body_min_kib_per_sec: u64,
+    /// Most open HTTP connections. At the cap, the connection without a request in flight that
+    /// has been quiet longest is closed to make room. Default: the open-files limit (raised to
+    /// its hard limit at start) less 256, at most 16384.
+    #[arg(long, env = "HORDE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+}
+
+impl ConnectionArgs {
+    /// The limits these flags give, the cap fitted to `file_limit` open files unless set.
+    pub fn limits(&self, file_limit: Option<u64>) -> crate::api::connections::ConnectionLimits {
+        use crate::api::connections::ConnectionLimits;
+        let secs = |s: f64| std::time::Duration::from_secs_f64(if s.is_finite() { s.max(0.1) } else { 0.1 });
+        let defaults = ConnectionLimits::default();
+        ConnectionLimits {
+            header_timeout: secs(self.header_timeout_secs),
+            idle_timeout: secs(self.idle_timeout_secs),
+            body_timeout: secs(self.body_timeout_secs),
+            body_min_bytes_per_sec: self.body_min_kib_per_sec.max(1).saturating_mul(1024),
+            max_connections: self
+                .max_connections
+                .or(file_limit.map(ConnectionLimits::auto_max_connections))
+                .unwrap_or(defaults.max_connections)
+                .max(1),
+            ..defaults
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// Address to listen on.
     #[arg(long, env = "HORDE_HOST", default_value = "127.0.0.1")]
     pub host: String,
@@ -162,6 +212,16 @@ pub struct ServeArgs {
     /// images are refused with 503 ImageStoreFull until requests expire.
     #[arg(long, env = "HORDE_IMAGE_MEMORY_MIB", default_value_t = 1024.0)]
     pub image_memory_mib: f64,
+    /// Bytes of text (prompts, and room for each request's results: four bytes per token of
+    /// max_length) held in memory at most, in MiB. Past it, new text requests are refused with
+    /// 503 TextStoreFull until requests expire.
+    #[arg(long, env = "HORDE_TEXT_MEMORY_MIB", default_value_t = 1024.0)]
+    pub text_memory_mib: f64,
+    /// Bytes of text (counted as for --text-memory-mib) the requests of one account that is
+    /// neither trusted nor a moderator may hold, in MiB (the anonymous account is one account).
+    /// Past it, its new text requests are refused with 429 TooManyPromptBytes.
+    #[arg(long, env = "HORDE_ACCOUNT_TEXT_MEMORY_MIB", default_value_t = 16.0)]
+    pub account_text_memory_mib: f64,
     /// Largest source image (img2img, inpainting) accepted, in KiB.
     #[arg(long, env = "HORDE_MAX_SOURCE_IMAGE_KIB", default_value_t = 5120)]
     pub max_source_image_kib: usize,
@@ -222,7 +282,7 @@ pub struct ServeArgs {
 pub struct UserCreateArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
-    /// Username (1 to 30 characters, no '#').
+    /// Username (1 to 30 characters, no '#', no control or invisible formatting characters).
     #[arg(long)]
     pub name: String,
     /// Starting kudos.

@@ -109,11 +109,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(args.log_format == "json");
+    let file_limit = api::connections::raise_file_limit();
     let cfg = HordeConfig {
         request_expiry_secs: (args.request_expiry_minutes * 60.0).round().max(1.0) as u64,
         min_text_job_ttl_secs: args.min_job_ttl_secs.max(1),
         image_memory_cap_bytes: (args.image_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
         max_source_image_bytes: args.max_source_image_kib.saturating_mul(1024),
+        text_memory_cap_bytes: (args.text_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
+        account_text_memory_cap_bytes: (args.account_text_memory_mib.max(0.0) * 1024.0 * 1024.0) as usize,
         allow_loopback_http_webhooks: args.dev_loopback_webhooks,
         ..HordeConfig::default()
     };
@@ -196,7 +199,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             closing.close();
         }
     };
-    api::serve(listener, app, shutdown).await?;
+    let limits = args.connections.limits(file_limit);
+    tracing::info!(
+        open_files = file_limit,
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    api::connections::serve(listener, app, limits, shutdown).await?;
     let _ = stop_tx.send(true);
     let _ = duties.await;
     let _ = webhooks.await;

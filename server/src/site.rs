@@ -128,7 +128,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>, limits: &Rate
         let context = context.clone();
         let handler = move |request: Request<Body>| handle_server_fns_with_context(context, request);
         match MethodFilter::try_from(method) {
-            Ok(filter) => pages = pages.route(path, on(filter, handler)),
+            Ok(filter) => {
+                let handler = on(filter, handler).layer(axum::middleware::from_fn(crate::api::json_rejections::server_fn_arguments_as_400));
+                pages = pages.route(path, handler)
+            }
             Err(e) => tracing::error!(path, "server function not served: {e}"),
         }
     }

@@ -197,14 +197,39 @@ pub fn parse_user_reference(s: &str) -> Option<i64> {
     tail.parse::<i64>().ok().filter(|id| *id >= 0)
 }
 
-/// Checks a username: 1 to 30 characters, no `#`, no control characters.
+/// Checks a username: 1 to 30 characters, no `#`, no control characters and no invisible
+/// formatting characters (bidirectional overrides and isolates, zero-width spaces…), which would
+/// let a name read as another one.
 pub fn validate_username(name: &str) -> Result<String, crate::HordeError> {
     let trimmed = name.trim();
     let n = trimmed.chars().count();
-    if n == 0 || n > 30 || trimmed.contains('#') || trimmed.chars().any(char::is_control) {
-        return Err(crate::HordeError::InvalidUsername(trimmed.chars().take(40).collect()));
+    if n == 0 || n > 30 || trimmed.contains('#') || trimmed.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+        // The refused name is echoed without the characters that could reorder the message.
+        let shown = trimmed.chars().filter(|c| !c.is_control() && !is_invisible_format(*c));
+        return Err(crate::HordeError::InvalidUsername(shown.take(40).collect()));
     }
     Ok(trimmed.to_string())
+}
+
+/// Invisible characters of Unicode's format category (Cf) that change how the text around them
+/// displays: bidirectional marks, embeddings, overrides and isolates, zero-width spaces, word
+/// joiners, the byte-order mark, interlinear annotation and tag characters, the soft hyphen.
+/// The zero-width joiner and non-joiner (U+200C, U+200D) stay allowed: emoji sequences and
+/// several scripts need them.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 /// The accounts this process has seen, by id and by key hash. Accounts are loaded from storage on
@@ -272,5 +297,25 @@ mod tests {
         assert!(validate_username("").is_err());
         assert!(validate_username("a#b").is_err());
         assert!(validate_username(&"x".repeat(31)).is_err());
+    }
+
+    #[test]
+    fn usernames_refuse_invisible_formatting() {
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
+            let name = format!("admin{c}nimda");
+            match validate_username(&name) {
+                Err(crate::HordeError::InvalidUsername(shown)) => assert_eq!(shown, "adminnimda"),
+                other => panic!("U+{:04X} accepted: {other:?}", c as u32),
+            }
+        }
+        for c in ['\u{200B}', '\u{200E}', '\u{200F}', '\u{061C}', '\u{FEFF}', '\u{00AD}', '\u{E0041}'] {
+            assert!(validate_username(&format!("a{c}b")).is_err(), "U+{:04X} accepted", c as u32);
+        }
+        // Joiners, accents and other scripts stay allowed.
+        for ok in ["👩\u{200D}💻", "Zoë", "Ł\u{0301}ukasz", "محمد", "日本"] {
+            assert!(validate_username(ok).is_ok(), "{ok} refused");
+        }
     }
 }

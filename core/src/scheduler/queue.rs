@@ -146,6 +146,11 @@ pub struct WaitingRequest<K: RequestKind> {
     /// (when, queue position, wait time) of the last status computed, reused for a second.
     #[serde(skip)]
     pub cached_position: Option<(u64, i64, i64)>,
+    /// Bytes of client text counted against the memory caps while the request is held (its
+    /// prompt and the room reserved for its results; see `text::memory`). Zero for images,
+    /// whose bytes the image store counts.
+    #[serde(default)]
+    pub held_bytes: usize,
     /// Told of every change to the request or its jobs, for streaming clients. Dropped (closing
     /// their subscriptions) when the request leaves memory.
     #[serde(skip, default = "new_changes")]
@@ -184,6 +189,7 @@ impl<K: RequestKind> WaitingRequest<K> {
             faulted: false,
             cancelled: false,
             rated: false,
+            held_bytes: 0,
             cached_position: None,
             changes: Arc::new(watch::Sender::new(())),
         }
@@ -248,6 +254,44 @@ pub struct Queue<K: RequestKind> {
     in_flight: std::collections::HashSet<Uuid>,
     seq: u64,
     counts: JobCounts,
+    /// The requests' `held_bytes`, in all and by user.
+    #[serde(default)]
+    held: HeldBytes,
+}
+
+/// Bytes the held requests count against the memory caps, in all and by user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HeldBytes {
+    pub total: usize,
+    pub by_user: HashMap<i64, usize>,
+}
+
+impl HeldBytes {
+    fn add(&mut self, user_id: i64, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.total = self.total.saturating_add(bytes);
+        *self.by_user.entry(user_id).or_default() += bytes;
+    }
+
+    fn sub(&mut self, user_id: i64, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        self.total = self.total.saturating_sub(bytes);
+        if let Some(b) = self.by_user.get_mut(&user_id) {
+            *b = b.saturating_sub(bytes);
+            if *b == 0 {
+                self.by_user.remove(&user_id);
+            }
+        }
+    }
+
+    /// Bytes `user_id`'s requests hold.
+    pub fn of(&self, user_id: i64) -> usize {
+        self.by_user.get(&user_id).copied().unwrap_or(0)
+    }
 }
 
 /// Jobs of one kind since the horde started, by how they went (for metrics).
@@ -273,6 +317,7 @@ impl<K: RequestKind> Default for Queue<K> {
             in_flight: std::collections::HashSet::new(),
             seq: 0,
             counts: JobCounts::default(),
+            held: HeldBytes::default(),
         }
     }
 }
@@ -285,8 +330,24 @@ impl<K: RequestKind> Queue<K> {
 
     pub fn insert(&mut self, req: WaitingRequest<K>) {
         let id = req.id;
-        self.requests.insert(id, req);
+        self.held.add(req.user_id, req.held_bytes);
+        if let Some(old) = self.requests.insert(id, req) {
+            self.held.sub(old.user_id, old.held_bytes);
+        }
         self.sync_order(&id);
+    }
+
+    /// What the held requests count against the memory caps.
+    pub fn held(&self) -> &HeldBytes {
+        &self.held
+    }
+
+    /// Counts `bytes` more against request `id` (a result longer than the room reserved for it).
+    pub fn hold_more(&mut self, id: &Uuid, bytes: usize) {
+        if let Some(r) = self.requests.get_mut(id) {
+            r.held_bytes = r.held_bytes.saturating_add(bytes);
+            self.held.add(r.user_id, bytes);
+        }
     }
 
     /// Puts a request in (or out of) the order to match whether it still has jobs to hand out.
@@ -338,6 +399,7 @@ impl<K: RequestKind> Queue<K> {
         }
         self.sync_order(id);
         let req = self.requests.remove(id)?;
+        self.held.sub(req.user_id, req.held_bytes);
         for j in &req.job_ids {
             self.jobs.remove(j);
             self.in_flight.remove(j);

@@ -1,5 +1,6 @@
 //! Text requests: the validated form of what a client sent, and what the queue keeps of them.
 
+pub mod memory;
 pub mod request;
 pub mod stream;
 

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use horde_core::Horde;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 use super::AppState;
 
@@ -52,6 +52,7 @@ impl Metrics {
             Box::new(http_requests.clone()) as Box<dyn Collector>,
             Box::new(pop_seconds.clone()),
             Box::new(CoreFigures::new(horde)),
+            Box::new(super::connections::ConnectionFigures::default()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -111,6 +112,10 @@ struct Families {
     jobs: IntCounterVec,
     workers: IntGaugeVec,
     burnt: Gauge,
+    memory_held: IntGaugeVec,
+    memory_cap: IntGaugeVec,
+    account_text_cap: IntGauge,
+    accounts_holding_text: IntGauge,
 }
 
 impl Families {
@@ -139,11 +144,44 @@ impl Families {
             .expect("valid metric"),
             workers: IntGaugeVec::new(Opts::new("horde_workers_online", "Workers online, by type."), &["type"]).expect("valid metric"),
             burnt: Gauge::new("horde_kudos_burnt", "Kudos burnt (taxes and charges) since the ledger began.").expect("valid metric"),
+            memory_held: IntGaugeVec::new(
+                Opts::new(
+                    "horde_memory_held_bytes",
+                    "Bytes counted against the memory caps, by type (text: prompts and room for results; image: images).",
+                ),
+                &["type"],
+            )
+            .expect("valid metric"),
+            memory_cap: IntGaugeVec::new(
+                Opts::new(
+                    "horde_memory_cap_bytes",
+                    "The memory caps (--text-memory-mib, --image-memory-mib), by type.",
+                ),
+                &["type"],
+            )
+            .expect("valid metric"),
+            account_text_cap: IntGauge::new(
+                "horde_account_text_memory_cap_bytes",
+                "Text one account that is not trusted may hold (--account-text-memory-mib).",
+            )
+            .expect("valid metric"),
+            accounts_holding_text: IntGauge::new("horde_accounts_holding_text", "Accounts whose requests hold text now.")
+                .expect("valid metric"),
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 5] {
-        [&self.queued, &self.in_memory, &self.jobs, &self.workers, &self.burnt]
+    fn collectors(&self) -> [&dyn Collector; 9] {
+        [
+            &self.queued,
+            &self.in_memory,
+            &self.jobs,
+            &self.workers,
+            &self.burnt,
+            &self.memory_held,
+            &self.memory_cap,
+            &self.account_text_cap,
+            &self.accounts_holding_text,
+        ]
     }
 }
 
@@ -186,6 +224,14 @@ impl Collector for CoreFigures {
             f.workers.with_label_values(&[*kind]).set(clamp(*n));
         }
         f.burnt.set(t.kudos_burnt);
+        for (kind, n) in &t.memory_held {
+            f.memory_held.with_label_values(&[*kind]).set(clamp(*n));
+        }
+        for (kind, n) in &t.memory_cap {
+            f.memory_cap.with_label_values(&[*kind]).set(clamp(*n));
+        }
+        f.account_text_cap.set(clamp(t.account_text_memory_cap));
+        f.accounts_holding_text.set(clamp(t.accounts_holding_text));
         f.collectors().iter().flat_map(|c| c.collect()).collect()
     }
 }

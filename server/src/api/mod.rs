@@ -1,15 +1,16 @@
 //! The HTTP adapter: routes, middleware, and the mapping of core results to wire answers.
 
+pub mod connections;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod json_rejections;
 pub mod metrics;
 pub mod openai;
 pub mod openapi;
 pub mod rate_limits;
 pub mod v2;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +90,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .fallback(|| async { error::ApiError::not_found_route() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_rejections::method_not_allowed_as_json))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::count_http))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // Method and path only: never bodies, queries or headers.
@@ -97,18 +99,12 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
         .layer(cors)
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests, under the default
+/// [`connections::ConnectionLimits`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Small JSON answers: send them at once instead of waiting to coalesce.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    connections::serve(listener, app, connections::ConnectionLimits::default(), shutdown).await
 }

@@ -286,7 +286,7 @@ impl RateLimits {
             return router.layer(axum::middleware::from_fn_with_state(state, limit_shared));
         }
         for (_, config) in self.buckets(group) {
-            router = router.layer(GovernorLayer::new(config).error_handler(too_many_requests));
+            router = router.layer(GovernorLayer::new(config).error_handler(governor_rejected));
         }
         router
     }
@@ -318,7 +318,7 @@ type SharedGroup = (SharedBuckets, String, Arc<Vec<(Limit, ClientKey)>>);
 async fn limit_shared(State((buckets, group, limits)): State<SharedGroup>, req: Request<Body>, next: Next) -> Response {
     let taken = buckets.buckets_of(&group, &limits, &req);
     match buckets.take(taken).await {
-        Some(wait_time) => too_many_requests(GovernorError::TooManyRequests { wait_time, headers: None }),
+        Some(wait_secs) => too_many_requests(Some(wait_secs)),
         None => next.run(req).await,
     }
 }
@@ -348,8 +348,8 @@ pub async fn limit_by_path(State(limits): State<PathLimits>, req: Request<Body>,
             None => ("default", fallback),
         };
         let taken = buckets.buckets_of(group, group_limits, &req);
-        if let Some(wait_time) = buckets.take(taken).await {
-            return too_many_requests(GovernorError::TooManyRequests { wait_time, headers: None });
+        if let Some(wait_secs) = buckets.take(taken).await {
+            return too_many_requests(Some(wait_secs));
         }
         return next.run(req).await;
     }
@@ -358,8 +358,8 @@ pub async fn limit_by_path(State(limits): State<PathLimits>, req: Request<Body>,
         for (key, config) in buckets {
             let Ok(k) = key.extract(&req) else { continue };
             if let Err(not_until) = config.limiter().check_key(&k) {
-                let wait_time = not_until.wait_time_from(DefaultClock::default().now()).as_secs();
-                return too_many_requests(GovernorError::TooManyRequests { wait_time, headers: None });
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                return too_many_requests(Some(whole_seconds(wait)));
             }
         }
     }
@@ -370,17 +370,35 @@ fn parse_list(spec: &str) -> Result<Vec<Limit>, LimitSpecError> {
     spec.split(',').filter(|s| !s.trim().is_empty()).map(Limit::parse).collect()
 }
 
-fn too_many_requests(e: GovernorError) -> axum::response::Response {
-    let wait = match e {
-        GovernorError::TooManyRequests { wait_time, .. } => format!(" Try again in {wait_time} s."),
-        _ => String::new(),
-    };
-    ApiError::new(
+/// A wait in whole seconds, rounded up and at least one: a client told "0 s" retries at once
+/// and is refused again.
+fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// tower_governor's refusal. Its wait is rounded down to whole seconds; one more second makes it
+/// a wait after which the bucket has a token again.
+fn governor_rejected(e: GovernorError) -> Response {
+    match e {
+        GovernorError::TooManyRequests { wait_time, .. } => too_many_requests(Some(wait_time.saturating_add(1))),
+        _ => too_many_requests(None),
+    }
+}
+
+/// The JSON 429, with `Retry-After` when the wait is known (`wait_secs` at least 1).
+fn too_many_requests(wait_secs: Option<u64>) -> Response {
+    let wait_secs = wait_secs.map(|s| s.max(1));
+    let advice = wait_secs.map(|s| format!(" Try again in {s} s.")).unwrap_or_default();
+    let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "TooManyRequests",
-        format!("Rate limit exceeded.{wait}"),
+        format!("Rate limit exceeded.{advice}"),
     )
-    .into_response()
+    .into_response();
+    if let Some(s) = wait_secs {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, s.into());
+    }
+    response
 }
 
 /// Buckets of clients idle long enough to be full again are dropped every minute, so the
