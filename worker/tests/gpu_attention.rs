@@ -207,3 +207,61 @@ fn fused_attention_matches_the_host_reference() {
         run(&device, case, &mut rng);
     }
 }
+
+/// Milliseconds per call of the fused kernel and of burn's attention op (what the model used
+/// before: the queries of a head group as rows of one problem, a causal mask uploaded), on
+/// Gemma 3 270M's shape (4 query heads on one key/value head of 256): decode after 511
+/// positions and a 512-token prompt. `cargo test --features wgpu --test gpu_attention --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn attention_speed() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    use burn::tensor::Bool;
+    let Some(device) = common::wgpu_device() else { return };
+    let (heads, hd, keys) = (4usize, 256usize, 512usize);
+    let mut rng = Rng(3);
+    let random = |rng: &mut Rng, shape: [usize; 4], dtype: DType| {
+        let n = shape.iter().product();
+        Tensor::<4>::from_data(TensorData::new(rng.values(n, 1.0), shape).convert_dtype(dtype), (&device, dtype))
+    };
+    let k = random(&mut rng, [1, keys, 1, hd], DType::F16);
+    let v = random(&mut rng, [1, keys, 1, hd], DType::F16);
+    let time = |f: &dyn Fn() -> Tensor<4>| {
+        let _ = f().into_data().try_to_vec::<f32>();
+        let start = std::time::Instant::now();
+        let runs = 5;
+        for _ in 0..runs {
+            let _ = f().into_data().try_to_vec::<f32>();
+        }
+        start.elapsed().as_secs_f64() * 1e3 / runs as f64
+    };
+    for queries in [1usize, keys] {
+        let past = keys - queries;
+        let q = random(&mut rng, [1, queries, heads, hd], DType::F32);
+        let fused = time(&|| {
+            let mask = AttentionMask::Causal { past, window: None };
+            fused_attention(q.clone(), k.clone(), v.clone(), keys, 0.0625, mask, DType::F32).expect("fused")
+        });
+        let hidden: Vec<bool> = (0..heads * queries).flat_map(|r| (0..keys).map(move |j| j > past + r / heads)).collect();
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, heads * queries, keys]), &device);
+        let mask_rows = mask.clone();
+        let burn = time(&|| {
+            let rows = q.clone().reshape([1, 1, queries * heads, hd]);
+            let (kk, vv) = (k.clone().cast(DType::F32).swap_dims(1, 2), v.clone().cast(DType::F32).swap_dims(1, 2));
+            attention(rows, kk, vv, Some(mask.clone()), None, AttentionModuleOptions::default())
+        });
+        println!("{queries} queries over {keys} keys, 4 heads of 256: fused {fused:.1} ms, burn's op {burn:.1} ms");
+        let mask = AttentionMask::Causal { past, window: None };
+        let fused = fused_attention(q.clone(), k.clone(), v.clone(), keys, 0.0625, mask, DType::F32).expect("fused");
+        let rows = q.clone().mul_scalar(0.0625 * 16.0).reshape([1, 1, queries * heads, hd]);
+        let (kk, vv) = (k.clone().cast(DType::F32).swap_dims(1, 2), v.clone().cast(DType::F32).swap_dims(1, 2));
+        let burn = attention(rows, kk, vv, Some(mask_rows.clone()), None, AttentionModuleOptions::default());
+        let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32");
+        let t0 = std::time::Instant::now();
+        let once = values(fused.clone());
+        println!("one fused call read back: {:.1} ms, {} values", t0.elapsed().as_secs_f64() * 1e3, once.len());
+        assert_close("fused against burn's op", &values(fused), &values(burn.reshape([1, queries, heads, hd])), 1e-4);
+    }
+}

@@ -71,7 +71,7 @@ pub const MAX_ROWS: usize = 8;
 /// `shared_bytes`. `None` when not even one row and one key fit.
 pub fn launch_shape(total_rows: usize, head_dim: usize, value_dim: usize, shared_bytes: usize) -> Option<(usize, usize)> {
     let mut rows = total_rows.clamp(1, MAX_ROWS).next_power_of_two();
-    let width = (head_dim + 1).max(value_dim);
+    let width = (head_dim + 4).max(value_dim);
     loop {
         let fitting = shared_bytes.checked_sub(rows * head_dim * 4).map_or(0, |left| left / 4 / (width + rows));
         if fitting >= 16 || (rows == 1 && fitting >= 1) {
@@ -94,7 +94,7 @@ mod cube {
     use burn::prelude::*;
     use burn::tensor::{DType, Shape};
     use burn_cubecl::tensor::CubeTensor;
-    use cubecl::prelude::{CubeCount, CubeDim, Float};
+    use cubecl::prelude::{BufferArg, CubeCount, CubeDim, Float};
 
     use super::super::flash::{self, ProblemLaunch, StridesLaunch, LANES};
     use super::super::launch::cube_device;
@@ -117,10 +117,18 @@ mod cube {
         }
     }
 
+    /// Batch, token and head strides in vectors of four (`None` unless each is whole vectors).
     fn strides(t: &CubeTensor) -> Option<[u32; 3]> {
         let s = t.meta.strides();
-        let n = |i: usize| u32::try_from(s[i]).ok();
+        let n = |i: usize| s[i].is_multiple_of(4).then(|| u32::try_from(s[i] / 4).ok()).flatten();
         Some([n(0)?, n(1)?, n(2)?])
+    }
+
+    /// The tensor's buffer and the vectors of four its elements span.
+    fn vectors(t: CubeTensor) -> (cubecl::server::Handle, usize) {
+        let (shape, strides) = (t.meta.shape(), t.meta.strides());
+        let span = (0..4).map(|i| (shape[i] - 1) * strides[i]).sum::<usize>() + 1;
+        (t.handle, span.div_ceil(4))
     }
 
     pub(super) fn fused_attention(
@@ -143,6 +151,8 @@ mod cube {
             && vc == capacity
             && vh == kv_heads
             && kd == head_dim
+            && head_dim.is_multiple_of(4)
+            && value_dim.is_multiple_of(4)
             && kv_heads > 0
             && heads.is_multiple_of(kv_heads)
             && keys <= capacity
@@ -182,7 +192,7 @@ mod cube {
             scale,
         );
         let (qs, ks, vs) = (strides(&q)?, strides(&k)?, strides(&v)?);
-        let o = [queries * heads * value_dim, heads * value_dim, value_dim].map(|n| n as u32);
+        let o = [queries * heads * value_dim, heads * value_dim, value_dim].map(|n| (n / 4) as u32);
         small(batch * queries * heads * value_dim)?;
         let handle = client.empty(batch * queries * heads * value_dim * out.size());
         let count = CubeCount::Static(blocks as u32, kv_heads as u32, batch as u32);
@@ -202,7 +212,7 @@ mod cube {
             k,
             v,
             out: handle.clone(),
-            out_len: batch * queries * heads * value_dim,
+            out_len: batch * queries * heads * value_dim / 4,
             problem,
             strides: [qs, ks, vs, o],
         };
@@ -228,6 +238,7 @@ mod cube {
         k: CubeTensor,
         v: CubeTensor,
         out: cubecl::server::Handle,
+        /// In vectors of four.
         out_len: usize,
         problem: ProblemLaunch,
         /// q, k, v and out: batch, token and head strides.
@@ -250,18 +261,20 @@ mod cube {
             let client = a.q.client.clone();
             let s = |i: usize| StridesLaunch::new(a.strides[i][0], a.strides[i][1], a.strides[i][2]);
             let (q_at, k_at, v_at, out_at) = (s(0), s(1), s(2), s(3));
-            // SAFETY: q, k and v are burn tensors' own buffer arguments (their lengths are the
-            // tensors'); the kernel reads q at `[b][i][h][d]` for the tensor's shape and strides,
-            // k and v at positions below `keys ≤ capacity`; `out` is `out_len` values of `OF`.
+            let (q, k, v) = (vectors(a.q), vectors(a.k), vectors(a.v));
+            // SAFETY: q, k and v are burn tensors' buffers, each as the vectors its elements span
+            // (from the handle's offset); the kernel reads q at `[b][i][h][..]` within its shape
+            // and strides, k and v at positions below `keys ≤ capacity`; `out` is `out_len`
+            // vectors of `OF`.
             unsafe {
                 flash::flash_attention::launch::<QF, KF, OF>(
                     &client,
                     self.count,
                     self.dim,
-                    a.q.into_buffer_arg(),
-                    a.k.into_buffer_arg(),
-                    a.v.into_buffer_arg(),
-                    cubecl::prelude::BufferArg::from_raw_parts(a.out, a.out_len),
+                    BufferArg::from_raw_parts(q.0, q.1),
+                    BufferArg::from_raw_parts(k.0, k.1),
+                    BufferArg::from_raw_parts(v.0, v.1),
+                    BufferArg::from_raw_parts(a.out, a.out_len),
                     a.problem,
                     q_at,
                     k_at,

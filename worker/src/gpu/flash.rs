@@ -73,15 +73,20 @@ fn visible(i: usize, problem: &Problem, #[comptime] causal: bool) -> (usize, usi
     (lo, hi)
 }
 
+/// Four f32.
+type F4 = Vector<f32, Const<4>>;
+
 /// `out[b][i][h][e]` = attention of query `i` of head `h` (`q[b][i][h][..head_dim]`) over keys
 /// `k[b][j][h / group][..head_dim]` and values `v[b][j][h / group][..value_dim]`, `j < keys`.
+/// Every operand is read and written four elements at a time: dims and strides are counted in
+/// vectors of four (`head_dim`, `value_dim` multiples of four).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
-    q: &[QF],
-    k: &[KF],
-    v: &[KF],
-    out: &mut [OF],
+    q: &[Vector<QF, Const<4>>],
+    k: &[Vector<KF, Const<4>>],
+    v: &[Vector<KF, Const<4>>],
+    out: &mut [Vector<OF, Const<4>>],
     problem: Problem,
     q_at: Strides,
     k_at: Strides,
@@ -93,6 +98,8 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
     #[comptime] value_dim: usize,
     #[comptime] causal: bool,
 ) {
+    let head4 = comptime!(head_dim / 4);
+    let value4 = comptime!(value_dim / 4);
     let lane = UNIT_POS_X as usize;
     let local = UNIT_POS_Y as usize;
     let unit = local * LANES + lane;
@@ -117,31 +124,31 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
     let (my_lo, my_hi) = visible(query, &problem, causal);
 
     // The block's queries, scaled, as f32.
-    let mut queries = Shared::<[f32]>::new_slice(rows * head_dim);
+    let mut queries = Shared::<[F4]>::new_slice(rows * head4);
     let q_base = batch * q_at.batch as usize;
     let mut at = unit;
-    while at < comptime!(rows * head_dim) {
-        let r = first_row + at / head_dim;
-        let mut value = 0.0f32;
+    while at < comptime!(rows * head4) {
+        let r = first_row + at / head4;
+        let mut value = F4::empty().fill(0.0f32);
         if r < total_rows {
             let h = kv_head * group + r % group;
-            let from = q_base + (r / group) * q_at.token as usize + h * q_at.head as usize + at % head_dim;
-            value = f32::cast_from(q[from]) * problem.scale;
+            let from = q_base + (r / group) * q_at.token as usize + h * q_at.head as usize + at % head4;
+            value = F4::cast_from(q[from]) * F4::empty().fill(problem.scale);
         }
         queries[at] = value;
         at += units;
     }
 
-    // One tile of keys (rows of `head_dim + 1`: the pad spreads a score's reads over the banks),
-    // then of values (rows of `value_dim`).
-    let key_row = comptime!(head_dim + 1);
-    let mut staged = Shared::<[f32]>::new_slice(tile * comptime!(std::cmp::max(head_dim + 1, value_dim)));
+    // One tile of keys (rows of `head4 + 1` vectors: the pad spreads a score's reads over the
+    // banks), then of values (rows of `value4`).
+    let key_row = comptime!(head4 + 1);
+    let mut staged = Shared::<[F4]>::new_slice(tile * comptime!(std::cmp::max(head4 + 1, value4)));
     let mut weights = Shared::<[f32]>::new_slice(rows * tile);
-    let per_lane = comptime!(value_dim.div_ceil(LANES));
-    let mut acc = Array::<f32>::new(per_lane);
+    let per_lane = comptime!(value4.div_ceil(LANES));
+    let mut acc = Array::<F4>::new(per_lane);
     #[unroll]
     for e in 0..per_lane {
-        acc[e] = 0.0;
+        acc[e] = F4::empty().fill(0.0f32);
     }
     let mut running_max = f32::new(MASKED);
     let mut running_sum = 0.0f32;
@@ -153,12 +160,12 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
     let mut start = lo;
     while start < hi {
         let mut at = unit;
-        while at < comptime!(tile * head_dim) {
-            let j = at / head_dim;
-            let d = at % head_dim;
-            let mut value = 0.0f32;
+        while at < comptime!(tile * head4) {
+            let j = at / head4;
+            let d = at % head4;
+            let mut value = F4::empty().fill(0.0f32);
             if start + j < hi {
-                value = f32::cast_from(k[k_base + (start + j) * k_at.token as usize + d]);
+                value = F4::cast_from(k[k_base + (start + j) * k_at.token as usize + d]);
             }
             staged[j * key_row + d] = value;
             at += units;
@@ -168,13 +175,13 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
         if lane < tile {
             let key = start + lane;
             if row_valid && key >= my_lo && key < my_hi {
-                let mut dot = 0.0f32;
-                let q_row = local * head_dim;
+                let mut dot = F4::empty().fill(0.0f32);
+                let q_row = local * head4;
                 let k_row = lane * key_row;
-                for d in 0..head_dim {
+                for d in 0..head4 {
                     dot += queries[q_row + d] * staged[k_row + d];
                 }
-                score = dot;
+                score = dot.extract(0usize) + dot.extract(1usize) + dot.extract(2usize) + dot.extract(3usize);
             }
             weights[mine + lane] = score;
         }
@@ -192,11 +199,11 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
             weights[mine + lane] = select(score > HIDDEN, (score - new_max).exp(), 0.0f32);
         }
         let mut at = unit;
-        while at < comptime!(tile * value_dim) {
-            let j = at / value_dim;
-            let mut value = 0.0f32;
+        while at < comptime!(tile * value4) {
+            let j = at / value4;
+            let mut value = F4::empty().fill(0.0f32);
             if start + j < hi {
-                value = f32::cast_from(v[v_base + (start + j) * v_at.token as usize + at % value_dim]);
+                value = F4::cast_from(v[v_base + (start + j) * v_at.token as usize + at % value4]);
             }
             staged[at] = value;
             at += units;
@@ -208,30 +215,31 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
             tile_sum += weights[mine + j];
         }
         running_sum = running_sum * rescale + tile_sum;
+        let rescale4 = F4::empty().fill(rescale);
         #[unroll]
         for e in 0..per_lane {
             let d = e * LANES + lane;
-            let mut sum = 0.0f32;
-            if d < value_dim {
+            let mut sum = F4::empty().fill(0.0f32);
+            if d < value4 {
                 #[unroll]
                 for j in 0..tile {
-                    sum += weights[mine + j] * staged[j * value_dim + d];
+                    sum += F4::empty().fill(weights[mine + j]) * staged[j * value4 + d];
                 }
             }
-            acc[e] = acc[e] * rescale + sum;
+            acc[e] = acc[e] * rescale4 + sum;
         }
         sync_cube();
         start += tile;
     }
 
     if row_valid {
-        let inverse = select(running_sum > 0.0, 1.0 / running_sum, 0.0f32);
+        let inverse = F4::empty().fill(select(running_sum > 0.0, 1.0 / running_sum, 0.0f32));
         let o_base = batch * out_at.batch as usize + query * out_at.token as usize + head * out_at.head as usize;
         #[unroll]
         for e in 0..per_lane {
             let d = e * LANES + lane;
-            if d < value_dim {
-                out[o_base + d] = OF::cast_from(acc[e] * inverse);
+            if d < value4 {
+                out[o_base + d] = Vector::<OF, Const<4>>::cast_from(acc[e] * inverse);
             }
         }
     }

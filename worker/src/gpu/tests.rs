@@ -62,7 +62,7 @@ fn attention_launch_shapes_fit_the_shared_memory() {
             let (rows, tile) = launch_shape(total, d, vd, budget).expect("fits");
             assert!(rows.is_power_of_two() && rows <= total.next_power_of_two() && rows <= 8);
             assert!(tile.is_power_of_two() && tile <= 32);
-            let bytes = 4 * (rows * d + tile * (d + 1).max(vd) + rows * tile);
+            let bytes = 4 * (rows * d + tile * (d + 4).max(vd) + rows * tile);
             assert!(bytes <= budget, "{total} rows, {d}/{vd}: {bytes} bytes");
         }
     }
