@@ -244,24 +244,41 @@ fn attention_speed() {
             let mask = AttentionMask::Causal { past, window: None };
             fused_attention(q.clone(), k.clone(), v.clone(), keys, 0.0625, mask, DType::F32).expect("fused")
         });
-        let hidden: Vec<bool> = (0..heads * queries).flat_map(|r| (0..keys).map(move |j| j > past + r / heads)).collect();
+        let hidden: Vec<bool> = (0..heads * queries)
+            .flat_map(|r| (0..keys).map(move |j| j > past + r / heads))
+            .collect();
         let mask = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, heads * queries, keys]), &device);
         let mask_rows = mask.clone();
         let burn = time(&|| {
             let rows = q.clone().reshape([1, 1, queries * heads, hd]);
-            let (kk, vv) = (k.clone().cast(DType::F32).swap_dims(1, 2), v.clone().cast(DType::F32).swap_dims(1, 2));
+            let (kk, vv) = (
+                k.clone().cast(DType::F32).swap_dims(1, 2),
+                v.clone().cast(DType::F32).swap_dims(1, 2),
+            );
             attention(rows, kk, vv, Some(mask.clone()), None, AttentionModuleOptions::default())
         });
         println!("{queries} queries over {keys} keys, 4 heads of 256: fused {fused:.1} ms, burn's op {burn:.1} ms");
         let mask = AttentionMask::Causal { past, window: None };
         let fused = fused_attention(q.clone(), k.clone(), v.clone(), keys, 0.0625, mask, DType::F32).expect("fused");
         let rows = q.clone().mul_scalar(0.0625 * 16.0).reshape([1, 1, queries * heads, hd]);
-        let (kk, vv) = (k.clone().cast(DType::F32).swap_dims(1, 2), v.clone().cast(DType::F32).swap_dims(1, 2));
+        let (kk, vv) = (
+            k.clone().cast(DType::F32).swap_dims(1, 2),
+            v.clone().cast(DType::F32).swap_dims(1, 2),
+        );
         let burn = attention(rows, kk, vv, Some(mask_rows.clone()), None, AttentionModuleOptions::default());
         let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32");
         let t0 = std::time::Instant::now();
         let once = values(fused.clone());
-        println!("one fused call read back: {:.1} ms, {} values", t0.elapsed().as_secs_f64() * 1e3, once.len());
-        assert_close("fused against burn's op", &values(fused), &values(burn.reshape([1, queries, heads, hd])), 1e-4);
+        println!(
+            "one fused call read back: {:.1} ms, {} values",
+            t0.elapsed().as_secs_f64() * 1e3,
+            once.len()
+        );
+        assert_close(
+            "fused against burn's op",
+            &values(fused),
+            &values(burn.reshape([1, queries, heads, hd])),
+            1e-4,
+        );
     }
 }

@@ -10,8 +10,8 @@ use burn::tensor::ops::{AttentionModuleOptions, ConvOptions};
 use burn::tensor::FloatDType;
 
 use super::weights::Checkpoint;
-use crate::gpu::attention::{fused_attention, has_fused_attention, AttentionMask};
 use super::DiffusionError;
+use crate::gpu::attention::{fused_attention, has_fused_attention, AttentionMask};
 
 /// `x · Wᵀ + b` with PyTorch's `[out, in]` weight.
 pub struct Linear {

@@ -62,6 +62,9 @@ pub fn has_fused_attention(device: &Device) -> bool {
     }
 }
 
+/// Units per query row of the kernel.
+const LANES: usize = 32;
+
 /// The most query rows of one cube.
 pub const MAX_ROWS: usize = 8;
 
@@ -73,7 +76,8 @@ pub fn launch_shape(total_rows: usize, head_dim: usize, value_dim: usize, shared
     let mut rows = total_rows.clamp(1, MAX_ROWS).next_power_of_two();
     let width = (head_dim + 4).max(value_dim);
     loop {
-        let fitting = shared_bytes.checked_sub(rows * head_dim * 4).map_or(0, |left| left / 4 / (width + rows));
+        let fixed = rows * head_dim * 4 + rows * LANES * 4;
+        let fitting = shared_bytes.checked_sub(fixed).map_or(0, |left| left / 4 / width);
         if fitting >= 16 || (rows == 1 && fitting >= 1) {
             return Some((rows, prev_power_of_two(fitting.min(32))));
         }
@@ -172,7 +176,12 @@ mod cube {
         let total_rows = queries * group;
         let (q, k, v) = (primitive(q)?, primitive(k)?, primitive(v)?);
         let client = q.client.clone();
-        let shared = client.properties().hardware.max_shared_memory_size.saturating_sub(512).min(SHARED_BUDGET);
+        let shared = client
+            .properties()
+            .hardware
+            .max_shared_memory_size
+            .saturating_sub(512)
+            .min(SHARED_BUDGET);
         let (rows, tile) = launch_shape(total_rows, head_dim, value_dim, shared)?;
         let blocks = total_rows.div_ceil(rows);
         if blocks > MAX_GRID {
@@ -183,14 +192,7 @@ mod cube {
             AttentionMask::Causal { past, window } => (true, past, window.unwrap_or(0)),
         };
         let small = |n: usize| u32::try_from(n).ok();
-        let problem = ProblemLaunch::new(
-            small(queries)?,
-            small(keys)?,
-            small(group)?,
-            small(past)?,
-            small(window)?,
-            scale,
-        );
+        let problem = ProblemLaunch::new(small(queries)?, small(keys)?, small(group)?, small(past)?, small(window)?, scale);
         let (qs, ks, vs) = (strides(&q)?, strides(&k)?, strides(&v)?);
         let o = [queries * heads * value_dim, heads * value_dim, value_dim].map(|n| (n / 4) as u32);
         small(batch * queries * heads * value_dim)?;

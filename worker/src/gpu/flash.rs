@@ -143,7 +143,9 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
     // banks), then of values (rows of `value4`).
     let key_row = comptime!(head4 + 1);
     let mut staged = Shared::<[F4]>::new_slice(tile * comptime!(std::cmp::max(head4 + 1, value4)));
-    let mut weights = Shared::<[f32]>::new_slice(rows * tile);
+    let splits = comptime!(LANES / tile);
+    let slice = comptime!(head4.div_ceil(LANES / tile));
+    let mut weights = Shared::<[f32]>::new_slice(rows * LANES);
     let per_lane = comptime!(value4.div_ceil(LANES));
     let mut acc = Array::<F4>::new(per_lane);
     #[unroll]
@@ -154,7 +156,7 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
     let mut running_sum = 0.0f32;
     let k_base = batch * k_at.batch as usize + kv_head * k_at.head as usize;
     let v_base = batch * v_at.batch as usize + kv_head * v_at.head as usize;
-    let mine = local * tile;
+    let mine = local * LANES;
     sync_cube();
 
     let mut start = lo;
@@ -171,25 +173,40 @@ pub fn flash_attention<QF: Float, KF: Float, OF: Float>(
             at += units;
         }
         sync_cube();
-        let mut score = f32::new(MASKED);
-        if lane < tile {
-            let key = start + lane;
-            if row_valid && key >= my_lo && key < my_hi {
-                let mut dot = F4::empty().fill(0.0f32);
-                let q_row = local * head4;
-                let k_row = lane * key_row;
-                for d in 0..head4 {
-                    dot += queries[q_row + d] * staged[k_row + d];
-                }
-                score = dot.extract(0usize) + dot.extract(1usize) + dot.extract(2usize) + dot.extract(3usize);
+        // `splits` lanes share a key's score, each over a slice of the head; the partial dots
+        // of key `j` are at `mine + split · tile + j`.
+        if lane < comptime!(tile * splits) {
+            let key_lane = lane % tile;
+            let split = lane / tile;
+            let mut dot = F4::empty().fill(0.0f32);
+            let q_row = local * head4;
+            let k_row = key_lane * key_row;
+            let mut d = split * slice;
+            let stop = min(d + slice, head4);
+            while d < stop {
+                dot += queries[q_row + d] * staged[k_row + d];
+                d += 1;
             }
-            weights[mine + lane] = score;
+            weights[mine + lane] = dot.extract(0usize) + dot.extract(1usize) + dot.extract(2usize) + dot.extract(3usize);
         }
         sync_cube();
         let mut tile_max = f32::new(MASKED);
+        let mut score = f32::new(MASKED);
         #[unroll]
         for j in 0..tile {
-            tile_max = max(tile_max, weights[mine + j]);
+            let key = start + j;
+            let mut s = f32::new(MASKED);
+            if row_valid && key >= my_lo && key < my_hi {
+                s = 0.0f32;
+                #[unroll]
+                for split in 0..splits {
+                    s += weights[mine + split * tile + j];
+                }
+            }
+            tile_max = max(tile_max, s);
+            if j == lane {
+                score = s;
+            }
         }
         let new_max = max(running_max, tile_max);
         let rescale = (running_max - new_max).exp();

@@ -251,8 +251,19 @@ pub(super) fn attend(
             past: start,
             window: span.window,
         };
-        let (keys, values) = (written.keys.clone().unsqueeze_dim::<4>(0), written.values.clone().unsqueeze_dim::<4>(0));
-        let fused = fused_attention(q.clone().unsqueeze_dim::<4>(0), keys, values, start + t, c.attention_scale, mask, DType::F32);
+        let (keys, values) = (
+            written.keys.clone().unsqueeze_dim::<4>(0),
+            written.values.clone().unsqueeze_dim::<4>(0),
+        );
+        let fused = fused_attention(
+            q.clone().unsqueeze_dim::<4>(0),
+            keys,
+            values,
+            start + t,
+            c.attention_scale,
+            mask,
+            DType::F32,
+        );
         if let Some(out) = fused {
             *slot = Some(written);
             return out.reshape([t, heads * vd]);
