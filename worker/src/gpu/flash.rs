@@ -8,12 +8,17 @@
 //! `r` is query `r / group` of head `kv_head · group + r % group`): grouped-query attention reads
 //! each key and value once per cube, and a decode step (one query) still fills `group` rows.
 //! Per tile of `tile` keys:
-//! 1. the cube copies the keys (f32) into shared memory; unit `lane < tile` of row `r` computes the
-//!    score of key `lane` (the row's query, scaled, is in shared memory too) and writes it out;
-//! 2. every unit of the row reads the row's scores: the new maximum, the factor `exp(m_old −
-//!    m_new)` the earlier sums are rescaled by; unit `lane` turns its score into `exp(s − m_new)`;
+//! 1. the cube copies the keys (as f32) into shared memory; the row's query, scaled, is there too;
+//!    unit `lane` of a row computes the dot product of key `lane % tile` over slice
+//!    `lane / tile` of the head (`32 / tile` slices: every lane works when a tile has fewer than
+//!    32 keys) and writes it out;
+//! 2. every unit of the row adds the slices of the row's scores, masks them, and finds the new
+//!    maximum and the factor `exp(m_old − m_new)` the earlier sums are rescaled by; unit
+//!    `lane < tile` writes `exp(s − m_new)` for key `lane`;
 //! 3. the cube copies the values into the same shared buffer; unit `lane` of a row owns output
-//!    elements `lane, lane + 32, …` and adds `Σ_j p_j · v_j` to them.
+//!    vectors `lane, lane + 32, …` (four elements each) and adds `Σ_j p_j · v_j` to them.
+//!
+//! Everything is read, staged and written four elements at a time (`Vector<_, 4>`).
 //!
 //! Masks: keys `≥ keys` do not exist; with `causal`, query `i` sees keys `≤ past + i`; with a
 //! window `w > 0` also only keys `> past + i − w`. The cube visits only the tiles between its
