@@ -11,6 +11,7 @@ use burn::tensor::FloatDType;
 
 use super::weights::Checkpoint;
 use super::DiffusionError;
+use crate::gpu::attention::{fused_attention, has_fused_attention, AttentionMask};
 
 /// `x · Wᵀ + b` with PyTorch's `[out, in]` weight.
 pub struct Linear {
@@ -152,13 +153,15 @@ impl LayerNorm {
     }
 }
 
-/// Multi-head scaled dot-product attention on `[batch, tokens, heads·head_dim]`. On burn's CPU
-/// backend, non-causal attention runs on `cpu_attention`'s kernels; elsewhere it is burn's
-/// attention op. On cubecl devices (wgpu, cuda) that op is, as burn is built here (without its
-/// `autotune` feature), burn-cubecl's fallback: separate kernels with the scores materialized, not
-/// its flash kernel (calling the flash kernel directly was tried: on lavapipe the text model's
-/// batch test then ran over ten times longer, not investigated further). The scale is left to its
-/// default, 1/√head_dim (an explicit one would also force the fallback).
+/// Multi-head scaled dot-product attention on `[batch, tokens, heads·head_dim]`, scale
+/// 1/√head_dim. On cubecl devices (wgpu, cuda) it is one launch of our fused kernel
+/// (`gpu::attention::fused_attention`: flash-style, no score matrix in memory), in the inputs'
+/// precision (f16 on GPUs) with f32 accumulation. On burn's CPU backend, non-causal attention
+/// runs on `cpu_attention`'s kernels. Elsewhere, and for what the fused kernel refuses (causal
+/// attention with more keys than queries, key and value of different types), it is burn's
+/// attention op (on cubecl devices, as burn is built here without `autotune`, burn-cubecl's
+/// unfused fallback: calling burn-cubecl's own flash kernel directly was tried and made the
+/// text model's batch test on lavapipe over ten times longer).
 pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, inner] = q.dims();
     let m = k.dims()[1];
@@ -170,6 +173,20 @@ pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usi
             let shape = super::cpu_attention::AttentionShape { batch: b, n, m, heads, d };
             let out = super::cpu_attention::attention(&qv, &kv, &vv, shape);
             return Tensor::from_data(TensorData::new(out, [b, n, inner]), &device);
+        }
+    }
+    if has_fused_attention(&device) && (!causal || n == m) {
+        let mask = if causal {
+            AttentionMask::Causal { past: 0, window: None }
+        } else {
+            AttentionMask::Full
+        };
+        let dtype = q.dtype();
+        let heads_of = |x: Tensor<3>, len: usize| x.reshape([b, len, heads, d]);
+        let scale = 1.0 / (d as f32).sqrt();
+        let (qh, kh, vh) = (heads_of(q.clone(), n), heads_of(k.clone(), m), heads_of(v.clone(), m));
+        if let Some(out) = fused_attention(qh, kh, vh, m, scale, mask, dtype) {
+            return out.reshape([b, n, inner]);
         }
     }
     let split = |x: Tensor<3>, len: usize| x.reshape([b, len, heads, d]).swap_dims(1, 2);

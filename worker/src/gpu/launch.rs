@@ -24,7 +24,7 @@ use crate::quants::f32_to_f16;
 const MAX_GRID: usize = 65_535;
 
 /// The cubecl device behind a burn device (`None` on flex).
-fn cube_device(device: &Device) -> Option<CubeDevice> {
+pub(super) fn cube_device(device: &Device) -> Option<CubeDevice> {
     match device.as_dispatch() {
         DispatchDevice::Cube(d) => Some(d.clone()),
         #[allow(unreachable_patterns)]

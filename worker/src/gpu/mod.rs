@@ -16,12 +16,17 @@
 //! dequantized product up to the order of the additions; the prefill path rounds activations
 //! and weights' products to f16 inputs (f32 accumulation inside burn's matmul).
 //!
+//! Attention has its own fused kernel (`attention::fused_attention`, kernel in `flash`).
+//!
 //! Elsewhere (burn's flex CPU backend, encodings without a kernel such as Q8_K, rows that are
 //! not whole chunks of 32) the matrix is dequantized on the host, one matrix at a time, to f32
 //! on flex and f16 on a GPU, and multiplied with burn's matmul.
 
+pub mod attention;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod blocks;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod flash;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod kernels;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]

@@ -47,3 +47,42 @@ fn tiled_matrices_are_refused() {
         .tiled();
     assert!(DeviceMatrix::upload(&m, &Device::flex()).is_err());
 }
+
+#[test]
+fn attention_launch_shapes_fit_the_shared_memory() {
+    use super::attention::launch_shape;
+    let budget = (32 << 10) - 512;
+    // Gemma 3 270M decode (4 query heads per key/value head of 256), SmolLM2 prefill, SD's VAE.
+    assert_eq!(launch_shape(4, 256, 256, budget), Some((4, 16)));
+    assert_eq!(launch_shape(76, 64, 64, budget), Some((8, 32)));
+    assert_eq!(launch_shape(4096, 512, 512, budget), Some((1, 8)));
+    assert_eq!(launch_shape(1, 20_000, 20_000, budget), None);
+    for total in [1, 3, 8, 100] {
+        for (d, vd) in [
+            (16, 16),
+            (40, 40),
+            (64, 64),
+            (80, 80),
+            (128, 128),
+            (160, 160),
+            (256, 256),
+            (512, 512),
+            (64, 128),
+        ] {
+            let (rows, tile) = launch_shape(total, d, vd, budget).expect("fits");
+            assert!(rows.is_power_of_two() && rows <= total.next_power_of_two() && rows <= 8);
+            assert!(tile.is_power_of_two() && tile <= 32);
+            let bytes = 4 * (rows * d + tile * (d + 4).max(vd) + rows * 32);
+            assert!(bytes <= budget, "{total} rows, {d}/{vd}: {bytes} bytes");
+        }
+    }
+}
+
+#[test]
+fn fused_attention_is_for_cubecl_devices_only() {
+    use super::attention::{fused_attention, has_fused_attention, AttentionMask};
+    let device = Device::flex();
+    assert!(!has_fused_attention(&device));
+    let t = || Tensor::<4>::zeros([1, 2, 1, 16], &device);
+    assert!(fused_attention(t(), t(), t(), 2, 0.25, AttentionMask::Full, DType::F32).is_none());
+}

@@ -9,7 +9,14 @@
 //! Grouped-query attention reads each key/value head once: the `group = heads / kv_heads` query
 //! heads that share a key/value head become rows of one attention problem,
 //! `[kv_heads, group · tokens, head_dim]` against `[kv_heads, positions, head_dim]`, so no key or
-//! value is repeated. burn's attention op (`burn::tensor::module::attention`) computes it in f32.
+//! value is repeated.
+//!
+//! On cubecl devices (wgpu, cuda) one launch of our fused kernel
+//! (`gpu::attention::fused_attention`, flash-style: online softmax over tiles of keys in shared
+//! memory, no score matrix) computes a layer's attention for a sequence's step, decode or
+//! prefill, reading the cache in place up to its valid length. Elsewhere (burn's flex CPU
+//! backend, and any shape the kernel refuses) burn's attention op computes it in f32, in blocks
+//! of queries whose scores stay within a budget.
 
 use burn::prelude::*;
 use burn::tensor::module::attention;
@@ -17,6 +24,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, DType};
 
 use super::super::config::LlamaConfig;
+use crate::gpu::attention::{fused_attention, has_fused_attention, AttentionMask};
 
 /// One layer's keys `[capacity, kv_heads, head_dim]` and values `[capacity, kv_heads, value_dim]`.
 struct LayerKv {
@@ -123,9 +131,18 @@ struct QueryBlock {
     mask: Option<Tensor<4, Bool>>,
 }
 
-/// The positions a sequence's step attends to, block of queries by block.
+/// The positions a sequence's step attends to: for the fused kernel its first position and
+/// window; for burn's op its blocks of queries.
 pub(super) struct AttentionSpan {
+    start: usize,
+    window: Option<usize>,
+    /// Whether the device runs the fused kernel (then `blocks` is empty until it refuses a case).
+    fused: bool,
     blocks: Vec<QueryBlock>,
+    /// What `new` was given, to make the blocks if the fused kernel refuses.
+    tokens: usize,
+    heads: (usize, usize),
+    score_budget: usize,
 }
 
 impl AttentionSpan {
@@ -140,6 +157,31 @@ impl AttentionSpan {
         score_budget: usize,
         device: &Device,
     ) -> Self {
+        let fused = has_fused_attention(device);
+        Self {
+            start,
+            window,
+            fused,
+            blocks: if fused {
+                vec![]
+            } else {
+                Self::blocks(start, tokens, window, (group, kv_heads), score_budget, device)
+            },
+            tokens,
+            heads: (group, kv_heads),
+            score_budget,
+        }
+    }
+
+    /// Blocks of queries for burn's attention op, with their masks.
+    fn blocks(
+        start: usize,
+        tokens: usize,
+        window: Option<usize>,
+        (group, kv_heads): (usize, usize),
+        score_budget: usize,
+        device: &Device,
+    ) -> Vec<QueryBlock> {
         let heads = group * kv_heads;
         let mut blocks = Vec::new();
         let mut row = 0;
@@ -167,7 +209,7 @@ impl AttentionSpan {
             blocks.push(QueryBlock { row, rows, first, mask });
             row += rows;
         }
-        Self { blocks }
+        blocks
     }
 
     /// Blocks the queries go through attention in.
@@ -204,11 +246,42 @@ pub(super) fn attend(
         keys: old.keys.slice_assign(start..start + t, k.cast(dtype)),
         values: old.values.slice_assign(start..start + t, v.cast(dtype)),
     };
+    if span.fused {
+        let mask = AttentionMask::Causal {
+            past: start,
+            window: span.window,
+        };
+        let (keys, values) = (
+            written.keys.clone().unsqueeze_dim::<4>(0),
+            written.values.clone().unsqueeze_dim::<4>(0),
+        );
+        let fused = fused_attention(
+            q.clone().unsqueeze_dim::<4>(0),
+            keys,
+            values,
+            start + t,
+            c.attention_scale,
+            mask,
+            DType::F32,
+        );
+        if let Some(out) = fused {
+            *slot = Some(written);
+            return out.reshape([t, heads * vd]);
+        }
+    }
+    let unfused;
+    let blocks = if span.fused {
+        let (tokens, heads, budget) = (span.tokens, span.heads, span.score_budget);
+        unfused = AttentionSpan::blocks(span.start, tokens, span.window, heads, budget, &q.device());
+        &unfused
+    } else {
+        &span.blocks
+    };
     // burn's op scales by 1/√head_dim; folding the model's scale into q keeps its fused kernels
     // eligible (a custom scale falls back to separate kernels on cubecl).
     let q = q.mul_scalar(c.attention_scale as f64 * (hd as f64).sqrt());
-    let mut outputs = Vec::with_capacity(span.blocks.len());
-    for block in &span.blocks {
+    let mut outputs = Vec::with_capacity(blocks.len());
+    for block in blocks {
         let (rows, end) = (block.rows, start + block.row + block.rows);
         let read = |x: &Tensor<3>| {
             x.clone()
