@@ -77,9 +77,9 @@ if [ "$status" -eq 0 ]; then
     export HORDE_REQUIRE_GPU_SMOKE=1
   fi
   set +e
-  # The quantized kernels against the host's, the fused attention against a host reference, the text models (tiny, Gemma 3, SmolLM2) against
-  # the CPU engine, a wgpu worker serving both through a horde, the image models against burn's
-  # CPU backend.
+  # The quantized kernels against the host's, the fused attention against a host reference, the
+  # text models (tiny, Gemma 3, SmolLM2) against the CPU engine, a wgpu worker serving both through
+  # a horde, the image models against burn's CPU backend.
   cargo test -p horde-worker --features wgpu --test gpu_kernels --test gpu_attention --test gpu_model --test gpu_serving --test gpu_diffusion 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
