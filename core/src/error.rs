@@ -75,6 +75,8 @@ pub enum HordeError {
     TooFastKudosTransfers,
     #[error("Not enough kudos to transfer: you have {available} available above your minimum of {floor}.")]
     KudosTransferNotEnough { available: f64, floor: f64 },
+    #[error("This Idempotency-Key was used for another transfer; use a new key for a new transfer.")]
+    IdempotencyKeyConflict,
     #[error("Flagged accounts cannot send or receive kudos.")]
     SourceAccountFlagged,
     #[error("Parallel requests ({waiting}) exceed your concurrency limit of {limit}. Wait for some to finish.")]
@@ -156,6 +158,7 @@ impl HordeError {
             TooFastKudosTransfers => "TooFastKudosTransfers",
             KudosTransferNotEnough { .. } => "KudosTransferNotEnough",
             SourceAccountFlagged => "SourceAccountFlagged",
+            IdempotencyKeyConflict => "IdempotencyKeyConflict",
             TooManyPrompts { .. } => "TooManyPrompts",
             Locked => "Locked",
             MaintenanceMode => "MaintenanceMode",

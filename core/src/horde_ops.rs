@@ -20,6 +20,7 @@ use crate::accounts::api_key::ApiKeyHash;
 use crate::accounts::User;
 use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
 use crate::image_rules::ImageJobResult;
+use crate::kudos::transfer_keys::TransferKey;
 use crate::kudos::{to_kudos, Centikudos};
 use crate::replication::Machine;
 use crate::safety::filter::{FilterOutcome, FilterRule, PromptFilter};
@@ -65,10 +66,12 @@ pub enum HordeOp {
         username: Option<String>,
         now: u64,
     },
+    /// A transfer, under the sender's `Idempotency-Key` if given.
     Transfer {
         from: i64,
         to: i64,
         amount: f64,
+        key: Option<String>,
         now: u64,
     },
     SubmitText {
@@ -287,8 +290,23 @@ impl HordeMachine {
                 }
                 Ok(OpValue::ModifiedUser(Box::new((resp, u.clone()))))
             }
-            HordeOp::Transfer { from, to, amount, now } => {
-                Ok(OpValue::Centikudos(s.ledger.transfer(&mut s.users, from, to, amount, now)?))
+            HordeOp::Transfer { from, to, amount, key, now } => {
+                if let Some(first) = key.as_deref().and_then(|k| s.transfer_keys.get(from, k)) {
+                    return Ok(OpValue::Centikudos(first.replay(to, amount)?));
+                }
+                let transferred = s.ledger.transfer(&mut s.users, from, to, amount, now)?;
+                if let Some(key) = key {
+                    let record = TransferKey {
+                        from,
+                        key,
+                        to,
+                        transferred,
+                        at_ms: now,
+                    };
+                    s.transfer_keys.insert(record.clone());
+                    s.pending.transfer_keys.push(record);
+                }
+                Ok(OpValue::Centikudos(transferred))
             }
             HordeOp::SubmitText { user_id, req, now } => Ok(OpValue::Accepted(s.submit_text(user_id, req, now)?)),
             HordeOp::CancelText { id, now } => Ok(OpValue::TextStatus(s.cancel_text(&id, now)?)),

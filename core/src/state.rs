@@ -16,6 +16,7 @@ use crate::config::HordeConfig;
 use crate::image::ImageStore;
 use crate::kudos::image_model::{KudosModel, Timing};
 use crate::kudos::text_price::{self, REQUEST_TAX};
+use crate::kudos::transfer_keys::{TransferKey, TransferKeys};
 use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
 use crate::safety::suspicion::{self, Suspicion};
 use crate::scheduler::{
@@ -60,6 +61,9 @@ pub struct PendingWrites {
     pub workers: HashSet<Uuid>,
     /// (when, timing) of finished images, for refitting the kudos model.
     pub timings: Vec<(u64, Timing)>,
+    /// Keys of transfers made since the last cut, stored with their postings.
+    #[serde(default)]
+    pub transfer_keys: Vec<TransferKey>,
 }
 
 /// Every rule of the horde, over its in-memory state.
@@ -81,6 +85,8 @@ pub struct State {
     pub ip_timeouts: crate::safety::IpTimeouts,
     pub models: ModelNames,
     pub pending: PendingWrites,
+    /// Keys of the last day's transfers (`Idempotency-Key`).
+    pub transfer_keys: TransferKeys,
     /// (when, tokens) of jobs finished in the last minute.
     recent_tokens: VecDeque<(u64, i64)>,
     /// (when, thousands of pixelsteps) of images finished in the last minute.
@@ -110,6 +116,7 @@ struct SnapshotOf<'a> {
     ip_timeouts: &'a crate::safety::IpTimeouts,
     models: &'a ModelNames,
     pending: &'a PendingWrites,
+    transfer_keys: &'a TransferKeys,
     recent_tokens: &'a VecDeque<(u64, i64)>,
     recent_kps: &'a VecDeque<(u64, i64)>,
 }
@@ -127,6 +134,7 @@ struct Snapshot {
     ip_timeouts: crate::safety::IpTimeouts,
     models: ModelNames,
     pending: PendingWrites,
+    transfer_keys: TransferKeys,
     recent_tokens: VecDeque<(u64, i64)>,
     recent_kps: VecDeque<(u64, i64)>,
 }
@@ -167,6 +175,7 @@ impl State {
             ip_timeouts: crate::safety::IpTimeouts::default(),
             models: ModelNames::default(),
             pending: PendingWrites::default(),
+            transfer_keys: TransferKeys::default(),
             recent_tokens: VecDeque::new(),
             recent_kps: VecDeque::new(),
             ids: rand::SeedableRng::from_os_rng(),
@@ -185,6 +194,7 @@ impl State {
             || !self.pending.records.is_empty()
             || !self.pending.workers.is_empty()
             || !self.pending.timings.is_empty()
+            || !self.pending.transfer_keys.is_empty()
     }
 
     /// Takes the durable writes queued so far, as one batch for the persister.
@@ -196,6 +206,7 @@ impl State {
             records: std::mem::take(&mut self.pending.records),
             workers,
             timings: std::mem::take(&mut self.pending.timings),
+            transfer_keys: std::mem::take(&mut self.pending.transfer_keys),
         }
     }
 
@@ -210,6 +221,8 @@ impl State {
         }
         let newer = std::mem::replace(&mut self.pending.timings, batch.timings);
         self.pending.timings.extend(newer);
+        let newer = std::mem::replace(&mut self.pending.transfer_keys, batch.transfer_keys);
+        self.pending.transfer_keys.extend(newer);
     }
 
     /// Writes the replicated part of the state (see `SnapshotOf`) as CBOR to `out`.
@@ -225,6 +238,7 @@ impl State {
             ip_timeouts: &self.ip_timeouts,
             models: &self.models,
             pending: &self.pending,
+            transfer_keys: &self.transfer_keys,
             recent_tokens: &self.recent_tokens,
             recent_kps: &self.recent_kps,
         };
@@ -247,6 +261,7 @@ impl State {
         self.ip_timeouts = snap.ip_timeouts;
         self.models = snap.models;
         self.pending = snap.pending;
+        self.transfer_keys = snap.transfer_keys;
         self.recent_tokens = snap.recent_tokens;
         self.recent_kps = snap.recent_kps;
         Ok(())
@@ -742,6 +757,7 @@ impl State {
         }
         self.reap_images(now_ms, &mut report);
         self.ip_timeouts.prune(now_ms);
+        self.transfer_keys.prune(now_ms);
         report
     }
 

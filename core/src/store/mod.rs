@@ -16,6 +16,8 @@ use crate::kudos::{Account, Centikudos, Posting};
 use crate::workers::Worker;
 use crate::Result;
 
+mod transfer_keys;
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -46,11 +48,18 @@ pub struct FlushBatch {
     pub workers: Vec<Worker>,
     /// Normalized image timings for the kudos model.
     pub timings: Vec<(u64, crate::kudos::image_model::Timing)>,
+    /// Keys of the transfers among `postings` (`Idempotency-Key`).
+    #[serde(default)]
+    pub transfer_keys: Vec<crate::kudos::transfer_keys::TransferKey>,
 }
 
 impl FlushBatch {
     pub fn is_empty(&self) -> bool {
-        self.postings.is_empty() && self.records.is_empty() && self.workers.is_empty() && self.timings.is_empty()
+        self.postings.is_empty()
+            && self.records.is_empty()
+            && self.workers.is_empty()
+            && self.timings.is_empty()
+            && self.transfer_keys.is_empty()
     }
 }
 
@@ -559,6 +568,7 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         }
+        self.write_transfer_keys(tx, &batch.transfer_keys).await?;
         Ok(())
     }
 
