@@ -85,6 +85,9 @@ pub enum HordeError {
     Locked,
     #[error("The horde is in maintenance mode; new requests are not accepted right now.")]
     MaintenanceMode,
+    /// The horde is restarting: it finishes the work it has and takes none.
+    #[error("This horde is restarting: it finishes the jobs it has and takes no new work for a moment. Please try again shortly.")]
+    Draining,
     #[error("Username '{0}' is not valid: 1 to 30 characters, no '#'.")]
     InvalidUsername(String),
     #[error("This prompt appears to violate our terms of service and will be reported. Please contact us if you think this is an error.")]
@@ -161,7 +164,7 @@ impl HordeError {
             IdempotencyKeyConflict => "IdempotencyKeyConflict",
             TooManyPrompts { .. } => "TooManyPrompts",
             Locked => "Locked",
-            MaintenanceMode => "MaintenanceMode",
+            MaintenanceMode | Draining => "MaintenanceMode",
             InvalidUsername(_) => "InvalidUsername",
             Rejected { rc, .. } => rc,
             CorruptPrompt => "CorruptPrompt",
@@ -192,7 +195,7 @@ impl HordeError {
             | SuspiciousAccount => ErrorClass::Forbidden,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)
             | WorkerIpUnknown => ErrorClass::NotFound,
-            ImageStoreFull { .. } | SharedStateUnavailable(_) => ErrorClass::Unavailable,
+            ImageStoreFull { .. } | SharedStateUnavailable(_) | Draining => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } => ErrorClass::TooMany,
             Internal(_) => ErrorClass::Internal,

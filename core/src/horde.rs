@@ -41,6 +41,9 @@ use horde_protocol::image::{
 };
 use std::net::IpAddr;
 
+#[path = "horde_drain.rs"]
+mod drain;
+pub use drain::DrainReport;
 #[path = "horde_flush.rs"]
 mod flush;
 
@@ -80,6 +83,8 @@ pub struct Horde {
     hasher: ApiKeyHasher,
     links: ImageLinks,
     flushes: flush::Flushes,
+    /// Set when the horde stops taking new work before a restart.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Horde {
@@ -133,6 +138,7 @@ impl Horde {
             links: ImageLinks::new(secret.as_bytes()),
             hasher: ApiKeyHasher::new(secret),
             flushes: flush::Flushes::default(),
+            draining: Default::default(),
         });
         horde.ensure_user(ANONYMOUS_USER_ID).await?;
         Ok(horde)
@@ -472,6 +478,7 @@ impl Horde {
 
     /// Queues (or prices, on a dry run) an already validated text request.
     pub async fn submit_text_request(&self, user_id: i64, req: TextRequest) -> Result<TextSubmission> {
+        self.check_taking_work()?;
         if let Some(url) = &req.webhook {
             crate::image::request::check_webhook(url, &self.local().cfg)?;
         }
@@ -605,6 +612,7 @@ impl Horde {
 
     /// `POST /generate/text/pop`.
     pub async fn pop_text(&self, user_id: i64, pop: TextPopRequest, ip: Option<IpAddr>) -> Result<TextPopResponse> {
+        self.check_taking_work()?;
         self.check_ip(ip)?;
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);
@@ -620,6 +628,7 @@ impl Horde {
     /// `POST /generate/async`.
     /// `ip` is the client's address (timeouts; `None` when unknown).
     pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        self.check_taking_work()?;
         let now = self.now_ms();
         let req = {
             let s = self.local();
@@ -844,6 +853,7 @@ impl Horde {
 
     /// `POST /generate/pop`; upload links point at `base`.
     pub async fn pop_image(&self, user_id: i64, pop: ImagePopRequest, base: &str, ip: Option<IpAddr>) -> Result<ImagePopResponse> {
+        self.check_taking_work()?;
         self.check_ip(ip)?;
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);

@@ -163,6 +163,12 @@ pub enum HordeOp {
     Reap {
         now: u64,
     },
+    /// A restarting horde cancels the jobs no worker took and refunds the requests it drops
+    /// (with `unfinished`, every request not finished: see `State::drop_for_restart`).
+    DropForRestart {
+        unfinished: bool,
+        now: u64,
+    },
     /// Cuts the durable writes so far into a batch stored under `token`.
     Flush {
         token: String,
@@ -195,6 +201,7 @@ pub enum OpValue {
     ModifiedUser(Box<(horde_protocol::users::ModifyUserResponse, User)>),
     ModifiedWorker(Box<(ModifyWorkerResponse, Worker)>),
     Reaped(ReapReport),
+    Count(usize),
 }
 
 /// A batch of durable writes waiting to be stored.
@@ -424,6 +431,7 @@ impl HordeMachine {
                 Ok(OpValue::Unit)
             }
             HordeOp::Reap { now } => Ok(OpValue::Reaped(s.reap(now))),
+            HordeOp::DropForRestart { unfinished, now } => Ok(OpValue::Count(s.drop_for_restart(unfinished, now))),
             HordeOp::Flush { token } => {
                 let batch = s.take_pending_writes();
                 if !batch.is_empty() {

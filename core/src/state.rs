@@ -327,13 +327,15 @@ impl State {
         let charged = self
             .ledger
             .charge(&mut self.users, user_id, REQUEST_TAX, PostingKind::RequestTax, now_ms)?;
+        let upfront = kudos - self.users.get(user_id).map_or(kudos, |u| u.kudos);
         add_records(&mut self.pending, &mut self.users, user_id, |r| r.requests_text += 1);
         let priority = if flagged { -100.0 } else { to_kudos(kudos) };
         let seq = self.queue.next_seq();
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
         let n = req.n;
         let criteria = crate::text::criteria(id, user_id, &req, job_estimate);
-        let wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
+        let mut wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
+        wr.upfront = upfront;
         let possible = !self.eligible_workers(&wr, now_ms).is_empty();
         self.queue.insert(wr);
         Ok(Accepted {
@@ -374,7 +376,8 @@ impl State {
     /// able to serve this one could also serve.
     pub fn text_status(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
         let s = self.text_standing(id, now_ms)?;
-        let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
+        let req = self.queue.get_mut(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
+        req.collected |= s.done;
         Ok(TextStatus {
             finished: s.finished,
             processing: s.processing,

@@ -94,14 +94,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         Ok(async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("shutting down: finishing requests in flight");
+            tracing::info!("shutting down: draining");
         })
     }
     #[cfg(not(unix))]
     {
         Ok(async move {
             let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down: finishing requests in flight");
+            tracing::info!("shutting down: draining");
         })
     }
 }
@@ -119,13 +119,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let signal = shutdown_signal()?;
     // At shutdown, open event streams end so the graceful shutdown does not wait on them.
     let closing = horde_server::api::events::Closing::default();
-    let shutdown = {
-        let closing = closing.clone();
-        async move {
-            signal.await;
-            closing.close();
-        }
-    };
     let kudos_model = match &args.kudos_model {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -158,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         closing: closing.clone(),
     };
     let app = api::router(horde.clone(), options);
+    let (shutdown, deadline) = drain_on(signal, horde.clone(), closing, Duration::from_secs(args.drain_secs));
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
@@ -175,13 +169,57 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let webhooks = horde_server::webhooks::spawn(horde.clone(), leases, base, stop_rx);
     tracing::info!(%addr, dev_test_users = args.dev_test_users, shared = horde.is_shared(), "horde listening");
     println!("horde listening on http://{addr}");
-    api::serve(listener, app, shutdown).await?;
+    tokio::select! {
+        served = api::serve(listener, app, shutdown) => served?,
+        _ = deadline => tracing::warn!("clients still held connections at the drain deadline: closing them"),
+    }
     let _ = stop_tx.send(true);
     let _ = duties.await;
     let _ = webhooks.await;
     horde.store().close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What happens at `signal`: the horde drains for `drain_for` at most (see `Horde::drain`), then
+/// the first future resolves (and the HTTP server stops taking connections and lets calls in
+/// flight end); the second resolves at the drain's deadline, when connections still open are
+/// dropped.
+fn drain_on(
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    horde: Arc<Horde>,
+    closing: horde_server::api::events::Closing,
+    drain_for: Duration,
+) -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (deadline_tx, mut deadline_rx) = tokio::sync::watch::channel(None);
+    let shutdown = async move {
+        signal.await;
+        let deadline = tokio::time::Instant::now() + drain_for;
+        let _ = deadline_tx.send(Some(deadline));
+        // The last moments are for calls in flight (a requester reading its result, say).
+        let close_grace = Duration::from_secs(1).min(drain_for / 2);
+        match horde.drain(deadline - close_grace).await {
+            Ok(r) if r.handed_over => tracing::info!("the other processes sharing this horde take its work over"),
+            Ok(r) => tracing::info!(
+                refunded = r.refunded,
+                jobs_lost = r.left.jobs_in_flight,
+                results_unread = r.left.uncollected,
+                "drained"
+            ),
+            Err(e) => tracing::error!(error = %e, "draining failed"),
+        }
+        closing.close();
+    };
+    let deadline = async move {
+        match deadline_rx.wait_for(Option::is_some).await.map(|d| *d) {
+            Ok(Some(deadline)) => tokio::time::sleep_until(deadline).await,
+            _ => std::future::pending().await,
+        }
+    };
+    (shutdown, deadline)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -193,7 +231,11 @@ fn main() -> anyhow::Result<()> {
             runtime.worker_threads(n.clamp(1, 256));
         }
     }
-    runtime.build().context("starting the async runtime")?.block_on(run(cli))
+    let runtime = runtime.build().context("starting the async runtime")?;
+    let result = runtime.block_on(run(cli));
+    // Connections still open after the drain deadline end here, with the runtime's tasks.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -238,3 +238,69 @@ async fn idempotency_key_transfers_once(db: Db) {
     assert_eq!((st, v["rc"].as_str()), (400, Some("ValidationError")), "{v}");
 }
 on_both_databases!(idempotency_key, idempotency_key_transfers_once);
+
+async fn sigterm_drains_then_exits(db: Db) {
+    let mut s = server!(db, &["--dev-test-users", "--drain-secs", "6"]);
+    let (asker, asker_id) = s.user("asker", 100.0, false, false).await;
+    let (worker, _) = s.user("runner", 0.0, false, false).await;
+    let mut ids = Vec::new();
+    for prompt in ["first", "second", "third"] {
+        let (st, v) = s
+            .post("/generate/text/async", Some(&asker), json!({"prompt": prompt, "params": {"max_length": 20}}))
+            .await;
+        assert_eq!(st, 202, "{v}");
+        ids.push(v["id"].as_str().expect("id").to_string());
+    }
+    let (_, job) = s.post("/generate/text/pop", Some(&worker), json!({"name": "runner-w"})).await;
+    assert_eq!(job["payload"]["prompt"], "first");
+    let job = job["id"].as_str().expect("a job").to_string();
+    // A slow client: headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://")).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET /api/v2/status/heartbeat HTTP/1.1\r\nHost: h\r\n")
+        .await
+        .expect("write");
+
+    let signalled = std::time::Instant::now();
+    s.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new work: requesters are refused, workers told to wait.
+    let (st, v) = s.post("/generate/text/async", Some(&asker), json!({"prompt": "late"})).await;
+    assert_eq!((st, v["rc"].as_str()), (503, Some("MaintenanceMode")), "{v}");
+    let (st, v) = s.post("/generate/text/pop", Some(&worker), json!({"name": "runner-w"})).await;
+    assert_eq!((st, v["rc"].as_str()), (503, Some("MaintenanceMode")), "{v}");
+    // The requests no worker took are dropped: done, nothing charged.
+    for id in &ids[1..] {
+        let (st, v) = s.get(&format!("/generate/text/status/{id}"), None).await;
+        assert_eq!((st, v["done"].as_bool(), v["kudos"].as_f64()), (200, Some(true), Some(0.0)), "{v}");
+    }
+    // The job in flight finishes, and its requester reads the result.
+    let (st, v) = s
+        .post("/generate/text/submit", Some(&worker), json!({"id": job, "generation": "finished"}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, first) = s.get(&format!("/generate/text/status/{}", ids[0]), None).await;
+    assert_eq!((st, first["done"].as_bool()), (200, Some(true)), "{first}");
+    assert_eq!(first["generations"][0]["text"], "finished");
+    // Then it exits by its deadline, although the slow client still holds its connection.
+    let exit = s.wait_exit(Duration::from_secs(10)).expect("still running 10 s after SIGTERM");
+    let took = signalled.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    assert!(took < Duration::from_millis(7_500), "exited {took:?} after SIGTERM, past its 6 s drain");
+    drop(slow);
+    // The dropped requests' taxes came back; the served one paid its tax and its job.
+    let paid = (first["kudos"].as_f64().expect("kudos") * 100.0).round() as i64;
+    assert!(paid > 100, "{first}");
+    assert_eq!(stored_balances(&s, &[asker_id]).await, [10_000 - paid]);
+}
+
+mod sigterm_drains {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        sigterm_drains_then_exits(Db::Sqlite).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        sigterm_drains_then_exits(Db::Postgres).await;
+    }
+}

@@ -122,7 +122,8 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_horde"));
+        // HORDE_TEST_BIN: a copy of the binary, where several checkouts share one target dir.
+        let mut cmd = Command::new(std::env::var_os("HORDE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_horde").into()));
         cmd.args(["serve", "--port", "0", "--data-dir"])
             .arg(&self.dir)
             .args(["--database-url", &self.db_url])
@@ -156,6 +157,26 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub fn terminate(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        }
+    }
+
+    /// Waits up to `within` for the process to exit: its exit status, or `None` while it runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Starts the process again after `stop` (possibly with another `db_url`).
