@@ -74,7 +74,7 @@ impl Horde {
                         if stored() {
                             return Ok(());
                         }
-                        self.flush_locked(guard).await.map(|_| ())
+                        self.flush_locked(guard, false).await.map(|_| ())
                     }
                     _ = ended.changed() => Ok(()),
                 }
@@ -95,13 +95,14 @@ impl Horde {
     /// it once.
     pub async fn flush(&self) -> Result<usize> {
         let guard = self.flushes.lock.lock().await;
-        self.flush_locked(guard).await
+        self.flush_locked(guard, true).await
     }
 
-    /// `flush`, under the flush lock; tells waiting callers how it ended.
-    async fn flush_locked(&self, _guard: tokio::sync::MutexGuard<'_, ()>) -> Result<usize> {
+    /// `flush`, under the flush lock (of the kudos movements only without `stats`); tells
+    /// waiting callers how it ended.
+    async fn flush_locked(&self, _guard: tokio::sync::MutexGuard<'_, ()>, stats: bool) -> Result<usize> {
         let number = self.flushes.begun.fetch_add(1, Ordering::SeqCst) + 1;
-        let result = self.flush_now().await;
+        let result = self.flush_now(stats).await;
         self.flushes.ended.send_modify(|e| {
             e.count += 1;
             if result.is_ok() {
@@ -111,9 +112,9 @@ impl Horde {
         result
     }
 
-    async fn flush_now(&self) -> Result<usize> {
+    async fn flush_now(&self, stats: bool) -> Result<usize> {
         if !self.is_shared() {
-            let batch = self.local().take_pending_writes();
+            let batch = self.local().take_pending_writes(stats);
             if batch.is_empty() {
                 return Ok(0);
             }
@@ -126,9 +127,9 @@ impl Horde {
         }
         // Every replica queues the same writes, so this one's view says whether a cut is due:
         // with nothing queued, whatever this process changed is in a batch cut already.
-        if self.local().has_pending_writes() {
+        if self.local().has_pending_writes(stats) {
             let token = Uuid::new_v4().to_string();
-            self.run(HordeOp::Flush { token }).await?;
+            self.run(HordeOp::Flush { token, stats }).await?;
         }
         // Every batch cut so far holds changes made before this flush began.
         let cut: Vec<String> = self.replica.lock().outbox.iter().map(|b| b.token.clone()).collect();
@@ -142,9 +143,9 @@ impl Horde {
         loop {
             let next = {
                 let m = self.replica.lock();
-                m.outbox.front().and_then(|b| {
-                    due(&b.token, b.cut_at.elapsed()).then(|| (b.token.clone(), b.batch.clone()))
-                })
+                m.outbox
+                    .front()
+                    .and_then(|b| due(&b.token, b.cut_at.elapsed()).then(|| (b.token.clone(), b.batch.clone())))
             };
             let Some((token, batch)) = next else { return Ok(stored) };
             if self.store.flush_once(Some(&token), &batch, self.now_ms()).await? {

@@ -169,9 +169,11 @@ pub enum HordeOp {
         unfinished: bool,
         now: u64,
     },
-    /// Cuts the durable writes so far into a batch stored under `token`.
+    /// Cuts the durable writes so far into a batch stored under `token` (only the kudos
+    /// movements without `stats`: see `State::take_pending_writes`).
     Flush {
         token: String,
+        stats: bool,
     },
 }
 
@@ -297,7 +299,13 @@ impl HordeMachine {
                 }
                 Ok(OpValue::ModifiedUser(Box::new((resp, u.clone()))))
             }
-            HordeOp::Transfer { from, to, amount, key, now } => {
+            HordeOp::Transfer {
+                from,
+                to,
+                amount,
+                key,
+                now,
+            } => {
                 if let Some(first) = key.as_deref().and_then(|k| s.transfer_keys.get(from, k)) {
                     return Ok(OpValue::Centikudos(first.replay(to, amount)?));
                 }
@@ -432,8 +440,8 @@ impl HordeMachine {
             }
             HordeOp::Reap { now } => Ok(OpValue::Reaped(s.reap(now))),
             HordeOp::DropForRestart { unfinished, now } => Ok(OpValue::Count(s.drop_for_restart(unfinished, now))),
-            HordeOp::Flush { token } => {
-                let batch = s.take_pending_writes();
+            HordeOp::Flush { token, stats } => {
+                let batch = s.take_pending_writes(stats);
                 if !batch.is_empty() {
                     self.outbox.push_back(OutboxBatch {
                         token,

@@ -188,26 +188,29 @@ impl State {
         self.ids = rand::SeedableRng::from_seed(seed);
     }
 
-    /// Whether durable writes are queued.
-    pub fn has_pending_writes(&self) -> bool {
+    /// Whether durable writes are queued: any, or with `!stats` kudos movements only.
+    pub fn has_pending_writes(&self, stats: bool) -> bool {
         self.ledger.pending_len() > 0
-            || !self.pending.records.is_empty()
-            || !self.pending.workers.is_empty()
-            || !self.pending.timings.is_empty()
             || !self.pending.transfer_keys.is_empty()
+            || (stats && (!self.pending.records.is_empty() || !self.pending.workers.is_empty() || !self.pending.timings.is_empty()))
     }
 
-    /// Takes the durable writes queued so far, as one batch for the persister.
-    pub fn take_pending_writes(&mut self) -> crate::store::FlushBatch {
-        let ids: Vec<Uuid> = self.pending.workers.drain().collect();
-        let workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
-        crate::store::FlushBatch {
+    /// Takes the durable writes queued so far, as one batch for the persister. Without `stats`,
+    /// only the kudos movements (postings, transfer keys): what a caller waits for, in the fewest
+    /// statements; the counters, worker stats and timings wait for the next periodic batch.
+    pub fn take_pending_writes(&mut self, stats: bool) -> crate::store::FlushBatch {
+        let mut batch = crate::store::FlushBatch {
             postings: self.ledger.take_pending(),
-            records: std::mem::take(&mut self.pending.records),
-            workers,
-            timings: std::mem::take(&mut self.pending.timings),
             transfer_keys: std::mem::take(&mut self.pending.transfer_keys),
+            ..Default::default()
+        };
+        if stats {
+            let ids: Vec<Uuid> = self.pending.workers.drain().collect();
+            batch.workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
+            batch.records = std::mem::take(&mut self.pending.records);
+            batch.timings = std::mem::take(&mut self.pending.timings);
         }
+        batch
     }
 
     /// Queues a batch that could not be stored again, ahead of what came since.

@@ -911,10 +911,22 @@ fn a_restart_drops_unstarted_requests_with_their_tax_and_waits_for_jobs_in_fligh
     assert_eq!(s.drop_for_restart(false, T0 + 20), 1);
     assert_eq!(s.users.get(2).map(|u| u.kudos), bob_before.map(|k| k + 100));
     assert!(s.queue.get(&waiting).is_some_and(|r| r.is_done() && r.consumed == 0));
-    assert_eq!(s.outstanding(), crate::drain::Outstanding { jobs_in_flight: 2, uncollected: 0 });
+    assert_eq!(
+        s.outstanding(),
+        crate::drain::Outstanding {
+            jobs_in_flight: 2,
+            uncollected: 0
+        }
+    );
     // A job comes back: its result is owed until its requester reads it.
     submit_ok(&mut s, 4, &job_served, "done", T0 + 30).expect("submit");
-    assert_eq!(s.outstanding(), crate::drain::Outstanding { jobs_in_flight: 1, uncollected: 1 });
+    assert_eq!(
+        s.outstanding(),
+        crate::drain::Outstanding {
+            jobs_in_flight: 1,
+            uncollected: 1
+        }
+    );
     s.text_status(&served, T0 + 31).expect("status");
     assert_eq!(s.outstanding().uncollected, 0);
     // The deadline: the request whose job never came back is refunded; nothing twice.

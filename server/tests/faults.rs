@@ -138,7 +138,11 @@ async fn answered_means_stored(db: Db) {
     for round in 0..5 {
         // A transfer answered 200, then kill -9 at once.
         let (st, v) = s
-            .post("/kudos/transfer", Some(&giver), json!({"username": format!("taker#{taker_id}"), "amount": 3}))
+            .post(
+                "/kudos/transfer",
+                Some(&giver),
+                json!({"username": format!("taker#{taker_id}"), "amount": 3}),
+            )
             .await;
         assert_eq!((st, v["transferred"].as_f64()), (200, Some(3.0)), "round {round}: {v}");
         s.kill9();
@@ -147,7 +151,11 @@ async fn answered_means_stored(db: Db) {
         s.start_again();
         // A job's reward answered 200, then kill -9 at once.
         let (st, _) = s
-            .post("/generate/text/async", Some(&giver), json!({"prompt": "p", "params": {"max_length": 20}}))
+            .post(
+                "/generate/text/async",
+                Some(&giver),
+                json!({"prompt": "p", "params": {"max_length": 20}}),
+            )
             .await;
         assert_eq!(st, 202);
         let (_, job) = s.post("/generate/text/pop", Some(&worker), json!({"name": "earner-w"})).await;
@@ -246,7 +254,11 @@ async fn sigterm_drains_then_exits(db: Db) {
     let mut ids = Vec::new();
     for prompt in ["first", "second", "third"] {
         let (st, v) = s
-            .post("/generate/text/async", Some(&asker), json!({"prompt": prompt, "params": {"max_length": 20}}))
+            .post(
+                "/generate/text/async",
+                Some(&asker),
+                json!({"prompt": prompt, "params": {"max_length": 20}}),
+            )
             .await;
         assert_eq!(st, 202, "{v}");
         ids.push(v["id"].as_str().expect("id").to_string());
@@ -255,7 +267,9 @@ async fn sigterm_drains_then_exits(db: Db) {
     assert_eq!(job["payload"]["prompt"], "first");
     let job = job["id"].as_str().expect("a job").to_string();
     // A slow client: headers that never end.
-    let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://")).await.expect("connect");
+    let mut slow = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .expect("connect");
     tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET /api/v2/status/heartbeat HTTP/1.1\r\nHost: h\r\n")
         .await
         .expect("write");
@@ -285,7 +299,10 @@ async fn sigterm_drains_then_exits(db: Db) {
     let exit = s.wait_exit(Duration::from_secs(10)).expect("still running 10 s after SIGTERM");
     let took = signalled.elapsed();
     assert!(exit.success(), "{exit:?}");
-    assert!(took < Duration::from_millis(7_500), "exited {took:?} after SIGTERM, past its 6 s drain");
+    assert!(
+        took < Duration::from_millis(7_500),
+        "exited {took:?} after SIGTERM, past its 6 s drain"
+    );
     drop(slow);
     // The dropped requests' taxes came back; the served one paid its tax and its job.
     let paid = (first["kudos"].as_f64().expect("kudos") * 100.0).round() as i64;

@@ -80,6 +80,8 @@ const WORKER_COLUMNS: &str = "id, user_id, name, info, created, last_check_in, m
 
 /// Ledger rows written per INSERT statement.
 const POSTINGS_PER_INSERT: usize = 200;
+/// Accounts whose balances one UPDATE statement changes.
+const USERS_PER_UPDATE: usize = 200;
 
 fn b(v: bool) -> i64 {
     v as i64
@@ -500,27 +502,45 @@ impl Store {
             }
             q.execute(&mut **tx).await?;
         }
-        for (id, d) in &user_deltas {
+        // One statement for every account touched (a batch's cost must not grow with its size
+        // in round trips: callers wait for it).
+        let deltas: Vec<(&i64, &User)> = user_deltas.iter().collect();
+        for chunk in deltas.chunks(USERS_PER_UPDATE) {
+            let mut sql = String::from("WITH d (id, kudos, accumulated, gifted, received, admin, awarded) AS (VALUES ");
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?, ?, ?)"
+                });
+            }
+            sql.push_str(
+                ") UPDATE users SET kudos = users.kudos + d.kudos, kd_accumulated = users.kd_accumulated + d.accumulated, \
+                 kd_gifted = users.kd_gifted + d.gifted, kd_received = users.kd_received + d.received, \
+                 kd_admin = users.kd_admin + d.admin, kd_awarded = users.kd_awarded + d.awarded FROM d WHERE users.id = d.id",
+            );
+            let mut q = sqlx::query(self.sql(&sql));
+            for (id, d) in chunk {
+                q = q
+                    .bind(**id)
+                    .bind(d.kudos)
+                    .bind(d.buckets.accumulated)
+                    .bind(d.buckets.gifted)
+                    .bind(d.buckets.received)
+                    .bind(d.buckets.admin)
+                    .bind(d.buckets.awarded);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        if !system.is_empty() {
+            let (mint, burn) = (system.get("mint").copied().unwrap_or(0), system.get("burn").copied().unwrap_or(0));
             sqlx::query(self.sql(
-                "UPDATE users SET kudos = kudos + ?, kd_accumulated = kd_accumulated + ?, kd_gifted = kd_gifted + ?, \
-                 kd_received = kd_received + ?, kd_admin = kd_admin + ?, kd_awarded = kd_awarded + ? WHERE id = ?",
+                "UPDATE system_accounts SET balance = balance + CASE name WHEN 'mint' THEN ? ELSE ? END WHERE name IN ('mint', 'burn')",
             ))
-            .bind(d.kudos)
-            .bind(d.buckets.accumulated)
-            .bind(d.buckets.gifted)
-            .bind(d.buckets.received)
-            .bind(d.buckets.admin)
-            .bind(d.buckets.awarded)
-            .bind(*id)
+            .bind(mint)
+            .bind(burn)
             .execute(&mut **tx)
             .await?;
-        }
-        for (name, delta) in &system {
-            sqlx::query(self.sql("UPDATE system_accounts SET balance = balance + ? WHERE name = ?"))
-                .bind(*delta)
-                .bind(*name)
-                .execute(&mut **tx)
-                .await?;
         }
         for (id, r) in &batch.records {
             sqlx::query(self.sql(

@@ -10,9 +10,9 @@ use crate::Result;
 impl Store {
     /// The transfer `from` made under `key` within the last day, if it was stored.
     pub async fn transfer_key(&self, from: i64, key: &str, now_ms: u64) -> Result<Option<TransferKey>> {
-        let row = sqlx::query(self.sql(
-            "SELECT to_user, transferred, created_ms FROM transfer_keys WHERE from_user = ? AND idem_key = ? AND created_ms >= ?",
-        ))
+        let row = sqlx::query(
+            self.sql("SELECT to_user, transferred, created_ms FROM transfer_keys WHERE from_user = ? AND idem_key = ? AND created_ms >= ?"),
+        )
         .bind(from)
         .bind(key)
         .bind(now_ms.saturating_sub(KEEP_MS) as i64)
@@ -29,11 +29,7 @@ impl Store {
     }
 
     /// Stores the keys of a batch's transfers and forgets those older than a day.
-    pub(super) async fn write_transfer_keys(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        keys: &[TransferKey],
-    ) -> Result<()> {
+    pub(super) async fn write_transfer_keys(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, keys: &[TransferKey]) -> Result<()> {
         let Some(newest) = keys.iter().map(|k| k.at_ms).max() else {
             return Ok(());
         };

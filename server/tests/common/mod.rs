@@ -127,7 +127,12 @@ impl Server {
         cmd.args(["serve", "--port", "0", "--data-dir"])
             .arg(&self.dir)
             .args(["--database-url", &self.db_url])
-            .args((!self.extra.iter().any(|a| a == "--flush-interval-ms")).then_some(["--flush-interval-ms", "20"]).into_iter().flatten())
+            .args(
+                (!self.extra.iter().any(|a| a == "--flush-interval-ms"))
+                    .then_some(["--flush-interval-ms", "20"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra)
             // Tests send traffic far above the public limits; the rate-limit tests set their own.
             .args((!self.extra.iter().any(|a| a.starts_with("--rate-limit"))).then_some("--no-rate-limits"))
