@@ -61,9 +61,17 @@ impl Horde {
         let mut ended = self.flushes.ended.subscribe();
         let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
         let stored = || self.flushes.ended.borrow().stored >= target;
+        // A shared log lost meanwhile took the changes not yet cut with it.
+        let logs_lost = || self.replica.lock().logs_lost;
+        let lost_before = logs_lost();
         loop {
             ended.borrow_and_update();
             if stored() {
+                if logs_lost() != lost_before {
+                    return Err(HordeError::SharedStateUnavailable(
+                        "the shared state was lost before this change was stored".into(),
+                    ));
+                }
                 return Ok(());
             }
             // Whichever comes first: the end of the flush running now (which may have taken this
@@ -72,7 +80,7 @@ impl Horde {
                 tokio::select! {
                     guard = self.flushes.lock.lock() => {
                         if stored() {
-                            return Ok(());
+                            return Ok(()); // the loop's check follows
                         }
                         self.flush_locked(guard, false).await.map(|_| ())
                     }

@@ -16,7 +16,10 @@ use crate::kudos::{Account, Centikudos, Posting};
 use crate::workers::Worker;
 use crate::Result;
 
+mod script;
 mod transfer_keys;
+
+use script::{Bound, Script};
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -485,63 +488,53 @@ impl Store {
                 }
             }
         }
-        // Many rows per statement: one round trip per chunk instead of per posting.
+        // Many rows per statement, and the statements in one trip where the database allows.
+        let mut script = Script::default();
         for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
             let mut sql = String::from("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES ");
-            for i in 0..chunk.len() {
+            let mut values = Vec::with_capacity(chunk.len() * 5);
+            for (i, p) in chunk.iter().enumerate() {
                 sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+                values.extend([
+                    Bound::Int(p.at_ms as i64),
+                    Bound::Text(p.kind.as_str().to_string()),
+                    Bound::Text(p.from.key()),
+                    Bound::Text(p.to.key()),
+                    Bound::Int(p.amount),
+                ]);
             }
-            let mut q = sqlx::query(self.sql(&sql));
-            for p in chunk {
-                q = q
-                    .bind(p.at_ms as i64)
-                    .bind(p.kind.as_str())
-                    .bind(p.from.key())
-                    .bind(p.to.key())
-                    .bind(p.amount);
-            }
-            q.execute(&mut **tx).await?;
+            script.push(sql, values);
         }
-        // One statement for every account touched (a batch's cost must not grow with its size
-        // in round trips: callers wait for it).
+        // One statement for every account touched.
         let deltas: Vec<(&i64, &User)> = user_deltas.iter().collect();
         for chunk in deltas.chunks(USERS_PER_UPDATE) {
             let mut sql = String::from("WITH d (id, kudos, accumulated, gifted, received, admin, awarded) AS (VALUES ");
-            for i in 0..chunk.len() {
+            let mut values = Vec::with_capacity(chunk.len() * 7);
+            for (i, (id, d)) in chunk.iter().enumerate() {
                 sql.push_str(if i == 0 {
                     "(?, ?, ?, ?, ?, ?, ?)"
                 } else {
                     ", (?, ?, ?, ?, ?, ?, ?)"
                 });
+                let b = &d.buckets;
+                values.extend([**id, d.kudos, b.accumulated, b.gifted, b.received, b.admin, b.awarded].map(Bound::Int));
             }
             sql.push_str(
                 ") UPDATE users SET kudos = users.kudos + d.kudos, kd_accumulated = users.kd_accumulated + d.accumulated, \
                  kd_gifted = users.kd_gifted + d.gifted, kd_received = users.kd_received + d.received, \
                  kd_admin = users.kd_admin + d.admin, kd_awarded = users.kd_awarded + d.awarded FROM d WHERE users.id = d.id",
             );
-            let mut q = sqlx::query(self.sql(&sql));
-            for (id, d) in chunk {
-                q = q
-                    .bind(**id)
-                    .bind(d.kudos)
-                    .bind(d.buckets.accumulated)
-                    .bind(d.buckets.gifted)
-                    .bind(d.buckets.received)
-                    .bind(d.buckets.admin)
-                    .bind(d.buckets.awarded);
-            }
-            q.execute(&mut **tx).await?;
+            script.push(sql, values);
         }
         if !system.is_empty() {
             let (mint, burn) = (system.get("mint").copied().unwrap_or(0), system.get("burn").copied().unwrap_or(0));
-            sqlx::query(self.sql(
-                "UPDATE system_accounts SET balance = balance + CASE name WHEN 'mint' THEN ? ELSE ? END WHERE name IN ('mint', 'burn')",
-            ))
-            .bind(mint)
-            .bind(burn)
-            .execute(&mut **tx)
-            .await?;
+            script.push(
+                "UPDATE system_accounts SET balance = balance + CASE name WHEN 'mint' THEN ? ELSE ? END WHERE name IN ('mint', 'burn')"
+                    .into(),
+                vec![Bound::Int(mint), Bound::Int(burn)],
+            );
         }
+        self.run_script(tx, script).await?;
         for (id, r) in &batch.records {
             sqlx::query(self.sql(
                 "UPDATE users SET usage_tokens = usage_tokens + ?, requests_text = requests_text + ?, \
