@@ -133,6 +133,13 @@ impl Server {
                     .into_iter()
                     .flatten(),
             )
+            // Restarts in tests drain briefly (jobs left in flight would hold them the default 30 s).
+            .args(
+                (!self.extra.iter().any(|a| a == "--drain-secs"))
+                    .then_some(["--drain-secs", "2"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra)
             // Tests send traffic far above the public limits; the rate-limit tests set their own.
             .args((!self.extra.iter().any(|a| a.starts_with("--rate-limit"))).then_some("--no-rate-limits"))
