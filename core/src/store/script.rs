@@ -37,6 +37,30 @@ fn bind_all(mut q: AnyQuery<'_>, values: Vec<Bound>) -> AnyQuery<'_> {
 }
 
 impl Store {
+    /// Runs `script` as one transaction in one trip to the connection (SQLite only:
+    /// `BEGIN IMMEDIATE`, the statements and `COMMIT` in one multi-statement query). On failure the
+    /// transaction is rolled back, or the connection closed if even that fails.
+    pub(super) async fn commit_in_one_trip(&self, script: Script) -> Result<()> {
+        use sqlx::Executor;
+        let mut sql = String::from("BEGIN IMMEDIATE;\n");
+        let mut values = Vec::new();
+        for (s, v) in script.statements {
+            sql.push_str(&s);
+            sql.push_str(";\n");
+            values.extend(v);
+        }
+        sql.push_str("COMMIT;");
+        let mut conn = self.pool.acquire().await?;
+        let done = bind_all(sqlx::query(self.sql(&sql)), values).execute(&mut *conn).await;
+        if let Err(e) = done {
+            if conn.execute("ROLLBACK").await.is_err() {
+                let _ = conn.close().await;
+            }
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
     /// Runs `script` in `tx`.
     pub(super) async fn run_script(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, script: Script) -> Result<()> {
         match self.dialect {

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::script::{Bound, Script};
 use super::Store;
 use crate::kudos::transfer_keys::{TransferKey, KEEP_MS};
 use crate::Result;
@@ -27,30 +28,31 @@ impl Store {
             at_ms: r.try_get::<i64, _>("created_ms")?.max(0) as u64,
         }))
     }
+}
 
-    /// Stores the keys of a batch's transfers and forgets those older than a day.
-    pub(super) async fn write_transfer_keys(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, keys: &[TransferKey]) -> Result<()> {
-        let Some(newest) = keys.iter().map(|k| k.at_ms).max() else {
-            return Ok(());
-        };
-        for k in keys {
-            sqlx::query(self.sql(
-                "INSERT INTO transfer_keys (from_user, idem_key, to_user, transferred, created_ms) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT (from_user, idem_key) DO UPDATE SET to_user = excluded.to_user, transferred = excluded.transferred, \
-                 created_ms = excluded.created_ms",
-            ))
-            .bind(k.from)
-            .bind(&k.key)
-            .bind(k.to)
-            .bind(k.transferred)
-            .bind(k.at_ms as i64)
-            .execute(&mut **tx)
-            .await?;
-        }
-        sqlx::query(self.sql("DELETE FROM transfer_keys WHERE created_ms < ?"))
-            .bind(newest.saturating_sub(KEEP_MS) as i64)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+/// Adds to `script` the statements storing the keys of a batch's transfers and forgetting those
+/// older than a day.
+pub(super) fn push_transfer_keys(script: &mut Script, keys: &[TransferKey]) {
+    let Some(newest) = keys.iter().map(|k| k.at_ms).max() else {
+        return;
+    };
+    for k in keys {
+        script.push(
+            "INSERT INTO transfer_keys (from_user, idem_key, to_user, transferred, created_ms) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (from_user, idem_key) DO UPDATE SET to_user = excluded.to_user, transferred = excluded.transferred, \
+             created_ms = excluded.created_ms"
+                .into(),
+            vec![
+                Bound::Int(k.from),
+                Bound::Text(k.key.clone()),
+                Bound::Int(k.to),
+                Bound::Int(k.transferred),
+                Bound::Int(k.at_ms as i64),
+            ],
+        );
     }
+    script.push(
+        "DELETE FROM transfer_keys WHERE created_ms < ?".into(),
+        vec![Bound::Int(newest.saturating_sub(KEEP_MS) as i64)],
+    );
 }
