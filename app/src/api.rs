@@ -363,7 +363,7 @@ pub async fn register(username: String) -> Result<NewApiKey, ServerFnError> {
 pub async fn transfer(api_key: String, to: String, amount: f64) -> Result<f64, ServerFnError> {
     let horde = server::horde()?;
     let from = server::user(&horde, &api_key).await?;
-    horde.transfer(from, &to, Some(amount)).await.map_err(server::failed)
+    horde.transfer(from, &to, Some(amount), None).await.map_err(server::failed)
 }
 
 /// The workers the key's account owns.

@@ -75,6 +75,8 @@ pub enum HordeError {
     TooFastKudosTransfers,
     #[error("Not enough kudos to transfer: you have {available} available above your minimum of {floor}.")]
     KudosTransferNotEnough { available: f64, floor: f64 },
+    #[error("This Idempotency-Key was used for another transfer; use a new key for a new transfer.")]
+    IdempotencyKeyConflict,
     #[error("Flagged accounts cannot send or receive kudos.")]
     SourceAccountFlagged,
     #[error("Parallel requests ({waiting}) exceed your concurrency limit of {limit}. Wait for some to finish.")]
@@ -83,6 +85,9 @@ pub enum HordeError {
     Locked,
     #[error("The horde is in maintenance mode; new requests are not accepted right now.")]
     MaintenanceMode,
+    /// The horde is restarting: it finishes the work it has and takes none.
+    #[error("This horde is restarting: it finishes the jobs it has and takes no new work for a moment. Please try again shortly.")]
+    Draining,
     #[error("Username '{0}' is not valid: 1 to 30 characters, no '#', no control or invisible formatting characters.")]
     InvalidUsername(String),
     #[error("This prompt appears to violate our terms of service and will be reported. Please contact us if you think this is an error.")]
@@ -160,9 +165,10 @@ impl HordeError {
             TooFastKudosTransfers => "TooFastKudosTransfers",
             KudosTransferNotEnough { .. } => "KudosTransferNotEnough",
             SourceAccountFlagged => "SourceAccountFlagged",
+            IdempotencyKeyConflict => "IdempotencyKeyConflict",
             TooManyPrompts { .. } => "TooManyPrompts",
             Locked => "Locked",
-            MaintenanceMode => "MaintenanceMode",
+            MaintenanceMode | Draining => "MaintenanceMode",
             InvalidUsername(_) => "InvalidUsername",
             Rejected { rc, .. } => rc,
             CorruptPrompt => "CorruptPrompt",
@@ -195,7 +201,7 @@ impl HordeError {
             | SuspiciousAccount => ErrorClass::Forbidden,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)
             | WorkerIpUnknown => ErrorClass::NotFound,
-            ImageStoreFull { .. } | TextStoreFull { .. } | SharedStateUnavailable(_) => ErrorClass::Unavailable,
+            ImageStoreFull { .. } | TextStoreFull { .. } | SharedStateUnavailable(_) | Draining => ErrorClass::Unavailable,
             Locked => ErrorClass::Locked,
             TooManyPrompts { .. } | TooManyPromptBytes { .. } => ErrorClass::TooMany,
             Internal(_) => ErrorClass::Internal,

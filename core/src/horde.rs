@@ -26,6 +26,7 @@ use crate::horde_ops::{Envelope, HordeMachine, HordeOp, OpValue};
 use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
 use crate::image_rules::{ImageJobResult, WebhookEvent};
 use crate::kudos::image_model::KudosModel;
+use crate::kudos::transfer_keys::validate_key;
 use crate::kudos::{to_centikudos, to_kudos, KudosLedger};
 use crate::replication::{Replica, SharedLogConfig};
 use crate::safety::filter::{validate_rule, FilterRule, PromptFilter};
@@ -39,6 +40,12 @@ use horde_protocol::image::{
     GenerateImageRequest, ImageCheck, ImagePopRequest, ImagePopResponse, ImageStatus, ImageSubmitRequest, RateRequest,
 };
 use std::net::IpAddr;
+
+#[path = "horde_drain.rs"]
+mod drain;
+pub use drain::DrainReport;
+#[path = "horde_flush.rs"]
+mod flush;
 
 /// Outcome of a text generation request.
 #[derive(Debug, Clone)]
@@ -68,10 +75,6 @@ macro_rules! expect {
     };
 }
 
-/// A batch another process cut is stored by this one only if it is still unstored after this
-/// long (its cutter died, say).
-const TAKEOVER_AFTER: std::time::Duration = std::time::Duration::from_secs(3);
-
 /// The horde.
 pub struct Horde {
     replica: Replica<HordeMachine>,
@@ -79,7 +82,9 @@ pub struct Horde {
     clock: Arc<dyn Clock>,
     hasher: ApiKeyHasher,
     links: ImageLinks,
-    flush_lock: tokio::sync::Mutex<()>,
+    flushes: flush::Flushes,
+    /// Set when the horde stops taking new work before a restart.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Horde {
@@ -132,7 +137,8 @@ impl Horde {
             clock,
             links: ImageLinks::new(secret.as_bytes()),
             hasher: ApiKeyHasher::new(secret),
-            flush_lock: tokio::sync::Mutex::new(()),
+            flushes: flush::Flushes::default(),
+            draining: Default::default(),
         });
         horde.ensure_user(ANONYMOUS_USER_ID).await?;
         Ok(horde)
@@ -246,7 +252,7 @@ impl Horde {
             now,
         };
         let user = expect!(self.run(op).await?, OpValue::User)?;
-        self.flush().await?;
+        self.commit().await?;
         Ok((user, key))
     }
 
@@ -319,7 +325,7 @@ impl Horde {
                 };
                 let profile = expect!(self.run(op).await?, OpValue::User)?;
                 self.store.update_user_profile(&profile).await?;
-                self.flush().await?;
+                self.commit().await?;
                 (id, key)
             }
         };
@@ -417,25 +423,42 @@ impl Horde {
         let (resp, profile) = *expect!(self.run(HordeOp::ModifyUser { id, m, username, now }).await?, OpValue::ModifiedUser)?;
         self.store.update_user_profile(&profile).await?;
         if kudos_changed {
-            self.flush().await?;
+            self.commit().await?;
         }
         Ok(resp)
     }
 
-    /// `POST /kudos/transfer`.
-    pub async fn transfer(&self, from: i64, to: &str, amount: Option<f64>) -> Result<f64> {
+    /// `POST /kudos/transfer`, answered once the transfer is stored. A `key` (the
+    /// `Idempotency-Key` header) the sender used in the last day gets that transfer's answer,
+    /// and nothing is transferred again.
+    pub async fn transfer(&self, from: i64, to: &str, amount: Option<f64>, key: Option<&str>) -> Result<f64> {
+        if let Some(k) = key {
+            validate_key(k)?;
+        }
         let to_id = parse_user_reference(to).ok_or_else(|| HordeError::UserNotFound(to.chars().take(60).collect()))?;
         if !self.ensure_user(to_id).await? {
             return Err(HordeError::UserNotFound(to.chars().take(60).collect()));
         }
+        let amount = amount.unwrap_or(100.0);
         let now = self.now_ms();
+        if let Some(k) = key {
+            // Keys of transfers stored before this process started are only in storage.
+            let in_memory = self.synced().await?.transfer_keys.get(from, k).is_some();
+            if !in_memory {
+                if let Some(first) = self.store.transfer_key(from, k, now).await? {
+                    return Ok(to_kudos(first.replay(to_id, amount)?));
+                }
+            }
+        }
         let op = HordeOp::Transfer {
             from,
             to: to_id,
-            amount: amount.unwrap_or(100.0),
+            amount,
+            key: key.map(str::to_string),
             now,
         };
         let cents = expect!(self.run(op).await?, OpValue::Centikudos)?;
+        self.commit().await?;
         Ok(to_kudos(cents))
     }
 
@@ -456,6 +479,7 @@ impl Horde {
 
     /// Queues (or prices, on a dry run) an already validated text request.
     pub async fn submit_text_request(&self, user_id: i64, req: TextRequest) -> Result<TextSubmission> {
+        self.check_taking_work()?;
         if let Some(url) = &req.webhook {
             crate::image::request::check_webhook(url, &self.local().cfg)?;
         }
@@ -592,6 +616,7 @@ impl Horde {
 
     /// `POST /generate/text/pop`.
     pub async fn pop_text(&self, user_id: i64, pop: TextPopRequest, ip: Option<IpAddr>) -> Result<TextPopResponse> {
+        self.check_taking_work()?;
         self.check_ip(ip)?;
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);
@@ -607,6 +632,7 @@ impl Horde {
     /// `POST /generate/async`.
     /// `ip` is the client's address (timeouts; `None` when unknown).
     pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+        self.check_taking_work()?;
         crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         let now = self.now_ms();
         let req = {
@@ -832,6 +858,7 @@ impl Horde {
 
     /// `POST /generate/pop`; upload links point at `base`.
     pub async fn pop_image(&self, user_id: i64, pop: ImagePopRequest, base: &str, ip: Option<IpAddr>) -> Result<ImagePopResponse> {
+        self.check_taking_work()?;
         self.check_ip(ip)?;
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);
@@ -864,7 +891,7 @@ impl Horde {
         self.synced().await?.image_bytes(&job).ok_or(HordeError::InvalidImageLink)
     }
 
-    /// `POST /generate/submit`.
+    /// `POST /generate/submit`, answered once the reward is stored.
     pub async fn submit_image(&self, user_id: i64, sub: ImageSubmitRequest) -> Result<f64> {
         let result = ImageJobResult {
             job_id: sub.id.unwrap_or_default(),
@@ -875,14 +902,18 @@ impl Horde {
             gen_metadata: sub.gen_metadata.unwrap_or_default(),
         };
         let now = self.now_ms();
-        expect!(self.run(HordeOp::SubmitImageJob { user_id, result, now }).await?, OpValue::Kudos)
+        let reward = expect!(self.run(HordeOp::SubmitImageJob { user_id, result, now }).await?, OpValue::Kudos)?;
+        self.commit().await?;
+        Ok(reward)
     }
 
-    /// `POST /generate/rate/{id}`.
+    /// `POST /generate/rate/{id}`, answered once the reward is stored.
     pub async fn rate_images(&self, id: &str, rate: RateRequest) -> Result<f64> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
-        expect!(self.run(HordeOp::RateImages { id, rate, now }).await?, OpValue::Kudos)
+        let reward = expect!(self.run(HordeOp::RateImages { id, rate, now }).await?, OpValue::Kudos)?;
+        self.commit().await?;
+        Ok(reward)
     }
 
     /// Finished jobs waiting to be announced to their webhooks. Every replica queues them; with
@@ -904,7 +935,7 @@ impl Horde {
         self.local().kudos_model = model;
     }
 
-    /// `POST /generate/text/submit`.
+    /// `POST /generate/text/submit`, answered once the reward is stored.
     pub async fn submit_text(&self, user_id: i64, sub: TextSubmitRequest) -> Result<f64> {
         let result = JobResult {
             job_id: sub.id.unwrap_or_default(),
@@ -914,7 +945,9 @@ impl Horde {
             gen_metadata: sub.gen_metadata.unwrap_or_default(),
         };
         let now = self.now_ms();
-        expect!(self.run(HordeOp::SubmitTextJob { user_id, result, now }).await?, OpValue::Kudos)
+        let reward = expect!(self.run(HordeOp::SubmitTextJob { user_id, result, now }).await?, OpValue::Kudos)?;
+        self.commit().await?;
+        Ok(reward)
     }
 
     // ----- workers -------------------------------------------------------------------------
@@ -1097,78 +1130,6 @@ impl Horde {
     pub async fn reap(&self) -> Result<ReapReport> {
         let now = self.now_ms();
         expect!(self.run(HordeOp::Reap { now }).await?, OpValue::Reaped)
-    }
-
-    /// Stores queued durable changes in one transaction. On failure they stay queued.
-    ///
-    /// With a shared state, every replica queues the same changes: a `Flush` operation cuts them
-    /// into a batch at the same place in every replica, the process that cut it stores it at once,
-    /// and the others store it only if it is still unstored a few seconds later (its cutter died).
-    /// The batch's token makes the store take it once.
-    pub async fn flush(&self) -> Result<usize> {
-        let _guard = self.flush_lock.lock().await;
-        if !self.is_shared() {
-            let batch = self.local().take_pending_writes();
-            if batch.is_empty() {
-                return Ok(0);
-            }
-            let n = batch.postings.len();
-            if let Err(e) = self.store.flush(&batch).await {
-                self.local().restore_pending_writes(batch);
-                return Err(e);
-            }
-            return Ok(n);
-        }
-        // Every replica queues the same writes, so this one's view says whether a cut is due.
-        if !self.local().has_pending_writes() {
-            return self.store_outbox(None, false).await;
-        }
-        let token = Uuid::new_v4().to_string();
-        self.run(HordeOp::Flush { token: token.clone() }).await?;
-        self.store_outbox(Some(&token), false).await
-    }
-
-    /// Stores the batches of this replica's outbox, oldest first: `mine` (cut by this process) at
-    /// once, others once they are older than `TAKEOVER_AFTER`, or all of them with `all`.
-    async fn store_outbox(&self, mine: Option<&str>, all: bool) -> Result<usize> {
-        let mut stored = 0;
-        loop {
-            let next = {
-                let m = self.replica.lock();
-                m.outbox.front().and_then(|b| {
-                    let due = all || Some(b.token.as_str()) == mine || b.cut_at.elapsed() >= TAKEOVER_AFTER;
-                    due.then(|| (b.token.clone(), b.batch.clone()))
-                })
-            };
-            let Some((token, batch)) = next else { return Ok(stored) };
-            if self.store.flush_once(Some(&token), &batch, self.now_ms()).await? {
-                stored += batch.postings.len();
-            }
-            let mut m = self.replica.lock();
-            if m.outbox.front().is_some_and(|b| b.token == token) {
-                m.outbox.pop_front();
-            }
-        }
-    }
-
-    /// Stores the batches other processes cut and have not stored for a while (a process that
-    /// does not hold the persister duty runs this in its place).
-    pub async fn store_unstored_batches(&self) -> Result<usize> {
-        if !self.is_shared() {
-            return Ok(0);
-        }
-        let _guard = self.flush_lock.lock().await;
-        self.store_outbox(None, false).await
-    }
-
-    /// At shutdown: cuts and stores what is queued, and every batch still unstored.
-    pub async fn flush_all(&self) -> Result<usize> {
-        let n = self.flush().await?;
-        if !self.is_shared() {
-            return Ok(n);
-        }
-        let _guard = self.flush_lock.lock().await;
-        Ok(n + self.store_outbox(None, true).await?)
     }
 
     /// Whether storage answers (the database, and the shared state's Redis when there is one).

@@ -20,6 +20,7 @@ use crate::accounts::api_key::ApiKeyHash;
 use crate::accounts::User;
 use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
 use crate::image_rules::ImageJobResult;
+use crate::kudos::transfer_keys::TransferKey;
 use crate::kudos::{to_kudos, Centikudos};
 use crate::replication::Machine;
 use crate::safety::filter::{FilterOutcome, FilterRule, PromptFilter};
@@ -65,10 +66,12 @@ pub enum HordeOp {
         username: Option<String>,
         now: u64,
     },
+    /// A transfer, under the sender's `Idempotency-Key` if given.
     Transfer {
         from: i64,
         to: i64,
         amount: f64,
+        key: Option<String>,
         now: u64,
     },
     SubmitText {
@@ -160,9 +163,17 @@ pub enum HordeOp {
     Reap {
         now: u64,
     },
-    /// Cuts the durable writes so far into a batch stored under `token`.
+    /// A restarting horde cancels the jobs no worker took and refunds the requests it drops
+    /// (with `unfinished`, every request not finished: see `State::drop_for_restart`).
+    DropForRestart {
+        unfinished: bool,
+        now: u64,
+    },
+    /// Cuts the durable writes so far into a batch stored under `token` (only the kudos
+    /// movements without `stats`: see `State::take_pending_writes`).
     Flush {
         token: String,
+        stats: bool,
     },
 }
 
@@ -192,6 +203,7 @@ pub enum OpValue {
     ModifiedUser(Box<(horde_protocol::users::ModifyUserResponse, User)>),
     ModifiedWorker(Box<(ModifyWorkerResponse, Worker)>),
     Reaped(ReapReport),
+    Count(usize),
 }
 
 /// A batch of durable writes waiting to be stored.
@@ -287,8 +299,29 @@ impl HordeMachine {
                 }
                 Ok(OpValue::ModifiedUser(Box::new((resp, u.clone()))))
             }
-            HordeOp::Transfer { from, to, amount, now } => {
-                Ok(OpValue::Centikudos(s.ledger.transfer(&mut s.users, from, to, amount, now)?))
+            HordeOp::Transfer {
+                from,
+                to,
+                amount,
+                key,
+                now,
+            } => {
+                if let Some(first) = key.as_deref().and_then(|k| s.transfer_keys.get(from, k)) {
+                    return Ok(OpValue::Centikudos(first.replay(to, amount)?));
+                }
+                let transferred = s.ledger.transfer(&mut s.users, from, to, amount, now)?;
+                if let Some(key) = key {
+                    let record = TransferKey {
+                        from,
+                        key,
+                        to,
+                        transferred,
+                        at_ms: now,
+                    };
+                    s.transfer_keys.insert(record.clone());
+                    s.pending.transfer_keys.push(record);
+                }
+                Ok(OpValue::Centikudos(transferred))
             }
             HordeOp::SubmitText { user_id, req, now } => Ok(OpValue::Accepted(s.submit_text(user_id, req, now)?)),
             HordeOp::CancelText { id, now } => Ok(OpValue::TextStatus(s.cancel_text(&id, now)?)),
@@ -406,8 +439,9 @@ impl HordeMachine {
                 Ok(OpValue::Unit)
             }
             HordeOp::Reap { now } => Ok(OpValue::Reaped(s.reap(now))),
-            HordeOp::Flush { token } => {
-                let batch = s.take_pending_writes();
+            HordeOp::DropForRestart { unfinished, now } => Ok(OpValue::Count(s.drop_for_restart(unfinished, now))),
+            HordeOp::Flush { token, stats } => {
+                let batch = s.take_pending_writes(stats);
                 if !batch.is_empty() {
                     self.outbox.push_back(OutboxBatch {
                         token,

@@ -107,6 +107,7 @@ impl State {
                 return Err(e);
             }
         };
+        let upfront = kudos - self.users.get(user_id).map_or(kudos, |u| u.kudos);
         let kps = req.pixels() * req.accurate_steps * req.n as i64 / 1000;
         add_records(&mut self.pending, &mut self.users, user_id, |r| {
             r.requests_image += 1;
@@ -119,7 +120,8 @@ impl State {
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
         let criteria = crate::image::criteria(id, user_id, &req, job_estimate);
         let n = req.n;
-        let wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
+        let mut wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
+        wr.upfront = upfront;
         let possible = !self.eligible_image_workers(&wr, now_ms).is_empty();
         self.images.insert(wr);
         Ok(Accepted {
@@ -144,6 +146,9 @@ impl State {
     /// as links made by `link`.
     pub fn image_status(&mut self, id: &Uuid, now_ms: u64, link: &dyn Fn(&Uuid) -> String) -> Result<ImageStatus> {
         let check = self.image_check(id, now_ms)?;
+        if let Some(r) = self.images.get_mut(id) {
+            r.collected |= check.done;
+        }
         let req = self.images.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
         let generations = req
             .generations

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod clock;
 pub mod config;
+pub mod drain;
 pub mod error;
 pub mod horde;
 pub mod horde_ops;

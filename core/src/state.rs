@@ -16,6 +16,7 @@ use crate::config::HordeConfig;
 use crate::image::ImageStore;
 use crate::kudos::image_model::{KudosModel, Timing};
 use crate::kudos::text_price::{self, REQUEST_TAX};
+use crate::kudos::transfer_keys::{TransferKey, TransferKeys};
 use crate::kudos::{to_kudos, Centikudos, KudosLedger, PostingKind};
 use crate::safety::suspicion::{self, Suspicion};
 use crate::scheduler::{
@@ -60,6 +61,9 @@ pub struct PendingWrites {
     pub workers: HashSet<Uuid>,
     /// (when, timing) of finished images, for refitting the kudos model.
     pub timings: Vec<(u64, Timing)>,
+    /// Keys of transfers made since the last cut, stored with their postings.
+    #[serde(default)]
+    pub transfer_keys: Vec<TransferKey>,
 }
 
 /// Every rule of the horde, over its in-memory state.
@@ -81,6 +85,8 @@ pub struct State {
     pub ip_timeouts: crate::safety::IpTimeouts,
     pub models: ModelNames,
     pub pending: PendingWrites,
+    /// Keys of the last day's transfers (`Idempotency-Key`).
+    pub transfer_keys: TransferKeys,
     /// (when, tokens) of jobs finished in the last minute.
     recent_tokens: VecDeque<(u64, i64)>,
     /// (when, thousands of pixelsteps) of images finished in the last minute.
@@ -110,6 +116,7 @@ struct SnapshotOf<'a> {
     ip_timeouts: &'a crate::safety::IpTimeouts,
     models: &'a ModelNames,
     pending: &'a PendingWrites,
+    transfer_keys: &'a TransferKeys,
     recent_tokens: &'a VecDeque<(u64, i64)>,
     recent_kps: &'a VecDeque<(u64, i64)>,
 }
@@ -127,6 +134,7 @@ struct Snapshot {
     ip_timeouts: crate::safety::IpTimeouts,
     models: ModelNames,
     pending: PendingWrites,
+    transfer_keys: TransferKeys,
     recent_tokens: VecDeque<(u64, i64)>,
     recent_kps: VecDeque<(u64, i64)>,
 }
@@ -167,6 +175,7 @@ impl State {
             ip_timeouts: crate::safety::IpTimeouts::default(),
             models: ModelNames::default(),
             pending: PendingWrites::default(),
+            transfer_keys: TransferKeys::default(),
             recent_tokens: VecDeque::new(),
             recent_kps: VecDeque::new(),
             ids: rand::SeedableRng::from_os_rng(),
@@ -179,24 +188,29 @@ impl State {
         self.ids = rand::SeedableRng::from_seed(seed);
     }
 
-    /// Whether durable writes are queued.
-    pub fn has_pending_writes(&self) -> bool {
+    /// Whether durable writes are queued: any, or with `!stats` kudos movements only.
+    pub fn has_pending_writes(&self, stats: bool) -> bool {
         self.ledger.pending_len() > 0
-            || !self.pending.records.is_empty()
-            || !self.pending.workers.is_empty()
-            || !self.pending.timings.is_empty()
+            || !self.pending.transfer_keys.is_empty()
+            || (stats && (!self.pending.records.is_empty() || !self.pending.workers.is_empty() || !self.pending.timings.is_empty()))
     }
 
-    /// Takes the durable writes queued so far, as one batch for the persister.
-    pub fn take_pending_writes(&mut self) -> crate::store::FlushBatch {
-        let ids: Vec<Uuid> = self.pending.workers.drain().collect();
-        let workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
-        crate::store::FlushBatch {
+    /// Takes the durable writes queued so far, as one batch for the persister. Without `stats`,
+    /// only the kudos movements (postings, transfer keys): what a caller waits for, in the fewest
+    /// statements; the counters, worker stats and timings wait for the next periodic batch.
+    pub fn take_pending_writes(&mut self, stats: bool) -> crate::store::FlushBatch {
+        let mut batch = crate::store::FlushBatch {
             postings: self.ledger.take_pending(),
-            records: std::mem::take(&mut self.pending.records),
-            workers,
-            timings: std::mem::take(&mut self.pending.timings),
+            transfer_keys: std::mem::take(&mut self.pending.transfer_keys),
+            ..Default::default()
+        };
+        if stats {
+            let ids: Vec<Uuid> = self.pending.workers.drain().collect();
+            batch.workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
+            batch.records = std::mem::take(&mut self.pending.records);
+            batch.timings = std::mem::take(&mut self.pending.timings);
         }
+        batch
     }
 
     /// Queues a batch that could not be stored again, ahead of what came since.
@@ -210,6 +224,8 @@ impl State {
         }
         let newer = std::mem::replace(&mut self.pending.timings, batch.timings);
         self.pending.timings.extend(newer);
+        let newer = std::mem::replace(&mut self.pending.transfer_keys, batch.transfer_keys);
+        self.pending.transfer_keys.extend(newer);
     }
 
     /// Writes the replicated part of the state (see `SnapshotOf`) as CBOR to `out`.
@@ -225,6 +241,7 @@ impl State {
             ip_timeouts: &self.ip_timeouts,
             models: &self.models,
             pending: &self.pending,
+            transfer_keys: &self.transfer_keys,
             recent_tokens: &self.recent_tokens,
             recent_kps: &self.recent_kps,
         };
@@ -247,6 +264,7 @@ impl State {
         self.ip_timeouts = snap.ip_timeouts;
         self.models = snap.models;
         self.pending = snap.pending;
+        self.transfer_keys = snap.transfer_keys;
         self.recent_tokens = snap.recent_tokens;
         self.recent_kps = snap.recent_kps;
         Ok(())
@@ -314,6 +332,7 @@ impl State {
         let charged = self
             .ledger
             .charge(&mut self.users, user_id, REQUEST_TAX, PostingKind::RequestTax, now_ms)?;
+        let upfront = kudos - self.users.get(user_id).map_or(kudos, |u| u.kudos);
         add_records(&mut self.pending, &mut self.users, user_id, |r| r.requests_text += 1);
         let priority = if flagged { -100.0 } else { to_kudos(kudos) };
         let seq = self.queue.next_seq();
@@ -322,6 +341,7 @@ impl State {
         let criteria = crate::text::criteria(id, user_id, &req, job_estimate);
         let mut wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
         wr.held_bytes = held;
+        wr.upfront = upfront;
         let possible = !self.eligible_workers(&wr, now_ms).is_empty();
         self.queue.insert(wr);
         Ok(Accepted {
@@ -362,7 +382,8 @@ impl State {
     /// able to serve this one could also serve.
     pub fn text_status(&mut self, id: &Uuid, now_ms: u64) -> Result<TextStatus> {
         let s = self.text_standing(id, now_ms)?;
-        let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
+        let req = self.queue.get_mut(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
+        req.collected |= s.done;
         Ok(TextStatus {
             finished: s.finished,
             processing: s.processing,
@@ -751,6 +772,7 @@ impl State {
         }
         self.reap_images(now_ms, &mut report);
         self.ip_timeouts.prune(now_ms);
+        self.transfer_keys.prune(now_ms);
         report
     }
 

@@ -917,3 +917,50 @@ fn text_memory_is_held_until_expiry_and_long_results_count() {
     s.reap(T0 + 1000 + s.cfg.request_expiry_secs * 1000 + 1);
     assert_eq!(s.queue.held(), &crate::scheduler::queue::HeldBytes::default());
 }
+
+#[test]
+fn a_restart_drops_unstarted_requests_with_their_tax_and_waits_for_jobs_in_flight() {
+    let mut s = state();
+    let start = total_kudos(&s);
+    let w = worker(&mut s, 4, json!({"name": "w"}), T0);
+    let served = submit(&mut s, 2, json!({"prompt": "p", "params": {"max_length": 20}}), T0);
+    let waiting = submit(&mut s, 2, json!({"prompt": "p"}), T0 + 1);
+    let in_flight = submit(&mut s, 1, json!({"prompt": "p", "params": {"max_length": 20}}), T0 + 2);
+    // Alice's request goes first (more kudos), then bob's first.
+    let lost = pop(&mut s, &w, T0 + 10);
+    assert_eq!(request_of(&s, &lost), Some(in_flight));
+    let job_served = pop(&mut s, &w, T0 + 11);
+    assert_eq!(request_of(&s, &job_served), Some(served));
+    let job_served = job_served.id.expect("a job");
+    assert_eq!(s.queue.get(&waiting).map(|r| r.upfront), Some(100));
+    let bob_before = s.users.get(2).map(|u| u.kudos);
+    // Draining: the request no worker took is cancelled and its tax given back.
+    assert_eq!(s.drop_for_restart(false, T0 + 20), 1);
+    assert_eq!(s.users.get(2).map(|u| u.kudos), bob_before.map(|k| k + 100));
+    assert!(s.queue.get(&waiting).is_some_and(|r| r.is_done() && r.consumed == 0));
+    assert_eq!(
+        s.outstanding(),
+        crate::drain::Outstanding {
+            jobs_in_flight: 2,
+            uncollected: 0
+        }
+    );
+    // A job comes back: its result is owed until its requester reads it.
+    submit_ok(&mut s, 4, &job_served, "done", T0 + 30).expect("submit");
+    assert_eq!(
+        s.outstanding(),
+        crate::drain::Outstanding {
+            jobs_in_flight: 1,
+            uncollected: 1
+        }
+    );
+    s.text_status(&served, T0 + 31).expect("status");
+    assert_eq!(s.outstanding().uncollected, 0);
+    // The deadline: the request whose job never came back is refunded; nothing twice.
+    let alice_before = s.users.get(1).map(|u| u.kudos);
+    assert_eq!(s.drop_for_restart(true, T0 + 40), 1);
+    assert_eq!(s.users.get(1).map(|u| u.kudos), alice_before.map(|k| k + 100));
+    assert_eq!(s.drop_for_restart(true, T0 + 41), 0);
+    assert!(s.queue.get(&in_flight).is_some_and(|r| r.upfront == 0));
+    assert_eq!(total_kudos(&s), start);
+}

@@ -183,6 +183,13 @@ pub struct ServeArgs {
     /// How often queued kudos postings and counters are written to the database, in milliseconds.
     #[arg(long, env = "HORDE_FLUSH_INTERVAL_MS", default_value_t = 100)]
     pub flush_interval_ms: u64,
+    /// At SIGTERM or SIGINT: for how many seconds the horde lets jobs in flight finish and their
+    /// requesters read the results (new requests and pops get 503 MaintenanceMode) before it
+    /// refunds the requests it drops, stores the books and exits, even if clients still hold
+    /// connections. With --redis-url the other processes take the work over: it only lets calls
+    /// in flight end, for as long at most.
+    #[arg(long, env = "HORDE_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
     /// How often stale jobs and expired requests are reaped, in milliseconds.
     #[arg(long, env = "HORDE_REAP_INTERVAL_MS", default_value_t = 1000)]
     pub reap_interval_ms: u64,

@@ -95,14 +95,14 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         Ok(async move {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("shutting down: finishing requests in flight");
+            tracing::info!("shutting down: draining");
         })
     }
     #[cfg(not(unix))]
     {
         Ok(async move {
             let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down: finishing requests in flight");
+            tracing::info!("shutting down: draining");
         })
     }
 }
@@ -155,6 +155,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         closing: closing.clone(),
     };
     let app = api::router(horde.clone(), options);
+    // At a signal the local worker stops taking jobs at once; it finishes those it has through
+    // the API while the horde drains (see `drain_on`).
+    let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
+    let signal = async move {
+        signal.await;
+        let _ = worker_stop.send(true);
+    };
+    let (shutdown, deadline) = drain_on(signal, horde.clone(), closing, Duration::from_secs(args.drain_secs));
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
@@ -179,39 +187,72 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cache: args.model_cache.clone().unwrap_or_else(horde_worker::text_model::model_cache),
         pypi: args.pypi_url.clone(),
     };
-    let (worker_stop, worker_stopped) = tokio::sync::watch::channel(false);
     let local = tokio::spawn(local_worker::run(
         horde.clone(),
         local_worker::loopback_url(addr),
         local_opts,
         worker_stopped,
     ));
-    // At a signal the local worker stops first (it goes into maintenance and finishes its jobs
-    // through the API), then the server closes.
-    let shutdown = {
-        let closing = closing.clone();
-        async move {
-            signal.await;
-            let _ = worker_stop.send(true);
-            if tokio::time::timeout(Duration::from_secs(30), local).await.is_err() {
-                tracing::warn!("the local worker did not finish its jobs within 30 s");
-            }
-            closing.close();
-        }
-    };
     let limits = args.connections.limits(file_limit);
     tracing::info!(
         open_files = file_limit,
         max_connections = limits.max_connections,
         "connection limits"
     );
-    api::connections::serve(listener, app, limits, shutdown).await?;
+    tokio::select! {
+        served = api::connections::serve(listener, app, limits, shutdown) => served?,
+        _ = deadline => tracing::warn!("clients still held connections at the drain deadline: closing them"),
+    }
+    if tokio::time::timeout(Duration::from_secs(2), local).await.is_err() {
+        tracing::warn!("the local worker had not stopped by the end of the drain");
+    }
     let _ = stop_tx.send(true);
     let _ = duties.await;
     let _ = webhooks.await;
     horde.store().close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What happens at `signal`: the horde drains for `drain_for` at most (see `Horde::drain`), then
+/// the first future resolves (and the HTTP server stops taking connections and lets calls in
+/// flight end); the second resolves at the drain's deadline, when connections still open are
+/// dropped.
+fn drain_on(
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    horde: Arc<Horde>,
+    closing: horde_server::api::events::Closing,
+    drain_for: Duration,
+) -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (deadline_tx, mut deadline_rx) = tokio::sync::watch::channel(None);
+    let shutdown = async move {
+        signal.await;
+        let deadline = tokio::time::Instant::now() + drain_for;
+        let _ = deadline_tx.send(Some(deadline));
+        // The last moments are for calls in flight (a requester reading its result, say).
+        let close_grace = Duration::from_secs(1).min(drain_for / 2);
+        match horde.drain(deadline - close_grace).await {
+            Ok(r) if r.handed_over => tracing::info!("the other processes sharing this horde take its work over"),
+            Ok(r) => tracing::info!(
+                refunded = r.refunded,
+                jobs_lost = r.left.jobs_in_flight,
+                results_unread = r.left.uncollected,
+                "drained"
+            ),
+            Err(e) => tracing::error!(error = %e, "draining failed"),
+        }
+        closing.close();
+    };
+    let deadline = async move {
+        match deadline_rx.wait_for(Option::is_some).await.map(|d| *d) {
+            Ok(Some(deadline)) => tokio::time::sleep_until(deadline).await,
+            _ => std::future::pending().await,
+        }
+    };
+    (shutdown, deadline)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -223,7 +264,11 @@ fn main() -> anyhow::Result<()> {
             runtime.worker_threads(n.clamp(1, 256));
         }
     }
-    runtime.build().context("starting the async runtime")?.block_on(run(cli))
+    let runtime = runtime.build().context("starting the async runtime")?;
+    let result = runtime.block_on(run(cli));
+    // Connections still open after the drain deadline end here, with the runtime's tasks.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -253,6 +253,42 @@ async fn a_node_killed_mid_run_loses_no_request_and_no_kudos() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_stopped_by_sigterm_hands_its_work_over() {
+    let Some((mut nodes, _redis, db)) = cluster(2, &["--drain-secs", "20"]).await else {
+        return;
+    };
+    let (requester, _) = nodes[0].user("handed", 100.0, false, false).await;
+    let (worker, _) = nodes[1].user("taker", 0.0, false, false).await;
+    let queued = text_request(&nodes[0], &requester, "queued").await;
+    let started = text_request(&nodes[0], &requester, "started").await;
+    let job = pop(&nodes[0], &worker, "w").await;
+    let job = job["id"].as_str().expect("a job").to_string();
+    // The stopping node neither drains nor refunds: the other serves its work.
+    let signalled = Instant::now();
+    nodes[0].terminate();
+    let exit = nodes[0].wait_exit(Duration::from_secs(15)).expect("still running after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "waited {:?} for work others serve",
+        signalled.elapsed()
+    );
+    let (st, _) = submit(&nodes[1], &worker, &job, "done on B").await;
+    assert_eq!(st, 200);
+    let next = pop(&nodes[1], &worker, "w").await;
+    let (st, _) = submit(&nodes[1], &worker, next["id"].as_str().expect("the queued job"), "also on B").await;
+    assert_eq!(st, 200);
+    for id in [&queued, &started] {
+        let (_, v) = nodes[1].get(&format!("/generate/text/status/{id}"), None).await;
+        assert_eq!(v["done"], true, "{v}");
+        assert_eq!(v["generations"].as_array().map(Vec::len), Some(1), "{v}");
+    }
+    rewards_stored(&db, 2).await;
+    assert_eq!(postings(&db, "refund").await, 0, "work handed over was refunded");
+    ledger_matches_balances(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_restart_drops_requests_in_flight_and_the_horde_goes_on() {
     let Some((nodes, mut redis, db)) = cluster(2, &[]).await else {
         return;

@@ -58,6 +58,8 @@ pub enum PostingKind {
     FloorAdjustment,
     /// Paid for rating images.
     RatingReward,
+    /// What a request paid upfront, given back when a restarting horde dropped it unserved.
+    Refund,
 }
 
 impl PostingKind {
@@ -71,6 +73,7 @@ impl PostingKind {
             PostingKind::Admin => "admin",
             PostingKind::FloorAdjustment => "floor_adjustment",
             PostingKind::RatingReward => "rating_reward",
+            PostingKind::Refund => "refund",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -83,6 +86,7 @@ impl PostingKind {
             PostingKind::Admin,
             PostingKind::FloorAdjustment,
             PostingKind::RatingReward,
+            PostingKind::Refund,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

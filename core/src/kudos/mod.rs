@@ -7,6 +7,7 @@ pub mod image_model;
 pub mod image_price;
 pub mod ledger;
 pub mod text_price;
+pub mod transfer_keys;
 
 pub use ledger::{Account, KudosLedger, Posting, PostingKind};
 

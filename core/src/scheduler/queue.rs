@@ -143,6 +143,13 @@ pub struct WaitingRequest<K: RequestKind> {
     pub cancelled: bool,
     /// Its images were rated (paid once).
     pub rated: bool,
+    /// What it paid when accepted (its tax, net of any floor adjustment), refunded if a
+    /// restarting horde drops it unserved; zero once refunded.
+    #[serde(default)]
+    pub upfront: Centikudos,
+    /// Its requester has read it finished (this process's own view, for draining at shutdown).
+    #[serde(skip)]
+    pub collected: bool,
     /// (when, queue position, wait time) of the last status computed, reused for a second.
     #[serde(skip)]
     pub cached_position: Option<(u64, i64, i64)>,
@@ -190,6 +197,8 @@ impl<K: RequestKind> WaitingRequest<K> {
             cancelled: false,
             rated: false,
             held_bytes: 0,
+            upfront: 0,
+            collected: false,
             cached_position: None,
             changes: Arc::new(watch::Sender::new(())),
         }

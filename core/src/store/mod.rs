@@ -16,6 +16,11 @@ use crate::kudos::{Account, Centikudos, Posting};
 use crate::workers::Worker;
 use crate::Result;
 
+mod script;
+mod transfer_keys;
+
+use script::{Bound, Script};
+
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -46,11 +51,18 @@ pub struct FlushBatch {
     pub workers: Vec<Worker>,
     /// Normalized image timings for the kudos model.
     pub timings: Vec<(u64, crate::kudos::image_model::Timing)>,
+    /// Keys of the transfers among `postings` (`Idempotency-Key`).
+    #[serde(default)]
+    pub transfer_keys: Vec<crate::kudos::transfer_keys::TransferKey>,
 }
 
 impl FlushBatch {
     pub fn is_empty(&self) -> bool {
-        self.postings.is_empty() && self.records.is_empty() && self.workers.is_empty() && self.timings.is_empty()
+        self.postings.is_empty()
+            && self.records.is_empty()
+            && self.workers.is_empty()
+            && self.timings.is_empty()
+            && self.transfer_keys.is_empty()
     }
 }
 
@@ -71,6 +83,8 @@ const WORKER_COLUMNS: &str = "id, user_id, name, info, created, last_check_in, m
 
 /// Ledger rows written per INSERT statement.
 const POSTINGS_PER_INSERT: usize = 200;
+/// Accounts whose balances one UPDATE statement changes.
+const USERS_PER_UPDATE: usize = 200;
 
 fn b(v: bool) -> i64 {
     v as i64
@@ -436,6 +450,16 @@ impl Store {
         if batch.is_empty() {
             return Ok(true);
         }
+        // What a caller waits for, on SQLite: the whole transaction in one trip.
+        if self.dialect == Dialect::Sqlite
+            && token.is_none()
+            && batch.records.is_empty()
+            && batch.workers.is_empty()
+            && batch.timings.is_empty()
+        {
+            self.commit_in_one_trip(movements_script(batch)).await?;
+            return Ok(true);
+        }
         let mut tx = self.pool.begin().await?;
         if let Some(token) = token {
             let inserted = sqlx::query(self.sql("INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING"))
@@ -459,60 +483,7 @@ impl Store {
     }
 
     async fn write_batch(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, batch: &FlushBatch) -> Result<()> {
-        // Fold postings into per-account deltas (using the same bucket rule as in memory).
-        let mut user_deltas: HashMap<i64, User> = HashMap::new();
-        let mut system: HashMap<&'static str, Centikudos> = HashMap::new();
-        for p in &batch.postings {
-            for (acct, delta) in [(p.from, -p.amount), (p.to, p.amount)] {
-                match acct {
-                    Account::User(id) => {
-                        let u = user_deltas.entry(id).or_insert_with(|| User::new(id, "", ""));
-                        apply_to_user(u, p.kind, delta);
-                    }
-                    Account::Mint => *system.entry("mint").or_default() += delta,
-                    Account::Burn => *system.entry("burn").or_default() += delta,
-                }
-            }
-        }
-        // Many rows per statement: one round trip per chunk instead of per posting.
-        for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
-            let mut sql = String::from("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES ");
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
-            }
-            let mut q = sqlx::query(self.sql(&sql));
-            for p in chunk {
-                q = q
-                    .bind(p.at_ms as i64)
-                    .bind(p.kind.as_str())
-                    .bind(p.from.key())
-                    .bind(p.to.key())
-                    .bind(p.amount);
-            }
-            q.execute(&mut **tx).await?;
-        }
-        for (id, d) in &user_deltas {
-            sqlx::query(self.sql(
-                "UPDATE users SET kudos = kudos + ?, kd_accumulated = kd_accumulated + ?, kd_gifted = kd_gifted + ?, \
-                 kd_received = kd_received + ?, kd_admin = kd_admin + ?, kd_awarded = kd_awarded + ? WHERE id = ?",
-            ))
-            .bind(d.kudos)
-            .bind(d.buckets.accumulated)
-            .bind(d.buckets.gifted)
-            .bind(d.buckets.received)
-            .bind(d.buckets.admin)
-            .bind(d.buckets.awarded)
-            .bind(*id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        for (name, delta) in &system {
-            sqlx::query(self.sql("UPDATE system_accounts SET balance = balance + ? WHERE name = ?"))
-                .bind(*delta)
-                .bind(*name)
-                .execute(&mut **tx)
-                .await?;
-        }
+        self.run_script(tx, movements_script(batch)).await?;
         for (id, r) in &batch.records {
             sqlx::query(self.sql(
                 "UPDATE users SET usage_tokens = usage_tokens + ?, requests_text = requests_text + ?, \
@@ -681,6 +652,73 @@ impl Store {
             .map(|r| Ok((r.try_get::<i64, _>("id")?, r.try_get::<i64, _>("kudos")?)))
             .collect()
     }
+}
+
+/// The statements storing a batch's kudos movements: its ledger rows, the balance changes they
+/// imply, and its transfer keys (many rows per statement).
+fn movements_script(batch: &FlushBatch) -> Script {
+    // Fold postings into per-account deltas (using the same bucket rule as in memory).
+    let mut user_deltas: HashMap<i64, User> = HashMap::new();
+    let mut system: HashMap<&'static str, Centikudos> = HashMap::new();
+    for p in &batch.postings {
+        for (acct, delta) in [(p.from, -p.amount), (p.to, p.amount)] {
+            match acct {
+                Account::User(id) => {
+                    let u = user_deltas.entry(id).or_insert_with(|| User::new(id, "", ""));
+                    apply_to_user(u, p.kind, delta);
+                }
+                Account::Mint => *system.entry("mint").or_default() += delta,
+                Account::Burn => *system.entry("burn").or_default() += delta,
+            }
+        }
+    }
+    // Many rows per statement, and the statements in one trip where the database allows.
+    let mut script = Script::default();
+    for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
+        let mut sql = String::from("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES ");
+        let mut values = Vec::with_capacity(chunk.len() * 5);
+        for (i, p) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
+            values.extend([
+                Bound::Int(p.at_ms as i64),
+                Bound::Text(p.kind.as_str().to_string()),
+                Bound::Text(p.from.key()),
+                Bound::Text(p.to.key()),
+                Bound::Int(p.amount),
+            ]);
+        }
+        script.push(sql, values);
+    }
+    // One statement for every account touched.
+    let deltas: Vec<(&i64, &User)> = user_deltas.iter().collect();
+    for chunk in deltas.chunks(USERS_PER_UPDATE) {
+        let mut sql = String::from("WITH d (id, kudos, accumulated, gifted, received, admin, awarded) AS (VALUES ");
+        let mut values = Vec::with_capacity(chunk.len() * 7);
+        for (i, (id, d)) in chunk.iter().enumerate() {
+            sql.push_str(if i == 0 {
+                "(?, ?, ?, ?, ?, ?, ?)"
+            } else {
+                ", (?, ?, ?, ?, ?, ?, ?)"
+            });
+            let b = &d.buckets;
+            values.extend([**id, d.kudos, b.accumulated, b.gifted, b.received, b.admin, b.awarded].map(Bound::Int));
+        }
+        sql.push_str(
+            ") UPDATE users SET kudos = users.kudos + d.kudos, kd_accumulated = users.kd_accumulated + d.accumulated, \
+             kd_gifted = users.kd_gifted + d.gifted, kd_received = users.kd_received + d.received, \
+             kd_admin = users.kd_admin + d.admin, kd_awarded = users.kd_awarded + d.awarded FROM d WHERE users.id = d.id",
+        );
+        script.push(sql, values);
+    }
+    if !system.is_empty() {
+        let (mint, burn) = (system.get("mint").copied().unwrap_or(0), system.get("burn").copied().unwrap_or(0));
+        script.push(
+            "UPDATE system_accounts SET balance = balance + CASE name WHEN 'mint' THEN ? ELSE ? END WHERE name IN ('mint', 'burn')".into(),
+            vec![Bound::Int(mint), Bound::Int(burn)],
+        );
+    }
+    transfer_keys::push_transfer_keys(&mut script, &batch.transfer_keys);
+    script
 }
 
 /// A database URL with its password hidden, for messages.

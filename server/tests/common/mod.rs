@@ -122,10 +122,24 @@ impl Server {
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_horde"));
+        // HORDE_TEST_BIN: a copy of the binary, where several checkouts share one target dir.
+        let mut cmd = Command::new(std::env::var_os("HORDE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_horde").into()));
         cmd.args(["serve", "--port", "0", "--data-dir"])
             .arg(&self.dir)
-            .args(["--database-url", &self.db_url, "--flush-interval-ms", "20"])
+            .args(["--database-url", &self.db_url])
+            .args(
+                (!self.extra.iter().any(|a| a == "--flush-interval-ms"))
+                    .then_some(["--flush-interval-ms", "20"])
+                    .into_iter()
+                    .flatten(),
+            )
+            // Restarts in tests drain briefly (jobs left in flight would hold them the default 30 s).
+            .args(
+                (!self.extra.iter().any(|a| a == "--drain-secs"))
+                    .then_some(["--drain-secs", "2"])
+                    .into_iter()
+                    .flatten(),
+            )
             .args(&self.extra)
             // Tests send traffic far above the public limits; the rate-limit tests set their own.
             .args((!self.extra.iter().any(|a| a.starts_with("--rate-limit"))).then_some("--no-rate-limits"))
@@ -155,6 +169,26 @@ impl Server {
         let _ = child.kill();
         let _ = child.wait();
         false
+    }
+
+    /// Sends SIGTERM, without waiting.
+    pub fn terminate(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        }
+    }
+
+    /// Waits up to `within` for the process to exit: its exit status, or `None` while it runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Starts the process again after `stop` (possibly with another `db_url`).

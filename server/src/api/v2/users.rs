@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use horde_protocol::users::{KudosTransferRequest, KudosTransferred, ModifyUser, RegisterRequest, TestUserRequest};
@@ -61,15 +61,18 @@ pub async fn modify(
     Ok(Json(state.horde.modify_user(viewer, id, m).await?).into_response())
 }
 
-#[utoipa::path(post, path = "/kudos/transfer", tag = "users", security(("apikey" = [])), request_body = KudosTransferRequest, responses((status = 200, description = "Kudos transferred", body = KudosTransferred), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
+#[utoipa::path(post, path = "/kudos/transfer", tag = "users", security(("apikey" = [])), params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a transfer with the key of one made in the last day answers that transfer's answer, without a second transfer")), request_body = KudosTransferRequest, responses((status = 200, description = "Kudos transferred", body = KudosTransferred), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn transfer(
     State(state): State<AppState>,
     ApiKey(key): ApiKey,
+    headers: HeaderMap,
     JsonBody(t): JsonBody<KudosTransferRequest>,
 ) -> ApiResult<Response> {
     let from = user_of(&state, &key, false).await?;
     let to = t.username.unwrap_or_default();
-    let transferred = state.horde.transfer(from, &to, t.amount).await?;
+    // A key that is not text is refused by the core like any malformed key.
+    let idempotency = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let transferred = state.horde.transfer(from, &to, t.amount, idempotency).await?;
     Ok(Json(KudosTransferred { transferred }).into_response())
 }
 

@@ -1,0 +1,188 @@
+//! Storing the horde's queued durable changes (kudos postings, counters, worker stats, transfer
+//! keys), and *group commit*: a caller that must not answer before its change is stored (a
+//! transfer, a job's reward, a registration) waits in [`Horde::commit`] for a flush that began
+//! after its change. Callers that arrive together share that flush: while one flush runs, every
+//! caller arriving waits for it to end; then one of them (the first to take the flush lock)
+//! flushes everything queued by all of them in one transaction, and the others find their
+//! change stored when it ends.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::Horde;
+use crate::horde_ops::HordeOp;
+use crate::{HordeError, Result};
+
+/// A batch another process cut is stored by this one only if it is still unstored after this
+/// long (its cutter died, say), unless a caller here waits for it.
+const TAKEOVER_AFTER: Duration = Duration::from_secs(3);
+
+/// How long [`Horde::commit`] waits for its change to be stored before answering an error.
+const COMMIT_WAIT: Duration = Duration::from_secs(15);
+
+/// Where the flushes of this process stand.
+#[derive(Debug)]
+pub(super) struct Flushes {
+    /// Serializes flushes (and the storing of the shared outbox).
+    lock: tokio::sync::Mutex<()>,
+    /// Flushes begun so far; a flush takes its number before it takes the queued changes.
+    begun: AtomicU64,
+    /// Flushes ended so far, and the number of the last one that stored everything queued
+    /// before it began.
+    ended: watch::Sender<Ended>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Ended {
+    count: u64,
+    stored: u64,
+}
+
+impl Default for Flushes {
+    fn default() -> Self {
+        Self {
+            lock: tokio::sync::Mutex::new(()),
+            begun: AtomicU64::new(0),
+            ended: watch::channel(Ended::default()).0,
+        }
+    }
+}
+
+impl Horde {
+    /// Returns once every durable change this process made before the call is stored (group
+    /// commit: see the module). An error means it could not be stored in time; the change may
+    /// still be stored later.
+    pub async fn commit(&self) -> Result<()> {
+        // Any flush numbered above the ones begun so far takes this caller's changes.
+        let target = self.flushes.begun.load(Ordering::SeqCst) + 1;
+        let mut ended = self.flushes.ended.subscribe();
+        let deadline = tokio::time::Instant::now() + COMMIT_WAIT;
+        let stored = || self.flushes.ended.borrow().stored >= target;
+        // A shared log lost meanwhile took the changes not yet cut with it.
+        let logs_lost = || self.replica.lock().logs_lost;
+        let lost_before = logs_lost();
+        loop {
+            ended.borrow_and_update();
+            if stored() {
+                if logs_lost() != lost_before {
+                    return Err(HordeError::SharedStateUnavailable(
+                        "the shared state was lost before this change was stored".into(),
+                    ));
+                }
+                return Ok(());
+            }
+            // Whichever comes first: the end of the flush running now (which may have taken this
+            // caller's changes), or the lock, to flush everything queued for every caller.
+            let step = async {
+                tokio::select! {
+                    guard = self.flushes.lock.lock() => {
+                        if stored() {
+                            return Ok(()); // the loop's check follows
+                        }
+                        self.flush_locked(guard, false).await.map(|_| ())
+                    }
+                    _ = ended.changed() => Ok(()),
+                }
+            };
+            match tokio::time::timeout_at(deadline, step).await {
+                Ok(r) => r?,
+                Err(_) => return Err(HordeError::Internal("the change could not be stored in time".into())),
+            }
+        }
+    }
+
+    /// Stores queued durable changes in one transaction. On failure they stay queued.
+    ///
+    /// With a shared state, every replica queues the same changes: a `Flush` operation cuts them
+    /// into a batch at the same place in every replica, and the process that cut it stores it at
+    /// once together with every batch cut before it; the others store it only if it is still
+    /// unstored a few seconds later (its cutter died). The batch's token makes the store take
+    /// it once.
+    pub async fn flush(&self) -> Result<usize> {
+        let guard = self.flushes.lock.lock().await;
+        self.flush_locked(guard, true).await
+    }
+
+    /// `flush`, under the flush lock (of the kudos movements only without `stats`); tells
+    /// waiting callers how it ended.
+    async fn flush_locked(&self, _guard: tokio::sync::MutexGuard<'_, ()>, stats: bool) -> Result<usize> {
+        let number = self.flushes.begun.fetch_add(1, Ordering::SeqCst) + 1;
+        let result = self.flush_now(stats).await;
+        self.flushes.ended.send_modify(|e| {
+            e.count += 1;
+            if result.is_ok() {
+                e.stored = e.stored.max(number);
+            }
+        });
+        result
+    }
+
+    async fn flush_now(&self, stats: bool) -> Result<usize> {
+        if !self.is_shared() {
+            let batch = self.local().take_pending_writes(stats);
+            if batch.is_empty() {
+                return Ok(0);
+            }
+            let n = batch.postings.len();
+            if let Err(e) = self.store.flush(&batch).await {
+                self.local().restore_pending_writes(batch);
+                return Err(e);
+            }
+            return Ok(n);
+        }
+        // Every replica queues the same writes, so this one's view says whether a cut is due:
+        // with nothing queued, whatever this process changed is in a batch cut already.
+        if self.local().has_pending_writes(stats) {
+            let token = Uuid::new_v4().to_string();
+            self.run(HordeOp::Flush { token, stats }).await?;
+        }
+        // Every batch cut so far holds changes made before this flush began.
+        let cut: Vec<String> = self.replica.lock().outbox.iter().map(|b| b.token.clone()).collect();
+        self.store_outbox(|token, _| cut.iter().any(|t| t == token)).await
+    }
+
+    /// Stores the batches at the front of this replica's outbox, oldest first, while `due` says
+    /// so of the next one.
+    async fn store_outbox(&self, due: impl Fn(&str, Duration) -> bool) -> Result<usize> {
+        let mut stored = 0;
+        loop {
+            let next = {
+                let m = self.replica.lock();
+                m.outbox
+                    .front()
+                    .and_then(|b| due(&b.token, b.cut_at.elapsed()).then(|| (b.token.clone(), b.batch.clone())))
+            };
+            let Some((token, batch)) = next else { return Ok(stored) };
+            if self.store.flush_once(Some(&token), &batch, self.now_ms()).await? {
+                stored += batch.postings.len();
+            }
+            let mut m = self.replica.lock();
+            if m.outbox.front().is_some_and(|b| b.token == token) {
+                m.outbox.pop_front();
+            }
+        }
+    }
+
+    /// Stores the batches other processes cut and have not stored for a while (a process that
+    /// does not hold the persister duty runs this in its place).
+    pub async fn store_unstored_batches(&self) -> Result<usize> {
+        if !self.is_shared() {
+            return Ok(0);
+        }
+        let _guard = self.flushes.lock.lock().await;
+        self.store_outbox(|_, age| age >= TAKEOVER_AFTER).await
+    }
+
+    /// At shutdown: cuts and stores what is queued, and every batch still unstored.
+    pub async fn flush_all(&self) -> Result<usize> {
+        let n = self.flush().await?;
+        if !self.is_shared() {
+            return Ok(n);
+        }
+        let _guard = self.flushes.lock.lock().await;
+        Ok(n + self.store_outbox(|_, _| true).await?)
+    }
+}
