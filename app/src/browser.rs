@@ -138,6 +138,40 @@ pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>
     });
 }
 
+/// The name of the file chosen in a file input (the `change` event); empty when none.
+pub fn chosen_file_name(ev: &leptos::ev::Event) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        ev.target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| input.files())
+            .and_then(|files| files.get(0))
+            .map(|f| f.name())
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        String::new()
+    }
+}
+
+/// Whether the main pointer is a finger (a phone or tablet): there Enter is the keyboard's new
+/// line and the Send button sends.
+pub fn touch_screen() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
+            .is_some_and(|m| m.matches())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        false
+    }
+}
+
 /// Reads the text file chosen in a file input (the `change` event).
 pub fn read_chosen_text(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
     read_chosen(ev, false, done);
