@@ -62,7 +62,7 @@ fn cue(story: &Story) -> String {
 }
 
 fn mode_stops(story: &Story) -> Vec<String> {
-    match story.mode {
+    let stops = match story.mode {
         Mode::Story => Vec::new(),
         Mode::Adventure => vec!["\n>".to_string()],
         Mode::Chat => vec![format!("\n{}:", story.user_name)],
@@ -73,7 +73,12 @@ fn mode_stops(story: &Story) -> Vec<String> {
             .iter()
             .map(|s| s.to_string())
             .collect(),
-    }
+    };
+    // Custom tags may name the speakers.
+    stops
+        .into_iter()
+        .map(|s| fill_placeholders(&s, &story.user_name, &story.bot_name))
+        .collect()
 }
 
 /// Which world-info entries the recent turns trigger.
@@ -428,6 +433,23 @@ mod tests {
         };
         let a = assemble(&story, &settings(2048, 100));
         assert_eq!(a.prompt, "Rex is a dog who loves Ann.\n\nAnn: Hi Rex\n[Style: Rex barks]\n\nRex:");
+
+        // Custom instruct tags naming the speakers: in the prompt and in the stops.
+        let story = Story {
+            mode: Mode::Instruct,
+            template: InstructTemplate::Custom,
+            custom_tags: crate::story::CustomTags {
+                user: "\n{{user}}: ".into(),
+                assistant: "\n{{char}}: ".into(),
+                ..Default::default()
+            },
+            system_prompt: String::new(),
+            ..story
+        };
+        let a = assemble(&story, &settings(2048, 100));
+        assert_eq!(a.prompt, "Rex is a dog who loves Ann.\n\nAnn: Hi Rex\n[Style: Rex barks]\n\nRex: ");
+        assert_eq!(a.stop_sequences, vec!["Ann:".to_string()]);
+        assert_eq!(clean_reply(&story, &settings(2048, 100), "Woof.\nAnn: hi"), "Woof.");
     }
 
     #[test]

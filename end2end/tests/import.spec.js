@@ -84,7 +84,7 @@ test('a Lite save imports with its memory, note, world info and settings, and th
   const prompt = worker.lastPrompt();
   expect(prompt.startsWith('Captain Vey commands the Lark.\nThe Lark is an old freighter.\nThe bridge glows red.\n')).toBe(true);
   expect(prompt).toContain('The ship drifted past the moon. Alarms rang on every deck.\n[Style: Tense, short sentences.]\n Vey ran to the bridge.');
-  expect(worker.lastPayload().params.temperature).toBe(0.9);
+  expect(worker.lastPayload().temperature).toBe(0.9);
 });
 
 test('a Tavern PNG card with a lorebook starts a chat; its image is said not imported', async ({ page, start }) => {
@@ -176,9 +176,10 @@ test('instruct templates and custom tags shape the prompt; placeholders take the
   await page.locator('input[name=tag_assistant]').fill('\\n### Reply:\\n');
   await page.locator('textarea[name=prompt]').fill('Another?');
   await page.getByRole('button', { name: 'Send' }).click();
-  await expect(page.locator('.turn.model .text')).toHaveCount(2);
+  await expect(page.locator('.pending')).toHaveCount(0);
+  await expect(page.locator('.turn.model .text')).toHaveText(['Blue.', 'Blue.']);
   expect(worker.lastPrompt()).toBe('\n### User:\nName a colour.\n### Reply:\nBlue.\n### User:\nAnother?\n### Reply:\n');
-  expect(worker.lastPayload().params.stop_sequence).toEqual(['### User:']);
+  expect(worker.lastPayload().stop_sequence).toEqual(['### User:']);
 });
 
 test('a story exports as a Lite save', async ({ page }) => {

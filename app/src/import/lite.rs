@@ -283,7 +283,6 @@ pub fn import_save(name: &str, save: &Value) -> Result<Imported, ImportError> {
             imported.took(format!("the settings ({})", took.join(", ")));
             imported.settings = Some(settings);
         }
-        imported.left_out("Lite's other settings (look, voices, image and other options)");
     }
     if images > 0 {
         imported.left_out(count(images, "inline image (Lite keeps it outside the text)", "inline images (Lite keeps them outside the text)"));
@@ -302,6 +301,9 @@ pub fn import_save(name: &str, save: &Value) -> Result<Imported, ImportError> {
     left_if(&mut imported, "personal_notes", "personal notes");
     left_if(&mut imported, "altbranches", "other branches of the story");
     left_if(&mut imported, "documentdb_data", "TextDB documents");
+    if saved.is_some() {
+        imported.left_out("Lite's other settings (look, voices, image and other options)");
+    }
     imported.stories = vec![story];
     Ok(imported)
 }
