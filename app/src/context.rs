@@ -349,7 +349,9 @@ mod tests {
         );
         for t in InstructTemplate::ALL {
             story.template = t;
-            assert!(assemble(&story, &settings(2048, 100)).prompt.ends_with(t.tags(&story.custom_tags).assistant.0));
+            assert!(assemble(&story, &settings(2048, 100))
+                .prompt
+                .ends_with(t.tags(&story.custom_tags).assistant.0));
         }
     }
 

@@ -123,10 +123,7 @@ impl InstructTemplate {
                 [("", "\n\n"), ("### Instruction:\n", "\n\n"), ("### Response:\n", "\n\n")],
                 &["### Instruction:", "### Response:"],
             ),
-            InstructTemplate::Vicuna => (
-                [("", "\n\n"), ("USER: ", "\n"), ("ASSISTANT: ", "</s>\n")],
-                &["</s>", "USER:"],
-            ),
+            InstructTemplate::Vicuna => ([("", "\n\n"), ("USER: ", "\n"), ("ASSISTANT: ", "</s>\n")], &["</s>", "USER:"]),
             InstructTemplate::Llama2 => (
                 [("<<SYS>>\n", "\n<</SYS>>\n\n"), ("[INST] ", " [/INST]"), (" ", " </s>")],
                 &["</s>", "[INST]"],
@@ -240,7 +237,10 @@ mod tests {
             assert_eq!(back, t);
             let tags = t.tags(&custom);
             assert!(!tags.stops.is_empty(), "{t:?} has no stops");
-            assert!(!tags.assistant.0.is_empty() || t == InstructTemplate::Mistral, "{t:?} has no assistant cue");
+            assert!(
+                !tags.assistant.0.is_empty() || t == InstructTemplate::Mistral,
+                "{t:?} has no assistant cue"
+            );
         }
         assert_eq!(InstructTemplate::ALL.len(), 13);
     }

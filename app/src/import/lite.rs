@@ -251,10 +251,7 @@ pub fn import_save(name: &str, save: &Value) -> Result<Imported, ImportError> {
                 story.turns.push(Turn::writer(first));
             }
             story.turns.extend(parts.map(|p| Turn::model(p, None)));
-            imported.took(format!(
-                "the story text ({})",
-                count(story.turns.len(), "piece", "pieces")
-            ));
+            imported.took(format!("the story text ({})", count(story.turns.len(), "piece", "pieces")));
             if mode == 2 {
                 imported.left_out("adventure mode: the text is kept as it was, in story mode");
             }
@@ -285,7 +282,11 @@ pub fn import_save(name: &str, save: &Value) -> Result<Imported, ImportError> {
         }
     }
     if images > 0 {
-        imported.left_out(count(images, "inline image (Lite keeps it outside the text)", "inline images (Lite keeps them outside the text)"));
+        imported.left_out(count(
+            images,
+            "inline image (Lite keeps it outside the text)",
+            "inline images (Lite keeps them outside the text)",
+        ));
     }
     let left_if = |imported: &mut Imported, field: &str, what: &str| {
         let present = match save.get(field) {

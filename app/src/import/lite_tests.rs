@@ -40,14 +40,23 @@ fn a_lite_story_save_keeps_text_memory_note_world_info_and_settings() {
         vec!["The ship drifted.", " Alarms rang.", " Vey ran to the bridge."]
     );
     assert_eq!(s.memory, "Captain Vey commands the Lark.");
-    assert_eq!((s.authors_note.as_str(), s.authors_note_template.as_str(), s.authors_note_depth), ("Tense, short sentences.", "[Style: <|>]", 2));
+    assert_eq!(
+        (s.authors_note.as_str(), s.authors_note_template.as_str(), s.authors_note_depth),
+        ("Tense, short sentences.", "[Style: <|>]", 2)
+    );
     assert_eq!(s.world_info.len(), 2);
     assert_eq!(s.world_info[1].secondary_keys, "alarm, alarms");
     let settings = i.settings.clone().expect("settings");
     assert_eq!((settings.temperature, settings.top_k, settings.max_context_length), (0.9, 40, 4096));
     assert_eq!(settings.stop_sequences, "END\n\\n\\n");
     let summary = i.summary();
-    for part in ["the story text (3 pieces)", "the memory", "the author's note", "2 world info entries", "the settings (temperature"] {
+    for part in [
+        "the story text (3 pieces)",
+        "the memory",
+        "the author's note",
+        "2 world info entries",
+        "the settings (temperature",
+    ] {
         assert!(summary.contains(part), "{part} missing from {summary}");
     }
     for part in ["personal notes", "1 inline image", "Lite's other settings"] {
@@ -55,8 +64,14 @@ fn a_lite_story_save_keeps_text_memory_note_world_info_and_settings() {
     }
     // What the model is sent holds what the file held.
     let prompt = crate::context::assemble(s, &settings).prompt;
-    assert!(prompt.starts_with("Captain Vey commands the Lark.\nThe Lark is an old freighter.\nThe bridge has red lights.\n"), "{prompt}");
-    assert!(prompt.contains("[Style: Tense, short sentences.]") && prompt.ends_with("Vey ran to the bridge."), "{prompt}");
+    assert!(
+        prompt.starts_with("Captain Vey commands the Lark.\nThe Lark is an old freighter.\nThe bridge has red lights.\n"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("[Style: Tense, short sentences.]") && prompt.ends_with("Vey ran to the bridge."),
+        "{prompt}"
+    );
 }
 
 #[test]
@@ -69,7 +84,11 @@ fn chat_and_instruct_saves_become_turns() {
     assert_eq!((s.mode, s.user_name.as_str(), s.bot_name.as_str()), (Mode::Chat, "Ann", "Rex"));
     assert_eq!(
         s.turns.iter().map(|t| (t.role, t.text.as_str())).collect::<Vec<_>>(),
-        vec![(Role::Writer, "Hello there."), (Role::Model, "Woof!\nHe wags."), (Role::Writer, "Good dog.")]
+        vec![
+            (Role::Writer, "Hello there."),
+            (Role::Model, "Woof!\nHe wags."),
+            (Role::Writer, "Good dog.")
+        ]
     );
     assert_eq!(s.memory, "A quiet inn.");
     assert!(i.summary().contains("group-chat"));
@@ -128,7 +147,10 @@ fn the_lite_export_reads_back_the_same_story() {
     let i = import_save("Rt.json", &value).expect("imports");
     let back = &i.stories[0];
     assert_eq!(back.turns, story.turns);
-    assert_eq!((back.memory.as_str(), back.authors_note.as_str(), back.authors_note_depth), ("Mem", "Note", 1));
+    assert_eq!(
+        (back.memory.as_str(), back.authors_note.as_str(), back.authors_note_depth),
+        ("Mem", "Note", 1)
+    );
     assert_eq!(back.world_info, story.world_info);
     assert_eq!(i.settings.expect("settings").temperature, 0.5);
 }

@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn a_png_without_a_card_or_with_a_broken_one_says_so() {
         assert_eq!(card_json(&png_with_text(&[("Comment", "x")])), Err(ImportError::NoCard));
-        assert!(matches!(card_json(&png_with_text(&[("chara", "%%%")])), Err(ImportError::BadCard(_))));
+        assert!(matches!(
+            card_json(&png_with_text(&[("chara", "%%%")])),
+            Err(ImportError::BadCard(_))
+        ));
         // Cut short: no panic, no card.
         let png = png_with_text(&[("chara", &b64("{}"))]);
         assert_eq!(card_json(&png[..20]), Err(ImportError::NoCard));

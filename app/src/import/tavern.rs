@@ -105,7 +105,9 @@ pub fn import_card(card: &Value) -> Result<Imported, ImportError> {
     if let Some(book) = character_book(card) {
         let (entries, report) = worldinfo::entries(book)?;
         story.world_info = entries;
-        imported.imported.extend(report.imported.into_iter().map(|l| format!("{l} from the character book")));
+        imported
+            .imported
+            .extend(report.imported.into_iter().map(|l| format!("{l} from the character book")));
         imported.not_imported.extend(report.not_imported);
     }
 
@@ -137,9 +139,16 @@ pub fn import_card(card: &Value) -> Result<Imported, ImportError> {
 
     let group = list(card, "group_only_greetings");
     if !group.is_empty() {
-        imported.left_out(count(group.len(), "group-only greeting (no group chats here)", "group-only greetings (no group chats here)"));
+        imported.left_out(count(
+            group.len(),
+            "group-only greeting (no group chats here)",
+            "group-only greetings (no group chats here)",
+        ));
     }
-    for (field, label) in [("creator_notes", "the creator's notes (not for the model)"), ("nickname", "the nickname")] {
+    for (field, label) in [
+        ("creator_notes", "the creator's notes (not for the model)"),
+        ("nickname", "the nickname"),
+    ] {
         if !text(card, field).is_empty() {
             imported.left_out(label);
         }
@@ -182,8 +191,13 @@ mod tests {
         let i = import_card(&card).expect("imports");
         assert_eq!(i.stories.len(), 2);
         let s = &i.stories[0];
-        assert_eq!((s.mode, s.bot_name.as_str(), s.title.as_str()), (Mode::Chat, "Seraphina", "Seraphina"));
-        assert!(s.memory.starts_with("{{char}} is a forest guardian.\n{{char}}'s personality: kind\nScenario: {{user}} wakes"));
+        assert_eq!(
+            (s.mode, s.bot_name.as_str(), s.title.as_str()),
+            (Mode::Chat, "Seraphina", "Seraphina")
+        );
+        assert!(s
+            .memory
+            .starts_with("{{char}} is a forest guardian.\n{{char}}'s personality: kind\nScenario: {{user}} wakes"));
         assert!(s.memory.contains("Example messages:\n<START>"));
         assert_eq!(s.turns[0].role, Role::Model);
         assert!(s.turns[0].text.starts_with("*Seraphina smiles"));
@@ -201,22 +215,33 @@ mod tests {
         let mut chat = s.clone();
         chat.turns.push(Turn::writer("I sit in the glade."));
         let prompt = crate::context::assemble(&chat, &crate::story::GenSettings::default()).prompt;
-        assert!(prompt.contains("Seraphina is a forest guardian.") && prompt.contains("Scenario: User wakes"), "{prompt}");
+        assert!(
+            prompt.contains("Seraphina is a forest guardian.") && prompt.contains("Scenario: User wakes"),
+            "{prompt}"
+        );
         assert!(prompt.contains("The glade heals."), "{prompt}");
     }
 
     #[test]
     fn v1_and_v3_cards_read() {
-        let v1 = json!({"name": "Bob", "description": "A baker.", "personality": "", "scenario": "", "first_mes": "Bread?", "mes_example": ""});
+        let v1 =
+            json!({"name": "Bob", "description": "A baker.", "personality": "", "scenario": "", "first_mes": "Bread?", "mes_example": ""});
         let i = import_card(&v1).expect("imports");
-        assert_eq!((i.stories[0].memory.as_str(), i.stories[0].turns[0].text.as_str()), ("A baker.", "Bread?"));
+        assert_eq!(
+            (i.stories[0].memory.as_str(), i.stories[0].turns[0].text.as_str()),
+            ("A baker.", "Bread?")
+        );
         assert!(i.imported[0].contains("V1"));
         let v3 = json!({"spec": "chara_card_v3", "spec_version": "3.0", "data": {
             "name": "Eve", "description": "A pilot.", "first_mes": "Ready.", "group_only_greetings": ["Hi all"],
             "assets": [{"type": "icon", "uri": "ccdefault:", "name": "main", "ext": "png"}]}});
         let i = import_card(&v3).expect("imports");
         assert!(i.imported[0].contains("V3 \"Eve\""));
-        assert!(i.summary().contains("1 group-only greeting") && i.summary().contains("assets"), "{}", i.summary());
+        assert!(
+            i.summary().contains("1 group-only greeting") && i.summary().contains("assets"),
+            "{}",
+            i.summary()
+        );
     }
 
     #[test]

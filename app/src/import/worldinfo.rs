@@ -23,7 +23,10 @@ pub fn is_world_info(value: &Value) -> bool {
 }
 
 fn is_entry(value: &Value) -> bool {
-    value.is_object() && ["keys", "key", "keywords", "content", "entry"].iter().any(|k| value.get(k).is_some())
+    value.is_object()
+        && ["keys", "key", "keywords", "content", "entry"]
+            .iter()
+            .any(|k| value.get(k).is_some())
 }
 
 /// A list of keys, whether written as one comma-separated string or as an array.
@@ -81,7 +84,8 @@ pub fn entries(value: &Value) -> Result<(Vec<WorldEntry>, Imported), ImportError
     let mut left = LeftOut::default();
     let mut out = Vec::new();
     for item in items {
-        let disabled = flag(item, "disable") == Some(true) || flag(item, "widisabled") == Some(true) || flag(item, "enabled") == Some(false);
+        let disabled =
+            flag(item, "disable") == Some(true) || flag(item, "widisabled") == Some(true) || flag(item, "enabled") == Some(false);
         if disabled {
             left.disabled += 1;
             continue;
@@ -122,7 +126,10 @@ pub fn entries(value: &Value) -> Result<(Vec<WorldEntry>, Imported), ImportError
         imported.took(format!("secondary keys of {}", count(n, "entry", "entries")));
     }
     if left.disabled > 0 {
-        imported.left_out(format!("{} (disabled in the file)", count(left.disabled, "disabled entry", "disabled entries")));
+        imported.left_out(format!(
+            "{} (disabled in the file)",
+            count(left.disabled, "disabled entry", "disabled entries")
+        ));
     }
     if left.empty > 0 {
         imported.left_out(count(left.empty, "entry without content", "entries without content"));
@@ -182,7 +189,10 @@ mod tests {
         }});
         assert!(is_world_info(&st));
         let (entries, report) = entries(&st).expect("reads");
-        assert_eq!(entries.iter().map(|e| e.keys.as_str()).collect::<Vec<_>>(), vec!["elf, elves", "dragon"]);
+        assert_eq!(
+            entries.iter().map(|e| e.keys.as_str()).collect::<Vec<_>>(),
+            vec!["elf, elves", "dragon"]
+        );
         assert_eq!(entries[1].secondary_keys, "red, fire");
         assert_eq!(report.not_imported.len(), 2, "{:?}", report.not_imported);
         assert!(report.not_imported[1].contains("probabilities of 1 entry"));
