@@ -574,24 +574,29 @@ pub async fn delete_worker(api_key: String, worker_id: String) -> Result<String,
 
 /// Reads a story file the user chose (a Lite or KoboldAI save, a character card, a lorebook, a
 /// text file, a studio story): `data` is the file, in base64 when `base64` is set. The file is
-/// read in memory and neither kept nor logged.
+/// read in memory and neither kept nor logged. Answers the [`crate::import::Imported`] as JSON
+/// text, which the page reads with [`crate::import::Imported::from_json`]: decoding the story
+/// types from the answer's bytes would put a second copy of their JSON code (26 KB) in the
+/// browser bundle.
 #[server(prefix = "/ui/api", endpoint = "import_file", input = Json)]
-pub async fn import_file(name: String, data: String, base64: bool) -> Result<crate::import::Imported, ServerFnError> {
+pub async fn import_file(name: String, data: String, base64: bool) -> Result<String, ServerFnError> {
     let bytes = server::file_bytes(data, base64)?;
-    crate::import::import_file(&name, &bytes).map_err(|e| server::bad_file(e.to_string()))
+    let imported = crate::import::import_file(&name, &bytes).map_err(|e| server::bad_file(e.to_string()))?;
+    serde_json::to_string(&imported).map_err(|e| ServerFnError::new(e.to_string()))
 }
 
 /// Reads world info to add to the current story (any lorebook format, or a save's or card's
-/// world info): the entries come back as the world info of `stories[0]`.
+/// world info): the entries come back as the world info of `stories[0]` (JSON text, as
+/// [`import_file`]).
 #[server(prefix = "/ui/api", endpoint = "import_world_info", input = Json)]
-pub async fn import_world_info(data: String, base64: bool) -> Result<crate::import::Imported, ServerFnError> {
+pub async fn import_world_info(data: String, base64: bool) -> Result<String, ServerFnError> {
     let bytes = server::file_bytes(data, base64)?;
     let (entries, mut imported) = crate::import::import_world_info(&bytes).map_err(|e| server::bad_file(e.to_string()))?;
     imported.stories = vec![crate::story::Story {
         world_info: entries,
         ..crate::story::Story::default()
     }];
-    Ok(imported)
+    serde_json::to_string(&imported).map_err(|e| ServerFnError::new(e.to_string()))
 }
 
 /// The story as a KoboldAI Lite save file (JSON), with the settings.

@@ -62,6 +62,12 @@ impl Imported {
         self.not_imported.push(what.into());
     }
 
+    /// Reads the JSON the import server functions answer (the same decoder as the browser's
+    /// storage uses, so no second copy of it is in the bundle).
+    pub fn from_json(json: &str) -> Result<Imported, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
     /// The message shown after the import.
     pub fn summary(&self) -> String {
         let mut text = format!("Imported: {}.", self.imported.join(", "));

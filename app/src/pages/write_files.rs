@@ -8,6 +8,7 @@ use leptos::task::spawn_local;
 use super::studio::Studio;
 use crate::api;
 use crate::browser;
+use crate::import::Imported;
 
 /// Points a download link at `json` (called as it is clicked, so large stories are not encoded
 /// on every edit).
@@ -24,9 +25,13 @@ fn offer_download(link: NodeRef<leptos::html::A>, json: &str) {
 fn import(studio: Studio, message: RwSignal<Option<String>>, name: String, data: String, base64: bool) {
     message.set(Some("Importing…".into()));
     spawn_local(async move {
-        match api::import_file(name, data, base64).await {
+        match api::import_file(name, data, base64)
+            .await
+            .map_err(|e| api::message(&e))
+            .and_then(|j| Imported::from_json(&j))
+        {
             Ok(imported) => message.set(Some(studio.take_import(imported))),
-            Err(e) => message.set(Some(api::message(&e))),
+            Err(e) => message.set(Some(e)),
         }
     });
 }
@@ -106,14 +111,18 @@ pub fn WorldInfoFiles(studio: Studio) -> impl IntoView {
     };
     let add = move |data: String| {
         spawn_local(async move {
-            match api::import_world_info(data, true).await {
+            match api::import_world_info(data, true)
+                .await
+                .map_err(|e| api::message(&e))
+                .and_then(|j| Imported::from_json(&j))
+            {
                 Ok(imported) => {
                     let summary = imported.summary();
                     let entries = imported.stories.into_iter().flat_map(|s| s.world_info);
                     story.update(|s| s.world_info.extend(entries));
                     message.set(Some(summary));
                 }
-                Err(e) => message.set(Some(api::message(&e))),
+                Err(e) => message.set(Some(e)),
             }
         })
     };
