@@ -100,8 +100,12 @@ class ScriptedWorker extends ScriptedLoop {
   }
 
   lastPrompt() {
-    const p = this.payloads[this.payloads.length - 1];
+    const p = this.lastPayload();
     return p ? p.prompt : undefined;
+  }
+
+  lastPayload() {
+    return this.payloads[this.payloads.length - 1];
   }
 }
 

@@ -191,6 +191,25 @@ mod server {
             .map(|c| c.0.ip())
     }
 
+    /// A file the user chose could not be read: 400 with why.
+    pub fn bad_file(message: String) -> ServerFnError {
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.set_status(axum::http::StatusCode::BAD_REQUEST);
+        }
+        ServerFnError::new(message)
+    }
+
+    /// The bytes of a file sent to a server function, base64 or as it is.
+    pub fn file_bytes(data: String, base64: bool) -> Result<Vec<u8>, ServerFnError> {
+        use base64::Engine;
+        if !base64 {
+            return Ok(data.into_bytes());
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|_| bad_file("The file could not be read (bad base64).".into()))
+    }
+
     pub fn submitted(a: horde_core::state::Accepted) -> super::Submitted {
         super::Submitted {
             id: a.id.to_string(),
@@ -551,4 +570,37 @@ pub async fn delete_worker(api_key: String, worker_id: String) -> Result<String,
     let horde = server::horde()?;
     let id = server::user(&horde, &api_key).await?;
     Ok(horde.delete_worker(id, &worker_id).await.map_err(server::failed)?.deleted_name)
+}
+
+/// Reads a story file the user chose (a Lite or KoboldAI save, a character card, a lorebook, a
+/// text file, a studio story): `data` is the file, in base64 when `base64` is set. The file is
+/// read in memory and neither kept nor logged. Answers the [`crate::import::Imported`] as JSON
+/// text, which the page reads with [`crate::import::Imported::from_json`]: decoding the story
+/// types from the answer's bytes would put a second copy of their JSON code (26 KB) in the
+/// browser bundle.
+#[server(prefix = "/ui/api", endpoint = "import_file", input = Json)]
+pub async fn import_file(name: String, data: String, base64: bool) -> Result<String, ServerFnError> {
+    let bytes = server::file_bytes(data, base64)?;
+    let imported = crate::import::import_file(&name, &bytes).map_err(|e| server::bad_file(e.to_string()))?;
+    serde_json::to_string(&imported).map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// Reads world info to add to the current story (any lorebook format, or a save's or card's
+/// world info): the entries come back as the world info of `stories[0]` (JSON text, as
+/// [`import_file`]).
+#[server(prefix = "/ui/api", endpoint = "import_world_info", input = Json)]
+pub async fn import_world_info(data: String, base64: bool) -> Result<String, ServerFnError> {
+    let bytes = server::file_bytes(data, base64)?;
+    let (entries, mut imported) = crate::import::import_world_info(&bytes).map_err(|e| server::bad_file(e.to_string()))?;
+    imported.stories = vec![crate::story::Story {
+        world_info: entries,
+        ..crate::story::Story::default()
+    }];
+    serde_json::to_string(&imported).map_err(|e| ServerFnError::new(e.to_string()))
+}
+
+/// The story as a KoboldAI Lite save file (JSON), with the settings.
+#[server(prefix = "/ui/api", endpoint = "export_lite", input = Json)]
+pub async fn export_lite(story: crate::story::Story, settings: crate::story::GenSettings) -> Result<String, ServerFnError> {
+    Ok(crate::import::lite::export_save(&story, &settings))
 }

@@ -130,17 +130,46 @@ impl Drop for TextStream {
     }
 }
 
-/// Reads the image chosen in a file input (the `change` event) as base64, without its
+/// Reads the file chosen in a file input (the `change` event) as base64, without its
 /// `data:...;base64,` prefix. `done(None)` when nothing could be read.
 pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
-    read_chosen(ev, true, move |data| {
+    read_chosen(ev, move |data| {
         done(data.and_then(|u| u.split_once("base64,").map(|(_, d)| d.to_string())))
     });
 }
 
-/// Reads the text file chosen in a file input (the `change` event).
-pub fn read_chosen_text(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
-    read_chosen(ev, false, done);
+/// The name of the file chosen in a file input (the `change` event); empty when none.
+pub fn chosen_file_name(ev: &leptos::ev::Event) -> String {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        ev.target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+            .and_then(|input| input.files())
+            .and_then(|files| files.get(0))
+            .map(|f| f.name())
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = ev;
+        String::new()
+    }
+}
+
+/// Whether the main pointer is a finger (a phone or tablet): there Enter is the keyboard's new
+/// line and the Send button sends.
+pub fn touch_screen() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.match_media("(pointer: coarse)").ok().flatten())
+            .is_some_and(|m| m.matches())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        false
+    }
 }
 
 /// An image fetched from this horde as a `data:` URL, which outlives the horde's copy.
@@ -175,8 +204,8 @@ pub async fn fetch_data_url(url: &str) -> Option<String> {
     }
 }
 
-/// Reads the chosen file as a data URL or as text.
-fn read_chosen(ev: &leptos::ev::Event, as_data_url: bool, done: impl FnOnce(Option<String>) + 'static) {
+/// Reads the chosen file as a data URL.
+fn read_chosen(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::closure::Closure;
@@ -195,15 +224,11 @@ fn read_chosen(ev: &leptos::ev::Event, as_data_url: bool, done: impl FnOnce(Opti
         reader.set_onload(Some(onload.as_ref().unchecked_ref()));
         // Called once by the browser; it frees itself then.
         onload.forget();
-        let _ = if as_data_url {
-            reader.read_as_data_url(&file)
-        } else {
-            reader.read_as_text(&file)
-        };
+        let _ = reader.read_as_data_url(&file);
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = (ev, as_data_url);
+        let _ = ev;
         done(None);
     }
 }

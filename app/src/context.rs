@@ -4,6 +4,7 @@
 //! turns as fit, with the author's note inserted `depth` turns before the end, and last the cue
 //! for the model's turn (`\nBot:`, the assistant tag, an empty line after an action).
 
+use crate::instruct::fill_placeholders;
 use crate::story::{GenSettings, Mode, Role, Story, Turn};
 use horde_protocol::text::{GenerateTextRequest, TextParams};
 use serde::{Deserialize, Serialize};
@@ -44,7 +45,7 @@ fn render_turn(story: &Story, turn: &Turn) -> String {
         (Mode::Chat, Role::Writer) => format!("\n{}: {}", story.user_name, turn.text.trim()),
         (Mode::Chat, Role::Model) => format!("\n{}: {}", story.bot_name, turn.text.trim()),
         (Mode::Instruct, role) => {
-            let tags = story.template.tags();
+            let tags = story.template.tags(&story.custom_tags);
             let (open, close) = if role == Role::Writer { tags.user } else { tags.assistant };
             format!("{open}{}{close}", turn.text.trim())
         }
@@ -56,17 +57,28 @@ fn cue(story: &Story) -> String {
     match story.mode {
         Mode::Story | Mode::Adventure => String::new(),
         Mode::Chat => format!("\n{}:", story.bot_name),
-        Mode::Instruct => story.template.tags().assistant.0.to_string(),
+        Mode::Instruct => story.template.tags(&story.custom_tags).assistant.0.to_string(),
     }
 }
 
 fn mode_stops(story: &Story) -> Vec<String> {
-    match story.mode {
+    let stops = match story.mode {
         Mode::Story => Vec::new(),
         Mode::Adventure => vec!["\n>".to_string()],
         Mode::Chat => vec![format!("\n{}:", story.user_name)],
-        Mode::Instruct => story.template.tags().stops.iter().map(|s| s.to_string()).collect(),
-    }
+        Mode::Instruct => story
+            .template
+            .tags(&story.custom_tags)
+            .stops
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    // Custom tags may name the speakers.
+    stops
+        .into_iter()
+        .map(|s| fill_placeholders(&s, &story.user_name, &story.bot_name))
+        .collect()
 }
 
 /// Which world-info entries the recent turns trigger.
@@ -81,7 +93,10 @@ pub fn triggered_world_info(story: &Story) -> Vec<usize> {
         .world_info
         .iter()
         .enumerate()
-        .filter(|(_, e)| !e.content.trim().is_empty() && (e.constant || e.keys().any(|k| recent.contains(&k))))
+        .filter(|(_, e)| {
+            let secondary_ok = || e.secondary_keys.trim().is_empty() || e.secondary().any(|k| recent.contains(&k));
+            !e.content.trim().is_empty() && (e.constant || (e.keys().any(|k| recent.contains(&k)) && secondary_ok()))
+        })
         .map(|(i, _)| i)
         .collect()
 }
@@ -104,7 +119,7 @@ pub fn assemble(story: &Story, settings: &GenSettings) -> Assembled {
 
     let mut header = String::new();
     if story.mode == Mode::Instruct && !story.system_prompt.trim().is_empty() {
-        let (open, close) = story.template.tags().system;
+        let (open, close) = story.template.tags(&story.custom_tags).system;
         header.push_str(&format!("{open}{}{close}", story.system_prompt.trim()));
     }
     let mut background: Vec<&str> = Vec::new();
@@ -119,7 +134,12 @@ pub fn assemble(story: &Story, settings: &GenSettings) -> Assembled {
     let note = if story.authors_note.trim().is_empty() {
         String::new()
     } else {
-        format!("\n[Author's note: {}]\n", story.authors_note.trim())
+        let template = if story.authors_note_template.contains("<|>") {
+            story.authors_note_template.as_str()
+        } else {
+            crate::story::DEFAULT_NOTE_TEMPLATE
+        };
+        format!("\n{}\n", template.replace("<|>", story.authors_note.trim()))
     };
     let cue = cue(story);
 
@@ -163,6 +183,7 @@ pub fn assemble(story: &Story, settings: &GenSettings) -> Assembled {
         prompt.push_str(&note);
     }
     prompt.push_str(&cue);
+    let prompt = fill_placeholders(&prompt, &story.user_name, &story.bot_name);
 
     let mut stop_sequences = mode_stops(story);
     for s in settings.user_stops() {
@@ -328,7 +349,9 @@ mod tests {
         );
         for t in InstructTemplate::ALL {
             story.template = t;
-            assert!(assemble(&story, &settings(2048, 100)).prompt.ends_with(t.tags().assistant.0));
+            assert!(assemble(&story, &settings(2048, 100))
+                .prompt
+                .ends_with(t.tags(&story.custom_tags).assistant.0));
         }
     }
 
@@ -352,16 +375,19 @@ mod tests {
                     keys: "dragon, wyrm".into(),
                     content: "Dragons breathe ice here.".into(),
                     constant: false,
+                    ..WorldEntry::default()
                 },
                 WorldEntry {
                     keys: "castle".into(),
                     content: "The castle is ruined.".into(),
                     constant: false,
+                    ..WorldEntry::default()
                 },
                 WorldEntry {
                     keys: String::new(),
                     content: "It always rains.".into(),
                     constant: true,
+                    ..WorldEntry::default()
                 },
             ],
             turns: vec![Turn::writer("A WYRM appeared.")],
@@ -375,6 +401,57 @@ mod tests {
             story.turns.push(Turn::writer(format!(" Turn {i}.")));
         }
         assert_eq!(triggered_world_info(&story), vec![2]);
+    }
+
+    #[test]
+    fn selective_entries_need_a_secondary_key_too() {
+        let mut story = Story {
+            world_info: vec![WorldEntry {
+                keys: "sword".into(),
+                secondary_keys: "cursed, black".into(),
+                content: "The black sword drinks souls.".into(),
+                ..WorldEntry::default()
+            }],
+            turns: vec![Turn::writer("She drew her sword.")],
+            ..Story::default()
+        };
+        assert!(triggered_world_info(&story).is_empty());
+        story.turns.push(Turn::writer(" It was Black as night."));
+        assert_eq!(triggered_world_info(&story), vec![0]);
+    }
+
+    #[test]
+    fn the_note_template_and_placeholders_shape_the_prompt() {
+        let story = Story {
+            mode: Mode::Chat,
+            user_name: "Ann".into(),
+            bot_name: "Rex".into(),
+            memory: "{{char}} is a dog who loves {{user}}.".into(),
+            authors_note: "Rex barks".into(),
+            authors_note_template: "[Style: <|>]".into(),
+            authors_note_depth: 0,
+            turns: vec![Turn::writer("Hi {{char}}")],
+            ..Story::default()
+        };
+        let a = assemble(&story, &settings(2048, 100));
+        assert_eq!(a.prompt, "Rex is a dog who loves Ann.\n\nAnn: Hi Rex\n[Style: Rex barks]\n\nRex:");
+
+        // Custom instruct tags naming the speakers: in the prompt and in the stops.
+        let story = Story {
+            mode: Mode::Instruct,
+            template: InstructTemplate::Custom,
+            custom_tags: crate::story::CustomTags {
+                user: "\n{{user}}: ".into(),
+                assistant: "\n{{char}}: ".into(),
+                ..Default::default()
+            },
+            system_prompt: String::new(),
+            ..story
+        };
+        let a = assemble(&story, &settings(2048, 100));
+        assert_eq!(a.prompt, "Rex is a dog who loves Ann.\n\nAnn: Hi Rex\n[Style: Rex barks]\n\nRex: ");
+        assert_eq!(a.stop_sequences, vec!["Ann:".to_string()]);
+        assert_eq!(clean_reply(&story, &settings(2048, 100), "Woof.\nAnn: hi"), "Woof.");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod api;
 pub mod browser;
 pub mod context;
 pub mod image_settings;
+pub mod import;
+pub mod instruct;
 pub mod pages;
 pub mod story;
 

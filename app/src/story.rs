@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::instruct::{CustomTags, InstructTemplate, TemplateTags};
+
 /// Unit enums are stored as their names (what serde's derive wrote before, so saved stories
 /// still load) through the shared string code: a derived enum visitor is about a kilobyte of the
 /// browser bundle each.
@@ -30,9 +32,10 @@ macro_rules! stored_by_name {
     };
 }
 
+pub(crate) use stored_by_name;
+
 stored_by_name!(Mode { Story => "story", Adventure => "adventure", Chat => "chat", Instruct => "instruct" });
 stored_by_name!(Role { Writer => "writer", Model => "model" });
-stored_by_name!(InstructTemplate { ChatMl => "ChatMl", Alpaca => "Alpaca", Llama3 => "Llama3", Mistral => "Mistral" });
 
 /// How turns are written and how the prompt is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -145,6 +148,10 @@ pub struct WorldEntry {
     /// Always in the prompt, whatever the keys.
     #[serde(default)]
     pub constant: bool,
+    /// Comma-separated; when set, one of these must appear as well as one of `keys` (Lite's and
+    /// SillyTavern's "selective" entries).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secondary_keys: String,
 }
 
 impl WorldEntry {
@@ -154,79 +161,18 @@ impl WorldEntry {
             .map(|k| crate::browser::lowercase(k.trim()))
             .filter(|k| !k.is_empty())
     }
-}
 
-/// Instruct formats of the common model families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(try_from = "String", into = "&'static str")]
-pub enum InstructTemplate {
-    #[default]
-    ChatMl,
-    Alpaca,
-    Llama3,
-    Mistral,
-}
-
-/// The tags a template wraps around each part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TemplateTags {
-    pub system: (&'static str, &'static str),
-    pub user: (&'static str, &'static str),
-    pub assistant: (&'static str, &'static str),
-    /// Where the model is expected to stop.
-    pub stops: &'static [&'static str],
-}
-
-impl InstructTemplate {
-    pub const ALL: [InstructTemplate; 4] = [
-        InstructTemplate::ChatMl,
-        InstructTemplate::Alpaca,
-        InstructTemplate::Llama3,
-        InstructTemplate::Mistral,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            InstructTemplate::ChatMl => "ChatML",
-            InstructTemplate::Alpaca => "Alpaca",
-            InstructTemplate::Llama3 => "Llama 3",
-            InstructTemplate::Mistral => "Mistral",
-        }
-    }
-
-    pub fn from_label(label: &str) -> InstructTemplate {
-        Self::ALL.into_iter().find(|t| t.label() == label).unwrap_or_default()
-    }
-
-    pub fn tags(self) -> TemplateTags {
-        match self {
-            InstructTemplate::ChatMl => TemplateTags {
-                system: ("<|im_start|>system\n", "<|im_end|>\n"),
-                user: ("<|im_start|>user\n", "<|im_end|>\n"),
-                assistant: ("<|im_start|>assistant\n", "<|im_end|>\n"),
-                stops: &["<|im_end|>", "<|im_start|>"],
-            },
-            InstructTemplate::Alpaca => TemplateTags {
-                system: ("", "\n\n"),
-                user: ("### Instruction:\n", "\n\n"),
-                assistant: ("### Response:\n", "\n\n"),
-                stops: &["### Instruction:", "### Response:"],
-            },
-            InstructTemplate::Llama3 => TemplateTags {
-                system: ("<|start_header_id|>system<|end_header_id|>\n\n", "<|eot_id|>"),
-                user: ("<|start_header_id|>user<|end_header_id|>\n\n", "<|eot_id|>"),
-                assistant: ("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
-                stops: &["<|eot_id|>", "<|start_header_id|>"],
-            },
-            InstructTemplate::Mistral => TemplateTags {
-                system: ("", "\n\n"),
-                user: ("[INST] ", " [/INST]"),
-                assistant: ("", "</s>"),
-                stops: &["</s>", "[INST]"],
-            },
-        }
+    /// The secondary keys, like [`WorldEntry::keys`].
+    pub fn secondary(&self) -> impl Iterator<Item = String> + '_ {
+        self.secondary_keys
+            .split(',')
+            .map(|k| crate::browser::lowercase(k.trim()))
+            .filter(|k| !k.is_empty())
     }
 }
+
+/// The author's note as Lite writes it by default; `<|>` is the note.
+pub const DEFAULT_NOTE_TEMPLATE: &str = "[Author's note: <|>]";
 
 /// Everything about one story.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,11 +186,15 @@ pub struct Story {
     /// Inserted `authors_note_depth` turns before the end.
     pub authors_note: String,
     pub authors_note_depth: usize,
+    /// How the note is written into the prompt: `<|>` stands for the note.
+    pub authors_note_template: String,
     pub world_info: Vec<WorldEntry>,
     pub user_name: String,
     pub bot_name: String,
     pub template: InstructTemplate,
     pub system_prompt: String,
+    /// The tags of [`InstructTemplate::Custom`].
+    pub custom_tags: CustomTags,
 }
 
 impl Default for Story {
@@ -256,11 +206,13 @@ impl Default for Story {
             memory: String::new(),
             authors_note: String::new(),
             authors_note_depth: 3,
+            authors_note_template: DEFAULT_NOTE_TEMPLATE.into(),
             world_info: Vec::new(),
             user_name: "User".into(),
             bot_name: "Bot".into(),
             template: InstructTemplate::ChatMl,
             system_prompt: "You are a helpful assistant.".into(),
+            custom_tags: CustomTags::default(),
         }
     }
 }
@@ -440,7 +392,7 @@ mod tests {
         s.world_info.push(WorldEntry {
             keys: "Castle, moat".into(),
             content: "The castle is old.".into(),
-            constant: false,
+            ..WorldEntry::default()
         });
         let json = serde_json::to_string(&s).expect("serializes");
         assert_eq!(serde_json::from_str::<Story>(&json).expect("parses"), s);

@@ -227,7 +227,7 @@ test('world info exports as JSON and imports into another story', async ({ page 
   await page.locator('textarea[name=wi_content]').fill('The lighthouse is dark.');
   const file = { name: 'world-info.json', mimeType: 'application/json', buffer: Buffer.from(exported) };
   await page.locator('input[name=import_world_info]').setInputFiles(file);
-  await expect(page.getByText('1 world info entry added.')).toBeVisible();
+  await expect(page.locator('.wi-report')).toHaveText('Imported: 1 world info entry.');
   await expect(page.locator('.world-entry')).toHaveCount(2);
   await expect(page.locator('input[name=wi_keys]').nth(1)).toHaveValue('harbor, port');
   await expect(page.locator('.world-entry input[type=checkbox]').nth(1)).toBeChecked();

@@ -1,389 +1,20 @@
-//! The writing studio: story, adventure, chat and instruct modes; memory, author's note and world
-//! info; settings; submit, live queue position and streamed text, cancel, retry, undo/redo and
-//! editing of any turn. The story and settings live in this browser only.
-
-use std::time::Duration;
+//! The writing studio's views: story, adventure, chat and instruct modes; memory, author's note
+//! and world info; settings; the transcript with editing of any turn, the streamed reply, the
+//! composer (Enter sends on desktop). The state is [`super::studio::Studio`]; files (import and
+//! export) are in [`super::write_files`]. The story and settings live in this browser only.
 
 use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::Deserialize;
 
 use super::options;
-use crate::api::{self, TextOffer, TextProgress};
-use crate::browser::{self, TextStream};
-use crate::context::{self, clean_reply};
-use crate::story::{GenSettings, History, InstructTemplate, Mode, Provenance, Role, Story, Turn, WorldEntry, PRESETS};
+use super::studio::Studio;
+use super::write_files::{ExportImport, WorldInfoFiles};
+use crate::api::{self, TextOffer};
+use crate::browser;
+use crate::context;
+use crate::story::{History, InstructTemplate, Mode, Role, Story, WorldEntry, PRESETS};
 use crate::Session;
-
-/// A request on its way: where it stands and the text streamed so far.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Pending {
-    pub id: String,
-    pub text: String,
-    pub queue_position: i64,
-    pub wait_time: i64,
-    pub writing: bool,
-    pub kudos: f64,
-}
-
-/// The text of a `delta` or `reset` stream event (its other fields are not needed here).
-#[derive(Deserialize)]
-struct StreamText {
-    text: String,
-}
-
-/// The `error` stream event.
-#[derive(Deserialize)]
-struct StreamError {
-    message: String,
-}
-
-/// The studio's state, all `Copy` handles.
-#[derive(Clone, Copy)]
-struct Studio {
-    session: Session,
-    story: RwSignal<Story>,
-    /// The user's other stories (the shelf); the current one is `story`.
-    shelf: RwSignal<Vec<Story>>,
-    settings: RwSignal<GenSettings>,
-    pending: RwSignal<Option<Pending>>,
-    error: RwSignal<Option<String>>,
-    history: StoredValue<History>,
-    /// Bumped when the history changes (it is not reactive itself).
-    history_rev: RwSignal<u32>,
-    stream: StoredValue<Option<TextStream>, LocalStorage>,
-}
-
-impl Studio {
-    fn new(session: Session) -> Self {
-        let studio = Studio {
-            session,
-            story: RwSignal::new(Story::default()),
-            shelf: RwSignal::new(Vec::new()),
-            settings: RwSignal::new(GenSettings::default()),
-            pending: RwSignal::new(None),
-            error: RwSignal::new(None),
-            history: StoredValue::new(History::default()),
-            history_rev: RwSignal::new(0),
-            stream: StoredValue::new_local(None),
-        };
-        // The user's work comes from this browser once the page is live, and goes back on change.
-        let loaded = RwSignal::new(false);
-        Effect::new(move |_| {
-            if let Some(s) = browser::load::<Story>(browser::STORY_KEY) {
-                studio.story.set(s);
-            }
-            if let Some(s) = browser::load::<Vec<Story>>(browser::SHELF_KEY) {
-                studio.shelf.set(s);
-            }
-            if let Some(s) = browser::load::<GenSettings>(browser::SETTINGS_KEY) {
-                studio.settings.set(s);
-            }
-            loaded.set(true);
-        });
-        Effect::new(move |_| {
-            let shelf = studio.shelf.get();
-            if loaded.get_untracked() && !browser::save(browser::SHELF_KEY, &shelf) {
-                studio.error.set(Some(browser::STORAGE_FULL.into()));
-            }
-        });
-        Effect::new(move |_| {
-            let story = studio.story.get();
-            if loaded.get_untracked() && !browser::save(browser::STORY_KEY, &story) {
-                studio.error.set(Some(browser::STORAGE_FULL.into()));
-            }
-        });
-        Effect::new(move |_| {
-            let settings = studio.settings.get();
-            if loaded.get_untracked() && !browser::save(browser::SETTINGS_KEY, &settings) {
-                studio.error.set(Some(browser::STORAGE_FULL.into()));
-            }
-        });
-        studio
-    }
-
-    fn busy(self) -> bool {
-        self.pending.with(Option::is_some)
-    }
-
-    /// Changes the turns, keeping the old ones for undo.
-    fn change_turns(self, f: impl FnOnce(&mut Vec<Turn>)) {
-        self.story.update(|s| {
-            self.history.update_value(|h| h.record(&s.turns));
-            f(&mut s.turns);
-        });
-        self.history_rev.update(|r| *r += 1);
-    }
-
-    /// Makes `next` the current story, with a fresh undo history.
-    fn replace_story(self, next: Story) {
-        self.story.set(next);
-        self.history.set_value(History::default());
-        self.history_rev.update(|r| *r += 1);
-    }
-
-    /// Puts the current story on the shelf (unless it is empty) and makes `next` current.
-    fn switch_to(self, next: Story) {
-        let current = self.story.get_untracked();
-        if !current.is_blank() {
-            self.shelf.update(|shelf| shelf.insert(0, current));
-        }
-        self.replace_story(next);
-    }
-
-    /// A new, empty story in the current mode; the current one goes on the shelf.
-    fn new_story(self) {
-        if self.busy() {
-            return;
-        }
-        let mode = self.story.with_untracked(|s| s.mode);
-        self.switch_to(Story { mode, ..Story::default() });
-    }
-
-    /// Opens the shelf's story `i`.
-    fn open_story(self, i: usize) {
-        if self.busy() {
-            return;
-        }
-        if let Some(next) = self.shelf.try_update(|shelf| (i < shelf.len()).then(|| shelf.remove(i))).flatten() {
-            self.switch_to(next);
-        }
-    }
-
-    /// Deletes the current story; the most recent one on the shelf takes its place.
-    fn delete_story(self) {
-        if self.busy() {
-            return;
-        }
-        let next = self
-            .shelf
-            .try_update(|shelf| (!shelf.is_empty()).then(|| shelf.remove(0)))
-            .flatten();
-        self.replace_story(next.unwrap_or_default());
-    }
-
-    /// One step back or forward in the turns' history.
-    fn travel(self, step: fn(&mut History, &[Turn]) -> Option<Vec<Turn>>) {
-        self.story.update(|s| {
-            if let Some(turns) = self.history.try_update_value(|h| step(h, &s.turns)).flatten() {
-                s.turns = turns;
-            }
-        });
-        self.history_rev.update(|r| *r += 1);
-    }
-
-    /// Adds the writer's text (if any) and asks for the model's turn.
-    fn submit(self, draft: String) {
-        if self.busy() {
-            return;
-        }
-        let mode = self.story.with_untracked(|s| s.mode);
-        let draft = if matches!(mode, Mode::Story) {
-            draft
-        } else {
-            draft.trim().to_string()
-        };
-        if !draft.is_empty() {
-            self.change_turns(|t| t.push(Turn::writer(draft)));
-        } else if mode != Mode::Story && self.story.with_untracked(|s| s.turns.last().is_none_or(|t| t.role == Role::Model)) {
-            // Chat, instruct and adventure answer the writer: nothing to answer yet.
-            self.error.set(Some("Write something first.".into()));
-            return;
-        }
-        self.generate();
-    }
-
-    /// Drops the last model turn and asks again.
-    fn retry(self) {
-        if self.busy() {
-            return;
-        }
-        if self.story.with_untracked(|s| s.turns.last().is_some_and(|t| t.role == Role::Model)) {
-            self.change_turns(|t| {
-                t.pop();
-            });
-        }
-        self.generate();
-    }
-
-    fn generate(self) {
-        self.error.set(None);
-        let request = context::text_request(&self.story.get_untracked(), &self.settings.get_untracked());
-        let key = self.session.api_key.get_untracked();
-        self.pending.set(Some(Pending::default()));
-        spawn_local(async move {
-            match api::submit_text(key, request).await {
-                Ok(sub) => {
-                    self.pending.set(Some(Pending {
-                        id: sub.id.clone(),
-                        kudos: sub.kudos,
-                        ..Pending::default()
-                    }));
-                    if !sub.possible {
-                        self.error.set(Some(
-                            "No worker online can serve this request now; it waits up to 20 minutes for one.".into(),
-                        ));
-                    }
-                    self.follow(sub.id);
-                }
-                Err(e) => {
-                    self.pending.set(None);
-                    self.error.set(Some(api::message(&e)));
-                }
-            }
-        });
-    }
-
-    /// Follows a request on its event stream, or by polling when streams are unavailable.
-    fn follow(self, id: String) {
-        let stream_id = id.clone();
-        let stream = TextStream::open(&id, move |event, data| self.on_event(&stream_id, event, &data));
-        if stream.is_some() {
-            self.stream.set_value(stream);
-        } else {
-            self.poll(id);
-        }
-    }
-
-    fn is_current(self, id: &str) -> bool {
-        self.pending.with_untracked(|p| p.as_ref().is_some_and(|p| p.id == id))
-    }
-
-    fn on_event(self, id: &str, event: &str, data: &str) {
-        if !self.is_current(id) {
-            return;
-        }
-        let update = |f: &dyn Fn(&mut Pending)| {
-            self.pending.update(|p| {
-                if let Some(p) = p {
-                    f(p)
-                }
-            })
-        };
-        match event {
-            "status" => {
-                if let Ok(s) = serde_json::from_str::<TextProgress>(data) {
-                    update(&|p| {
-                        p.queue_position = s.queue_position;
-                        p.wait_time = s.wait_time;
-                        p.writing = s.processing > 0;
-                        p.kudos = s.kudos;
-                    });
-                }
-            }
-            "delta" => {
-                if let Ok(d) = serde_json::from_str::<StreamText>(data) {
-                    update(&|p| {
-                        p.writing = true;
-                        p.text.push_str(&d.text);
-                    });
-                }
-            }
-            "reset" => {
-                if let Ok(d) = serde_json::from_str::<StreamText>(data) {
-                    update(&|p| p.text = d.text.clone());
-                }
-            }
-            "aborted" => update(&|p| p.text.clear()),
-            "done" => {
-                if let Ok(status) = serde_json::from_str::<TextProgress>(data) {
-                    self.finish(status);
-                }
-            }
-            "error" => {
-                let message = serde_json::from_str::<StreamError>(data)
-                    .map(|e| e.message)
-                    .unwrap_or_else(|_| "The request failed.".into());
-                self.stream.set_value(None);
-                self.pending.set(None);
-                self.error.set(Some(message));
-            }
-            "lost" => {
-                // The stream broke off: finish by polling.
-                self.stream.set_value(None);
-                self.poll(id.to_string());
-            }
-            _ => {}
-        }
-    }
-
-    fn poll(self, id: String) {
-        spawn_local(async move {
-            if !self.is_current(&id) {
-                return;
-            }
-            match api::text_status(id.clone()).await {
-                Ok(s) if s.done || s.faulted => self.finish(s),
-                Ok(s) => {
-                    self.pending.update(|p| {
-                        if let Some(p) = p {
-                            p.queue_position = s.queue_position;
-                            p.wait_time = s.wait_time;
-                            p.writing = s.processing > 0;
-                        }
-                    });
-                    set_timeout(move || self.poll(id), Duration::from_secs(1));
-                }
-                Err(e) => {
-                    self.pending.set(None);
-                    self.error.set(Some(api::message(&e)));
-                }
-            }
-        });
-    }
-
-    /// The request is over: its text becomes the model's turn.
-    fn finish(self, status: TextProgress) {
-        self.stream.set_value(None);
-        self.pending.set(None);
-        if let Some(g) = status.generations.into_iter().next() {
-            let text = self
-                .story
-                .with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &g.text));
-            let provenance = Provenance {
-                worker_name: g.worker_name,
-                worker_id: g.worker_id,
-                model: g.model,
-                kudos: status.kudos,
-            };
-            self.change_turns(|t| t.push(Turn::model(text, Some(provenance))));
-        } else if status.faulted {
-            self.error.set(Some("No worker could finish this request.".into()));
-        }
-    }
-
-    /// Cancels the request; what was written so far is kept.
-    fn cancel(self) {
-        let Some(id) = self.pending.with_untracked(|p| p.as_ref().map(|p| p.id.clone())) else {
-            return;
-        };
-        if id.is_empty() {
-            return;
-        }
-        self.stream.set_value(None);
-        let streamed = self
-            .pending
-            .with_untracked(|p| p.as_ref().map(|p| p.text.clone()).unwrap_or_default());
-        spawn_local(async move {
-            match api::cancel_text(id).await {
-                // The worker may not have submitted yet: keep what was streamed.
-                Ok(status) if status.generations.is_empty() && !streamed.is_empty() => {
-                    self.pending.set(None);
-                    let text = self
-                        .story
-                        .with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &streamed));
-                    self.change_turns(|t| t.push(Turn::model(text, None)));
-                }
-                Ok(status) => self.finish(status),
-                Err(e) => {
-                    self.pending.set(None);
-                    self.error.set(Some(api::message(&e)));
-                }
-            }
-        });
-    }
-}
 
 #[component]
 pub fn WritePage() -> impl IntoView {
@@ -458,20 +89,24 @@ pub fn WritePage() -> impl IntoView {
                             prop:value=move || draft.get()
                             on:input=move |ev| draft.set(event_target_value(&ev))
                             on:keydown=move |ev| {
-                                if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+                                // Enter sends, Shift+Enter is a new line; Ctrl/Cmd+Enter sends too.
+                                // On touch screens Enter is the keyboard's new line (the Send
+                                // button sends); while an IME composes, Enter is the IME's.
+                                if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() && (ev.ctrl_key() || ev.meta_key() || !browser::touch_screen()) {
                                     ev.prevent_default();
                                     send();
                                 }
                             }
                         ></textarea>
                         <div class="actions">
+                            <span class="shortcut muted">"Enter to send · Shift+Enter for a new line"</span>
                             {move || if busy.get() {
                                 Either::Left(view! {
                                     <button type="button" class="danger" on:click=move |_| studio.cancel()>"Cancel"</button>
                                 })
                             } else {
                                 Either::Right(view! {
-                                    <button type="submit" class="primary">"Send"</button>
+                                    <button type="submit" class="primary" title="Enter sends, Shift+Enter for a new line">"Send"</button>
                                     <button type="button" class="ghost" on:click=move |_| studio.retry()>"Retry"</button>
                                 })
                             }}
@@ -720,16 +355,33 @@ fn text_area(label: &'static str, name: &'static str, get: Read<String>, set: Wr
     }
 }
 
+/// A labelled one-line input bound to a story field (`\n` written as such stays a newline).
+fn line_field(
+    label: &'static str,
+    name: &'static str,
+    get: impl Fn() -> String + Send + Sync + 'static,
+    set: impl Fn(String) + Send + Sync + 'static,
+) -> impl IntoView {
+    line_input(label, name, Box::new(get), Box::new(set))
+}
+
+fn line_input(label: &'static str, name: &'static str, get: Read<String>, set: Write<String>) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <input
+                name=name
+                prop:value=move || get().replace('\n', "\\n")
+                on:input=move |ev| set(event_target_value(&ev).replace("\\n", "\n"))
+            />
+        </label>
+    }
+}
+
 #[component]
 fn Background(studio: Studio) -> impl IntoView {
     let story = studio.story;
     let mode = Memo::new(move |_| story.with(|s| s.mode));
-    let wi_message = RwSignal::new(None::<String>);
-    let wi_link = NodeRef::<leptos::html::A>::new();
-    let export_world_info = move |_| {
-        let json = story.with_untracked(|s| serde_json::to_string(&s.world_info).unwrap_or_default());
-        offer_download(wi_link, &json);
-    };
     view! {
         <details open>
             <summary>"Memory & world"</summary>
@@ -744,7 +396,16 @@ fn Background(studio: Studio) -> impl IntoView {
                         {InstructTemplate::ALL.map(|t| view! { <option value=t.label()>{t.label()}</option> })}
                     </select>
                 </label>
+                {move || (story.with(|s| s.template) == InstructTemplate::Custom).then(|| view! {
+                    <div class="row custom-tags">
+                        {line_field("System tag", "tag_system", move || story.with(|s| s.custom_tags.system.clone()), move |v| story.update(|s| s.custom_tags.system = v))}
+                        {line_field("User tag", "tag_user", move || story.with(|s| s.custom_tags.user.clone()), move |v| story.update(|s| s.custom_tags.user = v))}
+                        {line_field("Assistant tag", "tag_assistant", move || story.with(|s| s.custom_tags.assistant.clone()), move |v| story.update(|s| s.custom_tags.assistant = v))}
+                        {line_field("End of turn", "tag_end", move || story.with(|s| s.custom_tags.end.clone()), move |v| story.update(|s| s.custom_tags.end = v))}
+                    </div>
+                })}
                 {text_field("System prompt", "system_prompt", move || story.with(|s| s.system_prompt.clone()), move |v| story.update(|s| s.system_prompt = v))}
+                <p class="muted hint">"{{user}} and {{char}} stand for the two names anywhere in the prompt."</p>
             })}
             {move || (mode.get() == Mode::Chat).then(|| view! {
                 <div class="row">
@@ -760,6 +421,7 @@ fn Background(studio: Studio) -> impl IntoView {
             })}
             {text_field("Memory", "memory", move || story.with(|s| s.memory.clone()), move |v| story.update(|s| s.memory = v))}
             {text_field("Author's note", "authors_note", move || story.with(|s| s.authors_note.clone()), move |v| story.update(|s| s.authors_note = v))}
+            {line_field("Author's note template (<|> is the note)", "authors_note_template", move || story.with(|s| s.authors_note_template.clone()), move |v| story.update(|s| s.authors_note_template = v))}
             {number_field("Author's note depth (turns from the end)", "authors_note_depth", "1", move || story.with(|s| s.authors_note_depth as f64), move |v| story.update(|s| s.authors_note_depth = v.clamp(0.0, 100.0) as usize))}
             <h4>"World info"</h4>
             {move || {
@@ -782,6 +444,12 @@ fn Background(studio: Studio) -> impl IntoView {
                                     prop:value=get(|e| e.content.clone())
                                     on:input=move |ev| story.update(|s| if let Some(e) = s.world_info.get_mut(i) { e.content = event_target_value(&ev); })
                                 ></textarea>
+                                <input
+                                    name="wi_secondary"
+                                    placeholder="secondary keys (optional: one must appear too)"
+                                    prop:value=get(|e| e.secondary_keys.clone())
+                                    on:input=move |ev| story.update(|s| if let Some(e) = s.world_info.get_mut(i) { e.secondary_keys = event_target_value(&ev); })
+                                />
                                 <label class="check">
                                     <input
                                         type="checkbox"
@@ -797,26 +465,7 @@ fn Background(studio: Studio) -> impl IntoView {
                     .collect_view()
             }}
             <button class="ghost" on:click=move |_| story.update(|s| s.world_info.push(WorldEntry::default()))>"Add world info"</button>
-            <div class="wi-files">
-                <a class="button ghost small" node_ref=wi_link href="#" download="world-info.json" on:click=export_world_info>"Export world info"</a>
-                <label class="field">
-                    <span>"Import world info (adds its entries)"</span>
-                    <input
-                        type="file"
-                        name="import_world_info"
-                        accept="application/json,.json"
-                        on:change=move |ev| browser::read_chosen_text(&ev, move |text| match text.map(|t| serde_json::from_str::<Vec<WorldEntry>>(&t)) {
-                            Some(Ok(entries)) => {
-                                wi_message.set(Some(format!("{} world info entr{} added.", entries.len(), if entries.len() == 1 { "y" } else { "ies" })));
-                                story.update(|s| s.world_info.extend(entries));
-                            }
-                            Some(Err(e)) => wi_message.set(Some(format!("That is not world info: {e}"))),
-                            None => wi_message.set(Some("The file could not be read.".into())),
-                        })
-                    />
-                </label>
-            </div>
-            {move || wi_message.get().map(|m| view! { <p class="muted">{m}</p> })}
+            <WorldInfoFiles studio/>
         </details>
     }
 }
@@ -850,72 +499,6 @@ fn Settings(studio: Studio) -> impl IntoView {
                     on:input=move |ev| s.update(|st| st.stop_sequences = event_target_value(&ev))
                 ></textarea>
             </label>
-        </details>
-    }
-}
-
-/// Points a download link at `json` (called as it is clicked, so large stories are not encoded
-/// on every edit).
-fn offer_download(link: NodeRef<leptos::html::A>, json: &str) {
-    let href = format!("data:application/json;charset=utf-8,{}", horde_protocol::percent_encode(json));
-    if let Some(a) = link.get_untracked() {
-        let _ = a.set_attribute("href", &href);
-    }
-}
-
-#[component]
-fn ExportImport(studio: Studio) -> impl IntoView {
-    let story = studio.story;
-    let paste = RwSignal::new(String::new());
-    let message = RwSignal::new(None::<String>);
-    // The file is made when the link is clicked, not on every edit: a story with images in it is
-    // large.
-    let link = NodeRef::<leptos::html::A>::new();
-    let export = move |_| {
-        let json = story.with_untracked(|s| serde_json::to_string(s).unwrap_or_default());
-        offer_download(link, &json);
-    };
-    let import = move |_| match serde_json::from_str::<Story>(&paste.get_untracked()) {
-        Ok(s) => {
-            studio.change_turns(|_| {});
-            story.set(s);
-            paste.set(String::new());
-            message.set(Some("Story imported.".into()));
-        }
-        Err(e) => message.set(Some(format!("That is not a story: {e}"))),
-    };
-    view! {
-        <details>
-            <summary>"Export / import"</summary>
-            <label class="field">
-                <span>"Title"</span>
-                <input name="title" prop:value=move || story.with(|s| s.title.clone()) on:input=move |ev| story.update(|s| s.title = event_target_value(&ev))/>
-            </label>
-            <a class="button ghost" node_ref=link href="#" on:click=export download=move || format!("{}.json", story.with(|s| s.title.clone()))>"Export JSON"</a>
-            <button class="danger" on:click=move |_| studio.delete_story()>"Delete this story"</button>
-            <label class="field">
-                <span>"Import a story file"</span>
-                <input
-                    type="file"
-                    name="import_file"
-                    accept="application/json,.json"
-                    on:change=move |ev| browser::read_chosen_text(&ev, move |text| match text.map(|t| serde_json::from_str::<Story>(&t)) {
-                        Some(Ok(s)) => {
-                            studio.change_turns(|_| {});
-                            story.set(s);
-                            message.set(Some("Story imported.".into()));
-                        }
-                        Some(Err(e)) => message.set(Some(format!("That is not a story: {e}"))),
-                        None => message.set(Some("The file could not be read.".into())),
-                    })
-                />
-            </label>
-            <label class="field">
-                <span>"Or paste a story's JSON"</span>
-                <textarea name="import" rows="3" prop:value=move || paste.get() on:input=move |ev| paste.set(event_target_value(&ev))></textarea>
-            </label>
-            <button class="ghost" on:click=import>"Import"</button>
-            {move || message.get().map(|m| view! { <p class="muted">{m}</p> })}
         </details>
     }
 }
