@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use horde_core::accounts::{KudosBuckets, User};
 use horde_core::kudos::KudosLedger;
-use horde_core::text::TextRequest;
+use horde_core::lifecycle::no_links;
+use horde_core::text::{TextKind, TextRequest};
 use horde_core::workers::{Worker, WorkerPop};
 use horde_core::{HordeConfig, State};
 use horde_protocol::text::{GenerateTextRequest, TextPopRequest};
@@ -57,7 +58,7 @@ fn run(queued: usize, pops: usize, mismatch: Mismatch) {
         }
         .expect("request");
         let req = TextRequest::try_from(wire).expect("valid");
-        s.submit_text((i % 99 + 1) as i64, req, t0 + i as u64).expect("queued");
+        s.accept::<TextKind>((i % 99 + 1) as i64, req, t0 + i as u64).expect("queued");
     }
     let wire: TextPopRequest = serde_json::from_value(serde_json::json!({"name": "bench", "models": ["mine-13B"]})).expect("pop");
     let pop = WorkerPop::try_from(wire).expect("valid pop");
@@ -69,7 +70,7 @@ fn run(queued: usize, pops: usize, mismatch: Mismatch) {
         let now = t0 + queued as u64 + i as u64;
         let start = Instant::now();
         s.check_in(&id, &pop, now).expect("check in");
-        let r = s.pop_text(&id, 1, now).expect("pop");
+        let r = s.pop::<TextKind>(&id, 1, now, &no_links).expect("pop");
         lat.push(start.elapsed().as_secs_f64() * 1e6);
         assert!(r.id.is_none());
         skipped = r.skipped.models + r.skipped.max_length;

@@ -8,7 +8,7 @@
 //! process.
 
 use crate::kudos::{Account, PostingKind};
-use crate::scheduler::{Queue, RequestKind};
+use crate::scheduler::{Queue, QueueKind};
 use crate::state::State;
 
 /// What keeps a draining horde from stopping.
@@ -50,14 +50,14 @@ impl State {
     }
 }
 
-fn uncollected<K: RequestKind>(q: &Queue<K>) -> usize {
+fn uncollected<K: QueueKind>(q: &Queue<K>) -> usize {
     q.requests()
         .filter(|r| r.is_done() && !r.collected && !r.generations.is_empty())
         .count()
 }
 
 /// `State::drop_for_restart` on one queue; `refund` pays a user back.
-fn drop_in<K: RequestKind>(q: &mut Queue<K>, unfinished: bool, refund: &mut impl FnMut(i64, i64)) -> usize {
+fn drop_in<K: QueueKind>(q: &mut Queue<K>, unfinished: bool, refund: &mut impl FnMut(i64, i64)) -> usize {
     let mut refunded = 0;
     for id in q.request_ids() {
         let waiting = q.get(&id).is_some_and(|r| r.remaining > 0);

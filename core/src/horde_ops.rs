@@ -4,6 +4,11 @@
 //! An operation carries everything that varies between processes: the time, the ids' seed, the
 //! records loaded from storage. Applying it is deterministic, so every replica reaches the same
 //! state and the same answer.
+//!
+//! This is plumbing: each operation is declared once below (its fields, its answer's type and the
+//! rule it applies, a method named for that rule in the rule's own module), and the declaration
+//! makes its variant, its typed form (`op::*`, run with `Horde::run`, answered with its own type)
+//! and its dispatch.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -11,170 +16,162 @@ use std::time::Instant;
 
 use horde_protocol::image::{ImagePopResponse, ImageStatus, RateRequest};
 use horde_protocol::text::{TextPopResponse, TextStatus};
-use horde_protocol::users::ModifyUser;
-use horde_protocol::workers::{ModifyWorker, ModifyWorkerResponse};
+use horde_protocol::users::{ModifyUser as UserChanges, ModifyUserResponse};
+use horde_protocol::workers::{ModifyWorker as WorkerChanges, ModifyWorkerResponse};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::accounts::api_key::ApiKeyHash;
-use crate::accounts::User;
-use crate::image::{ImageLinks, ImageRequest, LinkPurpose};
-use crate::image_rules::ImageJobResult;
-use crate::kudos::transfer_keys::TransferKey;
-use crate::kudos::{to_kudos, Centikudos};
+use crate::accounts::{TestRoles, User};
+use crate::image::{ImageJobResult, ImageKind, ImageLinks, ImageRequest, LinkPurpose};
+use crate::kudos::Centikudos;
+use crate::lifecycle::{no_links, RequestKind, Submission};
 use crate::replication::Machine;
-use crate::safety::filter::{FilterOutcome, FilterRule, PromptFilter};
+use crate::safety::filter::FilterRule;
 use crate::safety::suspicion::Suspicion;
-use crate::state::{Accepted, JobResult, ReapReport, State};
+use crate::state::{ReapReport, State};
 use crate::store::FlushBatch;
-use crate::text::TextRequest;
+use crate::text::{TextJobResult, TextKind, TextRequest};
 use crate::workers::{Worker, WorkerPop};
 use crate::{HordeError, Result};
 
-/// A change to the state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum HordeOp {
+/// An operation with its answer's type: what `Horde::run` takes.
+pub trait Operation {
+    /// What applying it answers.
+    type Answer;
+    /// The operation as the log carries it.
+    fn into_op(self) -> HordeOp;
+    /// Its answer, out of what the replica hands back.
+    fn answer(value: OpValue) -> Result<Self::Answer>;
+}
+
+/// An operation in the log's form runs as it is, answered untyped.
+impl Operation for HordeOp {
+    type Answer = OpValue;
+    fn into_op(self) -> HordeOp {
+        self
+    }
+    fn answer(value: OpValue) -> Result<OpValue> {
+        Ok(value)
+    }
+}
+
+/// Declares the operations: for each, a variant of `HordeOp` and of `OpValue`, a typed struct
+/// in `op` and the arm of `HordeMachine::run` that applies it (`|h| …`, `h` the machine, the
+/// fields in scope).
+macro_rules! operations {
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $answer:ty = |$h:ident| $apply:expr;
+    )*) => {
+        /// A change to the state, as the log carries it.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        pub enum HordeOp {
+            $( $(#[doc = $doc])* $name { $($field: $ty),* }, )*
+        }
+
+        /// What an operation answers, under the operation's name.
+        #[derive(Debug)]
+        pub enum OpValue {
+            $( $name($answer), )*
+        }
+
+        /// The operations, typed: each answers with its own type (`Operation::Answer`).
+        pub mod op {
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[derive(Debug, Clone)]
+                pub struct $name { $(pub $field: $ty),* }
+
+                impl Operation for $name {
+                    type Answer = $answer;
+                    fn into_op(self) -> HordeOp {
+                        HordeOp::$name { $($field: self.$field),* }
+                    }
+                    fn answer(value: OpValue) -> Result<$answer> {
+                        match value {
+                            OpValue::$name(a) => Ok(a),
+                            other => Err(HordeError::Internal(format!("{} answered {other:?}", stringify!($name)))),
+                        }
+                    }
+                }
+            )*
+        }
+
+        impl HordeMachine {
+            /// Applies an operation: the rule it is named for.
+            fn run(&mut self, op: HordeOp) -> Result<OpValue> {
+                match op {
+                    $( HordeOp::$name { $($field),* } => {
+                        let $h = &mut *self;
+                        $apply.map(OpValue::$name)
+                    } )*
+                }
+            }
+        }
+    };
+}
+
+operations! {
     /// An account read from storage (kept only if not already in memory).
-    LoadUser {
-        user: User,
-        key: Option<ApiKeyHash>,
-    },
+    LoadUser { user: User, key: Option<ApiKeyHash> } -> () = |h| h.state.load_user(user, key);
     /// A new account, with its starting balance.
-    NewAccount {
-        user: User,
-        key: ApiKeyHash,
-        kudos: Centikudos,
-        now: u64,
-    },
-    SuspectUser {
-        id: i64,
-        why: Suspicion,
-    },
+    NewAccount { user: User, key: ApiKeyHash, kudos: Centikudos, now: u64 } -> User = |h| h.state.new_account(user, key, kudos, now);
+    SuspectUser { id: i64, why: Suspicion } -> () = |h| h.state.suspect_user(id, why);
     /// Test mode: a new key, roles and balance for an existing account.
-    RefreshTestUser {
-        id: i64,
-        key: ApiKeyHash,
-        kudos: Centikudos,
-        username: String,
-        moderator: bool,
-        trusted: bool,
-        now: u64,
-    },
-    ModifyUser {
-        id: i64,
-        m: ModifyUser,
-        username: Option<String>,
-        now: u64,
-    },
+    RefreshTestUser { id: i64, key: ApiKeyHash, kudos: Centikudos, roles: TestRoles, now: u64 } -> User = |h| h.state.refresh_test_user(id, key, kudos, roles, now);
+    ModifyUser { id: i64, changes: UserChanges, username: Option<String>, now: u64 } -> Box<(ModifyUserResponse, User)> = |h| h.state.modify_user(id, changes, username, now);
     /// A transfer, under the sender's `Idempotency-Key` if given.
-    Transfer {
-        from: i64,
-        to: i64,
-        amount: f64,
-        key: Option<String>,
-        now: u64,
-    },
-    SubmitText {
-        user_id: i64,
-        req: TextRequest,
-        now: u64,
-    },
-    CancelText {
-        id: Uuid,
-        now: u64,
-    },
-    TextProgress {
-        user_id: i64,
-        job: String,
-        text: String,
-        now: u64,
-    },
-    SubmitTextJob {
-        user_id: i64,
-        result: JobResult,
-        now: u64,
-    },
+    Transfer { from: i64, to: i64, amount: f64, key: Option<String>, now: u64 } -> Centikudos = |h| h.state.transfer(from, to, amount, key, now);
+    /// A text request, screened, then queued (or priced, on a dry run).
+    SubmitText { user_id: i64, req: TextRequest, ip: Option<IpAddr>, now: u64 } -> Submission = |h| h.state.submit::<TextKind>(user_id, req, ip, now);
+    CancelText { id: Uuid, now: u64 } -> TextStatus = |h| h.state.cancel::<TextKind>(&id, now, &no_links);
+    TextProgress { user_id: i64, job: String, text: String, now: u64 } -> bool = |h| h.state.text_progress(user_id, &job, text, now);
+    SubmitTextJob { user_id: i64, result: TextJobResult, now: u64 } -> f64 = |h| h.state.settle::<TextKind>(user_id, result, now);
     /// A worker read from storage or just created (kept only if not already in memory).
-    LoadWorker {
-        worker: Worker,
-    },
-    PopText {
-        worker_id: Uuid,
-        pop: WorkerPop,
-        ip: Option<IpAddr>,
-        now: u64,
-    },
+    LoadWorker { worker: Worker } -> () = |h| h.state.load_worker(worker);
+    PopText { worker_id: Uuid, pop: WorkerPop, ip: Option<IpAddr>, now: u64 } -> TextPopResponse = |h| h.pop::<TextKind>(worker_id, pop, ip, now, None);
     /// An image request through the prompt filter, then queued (or priced, on a dry run).
-    SubmitImage {
-        user_id: i64,
-        req: ImageRequest,
-        ip: Option<IpAddr>,
-        now: u64,
-    },
-    PopImage {
-        worker_id: Uuid,
-        pop: WorkerPop,
-        ip: Option<IpAddr>,
-        now: u64,
-        base: String,
-        upload_secs: u64,
-    },
-    UploadImage {
-        job: Uuid,
-        bytes: Vec<u8>,
-    },
-    CancelImage {
-        id: Uuid,
-        now: u64,
-        base: String,
-        download_secs: u64,
-    },
-    SubmitImageJob {
-        user_id: i64,
-        result: ImageJobResult,
-        now: u64,
-    },
-    RateImages {
-        id: Uuid,
-        rate: RateRequest,
-        now: u64,
-    },
-    TimeoutIp {
-        ip: IpAddr,
-        minutes: u64,
-        now: u64,
-    },
-    BlockWorkerIp {
-        worker_id: Uuid,
-        days: u64,
-        now: u64,
-    },
-    SetFilter {
-        rules: Vec<FilterRule>,
-    },
-    ModifyWorker {
-        id: Uuid,
-        m: ModifyWorker,
-        name: Option<String>,
-    },
-    DeleteWorker {
-        id: Uuid,
-    },
-    Reap {
-        now: u64,
-    },
+    SubmitImage { user_id: i64, req: ImageRequest, ip: Option<IpAddr>, now: u64 } -> Submission = |h| h.state.submit::<ImageKind>(user_id, req, ip, now);
+    PopImage { worker_id: Uuid, pop: WorkerPop, ip: Option<IpAddr>, now: u64, base: String, upload_secs: u64 } -> ImagePopResponse = |h| h.pop::<ImageKind>(worker_id, pop, ip, now, Some((base, upload_secs)));
+    UploadImage { job: Uuid, bytes: Vec<u8> } -> () = |h| h.state.upload_image(&job, bytes);
+    CancelImage { id: Uuid, now: u64, base: String, download_secs: u64 } -> ImageStatus = |h| h.cancel::<ImageKind>(id, now, (base, download_secs));
+    SubmitImageJob { user_id: i64, result: ImageJobResult, now: u64 } -> f64 = |h| h.state.settle::<ImageKind>(user_id, result, now);
+    RateImages { id: Uuid, rate: RateRequest, now: u64 } -> f64 = |h| h.state.rate_images(&id, rate, now);
+    TimeoutIp { ip: IpAddr, minutes: u64, now: u64 } -> () = |h| h.state.timeout_ip(&ip, minutes, now);
+    BlockWorkerIp { worker_id: Uuid, days: u64, now: u64 } -> u64 = |h| h.state.block_worker_ip(&worker_id, days, now);
+    SetFilter { rules: Vec<FilterRule> } -> () = |h| h.state.set_filter(rules);
+    ModifyWorker { id: Uuid, changes: WorkerChanges, name: Option<String> } -> Box<(ModifyWorkerResponse, Worker)> = |h| h.state.modify_worker(&id, changes, name);
+    DeleteWorker { id: Uuid } -> () = |h| h.state.delete_worker(&id);
+    Reap { now: u64 } -> ReapReport = |h| Ok(h.state.reap(now));
     /// A restarting horde cancels the jobs no worker took and refunds the requests it drops
     /// (with `unfinished`, every request not finished: see `State::drop_for_restart`).
-    DropForRestart {
-        unfinished: bool,
-        now: u64,
-    },
+    DropForRestart { unfinished: bool, now: u64 } -> usize = |h| Ok(h.state.drop_for_restart(unfinished, now));
     /// Cuts the durable writes so far into a batch stored under `token` (only the kudos
     /// movements without `stats`: see `State::take_pending_writes`).
-    Flush {
-        token: String,
-        stats: bool,
-    },
+    Flush { token: String, stats: bool } -> () = |h| h.cut_batch(token, stats);
+}
+
+/// What the horde does through operations for every kind of request.
+pub trait KindOps: RequestKind {
+    /// The kind's submission.
+    type Submit: Operation<Answer = Submission>;
+    fn submit(user_id: i64, req: Self::Request, ip: Option<IpAddr>, now: u64) -> Self::Submit;
+}
+
+impl KindOps for TextKind {
+    type Submit = op::SubmitText;
+    fn submit(user_id: i64, req: TextRequest, ip: Option<IpAddr>, now: u64) -> op::SubmitText {
+        op::SubmitText { user_id, req, ip, now }
+    }
+}
+
+impl KindOps for ImageKind {
+    type Submit = op::SubmitImage;
+    fn submit(user_id: i64, req: ImageRequest, ip: Option<IpAddr>, now: u64) -> op::SubmitImage {
+        op::SubmitImage { user_id, req, ip, now }
+    }
 }
 
 /// An operation with the seed of the ids it makes (when replicas must agree on them; a process
@@ -183,27 +180,6 @@ pub enum HordeOp {
 pub struct Envelope {
     pub seed: Option<[u8; 32]>,
     pub op: HordeOp,
-}
-
-/// What an operation answers.
-#[derive(Debug)]
-pub enum OpValue {
-    Unit,
-    User(User),
-    Accepted(Accepted),
-    DryRun(f64),
-    TextStatus(TextStatus),
-    ImageStatus(ImageStatus),
-    Cancelled(bool),
-    TextPop(TextPopResponse),
-    ImagePop(ImagePopResponse),
-    Kudos(f64),
-    Centikudos(Centikudos),
-    Minutes(u64),
-    ModifiedUser(Box<(horde_protocol::users::ModifyUserResponse, User)>),
-    ModifiedWorker(Box<(ModifyWorkerResponse, Worker)>),
-    Reaped(ReapReport),
-    Count(usize),
 }
 
 /// A batch of durable writes waiting to be stored.
@@ -227,231 +203,38 @@ pub struct HordeMachine {
 }
 
 impl HordeMachine {
-    fn run(&mut self, op: HordeOp) -> Result<OpValue> {
-        let s = &mut self.state;
-        match op {
-            HordeOp::LoadUser { user, key } => {
-                s.users.insert_loaded(user, key);
-                Ok(OpValue::Unit)
-            }
-            HordeOp::NewAccount { user, key, kudos, now } => {
-                let id = user.id;
-                s.users.insert_loaded(user, Some(key));
-                s.ledger.admin_adjust(&mut s.users, id, kudos, now)?;
-                let u = s.users.get(id).cloned().ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
-                Ok(OpValue::User(u))
-            }
-            HordeOp::SuspectUser { id, why } => {
-                if let Some(u) = s.users.get_mut(id) {
-                    u.suspicions.add(why);
-                }
-                Ok(OpValue::Unit)
-            }
-            HordeOp::RefreshTestUser {
-                id,
-                key,
-                kudos,
-                username,
-                moderator,
-                trusted,
-                now,
-            } => {
-                s.users.set_key(id, key);
-                let current = s.users.get(id).map(|u| u.kudos).unwrap_or(0);
-                s.ledger.admin_adjust(&mut s.users, id, kudos - current, now)?;
-                let u = s.users.get_mut(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
-                u.username = username;
-                u.moderator = moderator;
-                u.trusted = trusted;
-                Ok(OpValue::User(u.clone()))
-            }
-            HordeOp::ModifyUser { id, m, username, now } => {
-                let mut resp = horde_protocol::users::ModifyUserResponse::default();
-                if let Some(k) = m.kudos {
-                    s.ledger.admin_adjust(&mut s.users, id, crate::kudos::to_centikudos(k), now)?;
-                }
-                let u = s.users.get_mut(id).ok_or_else(|| HordeError::UserNotFound(id.to_string()))?;
-                if m.kudos.is_some() {
-                    resp.new_kudos = Some(to_kudos(u.kudos));
-                }
-                macro_rules! set {
-                    ($field:ident, $value:expr) => {
-                        if let Some(v) = $value {
-                            u.$field = v.clone();
-                            resp.$field = Some(v);
-                        }
-                    };
-                }
-                set!(concurrency, m.concurrency);
-                set!(moderator, m.moderator);
-                set!(trusted, m.trusted);
-                set!(flagged, m.flagged);
-                set!(worker_invited, m.worker_invited);
-                set!(public_workers, m.public_workers);
-                set!(username, username);
-                if let Some(c) = m.contact {
-                    u.contact = Some(c.clone());
-                    resp.contact = Some(c);
-                }
-                if let Some(c) = m.admin_comment {
-                    u.admin_comment = Some(c.clone());
-                    resp.admin_comment = Some(c);
-                }
-                Ok(OpValue::ModifiedUser(Box::new((resp, u.clone()))))
-            }
-            HordeOp::Transfer {
-                from,
-                to,
-                amount,
-                key,
-                now,
-            } => {
-                if let Some(first) = key.as_deref().and_then(|k| s.transfer_keys.get(from, k)) {
-                    return Ok(OpValue::Centikudos(first.replay(to, amount)?));
-                }
-                let transferred = s.ledger.transfer(&mut s.users, from, to, amount, now)?;
-                if let Some(key) = key {
-                    let record = TransferKey {
-                        from,
-                        key,
-                        to,
-                        transferred,
-                        at_ms: now,
-                    };
-                    s.transfer_keys.insert(record.clone());
-                    s.pending.transfer_keys.push(record);
-                }
-                Ok(OpValue::Centikudos(transferred))
-            }
-            HordeOp::SubmitText { user_id, req, now } => Ok(OpValue::Accepted(s.submit_text(user_id, req, now)?)),
-            HordeOp::CancelText { id, now } => Ok(OpValue::TextStatus(s.cancel_text(&id, now)?)),
-            HordeOp::TextProgress { user_id, job, text, now } => Ok(OpValue::Cancelled(s.text_progress(user_id, &job, text, now)?)),
-            HordeOp::SubmitTextJob { user_id, result, now } => Ok(OpValue::Kudos(s.submit_job(user_id, result, now)?)),
-            HordeOp::LoadWorker { worker } => {
-                if s.workers.get(&worker.id).is_none() {
-                    s.workers.insert(worker);
-                }
-                Ok(OpValue::Unit)
-            }
-            HordeOp::PopText { worker_id, pop, ip, now } => {
-                s.check_in(&worker_id, &pop, now)?;
-                if let Some(w) = s.workers.get_mut(&worker_id) {
-                    w.last_ip = ip;
-                }
-                Ok(OpValue::TextPop(s.pop_text(&worker_id, pop.amount, now)?))
-            }
-            HordeOp::SubmitImage { user_id, mut req, ip, now } => {
-                match s.filter.check(&req.prompt, req.replacement_filter) {
-                    FilterOutcome::Pass => {}
-                    FilterOutcome::Replaced(p) => req.prompt = p,
-                    FilterOutcome::Corrupt => {
-                        if let Some(ip) = ip {
-                            s.ip_timeouts.offend(&ip, now);
-                        }
-                        if user_id != crate::accounts::ANONYMOUS_USER_ID {
-                            if let Some(u) = s.users.get_mut(user_id) {
-                                u.suspicions.add(Suspicion::CorruptPrompt);
-                            }
-                        }
-                        return Err(HordeError::CorruptPrompt);
-                    }
-                }
-                if req.dry_run {
-                    return Ok(OpValue::DryRun(to_kudos(s.estimate_image_request(&req))));
-                }
-                Ok(OpValue::Accepted(s.submit_image(user_id, req, now)?))
-            }
-            HordeOp::PopImage {
-                worker_id,
-                pop,
-                ip,
-                now,
-                base,
-                upload_secs,
-            } => {
-                let links = &self.links;
-                let link = |job: &Uuid| links.url(&base, LinkPurpose::Upload, job, now / 1000 + upload_secs);
-                s.check_in(&worker_id, &pop, now)?;
-                if let Some(w) = s.workers.get_mut(&worker_id) {
-                    w.last_ip = ip;
-                }
-                Ok(OpValue::ImagePop(s.pop_image(&worker_id, pop.amount, now, &link)?))
-            }
-            HordeOp::UploadImage { job, bytes } => {
-                s.upload_image(&job, bytes)?;
-                Ok(OpValue::Unit)
-            }
-            HordeOp::CancelImage {
-                id,
-                now,
-                base,
-                download_secs,
-            } => {
-                let links = &self.links;
-                let link = |job: &Uuid| links.url(&base, LinkPurpose::Download, job, now / 1000 + download_secs);
-                Ok(OpValue::ImageStatus(s.cancel_image(&id, now, &link)?))
-            }
-            HordeOp::SubmitImageJob { user_id, result, now } => Ok(OpValue::Kudos(s.submit_image_job(user_id, result, now)?)),
-            HordeOp::RateImages { id, rate, now } => Ok(OpValue::Kudos(s.rate_images(&id, rate, now)?)),
-            HordeOp::TimeoutIp { ip, minutes, now } => {
-                s.ip_timeouts.set(&ip, minutes, now);
-                Ok(OpValue::Unit)
-            }
-            HordeOp::BlockWorkerIp { worker_id, days, now } => {
-                let w = s
-                    .workers
-                    .get(&worker_id)
-                    .ok_or_else(|| HordeError::WorkerNotFound(worker_id.to_string()))?;
-                let ip = w.last_ip.ok_or(HordeError::WorkerIpUnknown)?;
-                let minutes = days.min(30) * 24 * 60;
-                s.ip_timeouts.set(&ip, minutes, now);
-                Ok(OpValue::Minutes(minutes))
-            }
-            HordeOp::SetFilter { rules } => {
-                s.filter = PromptFilter::new(rules)?;
-                Ok(OpValue::Unit)
-            }
-            HordeOp::ModifyWorker { id, m, name } => {
-                let mut resp = ModifyWorkerResponse::default();
-                if let Some(n) = name {
-                    s.workers.rename(&id, n.clone());
-                    resp.name = Some(n);
-                }
-                let w = s.workers.get_mut(&id).ok_or_else(|| HordeError::WorkerNotFound(id.to_string()))?;
-                if let Some(v) = m.maintenance {
-                    w.maintenance = v;
-                    w.maintenance_msg = if v { m.maintenance_msg.clone() } else { None };
-                    resp.maintenance = Some(v);
-                }
-                if let Some(v) = m.paused {
-                    w.paused = v;
-                    resp.paused = Some(v);
-                }
-                if let Some(v) = m.info {
-                    w.info = v.clone();
-                    resp.info = Some(v);
-                }
-                Ok(OpValue::ModifiedWorker(Box::new((resp, w.clone()))))
-            }
-            HordeOp::DeleteWorker { id } => {
-                s.workers.remove(&id);
-                s.pending.workers.remove(&id);
-                Ok(OpValue::Unit)
-            }
-            HordeOp::Reap { now } => Ok(OpValue::Reaped(s.reap(now))),
-            HordeOp::DropForRestart { unfinished, now } => Ok(OpValue::Count(s.drop_for_restart(unfinished, now))),
-            HordeOp::Flush { token, stats } => {
-                let batch = s.take_pending_writes(stats);
-                if !batch.is_empty() {
-                    self.outbox.push_back(OutboxBatch {
-                        token,
-                        batch,
-                        cut_at: Instant::now(),
-                    });
-                }
-                Ok(OpValue::Unit)
-            }
+    /// A worker's pop of jobs of kind `K`: its check-in, then its jobs, with upload links under
+    /// `upload`'s base address valid for its seconds.
+    fn pop<K: RequestKind>(&mut self, worker_id: Uuid, pop: WorkerPop, ip: Option<IpAddr>, now: u64, upload: Option<(String, u64)>) -> Result<K::Pop> {
+        self.state.worker_popped(&worker_id, &pop, ip, now)?;
+        let links = &self.links;
+        let link = |job: &Uuid| match &upload {
+            Some((base, secs)) => links.url(base, LinkPurpose::Upload, job, now / 1000 + secs),
+            None => String::new(),
+        };
+        self.state.pop::<K>(&worker_id, pop.amount, now, &link)
+    }
+
+    /// Cancels a request of kind `K`; its status links to downloads under `download`'s base
+    /// address, valid for its seconds.
+    fn cancel<K: RequestKind>(&mut self, id: Uuid, now: u64, download: (String, u64)) -> Result<K::Status> {
+        let links = &self.links;
+        let (base, secs) = download;
+        let link = |job: &Uuid| links.url(&base, LinkPurpose::Download, job, now / 1000 + secs);
+        self.state.cancel::<K>(&id, now, &link)
+    }
+
+    /// Cuts the durable writes so far into a batch for the persister (see `Flush`).
+    fn cut_batch(&mut self, token: String, stats: bool) -> Result<()> {
+        let batch = self.state.take_pending_writes(stats);
+        if !batch.is_empty() {
+            self.outbox.push_back(OutboxBatch {
+                token,
+                batch,
+                cut_at: Instant::now(),
+            });
         }
+        Ok(())
     }
 }
 

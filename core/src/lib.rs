@@ -9,23 +9,26 @@ pub mod error;
 pub mod horde;
 pub mod horde_ops;
 pub mod image;
-pub mod image_rules;
 pub mod kudos;
 pub mod lease;
+pub mod lifecycle;
 pub mod replication;
 pub mod request_checks;
 pub mod safety;
 pub mod scheduler;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod text;
+pub mod webhooks;
 pub mod workers;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::HordeConfig;
 pub use error::{ErrorClass, HordeError, Result};
 pub use horde::{AccountSpec, Horde, TextSubmission};
+pub use lifecycle::{Accepted, RequestKind, Submission};
 pub use state::State;
 pub use store::Store;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::kudos::to_kudos;
-use crate::scheduler::{JobCounts, Queue, RequestKind};
+use crate::scheduler::{JobCounts, Queue, QueueKind};
 use crate::state::State;
 use crate::workers::WorkerKind;
 
@@ -33,7 +33,7 @@ pub struct Telemetry {
     pub accounts_holding_text: u64,
 }
 
-fn queued_by_model<K: RequestKind>(state: &State, queue: &Queue<K>, kind: &'static str, out: &mut BTreeMap<(&'static str, String), u64>) {
+fn queued_by_model<K: QueueKind>(state: &State, queue: &Queue<K>, kind: &'static str, out: &mut BTreeMap<(&'static str, String), u64>) {
     for r in queue.in_order() {
         if r.model_ids.is_empty() {
             *out.entry((kind, "any".to_string())).or_default() += u64::from(r.remaining);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use horde_core::image::LinkPurpose;
-use horde_core::image_rules::WebhookEvent;
+use horde_core::webhooks::WebhookEvent;
 use horde_core::lease::{Duty, DutyLeases};
 use horde_core::Horde;
 use tokio::sync::{watch, Semaphore};

@@ -1,12 +1,15 @@
 //! Users: identity, roles, balances and the cache of accounts the horde has seen.
 
 pub mod api_key;
+pub mod changes;
 
 use std::collections::HashMap;
 
 use horde_protocol::users as wire;
 
 use crate::kudos::{to_kudos, Centikudos};
+
+pub use changes::TestRoles;
 
 /// Id of the anonymous user.
 pub const ANONYMOUS_USER_ID: i64 = 0;

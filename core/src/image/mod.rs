@@ -1,10 +1,15 @@
 //! Image requests: the validated form of what a client sent, what the queue keeps of them, and the
 //! in-memory store of their images.
 
+pub mod lifecycle;
 pub mod links;
+pub mod matching;
+pub mod rating;
 pub mod request;
+pub mod results;
 pub mod store;
 
+pub use lifecycle::ImageJobResult;
 pub use links::{ImageLinks, LinkPurpose};
 pub use request::ImageRequest;
 pub use store::ImageStore;
@@ -12,7 +17,7 @@ pub use store::ImageStore;
 use uuid::Uuid;
 
 use crate::kudos::Centikudos;
-use crate::scheduler::queue::{flags, Criteria, RequestKind};
+use crate::scheduler::queue::{flags, Criteria, QueueKind};
 
 /// Image requests in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,7 +50,7 @@ pub struct ImageOutput {
     pub censored: bool,
 }
 
-impl RequestKind for ImageKind {
+impl QueueKind for ImageKind {
     type Request = ImageRequest;
     type Needs = ImageNeeds;
     type Output = ImageOutput;

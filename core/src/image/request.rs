@@ -194,27 +194,6 @@ pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
         .ok()
 }
 
-/// Checks a webhook address: https, 10 to 1024 characters; `http://` to a loopback address only
-/// when the operator allowed it for development.
-pub fn check_webhook(url: &str, cfg: &HordeConfig) -> Result<()> {
-    let len = url.chars().count();
-    if !(10..=1024).contains(&len) || url.chars().any(char::is_whitespace) {
-        return Err(bad("InvalidWebhook", "webhook must be an https URL of 10 to 1024 characters."));
-    }
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?']).next().unwrap_or("");
-        let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        let loopback = host == "localhost" || host == "[::1]" || host.starts_with("127.");
-        if loopback && cfg.allow_loopback_http_webhooks {
-            return Ok(());
-        }
-    }
-    Err(bad("WebhookNotHttps", "webhook must be an https URL."))
-}
-
 impl ImageRequest {
     pub fn parse(req: GenerateImageRequest, cfg: &HordeConfig) -> Result<Self> {
         let prompt = req.prompt.unwrap_or_default();
@@ -355,9 +334,6 @@ impl ImageRequest {
             )));
         }
         let workers = worker_ids(req.workers)?;
-        if let Some(url) = &req.webhook {
-            check_webhook(url, cfg)?;
-        }
         let payload = ImagePayload {
             sampler_name: sampler,
             cfg_scale,
@@ -498,10 +474,6 @@ mod tests {
             Some("InvalidSourceImage")
         );
         assert_eq!(
-            rc(json!({"prompt": "x", "webhook": "http://example.com/hook"})).as_deref(),
-            Some("WebhookNotHttps")
-        );
-        assert_eq!(
             rc(json!({"prompt": "x", "source_processing": "inpainting"})).as_deref(),
             Some("SourceImageMissing")
         );
@@ -533,17 +505,5 @@ mod tests {
         let cn =
             parse(json!({"prompt": "x", "source_image": tiny_png(), "params": {"control_type": "canny", "steps": 80}})).expect("valid");
         assert_eq!(cn.steps, 40);
-    }
-
-    #[test]
-    fn loopback_webhooks_only_when_allowed() {
-        let dev = HordeConfig {
-            allow_loopback_http_webhooks: true,
-            ..HordeConfig::default()
-        };
-        assert!(check_webhook("http://127.0.0.1:9/hook", &dev).is_ok());
-        assert!(check_webhook("http://example.com/hook", &dev).is_err());
-        assert!(check_webhook("http://127.0.0.1:9/hook", &HordeConfig::default()).is_err());
-        assert!(check_webhook("https://example.com/hook", &HordeConfig::default()).is_ok());
     }
 }

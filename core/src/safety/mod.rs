@@ -2,6 +2,7 @@
 
 pub mod filter;
 pub mod ip_timeouts;
+pub mod moderation;
 pub mod suspicion;
 
 pub use filter::{FilterOutcome, FilterRule, PromptFilter};

@@ -1,20 +1,16 @@
 //! Whether a worker may serve a request, and if not, why (the `skipped` counters of a pop).
 
-use horde_protocol::image::ImageSkipped;
-use horde_protocol::text::TextSkipped;
-
 use uuid::Uuid;
 
-use super::queue::{flags, Job, Queue, QueueKey, RequestKind};
+use super::queue::{flags, Job, Queue, QueueKey, QueueKind};
 use super::{intersects, Criteria, WaitingRequest};
 use crate::accounts::Users;
-use crate::image::{caps, ImageKind, ImageNeeds, ImageRequest};
-use crate::text::{TextKind, TextNeeds, TextRequest};
-use crate::workers::{Worker, WorkerKind, LIMITED_MAX_STEPS};
+use crate::workers::{Worker, WorkerKind};
 
 /// How a kind of request is matched to workers and measured: what the shared scheduler and the
-/// queue figures need to treat text and image alike.
-pub trait Matching: RequestKind + Sized {
+/// queue figures need to treat every kind alike. Each kind implements it beside its request
+/// (`text::matching`, `image::matching`); the scheduler names none.
+pub trait Matching: QueueKind + Sized {
     /// Workers that serve this kind.
     const WORKER: WorkerKind;
     /// Name in `/status/models` (`type`).
@@ -32,9 +28,16 @@ pub trait Matching: RequestKind + Sized {
     /// Work left on a job in flight, in speed units.
     fn in_flight_work(r: &Self::Request, job: &Job) -> f64;
     fn models(r: &Self::Request) -> &[String];
+    /// Counts `n` requests passed over for `skip` in the kind's why-not counters.
     fn count(skip: Skip, skipped: &mut Self::Skipped, n: i64);
-    /// Whether `worker` may serve `req`.
-    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip>;
+    /// Whether `worker` may serve `req`: it names one of the worker's models (or none), and the
+    /// kind's checks pass.
+    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip> {
+        if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
+            return Err(Skip::Models);
+        }
+        Self::can_serve_matched(worker, owner_trusted, &req.criteria, || Some(req), users)
+    }
     /// The same for a request known to name one of the worker's models (or none), from its inline
     /// criteria; `detail` gives the full request when needed.
     fn can_serve_matched<'a>(
@@ -46,73 +49,6 @@ pub trait Matching: RequestKind + Sized {
     ) -> Result<(), Skip>
     where
         Self: 'a;
-}
-
-impl Matching for TextKind {
-    const WORKER: WorkerKind = WorkerKind::Text;
-    const NAME: &'static str = "text";
-    const MIN_SPEED: f64 = 0.1;
-    const THINGS_PER_UNIT: f64 = 1.0;
-    type Skipped = TextSkipped;
-
-    fn job_things(r: &TextRequest) -> f64 {
-        r.max_length as f64
-    }
-    fn in_flight_work(r: &TextRequest, _job: &Job) -> f64 {
-        r.max_length as f64
-    }
-    fn models(r: &TextRequest) -> &[String] {
-        &r.models
-    }
-    fn count(skip: Skip, skipped: &mut TextSkipped, n: i64) {
-        skip.count(skipped, n)
-    }
-    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip> {
-        can_serve(worker, owner_trusted, req, users)
-    }
-    fn can_serve_matched<'a>(
-        worker: &Worker,
-        owner_trusted: bool,
-        c: &Criteria<TextNeeds>,
-        detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
-        users: &Users,
-    ) -> Result<(), Skip> {
-        can_serve_model_matched(worker, owner_trusted, c, detail, users)
-    }
-}
-
-impl Matching for ImageKind {
-    const WORKER: WorkerKind = WorkerKind::Image;
-    const NAME: &'static str = "image";
-    const MIN_SPEED: f64 = 0.01;
-    const THINGS_PER_UNIT: f64 = 1e6;
-    type Skipped = ImageSkipped;
-
-    fn job_things(r: &ImageRequest) -> f64 {
-        (r.pixels() * r.accurate_steps) as f64
-    }
-    /// A batch is generated image after image.
-    fn in_flight_work(r: &ImageRequest, job: &Job) -> f64 {
-        Self::job_things(r) / Self::THINGS_PER_UNIT * job.batch as f64
-    }
-    fn models(r: &ImageRequest) -> &[String] {
-        &r.models
-    }
-    fn count(skip: Skip, skipped: &mut ImageSkipped, n: i64) {
-        skip.count_image(skipped, n)
-    }
-    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip> {
-        can_serve_image(worker, owner_trusted, req, users)
-    }
-    fn can_serve_matched<'a>(
-        worker: &Worker,
-        owner_trusted: bool,
-        c: &Criteria<ImageNeeds>,
-        detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
-        users: &Users,
-    ) -> Result<(), Skip> {
-        image_can_serve_model_matched(worker, owner_trusted, c, detail, users)
-    }
 }
 
 /// The request `w` gets, if any: its owner's first, then its priority users' (merged in queue
@@ -187,47 +123,10 @@ pub enum Skip {
     Controlnet,
 }
 
-impl Skip {
-    pub fn count(self, skipped: &mut TextSkipped, n: i64) {
-        let c = match self {
-            Skip::WorkerId => &mut skipped.worker_id,
-            Skip::Performance => &mut skipped.performance,
-            Skip::Untrusted => &mut skipped.untrusted,
-            Skip::Models => &mut skipped.models,
-            Skip::BridgeVersion => &mut skipped.bridge_version,
-            Skip::Kudos => &mut skipped.kudos,
-            Skip::MaxContextLength => &mut skipped.max_context_length,
-            Skip::MaxLength => &mut skipped.max_length,
-            Skip::MatchingSoftprompt => &mut skipped.matching_softprompt,
-            Skip::Nsfw => &mut skipped.nsfw,
-            _ => &mut skipped.bridge_version,
-        };
-        *c += n;
-    }
-
-    pub fn count_image(self, skipped: &mut ImageSkipped, n: i64) {
-        let c = match self {
-            Skip::WorkerId => &mut skipped.worker_id,
-            Skip::Performance => &mut skipped.performance,
-            Skip::Untrusted => &mut skipped.untrusted,
-            Skip::Models => &mut skipped.models,
-            Skip::Kudos => &mut skipped.kudos,
-            Skip::Nsfw => &mut skipped.nsfw,
-            Skip::MaxPixels => &mut skipped.max_pixels,
-            Skip::StepCount => &mut skipped.step_count,
-            Skip::Img2img => &mut skipped.img2img,
-            Skip::Painting => &mut skipped.painting,
-            Skip::PostProcessing => &mut skipped.post_processing,
-            Skip::Lora => &mut skipped.lora,
-            Skip::Controlnet => &mut skipped.controlnet,
-            Skip::BridgeVersion | Skip::MaxContextLength | Skip::MaxLength | Skip::MatchingSoftprompt => &mut skipped.bridge_version,
-        };
-        *c += n;
-    }
-}
-
 /// Checks every kind shares: trust, speed, validated backends, allow/block lists, upfront kudos.
-fn common_checks<N>(
+/// `listed` reads the full request's worker list, when there is one: (whether it has one, whether
+/// the worker is on it when it is an allow-list or off it when a block-list).
+pub fn common_checks<N>(
     worker: &Worker,
     owner_trusted: bool,
     c: &Criteria<N>,
@@ -264,96 +163,3 @@ fn common_checks<N>(
     Ok(())
 }
 
-/// Whether `worker` (owned by a user with `owner_trusted`) may serve `req`.
-pub fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<TextKind>, users: &Users) -> Result<(), Skip> {
-    if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
-        return Err(Skip::Models);
-    }
-    can_serve_model_matched(worker, owner_trusted, &req.criteria, || Some(req), users)
-}
-
-/// The same checks for a request known to name one of the worker's models (or none), from its
-/// inline criteria; `detail` gives the full request, consulted only for allow/block lists and
-/// softprompts. Cheap checks first: a pop may run this over a long queue.
-pub fn can_serve_model_matched<'a>(
-    worker: &Worker,
-    owner_trusted: bool,
-    c: &Criteria<TextNeeds>,
-    detail: impl FnOnce() -> Option<&'a WaitingRequest<TextKind>>,
-    users: &Users,
-) -> Result<(), Skip> {
-    if c.needs.max_context_length > worker.max_context_length {
-        return Err(Skip::MaxContextLength);
-    }
-    if c.needs.max_length > worker.max_length {
-        return Err(Skip::MaxLength);
-    }
-    let mut softprompt_ok = true;
-    common_checks(
-        worker,
-        owner_trusted,
-        c,
-        || {
-            let r = &detail()?.request;
-            if let Some(sp) = &r.softprompt {
-                softprompt_ok = worker.softprompts.iter().any(|s| s == sp);
-            }
-            Some((!r.workers.is_empty(), r.workers.contains(&worker.id) != r.worker_blacklist))
-        },
-        users,
-    )?;
-    if !softprompt_ok {
-        return Err(Skip::MatchingSoftprompt);
-    }
-    Ok(())
-}
-
-/// Whether an image `worker` may serve `req`.
-pub fn can_serve_image(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<ImageKind>, users: &Users) -> Result<(), Skip> {
-    if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
-        return Err(Skip::Models);
-    }
-    image_can_serve_model_matched(worker, owner_trusted, &req.criteria, || Some(req), users)
-}
-
-/// The image checks for a request known to name one of the worker's models (or none).
-pub fn image_can_serve_model_matched<'a>(
-    worker: &Worker,
-    owner_trusted: bool,
-    c: &Criteria<ImageNeeds>,
-    detail: impl FnOnce() -> Option<&'a WaitingRequest<ImageKind>>,
-    users: &Users,
-) -> Result<(), Skip> {
-    let cap = &worker.image;
-    let n = &c.needs;
-    if n.pixels > cap.max_pixels {
-        return Err(Skip::MaxPixels);
-    }
-    if c.has(flags::NSFW) && !worker.nsfw {
-        return Err(Skip::Nsfw);
-    }
-    for (need, allowed, skip) in [
-        (caps::IMG2IMG, cap.allow_img2img, Skip::Img2img),
-        (caps::PAINTING, cap.allow_painting, Skip::Painting),
-        (caps::POST_PROCESSING, cap.allow_post_processing, Skip::PostProcessing),
-        (caps::LORA, cap.allow_lora, Skip::Lora),
-        (caps::CONTROLNET, cap.allow_controlnet, Skip::Controlnet),
-    ] {
-        if n.caps & need != 0 && !allowed {
-            return Err(skip);
-        }
-    }
-    if cap.limit_max_steps && n.steps > LIMITED_MAX_STEPS {
-        return Err(Skip::StepCount);
-    }
-    common_checks(
-        worker,
-        owner_trusted,
-        c,
-        || {
-            let r = &detail()?.request;
-            Some((!r.workers.is_empty(), r.workers.contains(&worker.id) != r.worker_blacklist))
-        },
-        users,
-    )
-}

@@ -1,17 +1,13 @@
 //! The queue of waiting requests, the jobs handed to workers, and the rules matching one to the
-//! other.
+//! other, for any kind of request: the kinds bring their matching (`Matching`) and their types
+//! (`QueueKind`); nothing here names one.
 
 pub mod figures;
 pub mod matching;
 pub mod queue;
 
-pub use matching::{can_serve, can_serve_image, can_serve_model_matched, choose_request, image_can_serve_model_matched, Matching, Skip};
-pub use queue::{flags, Criteria, FinishedJob, Job, JobCounts, JobState, Queue, QueueKey, RequestKind, WaitingRequest};
-
-/// The text queue.
-pub type TextQueue = Queue<crate::text::TextKind>;
-/// The image queue.
-pub type ImageQueue = Queue<crate::image::ImageKind>;
+pub use matching::{choose_request, Matching, Skip};
+pub use queue::{flags, Criteria, FinishedJob, Job, JobCounts, JobState, Queue, QueueKey, QueueKind, WaitingRequest};
 
 use std::collections::HashMap;
 

@@ -42,8 +42,9 @@ fn new_changes() -> Arc<watch::Sender<()>> {
     Arc::new(watch::Sender::new(()))
 }
 
-/// What one kind of request (text or image) brings to the queue.
-pub trait RequestKind: std::fmt::Debug + Clone {
+/// What one kind of request brings to the queue: the types it keeps (the rules of its lifecycle
+/// are `lifecycle::RequestKind`).
+pub trait QueueKind: std::fmt::Debug + Clone {
     /// The validated request.
     type Request: std::fmt::Debug + Clone + serde::Serialize + serde::de::DeserializeOwned;
     /// The kind's own matching data, small and inline (see `Criteria`).
@@ -120,7 +121,7 @@ pub struct FinishedJob<O> {
 /// A request as the queue holds it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(bound = "")]
-pub struct WaitingRequest<K: RequestKind> {
+pub struct WaitingRequest<K: QueueKind> {
     pub id: Uuid,
     pub user_id: i64,
     pub request: K::Request,
@@ -164,7 +165,7 @@ pub struct WaitingRequest<K: RequestKind> {
     pub changes: Arc<watch::Sender<()>>,
 }
 
-impl<K: RequestKind> WaitingRequest<K> {
+impl<K: QueueKind> WaitingRequest<K> {
     /// A request just accepted: `n` jobs to hand out, `charged` already consumed (its tax).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -253,7 +254,7 @@ pub struct Job {
 /// name no model are in `any_model`), so a pop only walks requests naming one of its models.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 #[serde(bound = "")]
-pub struct Queue<K: RequestKind> {
+pub struct Queue<K: QueueKind> {
     requests: HashMap<Uuid, WaitingRequest<K>>,
     order: BTreeMap<QueueKey, Uuid>,
     by_user: HashMap<i64, BTreeMap<QueueKey, Uuid>>,
@@ -314,7 +315,7 @@ pub struct JobCounts {
     pub aborted: u64,
 }
 
-impl<K: RequestKind> Default for Queue<K> {
+impl<K: QueueKind> Default for Queue<K> {
     fn default() -> Self {
         Self {
             requests: HashMap::new(),
@@ -331,7 +332,7 @@ impl<K: RequestKind> Default for Queue<K> {
     }
 }
 
-impl<K: RequestKind> Queue<K> {
+impl<K: QueueKind> Queue<K> {
     pub fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq

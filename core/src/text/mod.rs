@@ -1,16 +1,19 @@
 //! Text requests: the validated form of what a client sent, and what the queue keeps of them.
 
+pub mod lifecycle;
+pub mod matching;
 pub mod memory;
 pub mod request;
 pub mod stream;
 
+pub use lifecycle::TextJobResult;
 pub use request::TextRequest;
 pub use stream::{StreamCursor, StreamEvent};
 
 use uuid::Uuid;
 
 use crate::kudos::Centikudos;
-use crate::scheduler::queue::{flags, Criteria, RequestKind};
+use crate::scheduler::queue::{flags, Criteria, QueueKind};
 
 /// Text requests in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,7 +26,7 @@ pub struct TextNeeds {
     pub max_context_length: i64,
 }
 
-impl RequestKind for TextKind {
+impl QueueKind for TextKind {
     type Request = TextRequest;
     type Needs = TextNeeds;
     /// The generated text.

@@ -10,7 +10,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::scheduler::JobState;
-use crate::state::{text_generation, State};
+use crate::lifecycle::no_links;
+use crate::state::State;
+use crate::text::TextKind;
+use crate::text::lifecycle::text_generation;
 use crate::{HordeError, Result};
 
 /// One event for a streaming client.
@@ -92,7 +95,7 @@ impl State {
         if cursor.done {
             return Ok(vec![]);
         }
-        let standing = self.text_standing(id, now_ms)?;
+        let standing = self.check::<TextKind>(id, now_ms)?;
         let req = self.queue.get(id).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))?;
         let mut events = vec![];
         for job in self.queue.jobs_of(req) {
@@ -148,7 +151,7 @@ impl State {
         }
         if done {
             cursor.done = true;
-            events.push(StreamEvent::Done(self.text_status(id, now_ms)?));
+            events.push(StreamEvent::Done(self.status::<TextKind>(id, now_ms, &no_links)?));
         }
         Ok(events)
     }

@@ -1,5 +1,7 @@
 //! Workers: what a worker declared on its last pop, its counters, and how it is shown.
 
+pub mod changes;
+pub mod check_in;
 pub mod pop;
 
 pub use pop::WorkerPop;

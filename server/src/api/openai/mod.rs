@@ -19,7 +19,7 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use horde_core::text::StreamEvent;
-use horde_core::{Horde, HordeError, TextSubmission};
+use horde_core::{Horde, HordeError, Submission};
 use horde_protocol::openai::{ChatCompletionRequest, CompletionRequest, ErrorDetail, ErrorResponse, Model, ModelList};
 use horde_protocol::text::TextStatus;
 use serde::de::DeserializeOwned;
@@ -221,8 +221,8 @@ async fn run(state: &AppState, peer: SocketAddr, key: Option<String>, mapped: Ma
     }
     let prompt_tokens = convert::estimate_tokens(&mapped.request.prompt);
     let id = match state.horde.submit_text_request(user, mapped.request).await? {
-        TextSubmission::Queued(a) => a.id,
-        TextSubmission::DryRun(_) => return Err(OpenAiError::invalid("dry_run is not supported here.", None)),
+        Submission::Queued(a) => a.id,
+        Submission::DryRun(_) => return Err(OpenAiError::invalid("dry_run is not supported here.", None)),
     };
     let mut guard = CancelOnDrop {
         horde: state.horde.clone(),

@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use horde_core::TextSubmission;
+use horde_core::Submission;
 use horde_protocol::image::{GenerateImageRequest, ImagePopRequest, ImageSubmitRequest, RateRequest, RateResponse};
 use horde_protocol::text::{AsyncAccepted, DryRun, SubmitResponse};
 
@@ -45,8 +45,8 @@ pub async fn generate(
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, true).await?;
     Ok(match state.horde.generate_image(user, req, Some(peer.ip())).await? {
-        TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
-        TextSubmission::Queued(a) => {
+        Submission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
+        Submission::Queued(a) => {
             let body = AsyncAccepted {
                 id: a.id.to_string(),
                 kudos: horde_core::kudos::to_kudos(a.kudos),

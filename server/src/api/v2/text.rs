@@ -6,7 +6,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use horde_core::TextSubmission;
+use horde_core::Submission;
 use horde_protocol::text::{AsyncAccepted, DryRun, GenerateTextRequest, SubmitResponse, TextPopRequest, TextSubmitRequest};
 
 use std::convert::Infallible;
@@ -34,8 +34,8 @@ pub async fn generate(
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, true).await?;
     Ok(match state.horde.generate_text(user, req, Some(peer.ip())).await? {
-        TextSubmission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
-        TextSubmission::Queued(a) => {
+        Submission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
+        Submission::Queued(a) => {
             let message = (!a.possible).then(|| NO_WORKER_MESSAGE.to_string());
             let body = AsyncAccepted {
                 id: a.id.to_string(),

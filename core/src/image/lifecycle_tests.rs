@@ -1,6 +1,8 @@
 //! Image rules: pricing at submission, matching, batching, uploads, submit, ratings, expiry.
 
 use super::*;
+use crate::scheduler::JobState;
+use horde_protocol::image::RateRequest;
 use crate::accounts::{KudosBuckets, User};
 use crate::config::HordeConfig;
 use crate::kudos::image_model::KudosModel;
@@ -42,7 +44,7 @@ fn image_req(s: &State, v: serde_json::Value) -> ImageRequest {
 
 fn submit(s: &mut State, user: i64, v: serde_json::Value) -> Uuid {
     let r = image_req(s, v);
-    s.submit_image(user, r, T0).expect("accepted").id
+    s.accept::<ImageKind>(user, r, T0).expect("accepted").id
 }
 
 fn worker(s: &mut State, owner: i64, pop: serde_json::Value) -> (Uuid, WorkerPop) {
@@ -62,7 +64,7 @@ fn link(job: &Uuid) -> String {
 
 fn pop(s: &mut State, w: &(Uuid, WorkerPop), now: u64) -> ImagePopResponse {
     s.check_in(&w.0, &w.1, now).expect("check in");
-    s.pop_image(&w.0, w.1.amount, now, &link).expect("pop")
+    s.pop::<ImageKind>(&w.0, w.1.amount, now, &link).expect("pop")
 }
 
 fn webp_b64() -> String {
@@ -92,19 +94,19 @@ fn baseline_request_costs_ten_plus_taxes() {
         json!({"prompt": "a", "params": {"steps": 50, "sampler_name": "k_euler", "cfg_scale": 7.5}}),
     );
     // 10 for the image, 1 job tax, 1 request tax.
-    assert_eq!(s.estimate_image_request(&r), 1200);
+    assert_eq!(s.price::<ImageKind>(&r), 1200);
     let two = image_req(
         &s,
         json!({"prompt": "a", "params": {"steps": 50, "sampler_name": "k_euler", "cfg_scale": 7.5, "n": 2}}),
     );
-    assert_eq!(s.estimate_image_request(&two), 2300);
+    assert_eq!(s.price::<ImageKind>(&two), 2300);
 }
 
 #[test]
 fn full_round_trip_charges_what_dry_run_said() {
     let mut s = state();
     let body = json!({"prompt": "a lighthouse ### fog", "params": {"steps": 50, "sampler_name": "k_euler", "cfg_scale": 7.5}, "r2": false});
-    let estimate = s.estimate_image_request(&image_req(&s, body.clone()));
+    let estimate = s.price::<ImageKind>(&image_req(&s, body.clone()));
     let before = s.users.get(1).map(|u| u.kudos).unwrap_or_default();
     let id = submit(&mut s, 1, body);
     let w = worker(
@@ -123,12 +125,12 @@ fn full_round_trip_charges_what_dry_run_said() {
     assert_eq!(job.model.as_deref(), Some("stable_diffusion"));
     assert_eq!(job.r2_uploads.as_ref().map(Vec::len), Some(1));
     let reward = s
-        .submit_image_job(4, result(&job.ids[0], webp_b64()), T0 + 5000)
+        .settle::<ImageKind>(4, result(&job.ids[0], webp_b64()), T0 + 5000)
         .expect("submitted");
     assert_eq!(reward, 10.0);
     let after = s.users.get(1).map(|u| u.kudos).unwrap_or_default();
     assert_eq!(before - after, estimate);
-    let st = s.image_status(&id, T0 + 6000, &link).expect("status");
+    let st = s.status::<ImageKind>(&id, T0 + 6000, &link).expect("status");
     assert!(st.check.done);
     assert_eq!(st.check.kudos, 12.0);
     assert_eq!(st.generations.len(), 1);
@@ -139,7 +141,7 @@ fn full_round_trip_charges_what_dry_run_said() {
     assert_eq!(s.pending.timings.len(), 1);
     // Double submit is refused and pays nothing more.
     assert_eq!(
-        s.submit_image_job(4, result(&job.ids[0], webp_b64()), T0 + 7000)
+        s.settle::<ImageKind>(4, result(&job.ids[0], webp_b64()), T0 + 7000)
             .err()
             .map(|e| e.rc()),
         Some("DuplicateGen")
@@ -154,7 +156,7 @@ fn uploads_then_r2_submit_and_links_for_r2_requests() {
     let job = pop(&mut s, &w, T0);
     let job_id = Uuid::parse_str(&job.ids[0]).expect("uuid");
     assert_eq!(
-        s.submit_image_job(4, result(&job.ids[0], "R2".into()), T0).err().map(|e| e.rc()),
+        s.settle::<ImageKind>(4, result(&job.ids[0], "R2".into()), T0).err().map(|e| e.rc()),
         Some("ImageNotUploaded")
     );
     assert_eq!(
@@ -163,8 +165,8 @@ fn uploads_then_r2_submit_and_links_for_r2_requests() {
     );
     let bytes = base64::engine::general_purpose::STANDARD.decode(webp_b64()).expect("b64");
     s.upload_image(&job_id, bytes.clone()).expect("uploaded");
-    s.submit_image_job(4, result(&job.ids[0], "R2".into()), T0).expect("submitted");
-    let st = s.image_status(&id, T0, &link).expect("status");
+    s.settle::<ImageKind>(4, result(&job.ids[0], "R2".into()), T0).expect("submitted");
+    let st = s.status::<ImageKind>(&id, T0, &link).expect("status");
     assert_eq!(st.generations[0].img, link(&job_id));
     assert_eq!(s.image_bytes(&job_id).map(|b| b.to_vec()), Some(bytes));
     // Too late to upload once done.
@@ -286,7 +288,7 @@ fn censored_jobs_are_not_charged() {
         value: "nsfw".into(),
         reference: None,
     }];
-    let reward = s.submit_image_job(4, r, T0).expect("submitted");
+    let reward = s.settle::<ImageKind>(4, r, T0).expect("submitted");
     assert!(reward > 0.0);
     assert_eq!(s.users.get(1).map(|u| u.kudos), before);
 }
@@ -327,19 +329,19 @@ fn stale_jobs_requeue_and_requests_expire_with_their_images() {
     assert!(s.images.get(&id).is_some_and(|r| r.remaining == 1 && r.faults == 1));
     // A late submit after requeue is refused.
     assert_eq!(
-        s.submit_image_job(4, result(&job.ids[0], webp_b64()), T0 + ttl * 1000 + 2)
+        s.settle::<ImageKind>(4, result(&job.ids[0], webp_b64()), T0 + ttl * 1000 + 2)
             .err()
             .map(|e| e.rc()),
         Some("AbortedGen")
     );
     let again = pop(&mut s, &w, T0 + ttl * 1000 + 3);
-    s.submit_image_job(4, result(&again.ids[0], webp_b64()), T0 + ttl * 1000 + 4)
+    s.settle::<ImageKind>(4, result(&again.ids[0], webp_b64()), T0 + ttl * 1000 + 4)
         .expect("submitted");
     assert!(s.image_store.used() > 0);
     s.reap(T0 + ttl * 1000 + 4 + 20 * 60 * 1000 + 1);
     assert!(s.images.get(&id).is_none());
     assert_eq!(s.image_store.used(), 0);
-    assert_eq!(s.image_check(&id, T0).err().map(|e| e.rc()), Some("RequestNotFound"));
+    assert_eq!(s.check::<ImageKind>(&id, T0).err().map(|e| e.rc()), Some("RequestNotFound"));
 }
 
 #[test]
@@ -376,7 +378,7 @@ fn ratings_pay_once_for_shared_finished_requests() {
         Some("AestheticsNotCompleted")
     );
     for j in &job.ids {
-        s.submit_image_job(4, result(j, webp_b64()), T0).expect("submitted");
+        s.settle::<ImageKind>(4, result(j, webp_b64()), T0).expect("submitted");
     }
     let before = s.users.get(1).map(|u| u.kudos).unwrap_or_default();
     let rate = RateRequest {
@@ -392,7 +394,7 @@ fn ratings_pay_once_for_shared_finished_requests() {
     assert_eq!(s.rate_images(&id, rate, T0).err().map(|e| e.rc()), Some("AestheticsAlreadyExist"));
     // Requests not shared cannot be rated.
     let j = pop(&mut s, &w, T0);
-    s.submit_image_job(4, result(&j.ids[0], webp_b64()), T0).expect("submitted");
+    s.settle::<ImageKind>(4, result(&j.ids[0], webp_b64()), T0).expect("submitted");
     let r = RateRequest {
         best: None,
         ratings: Some(vec![rating(&j.ids[0], 9, None)]),
@@ -405,8 +407,8 @@ fn a_worker_name_serves_one_kind() {
     let mut s = state();
     let w = worker(&mut s, 4, json!({"name": "w", "models": ["stable_diffusion"]}));
     // Image workers are not offered text jobs (text status counts no image workers).
-    assert!(s.text_models(T0).is_empty());
-    assert_eq!(s.image_models(T0).len(), 1);
+    assert!(s.active_models::<crate::text::TextKind>(T0).is_empty());
+    assert_eq!(s.active_models::<ImageKind>(T0).len(), 1);
     assert_eq!(s.performance(T0).worker_count, 1);
     assert_eq!(s.performance(T0).text_worker_count, 0);
     let _ = w;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Horde;
 use crate::drain::Outstanding;
-use crate::horde_ops::{HordeOp, OpValue};
+use crate::horde_ops::op;
 use crate::{HordeError, Result};
 
 /// How often a draining horde looks whether it still owes anything.
@@ -74,9 +74,6 @@ impl Horde {
 
     async fn drop_for_restart(&self, unfinished: bool) -> Result<usize> {
         let now = self.now_ms();
-        match self.run(HordeOp::DropForRestart { unfinished, now }).await? {
-            OpValue::Count(n) => Ok(n),
-            other => Err(HordeError::Internal(format!("unexpected answer to an operation: {other:?}"))),
-        }
+        self.run(op::DropForRestart { unfinished, now }).await
     }
 }

@@ -1,6 +1,13 @@
 //! Rules of the scheduler and the kudos flows, driven without a runtime or storage.
 
 use super::*;
+use std::collections::HashMap;
+use crate::config::HordeConfig;
+use crate::kudos::text_price;
+use crate::kudos::KudosLedger;
+use crate::text::{TextJobResult, TextKind, TextRequest};
+use crate::workers::WorkerPop;
+use horde_protocol::text::TextPopResponse;
 use crate::accounts::{KudosBuckets, User};
 use crate::kudos::Account;
 use horde_protocol::text::{GenerateTextRequest, TextPopRequest};
@@ -47,7 +54,7 @@ fn text_req(v: serde_json::Value) -> TextRequest {
 }
 
 fn submit(s: &mut State, user: i64, v: serde_json::Value, now: u64) -> Uuid {
-    s.submit_text(user, text_req(v), now).expect("accepted").id
+    s.accept::<TextKind>(user, text_req(v), now).expect("accepted").id
 }
 
 fn pop_req(v: serde_json::Value) -> WorkerPop {
@@ -66,13 +73,13 @@ fn worker(s: &mut State, owner: i64, pop: serde_json::Value, now: u64) -> (Uuid,
 
 fn pop(s: &mut State, w: &(Uuid, WorkerPop), now: u64) -> TextPopResponse {
     s.check_in(&w.0, &w.1, now).expect("check in");
-    s.pop_text(&w.0, w.1.amount, now).expect("pop")
+    s.pop::<TextKind>(&w.0, w.1.amount, now, &no_links).expect("pop")
 }
 
 fn submit_ok(s: &mut State, owner: i64, job: &str, text: &str, now: u64) -> Result<f64> {
-    s.submit_job(
+    s.settle::<TextKind>(
         owner,
-        JobResult {
+        TextJobResult {
             job_id: job.to_string(),
             generation: text.to_string(),
             state: "ok".into(),
@@ -216,7 +223,7 @@ fn amount_batches_jobs_of_one_request() {
     let r = pop(&mut s, &w, T0 + 1);
     assert_eq!(r.ids.len(), 3);
     assert_eq!(r.id.as_deref(), r.ids.first().map(String::as_str));
-    let st = s.text_status(&id, T0 + 2).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 2, &no_links).expect("status");
     assert_eq!((st.waiting, st.processing), (2, 3));
     let r = pop(&mut s, &w, T0 + 3);
     assert_eq!(r.ids.len(), 2);
@@ -248,7 +255,7 @@ fn full_cycle_pays_worker_charges_requester_and_conserves_kudos() {
     assert_eq!(s.users.get(4).map(|u| u.kudos), Some(expected_reward));
     let charge = text_price::job_charge(expected_reward, true, false);
     assert_eq!(s.users.get(1).map(|u| u.kudos), Some(100_000 - 100 - charge));
-    let st = s.text_status(&id, T0 + 4_000).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 4_000, &no_links).expect("status");
     assert!(st.done && !st.faulted);
     assert_eq!((st.finished, st.processing, st.waiting), (1, 0, 0));
     assert_eq!(st.generations[0].text, text);
@@ -308,9 +315,9 @@ fn censored_jobs_are_not_charged_and_csam_is_marked() {
     let id = submit(&mut s, 1, json!({"prompt": "p", "params": {"n": 2}}), T0);
     let r = pop(&mut s, &w, T0 + 1);
     let before = s.users.get(1).map(|u| u.kudos);
-    s.submit_job(
+    s.settle::<TextKind>(
         4,
-        JobResult {
+        TextJobResult {
             job_id: r.id.clone().unwrap_or_default(),
             generation: String::new(),
             state: "csam".into(),
@@ -321,7 +328,7 @@ fn censored_jobs_are_not_charged_and_csam_is_marked() {
     )
     .expect("ok");
     assert_eq!(s.users.get(1).map(|u| u.kudos), before);
-    let st = s.text_status(&id, T0 + 3).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 3, &no_links).expect("status");
     assert_eq!(st.generations[0].state, "csam");
     assert_eq!(st.generations[0].gen_metadata[0].value, "csam");
     // A censorship entry in gen_metadata marks an "ok" job censored.
@@ -331,9 +338,9 @@ fn censored_jobs_are_not_charged_and_csam_is_marked() {
         value: "nsfw".into(),
         reference: None,
     }];
-    s.submit_job(
+    s.settle::<TextKind>(
         4,
-        JobResult {
+        TextJobResult {
             job_id: r.id.clone().unwrap_or_default(),
             generation: "t".into(),
             state: "ok".into(),
@@ -343,7 +350,7 @@ fn censored_jobs_are_not_charged_and_csam_is_marked() {
         T0 + 5,
     )
     .expect("ok");
-    let st = s.text_status(&id, T0 + 6).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 6, &no_links).expect("status");
     assert_eq!(st.generations[1].state, "censored");
 }
 
@@ -377,7 +384,7 @@ fn stale_jobs_are_requeued_and_late_submits_rejected() {
     assert_eq!(s.reap(T0 + ttl * 1000 - 1).jobs_aborted, 0);
     let rep = s.reap(T0 + ttl * 1000 + 1);
     assert_eq!(rep.jobs_aborted, 1);
-    let st = s.text_status(&id, T0 + ttl * 1000 + 2).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + ttl * 1000 + 2, &no_links).expect("status");
     assert_eq!((st.waiting, st.processing, st.restarted, st.done), (1, 0, 1, false));
     let late = submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), "t", T0 + ttl * 1000 + 3);
     assert_eq!(late.err().map(|e| e.rc()), Some("AbortedGen"));
@@ -395,9 +402,9 @@ fn request_faults_after_more_than_two_failed_jobs() {
     for i in 0..3u64 {
         let r = pop(&mut s, &w, T0 + i);
         let job = r.id.clone().expect("a job each time");
-        let reward = s.submit_job(
+        let reward = s.settle::<TextKind>(
             4,
-            JobResult {
+            TextJobResult {
                 job_id: job,
                 generation: String::new(),
                 state: "faulted".into(),
@@ -408,7 +415,7 @@ fn request_faults_after_more_than_two_failed_jobs() {
         );
         assert_eq!(reward.ok(), Some(0.0));
     }
-    let st = s.text_status(&id, T0 + 10).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 10, &no_links).expect("status");
     assert!(st.done && st.faulted, "{st:?}");
     assert_eq!(st.restarted, 3);
     let r = pop(&mut s, &w, T0 + 11);
@@ -426,9 +433,9 @@ fn requests_expire_twenty_minutes_after_last_activity() {
     submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), "t", T0 + 700_000).expect("ok");
     // 20 minutes after creation it is still alive: the submit was activity.
     assert_eq!(s.reap(T0 + 1_200_001).requests_expired, 0);
-    assert!(s.text_status(&id, T0 + 1_200_002).is_ok());
+    assert!(s.status::<TextKind>(&id, T0 + 1_200_002, &no_links).is_ok());
     assert_eq!(s.reap(T0 + 700_000 + 1_200_001).requests_expired, 1);
-    assert_eq!(s.text_status(&id, T0 + 1_900_002).err().map(|e| e.rc()), Some("RequestNotFound"));
+    assert_eq!(s.status::<TextKind>(&id, T0 + 1_900_002, &no_links).err().map(|e| e.rc()), Some("RequestNotFound"));
 }
 
 #[test]
@@ -439,11 +446,11 @@ fn maintenance_workers_serve_only_their_owner() {
         wk.maintenance = true;
     }
     submit(&mut s, 1, json!({"prompt": "p"}), T0);
-    let err = s.pop_text(&w.0, 1, T0 + 1).err();
+    let err = s.pop::<TextKind>(&w.0, 1, T0 + 1, &no_links).err();
     assert_eq!(err.as_ref().map(|e| e.rc()), Some("WorkerMaintenance"));
     assert!(err.is_some_and(|e| e.to_string().contains("maintenance mode")));
     let own = submit(&mut s, 4, json!({"prompt": "p"}), T0 + 2);
-    let r = s.pop_text(&w.0, 1, T0 + 3).expect("owner's job");
+    let r = s.pop::<TextKind>(&w.0, 1, T0 + 3, &no_links).expect("owner's job");
     assert_eq!(request_of(&s, &r), Some(own));
 }
 
@@ -453,13 +460,13 @@ fn cancel_stops_waiting_jobs_but_in_flight_ones_finish() {
     let w = worker(&mut s, 4, json!({"name": "w"}), T0);
     let id = submit(&mut s, 1, json!({"prompt": "p", "params": {"n": 3}}), T0);
     let r = pop(&mut s, &w, T0 + 1);
-    let snap = s.cancel_text(&id, T0 + 2).expect("cancel");
+    let snap = s.cancel::<TextKind>(&id, T0 + 2, &no_links).expect("cancel");
     assert_eq!(snap.waiting, 2);
-    let st = s.text_status(&id, T0 + 3).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 3, &no_links).expect("status");
     assert_eq!((st.waiting, st.processing, st.done), (0, 1, false));
     assert_eq!(pop(&mut s, &w, T0 + 4).id, None);
     submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), "t", T0 + 5).expect("in-flight job still lands");
-    let st = s.text_status(&id, T0 + 6).expect("status");
+    let st = s.status::<TextKind>(&id, T0 + 6, &no_links).expect("status");
     assert_eq!((st.finished, st.done), (1, true));
 }
 
@@ -470,9 +477,9 @@ fn concurrency_limit() {
         u.concurrency = 3;
     }
     submit(&mut s, 2, json!({"prompt": "p", "params": {"n": 2}}), T0);
-    let e = s.submit_text(2, text_req(json!({"prompt": "p", "params": {"n": 2}})), T0).err();
+    let e = s.accept::<TextKind>(2, text_req(json!({"prompt": "p", "params": {"n": 2}})), T0).err();
     assert_eq!(e.map(|e| e.rc()), Some("TooManyPrompts"));
-    assert!(s.submit_text(2, text_req(json!({"prompt": "p"})), T0).is_ok());
+    assert!(s.accept::<TextKind>(2, text_req(json!({"prompt": "p"})), T0).is_ok());
 }
 
 #[test]
@@ -483,15 +490,15 @@ fn queue_position_counts_only_what_could_be_served() {
     submit(&mut s, 1, json!({"prompt": "p", "models": ["nobody"]}), T0);
     submit(&mut s, 1, json!({"prompt": "p", "models": ["a"]}), T0 + 1);
     let mine = submit(&mut s, 2, json!({"prompt": "p", "models": ["a"]}), T0 + 2);
-    let st = s.text_status(&mine, T0 + 3).expect("status");
+    let st = s.status::<TextKind>(&mine, T0 + 3, &no_links).expect("status");
     assert_eq!(st.queue_position, 2);
     assert!(st.is_possible);
     assert!(st.wait_time > 0);
     let orphan = submit(&mut s, 2, json!({"prompt": "p", "models": ["nobody"]}), T0 + 4);
-    let st = s.text_status(&orphan, T0 + 5).expect("status");
+    let st = s.status::<TextKind>(&orphan, T0 + 5, &no_links).expect("status");
     assert!(!st.is_possible);
     // Workers go offline after 5 minutes without a check-in.
-    let st = s.text_status(&mine, T0 + 301_000).expect("status");
+    let st = s.status::<TextKind>(&mine, T0 + 301_000, &no_links).expect("status");
     assert!(!st.is_possible);
 }
 
@@ -500,12 +507,12 @@ fn polling_does_not_keep_cached_figures_alive() {
     let mut s = state();
     let _w = worker(&mut s, 4, json!({"name": "w", "models": ["a"]}), T0);
     let mine = submit(&mut s, 2, json!({"prompt": "p", "models": ["a"]}), T0);
-    assert_eq!(s.text_status(&mine, T0 + 10).expect("status").queue_position, 1);
+    assert_eq!(s.status::<TextKind>(&mine, T0 + 10, &no_links).expect("status").queue_position, 1);
     // A richer requester goes ahead; within a second the cached position stands.
     submit(&mut s, 1, json!({"prompt": "p", "models": ["a"]}), T0 + 500);
-    assert_eq!(s.text_status(&mine, T0 + 900).expect("status").queue_position, 1);
+    assert_eq!(s.status::<TextKind>(&mine, T0 + 900, &no_links).expect("status").queue_position, 1);
     // A second after it was computed, it is computed again, however often it was polled.
-    assert_eq!(s.text_status(&mine, T0 + 1_500).expect("status").queue_position, 2);
+    assert_eq!(s.status::<TextKind>(&mine, T0 + 1_500, &no_links).expect("status").queue_position, 2);
 }
 
 #[test]
@@ -563,10 +570,10 @@ fn dry_run_estimates_the_whole_request() {
     let r =
         text_req(json!({"prompt": "p", "params": {"n": 3, "max_length": 100, "max_context_length": 1024}, "models": ["a-7B", "b-70B"]}));
     let per_job = text_price::job_charge(text_price::job_reward(70.0, 100, 1024), true, false);
-    assert_eq!(State::estimate_request(&r), 3 * per_job + 100);
+    assert_eq!(state().price::<TextKind>(&r), 3 * per_job + 100);
     let none = text_req(json!({"prompt": "p"}));
     assert_eq!(
-        State::estimate_job(&none),
+        crate::text::lifecycle::estimate_job(&none),
         text_price::job_charge(text_price::job_reward(13.0, 80, 2048), true, false)
     );
 }
@@ -591,16 +598,16 @@ fn kudos_are_conserved_under_concurrent_operations() {
                 let now = T0 + t * 7 + i * 13;
                 let mut s = shared.lock();
                 let requester = [0, 1, 2, 3][(i % 4) as usize];
-                let _ = s.submit_text(requester, text_req(json!({"prompt": "p", "params": {"n": 2}})), now);
+                let _ = s.accept::<TextKind>(requester, text_req(json!({"prompt": "p", "params": {"n": 2}})), now);
                 drop(s);
                 let mut s = shared.lock();
                 let _ = s.check_in(&w.0, &w.1, now);
-                if let Ok(r) = s.pop_text(&w.0, 2, now) {
+                if let Ok(r) = s.pop::<TextKind>(&w.0, 2, now, &no_links) {
                     for (k, job) in r.ids.iter().enumerate() {
                         let state = if (i + k as u64).is_multiple_of(5) { "faulted" } else { "ok" };
-                        let _ = s.submit_job(
+                        let _ = s.settle::<TextKind>(
                             4,
-                            JobResult {
+                            TextJobResult {
                                 job_id: job.clone(),
                                 generation: "g".repeat(100),
                                 state: state.into(),
@@ -671,19 +678,19 @@ fn a_worker_abandoning_too_many_jobs_goes_into_maintenance() {
         submit(&mut s, 1, json!({"prompt": "p", "models": ["m"]}), T0);
         let job = pop(&mut s, &w, T0);
         let id = job.id.expect("a job");
-        let r = JobResult {
+        let r = TextJobResult {
             job_id: id,
             generation: String::new(),
             state: "faulted".into(),
             seed: 0,
             gen_metadata: vec![],
         };
-        s.submit_job(4, r, T0).expect("fault reported");
+        s.settle::<TextKind>(4, r, T0).expect("fault reported");
         reported += 1;
         // Cancel the request so the next pop takes a fresh one.
         let ids: Vec<Uuid> = s.queue.request_ids();
         for rid in ids {
-            let _ = s.cancel_text(&rid, T0);
+            let _ = s.cancel::<TextKind>(&rid, T0, &no_links);
         }
     }
     let wk = s.workers.get(&w.0).expect("worker");
@@ -798,9 +805,9 @@ fn cancelling_tells_the_worker_and_aborted_jobs_are_announced() {
     s.text_progress(4, &job1, "half".into(), T0 + 2).expect("progress");
     s.text_stream_events(&id, &mut c, T0 + 3).expect("events");
     // The job is reported faulted: the client is told its text is void.
-    s.submit_job(
+    s.settle::<TextKind>(
         4,
-        JobResult {
+        TextJobResult {
             job_id: job1.clone(),
             generation: String::new(),
             state: "faulted".into(),
@@ -813,7 +820,7 @@ fn cancelling_tells_the_worker_and_aborted_jobs_are_announced() {
     let events = s.text_stream_events(&id, &mut c, T0 + 5).expect("events");
     assert!(events.iter().any(|e| matches!(e, StreamEvent::Aborted(a) if a.job == job1)));
     let job2 = pop(&mut s, &w, T0 + 6).id.expect("job");
-    s.cancel_text(&id, T0 + 7).expect("cancel");
+    s.cancel::<TextKind>(&id, T0 + 7, &no_links).expect("cancel");
     assert!(s.text_progress(4, &job2, "part".into(), T0 + 8).expect("progress"), "told to stop");
     submit_ok(&mut s, 4, &job2, "part", T0 + 9).expect("submit");
     let events = s.text_stream_events(&id, &mut c, T0 + 10).expect("events");
@@ -848,7 +855,7 @@ fn chat_messages_reach_only_workers_that_ask_for_them() {
     for w in [&plain, &chat] {
         let mut req = text_req(json!({"prompt": "User: hi\nAssistant:"}));
         req.messages = Some(messages.clone());
-        s.submit_text(1, req, T0 + 1).expect("accepted");
+        s.accept::<TextKind>(1, req, T0 + 1).expect("accepted");
         let got = pop(&mut s, w, T0 + 2);
         assert_eq!(got.payload.prompt.as_deref(), Some("User: hi\nAssistant:"));
         let expected = (w.1.name == "chat").then(|| messages.clone());
@@ -872,9 +879,9 @@ fn telemetry_counts_jobs_queue_depth_workers_and_burnt_kudos() {
     let job = pop(&mut s, &w, T0 + 2).id.expect("job");
     submit_ok(&mut s, 4, &job, "some text", T0 + 3).expect("submit");
     let job2 = pop(&mut s, &w, T0 + 4).id.expect("job");
-    s.submit_job(
+    s.settle::<TextKind>(
         4,
-        JobResult {
+        TextJobResult {
             job_id: job2,
             generation: String::new(),
             state: "faulted".into(),
@@ -900,7 +907,7 @@ fn text_memory_is_held_until_expiry_and_long_results_count() {
     assert_eq!((s.queue.held().total, s.queue.held().of(2)), (first, first));
     // Past bob's share: refused, and neither held nor charged.
     let kudos = s.users.get(2).map(|u| u.kudos);
-    let e = s.submit_text(2, text_req(json!({"prompt": "y".repeat(5000)})), T0).err();
+    let e = s.accept::<TextKind>(2, text_req(json!({"prompt": "y".repeat(5000)})), T0).err();
     assert_eq!(e.map(|e| e.rc()), Some("TooManyPromptBytes"));
     assert_eq!(s.queue.held().total, first);
     assert_eq!(s.users.get(2).map(|u| u.kudos), kudos);
@@ -954,7 +961,7 @@ fn a_restart_drops_unstarted_requests_with_their_tax_and_waits_for_jobs_in_fligh
             uncollected: 1
         }
     );
-    s.text_status(&served, T0 + 31).expect("status");
+    s.status::<TextKind>(&served, T0 + 31, &no_links).expect("status");
     assert_eq!(s.outstanding().uncollected, 0);
     // The deadline: the request whose job never came back is refunded; nothing twice.
     let alice_before = s.users.get(1).map(|u| u.kudos);
