@@ -205,7 +205,14 @@ pub struct HordeMachine {
 impl HordeMachine {
     /// A worker's pop of jobs of kind `K`: its check-in, then its jobs, with upload links under
     /// `upload`'s base address valid for its seconds.
-    fn pop<K: RequestKind>(&mut self, worker_id: Uuid, pop: WorkerPop, ip: Option<IpAddr>, now: u64, upload: Option<(String, u64)>) -> Result<K::Pop> {
+    fn pop<K: RequestKind>(
+        &mut self,
+        worker_id: Uuid,
+        pop: WorkerPop,
+        ip: Option<IpAddr>,
+        now: u64,
+        upload: Option<(String, u64)>,
+    ) -> Result<K::Pop> {
         self.state.worker_popped(&worker_id, &pop, ip, now)?;
         let links = &self.links;
         let link = |job: &Uuid| match &upload {

@@ -265,6 +265,4 @@ impl State {
         self.transfer_keys.prune(now_ms);
         report
     }
-
 }
-

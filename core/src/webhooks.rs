@@ -62,7 +62,9 @@ mod tests {
 
     #[test]
     fn webhooks_must_be_https() {
-        let rc = check_webhook("http://example.com/hook", &HordeConfig::default()).err().map(|e| e.rc());
+        let rc = check_webhook("http://example.com/hook", &HordeConfig::default())
+            .err()
+            .map(|e| e.rc());
         assert_eq!(rc, Some("WebhookNotHttps"));
         assert_eq!(
             check_webhook("https://x", &HordeConfig::default()).err().map(|e| e.rc()),

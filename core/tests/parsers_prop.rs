@@ -145,7 +145,7 @@ proptest! {
             prop_assert!((1..=20).contains(&r.n));
             // Omitted models mean the default one; an empty list means any model.
             if models_omitted {
-                prop_assert_eq!(r.models, vec!["stable_diffusion".to_string()]);
+                prop_assert_eq!(r.models.clone(), vec!["stable_diffusion".to_string()]);
             }
         }
     }

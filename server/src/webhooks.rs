@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use horde_core::image::LinkPurpose;
-use horde_core::webhooks::WebhookEvent;
 use horde_core::lease::{Duty, DutyLeases};
+use horde_core::webhooks::WebhookEvent;
 use horde_core::Horde;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;

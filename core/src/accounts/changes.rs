@@ -56,7 +56,13 @@ impl State {
 
     /// `PUT /users/{id}`, once allowed and validated: sets what `m` gives (a new balance through
     /// the ledger). Answers what changed and the account as it now is.
-    pub fn modify_user(&mut self, id: i64, m: ModifyUser, username: Option<String>, now_ms: u64) -> Result<Box<(ModifyUserResponse, User)>> {
+    pub fn modify_user(
+        &mut self,
+        id: i64,
+        m: ModifyUser,
+        username: Option<String>,
+        now_ms: u64,
+    ) -> Result<Box<(ModifyUserResponse, User)>> {
         let mut resp = ModifyUserResponse::default();
         if let Some(k) = m.kudos {
             self.ledger.admin_adjust(&mut self.users, id, to_centikudos(k), now_ms)?;

@@ -268,12 +268,14 @@ impl Horde {
         }
         let now = self.now_ms();
         let kudos_changed = m.kudos.is_some();
-        let (resp, profile) = *self.run(op::ModifyUser {
-            id,
-            changes: m,
-            username,
-            now,
-        }).await?;
+        let (resp, profile) = *self
+            .run(op::ModifyUser {
+                id,
+                changes: m,
+                username,
+                now,
+            })
+            .await?;
         self.store.update_user_profile(&profile).await?;
         if kudos_changed {
             self.commit().await?;

@@ -10,11 +10,10 @@ use horde_protocol::image::{
 use uuid::Uuid;
 
 use super::Horde;
-use crate::accounts::ANONYMOUS_USER_ID;
 use crate::horde_ops::op;
 use crate::image::{ImageJobResult, ImageKind, ImageRequest, LinkPurpose};
 use crate::lifecycle::Submission;
-use crate::workers::{WorkerKind, WorkerPop};
+use crate::workers::WorkerKind;
 use crate::{HordeError, Result};
 
 impl Horde {
@@ -76,13 +75,7 @@ impl Horde {
 
     /// `POST /generate/pop`; upload links point at `base`.
     pub async fn pop_image(&self, user_id: i64, pop: ImagePopRequest, base: &str, ip: Option<IpAddr>) -> Result<ImagePopResponse> {
-        self.check_taking_work()?;
-        self.check_ip(ip)?;
-        if user_id == ANONYMOUS_USER_ID {
-            return Err(HordeError::AnonForbiddenWorker);
-        }
-        let pop = WorkerPop::try_from(pop)?;
-        let worker_id = self.worker_for_pop(user_id, &pop.name, WorkerKind::Image).await?;
+        let (worker_id, pop) = self.popping_worker(user_id, pop, WorkerKind::Image, ip).await?;
         let now = self.now_ms();
         let upload_secs = self.local().cfg.upload_url_secs;
         let op = op::PopImage {

@@ -20,10 +20,10 @@ impl Horde {
         {
             let s = self.local();
             Self::check_ip_in(&s, ip, now)?;
-            if let Some(url) = K::webhook(&req) {
+            if let Some(url) = &req.webhook {
                 check_webhook(url, &s.cfg)?;
             }
-            if !K::dry_run(&req) {
+            if !req.dry_run {
                 K::check_room(&s, user_id, &req)?;
             }
         }

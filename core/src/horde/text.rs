@@ -7,11 +7,10 @@ use horde_protocol::text::{GenerateTextRequest, TextPopRequest, TextPopResponse,
 use uuid::Uuid;
 
 use super::Horde;
-use crate::accounts::ANONYMOUS_USER_ID;
 use crate::horde_ops::op;
 use crate::lifecycle::{no_links, Submission};
 use crate::text::{StreamCursor, StreamEvent, TextJobResult, TextKind, TextRequest};
-use crate::workers::{WorkerKind, WorkerPop};
+use crate::workers::WorkerKind;
 use crate::{HordeError, Result};
 
 impl Horde {
@@ -80,13 +79,7 @@ impl Horde {
 
     /// `POST /generate/text/pop`.
     pub async fn pop_text(&self, user_id: i64, pop: TextPopRequest, ip: Option<IpAddr>) -> Result<TextPopResponse> {
-        self.check_taking_work()?;
-        self.check_ip(ip)?;
-        if user_id == ANONYMOUS_USER_ID {
-            return Err(HordeError::AnonForbiddenWorker);
-        }
-        let pop = WorkerPop::try_from(pop)?;
-        let worker_id = self.worker_for_pop(user_id, &pop.name, WorkerKind::Text).await?;
+        let (worker_id, pop) = self.popping_worker(user_id, pop, WorkerKind::Text, ip).await?;
         let now = self.now_ms();
         self.run(op::PopText { worker_id, pop, ip, now }).await
     }

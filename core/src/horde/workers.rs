@@ -1,5 +1,7 @@
 //! Workers: found or created on their first pop, listed, shown, modified and deleted.
 
+use std::net::IpAddr;
+
 use horde_protocol::workers as wire_workers;
 use uuid::Uuid;
 
@@ -7,10 +9,26 @@ use super::Horde;
 use crate::accounts::{User, ANONYMOUS_USER_ID};
 use crate::horde_ops::op;
 use crate::state::State;
-use crate::workers::{validate_worker_name, Worker, WorkerKind, MAX_WORKER_INFO};
+use crate::workers::{validate_worker_name, Worker, WorkerKind, WorkerPop, MAX_WORKER_INFO};
 use crate::{HordeError, Result};
 
 impl Horde {
+    /// The worker popping with `pop`, checked as every pop is (not while draining, not from a
+    /// timed-out address, not anonymously), found by name or created.
+    pub(super) async fn popping_worker<P>(&self, user_id: i64, pop: P, kind: WorkerKind, ip: Option<IpAddr>) -> Result<(Uuid, WorkerPop)>
+    where
+        WorkerPop: TryFrom<P, Error = HordeError>,
+    {
+        self.check_taking_work()?;
+        self.check_ip(ip)?;
+        if user_id == ANONYMOUS_USER_ID {
+            return Err(HordeError::AnonForbiddenWorker);
+        }
+        let pop = WorkerPop::try_from(pop)?;
+        let worker_id = self.worker_for_pop(user_id, &pop.name, kind).await?;
+        Ok((worker_id, pop))
+    }
+
     /// Finds the popping worker by name, creating it on its first pop.
     pub(super) async fn worker_for_pop(&self, user_id: i64, name: &str, kind: WorkerKind) -> Result<Uuid> {
         if let Some((id, owner, has_kind)) = {

@@ -78,15 +78,6 @@ impl RequestKind for ImageKind {
         (&mut s.images, &s.workers, &s.users)
     }
 
-    fn jobs(r: &ImageRequest) -> u32 {
-        r.n
-    }
-    fn dry_run(r: &ImageRequest) -> bool {
-        r.dry_run
-    }
-    fn webhook(r: &ImageRequest) -> Option<&str> {
-        r.webhook.as_deref()
-    }
     /// The prompt filter: a prompt may be rewritten; a corrupt one is refused, its address
     /// timed out and its (named) sender noted as suspicious.
     fn screen(s: &mut State, user_id: i64, r: &mut ImageRequest, ip: Option<IpAddr>, now_ms: u64) -> Result<()> {
@@ -240,7 +231,11 @@ impl RequestKind for ImageKind {
             censored: done.censored,
         }
     }
-    fn announce(g: &FinishedJob<ImageOutput>, r: &ImageRequest, body: &mut serde_json::Map<String, serde_json::Value>) -> Option<(Uuid, bool)> {
+    fn announce(
+        g: &FinishedJob<ImageOutput>,
+        r: &ImageRequest,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Option<(Uuid, bool)> {
         body.insert("seed".into(), g.seed.to_string().into());
         body.insert("censored".into(), g.output.censored.into());
         Some((g.job_id, r.r2))

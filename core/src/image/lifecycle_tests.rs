@@ -1,13 +1,13 @@
 //! Image rules: pricing at submission, matching, batching, uploads, submit, ratings, expiry.
 
 use super::*;
-use crate::scheduler::JobState;
-use horde_protocol::image::RateRequest;
 use crate::accounts::{KudosBuckets, User};
 use crate::config::HordeConfig;
 use crate::kudos::image_model::KudosModel;
 use crate::kudos::KudosLedger;
+use crate::scheduler::JobState;
 use crate::workers::{WorkerKind, WorkerPop};
+use horde_protocol::image::RateRequest;
 use horde_protocol::image::{GenerateImageRequest, ImagePopRequest, ImageRating};
 use serde_json::json;
 
@@ -412,4 +412,29 @@ fn a_worker_name_serves_one_kind() {
     assert_eq!(s.performance(T0).worker_count, 1);
     assert_eq!(s.performance(T0).text_worker_count, 0);
     let _ = w;
+}
+
+/// The anonymous user is shared by everyone: its concurrency counts only its waiting requests for
+/// overlapping models, for images as for text (`State::waiting_jobs`; images counted every
+/// waiting request before the lifecycle was shared).
+#[test]
+fn anonymous_concurrency_counts_only_overlapping_models_for_every_kind() {
+    let mut s = state();
+    if let Some(u) = s.users.get_mut(0) {
+        u.concurrency = 2;
+    }
+    submit(&mut s, 0, json!({"prompt": "a", "params": {"n": 2}, "models": ["m1"]}));
+    submit(&mut s, 0, json!({"prompt": "a", "params": {"n": 2}, "models": ["m2"]}));
+    let same = image_req(&s, json!({"prompt": "a", "models": ["m1", "m3"]}));
+    let e = s.accept::<ImageKind>(0, same, T0).err();
+    assert_eq!(e.map(|e| e.rc()), Some("TooManyPrompts"));
+    let any = image_req(&s, json!({"prompt": "a", "models": []}));
+    assert_eq!(s.accept::<ImageKind>(0, any, T0).err().map(|e| e.rc()), Some("TooManyPrompts"));
+    // A named user's requests all count, whatever their models.
+    if let Some(u) = s.users.get_mut(2) {
+        u.concurrency = 2;
+    }
+    submit(&mut s, 2, json!({"prompt": "a", "params": {"n": 2}, "models": ["m1"]}));
+    let other = image_req(&s, json!({"prompt": "a", "models": ["m2"]}));
+    assert_eq!(s.accept::<ImageKind>(2, other, T0).err().map(|e| e.rc()), Some("TooManyPrompts"));
 }

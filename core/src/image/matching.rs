@@ -23,9 +23,6 @@ impl Matching for ImageKind {
     fn in_flight_work(r: &ImageRequest, job: &Job) -> f64 {
         Self::job_things(r) / Self::THINGS_PER_UNIT * job.batch as f64
     }
-    fn models(r: &ImageRequest) -> &[String] {
-        &r.models
-    }
     fn count(skip: Skip, skipped: &mut ImageSkipped, n: i64) {
         let c = match skip {
             Skip::WorkerId => &mut skipped.worker_id,

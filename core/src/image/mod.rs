@@ -58,7 +58,7 @@ impl QueueKind for ImageKind {
 
 /// The queue's matching data of an image request.
 pub fn criteria(id: Uuid, user_id: i64, r: &ImageRequest, job_estimate: Centikudos) -> Criteria<ImageNeeds> {
-    let mut f = flags::common(r.trusted_workers, r.slow_workers, r.extra_slow_workers, !r.workers.is_empty());
+    let mut f = flags::common(r);
     if r.nsfw {
         f |= flags::NSFW;
     }

@@ -4,11 +4,9 @@
 use base64::Engine;
 use horde_protocol::image::{GenerateImageRequest, ImagePayload};
 use sha2::{Digest, Sha256};
-use uuid::Uuid;
 
 use crate::config::HordeConfig;
-use crate::request_checks::{check_f, check_i, worker_ids};
-use crate::text::request::MAX_MODELS;
+use crate::request_checks::{check_f, check_i, RequestOptions, WireOptions};
 use crate::{HordeError, Result};
 
 /// Samplers a request may name.
@@ -80,7 +78,8 @@ pub struct ImageRequest {
     pub prompt: String,
     /// What a worker receives, without prompt and per-batch fields (filled at pop).
     pub payload: ImagePayload,
-    pub n: u32,
+    /// What every kind of request may ask (`n`, models, workers, ...).
+    pub options: RequestOptions,
     pub width: i64,
     pub height: i64,
     pub steps: i64,
@@ -93,20 +92,18 @@ pub struct ImageRequest {
     pub source_image: Option<SourceImage>,
     pub source_mask: Option<SourceImage>,
     pub source_processing: String,
-    pub models: Vec<String>,
-    pub workers: Vec<Uuid>,
-    pub worker_blacklist: bool,
-    pub trusted_workers: bool,
-    pub slow_workers: bool,
-    pub extra_slow_workers: bool,
     pub nsfw: bool,
     pub censor_nsfw: bool,
     pub r2: bool,
     pub shared: bool,
     pub replacement_filter: bool,
-    pub disable_batching: bool,
-    pub dry_run: bool,
-    pub webhook: Option<String>,
+}
+
+impl std::ops::Deref for ImageRequest {
+    type Target = RequestOptions;
+    fn deref(&self) -> &RequestOptions {
+        &self.options
+    }
 }
 
 impl ImageRequest {
@@ -320,20 +317,21 @@ impl ImageRequest {
             Some(s) => seed_from_string(s),
             None => rand::random::<u32>(),
         };
-        let models: Vec<String> = match req.models {
-            None => vec!["stable_diffusion".into()],
-            Some(list) => {
-                let mut m: Vec<String> = list.into_iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
-                m.dedup();
-                m
-            }
-        };
-        if models.len() > MAX_MODELS || models.iter().any(|m| m.len() > 255 || m.contains('\0')) {
-            return Err(HordeError::Validation(format!(
-                "At most {MAX_MODELS} models of at most 255 characters may be requested."
-            )));
-        }
-        let workers = worker_ids(req.workers)?;
+        let options = RequestOptions::parse(
+            WireOptions {
+                n: p.n,
+                models: req.models,
+                workers: req.workers,
+                worker_blacklist: req.worker_blacklist,
+                trusted_workers: req.trusted_workers,
+                slow_workers: req.slow_workers,
+                extra_slow_workers: req.extra_slow_workers,
+                disable_batching: req.disable_batching,
+                dry_run: req.dry_run,
+                webhook: req.webhook,
+            },
+            &["stable_diffusion"],
+        )?;
         let payload = ImagePayload {
             sampler_name: sampler,
             cfg_scale,
@@ -365,7 +363,7 @@ impl ImageRequest {
         Ok(ImageRequest {
             prompt,
             payload,
-            n: p.n.unwrap_or(1) as u32,
+            options,
             width,
             height,
             steps,
@@ -375,20 +373,11 @@ impl ImageRequest {
             source_image,
             source_mask,
             source_processing,
-            models,
-            workers,
-            worker_blacklist: req.worker_blacklist.unwrap_or(false),
-            trusted_workers: req.trusted_workers.unwrap_or(false),
-            slow_workers: req.slow_workers.unwrap_or(true),
-            extra_slow_workers: req.extra_slow_workers.unwrap_or(false),
             nsfw: req.nsfw.unwrap_or(true),
             censor_nsfw: req.censor_nsfw.unwrap_or(true),
             r2: req.r2.unwrap_or(true),
             shared: req.shared.unwrap_or(false),
             replacement_filter: req.replacement_filter.unwrap_or(true),
-            disable_batching: req.disable_batching.unwrap_or(false),
-            dry_run: req.dry_run.unwrap_or(false),
-            webhook: req.webhook,
         })
     }
 }

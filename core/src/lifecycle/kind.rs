@@ -82,12 +82,6 @@ pub trait RequestKind: Matching {
 
     // ----- accept ------------------------------------------------------------------------------
 
-    /// Jobs the request asks for (its `n`).
-    fn jobs(r: &Self::Request) -> u32;
-    /// Whether only its price is asked (`dry_run`).
-    fn dry_run(r: &Self::Request) -> bool;
-    /// The address its finished jobs are announced to.
-    fn webhook(r: &Self::Request) -> Option<&str>;
     /// Screens a request before anything else, against the state (a prompt filter may rewrite or
     /// refuse it, and note who sent it). Nothing by default.
     fn screen(_s: &mut State, _user_id: i64, _r: &mut Self::Request, _ip: Option<IpAddr>, _now_ms: u64) -> Result<()> {
@@ -134,7 +128,11 @@ pub trait RequestKind: Matching {
     fn count_work(s: &mut State, done: &Settled, report: Self::Report) -> Self::Output;
     /// The kind's fields of a webhook announcement of `g`, and the job whose image goes with it
     /// (and whether as a link).
-    fn announce(g: &FinishedJob<Self::Output>, r: &Self::Request, body: &mut serde_json::Map<String, serde_json::Value>) -> Option<(Uuid, bool)>;
+    fn announce(
+        g: &FinishedJob<Self::Output>,
+        r: &Self::Request,
+        body: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Option<(Uuid, bool)>;
 
     // ----- faults and expiry -------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ impl State {
     /// A request as submitted: screened, then priced (a dry run) or accepted.
     pub fn submit<K: RequestKind>(&mut self, user_id: i64, mut req: K::Request, ip: Option<IpAddr>, now_ms: u64) -> Result<Submission> {
         K::screen(self, user_id, &mut req, ip, now_ms)?;
-        if K::dry_run(&req) {
+        if req.dry_run {
             return Ok(Submission::DryRun(to_kudos(self.price::<K>(&req))));
         }
         Ok(Submission::Queued(self.accept::<K>(user_id, req, now_ms)?))
@@ -70,7 +70,7 @@ impl State {
 
     /// What a whole request is expected to cost, tax included (`dry_run`).
     pub fn price<K: RequestKind>(&self, req: &K::Request) -> Centikudos {
-        K::job_estimate(self, req) * K::jobs(req) as Centikudos + REQUEST_TAX
+        K::job_estimate(self, req) * req.n as Centikudos + REQUEST_TAX
     }
 
     /// Jobs of `user_id` still waiting, counted as the concurrency limit sees them. The
@@ -94,8 +94,8 @@ impl State {
             Some(u) => (u.kudos, u.concurrency, u.flagged),
             None => return Err(HordeError::Internal(format!("account of user {user_id} is not loaded"))),
         };
-        let n = K::jobs(&req);
-        let model_ids = self.models.intern_all(K::models(&req));
+        let n = req.n;
+        let model_ids = self.models.intern_all(&req.models);
         let waiting = self.waiting_jobs::<K>(user_id, &model_ids);
         if waiting + n as i64 > concurrency {
             return Err(HordeError::TooManyPrompts {
@@ -141,7 +141,7 @@ impl State {
 
     /// Whether an online worker could serve `req` for `user_id` now; nothing is charged or queued.
     pub fn servable<K: RequestKind>(&self, user_id: i64, req: &K::Request, now_ms: u64) -> bool {
-        let models = K::models(req);
+        let models = &req.models;
         let model_ids = self.models.known(models);
         if model_ids.is_empty() && !models.is_empty() {
             // No worker has ever named any of its models.
@@ -154,7 +154,7 @@ impl State {
             req.clone(),
             model_ids,
             QueueKey::new(0.0, 0.0, 0.0, 0),
-            K::jobs(req),
+            req.n,
             0,
             criteria,
             now_ms,
@@ -169,8 +169,7 @@ impl State {
     pub fn check<K: RequestKind>(&mut self, id: &Uuid, now_ms: u64) -> Result<ImageCheck> {
         let online_secs = self.cfg.worker_online_secs;
         let (queue, workers, users) = K::queue_beside_workers(self);
-        figures::standing(queue, workers, users, id, now_ms, online_secs)
-            .ok_or_else(|| HordeError::RequestNotFound(id.to_string()))
+        figures::standing(queue, workers, users, id, now_ms, online_secs).ok_or_else(|| HordeError::RequestNotFound(id.to_string()))
     }
 
     /// What a client reads of a request (a done request counts as collected).
@@ -214,7 +213,14 @@ impl State {
     }
 
     /// Starts a batch of a request's jobs on a worker.
-    fn start_jobs<K: RequestKind>(&mut self, worker_id: &Uuid, request_id: &Uuid, amount: u32, now_ms: u64, links: JobLinks) -> Result<K::Pop> {
+    fn start_jobs<K: RequestKind>(
+        &mut self,
+        worker_id: &Uuid,
+        request_id: &Uuid,
+        amount: u32,
+        now_ms: u64,
+        links: JobLinks,
+    ) -> Result<K::Pop> {
         let w = self
             .workers
             .get(worker_id)
@@ -282,8 +288,7 @@ impl State {
     pub fn settle<K: RequestKind>(&mut self, user_id: i64, report: K::Report, now_ms: u64) -> Result<f64> {
         let faulted_report = report.state() == "faulted";
         let workers = &self.workers;
-        let Some(job) =
-            K::queue(self).job_for_submit(report.job_id(), user_id, faulted_report, |w| workers.get(w).map(|w| w.owner_id))?
+        let Some(job) = K::queue(self).job_for_submit(report.job_id(), user_id, faulted_report, |w| workers.get(w).map(|w| w.owner_id))?
         else {
             return Ok(0.0);
         };
@@ -297,7 +302,7 @@ impl State {
             .get(&job.request_id)
             .ok_or_else(|| HordeError::InvalidJobId(job.id.to_string()))?;
         let requester = req.user_id;
-        let webhook = K::webhook(&req.request).map(str::to_string);
+        let webhook = req.request.webhook.clone();
         let work = K::work(self, req, &job, &report, now_ms);
         let (state, censored, gen_metadata) = censorship(&report);
         // Pay the worker's owner, then charge the requester.

@@ -164,7 +164,7 @@ pub fn active_models<K: Matching>(queue: &Queue<K>, workers: &Workers, now_ms: u
         .map(|(name, (threads, speed_sum, count, throughput))| {
             let (mut queued, mut jobs) = (0.0, 0.0);
             for r in queue.in_order().filter(|r| {
-                let models = K::models(&r.request);
+                let models = &r.request.models;
                 models.is_empty() || models.iter().any(|m| m == name)
             }) {
                 queued += K::job_things(&r.request) * r.remaining as f64;

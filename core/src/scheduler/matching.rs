@@ -27,7 +27,6 @@ pub trait Matching: QueueKind + Sized {
     fn job_things(r: &Self::Request) -> f64;
     /// Work left on a job in flight, in speed units.
     fn in_flight_work(r: &Self::Request, job: &Job) -> f64;
-    fn models(r: &Self::Request) -> &[String];
     /// Counts `n` requests passed over for `skip` in the kind's why-not counters.
     fn count(skip: Skip, skipped: &mut Self::Skipped, n: i64);
     /// Whether `worker` may serve `req`: it names one of the worker's models (or none), and the
@@ -162,4 +161,3 @@ pub fn common_checks<N>(
     }
     Ok(())
 }
-

@@ -45,8 +45,12 @@ fn new_changes() -> Arc<watch::Sender<()>> {
 /// What one kind of request brings to the queue: the types it keeps (the rules of its lifecycle
 /// are `lifecycle::RequestKind`).
 pub trait QueueKind: std::fmt::Debug + Clone {
-    /// The validated request.
-    type Request: std::fmt::Debug + Clone + serde::Serialize + serde::de::DeserializeOwned;
+    /// The validated request, with the options every kind shares.
+    type Request: std::fmt::Debug
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::ops::Deref<Target = crate::request_checks::RequestOptions>;
     /// The kind's own matching data, small and inline (see `Criteria`).
     type Needs: std::fmt::Debug + Clone + Copy + PartialEq + serde::Serialize + serde::de::DeserializeOwned;
     /// A finished job's result.
@@ -79,18 +83,18 @@ pub mod flags {
     pub const NSFW: u8 = 32;
 
     /// The flags every kind derives alike from its request's options.
-    pub fn common(trusted_workers: bool, slow_workers: bool, extra_slow_workers: bool, worker_list: bool) -> u8 {
+    pub fn common(o: &crate::request_checks::RequestOptions) -> u8 {
         let mut f = 0;
-        if trusted_workers {
+        if o.trusted_workers {
             f |= TRUSTED_WORKERS;
         }
-        if !slow_workers {
+        if !o.slow_workers {
             f |= FAST_ONLY;
         }
-        if extra_slow_workers {
+        if o.extra_slow_workers {
             f |= EXTRA_SLOW_OK;
         }
-        if worker_list {
+        if !o.workers.is_empty() {
             f |= NEEDS_DETAIL;
         }
         f

@@ -85,15 +85,6 @@ impl RequestKind for TextKind {
         (&mut s.queue, &s.workers, &s.users)
     }
 
-    fn jobs(r: &TextRequest) -> u32 {
-        r.n
-    }
-    fn dry_run(r: &TextRequest) -> bool {
-        r.dry_run
-    }
-    fn webhook(r: &TextRequest) -> Option<&str> {
-        r.webhook.as_deref()
-    }
     fn job_estimate(_s: &State, r: &TextRequest) -> Centikudos {
         estimate_job(r)
     }

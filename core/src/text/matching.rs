@@ -22,9 +22,6 @@ impl Matching for TextKind {
     fn in_flight_work(r: &TextRequest, _job: &Job) -> f64 {
         r.max_length as f64
     }
-    fn models(r: &TextRequest) -> &[String] {
-        &r.models
-    }
     fn count(skip: Skip, skipped: &mut TextSkipped, n: i64) {
         let c = match skip {
             Skip::WorkerId => &mut skipped.worker_id,

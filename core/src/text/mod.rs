@@ -35,7 +35,7 @@ impl QueueKind for TextKind {
 
 /// The queue's matching data of a text request.
 pub fn criteria(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Criteria<TextNeeds> {
-    let mut f = flags::common(r.trusted_workers, r.slow_workers, r.extra_slow_workers, !r.workers.is_empty());
+    let mut f = flags::common(r);
     if r.validated_backends {
         f |= flags::VALIDATED_BACKENDS;
     }

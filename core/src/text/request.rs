@@ -2,15 +2,12 @@
 //! the public horde's effective (parser) defaults.
 
 use horde_protocol::text::{GenerateTextRequest, TextParams};
-use uuid::Uuid;
 
-use crate::request_checks::{check_f, check_i, worker_ids};
+use crate::request_checks::{check_f, check_i, RequestOptions, WireOptions};
 use crate::{HordeError, Result};
 
 /// Largest prompt accepted, in characters.
 pub const MAX_PROMPT_CHARS: usize = 4 * 1024 * 1024;
-/// Most models a request may name.
-pub const MAX_MODELS: usize = 100;
 
 /// A validated text request.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -18,24 +15,22 @@ pub struct TextRequest {
     pub prompt: String,
     /// Validated params with `n`, `max_length` and `max_context_length` filled in; sent to workers.
     pub params: TextParams,
-    pub n: u32,
+    /// What every kind of request may ask (`n`, models, workers, ...).
+    pub options: RequestOptions,
     pub max_length: i64,
     pub max_context_length: i64,
-    pub models: Vec<String>,
-    pub workers: Vec<Uuid>,
-    pub worker_blacklist: bool,
-    pub trusted_workers: bool,
-    pub slow_workers: bool,
-    pub extra_slow_workers: bool,
     pub validated_backends: bool,
     pub softprompt: Option<String>,
-    pub disable_batching: bool,
-    pub dry_run: bool,
-    /// Where each finished job is POSTed (checked against the horde's rules by `Horde`).
-    pub webhook: Option<String>,
     /// A chat request's messages (OpenAI-compatible API); `prompt` then holds them as a generic
     /// transcript. Sent to workers that render chat templates themselves.
     pub messages: Option<Vec<horde_protocol::text::ChatMessage>>,
+}
+
+impl std::ops::Deref for TextRequest {
+    type Target = RequestOptions;
+    fn deref(&self) -> &RequestOptions {
+        &self.options
+    }
 }
 
 impl TryFrom<GenerateTextRequest> for TextRequest {
@@ -116,39 +111,30 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
         p.max_length = Some(max_length);
         p.max_context_length = Some(max_context_length);
 
-        let mut models: Vec<String> = req
-            .models
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .collect();
-        models.dedup();
-        if models.len() > MAX_MODELS {
-            return Err(HordeError::Validation(format!("At most {MAX_MODELS} models may be requested.")));
-        }
-        if models.iter().any(|m| m.contains('\0') || m.len() > 255) {
-            return Err(HordeError::Validation("Model names must be at most 255 characters.".into()));
-        }
-        let workers = worker_ids(req.workers)?;
+        let options = RequestOptions::parse(
+            WireOptions {
+                n: Some(i64::from(n)),
+                models: req.models,
+                workers: req.workers,
+                worker_blacklist: req.worker_blacklist,
+                trusted_workers: req.trusted_workers,
+                slow_workers: req.slow_workers,
+                extra_slow_workers: req.extra_slow_workers,
+                disable_batching: req.disable_batching,
+                dry_run: req.dry_run,
+                webhook: req.webhook,
+            },
+            &[],
+        )?;
         let softprompt = req.softprompt.filter(|s| !s.is_empty());
         Ok(TextRequest {
             prompt,
             params: p,
-            n,
+            options,
             max_length,
             max_context_length,
-            models,
-            worker_blacklist: req.worker_blacklist.unwrap_or(false) && !workers.is_empty(),
-            workers,
-            trusted_workers: req.trusted_workers.unwrap_or(false),
-            slow_workers: req.slow_workers.unwrap_or(true),
-            extra_slow_workers: req.extra_slow_workers.unwrap_or(false),
             validated_backends: req.validated_backends.unwrap_or(false),
             softprompt,
-            disable_batching: req.disable_batching.unwrap_or(false),
-            dry_run: req.dry_run.unwrap_or(false),
-            webhook: req.webhook.filter(|w| !w.is_empty()),
             messages: None,
         })
     }
@@ -157,6 +143,7 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn req(json: serde_json::Value) -> Result<TextRequest> {
         let wire: GenerateTextRequest = serde_json::from_value(json).map_err(|e| HordeError::Validation(e.to_string()))?;

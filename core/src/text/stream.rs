@@ -9,11 +9,11 @@ use horde_protocol::text::TextStatus;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::scheduler::JobState;
 use crate::lifecycle::no_links;
+use crate::scheduler::JobState;
 use crate::state::State;
-use crate::text::TextKind;
 use crate::text::lifecycle::text_generation;
+use crate::text::TextKind;
 use crate::{HordeError, Result};
 
 /// One event for a streaming client.
