@@ -48,6 +48,25 @@ pub struct WireOptions {
     pub webhook: Option<String>,
 }
 
+/// The common options of a wire request of any kind (they share the field names), with `n`.
+macro_rules! wire_options {
+    ($req:ident, $n:expr) => {
+        $crate::request_checks::WireOptions {
+            n: $n,
+            models: $req.models,
+            workers: $req.workers,
+            worker_blacklist: $req.worker_blacklist,
+            trusted_workers: $req.trusted_workers,
+            slow_workers: $req.slow_workers,
+            extra_slow_workers: $req.extra_slow_workers,
+            disable_batching: $req.disable_batching,
+            dry_run: $req.dry_run,
+            webhook: $req.webhook,
+        }
+    };
+}
+pub(crate) use wire_options;
+
 impl RequestOptions {
     /// Checks and fills in the common options; `default_models` when no model list is sent.
     /// Model names are trimmed, empty ones dropped; an empty webhook is none, and a block-list

@@ -18,7 +18,7 @@ use crate::kudos::Centikudos;
 use crate::lifecycle::{JobLinks, JobReport, RequestKind, Settled, Work};
 use crate::safety::filter::FilterOutcome;
 use crate::safety::suspicion::{self, Suspicion};
-use crate::scheduler::{Criteria, FinishedJob, Job, Queue, WaitingRequest};
+use crate::scheduler::{FinishedJob, Job, Queue, WaitingRequest};
 use crate::state::{add_records, State};
 use crate::workers::{Worker, Workers};
 use crate::{HordeError, Result};
@@ -115,8 +115,8 @@ impl RequestKind for ImageKind {
         records.requests_image += 1;
         records.usage_kps += image_kps(r) * r.n as i64;
     }
-    fn criteria(id: Uuid, user_id: i64, r: &ImageRequest, job_estimate: Centikudos) -> Criteria<ImageNeeds> {
-        super::criteria(id, user_id, r, job_estimate)
+    fn needs(r: &ImageRequest) -> (ImageNeeds, u8) {
+        super::needs(r)
     }
 
     fn batch(_cfg: &HordeConfig, w: &Worker, req: &WaitingRequest<Self>, amount: u32) -> (u32, u64) {

@@ -14,10 +14,7 @@ pub use links::{ImageLinks, LinkPurpose};
 pub use request::ImageRequest;
 pub use store::ImageStore;
 
-use uuid::Uuid;
-
-use crate::kudos::Centikudos;
-use crate::scheduler::queue::{flags, Criteria, QueueKind};
+use crate::scheduler::queue::{flags, QueueKind};
 
 /// Image requests in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -56,12 +53,10 @@ impl QueueKind for ImageKind {
     type Output = ImageOutput;
 }
 
-/// The queue's matching data of an image request.
-pub fn criteria(id: Uuid, user_id: i64, r: &ImageRequest, job_estimate: Centikudos) -> Criteria<ImageNeeds> {
-    let mut f = flags::common(r);
-    if r.nsfw {
-        f |= flags::NSFW;
-    }
+/// What image matching needs of a request, and the flags of its own (`flags::common` adds the
+/// options every kind shares).
+pub fn needs(r: &ImageRequest) -> (ImageNeeds, u8) {
+    let f = if r.nsfw { flags::NSFW } else { 0 };
     let mut c = 0;
     if r.is_img2img() {
         c |= caps::IMG2IMG;
@@ -78,17 +73,12 @@ pub fn criteria(id: Uuid, user_id: i64, r: &ImageRequest, job_estimate: Centikud
     if r.payload.control_type.is_some() {
         c |= caps::CONTROLNET;
     }
-    Criteria {
-        id,
-        user_id,
-        needs: ImageNeeds {
-            pixels: r.pixels(),
-            steps: r.steps,
-            caps: c,
-        },
-        flags: f,
-        job_estimate,
-    }
+    let needs = ImageNeeds {
+        pixels: r.pixels(),
+        steps: r.steps,
+        caps: c,
+    };
+    (needs, f)
 }
 
 /// Seconds a worker has for a batch of `count` images before the job is taken back:

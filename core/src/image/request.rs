@@ -6,7 +6,7 @@ use horde_protocol::image::{GenerateImageRequest, ImagePayload};
 use sha2::{Digest, Sha256};
 
 use crate::config::HordeConfig;
-use crate::request_checks::{check_f, check_i, RequestOptions, WireOptions};
+use crate::request_checks::{check_f, check_i, wire_options, RequestOptions};
 use crate::{HordeError, Result};
 
 /// Samplers a request may name.
@@ -317,21 +317,7 @@ impl ImageRequest {
             Some(s) => seed_from_string(s),
             None => rand::random::<u32>(),
         };
-        let options = RequestOptions::parse(
-            WireOptions {
-                n: p.n,
-                models: req.models,
-                workers: req.workers,
-                worker_blacklist: req.worker_blacklist,
-                trusted_workers: req.trusted_workers,
-                slow_workers: req.slow_workers,
-                extra_slow_workers: req.extra_slow_workers,
-                disable_batching: req.disable_batching,
-                dry_run: req.dry_run,
-                webhook: req.webhook,
-            },
-            &["stable_diffusion"],
-        )?;
+        let options = RequestOptions::parse(wire_options!(req, p.n), &["stable_diffusion"])?;
         let payload = ImagePayload {
             sampler_name: sampler,
             cfg_scale,

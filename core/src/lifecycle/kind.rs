@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::accounts::{UserRecords, Users};
 use crate::config::HordeConfig;
 use crate::kudos::Centikudos;
-use crate::scheduler::{Criteria, FinishedJob, Job, Matching, Queue, WaitingRequest};
+use crate::scheduler::{FinishedJob, Job, Matching, Queue, WaitingRequest};
 use crate::state::State;
 use crate::workers::{Worker, Workers};
 use crate::Result;
@@ -101,8 +101,9 @@ pub trait RequestKind: Matching {
     fn release(_s: &mut State, _r: &Self::Request) {}
     /// Counts an accepted request in its requester's records.
     fn count_request(records: &mut UserRecords, r: &Self::Request);
-    /// The queue's matching data of a request.
-    fn criteria(id: Uuid, user_id: i64, r: &Self::Request, job_estimate: Centikudos) -> Criteria<Self::Needs>;
+    /// What the kind's matching needs of a request, and the `flags` of its own (the lifecycle
+    /// adds those of the options every kind shares).
+    fn needs(r: &Self::Request) -> (Self::Needs, u8);
 
     // ----- hand out ----------------------------------------------------------------------------
 

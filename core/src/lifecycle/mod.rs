@@ -22,7 +22,9 @@ use crate::accounts::ANONYMOUS_USER_ID;
 use crate::kudos::text_price::REQUEST_TAX;
 use crate::kudos::{to_kudos, Centikudos, PostingKind};
 use crate::safety::suspicion::Suspicion;
-use crate::scheduler::{choose_request, figures, intersects, FinishedJob, Job, JobState, ModelId, QueueKey, WaitingRequest};
+use crate::scheduler::{
+    choose_request, figures, flags, intersects, Criteria, FinishedJob, Job, JobState, ModelId, QueueKey, WaitingRequest,
+};
 use crate::state::{add_records, new_id, ReapReport, State};
 use crate::workers::Worker;
 use crate::{HordeError, Result};
@@ -121,7 +123,7 @@ impl State {
         let priority = if flagged { -100.0 } else { to_kudos(kudos) };
         let seq = K::queue_mut(self).next_seq();
         let key = QueueKey::new(priority, now_ms as f64 / 1000.0, self.cfg.aging_per_sec, seq);
-        let criteria = K::criteria(id, user_id, &req, job_estimate);
+        let criteria = criteria::<K>(id, user_id, &req, job_estimate);
         let mut wr = WaitingRequest::new(id, user_id, req, model_ids, key, n, charged, criteria, now_ms);
         wr.held_bytes = held;
         wr.upfront = upfront;
@@ -147,7 +149,7 @@ impl State {
             // No worker has ever named any of its models.
             return false;
         }
-        let criteria = K::criteria(Uuid::nil(), user_id, req, K::job_estimate(self, req));
+        let criteria = criteria::<K>(Uuid::nil(), user_id, req, K::job_estimate(self, req));
         let probe = WaitingRequest::<K>::new(
             Uuid::nil(),
             user_id,
@@ -441,6 +443,19 @@ impl State {
             K::forget(self, &r);
             report.requests_expired += 1;
         }
+    }
+}
+
+/// The queue's matching data of a request: the kind's needs and flags, and the flags of the
+/// options every kind shares.
+fn criteria<K: RequestKind>(id: Uuid, user_id: i64, req: &K::Request, job_estimate: Centikudos) -> Criteria<K::Needs> {
+    let (needs, own) = K::needs(req);
+    Criteria {
+        id,
+        user_id,
+        needs,
+        flags: flags::common(req) | own,
+        job_estimate,
     }
 }
 

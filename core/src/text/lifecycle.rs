@@ -12,7 +12,7 @@ use crate::kudos::text_price;
 use crate::kudos::Centikudos;
 use crate::lifecycle::{JobLinks, JobReport, RequestKind, Settled, Work};
 use crate::safety::suspicion;
-use crate::scheduler::{Criteria, FinishedJob, Job, Queue, WaitingRequest};
+use crate::scheduler::{FinishedJob, Job, Queue, WaitingRequest};
 use crate::state::{add_records, State};
 use crate::workers::{Worker, Workers};
 use crate::{HordeError, Result};
@@ -99,8 +99,8 @@ impl RequestKind for TextKind {
     fn count_request(records: &mut UserRecords, _r: &TextRequest) {
         records.requests_text += 1;
     }
-    fn criteria(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Criteria<TextNeeds> {
-        super::criteria(id, user_id, r, job_estimate)
+    fn needs(r: &TextRequest) -> (TextNeeds, u8) {
+        super::needs(r)
     }
 
     /// As many jobs as asked and left (one with `disable_batching`), each with

@@ -10,10 +10,7 @@ pub use lifecycle::TextJobResult;
 pub use request::TextRequest;
 pub use stream::{StreamCursor, StreamEvent};
 
-use uuid::Uuid;
-
-use crate::kudos::Centikudos;
-use crate::scheduler::queue::{flags, Criteria, QueueKind};
+use crate::scheduler::queue::{flags, QueueKind};
 
 /// Text requests in the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,23 +30,19 @@ impl QueueKind for TextKind {
     type Output = String;
 }
 
-/// The queue's matching data of a text request.
-pub fn criteria(id: Uuid, user_id: i64, r: &TextRequest, job_estimate: Centikudos) -> Criteria<TextNeeds> {
-    let mut f = flags::common(r);
+/// What text matching needs of a request, and the flags of its own (`flags::common` adds the
+/// options every kind shares).
+pub fn needs(r: &TextRequest) -> (TextNeeds, u8) {
+    let mut f = 0;
     if r.validated_backends {
         f |= flags::VALIDATED_BACKENDS;
     }
     if r.softprompt.is_some() {
         f |= flags::NEEDS_DETAIL;
     }
-    Criteria {
-        id,
-        user_id,
-        needs: TextNeeds {
-            max_length: r.max_length,
-            max_context_length: r.max_context_length,
-        },
-        flags: f,
-        job_estimate,
-    }
+    let needs = TextNeeds {
+        max_length: r.max_length,
+        max_context_length: r.max_context_length,
+    };
+    (needs, f)
 }

@@ -3,7 +3,7 @@
 
 use horde_protocol::text::{GenerateTextRequest, TextParams};
 
-use crate::request_checks::{check_f, check_i, RequestOptions, WireOptions};
+use crate::request_checks::{check_f, check_i, wire_options, RequestOptions};
 use crate::{HordeError, Result};
 
 /// Largest prompt accepted, in characters.
@@ -111,21 +111,7 @@ impl TryFrom<GenerateTextRequest> for TextRequest {
         p.max_length = Some(max_length);
         p.max_context_length = Some(max_context_length);
 
-        let options = RequestOptions::parse(
-            WireOptions {
-                n: Some(i64::from(n)),
-                models: req.models,
-                workers: req.workers,
-                worker_blacklist: req.worker_blacklist,
-                trusted_workers: req.trusted_workers,
-                slow_workers: req.slow_workers,
-                extra_slow_workers: req.extra_slow_workers,
-                disable_batching: req.disable_batching,
-                dry_run: req.dry_run,
-                webhook: req.webhook,
-            },
-            &[],
-        )?;
+        let options = RequestOptions::parse(wire_options!(req, Some(i64::from(n))), &[])?;
         let softprompt = req.softprompt.filter(|s| !s.is_empty());
         Ok(TextRequest {
             prompt,
