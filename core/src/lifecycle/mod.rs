@@ -259,6 +259,11 @@ impl State {
                 progress_kept: 0,
             })
             .collect();
+        // What the worker is handed, read before the request changes.
+        let handout = match (self.workers.get(worker_id), K::queue(self).get(request_id)) {
+            (Some(w), Some(req)) => K::handout(w, req, &jobs, model, links),
+            _ => return Err(HordeError::RequestNotFound(request_id.to_string())),
+        };
         let queue = K::queue_mut(self);
         let req = queue
             .get_mut(request_id)
@@ -267,19 +272,14 @@ impl State {
         req.processing += count;
         req.last_activity_ms = now_ms;
         req.cached_position = None;
-        for job in &jobs {
-            queue.add_job(job.clone());
+        for job in jobs {
+            queue.add_job(job);
         }
         queue.sync_order(request_id);
         if let Some(w) = self.workers.get_mut(worker_id) {
             w.in_flight += count;
         }
-        let (w, queue) = (&self.workers, K::queue(self));
-        let (w, req) = match (w.get(worker_id), queue.get(request_id)) {
-            (Some(w), Some(req)) => (w, req),
-            _ => return Err(HordeError::RequestNotFound(request_id.to_string())),
-        };
-        Ok(K::handout(w, req, &jobs, model, links))
+        Ok(handout)
     }
 
     // ----- settle ------------------------------------------------------------------------------

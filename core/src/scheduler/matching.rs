@@ -22,16 +22,18 @@ pub trait Matching: QueueKind + Sized {
     const THINGS_PER_UNIT: f64;
     /// Why-not counters of an idle pop.
     type Skipped: Default;
+    /// Why a worker may not take a request, in the kind's own checks.
+    type Reason: std::fmt::Debug + Clone + Copy + PartialEq;
 
     /// Things one job of `r` takes.
     fn job_things(r: &Self::Request) -> f64;
     /// Work left on a job in flight, in speed units.
     fn in_flight_work(r: &Self::Request, job: &Job) -> f64;
     /// Counts `n` requests passed over for `skip` in the kind's why-not counters.
-    fn count(skip: Skip, skipped: &mut Self::Skipped, n: i64);
+    fn count(skip: Skip<Self::Reason>, skipped: &mut Self::Skipped, n: i64);
     /// Whether `worker` may serve `req`: it names one of the worker's models (or none), and the
     /// kind's checks pass.
-    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip> {
+    fn can_serve(worker: &Worker, owner_trusted: bool, req: &WaitingRequest<Self>, users: &Users) -> Result<(), Skip<Self::Reason>> {
         if !req.model_ids.is_empty() && !intersects(&req.model_ids, &worker.model_ids) {
             return Err(Skip::Models);
         }
@@ -45,7 +47,7 @@ pub trait Matching: QueueKind + Sized {
         c: &Criteria<Self::Needs>,
         detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
         users: &Users,
-    ) -> Result<(), Skip>
+    ) -> Result<(), Skip<Self::Reason>>
     where
         Self: 'a;
 }
@@ -92,9 +94,9 @@ pub fn choose_request<K: Matching>(
     None
 }
 
-/// Why a request was passed over.
+/// Why a request was passed over: a reason every kind shares, or one of the kind's own (`R`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub enum Skip<R> {
     /// Allow-list without this worker, or block-list with it.
     WorkerId,
     /// Needs faster workers, or the worker is extra slow.
@@ -107,31 +109,20 @@ pub enum Skip {
     BridgeVersion,
     /// The worker wants upfront kudos the requester lacks.
     Kudos,
-    MaxContextLength,
-    MaxLength,
-    MatchingSoftprompt,
-    /// An NSFW request and a SFW worker.
-    Nsfw,
-    MaxPixels,
-    /// More steps than a worker with `limit_max_steps` takes.
-    StepCount,
-    Img2img,
-    Painting,
-    PostProcessing,
-    Lora,
-    Controlnet,
+    /// A reason of the kind's own checks.
+    Kind(R),
 }
 
 /// Checks every kind shares: trust, speed, validated backends, allow/block lists, upfront kudos.
 /// `listed` reads the full request's worker list, when there is one: (whether it has one, whether
 /// the worker is on it when it is an allow-list or off it when a block-list).
-pub fn common_checks<N>(
+pub fn common_checks<N, R>(
     worker: &Worker,
     owner_trusted: bool,
     c: &Criteria<N>,
     listed: impl FnOnce() -> Option<(bool, bool)>,
     users: &Users,
-) -> Result<(), Skip> {
+) -> Result<(), Skip<R>> {
     if c.has(flags::TRUSTED_WORKERS) && !owner_trusted {
         return Err(Skip::Untrusted);
     }

@@ -9,12 +9,21 @@ use crate::scheduler::matching::common_checks;
 use crate::scheduler::{Criteria, Job, Matching, Skip, WaitingRequest};
 use crate::workers::{Worker, WorkerKind};
 
+/// Why a text worker may not take a text request, besides the reasons every kind shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextSkip {
+    MaxContextLength,
+    MaxLength,
+    MatchingSoftprompt,
+}
+
 impl Matching for TextKind {
     const WORKER: WorkerKind = WorkerKind::Text;
     const NAME: &'static str = "text";
     const MIN_SPEED: f64 = 0.1;
     const THINGS_PER_UNIT: f64 = 1.0;
     type Skipped = TextSkipped;
+    type Reason = TextSkip;
 
     fn job_things(r: &TextRequest) -> f64 {
         r.max_length as f64
@@ -22,7 +31,7 @@ impl Matching for TextKind {
     fn in_flight_work(r: &TextRequest, _job: &Job) -> f64 {
         r.max_length as f64
     }
-    fn count(skip: Skip, skipped: &mut TextSkipped, n: i64) {
+    fn count(skip: Skip<TextSkip>, skipped: &mut TextSkipped, n: i64) {
         let c = match skip {
             Skip::WorkerId => &mut skipped.worker_id,
             Skip::Performance => &mut skipped.performance,
@@ -30,11 +39,9 @@ impl Matching for TextKind {
             Skip::Models => &mut skipped.models,
             Skip::BridgeVersion => &mut skipped.bridge_version,
             Skip::Kudos => &mut skipped.kudos,
-            Skip::MaxContextLength => &mut skipped.max_context_length,
-            Skip::MaxLength => &mut skipped.max_length,
-            Skip::MatchingSoftprompt => &mut skipped.matching_softprompt,
-            Skip::Nsfw => &mut skipped.nsfw,
-            _ => &mut skipped.bridge_version,
+            Skip::Kind(TextSkip::MaxContextLength) => &mut skipped.max_context_length,
+            Skip::Kind(TextSkip::MaxLength) => &mut skipped.max_length,
+            Skip::Kind(TextSkip::MatchingSoftprompt) => &mut skipped.matching_softprompt,
         };
         *c += n;
     }
@@ -46,12 +53,12 @@ impl Matching for TextKind {
         c: &Criteria<TextNeeds>,
         detail: impl FnOnce() -> Option<&'a WaitingRequest<Self>>,
         users: &Users,
-    ) -> Result<(), Skip> {
+    ) -> Result<(), Skip<TextSkip>> {
         if c.needs.max_context_length > worker.max_context_length {
-            return Err(Skip::MaxContextLength);
+            return Err(Skip::Kind(TextSkip::MaxContextLength));
         }
         if c.needs.max_length > worker.max_length {
-            return Err(Skip::MaxLength);
+            return Err(Skip::Kind(TextSkip::MaxLength));
         }
         let mut softprompt_ok = true;
         common_checks(
@@ -68,7 +75,7 @@ impl Matching for TextKind {
             users,
         )?;
         if !softprompt_ok {
-            return Err(Skip::MatchingSoftprompt);
+            return Err(Skip::Kind(TextSkip::MatchingSoftprompt));
         }
         Ok(())
     }
