@@ -12,7 +12,6 @@
 
 mod accounts;
 mod drain;
-#[path = "../horde_flush.rs"]
 mod flush;
 mod image;
 mod moderation;
