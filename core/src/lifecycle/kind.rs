@@ -1,6 +1,11 @@
 //! What a kind of request brings to the lifecycle: only what differs between kinds. Everything
 //! else (the concurrency limit, the tax, the queue, the hand-out, settling, faults, expiry) is
 //! the lifecycle's own (`lifecycle`), the same for every kind.
+//!
+//! A new kind is written as parts: its validated request (dereferencing to the shared
+//! `RequestOptions`), its `QueueKind` types and `Matching` (needs, own skip reasons, counters),
+//! its `RequestKind` below, a queue in `State` (and in its snapshot), one line per operation in
+//! `horde_ops` (with its `KindOps`), and its `Horde` calls and routes.
 
 use std::net::IpAddr;
 
