@@ -1,7 +1,7 @@
 //! Image rules: pricing at submission, matching, batching, uploads, submit, ratings, expiry.
 
 use super::*;
-use crate::accounts::{KudosBuckets, User};
+use crate::accounts::User;
 use crate::config::HordeConfig;
 use crate::kudos::image_model::KudosModel;
 use crate::kudos::KudosLedger;
@@ -14,15 +14,7 @@ use serde_json::json;
 const T0: u64 = 1_700_000_000_000;
 
 fn user(id: i64, kudos: f64) -> User {
-    let k = crate::kudos::to_centikudos(kudos);
-    User {
-        kudos: k,
-        buckets: KudosBuckets {
-            admin: k,
-            ..Default::default()
-        },
-        ..User::new(id, format!("user{id}"), format!("oauth{id}"))
-    }
+    crate::lifecycle::tests::user(id, kudos, false)
 }
 
 fn state_with(cfg: HordeConfig) -> State {

@@ -498,4 +498,4 @@ fn censorship(report: &impl JobReport) -> (String, bool, Vec<GenMetadata>) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 const T0: u64 = 1_700_000_000_000;
 
-fn user(id: i64, kudos: f64, trusted: bool) -> User {
+/// An account with `kudos` (given by an admin), trusted or not (also the image tests' accounts).
+pub(crate) fn user(id: i64, kudos: f64, trusted: bool) -> User {
     let k = crate::kudos::to_centikudos(kudos);
     User {
         kudos: k,
