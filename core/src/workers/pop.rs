@@ -97,19 +97,44 @@ fn common(
     })
 }
 
+/// A pop of `$kind` from the fields every kind's pop request shares (they share the names),
+/// checked by `common`; the kind's own fields at their defaults.
+macro_rules! common_pop {
+    ($p:ident, $max_models:expr, $kind:expr) => {
+        common(
+            $p.name,
+            $p.models,
+            $max_models,
+            $p.priority_usernames,
+            $p.bridge_agent,
+            $p.threads,
+            $p.amount,
+        )
+        .map(|c| WorkerPop {
+            name: c.name,
+            models: c.models,
+            max_length: 512,
+            max_context_length: 2048,
+            priority_user_ids: c.priority_user_ids,
+            nsfw: $p.nsfw.unwrap_or(true),
+            bridge_agent: c.bridge_agent,
+            threads: c.threads,
+            amount: c.amount,
+            require_upfront_kudos: $p.require_upfront_kudos.unwrap_or(false),
+            extra_slow_worker: $p.extra_slow_worker.unwrap_or(false),
+            softprompts: vec![],
+            kind: $kind,
+            image: None,
+            wants_messages: false,
+        })
+    };
+}
+
 impl TryFrom<ImagePopRequest> for WorkerPop {
     type Error = HordeError;
 
     fn try_from(p: ImagePopRequest) -> Result<Self> {
-        let c = common(
-            p.name,
-            p.models,
-            MAX_IMAGE_POP_MODELS,
-            p.priority_usernames,
-            p.bridge_agent,
-            p.threads,
-            p.amount,
-        )?;
+        let pop = common_pop!(p, MAX_IMAGE_POP_MODELS, WorkerKind::Image)?;
         let max_pixels = p.max_pixels.unwrap_or(512 * 512);
         if !(64 * 64..=16 * 3072 * 3072).contains(&max_pixels) {
             return Err(HordeError::Validation("max_pixels must be between 4096 and 150994944.".into()));
@@ -132,23 +157,7 @@ impl TryFrom<ImagePopRequest> for WorkerPop {
             allow_lora: p.allow_lora.unwrap_or(false),
             limit_max_steps: p.limit_max_steps.unwrap_or(false),
         };
-        Ok(WorkerPop {
-            name: c.name,
-            models: c.models,
-            max_length: 512,
-            max_context_length: 2048,
-            priority_user_ids: c.priority_user_ids,
-            nsfw: p.nsfw.unwrap_or(true),
-            bridge_agent: c.bridge_agent,
-            threads: c.threads,
-            amount: c.amount,
-            require_upfront_kudos: p.require_upfront_kudos.unwrap_or(false),
-            extra_slow_worker: p.extra_slow_worker.unwrap_or(false),
-            softprompts: vec![],
-            kind: WorkerKind::Image,
-            image: Some(image),
-            wants_messages: false,
-        })
+        Ok(WorkerPop { image: Some(image), ..pop })
     }
 }
 
@@ -156,15 +165,7 @@ impl TryFrom<TextPopRequest> for WorkerPop {
     type Error = HordeError;
 
     fn try_from(p: TextPopRequest) -> Result<Self> {
-        let c = common(
-            p.name,
-            p.models,
-            MAX_POP_MODELS,
-            p.priority_usernames,
-            p.bridge_agent,
-            p.threads,
-            p.amount,
-        )?;
+        let pop = common_pop!(p, MAX_POP_MODELS, WorkerKind::Text)?;
         let max_length = p.max_length.unwrap_or(512);
         let max_context_length = p.max_context_length.unwrap_or(2048);
         if !(1..=1_048_576).contains(&max_length) || !(1..=1_048_576).contains(&max_context_length) {
@@ -173,26 +174,16 @@ impl TryFrom<TextPopRequest> for WorkerPop {
             ));
         }
         Ok(WorkerPop {
-            name: c.name,
-            models: c.models,
             max_length,
             max_context_length,
-            priority_user_ids: c.priority_user_ids,
-            nsfw: p.nsfw.unwrap_or(true),
-            bridge_agent: c.bridge_agent,
-            threads: c.threads,
-            amount: c.amount,
-            require_upfront_kudos: p.require_upfront_kudos.unwrap_or(false),
-            extra_slow_worker: p.extra_slow_worker.unwrap_or(false),
             softprompts: p.softprompts.unwrap_or_default(),
-            kind: WorkerKind::Text,
-            image: None,
             wants_messages: p
                 .extensions
                 .as_deref()
                 .unwrap_or_default()
                 .iter()
                 .any(|e| e == horde_protocol::text::EXTENSION_MESSAGES),
+            ..pop
         })
     }
 }
