@@ -4,6 +4,7 @@
 //! core can apply the public horde's effective defaults and validate bounds in one place. Responses
 //! serialize only the fields strict clients (horde-sdk with `TESTS_ONGOING=1`) know.
 
+pub mod alchemy;
 pub mod error;
 pub mod image;
 pub mod openai;
