@@ -122,6 +122,9 @@ impl Fixture {
             extra_slow_worker: false,
             nsfw_model: None,
             nsfw_threshold: 0.7,
+            alchemist: false,
+            max_tiles: horde_worker::config::DEFAULT_MAX_TILES,
+            upscalers: vec![],
             idle_interval: Duration::from_millis(50),
         }
     }
@@ -243,4 +246,52 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         want[at],
         tol * scale
     );
+}
+
+/// Writes a tiny random-weight RRDBNet (Real-ESRGAN's names; 8 features, growth 4, `blocks`
+/// blocks) of `scale` 4, 2 or 1 to `path` as safetensors, with `extra` tensors beside it (f32).
+pub fn write_tiny_rrdbnet(path: &std::path::Path, scale: usize, blocks: usize, seed: u64, extra: &[(&str, Vec<usize>, Vec<f32>)]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (nf, gc) = (8usize, 4usize);
+    let in_ch = 3 * (4 / scale) * (4 / scale);
+    let mut convs: Vec<(String, usize, usize)> = vec![("conv_first".into(), in_ch, nf)];
+    for b in 0..blocks {
+        for r in 1..=3 {
+            for j in 1..=5 {
+                let cin = nf + (j - 1) * gc;
+                let cout = if j == 5 { nf } else { gc };
+                convs.push((format!("body.{b}.rdb{r}.conv{j}"), cin, cout));
+            }
+        }
+    }
+    for name in ["conv_body", "conv_up1", "conv_up2", "conv_hr"] {
+        convs.push((name.into(), nf, nf));
+    }
+    convs.push(("conv_last".into(), nf, 3));
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![];
+    for (name, cin, cout) in convs {
+        // Small weights keep activations in range through the residual chain.
+        let bound = 1.0 / ((cin * 9) as f32).sqrt();
+        let w = (0..cout * cin * 9).map(|_| rng.random_range(-bound..bound)).collect();
+        let b = (0..cout).map(|_| rng.random_range(-0.05..0.05)).collect();
+        tensors.push((format!("{name}.weight"), vec![cout, cin, 3, 3], w));
+        tensors.push((format!("{name}.bias"), vec![cout], b));
+    }
+    tensors.extend(extra.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.clone())));
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"),
+            )
+        })
+        .collect();
+    let data = safetensors::serialize(views, None).expect("serialize");
+    std::fs::write(path, data).expect("write the tiny RRDBNet");
 }
