@@ -1,11 +1,12 @@
 //! The forms this worker runs for `--alchemist`, on burn: `nsfw` with the open_nsfw classifier
-//! (the same one that censors generated images) and RRDBNet upscalers (`RealESRGAN_x4plus`, …)
-//! from operator-supplied weights. Each form decodes the popped source image, runs its model and
+//! (the same one that censors generated images), RRDBNet upscalers (`RealESRGAN_x4plus`, …) and
+//! U²-Net background removal (`strip_background`) from operator-supplied weights. Each form decodes the popped source image, runs its model and
 //! answers a `FormResult`.
 
 use crate::backend::{AlchemyBackend, AlchemyJob, FormResult};
 use crate::diffusion::pipeline::RgbImage;
 use crate::image_model::{encode_webp, NsfwClassifier};
+use crate::u2net::U2Net;
 use crate::upscale::RrdbNet;
 
 pub use crate::config::DEFAULT_MAX_TILES;
@@ -18,6 +19,7 @@ pub struct Alchemist {
     nsfw: Option<(Box<dyn NsfwClassifier>, f32)>,
     /// Upscalers by the form name they serve.
     upscalers: Vec<(String, RrdbNet)>,
+    background: Option<U2Net>,
     max_tiles: i64,
 }
 
@@ -27,6 +29,7 @@ impl Alchemist {
         Self {
             nsfw: None,
             upscalers: vec![],
+            background: None,
             max_tiles,
         }
     }
@@ -43,7 +46,13 @@ impl Alchemist {
         self
     }
 
-    fn upscale(&self, net: &RrdbNet, image: &RgbImage) -> Result<FormResult, String> {
+    /// Serves `strip_background` with `net`.
+    pub fn with_background_remover(mut self, net: U2Net) -> Self {
+        self.background = Some(net);
+        self
+    }
+
+    fn check_tiles(&self, image: &RgbImage) -> Result<(), String> {
         let tiles = tiles(image.width, image.height);
         if tiles > self.max_tiles {
             return Err(format!(
@@ -51,6 +60,22 @@ impl Alchemist {
                 self.max_tiles
             ));
         }
+        Ok(())
+    }
+
+    fn strip_background(&self, image: &RgbImage) -> Result<FormResult, String> {
+        let net = self.background.as_ref().ok_or("this worker has no background remover")?;
+        self.check_tiles(image)?;
+        let cut = net.strip_background(image)?;
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+            .encode(cut.as_raw(), cut.width(), cut.height(), image::ExtendedColorType::Rgba8)
+            .map_err(|e| format!("WebP encoding failed: {e}"))?;
+        Ok(FormResult::Image(out.into_inner()))
+    }
+
+    fn upscale(&self, net: &RrdbNet, image: &RgbImage) -> Result<FormResult, String> {
+        self.check_tiles(image)?;
         Ok(FormResult::Image(encode_webp(&net.upscale(image)?)?))
     }
 
@@ -94,6 +119,9 @@ impl AlchemyBackend for Alchemist {
             forms.push("nsfw".to_string());
         }
         forms.extend(self.upscalers.iter().map(|(name, _)| name.clone()));
+        if self.background.is_some() {
+            forms.push("strip_background".to_string());
+        }
         forms
     }
 
@@ -105,6 +133,7 @@ impl AlchemyBackend for Alchemist {
         let image = decode(&job.source)?;
         match job.form.as_str() {
             "nsfw" => self.nsfw(&image),
+            "strip_background" => self.strip_background(&image),
             other => match self.upscalers.iter().find(|(name, _)| name == other) {
                 Some((_, net)) => self.upscale(net, &image),
                 None => Err(format!("this worker does not run the form {other}")),

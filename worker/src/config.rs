@@ -87,7 +87,8 @@ pub struct Args {
     #[arg(long, env = "HORDE_NSFW_THRESHOLD")]
     pub nsfw_threshold: Option<f32>,
     /// Also serve alchemy (image interrogation and post-processing, `/interrogate/pop`) with the
-    /// forms this worker has models for: `nsfw` with --nsfw-model. Alone or beside text and
+    /// forms this worker has models for: `nsfw` with --nsfw-model, each --upscaler, and
+    /// `strip_background` with --background-model. Alone or beside text and
     /// image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
     #[arg(long, env = "HORDE_ALCHEMIST")]
     pub alchemist: bool,
@@ -101,6 +102,10 @@ pub struct Args {
     /// (conv_first, body.N.rdbK.convJ, …; `params_ema.` prefix allowed).
     #[arg(long = "upscaler", env = "HORDE_UPSCALERS", value_delimiter = ',')]
     pub upscalers: Vec<String>,
+    /// U²-Net weights (safetensors with U²-Net's names: stage1.rebnconvin.conv_s1.weight, …,
+    /// outconv.weight; u2net or u2netp) for the alchemist's `strip_background` form.
+    #[arg(long, env = "HORDE_BACKGROUND_MODEL")]
+    pub background_model: Option<PathBuf>,
 }
 
 /// The same settings in a TOML file.
@@ -132,6 +137,7 @@ pub struct FileConfig {
     pub max_tiles: Option<i64>,
     #[serde(default)]
     pub upscalers: Vec<String>,
+    pub background_model: Option<PathBuf>,
 }
 
 /// open_nsfw's usual cut-off.
@@ -173,6 +179,8 @@ pub struct WorkerConfig {
     pub max_tiles: i64,
     /// Alchemy upscalers: the form served and its RRDBNet safetensors.
     pub upscalers: Vec<(String, PathBuf)>,
+    /// U²-Net safetensors for `strip_background`.
+    pub background_model: Option<PathBuf>,
     /// Wait between pops when the horde has nothing for this worker.
     pub idle_interval: std::time::Duration,
 }
@@ -274,6 +282,7 @@ impl WorkerConfig {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             upscalers,
+            background_model: args.background_model.or(file.background_model),
             alchemist: args.alchemist || file.alchemist.unwrap_or(false),
             max_tiles,
             image_models,

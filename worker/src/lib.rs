@@ -39,6 +39,8 @@ pub mod sampling;
 pub mod text_model;
 pub mod tokenizer;
 #[cfg(feature = "burn")]
+pub mod u2net;
+#[cfg(feature = "burn")]
 pub mod upscale;
 pub mod weight_bytes;
 

@@ -14,6 +14,7 @@ use horde_worker::image_bridge::ImageBridge;
 use horde_worker::image_model::{Censor, ImageModels};
 use horde_worker::nsfw::OpenNsfw;
 use horde_worker::text_model::{TextModel, TextModels};
+use horde_worker::u2net::U2Net;
 use horde_worker::upscale::RrdbNet;
 use horde_worker::Bridge;
 
@@ -103,12 +104,18 @@ fn main() -> ExitCode {
                 Err(e) => return fail(2, format!("cannot load the upscaler {}: {e}", path.display())),
             }
         }
+        if let Some(path) = &cfg.background_model {
+            match U2Net::load(path, &device) {
+                Ok(net) => alchemist = alchemist.with_background_remover(net),
+                Err(e) => return fail(2, format!("cannot load the background model {}: {e}", path.display())),
+            }
+        }
         let forms = horde_worker::AlchemyBackend::forms(&alchemist);
         if forms.is_empty() {
             return fail(
                 2,
                 "--alchemist has no form to serve: pass --nsfw-model open-nsfw.onnx (scripts/fetch-models.sh fetches it) \
-                 and/or --upscaler FORM=FILE",
+                 --upscaler FORM=FILE and/or --background-model FILE",
             );
         }
         tracing::info!(forms = ?forms, "alchemist ready");

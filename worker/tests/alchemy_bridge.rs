@@ -289,3 +289,34 @@ async fn an_upscaler_form_uploads_the_upscaled_image_and_too_many_tiles_fault() 
     assert_eq!((stats.forms_done, stats.forms_faulted), (1, 1));
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strip_background_uploads_an_rgba_cutout() {
+    let file = std::env::temp_dir().join(format!("alchemy-u2net-{}.safetensors", std::process::id()));
+    common::write_tiny_u2net(&file, 3, &[]);
+    let load = || horde_worker::u2net::U2Net::load(&file, &Device::flex()).expect("the tiny U²-Net loads");
+    let shared: Shared = Arc::default();
+    let base = fake_horde(shared.clone()).await;
+    let source = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 200]));
+    {
+        let mut s = script(&shared);
+        s.sources.insert("photo.png".into(), png(&source));
+        s.queue.push_back(form(&base, "cut", "strip_background", "photo.png"));
+    }
+    let backend = Alchemist::new(4).with_background_remover(load());
+    assert_eq!(backend.forms(), vec!["strip_background".to_string()]);
+    let (submits, uploads, stats) = serve(shared.clone(), &base, Arc::new(backend), 1).await;
+    assert_eq!(submits[0].result, json!({ "strip_background": "R2" }));
+    let uploaded = image::load_from_memory_with_format(&uploads["cut"], image::ImageFormat::WebP).expect("a WebP was uploaded");
+    assert!(uploaded.color().has_alpha(), "the cutout keeps its alpha");
+    let direct = load()
+        .strip_background(&horde_worker::diffusion::pipeline::RgbImage {
+            width: 40,
+            height: 30,
+            pixels: source.into_raw(),
+        })
+        .expect("cutout");
+    assert_eq!(uploaded.to_rgba8(), direct, "the upload is the network's cutout, losslessly");
+    assert_eq!(stats.forms_done, 1);
+    let _ = std::fs::remove_file(&file);
+}

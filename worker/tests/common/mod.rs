@@ -125,6 +125,7 @@ impl Fixture {
             alchemist: false,
             max_tiles: horde_worker::config::DEFAULT_MAX_TILES,
             upscalers: vec![],
+            background_model: None,
             idle_interval: Duration::from_millis(50),
         }
     }
@@ -279,6 +280,11 @@ pub fn write_tiny_rrdbnet(path: &std::path::Path, scale: usize, blocks: usize, s
         tensors.push((format!("{name}.bias"), vec![cout], b));
     }
     tensors.extend(extra.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.clone())));
+    write_safetensors(path, tensors);
+}
+
+/// Writes f32 `tensors` (name, shape, values) to `path` as safetensors.
+pub fn write_safetensors(path: &std::path::Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .into_iter()
         .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
@@ -293,5 +299,68 @@ pub fn write_tiny_rrdbnet(path: &std::path::Path, scale: usize, blocks: usize, s
         })
         .collect();
     let data = safetensors::serialize(views, None).expect("serialize");
-    std::fs::write(path, data).expect("write the tiny RRDBNet");
+    std::fs::write(path, data).expect("write the safetensors file");
+}
+
+/// Writes a tiny random-weight U²-Net (U²-Net's names and block layout; 4 channels between
+/// stages, 2 inside blocks, random batch-norm statistics) to `path` as safetensors, with `extra`
+/// tensors beside it.
+pub fn write_tiny_u2net(path: &std::path::Path, seed: u64, extra: &[(&str, Vec<usize>, Vec<f32>)]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (c, mid) = (4usize, 2usize);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![];
+    let mut conv = |tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: &str, cin: usize, cout: usize, k: usize, bn: bool| {
+        let bound = 1.0 / ((cin * k * k) as f32).sqrt();
+        let (w, b) = if bn {
+            (format!("{name}.conv_s1.weight"), format!("{name}.conv_s1.bias"))
+        } else {
+            (format!("{name}.weight"), format!("{name}.bias"))
+        };
+        tensors.push((
+            w,
+            vec![cout, cin, k, k],
+            (0..cout * cin * k * k).map(|_| rng.random_range(-bound..bound)).collect(),
+        ));
+        tensors.push((b, vec![cout], (0..cout).map(|_| rng.random_range(-0.1..0.1)).collect()));
+        if bn {
+            let mut stat = |lo: f32, hi: f32| -> Vec<f32> { (0..cout).map(|_| rng.random_range(lo..hi)).collect() };
+            let (g, be, m, v) = (stat(0.5, 1.5), stat(-0.1, 0.1), stat(-0.1, 0.1), stat(0.5, 1.5));
+            tensors.push((format!("{name}.bn_s1.weight"), vec![cout], g));
+            tensors.push((format!("{name}.bn_s1.bias"), vec![cout], be));
+            tensors.push((format!("{name}.bn_s1.running_mean"), vec![cout], m));
+            tensors.push((format!("{name}.bn_s1.running_var"), vec![cout], v));
+        }
+    };
+    // (stage, levels, input channels)
+    let stages = [
+        ("stage1", 7, 3),
+        ("stage2", 6, c),
+        ("stage3", 5, c),
+        ("stage4", 4, c),
+        ("stage5", 4, c),
+        ("stage6", 4, c),
+        ("stage5d", 4, 2 * c),
+        ("stage4d", 4, 2 * c),
+        ("stage3d", 5, 2 * c),
+        ("stage2d", 6, 2 * c),
+        ("stage1d", 7, 2 * c),
+    ];
+    for (stage, levels, cin) in stages {
+        conv(&mut tensors, &format!("{stage}.rebnconvin"), cin, c, 3, true);
+        conv(&mut tensors, &format!("{stage}.rebnconv1"), c, mid, 3, true);
+        for k in 2..=levels {
+            conv(&mut tensors, &format!("{stage}.rebnconv{k}"), mid, mid, 3, true);
+        }
+        for k in 2..levels {
+            conv(&mut tensors, &format!("{stage}.rebnconv{k}d"), 2 * mid, mid, 3, true);
+        }
+        conv(&mut tensors, &format!("{stage}.rebnconv1d"), 2 * mid, c, 3, true);
+    }
+    for i in 1..=6 {
+        conv(&mut tensors, &format!("side{i}"), c, 1, 3, false);
+    }
+    conv(&mut tensors, "outconv", 6, 1, 1, false);
+    tensors.extend(extra.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.clone())));
+    write_safetensors(path, tensors);
 }
