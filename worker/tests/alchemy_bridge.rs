@@ -320,3 +320,74 @@ async fn strip_background_uploads_an_rgba_cutout() {
     assert_eq!(stats.forms_done, 1);
     let _ = std::fs::remove_file(&file);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_serves_alchemy_alone_and_stops_cleanly() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("alchemy-e2e");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (u2net, rrdbnet) = (dir.join("u2net.safetensors"), dir.join("x4.safetensors"));
+    common::write_tiny_u2net(&u2net, 1, &[]);
+    common::write_tiny_rrdbnet(&rrdbnet, 4, 1, 2, &[]);
+    let shared: Shared = Arc::default();
+    let base = fake_horde(shared.clone()).await;
+    let source = image::RgbImage::from_pixel(16, 16, image::Rgb([50, 60, 70]));
+    {
+        let mut s = script(&shared);
+        s.sources.insert("s.png".into(), png(&source));
+        s.queue.push_back(form(&base, "bg", "strip_background", "s.png"));
+        s.queue.push_back(form(&base, "up", "RealESRGAN_x4plus", "s.png"));
+    }
+    let log_path = dir.join("worker.log");
+    let log = std::fs::File::create(&log_path).expect("worker log");
+    let upscaler = format!("RealESRGAN_x4plus={}", rrdbnet.display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_horde-worker"))
+        .args([
+            "--url",
+            &base,
+            "--api-key",
+            "k",
+            "--name",
+            "bin-alchemist",
+            "--alchemist",
+            "--max-tiles",
+            "2",
+        ])
+        .arg("--background-model")
+        .arg(&u2net)
+        .args(["--upscaler", &upscaler])
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the worker");
+    let started = Instant::now();
+    while script(&shared).submits.len() < 2 {
+        let died = child.try_wait().ok().flatten();
+        assert!(
+            died.is_none() && started.elapsed() < Duration::from_secs(120),
+            "no submits ({died:?}); worker log:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(out.status.success(), "clean exit on SIGINT: {:?}", out.status);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("alchemy: forms done 2, faulted 0"), "{summary}");
+    let s = script(&shared);
+    assert!(s.maintenance);
+    let pop = &s.pops[0];
+    assert_eq!(
+        (pop.forms.clone(), pop.max_tiles, pop.name.as_deref()),
+        (
+            Some(vec!["RealESRGAN_x4plus".to_string(), "strip_background".to_string()]),
+            Some(2),
+            Some("bin-alchemist")
+        )
+    );
+    assert_eq!(s.uploads.len(), 2);
+}

@@ -3,7 +3,6 @@
 //! pooling rounds odd sides up; and the cutout's alpha.
 
 mod common;
-#[allow(dead_code)]
 mod numpy_reference;
 
 use std::path::Path;

@@ -3,7 +3,6 @@
 //! and tiled upscaling against one pass over the whole image.
 
 mod common;
-#[allow(dead_code)]
 mod numpy_reference;
 
 use std::path::{Path, PathBuf};
