@@ -1,21 +1,19 @@
-//! The bridge loop: pop about every second when idle (backing off on errors), generate up to
-//! `threads` jobs in parallel, submit (reporting failures as `faulted`). On shutdown it first
-//! puts the worker in maintenance so the horde stops sending work, finishes the jobs it holds,
-//! then returns.
+//! The text bridge: text jobs on the shared loop (`job_loop`): pop one job, generate it with a
+//! `TextBackend` while reporting its text as it grows, submit (failures as `faulted`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use horde_protocol::stream::TextProgressRequest;
 use horde_protocol::text::{TextPopRequest, TextSubmitRequest};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 
 use crate::backend::{TextBackend, TextJob};
 use crate::client::{ClientError, HordeClient};
 use crate::config::WorkerConfig;
+use crate::job_loop::{self, JobKind, LoopSettings, Submitted};
 
 /// What the bridge has done.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -39,19 +37,11 @@ impl BridgeStats {
     }
 }
 
-/// Longest wait between pops after errors.
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Submit attempts for network errors and server faults.
-pub(crate) const SUBMIT_ATTEMPTS: u32 = 5;
-
-/// A worker's connection to a horde.
+/// A worker's connection to a horde, serving text jobs.
 pub struct Bridge {
     client: HordeClient,
-    cfg: WorkerConfig,
-    backend: Arc<dyn TextBackend>,
-    stats: Arc<Mutex<BridgeStats>>,
-    /// Cleared when the horde does not know the progress protocol (the public horde).
-    progress: Arc<AtomicBool>,
+    settings: LoopSettings,
+    jobs: TextJobs,
 }
 
 fn lock(stats: &Mutex<BridgeStats>) -> std::sync::MutexGuard<'_, BridgeStats> {
@@ -62,19 +52,46 @@ impl Bridge {
     pub fn new(cfg: WorkerConfig, backend: Arc<dyn TextBackend>) -> Result<Self, ClientError> {
         let client = HordeClient::new(&cfg.url, &cfg.api_key)?;
         Ok(Self {
+            settings: LoopSettings {
+                threads: cfg.threads,
+                idle_interval: cfg.idle_interval,
+                name: cfg.name.clone(),
+            },
+            jobs: TextJobs {
+                client: client.clone(),
+                cfg,
+                backend,
+                stats: Arc::new(Mutex::new(BridgeStats::default())),
+                progress: Arc::new(AtomicBool::new(true)),
+            },
             client,
-            cfg,
-            backend,
-            stats: Arc::new(Mutex::new(BridgeStats::default())),
-            progress: Arc::new(AtomicBool::new(true)),
         })
     }
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> BridgeStats {
-        lock(&self.stats).clone()
+        lock(&self.jobs.stats).clone()
     }
 
+    /// Runs until `shutdown` resolves; then enters maintenance, finishes running jobs and returns
+    /// the final counters.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> BridgeStats {
+        job_loop::run(&self.jobs, &self.client, &self.settings, shutdown).await;
+        self.stats()
+    }
+}
+
+/// Text jobs as the shared loop runs them.
+struct TextJobs {
+    client: HordeClient,
+    cfg: WorkerConfig,
+    backend: Arc<dyn TextBackend>,
+    stats: Arc<Mutex<BridgeStats>>,
+    /// Cleared when the horde does not know the progress protocol (the public horde).
+    progress: Arc<AtomicBool>,
+}
+
+impl TextJobs {
     fn pop_request(&self) -> TextPopRequest {
         let models = if self.cfg.models.is_empty() {
             self.backend.models()
@@ -97,83 +114,40 @@ impl Bridge {
             extensions: Some(vec![horde_protocol::text::EXTENSION_MESSAGES.to_string()]),
         }
     }
+}
 
-    /// Runs until `shutdown` resolves; then enters maintenance, finishes running jobs and returns
-    /// the final counters.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> BridgeStats {
-        let slots = Arc::new(Semaphore::new(self.cfg.threads.max(1)));
-        let mut jobs: JoinSet<()> = JoinSet::new();
-        let mut backoff = Duration::ZERO;
-        let mut last_report = Instant::now();
-        let mut told_maintenance = false;
-        tokio::pin!(shutdown);
-        loop {
-            while jobs.try_join_next().is_some() {}
-            if last_report.elapsed() >= Duration::from_secs(30) {
-                self.report("working");
-                last_report = Instant::now();
-            }
-            let permit = tokio::select! {
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = &mut shutdown => break,
-            };
-            let request = self.pop_request();
-            let popped = tokio::select! {
-                r = self.client.pop(&request) => r,
-                _ = &mut shutdown => break,
-            };
-            let wait = match popped {
-                Ok(resp) => {
-                    backoff = Duration::ZERO;
-                    told_maintenance = false;
-                    match (resp.id.clone(), resp.model.clone()) {
-                        (Some(id), Some(model)) => {
-                            let job = TextJob {
-                                id,
-                                model,
-                                payload: resp.payload,
-                            };
-                            let ctx = JobContext {
-                                client: self.client.clone(),
-                                backend: self.backend.clone(),
-                                stats: self.stats.clone(),
-                                progress: self.progress.clone(),
-                            };
-                            jobs.spawn(run_job(ctx, job, permit));
-                            continue;
-                        }
-                        _ => self.cfg.idle_interval,
-                    }
-                }
-                Err(e) => {
-                    lock(&self.stats).pop_errors += 1;
-                    if e.rc() == Some("WorkerMaintenance") {
-                        if !told_maintenance {
-                            tracing::warn!("the worker is in maintenance mode: it only serves its owner until maintenance is turned off");
-                            told_maintenance = true;
-                        }
-                        Duration::from_secs(5).max(self.cfg.idle_interval)
-                    } else {
-                        backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
-                        tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "pop failed");
-                        backoff
-                    }
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = &mut shutdown => break,
-            }
-        }
-        tracing::info!(running = jobs.len(), "stopping: entering maintenance and finishing running jobs");
-        enter_maintenance(&self.client, &self.cfg.name).await;
-        while jobs.join_next().await.is_some() {}
-        self.report("stopped");
-        self.stats()
+impl JobKind for TextJobs {
+    type Popped = TextJob;
+    const NAME: &'static str = "text";
+
+    async fn pop(&self) -> Result<Option<TextJob>, ClientError> {
+        let resp = self.client.pop(&self.pop_request()).await?;
+        Ok(match (resp.id, resp.model) {
+            (Some(id), Some(model)) => Some(TextJob {
+                id,
+                model,
+                payload: resp.payload,
+            }),
+            _ => None,
+        })
+    }
+
+    fn run(&self, job: TextJob) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let ctx = JobContext {
+            client: self.client.clone(),
+            backend: self.backend.clone(),
+            stats: self.stats.clone(),
+            progress: self.progress.clone(),
+        };
+        run_job(ctx, job)
+    }
+
+    fn pop_failed(&self) {
+        lock(&self.stats).pop_errors += 1;
     }
 
     fn report(&self, what: &str) {
-        let s = self.stats();
+        let s = lock(&self.stats).clone();
         tracing::info!(
             jobs_done = s.jobs_done,
             jobs_faulted = s.jobs_faulted,
@@ -181,19 +155,6 @@ impl Bridge {
             kudos = format!("{:.2}", s.kudos),
             "{what}"
         );
-    }
-}
-
-/// Puts the worker `name` in maintenance so the horde stops sending it work.
-pub(crate) async fn enter_maintenance(client: &HordeClient, name: &str) {
-    match client.worker_id(name).await {
-        Ok(Some(id)) => {
-            if let Err(e) = client.set_maintenance(&id, true).await {
-                tracing::warn!(error = %e, "could not enter maintenance");
-            }
-        }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "could not look the worker up to enter maintenance"),
     }
 }
 
@@ -239,7 +200,7 @@ async fn report_progress(
     }
 }
 
-async fn run_job(ctx: JobContext, job: TextJob, _slot: tokio::sync::OwnedSemaphorePermit) {
+async fn run_job(ctx: JobContext, job: TextJob) {
     let JobContext {
         client,
         backend,
@@ -294,34 +255,15 @@ async fn run_job(ctx: JobContext, job: TextJob, _slot: tokio::sync::OwnedSemapho
             }
         }
     };
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=SUBMIT_ATTEMPTS {
-        match client.submit(&submit).await {
-            Ok(r) => {
-                let mut s = lock(&stats);
-                match &generated {
-                    Ok(g) => {
-                        s.jobs_done += 1;
-                        s.tokens += g.tokens as u64;
-                        s.generation_secs += elapsed;
-                        s.kudos += r.reward;
-                    }
-                    Err(_) => s.jobs_faulted += 1,
-                }
-                return;
-            }
-            // The horde no longer wants this job (timed out, already submitted, unknown): drop it.
-            Err(e) if e.status().is_some_and(|st| (400..500).contains(&st)) => {
-                tracing::warn!(job = %job.id, error = %e, "the horde refused the result; dropping the job");
-                lock(&stats).jobs_faulted += 1;
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(job = %job.id, error = %e, attempt, "submit failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
+    let submitted = job_loop::submit_with_retries(&job.id, || async { client.submit(&submit).await.map(|r| r.reward) }).await;
+    let mut s = lock(&stats);
+    match (submitted, &generated) {
+        (Submitted::Rewarded(reward), Ok(g)) => {
+            s.jobs_done += 1;
+            s.tokens += g.tokens as u64;
+            s.generation_secs += elapsed;
+            s.kudos += reward;
         }
+        _ => s.jobs_faulted += 1,
     }
-    lock(&stats).jobs_faulted += 1;
 }

@@ -1,5 +1,6 @@
 //! The few horde endpoints a worker uses.
 
+use horde_protocol::alchemy::{AlchemyPopRequest, AlchemyPopResponse, AlchemySubmitRequest};
 use horde_protocol::image::{ImagePopRequest, ImagePopResponse, ImageSubmitRequest};
 use horde_protocol::stream::{TextProgressRequest, TextProgressResponse};
 use horde_protocol::text::{SubmitResponse, TextPopRequest, TextPopResponse, TextSubmitRequest};
@@ -117,6 +118,35 @@ impl HordeClient {
 
     pub async fn submit_image(&self, submit: &ImageSubmitRequest) -> Result<SubmitResponse, ClientError> {
         self.send(reqwest::Method::POST, "/generate/submit", Some(submit)).await
+    }
+
+    pub async fn pop_alchemy(&self, pop: &AlchemyPopRequest) -> Result<AlchemyPopResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/interrogate/pop", Some(pop)).await
+    }
+
+    pub async fn submit_alchemy(&self, submit: &AlchemySubmitRequest) -> Result<SubmitResponse, ClientError> {
+        self.send(reqwest::Method::POST, "/interrogate/submit", Some(submit)).await
+    }
+
+    /// GETs a job's source image from its link (no API key: links are presigned), refusing
+    /// bodies over `limit` bytes.
+    pub async fn download(&self, url: &str, limit: usize) -> Result<Vec<u8>, ClientError> {
+        let mut resp = self.http.get(url).send().await?;
+        if !resp.status().is_success() {
+            return Err(horde_error(resp).await);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            body.extend_from_slice(&chunk);
+            if body.len() > limit {
+                return Err(ClientError::Horde {
+                    status: 413,
+                    rc: "SourceImageTooLarge".into(),
+                    message: format!("the source image is over {limit} bytes"),
+                });
+            }
+        }
+        Ok(body)
     }
 
     /// PUTs a job's WebP to the upload link of its pop.

@@ -82,9 +82,30 @@ pub struct Args {
     /// images of jobs asking for it. Without it such images are always replaced by black ones.
     #[arg(long, env = "HORDE_NSFW_MODEL")]
     pub nsfw_model: Option<PathBuf>,
-    /// NSFW probability above which a censored job's image is replaced (default 0.7).
+    /// NSFW probability above which a censored job's image is replaced, and above which the
+    /// alchemist's `nsfw` form answers true (default 0.7).
     #[arg(long, env = "HORDE_NSFW_THRESHOLD")]
     pub nsfw_threshold: Option<f32>,
+    /// Also serve alchemy (image interrogation and post-processing, `/interrogate/pop`) with the
+    /// forms this worker has models for: `nsfw` with --nsfw-model, each --upscaler, and
+    /// `strip_background` with --background-model. Alone or beside text and
+    /// image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
+    #[arg(long, env = "HORDE_ALCHEMIST")]
+    pub alchemist: bool,
+    /// The most 512×512 tiles an image the alchemist post-processes may cover (1 to 256,
+    /// default 16).
+    #[arg(long, env = "HORDE_MAX_TILES")]
+    pub max_tiles: Option<i64>,
+    /// An upscaler the alchemist serves, as FORM=FILE (repeatable): FORM a post-processor name
+    /// of the horde (RealESRGAN_x4plus, RealESRGAN_x2plus, RealESRGAN_x4plus_anime_6B,
+    /// 4x_AnimeSharp, …), FILE the RRDBNet weights as safetensors with Real-ESRGAN's names
+    /// (conv_first, body.N.rdbK.convJ, …; `params_ema.` prefix allowed).
+    #[arg(long = "upscaler", env = "HORDE_UPSCALERS", value_delimiter = ',')]
+    pub upscalers: Vec<String>,
+    /// U²-Net weights (safetensors with U²-Net's names: stage1.rebnconvin.conv_s1.weight, …,
+    /// outconv.weight; u2net or u2netp) for the alchemist's `strip_background` form.
+    #[arg(long, env = "HORDE_BACKGROUND_MODEL")]
+    pub background_model: Option<PathBuf>,
 }
 
 /// The same settings in a TOML file.
@@ -112,10 +133,17 @@ pub struct FileConfig {
     pub extra_slow_worker: Option<bool>,
     pub nsfw_model: Option<PathBuf>,
     pub nsfw_threshold: Option<f32>,
+    pub alchemist: Option<bool>,
+    pub max_tiles: Option<i64>,
+    #[serde(default)]
+    pub upscalers: Vec<String>,
+    pub background_model: Option<PathBuf>,
 }
 
 /// open_nsfw's usual cut-off.
 pub const DEFAULT_NSFW_THRESHOLD: f32 = 0.7;
+/// The public horde's default `max_tiles` for alchemists (512×512 tiles per image).
+pub const DEFAULT_MAX_TILES: i64 = 16;
 
 /// Resolved settings.
 #[derive(Debug, Clone)]
@@ -145,6 +173,14 @@ pub struct WorkerConfig {
     /// open_nsfw ONNX file.
     pub nsfw_model: Option<PathBuf>,
     pub nsfw_threshold: f32,
+    /// Serve alchemy forms.
+    pub alchemist: bool,
+    /// `max_tiles` in alchemy pops.
+    pub max_tiles: i64,
+    /// Alchemy upscalers: the form served and its RRDBNet safetensors.
+    pub upscalers: Vec<(String, PathBuf)>,
+    /// U²-Net safetensors for `strip_background`.
+    pub background_model: Option<PathBuf>,
     /// Wait between pops when the horde has nothing for this worker.
     pub idle_interval: std::time::Duration,
 }
@@ -224,7 +260,31 @@ impl WorkerConfig {
         if !(0.0..=1.0).contains(&nsfw_threshold) {
             return Err(ConfigError::Invalid("nsfw_threshold must be between 0 and 1".into()));
         }
+        let max_tiles = args.max_tiles.or(file.max_tiles).unwrap_or(DEFAULT_MAX_TILES);
+        if !(1..=256).contains(&max_tiles) {
+            return Err(ConfigError::Invalid("max_tiles must be between 1 and 256".into()));
+        }
+        let upscaler_specs = if args.upscalers.is_empty() {
+            file.upscalers
+        } else {
+            args.upscalers
+        };
+        let upscalers = upscaler_specs
+            .iter()
+            .map(|spec| match spec.split_once('=') {
+                Some((form, path)) if horde_protocol::alchemy::is_post_processor(form.trim()) && !path.trim().is_empty() => {
+                    Ok((form.trim().to_string(), PathBuf::from(path.trim())))
+                }
+                _ => Err(ConfigError::Invalid(format!(
+                    "upscaler '{spec}' must look like FORM=FILE with FORM a post-processor such as RealESRGAN_x4plus"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
+            upscalers,
+            background_model: args.background_model.or(file.background_model),
+            alchemist: args.alchemist || file.alchemist.unwrap_or(false),
+            max_tiles,
             image_models,
             max_pixels,
             extra_slow_worker: args.extra_slow_worker.or(file.extra_slow_worker).unwrap_or(false),
@@ -279,6 +339,9 @@ mod tests {
             "sd=/models/sd15",
             "--gpu-layers",
             "12",
+            "--alchemist",
+            "--upscaler",
+            "RealESRGAN_x4plus=/models/x4.safetensors",
         ])
         .expect("args");
         let c = WorkerConfig::resolve(args).expect("resolves");
@@ -292,6 +355,11 @@ mod tests {
         assert_eq!(c.image_models, vec![("sd".to_string(), PathBuf::from("/models/sd15"))]);
         assert_eq!((c.max_pixels, c.extra_slow_worker, c.nsfw_threshold), (None, false, 0.7));
         assert_eq!(c.gpu_layers, Some(12));
+        assert_eq!((c.alchemist, c.max_tiles), (true, DEFAULT_MAX_TILES));
+        assert_eq!(
+            c.upscalers,
+            vec![("RealESRGAN_x4plus".to_string(), PathBuf::from("/models/x4.safetensors"))]
+        );
         let args = Args::try_parse_from([
             "horde-worker",
             "--url",
@@ -310,6 +378,21 @@ mod tests {
         assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Parse(..))));
         let args = Args::try_parse_from(["horde-worker", "--url", "u", "--api-key", "k"]).expect("args");
         assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Missing("name", _))));
+        let args = Args::try_parse_from(["horde-worker", "--url", "u", "--api-key", "k", "--name", "n", "--max-tiles", "0"]).expect("args");
+        assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Invalid(_))));
+        let args = Args::try_parse_from([
+            "horde-worker",
+            "--url",
+            "u",
+            "--api-key",
+            "k",
+            "--name",
+            "n",
+            "--upscaler",
+            "caption=x",
+        ])
+        .expect("args");
+        assert!(matches!(WorkerConfig::resolve(args), Err(ConfigError::Invalid(_))));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,19 +1,16 @@
 //! The image bridge: pops image jobs (a batch of ids per pop), generates them one job at a time
 //! per slot, uploads each WebP to its job's upload link (or sends it inline as base64 when the
-//! horde gives none) and submits. Same shutdown as the text bridge: maintenance, finish, return.
+//! horde gives none) and submits, on the shared loop (`job_loop`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use horde_protocol::image::{ImagePopRequest, ImageSubmitRequest};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-
-use crate::bridge::{enter_maintenance, MAX_BACKOFF, SUBMIT_ATTEMPTS};
 use crate::client::{ClientError, HordeClient};
 use crate::config::WorkerConfig;
 use crate::image_model::{FinishedImage, ImageBackend, ImageJob};
+use crate::job_loop::{self, JobKind, LoopSettings, Submitted};
+use base64::Engine;
+use horde_protocol::image::{ImagePopRequest, ImageSubmitRequest};
 
 /// What the image bridge has done.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,11 +23,11 @@ pub struct ImageBridgeStats {
     pub pop_errors: u64,
 }
 
+/// A worker's connection to a horde, serving image jobs.
 pub struct ImageBridge {
     client: HordeClient,
-    cfg: WorkerConfig,
-    backend: Arc<dyn ImageBackend>,
-    stats: Arc<Mutex<ImageBridgeStats>>,
+    settings: LoopSettings,
+    jobs: ImageJobs,
 }
 
 fn lock(stats: &Mutex<ImageBridgeStats>) -> std::sync::MutexGuard<'_, ImageBridgeStats> {
@@ -39,18 +36,44 @@ fn lock(stats: &Mutex<ImageBridgeStats>) -> std::sync::MutexGuard<'_, ImageBridg
 
 impl ImageBridge {
     pub fn new(cfg: WorkerConfig, backend: Arc<dyn ImageBackend>) -> Result<Self, ClientError> {
+        let client = HordeClient::new(&cfg.url, &cfg.api_key)?;
         Ok(Self {
-            client: HordeClient::new(&cfg.url, &cfg.api_key)?,
-            cfg,
-            backend,
-            stats: Arc::default(),
+            settings: LoopSettings {
+                threads: cfg.threads,
+                idle_interval: cfg.idle_interval,
+                name: cfg.name.clone(),
+            },
+            jobs: ImageJobs {
+                client: client.clone(),
+                cfg,
+                backend,
+                stats: Arc::default(),
+            },
+            client,
         })
     }
 
     pub fn stats(&self) -> ImageBridgeStats {
-        lock(&self.stats).clone()
+        lock(&self.jobs.stats).clone()
     }
 
+    /// Runs until `shutdown` resolves; then enters maintenance, finishes running jobs and returns
+    /// the final counters.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> ImageBridgeStats {
+        job_loop::run(&self.jobs, &self.client, &self.settings, shutdown).await;
+        self.stats()
+    }
+}
+
+/// Image jobs as the shared loop runs them.
+struct ImageJobs {
+    client: HordeClient,
+    cfg: WorkerConfig,
+    backend: Arc<dyn ImageBackend>,
+    stats: Arc<Mutex<ImageBridgeStats>>,
+}
+
+impl ImageJobs {
     fn pop_request(&self) -> ImagePopRequest {
         ImagePopRequest {
             name: Some(self.cfg.name.clone()),
@@ -73,75 +96,61 @@ impl ImageBridge {
             ..ImagePopRequest::default()
         }
     }
+}
 
-    /// Runs until `shutdown` resolves; then enters maintenance, finishes running jobs and returns
-    /// the final counters.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) -> ImageBridgeStats {
-        let slots = Arc::new(Semaphore::new(self.cfg.threads.max(1)));
-        let mut jobs: JoinSet<()> = JoinSet::new();
-        let mut backoff = Duration::ZERO;
-        tokio::pin!(shutdown);
-        loop {
-            while jobs.try_join_next().is_some() {}
-            let permit = tokio::select! {
-                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-                _ = &mut shutdown => break,
-            };
-            let request = self.pop_request();
-            let popped = tokio::select! {
-                r = self.client.pop_image(&request) => r,
-                _ = &mut shutdown => break,
-            };
-            let wait = match popped {
-                Ok(resp) => {
-                    backoff = Duration::ZERO;
-                    match (resp.payload, resp.model) {
-                        (Some(payload), Some(model)) if !resp.ids.is_empty() => {
-                            // One link per id; hordes that send only `r2_upload` mean the first id's.
-                            let uploads = resp.r2_uploads.unwrap_or_else(|| resp.r2_upload.into_iter().collect());
-                            let job = ImageJob {
-                                ids: resp.ids,
-                                model,
-                                payload,
-                                source_image: resp.source_image,
-                                source_processing: resp.source_processing,
-                            };
-                            let (client, backend, stats) = (self.client.clone(), self.backend.clone(), self.stats.clone());
-                            jobs.spawn(async move {
-                                run_job(client, backend, stats, job, uploads).await;
-                                drop(permit);
-                            });
-                            continue;
-                        }
-                        _ => self.cfg.idle_interval,
-                    }
-                }
-                Err(e) => {
-                    lock(&self.stats).pop_errors += 1;
-                    backoff = (backoff * 2).clamp(Duration::from_secs(1), MAX_BACKOFF);
-                    tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "image pop failed");
-                    backoff
-                }
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = &mut shutdown => break,
+/// A popped batch and the upload link of each of its ids.
+struct PoppedImages {
+    job: ImageJob,
+    uploads: Vec<String>,
+}
+
+impl JobKind for ImageJobs {
+    type Popped = PoppedImages;
+    const NAME: &'static str = "image";
+
+    async fn pop(&self) -> Result<Option<PoppedImages>, ClientError> {
+        let resp = self.client.pop_image(&self.pop_request()).await?;
+        Ok(match (resp.payload, resp.model) {
+            (Some(payload), Some(model)) if !resp.ids.is_empty() => {
+                // One link per id; hordes that send only `r2_upload` mean the first id's.
+                let uploads = resp.r2_uploads.unwrap_or_else(|| resp.r2_upload.into_iter().collect());
+                Some(PoppedImages {
+                    job: ImageJob {
+                        ids: resp.ids,
+                        model,
+                        payload,
+                        source_image: resp.source_image,
+                        source_processing: resp.source_processing,
+                    },
+                    uploads,
+                })
             }
-        }
-        tracing::info!(
-            running = jobs.len(),
-            "stopping the image bridge: entering maintenance and finishing running jobs"
-        );
-        enter_maintenance(&self.client, &self.cfg.name).await;
-        while jobs.join_next().await.is_some() {}
-        let s = self.stats();
+            _ => None,
+        })
+    }
+
+    fn run(&self, popped: PoppedImages) -> impl std::future::Future<Output = ()> + Send + 'static {
+        run_job(
+            self.client.clone(),
+            self.backend.clone(),
+            self.stats.clone(),
+            popped.job,
+            popped.uploads,
+        )
+    }
+
+    fn pop_failed(&self) {
+        lock(&self.stats).pop_errors += 1;
+    }
+
+    fn report(&self, what: &str) {
+        let s = lock(&self.stats).clone();
         tracing::info!(
             images_done = s.images_done,
             images_faulted = s.images_faulted,
             kudos = format!("{:.2}", s.kudos),
-            "image bridge stopped"
+            "image bridge {what}"
         );
-        s
     }
 }
 
@@ -224,26 +233,14 @@ async fn image_submit(client: &HordeClient, image: FinishedImage, upload: Option
 
 /// Submits with retries on network errors and server faults; `false` when the horde refused it.
 async fn submit(client: &HordeClient, stats: &Mutex<ImageBridgeStats>, request: ImageSubmitRequest) -> bool {
-    let mut delay = Duration::from_millis(500);
     let id = request.id.clone().unwrap_or_default();
-    for attempt in 1..=SUBMIT_ATTEMPTS {
-        match client.submit_image(&request).await {
-            Ok(r) => {
-                lock(stats).kudos += r.reward;
-                return request.state.as_deref() != Some("faulted");
-            }
-            Err(e) if e.status().is_some_and(|st| (400..500).contains(&st)) => {
-                tracing::warn!(job = %id, error = %e, "the horde refused the image; dropping it");
-                return false;
-            }
-            Err(e) => {
-                tracing::warn!(job = %id, error = %e, attempt, "image submit failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
+    match job_loop::submit_with_retries(&id, || async { client.submit_image(&request).await.map(|r| r.reward) }).await {
+        Submitted::Rewarded(reward) => {
+            lock(stats).kudos += reward;
+            request.state.as_deref() != Some("faulted")
         }
+        Submitted::Refused | Submitted::GaveUp => false,
     }
-    false
 }
 
 #[cfg(test)]
@@ -277,7 +274,7 @@ mod tests {
             ..Default::default()
         };
         let cfg = WorkerConfig::resolve(args).expect("config");
-        let pop = ImageBridge::new(cfg, Arc::new(Slow)).expect("bridge").pop_request();
+        let pop = ImageBridge::new(cfg, Arc::new(Slow)).expect("bridge").jobs.pop_request();
         assert_eq!(
             (pop.models, pop.max_pixels, pop.extra_slow_worker),
             (Some(vec!["sd".to_string()]), Some(65536), Some(true))

@@ -14,40 +14,7 @@ use crate::diffusion::pipeline::{ImagePipeline, ImageRequest, RgbImage};
 use crate::diffusion::sampler::SamplerKind;
 use crate::diffusion::DiffusionError;
 
-/// One pop's batch: one image per id, all of the same request.
-#[derive(Debug, Clone)]
-pub struct ImageJob {
-    pub ids: Vec<String>,
-    pub model: String,
-    pub payload: ImagePayload,
-    /// Base64 of the img2img source.
-    pub source_image: Option<String>,
-    pub source_processing: Option<String>,
-}
-
-/// One finished image.
-#[derive(Debug, Clone)]
-pub struct FinishedImage {
-    pub id: String,
-    pub webp: Vec<u8>,
-    pub seed: i64,
-    pub censored: bool,
-    pub metadata: Vec<GenMetadata>,
-}
-
-/// What generates images for the image bridge. Called from a blocking thread.
-pub trait ImageBackend: Send + Sync + 'static {
-    /// Model names announced on every pop.
-    fn models(&self) -> Vec<String>;
-    /// The largest width × height this worker takes.
-    fn max_pixels(&self) -> i64;
-    /// Whether pops announce an extra-slow worker.
-    fn extra_slow(&self) -> bool {
-        false
-    }
-    /// Generates every image of the job; `progress(done, total)` after each step.
-    fn generate(&self, job: &ImageJob, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<FinishedImage>, String>;
-}
+pub use crate::backend::{FinishedImage, ImageBackend, ImageJob};
 
 /// Scores how likely an image is NSFW, in [0, 1].
 pub trait NsfwClassifier: Send + Sync + 'static {

@@ -5,6 +5,10 @@
 //! models, `llama` on the host, `matvec`, `quants`) and the bridge: what `horde serve
 //! --local-worker` links. Burn devices, image generation and the NSFW censor need `burn`.
 
+#[cfg(feature = "burn")]
+pub mod alchemy;
+#[cfg(feature = "burn")]
+pub mod alchemy_bridge;
 pub mod backend;
 pub mod batching;
 pub mod bridge;
@@ -23,6 +27,7 @@ pub mod hf;
 pub mod image_bridge;
 #[cfg(feature = "burn")]
 pub mod image_model;
+pub mod job_loop;
 pub mod llama;
 // Some of its helpers serve only burn's partial offload.
 #[cfg_attr(not(feature = "burn"), allow(dead_code))]
@@ -33,9 +38,13 @@ pub mod quants;
 pub mod sampling;
 pub mod text_model;
 pub mod tokenizer;
+#[cfg(feature = "burn")]
+pub mod u2net;
+#[cfg(feature = "burn")]
+pub mod upscale;
 pub mod weight_bytes;
 
-pub use backend::{Generated, TextBackend, TextJob};
+pub use backend::{AlchemyBackend, AlchemyJob, FinishedImage, FormResult, Generated, ImageBackend, ImageJob, TextBackend, TextJob};
 pub use bridge::{Bridge, BridgeStats};
 pub use client::HordeClient;
 pub use config::WorkerConfig;

@@ -1,16 +1,21 @@
 //! `horde-worker`: joins a horde, pops text jobs (a GGUF model on the host engine or burn) and
-//! image jobs (a Stable Diffusion 1.5 diffusers checkout on burn), generates and submits them.
+//! image jobs (a Stable Diffusion 1.5 diffusers checkout on burn) and, with `--alchemist`, alchemy
+//! forms (`nsfw` with open_nsfw), runs them and submits the results.
 //! SIGINT/SIGTERM puts the worker in maintenance, finishes running jobs, then exits.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use horde_worker::alchemy::Alchemist;
+use horde_worker::alchemy_bridge::AlchemyBridge;
 use horde_worker::config::{Args, WorkerConfig};
 use horde_worker::image_bridge::ImageBridge;
 use horde_worker::image_model::{Censor, ImageModels};
 use horde_worker::nsfw::OpenNsfw;
 use horde_worker::text_model::{TextModel, TextModels};
+use horde_worker::u2net::U2Net;
+use horde_worker::upscale::RrdbNet;
 use horde_worker::Bridge;
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
@@ -28,10 +33,10 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(2, e),
     };
-    if cfg.models.is_empty() && cfg.image_models.is_empty() {
+    if cfg.models.is_empty() && cfg.image_models.is_empty() && !cfg.alchemist {
         return fail(
             2,
-            "no model given: pass --model PATH.gguf (scripts/fetch-models.sh fetches the default one) and/or --image-model NAME=DIR",
+            "no model given: pass --model PATH.gguf (scripts/fetch-models.sh fetches the default one), --image-model NAME=DIR and/or --alchemist",
         );
     }
     let compute = match horde_worker::device::select(&cfg.device) {
@@ -80,6 +85,44 @@ fn main() -> ExitCode {
         }
         Some(models)
     };
+    let alchemist = if cfg.alchemist {
+        let mut alchemist = Alchemist::new(cfg.max_tiles);
+        if let Some(path) = &cfg.nsfw_model {
+            match OpenNsfw::load(path) {
+                Ok(classifier) => alchemist = alchemist.with_nsfw(Box::new(classifier), cfg.nsfw_threshold),
+                Err(e) => return fail(2, format!("cannot load the NSFW model {}: {e}", path.display())),
+            }
+        }
+        // Upscalers run on the burn device given, or burn's CPU backend for the host engine.
+        let device = match &compute {
+            horde_worker::device::Compute::Burn(d) => d.clone(),
+            horde_worker::device::Compute::Host => burn::prelude::Device::flex(),
+        };
+        for (form, path) in &cfg.upscalers {
+            match RrdbNet::load(path, &device) {
+                Ok(net) => alchemist = alchemist.with_upscaler(form, net),
+                Err(e) => return fail(2, format!("cannot load the upscaler {}: {e}", path.display())),
+            }
+        }
+        if let Some(path) = &cfg.background_model {
+            match U2Net::load(path, &device) {
+                Ok(net) => alchemist = alchemist.with_background_remover(net),
+                Err(e) => return fail(2, format!("cannot load the background model {}: {e}", path.display())),
+            }
+        }
+        let forms = horde_worker::AlchemyBackend::forms(&alchemist);
+        if forms.is_empty() {
+            return fail(
+                2,
+                "--alchemist has no form to serve: pass --nsfw-model open-nsfw.onnx (scripts/fetch-models.sh fetches it) \
+                 --upscaler FORM=FILE and/or --background-model FILE",
+            );
+        }
+        tracing::info!(forms = ?forms, "alchemist ready");
+        Some(alchemist)
+    } else {
+        None
+    };
     let text_models = (!text.is_empty()).then(|| TextModels::new(text, cfg.threads));
     cfg.models = vec![];
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -104,11 +147,19 @@ fn main() -> ExitCode {
         if text_models.is_some() {
             image_cfg.name = format!("{}-image", cfg.name);
         }
+        let mut alchemy_cfg = cfg.clone();
+        if text_models.is_some() || images.is_some() {
+            alchemy_cfg.name = format!("{}-alchemist", cfg.name);
+        }
         let text_bridge = match text_models.map(|m| Bridge::new(cfg, Arc::new(m))).transpose() {
             Ok(b) => b,
             Err(e) => return fail(2, e),
         };
         let image_bridge = match images.map(|m| ImageBridge::new(image_cfg, Arc::new(m))).transpose() {
+            Ok(b) => b,
+            Err(e) => return fail(2, e),
+        };
+        let alchemy_bridge = match alchemist.map(|a| AlchemyBridge::new(alchemy_cfg, Arc::new(a))).transpose() {
             Ok(b) => b,
             Err(e) => return fail(2, e),
         };
@@ -133,7 +184,16 @@ fn main() -> ExitCode {
                 );
             }
         };
-        tokio::join!(text_run, image_run);
+        let alchemy_run = async {
+            if let Some(b) = &alchemy_bridge {
+                let stats = b.run(until_stopped(stopped.clone())).await;
+                println!(
+                    "alchemy: forms done {}, faulted {}, {:.2} kudos earned",
+                    stats.forms_done, stats.forms_faulted, stats.kudos
+                );
+            }
+        };
+        tokio::join!(text_run, image_run, alchemy_run);
         ExitCode::SUCCESS
     })
 }

@@ -262,6 +262,10 @@ fn config(url: String, api_key: String, name: String, jobs: usize) -> WorkerConf
         extra_slow_worker: false,
         nsfw_model: None,
         nsfw_threshold: horde_worker::config::DEFAULT_NSFW_THRESHOLD,
+        alchemist: false,
+        max_tiles: horde_worker::config::DEFAULT_MAX_TILES,
+        upscalers: vec![],
+        background_model: None,
         idle_interval: Duration::from_millis(250),
     }
 }

@@ -122,6 +122,10 @@ impl Fixture {
             extra_slow_worker: false,
             nsfw_model: None,
             nsfw_threshold: 0.7,
+            alchemist: false,
+            max_tiles: horde_worker::config::DEFAULT_MAX_TILES,
+            upscalers: vec![],
+            background_model: None,
             idle_interval: Duration::from_millis(50),
         }
     }
@@ -243,4 +247,120 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         want[at],
         tol * scale
     );
+}
+
+/// Writes a tiny random-weight RRDBNet (Real-ESRGAN's names; 8 features, growth 4, `blocks`
+/// blocks) of `scale` 4, 2 or 1 to `path` as safetensors, with `extra` tensors beside it (f32).
+pub fn write_tiny_rrdbnet(path: &std::path::Path, scale: usize, blocks: usize, seed: u64, extra: &[(&str, Vec<usize>, Vec<f32>)]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (nf, gc) = (8usize, 4usize);
+    let in_ch = 3 * (4 / scale) * (4 / scale);
+    let mut convs: Vec<(String, usize, usize)> = vec![("conv_first".into(), in_ch, nf)];
+    for b in 0..blocks {
+        for r in 1..=3 {
+            for j in 1..=5 {
+                let cin = nf + (j - 1) * gc;
+                let cout = if j == 5 { nf } else { gc };
+                convs.push((format!("body.{b}.rdb{r}.conv{j}"), cin, cout));
+            }
+        }
+    }
+    for name in ["conv_body", "conv_up1", "conv_up2", "conv_hr"] {
+        convs.push((name.into(), nf, nf));
+    }
+    convs.push(("conv_last".into(), nf, 3));
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![];
+    for (name, cin, cout) in convs {
+        // Small weights keep activations in range through the residual chain.
+        let bound = 1.0 / ((cin * 9) as f32).sqrt();
+        let w = (0..cout * cin * 9).map(|_| rng.random_range(-bound..bound)).collect();
+        let b = (0..cout).map(|_| rng.random_range(-0.05..0.05)).collect();
+        tensors.push((format!("{name}.weight"), vec![cout, cin, 3, 3], w));
+        tensors.push((format!("{name}.bias"), vec![cout], b));
+    }
+    tensors.extend(extra.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.clone())));
+    write_safetensors(path, tensors);
+}
+
+/// Writes f32 `tensors` (name, shape, values) to `path` as safetensors.
+pub fn write_safetensors(path: &std::path::Path, tensors: Vec<(String, Vec<usize>, Vec<f32>)>) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(n, s, v)| (n, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).expect("view"),
+            )
+        })
+        .collect();
+    let data = safetensors::serialize(views, None).expect("serialize");
+    std::fs::write(path, data).expect("write the safetensors file");
+}
+
+/// Writes a tiny random-weight U²-Net (U²-Net's names and block layout; 4 channels between
+/// stages, 2 inside blocks, random batch-norm statistics) to `path` as safetensors, with `extra`
+/// tensors beside it.
+pub fn write_tiny_u2net(path: &std::path::Path, seed: u64, extra: &[(&str, Vec<usize>, Vec<f32>)]) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (c, mid) = (4usize, 2usize);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![];
+    let mut conv = |tensors: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: &str, cin: usize, cout: usize, k: usize, bn: bool| {
+        let bound = 1.0 / ((cin * k * k) as f32).sqrt();
+        let (w, b) = if bn {
+            (format!("{name}.conv_s1.weight"), format!("{name}.conv_s1.bias"))
+        } else {
+            (format!("{name}.weight"), format!("{name}.bias"))
+        };
+        tensors.push((
+            w,
+            vec![cout, cin, k, k],
+            (0..cout * cin * k * k).map(|_| rng.random_range(-bound..bound)).collect(),
+        ));
+        tensors.push((b, vec![cout], (0..cout).map(|_| rng.random_range(-0.1..0.1)).collect()));
+        if bn {
+            let mut stat = |lo: f32, hi: f32| -> Vec<f32> { (0..cout).map(|_| rng.random_range(lo..hi)).collect() };
+            let (g, be, m, v) = (stat(0.5, 1.5), stat(-0.1, 0.1), stat(-0.1, 0.1), stat(0.5, 1.5));
+            tensors.push((format!("{name}.bn_s1.weight"), vec![cout], g));
+            tensors.push((format!("{name}.bn_s1.bias"), vec![cout], be));
+            tensors.push((format!("{name}.bn_s1.running_mean"), vec![cout], m));
+            tensors.push((format!("{name}.bn_s1.running_var"), vec![cout], v));
+        }
+    };
+    // (stage, levels, input channels)
+    let stages = [
+        ("stage1", 7, 3),
+        ("stage2", 6, c),
+        ("stage3", 5, c),
+        ("stage4", 4, c),
+        ("stage5", 4, c),
+        ("stage6", 4, c),
+        ("stage5d", 4, 2 * c),
+        ("stage4d", 4, 2 * c),
+        ("stage3d", 5, 2 * c),
+        ("stage2d", 6, 2 * c),
+        ("stage1d", 7, 2 * c),
+    ];
+    for (stage, levels, cin) in stages {
+        conv(&mut tensors, &format!("{stage}.rebnconvin"), cin, c, 3, true);
+        conv(&mut tensors, &format!("{stage}.rebnconv1"), c, mid, 3, true);
+        for k in 2..=levels {
+            conv(&mut tensors, &format!("{stage}.rebnconv{k}"), mid, mid, 3, true);
+        }
+        for k in 2..levels {
+            conv(&mut tensors, &format!("{stage}.rebnconv{k}d"), 2 * mid, mid, 3, true);
+        }
+        conv(&mut tensors, &format!("{stage}.rebnconv1d"), 2 * mid, c, 3, true);
+    }
+    for i in 1..=6 {
+        conv(&mut tensors, &format!("side{i}"), c, 1, 3, false);
+    }
+    conv(&mut tensors, "outconv", 6, 1, 1, false);
+    tensors.extend(extra.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.clone())));
+    write_safetensors(path, tensors);
 }

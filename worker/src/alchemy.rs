@@ -1,0 +1,192 @@
+//! The forms this worker runs for `--alchemist`, on burn: `nsfw` with the open_nsfw classifier
+//! (the same one that censors generated images), RRDBNet upscalers (`RealESRGAN_x4plus`, …) and
+//! U²-Net background removal (`strip_background`) from operator-supplied weights. Each form decodes the popped source image, runs its model and
+//! answers a `FormResult`.
+
+use crate::backend::{AlchemyBackend, AlchemyJob, FormResult};
+use crate::diffusion::pipeline::RgbImage;
+use crate::image_model::{encode_webp, NsfwClassifier};
+use crate::u2net::U2Net;
+use crate::upscale::RrdbNet;
+
+pub use crate::config::DEFAULT_MAX_TILES;
+
+/// Largest side of a source image, in pixels (decoding a bigger one would take too much memory).
+pub const MAX_SOURCE_SIDE: u32 = 8192;
+
+/// The forms one worker serves.
+pub struct Alchemist {
+    nsfw: Option<(Box<dyn NsfwClassifier>, f32)>,
+    /// Upscalers by the form name they serve.
+    upscalers: Vec<(String, RrdbNet)>,
+    background: Option<U2Net>,
+    max_tiles: i64,
+}
+
+impl Alchemist {
+    /// No form yet; post-processed images may have up to `max_tiles` 512×512 tiles.
+    pub fn new(max_tiles: i64) -> Self {
+        Self {
+            nsfw: None,
+            upscalers: vec![],
+            background: None,
+            max_tiles,
+        }
+    }
+
+    /// Serves the post-processing form `form` (`RealESRGAN_x4plus`, …) with `net`.
+    pub fn with_upscaler(mut self, form: &str, net: RrdbNet) -> Self {
+        self.upscalers.push((form.to_string(), net));
+        self
+    }
+
+    /// Serves `nsfw`: an image is NSFW when `classifier` scores it above `threshold`.
+    pub fn with_nsfw(mut self, classifier: Box<dyn NsfwClassifier>, threshold: f32) -> Self {
+        self.nsfw = Some((classifier, threshold));
+        self
+    }
+
+    /// Serves `strip_background` with `net`.
+    pub fn with_background_remover(mut self, net: U2Net) -> Self {
+        self.background = Some(net);
+        self
+    }
+
+    fn check_tiles(&self, image: &RgbImage) -> Result<(), String> {
+        let tiles = tiles(image.width, image.height);
+        if tiles > self.max_tiles {
+            return Err(format!(
+                "the image covers {tiles} tiles of 512×512, over this worker's {}",
+                self.max_tiles
+            ));
+        }
+        Ok(())
+    }
+
+    fn strip_background(&self, image: &RgbImage) -> Result<FormResult, String> {
+        let net = self.background.as_ref().ok_or("this worker has no background remover")?;
+        self.check_tiles(image)?;
+        let cut = net.strip_background(image)?;
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+            .encode(cut.as_raw(), cut.width(), cut.height(), image::ExtendedColorType::Rgba8)
+            .map_err(|e| format!("WebP encoding failed: {e}"))?;
+        Ok(FormResult::Image(out.into_inner()))
+    }
+
+    fn upscale(&self, net: &RrdbNet, image: &RgbImage) -> Result<FormResult, String> {
+        self.check_tiles(image)?;
+        Ok(FormResult::Image(encode_webp(&net.upscale(image)?)?))
+    }
+
+    fn nsfw(&self, image: &RgbImage) -> Result<FormResult, String> {
+        let (classifier, threshold) = self.nsfw.as_ref().ok_or("this worker has no NSFW model")?;
+        let p = classifier.nsfw_probability(image)?;
+        Ok(FormResult::Value(serde_json::Value::Bool(p > *threshold)))
+    }
+}
+
+/// Decodes a source image (PNG, JPEG or WebP; alpha dropped).
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, String> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("the source image cannot be read: {e}"))?;
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| format!("the source image cannot be decoded: {e}"))?;
+    if w.max(h) > MAX_SOURCE_SIDE {
+        return Err(format!("the source image is {w}×{h}, over {MAX_SOURCE_SIDE} pixels a side"));
+    }
+    let decoded = image::load_from_memory(bytes)
+        .map_err(|e| format!("the source image cannot be decoded: {e}"))?
+        .to_rgb8();
+    Ok(RgbImage {
+        width: decoded.width() as usize,
+        height: decoded.height() as usize,
+        pixels: decoded.into_raw(),
+    })
+}
+
+/// 512×512 tiles an image of `width` × `height` covers.
+pub fn tiles(width: usize, height: usize) -> i64 {
+    (width.div_ceil(512) * height.div_ceil(512)) as i64
+}
+
+impl AlchemyBackend for Alchemist {
+    fn forms(&self) -> Vec<String> {
+        let mut forms = vec![];
+        if self.nsfw.is_some() {
+            forms.push("nsfw".to_string());
+        }
+        forms.extend(self.upscalers.iter().map(|(name, _)| name.clone()));
+        if self.background.is_some() {
+            forms.push("strip_background".to_string());
+        }
+        forms
+    }
+
+    fn max_tiles(&self) -> i64 {
+        self.max_tiles
+    }
+
+    fn run(&self, job: &AlchemyJob) -> Result<FormResult, String> {
+        let image = decode(&job.source)?;
+        match job.form.as_str() {
+            "nsfw" => self.nsfw(&image),
+            "strip_background" => self.strip_background(&image),
+            other => match self.upscalers.iter().find(|(name, _)| name == other) {
+                Some((_, net)) => self.upscale(net, &image),
+                None => Err(format!("this worker does not run the form {other}")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(f32);
+
+    impl NsfwClassifier for Fixed {
+        fn nsfw_probability(&self, _image: &RgbImage) -> Result<f32, String> {
+            Ok(self.0)
+        }
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::from_pixel(width, height, image::Rgb([10, 20, 30]))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .expect("png");
+        out.into_inner()
+    }
+
+    fn job(form: &str, source: Vec<u8>) -> AlchemyJob {
+        AlchemyJob {
+            id: "f".into(),
+            form: form.into(),
+            payload: Default::default(),
+            source,
+        }
+    }
+
+    #[test]
+    fn nsfw_answers_by_the_threshold_and_other_forms_are_refused() {
+        let none = Alchemist::new(DEFAULT_MAX_TILES);
+        assert!(none.forms().is_empty());
+        assert!(none.run(&job("nsfw", png(8, 8))).is_err());
+        let low = Alchemist::new(4).with_nsfw(Box::new(Fixed(0.2)), 0.7);
+        let high = Alchemist::new(4).with_nsfw(Box::new(Fixed(0.9)), 0.7);
+        assert_eq!((low.forms(), low.max_tiles()), (vec!["nsfw".to_string()], 4));
+        assert_eq!(low.run(&job("nsfw", png(8, 8))), Ok(FormResult::Value(serde_json::json!(false))));
+        assert_eq!(high.run(&job("nsfw", png(8, 8))), Ok(FormResult::Value(serde_json::json!(true))));
+        assert!(high.run(&job("caption", png(8, 8))).is_err());
+        assert!(high.run(&job("nsfw", b"not an image".to_vec())).is_err());
+    }
+
+    #[test]
+    fn tiles_round_up() {
+        assert_eq!((tiles(512, 512), tiles(513, 512), tiles(1024, 1025), tiles(1, 1)), (1, 2, 6, 1));
+    }
+}
