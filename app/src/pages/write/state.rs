@@ -1,6 +1,6 @@
 //! The writing studio's state: the story, the stories list, the settings and the request on its
-//! way (submit, follow its stream or poll, cancel, retry), undo/redo. The views are in
-//! [`super::write`].
+//! way (submit, follow its stream or poll, cancel, retry), undo/redo. The views are the
+//! [`super`] module's others.
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use super::studio::Studio;
+use super::state::Studio;
 use crate::api;
 use crate::browser;
 use crate::import::Imported;
