@@ -138,22 +138,33 @@ pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>
     });
 }
 
-/// The name of the file chosen in a file input (the `change` event); empty when none.
-pub fn chosen_file_name(ev: &leptos::ev::Event) -> String {
+/// A field of a custom event's `detail` object, as text (the studio's files module asks the
+/// page through such events; see `pages::write::files`).
+pub fn event_detail(ev: &leptos::ev::Event, field: &str) -> Option<String> {
     #[cfg(feature = "hydrate")]
     {
-        use wasm_bindgen::JsCast;
-        ev.target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| input.files())
-            .and_then(|files| files.get(0))
-            .map(|f| f.name())
-            .unwrap_or_default()
+        let detail = js_sys::Reflect::get(ev, &"detail".into()).ok()?;
+        js_sys::Reflect::get(&detail, &field.into()).ok()?.as_string()
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = ev;
-        String::new()
+        let _ = (ev, field);
+        None
+    }
+}
+
+/// Writes the page's answer into a custom event's `detail` object, as its `answer` field (the
+/// event is dispatched synchronously, so its sender reads it once `dispatchEvent` returns).
+pub fn answer_event(ev: &leptos::ev::Event, answer: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(detail) = js_sys::Reflect::get(ev, &"detail".into()) {
+            let _ = js_sys::Reflect::set(&detail, &"answer".into(), &answer.into());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (ev, answer);
     }
 }
 

@@ -67,14 +67,25 @@ pub struct SiteAssets {
     /// hydrate.
     pub js: Option<String>,
     pub wasm: Option<String>,
+    /// A module the page loads when a `details[data-lazy]` panel is first opened (the writing
+    /// studio's files); it exports `open()`.
+    pub lazy: Option<String>,
 }
 
 /// The whole HTML document of `page` (rendered on the server).
 #[cfg(feature = "ssr")]
 pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
+    // Panels whose controls are loaded on demand: the module comes when one first opens (the
+    // `toggle` event does not bubble, hence the capture).
+    let lazy = assets.lazy.as_ref().map(|module| {
+        format!(
+            " document.addEventListener('toggle', (e) => {{ if (e.target.open && e.target.dataset.lazy) import('{module}').then((m) => m.open()); }}, true);"
+        )
+    });
     let boot = match (&assets.js, &assets.wasm) {
         (Some(js), Some(wasm)) => Some(format!(
-            "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());"
+            "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());{}",
+            lazy.unwrap_or_default()
         )),
         _ => None,
     };

@@ -215,6 +215,7 @@ test('world info exports as JSON and imports into another story', async ({ page 
   await page.locator('input[name=wi_keys]').fill('harbor, port');
   await page.locator('textarea[name=wi_content]').fill('The harbor freezes in winter.');
   await page.locator('.world-entry input[type=checkbox]').check();
+  await page.locator('summary', { hasText: 'World info files' }).click();
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByText('Export world info').click()]);
   expect(download.suggestedFilename()).toBe('world-info.json');
   const exported = require('fs').readFileSync(await download.path(), 'utf8');
@@ -226,6 +227,7 @@ test('world info exports as JSON and imports into another story', async ({ page 
   await page.locator('input[name=wi_keys]').fill('lighthouse');
   await page.locator('textarea[name=wi_content]').fill('The lighthouse is dark.');
   const file = { name: 'world-info.json', mimeType: 'application/json', buffer: Buffer.from(exported) };
+  await page.locator('summary', { hasText: 'World info files' }).click();
   await page.locator('input[name=import_world_info]').setInputFiles(file);
   await expect(page.locator('.wi-report')).toHaveText('Imported: 1 world info entry.');
   await expect(page.locator('.world-entry')).toHaveCount(2);

@@ -57,6 +57,9 @@ impl SiteIndex {
                     index.assets.entry(page).or_default().css = Some(url.clone());
                 }
             }
+            if path == "pkg/studio-files.js" {
+                index.assets.entry(Page::Write).or_default().lazy = Some(url.clone());
+            }
             for page in Page::ALL {
                 let assets = index.assets.entry(page).or_default();
                 if path == format!("pkg/horde-{}.js", page.key()) {

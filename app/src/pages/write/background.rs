@@ -95,7 +95,7 @@ pub(super) fn Background(studio: Studio) -> impl IntoView {
                     .collect_view()
             }}
             <button class="ghost" on:click=move |_| story.update(|s| s.world_info.push(WorldEntry::default()))>"Add world info"</button>
-            <WorldInfoFiles studio/>
+            <WorldInfoFiles/>
         </details>
     }
 }

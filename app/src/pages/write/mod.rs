@@ -29,6 +29,7 @@ use transcript::{Footer, PendingTurn, Transcript};
 pub fn WritePage() -> impl IntoView {
     let session = expect_context::<Session>();
     let studio = Studio::new(session);
+    files::answer_files_module(studio);
     let offer = RwSignal::new(TextOffer::default());
     let draft = RwSignal::new(String::new());
     let send = move || {
