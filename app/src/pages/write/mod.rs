@@ -141,7 +141,7 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
     // was there.
     let refresh = move || {
         spawn_local(async move {
-            if let Ok(o) = api::text_choices().await {
+            if let Ok(o) = api::call(api::TextChoices {}).await {
                 offer.set(o);
             }
         })
