@@ -67,28 +67,45 @@ pub struct SiteAssets {
     /// hydrate.
     pub js: Option<String>,
     pub wasm: Option<String>,
-    /// A module the page loads when a `details[data-lazy]` panel is first opened (the writing
-    /// studio's files); it exports `open()`.
-    pub lazy: Option<String>,
+    /// Modules the page loads on demand, by name (`studio-files`, `studio-markdown`: the file
+    /// stem under `app/js/`) with their URLs.
+    pub modules: Vec<(String, String)>,
+}
+
+impl SiteAssets {
+    /// The page's boot script: the WASM, hydrated; on the writing studio also the loaders of its
+    /// on-demand modules. A `details[data-lazy=NAME]` panel loads module NAME when first opened
+    /// (and calls its `open()`; `toggle` does not bubble, hence the capture); the Markdown
+    /// module comes when a chat or instruct story is shown (`data-mode`) and its `start()`
+    /// follows the transcript.
+    #[cfg(feature = "ssr")]
+    fn boot_script(&self, page: Page) -> Option<String> {
+        let (js, wasm) = (self.js.as_ref()?, self.wasm.as_ref()?);
+        if page != Page::Write || self.modules.is_empty() {
+            return Some(format!(
+                "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());"
+            ));
+        }
+        let modules = self
+            .modules
+            .iter()
+            .map(|(name, url)| format!("'{name}': '{url}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(format!(
+            "import init, {{ hydrate }} from '{js}';\
+             const modules = {{ {modules} }};\
+             const markdown = () => document.querySelector('[data-mode=chat], [data-mode=instruct]') && import(modules['studio-markdown']).then((m) => m.start());\
+             document.addEventListener('toggle', (e) => {{ const name = e.target.open && e.target.dataset.lazy; if (name && modules[name]) import(modules[name]).then((m) => m.open()); }}, true);\
+             init({{ module_or_path: '{wasm}' }}).then(() => {{ hydrate(); markdown(); new MutationObserver(markdown).observe(document.body, {{ subtree: true, attributes: true, attributeFilter: ['data-mode'] }}); }});"
+        ))
+    }
 }
 
 /// The whole HTML document of `page` (rendered on the server).
 #[cfg(feature = "ssr")]
 pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
-    // Panels whose controls are loaded on demand: the module comes when one first opens (the
-    // `toggle` event does not bubble, hence the capture).
-    let lazy = assets.lazy.as_ref().map(|module| {
-        format!(
-            " document.addEventListener('toggle', (e) => {{ if (e.target.open && e.target.dataset.lazy) import('{module}').then((m) => m.open()); }}, true);"
-        )
-    });
-    let boot = match (&assets.js, &assets.wasm) {
-        (Some(js), Some(wasm)) => Some(format!(
-            "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());{}",
-            lazy.unwrap_or_default()
-        )),
-        _ => None,
-    };
+    let boot = assets.boot_script(page);
     let preloads = assets.js.clone().zip(assets.wasm.clone()).map(|(js, wasm)| {
         view! {
             <link rel="modulepreload" href=js/>

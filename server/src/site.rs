@@ -57,8 +57,13 @@ impl SiteIndex {
                     index.assets.entry(page).or_default().css = Some(url.clone());
                 }
             }
-            if path == "pkg/studio-files.js" {
-                index.assets.entry(Page::Write).or_default().lazy = Some(url.clone());
+            // Modules loaded on demand (app/js/): every page may name them.
+            if let Some(name) = path.strip_prefix("pkg/").and_then(|p| p.strip_suffix(".js")) {
+                if !name.starts_with("horde-") {
+                    for page in Page::ALL {
+                        index.assets.entry(page).or_default().modules.push((name.to_string(), url.clone()));
+                    }
+                }
             }
             for page in Page::ALL {
                 let assets = index.assets.entry(page).or_default();

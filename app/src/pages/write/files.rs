@@ -2,7 +2,7 @@
 //! studio stories), export as the studio's JSON or as a Lite save, and world-info files.
 //!
 //! The controls are not in the page's WASM: they are a small JavaScript module,
-//! `app/js/studio-files.js`, that the page loads when one of its panels (`details[data-lazy]`)
+//! `app/js/studio-files.js`, that the page loads when one of its panels (`details[data-lazy=studio-files]`)
 //! is first opened, so the first load of the studio stays within its budget (BENCHMARKS.md). The
 //! importers run on the server (the `import_file`, `import_world_info` and `export_lite` server
 //! functions, which the module calls). The module reaches the studio through one window event,
@@ -54,7 +54,7 @@ pub(super) fn answer_files_module(studio: Studio) {
 pub fn ExportImport(studio: Studio) -> impl IntoView {
     let story = studio.story;
     view! {
-        <details data-lazy="files">
+        <details data-lazy="studio-files">
             <summary>"Export / import"</summary>
             <label class="field">
                 <span>"Title"</span>
@@ -70,7 +70,7 @@ pub fn ExportImport(studio: Studio) -> impl IntoView {
 #[component]
 pub fn WorldInfoFiles() -> impl IntoView {
     view! {
-        <details class="wi-files" data-lazy="files">
+        <details class="wi-files" data-lazy="studio-files">
             <summary>"World info files"</summary>
             <div class="files" data-files="world_info"></div>
         </details>

@@ -25,7 +25,23 @@ pub(super) fn Settings(studio: Studio) -> impl IntoView {
                 {number_field("Min p", "min_p", "0.01", move || s.with(|s| s.min_p), move |v| s.update(|st| st.min_p = v.clamp(0.0, 1.0)))}
                 {number_field("Repetition penalty", "rep_pen", "0.01", move || s.with(|s| s.rep_pen), move |v| s.update(|st| st.rep_pen = v.clamp(1.0, 3.0)))}
                 {number_field("Repetition range", "rep_pen_range", "1", move || s.with(|s| s.rep_pen_range as f64), move |v| s.update(|st| st.rep_pen_range = v.clamp(0.0, 4096.0) as i64))}
+                {number_field("Repetition slope", "rep_pen_slope", "0.05", move || s.with(|s| s.rep_pen_slope), move |v| s.update(|st| st.rep_pen_slope = v.clamp(0.0, 10.0)))}
+                {number_field("Top a", "top_a", "0.01", move || s.with(|s| s.top_a), move |v| s.update(|st| st.top_a = v.clamp(0.0, 1.0)))}
+                {number_field("Typical", "typical", "0.01", move || s.with(|s| s.typical), move |v| s.update(|st| st.typical = v.clamp(0.0, 1.0)))}
+                {number_field("Tail-free", "tfs", "0.01", move || s.with(|s| s.tfs), move |v| s.update(|st| st.tfs = v.clamp(0.0, 1.0)))}
+                {number_field("DynaTemp range", "dynatemp_range", "0.05", move || s.with(|s| s.dynatemp_range), move |v| s.update(|st| st.dynatemp_range = v.clamp(0.0, 5.0)))}
+                {number_field("DynaTemp exponent", "dynatemp_exponent", "0.05", move || s.with(|s| s.dynatemp_exponent), move |v| s.update(|st| st.dynatemp_exponent = v.clamp(0.0, 5.0)))}
+                {number_field("Smoothing", "smoothing_factor", "0.05", move || s.with(|s| s.smoothing_factor), move |v| s.update(|st| st.smoothing_factor = v.clamp(0.0, 10.0)))}
+                {number_field("Seed (-1: random)", "seed", "1", move || s.with(|s| s.seed as f64), move |v| s.update(|st| st.seed = v.clamp(-1.0, i32::MAX as f64) as i64))}
             </div>
+            <label class="field">
+                <span>"Sampler order (0 top-k, 1 top-a, 2 top-p, 3 tail-free, 4 typical, 5 temperature, 6 repetition)"</span>
+                <input name="sampler_order" prop:value=move || s.with(|s| s.sampler_order.clone()) on:change=move |ev| s.update(|st| st.sampler_order = event_target_value(&ev))/>
+            </label>
+            <label class="check">
+                <input type="checkbox" name="ban_eos" prop:checked=move || s.with(|s| s.ban_eos) on:change=move |ev| s.update(|st| st.ban_eos = event_target_checked(&ev))/>
+                "Ban the end-of-sequence token (write to the full length)"
+            </label>
             <label class="field">
                 <span>"Stop sequences (one per line, \\n for a newline)"</span>
                 <textarea
