@@ -8,6 +8,9 @@
 // module adds a rendered copy after each text (`.md`), hides the raw one with the class
 // `markdown` on the transcript, and follows every change to the transcript.
 
+// Its styles come with it (they are not in the page's first load).
+document.head.append(Object.assign(document.createElement('style'), { textContent: `.transcript.markdown .turn > .text { display: none; } .md-view { overflow-wrap: anywhere; } .md-view .md > :first-child { margin-top: 0; } .md-view .md > :last-child { margin-bottom: 0; } .md-view p, .md-view ul, .md-view ol, .md-view pre, .md-view blockquote { margin: 0.4rem 0; } .md-view pre { overflow-x: auto; padding: 0.5rem; border-radius: 0.5rem; background: #8882; } .md-view code { font-size: 0.9em; background: #8882; border-radius: 0.25rem; padding: 0 0.2rem; } .md-view pre code { background: none; padding: 0; } .md-view blockquote { border-left: 3px solid var(--line); padding-left: 0.6rem; color: var(--muted); } .md-view h3, .md-view h4, .md-view h5, .md-view h6 { margin: 0.5rem 0 0.25rem; font-size: 1rem; } .md-view .thinking { font-size: 0.85rem; color: var(--muted); } .md-view .thinking summary { cursor: pointer; }` }));
+
 const SAFE_URL = /^https?:\/\//i;
 
 /** Inline Markdown of `text` appended to `parent`: code, bold, italic, strike, links. */

@@ -89,15 +89,15 @@ impl SiteAssets {
         let modules = self
             .modules
             .iter()
-            .map(|(name, url)| format!("'{name}': '{url}'"))
+            .map(|(name, url)| format!("'{name}':'{url}'"))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(",");
+        // Written small: it is part of every first load of the studio.
         Some(format!(
-            "import init, {{ hydrate }} from '{js}';\
-             const modules = {{ {modules} }};\
-             const markdown = () => document.querySelector('[data-mode=chat], [data-mode=instruct]') && import(modules['studio-markdown']).then((m) => m.start());\
-             document.addEventListener('toggle', (e) => {{ const name = e.target.open && e.target.dataset.lazy; if (name && modules[name]) import(modules[name]).then((m) => m.open()); }}, true);\
-             init({{ module_or_path: '{wasm}' }}).then(() => {{ hydrate(); markdown(); new MutationObserver(markdown).observe(document.body, {{ subtree: true, attributes: true, attributeFilter: ['data-mode'] }}); }});"
+            "import init,{{hydrate}}from'{js}';const M={{{modules}}},L=(n)=>import(M[n]),\
+             md=()=>document.querySelector('[data-mode=chat],[data-mode=instruct]')&&L('studio-markdown').then((m)=>m.start());\
+             document.addEventListener('toggle',(e)=>{{const n=e.target.open&&e.target.dataset.lazy;if(n&&M[n])L(n).then((m)=>m.open())}},true);\
+             init({{module_or_path:'{wasm}'}}).then(()=>{{hydrate();md();new MutationObserver(md).observe(document.body,{{subtree:true,attributes:true,attributeFilter:['data-mode']}})}});"
         ))
     }
 }
