@@ -54,6 +54,8 @@ for PAGE in write images account workers; do
   fi
 done
 cp style/main.css "$STAGE/pkg/horde.css"
+# Modules a page loads on demand (app/js/), so they are not in its first load.
+cp app/js/*.js "$STAGE/pkg/"
 if [ "$MODE" = release ]; then
   # Minified glue and styles (esbuild from npm).
   say "minifying the JavaScript and CSS"

@@ -16,6 +16,20 @@ pub fn message(e: &ServerFnError) -> String {
     }
 }
 
+/// Calls the server function `F` (its arguments) from the browser with `fetch`, its answer
+/// decoded from text: the same HTTP call as calling the function itself, without the
+/// server-function client. The writing studio calls the horde this way: the client's request
+/// machinery and its second JSON decoder (from bytes) would cost its bundle about 5 KB
+/// compressed (BENCHMARKS.md). Errors are the horde's message.
+pub async fn call<F>(args: F) -> Result<F::Output, String>
+where
+    F: leptos::server_fn::ServerFn + Serialize,
+    F::Output: serde::de::DeserializeOwned,
+{
+    let body = serde_json::to_string(&args).map_err(|e| e.to_string())?;
+    crate::browser::post_json(F::PATH, body).await
+}
+
 /// A model on offer, with what waiting for it looks like.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRow {

@@ -130,6 +130,47 @@ impl Drop for TextStream {
     }
 }
 
+/// POSTs `body` (JSON) to the server function at `path` and decodes its JSON answer from text.
+/// Errors are the horde's message (server functions answer `ServerError|the message`).
+pub async fn post_json<T: DeserializeOwned>(path: &str, body: String) -> Result<T, String> {
+    #[cfg(feature = "hydrate")]
+    {
+        use wasm_bindgen::JsCast;
+        use wasm_bindgen_futures::JsFuture;
+        const UNREACHABLE: &str = "The horde could not be reached.";
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_body(&body.into());
+        let headers = web_sys::Headers::new().map_err(|_| UNREACHABLE.to_string())?;
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("accept", "application/json");
+        init.set_headers(&headers);
+        let window = web_sys::window().ok_or(UNREACHABLE)?;
+        let response: web_sys::Response = JsFuture::from(window.fetch_with_str_and_init(path, &init))
+            .await
+            .ok()
+            .and_then(|r| r.dyn_into().ok())
+            .ok_or(UNREACHABLE)?;
+        let text = JsFuture::from(response.text().map_err(|_| UNREACHABLE.to_string())?)
+            .await
+            .ok()
+            .and_then(|t| t.as_string())
+            .unwrap_or_default();
+        if !response.ok() {
+            return Err(match text.split_once('|') {
+                Some((kind, message)) if kind.bytes().all(|b| b.is_ascii_alphabetic()) => message.to_string(),
+                _ => format!("The horde answered {}.", response.status()),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (path, body);
+        Err("Only the browser calls the horde this way.".into())
+    }
+}
+
 /// Reads the file chosen in a file input (the `change` event) as base64, without its
 /// `data:...;base64,` prefix. `done(None)` when nothing could be read.
 pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'static) {
@@ -138,22 +179,33 @@ pub fn read_chosen_file(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>
     });
 }
 
-/// The name of the file chosen in a file input (the `change` event); empty when none.
-pub fn chosen_file_name(ev: &leptos::ev::Event) -> String {
+/// A field of a custom event's `detail` object, as text (the studio's files module asks the
+/// page through such events; see `pages::write::files`).
+pub fn event_detail(ev: &leptos::ev::Event, field: &str) -> Option<String> {
     #[cfg(feature = "hydrate")]
     {
-        use wasm_bindgen::JsCast;
-        ev.target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-            .and_then(|input| input.files())
-            .and_then(|files| files.get(0))
-            .map(|f| f.name())
-            .unwrap_or_default()
+        let detail = js_sys::Reflect::get(ev, &"detail".into()).ok()?;
+        js_sys::Reflect::get(&detail, &field.into()).ok()?.as_string()
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let _ = ev;
-        String::new()
+        let _ = (ev, field);
+        None
+    }
+}
+
+/// Writes the page's answer into a custom event's `detail` object, as its `answer` field (the
+/// event is dispatched synchronously, so its sender reads it once `dispatchEvent` returns).
+pub fn answer_event(ev: &leptos::ev::Event, answer: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        if let Ok(detail) = js_sys::Reflect::get(ev, &"detail".into()) {
+            let _ = js_sys::Reflect::set(&detail, &"answer".into(), &answer.into());
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (ev, answer);
     }
 }
 

@@ -228,6 +228,16 @@ impl StudioTextRequest {
                 min_p: Some(settings.min_p),
                 rep_pen: Some(settings.rep_pen),
                 rep_pen_range: Some(settings.rep_pen_range),
+                rep_pen_slope: Some(settings.rep_pen_slope),
+                top_a: Some(settings.top_a),
+                typical: Some(settings.typical),
+                tfs: Some(settings.tfs),
+                dynatemp_range: Some(settings.dynatemp_range),
+                dynatemp_exponent: Some(settings.dynatemp_exponent),
+                smoothing_factor: Some(settings.smoothing_factor),
+                sampler_order: sampler_order(&settings.sampler_order),
+                sampler_seed: (settings.seed >= 0).then_some(settings.seed),
+                use_default_badwordsids: Some(settings.ban_eos),
                 stop_sequence: (!self.stop_sequences.is_empty()).then(|| self.stop_sequences.clone()),
                 ..TextParams::default()
             }),
@@ -236,6 +246,18 @@ impl StudioTextRequest {
             ..GenerateTextRequest::default()
         }
     }
+}
+
+/// The samplers' order as typed ("6, 0, 1"): empty is none (the worker's order); an entry that
+/// is not a number is sent as -1, so the horde refuses the request and says why.
+fn sampler_order(typed: &str) -> Option<Vec<i64>> {
+    let order: Vec<i64> = typed
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(-1))
+        .collect();
+    (!order.is_empty()).then_some(order)
 }
 
 /// The request for the next model turn.
@@ -520,5 +542,43 @@ mod image_turn_tests {
         let a = assemble(&story, &GenSettings::default());
         assert_eq!(a.prompt, "\nUser: Look at this.\nUser: What is it?\nBot:");
         assert_eq!(a.dropped_turns, 0);
+    }
+
+    #[test]
+    fn every_sampler_reaches_the_horde_request() {
+        let s = GenSettings {
+            top_a: 0.2,
+            typical: 0.9,
+            tfs: 0.95,
+            rep_pen_slope: 0.3,
+            dynatemp_range: 0.5,
+            dynatemp_exponent: 1.5,
+            smoothing_factor: 0.25,
+            sampler_order: " 5, 6,0,1,2,3,4 ".into(),
+            seed: 77,
+            ban_eos: true,
+            ..GenSettings::default()
+        };
+        let request = text_request(&Story::default(), &s).to_horde();
+        let p = request.params.expect("params");
+        assert_eq!(
+            (p.top_a, p.typical, p.tfs, p.rep_pen_slope),
+            (Some(0.2), Some(0.9), Some(0.95), Some(0.3))
+        );
+        assert_eq!(
+            (p.dynatemp_range, p.dynatemp_exponent, p.smoothing_factor),
+            (Some(0.5), Some(1.5), Some(0.25))
+        );
+        assert_eq!(p.sampler_order, Some(vec![5, 6, 0, 1, 2, 3, 4]));
+        assert_eq!((p.sampler_seed, p.use_default_badwordsids), (Some(77), Some(true)));
+        // A random seed is left to the worker; an empty order is the worker's; a typo is sent
+        // as -1 for the horde to refuse.
+        let p = text_request(&Story::default(), &GenSettings::default())
+            .to_horde()
+            .params
+            .expect("params");
+        assert_eq!((p.sampler_seed, p.sampler_order), (None, Some(vec![6, 0, 1, 3, 4, 2, 5])));
+        assert_eq!(super::sampler_order(""), None);
+        assert_eq!(super::sampler_order("1,x"), Some(vec![1, -1]));
     }
 }

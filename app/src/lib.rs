@@ -67,17 +67,45 @@ pub struct SiteAssets {
     /// hydrate.
     pub js: Option<String>,
     pub wasm: Option<String>,
+    /// Modules the page loads on demand, by name (`studio-files`, `studio-markdown`: the file
+    /// stem under `app/js/`) with their URLs.
+    pub modules: Vec<(String, String)>,
+}
+
+impl SiteAssets {
+    /// The page's boot script: the WASM, hydrated; on the writing studio also the loaders of its
+    /// on-demand modules. A `details[data-lazy=NAME]` panel loads module NAME when first opened
+    /// (and calls its `open()`; `toggle` does not bubble, hence the capture); the Markdown
+    /// module comes when a chat or instruct story is shown (`data-mode`) and its `start()`
+    /// follows the transcript.
+    #[cfg(feature = "ssr")]
+    fn boot_script(&self, page: Page) -> Option<String> {
+        let (js, wasm) = (self.js.as_ref()?, self.wasm.as_ref()?);
+        if page != Page::Write || self.modules.is_empty() {
+            return Some(format!(
+                "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());"
+            ));
+        }
+        let modules = self
+            .modules
+            .iter()
+            .map(|(name, url)| format!("'{name}':'{url}'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        // Written small: it is part of every first load of the studio.
+        Some(format!(
+            "import init,{{hydrate}}from'{js}';const M={{{modules}}},L=(n)=>import(M[n]),\
+             md=()=>document.querySelector('[data-mode=chat],[data-mode=instruct]')&&L('studio-markdown').then((m)=>m.start());\
+             document.addEventListener('toggle',(e)=>{{const n=e.target.open&&e.target.dataset.lazy;if(n&&M[n])L(n).then((m)=>m.open())}},true);\
+             init({{module_or_path:'{wasm}'}}).then(()=>{{hydrate();md();new MutationObserver(md).observe(document.body,{{subtree:true,attributes:true,attributeFilter:['data-mode']}})}});"
+        ))
+    }
 }
 
 /// The whole HTML document of `page` (rendered on the server).
 #[cfg(feature = "ssr")]
 pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
-    let boot = match (&assets.js, &assets.wasm) {
-        (Some(js), Some(wasm)) => Some(format!(
-            "import init, {{ hydrate }} from '{js}'; init({{ module_or_path: '{wasm}' }}).then(() => hydrate());"
-        )),
-        _ => None,
-    };
+    let boot = assets.boot_script(page);
     let preloads = assets.js.clone().zip(assets.wasm.clone()).map(|(js, wasm)| {
         view! {
             <link rel="modulepreload" href=js/>

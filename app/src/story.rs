@@ -224,7 +224,7 @@ impl Story {
     }
 }
 
-/// Sampler settings offered as one click.
+/// Sampler settings offered as one click (each sets every sampler, like Lite's presets).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Preset {
     pub name: &'static str,
@@ -233,34 +233,56 @@ pub struct Preset {
     pub top_k: i64,
     pub min_p: f64,
     pub rep_pen: f64,
+    pub top_a: f64,
+    pub typical: f64,
+    pub tfs: f64,
+    pub rep_pen_slope: f64,
+    pub dynatemp_range: f64,
+    pub smoothing_factor: f64,
 }
 
-pub const PRESETS: [Preset; 3] = [
+/// A preset with every other sampler off (top-a 0, typical 1, tail-free 1, no dynamic
+/// temperature, no smoothing) and Lite's repetition-penalty slope.
+const fn preset(name: &'static str, temperature: f64, top_p: f64, top_k: i64, min_p: f64, rep_pen: f64) -> Preset {
     Preset {
-        name: "Balanced",
-        temperature: 0.7,
-        top_p: 0.92,
-        top_k: 100,
-        min_p: 0.0,
-        rep_pen: 1.07,
+        name,
+        temperature,
+        top_p,
+        top_k,
+        min_p,
+        rep_pen,
+        top_a: 0.0,
+        typical: 1.0,
+        tfs: 1.0,
+        rep_pen_slope: 0.7,
+        dynatemp_range: 0.0,
+        smoothing_factor: 0.0,
+    }
+}
+
+/// The presets: the three simple ones and those Lite users know by the sampler they lean on.
+pub const PRESETS: [Preset; 7] = [
+    preset("Balanced", 0.7, 0.92, 100, 0.0, 1.07),
+    preset("Creative", 1.1, 0.98, 0, 0.05, 1.05),
+    preset("Precise", 0.2, 0.6, 20, 0.0, 1.1),
+    preset("Min-P", 1.0, 1.0, 0, 0.1, 1.05),
+    Preset {
+        dynatemp_range: 0.5,
+        ..preset("DynaTemp", 1.0, 1.0, 0, 0.05, 1.05)
     },
     Preset {
-        name: "Creative",
-        temperature: 1.1,
-        top_p: 0.98,
-        top_k: 0,
-        min_p: 0.05,
-        rep_pen: 1.05,
+        smoothing_factor: 0.3,
+        ..preset("Smoothing", 1.0, 1.0, 0, 0.0, 1.05)
     },
     Preset {
-        name: "Precise",
-        temperature: 0.2,
-        top_p: 0.6,
-        top_k: 20,
-        min_p: 0.0,
-        rep_pen: 1.1,
+        tfs: 0.95,
+        top_a: 0.2,
+        ..preset("Top-A & TFS", 0.8, 1.0, 0, 0.0, 1.07)
     },
 ];
+
+/// Lite's default order of the samplers (repetition penalty first, temperature last).
+pub const LITE_SAMPLER_ORDER: &str = "6,0,1,3,4,2,5";
 
 /// How the model should write.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +296,26 @@ pub struct GenSettings {
     pub min_p: f64,
     pub rep_pen: f64,
     pub rep_pen_range: i64,
+    pub rep_pen_slope: f64,
+    /// Top-a (0: off).
+    pub top_a: f64,
+    /// Typical sampling (1: off).
+    pub typical: f64,
+    /// Tail-free sampling (1: off).
+    pub tfs: f64,
+    /// Dynamic temperature: the range around `temperature` (0: off) and its exponent.
+    pub dynatemp_range: f64,
+    pub dynatemp_exponent: f64,
+    /// Quadratic sampling (0: off).
+    pub smoothing_factor: f64,
+    /// The samplers' order as KoboldAI numbers them (0 top-k, 1 top-a, 2 top-p, 3 tail-free,
+    /// 4 typical, 5 temperature, 6 repetition penalty), comma separated; empty: the worker's.
+    pub sampler_order: String,
+    /// The sampling seed; negative: the worker picks one.
+    pub seed: i64,
+    /// The end-of-sequence token banned (the model writes to the full length): the request's
+    /// `use_default_badwordsids`.
+    pub ban_eos: bool,
     /// One per line.
     pub stop_sequences: String,
     /// Empty: any model.
@@ -294,6 +336,16 @@ impl Default for GenSettings {
             min_p: p.min_p,
             rep_pen: p.rep_pen,
             rep_pen_range: 360,
+            rep_pen_slope: p.rep_pen_slope,
+            top_a: p.top_a,
+            typical: p.typical,
+            tfs: p.tfs,
+            dynatemp_range: p.dynatemp_range,
+            dynatemp_exponent: 1.0,
+            smoothing_factor: p.smoothing_factor,
+            sampler_order: LITE_SAMPLER_ORDER.into(),
+            seed: -1,
+            ban_eos: false,
             stop_sequences: String::new(),
             model: String::new(),
             worker: String::new(),
@@ -308,6 +360,12 @@ impl GenSettings {
         self.top_k = p.top_k;
         self.min_p = p.min_p;
         self.rep_pen = p.rep_pen;
+        self.top_a = p.top_a;
+        self.typical = p.typical;
+        self.tfs = p.tfs;
+        self.rep_pen_slope = p.rep_pen_slope;
+        self.dynatemp_range = p.dynatemp_range;
+        self.smoothing_factor = p.smoothing_factor;
     }
 
     pub fn user_stops(&self) -> impl Iterator<Item = String> + '_ {

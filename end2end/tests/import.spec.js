@@ -129,6 +129,7 @@ test("Lite's world-info export adds its entries, secondary keys included", async
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   const file = { name: 'world_info.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(LITE_SAVE.worldinfo)) };
+  await page.locator('summary', { hasText: 'World info files' }).click();
   await page.locator('input[name=import_world_info]').setInputFiles(file);
   await expect(page.locator('.wi-report')).toHaveText('Imported: 2 world info entries, secondary keys of 1 entry.');
   await expect(page.locator('.world-entry')).toHaveCount(2);
@@ -194,4 +195,21 @@ test('a story exports as a Lite save', async ({ page }) => {
   expect([save.memory, save.authorsnote, save.anotetemplate, save.anotestr]).toEqual([LITE_SAVE.memory, LITE_SAVE.authorsnote, '[Style: <|>]', 160]);
   expect(save.worldinfo[1]).toMatchObject({ key: 'bridge', keysecondary: 'alarms', selective: true });
   expect(save.savedsettings).toMatchObject({ opmode: 1, temperature: 0.9 });
+});
+
+test('the file controls are loaded only when a files panel is opened', async ({ page }) => {
+  const modules = [];
+  page.on('request', (r) => { if (/studio-files/.test(r.url())) modules.push(r.url()); });
+  await open(page);
+  await expect(page.locator('input[name=import_file]')).toHaveCount(0);
+  await expect(page.locator('input[name=import_world_info]')).toHaveCount(0);
+  expect(modules).toEqual([]);
+  await page.locator('summary', { hasText: 'Export / import' }).click();
+  await expect(page.locator('input[name=import_file]')).toHaveCount(1);
+  // One module fills every files panel, once.
+  await expect(page.locator('input[name=import_world_info]')).toHaveCount(1);
+  await page.locator('summary', { hasText: 'World info files' }).click();
+  await expect(page.locator('input[name=import_world_info]')).toHaveCount(1);
+  expect(modules).toHaveLength(1);
+  expect(modules[0]).toMatch(/\/pkg\/studio-files\.[0-9a-f]{12}\.js$/);
 });

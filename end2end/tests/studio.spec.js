@@ -215,6 +215,7 @@ test('world info exports as JSON and imports into another story', async ({ page 
   await page.locator('input[name=wi_keys]').fill('harbor, port');
   await page.locator('textarea[name=wi_content]').fill('The harbor freezes in winter.');
   await page.locator('.world-entry input[type=checkbox]').check();
+  await page.locator('summary', { hasText: 'World info files' }).click();
   const [download] = await Promise.all([page.waitForEvent('download'), page.getByText('Export world info').click()]);
   expect(download.suggestedFilename()).toBe('world-info.json');
   const exported = require('fs').readFileSync(await download.path(), 'utf8');
@@ -226,6 +227,7 @@ test('world info exports as JSON and imports into another story', async ({ page 
   await page.locator('input[name=wi_keys]').fill('lighthouse');
   await page.locator('textarea[name=wi_content]').fill('The lighthouse is dark.');
   const file = { name: 'world-info.json', mimeType: 'application/json', buffer: Buffer.from(exported) };
+  // The files panel is still open from the export.
   await page.locator('input[name=import_world_info]').setInputFiles(file);
   await expect(page.locator('.wi-report')).toHaveText('Imported: 1 world info entry.');
   await expect(page.locator('.world-entry')).toHaveCount(2);
@@ -250,4 +252,100 @@ test('a full browser storage is said, not silently lost', async ({ page }) => {
   await page.locator('textarea[name=memory]').fill('A long memory. '.repeat(20000));
   await expect(page.getByRole('alert')).toContainText("This browser's storage is full");
   await page.evaluate(() => { for (const k of Object.keys(localStorage)) if (k.startsWith('filler-')) localStorage.removeItem(k); });
+});
+
+test('Markdown in chat and instruct turns: a hostile generation is rendered inert, thinking folded', async ({ page, start }) => {
+  const hostile = '**Bold** and `code`\n<script>window.__pwned = 1</script>\n<img src=x onerror="window.__pwned = 2">\n'
+    + '![cat](http://127.0.0.1:9/cat.png) [site](https://example.com/) [bad](javascript:window.__pwned=3)';
+  let n = 0;
+  await start(ScriptedWorker, { name: 'md-worker', reply: () => (++n === 1 ? hostile : '<think>Count the sides.</think>A **square** has 4.'), stepMs: 5 });
+  const fetched = [];
+  page.on('request', (r) => { if (/cat\.png|studio-markdown/.test(r.url())) fetched.push(new URL(r.url()).pathname); });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  // Not loaded for a story in story mode.
+  expect(fetched).toEqual([]);
+  await setMode(page, 'chat');
+  await page.locator('textarea[name=prompt]').fill('Show me.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  const view = page.locator('.turn.model .md-view');
+  await expect(view.locator('strong')).toHaveText('Bold');
+  await expect(view.locator('code')).toHaveText('code');
+  await expect(view).toContainText('<script>window.__pwned = 1</script>');
+  await expect(view).toContainText('<img src=x onerror="window.__pwned = 2">');
+  await expect(view.locator('script, img, iframe, [onerror]')).toHaveCount(0);
+  // Only http(s) links; the image is a link to it, never fetched.
+  expect(await view.locator('a').evaluateAll((as) => as.map((a) => [a.textContent, a.href, a.rel]))).toEqual([
+    ['cat', 'http://127.0.0.1:9/cat.png', 'noopener noreferrer nofollow'],
+    ['site', 'https://example.com/', 'noopener noreferrer nofollow'],
+  ]);
+  await expect(page.locator('.turn.model > .text')).toBeHidden();
+  expect(await page.evaluate(() => window.__pwned)).toBeUndefined();
+  expect(fetched).toEqual([expect.stringMatching(/^\/pkg\/studio-markdown\.[0-9a-f]{12}\.js$/)]);
+
+  await setMode(page, 'instruct');
+  await page.locator('textarea[name=prompt]').fill('How many sides?');
+  await page.getByRole('button', { name: 'Send' }).click();
+  const last = page.locator('.turn.model .md-view').last();
+  await expect(last.locator('strong')).toHaveText('square');
+  await expect(last.locator('details.thinking')).toContainText('Count the sides.');
+  expect(await last.locator('details.thinking').evaluate((d) => d.open)).toBe(false);
+  // Editing shows the raw text again; story mode shows it as written.
+  await setMode(page, 'story');
+  await expect(page.locator('.md-view')).toHaveCount(0);
+  await expect(page.locator('.turn.model > .text').first()).toBeVisible();
+  expect(await page.evaluate(() => window.__pwned)).toBeUndefined();
+});
+
+test('every sampler the horde passes on, and a preset, reach the worker', async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'sampler-worker', reply: 'Ok.', stepMs: 5 });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.locator('summary', { hasText: 'Settings' }).click();
+  await page.getByRole('button', { name: 'DynaTemp' }).click();
+  await expect(page.locator('input[name=dynatemp_range]')).toHaveValue('0.5');
+  await expect(page.locator('input[name=temperature]')).toHaveValue('1');
+  for (const [name, typed] of [['top_a', '0.1'], ['typical', '0.9'], ['tfs', '0.95'], ['rep_pen_slope', '0.5'],
+    ['smoothing_factor', '0.2'], ['seed', '1234'], ['dynatemp_exponent', '1.5']]) {
+    await page.locator(`input[name=${name}]`).fill(typed);
+    await page.locator(`input[name=${name}]`).press('Tab');
+  }
+  await page.locator('input[name=sampler_order]').fill('5, 6, 0, 1, 2, 3, 4');
+  await page.locator('input[name=sampler_order]').press('Tab');
+  await page.locator('input[name=ban_eos]').check();
+  await page.locator('textarea[name=prompt]').fill('Go.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Ok.');
+  expect(worker.lastPayload()).toMatchObject({
+    temperature: 1, dynatemp_range: 0.5, dynatemp_exponent: 1.5, top_a: 0.1, typical: 0.9, tfs: 0.95, rep_pen_slope: 0.5,
+    smoothing_factor: 0.2, sampler_seed: 1234, sampler_order: [5, 6, 0, 1, 2, 3, 4], use_default_badwordsids: true,
+  });
+  // An order the horde refuses is said, not dropped.
+  await page.locator('input[name=sampler_order]').fill('1, 2');
+  await page.locator('input[name=sampler_order]').press('Tab');
+  await page.locator('textarea[name=prompt]').fill('Again.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.getByRole('alert')).toContainText('sampler_order must contain at least 7 distinct samplers');
+});
+
+test('on a phone the new panels fit the screen', async ({ page, start }) => {
+  await start(ScriptedWorker, { name: 'phone-worker', reply: 'A **bold** reply with a [link](https://example.com/a/very/long/address/that/goes/on/and/on).', stepMs: 5 });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await setMode(page, 'chat');
+  await page.locator('textarea[name=prompt]').fill('Hi.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.md-view strong')).toHaveText('bold');
+  for (const panel of ['Settings', 'Export / import', 'World info files']) {
+    await page.locator('summary', { hasText: panel }).click();
+  }
+  await expect(page.locator('input[name=import_file]')).toHaveCount(1);
+  await expect(page.locator('input[name=ban_eos]')).toBeVisible();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow).toBeLessThanOrEqual(0);
+  for (const name of ['sampler_order', 'top_a', 'import_file', 'import_world_info']) {
+    const box = await page.locator(`input[name=${name}]`).boundingBox();
+    expect(box.x + box.width, name).toBeLessThanOrEqual(390);
+  }
 });

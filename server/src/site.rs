@@ -57,6 +57,14 @@ impl SiteIndex {
                     index.assets.entry(page).or_default().css = Some(url.clone());
                 }
             }
+            // Modules loaded on demand (app/js/): every page may name them.
+            if let Some(name) = path.strip_prefix("pkg/").and_then(|p| p.strip_suffix(".js")) {
+                if !name.starts_with("horde-") {
+                    for page in Page::ALL {
+                        index.assets.entry(page).or_default().modules.push((name.to_string(), url.clone()));
+                    }
+                }
+            }
             for page in Page::ALL {
                 let assets = index.assets.entry(page).or_default();
                 if path == format!("pkg/horde-{}.js", page.key()) {

@@ -165,6 +165,19 @@ fn settings_of(saved: &Value) -> (GenSettings, Vec<&'static str>) {
     take!(min_p, "min_p", f64);
     take!(rep_pen, "rep_pen", f64);
     take!(rep_pen_range, "rep_pen_range", i64);
+    take!(rep_pen_slope, "rep_pen_slope", f64);
+    take!(top_a, "top_a", f64);
+    take!(typical, "typ_s", f64);
+    take!(tfs, "tfs_s", f64);
+    take!(dynatemp_range, "dynatemp_range", f64);
+    take!(dynatemp_exponent, "dynatemp_exponent", f64);
+    take!(smoothing_factor, "smoothing_factor", f64);
+    take!(seed, "sampler_seed", i64);
+    if let Some(order) = saved.get("sampler_order").and_then(Value::as_array) {
+        let order: Vec<String> = order.iter().filter_map(Value::as_i64).map(|n| n.to_string()).collect();
+        s.sampler_order = order.join(",");
+        took.push("sampler_order");
+    }
     take!(max_length, "max_length", i64);
     take!(max_context_length, "max_context_length", i64);
     let stops = str_of(saved, "extrastopseq");
@@ -387,6 +400,15 @@ pub fn export_save(story: &Story, settings: &GenSettings) -> String {
             "min_p": settings.min_p,
             "rep_pen": settings.rep_pen,
             "rep_pen_range": settings.rep_pen_range,
+            "rep_pen_slope": settings.rep_pen_slope,
+            "top_a": settings.top_a,
+            "typ_s": settings.typical,
+            "tfs_s": settings.tfs,
+            "dynatemp_range": settings.dynatemp_range,
+            "dynatemp_exponent": settings.dynatemp_exponent,
+            "smoothing_factor": settings.smoothing_factor,
+            "sampler_seed": settings.seed,
+            "sampler_order": settings.sampler_order.split(',').filter_map(|n| n.trim().parse::<i64>().ok()).collect::<Vec<_>>(),
             "extrastopseq": stops.join("||$||"),
         },
     });

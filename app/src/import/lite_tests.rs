@@ -139,6 +139,15 @@ fn the_lite_export_reads_back_the_same_story() {
     });
     let settings = GenSettings {
         temperature: 0.5,
+        top_a: 0.2,
+        typical: 0.9,
+        tfs: 0.95,
+        rep_pen_slope: 0.3,
+        dynatemp_range: 0.5,
+        dynatemp_exponent: 1.5,
+        smoothing_factor: 0.25,
+        sampler_order: "5,6,0,1,2,3,4".into(),
+        seed: 77,
         ..GenSettings::default()
     };
     let json = export_save(&story, &settings);
@@ -152,7 +161,8 @@ fn the_lite_export_reads_back_the_same_story() {
         ("Mem", "Note", 1)
     );
     assert_eq!(back.world_info, story.world_info);
-    assert_eq!(i.settings.expect("settings").temperature, 0.5);
+    // Every sampler Lite keeps comes back.
+    assert_eq!(i.settings.expect("settings"), settings);
 }
 
 #[test]

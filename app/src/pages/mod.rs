@@ -8,10 +8,8 @@ use leptos::task::spawn_local;
 
 pub mod account;
 pub mod images;
-mod studio;
 pub mod workers;
 pub mod write;
-mod write_files;
 
 /// What a page asked the horde for: nothing yet (loading), the answer, or the error's message.
 pub type Loaded<T> = RwSignal<Option<Result<T, String>>>;

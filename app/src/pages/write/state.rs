@@ -1,6 +1,6 @@
 //! The writing studio's state: the story, the stories list, the settings and the request on its
-//! way (submit, follow its stream or poll, cancel, retry), undo/redo. The views are in
-//! [`super::write`].
+//! way (submit, follow its stream or poll, cancel, retry), undo/redo. The views are the
+//! [`super`] module's others.
 
 use std::time::Duration;
 
@@ -232,7 +232,7 @@ impl Studio {
         let key = self.session.api_key.get_untracked();
         self.pending.set(Some(Pending::default()));
         spawn_local(async move {
-            match api::submit_text(key, request).await {
+            match api::call(api::SubmitText { api_key: key, request }).await {
                 Ok(sub) => {
                     self.pending.set(Some(Pending {
                         id: sub.id.clone(),
@@ -248,7 +248,7 @@ impl Studio {
                 }
                 Err(e) => {
                     self.pending.set(None);
-                    self.error.set(Some(api::message(&e)));
+                    self.error.set(Some(e));
                 }
             }
         });
@@ -332,7 +332,7 @@ impl Studio {
             if !self.is_current(&id) {
                 return;
             }
-            match api::text_status(id.clone()).await {
+            match api::call(api::TextStatus { id: id.clone() }).await {
                 Ok(s) if s.done || s.faulted => self.finish(s),
                 Ok(s) => {
                     self.pending.update(|p| {
@@ -346,7 +346,7 @@ impl Studio {
                 }
                 Err(e) => {
                     self.pending.set(None);
-                    self.error.set(Some(api::message(&e)));
+                    self.error.set(Some(e));
                 }
             }
         });
@@ -385,7 +385,7 @@ impl Studio {
             .pending
             .with_untracked(|p| p.as_ref().map(|p| p.text.clone()).unwrap_or_default());
         spawn_local(async move {
-            match api::cancel_text(id).await {
+            match api::call(api::CancelText { id }).await {
                 // The worker may not have submitted yet: keep what was streamed.
                 Ok(status) if status.generations.is_empty() && !streamed.is_empty() => {
                     self.pending.set(None);
@@ -397,7 +397,7 @@ impl Studio {
                 Ok(status) => self.finish(status),
                 Err(e) => {
                     self.pending.set(None);
-                    self.error.set(Some(api::message(&e)));
+                    self.error.set(Some(e));
                 }
             }
         });

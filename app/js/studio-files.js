@@ -1,0 +1,161 @@
+// The writing studio's files: import (Lite and KoboldAI saves, character cards, lorebooks, text,
+// studio stories), export (the studio's JSON, a Lite save) and world-info files. Loaded by the
+// page when a `details[data-lazy]` panel is first opened, so none of it is in the studio's first
+// load. The importers run on the server (server functions under /ui/api/); the studio's state
+// is reached through the `horde-studio` window event (see app/src/pages/write/files.rs).
+
+// Its styles come with it (they are not in the page's first load).
+document.head.append(Object.assign(document.createElement('style'), { textContent: `.files { display: flex; flex-direction: column; gap: 0.5rem; margin-top: 0.5rem; } .files > button { align-self: flex-start; }` }));
+
+/** Asks the studio (synchronously) and returns its answer. */
+function ask(op, json) {
+  const detail = { op, json };
+  window.dispatchEvent(new CustomEvent('horde-studio', { detail }));
+  return detail.answer;
+}
+
+/** Calls a server function with JSON arguments; resolves to its answer, rejects with its message. */
+async function call(endpoint, args) {
+  const response = await fetch(`/ui/api/${endpoint}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(args),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    // Server functions answer errors as "ServerError|the message".
+    throw new Error(text.replace(/^[A-Za-z]+\|/, '') || `The horde answered ${response.status}.`);
+  }
+  return JSON.parse(text);
+}
+
+/** Offers `json` as a file named `name`. */
+function download(name, json) {
+  const url = URL.createObjectURL(new Blob([json], { type: 'application/json' }));
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.hidden = true;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The chosen file as base64 (without the data URL's prefix). */
+function readBase64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split('base64,')[1] || '');
+    reader.onerror = () => reject(new Error('The file could not be read.'));
+    reader.readAsDataURL(file);
+  });
+}
+
+/** An element with attributes and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function field(label, input) {
+  return el('label', { class: 'field' }, el('span', {}, label), input);
+}
+
+function title() {
+  try {
+    return JSON.parse(ask('story')).title || 'Untitled';
+  } catch {
+    return 'Untitled';
+  }
+}
+
+/** Import and export of whole stories. */
+function storyFiles(box) {
+  const report = el('p', { class: 'muted import-report', role: 'status', hidden: '' });
+  const say = (text) => { report.hidden = false; report.textContent = text; };
+  const importing = async (name, data, base64) => {
+    say('Importing…');
+    try {
+      say(ask('import', await call('import_file', { name, data, base64 })));
+    } catch (e) {
+      say(e.message);
+    }
+  };
+  const file = el('input', {
+    type: 'file', name: 'import_file', accept: '.json,.png,.txt,application/json,image/png,text/plain',
+    onchange: async (ev) => {
+      const chosen = ev.target.files[0];
+      if (!chosen) return;
+      try {
+        await importing(chosen.name, await readBase64(chosen), true);
+      } catch (e) {
+        say(e.message);
+      }
+      ev.target.value = '';
+    },
+  });
+  const paste = el('textarea', { name: 'import', rows: '3' });
+  box.append(
+    el('button', { class: 'ghost', name: 'export_json', onclick: () => download(`${title()}.json`, ask('story')) }, 'Export JSON'),
+    el('button', {
+      class: 'ghost', name: 'export_lite',
+      onclick: async () => {
+        try {
+          const save = await call('export_lite', { story: JSON.parse(ask('story')), settings: JSON.parse(ask('settings')) });
+          download(`${title()} (Lite).json`, save);
+        } catch (e) {
+          say(e.message);
+        }
+      },
+    }, 'Export for KoboldAI Lite'),
+    field('Import a file: a Lite or KoboldAI save, a character card (PNG or JSON), a lorebook, a text file or a story (this one stays in the stories list)', file),
+    field("Or paste a story's JSON", paste),
+    el('button', { class: 'ghost', onclick: () => importing('pasted.json', paste.value, false) }, 'Import'),
+    report,
+  );
+}
+
+/** Export of the current story's world info, and import of lorebooks into it. */
+function worldInfoFiles(box) {
+  const report = el('p', { class: 'muted wi-report', role: 'status', hidden: '' });
+  const say = (text) => { report.hidden = false; report.textContent = text; };
+  const file = el('input', {
+    type: 'file', name: 'import_world_info', accept: 'application/json,.json',
+    onchange: async (ev) => {
+      const chosen = ev.target.files[0];
+      if (!chosen) return;
+      try {
+        say(ask('world_info', await call('import_world_info', { data: await readBase64(chosen), base64: true })));
+      } catch (e) {
+        say(e.message);
+      }
+      ev.target.value = '';
+    },
+  });
+  box.append(
+    el('button', {
+      class: 'ghost small', name: 'export_world_info',
+      onclick: () => download('world-info.json', JSON.stringify(JSON.parse(ask('story')).world_info || [])),
+    }, 'Export world info'),
+    field("Import world info: Lite, SillyTavern, Agnai or a card's (adds its entries)", file),
+    report,
+  );
+}
+
+const PANELS = { story: storyFiles, world_info: worldInfoFiles };
+
+/** Fills in the file controls of every panel on the page (once). */
+export function open() {
+  for (const box of document.querySelectorAll('[data-files]:not([data-filled])')) {
+    const fill = PANELS[box.dataset.files];
+    if (!fill) continue;
+    box.dataset.filled = 'true';
+    fill(box);
+  }
+}

@@ -1,0 +1,78 @@
+//! The studio's files: story import (Lite and KoboldAI saves, character cards, lorebooks, text,
+//! studio stories), export as the studio's JSON or as a Lite save, and world-info files.
+//!
+//! The controls are not in the page's WASM: they are a small JavaScript module,
+//! `app/js/studio-files.js`, that the page loads when one of its panels (`details[data-lazy=studio-files]`)
+//! is first opened, so the first load of the studio stays within its budget (BENCHMARKS.md). The
+//! importers run on the server (the `import_file`, `import_world_info` and `export_lite` server
+//! functions, which the module calls). The module reaches the studio through one window event,
+//! `horde-studio`, dispatched synchronously: its `detail.op` says what it wants, `detail.json`
+//! carries an importer's answer, and the studio writes its reply into `detail.answer`:
+//!
+//! - `story`, `settings`: the current story or the settings as the studio's JSON;
+//! - `import`: opens what was imported (the current story stays in the stories list) and
+//!   answers what came in and what did not;
+//! - `world_info`: adds the imported entries to the current story's world info, likewise.
+
+use leptos::prelude::*;
+
+use super::state::Studio;
+use crate::browser;
+use crate::import::Imported;
+
+/// Answers the files module's `horde-studio` events for as long as the page lives.
+pub(super) fn answer_files_module(studio: Studio) {
+    // The page never goes away while its document lives: the listener is never removed.
+    let _ = window_event_listener_untyped("horde-studio", move |ev| {
+        let Some(op) = browser::event_detail(&ev, "op") else { return };
+        let json = browser::event_detail(&ev, "json").unwrap_or_default();
+        let answer = match op.as_str() {
+            "story" => studio.story.with_untracked(|s| serde_json::to_string(s).unwrap_or_default()),
+            "settings" => studio.settings.with_untracked(|s| serde_json::to_string(s).unwrap_or_default()),
+            "import" => match Imported::from_json(&json) {
+                Ok(imported) => studio.take_import(imported),
+                Err(e) => e,
+            },
+            "world_info" => match Imported::from_json(&json) {
+                Ok(imported) => {
+                    let summary = imported.summary();
+                    let entries = imported.stories.into_iter().flat_map(|s| s.world_info);
+                    studio.story.update(|s| s.world_info.extend(entries));
+                    summary
+                }
+                Err(e) => e,
+            },
+            _ => return,
+        };
+        browser::answer_event(&ev, &answer);
+    });
+}
+
+/// The "Export / import" panel: the title and deletion here; the files module fills in the
+/// rest (`data-files="story"`) when the panel is first opened.
+#[component]
+pub fn ExportImport(studio: Studio) -> impl IntoView {
+    let story = studio.story;
+    view! {
+        <details data-lazy="studio-files">
+            <summary>"Export / import"</summary>
+            <label class="field">
+                <span>"Title"</span>
+                <input name="title" prop:value=move || story.with(|s| s.title.clone()) on:input=move |ev| story.update(|s| s.title = event_target_value(&ev))/>
+            </label>
+            <button class="danger" on:click=move |_| studio.delete_story()>"Delete this story"</button>
+            <div class="files" data-files="story"></div>
+        </details>
+    }
+}
+
+/// The "World info files" panel, filled in by the files module (`data-files="world_info"`).
+#[component]
+pub fn WorldInfoFiles() -> impl IntoView {
+    view! {
+        <details class="wi-files" data-lazy="studio-files">
+            <summary>"World info files"</summary>
+            <div class="files" data-files="world_info"></div>
+        </details>
+    }
+}
