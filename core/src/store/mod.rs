@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Executor, Row};
@@ -11,15 +12,17 @@ use uuid::Uuid;
 
 use crate::accounts::api_key::ApiKeyHash;
 use crate::accounts::{KudosBuckets, User, UserRecords};
-use crate::kudos::ledger::apply_to_user;
-use crate::kudos::{Account, Centikudos, Posting};
+use crate::kudos::Centikudos;
 use crate::workers::Worker;
 use crate::Result;
 
+mod batch;
+mod commit_connection;
 mod script;
+mod sqlite_writer;
 mod transfer_keys;
 
-use script::{Bound, Script};
+pub use batch::FlushBatch;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -43,34 +46,15 @@ pub struct NewUser {
     pub created_secs: i64,
 }
 
-/// Everything the persister writes in one transaction.
-#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
-pub struct FlushBatch {
-    pub postings: Vec<Posting>,
-    pub records: HashMap<i64, UserRecords>,
-    pub workers: Vec<Worker>,
-    /// Normalized image timings for the kudos model.
-    pub timings: Vec<(u64, crate::kudos::image_model::Timing)>,
-    /// Keys of the transfers among `postings` (`Idempotency-Key`).
-    #[serde(default)]
-    pub transfer_keys: Vec<crate::kudos::transfer_keys::TransferKey>,
-}
-
-impl FlushBatch {
-    pub fn is_empty(&self) -> bool {
-        self.postings.is_empty()
-            && self.records.is_empty()
-            && self.workers.is_empty()
-            && self.timings.is_empty()
-            && self.transfer_keys.is_empty()
-    }
-}
-
 /// The database.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite in a file: the connection batches are stored on (see `sqlite_writer`).
+    writer: Option<Arc<sqlite_writer::SqliteWriter>>,
+    /// PostgreSQL: the connection a waiting caller's commit is sent on.
+    commit_connection: Option<Arc<commit_connection::CommitConnection>>,
 }
 
 const USER_COLUMNS: &str = "id, username, oauth_id, created, kudos, kd_accumulated, kd_gifted, kd_received, kd_admin, kd_awarded, \
@@ -80,11 +64,6 @@ const USER_COLUMNS: &str = "id, username, oauth_id, created, kudos, kd_accumulat
 const WORKER_COLUMNS: &str = "id, user_id, name, info, created, last_check_in, maintenance, maintenance_msg, paused, nsfw, models, \
     max_length, max_context_length, threads, bridge_agent, uptime_ms, requests_fulfilled, tokens_generated, kudos_generated, \
     kudos_uptime, uncompleted_jobs, kind, kps_generated";
-
-/// Ledger rows written per INSERT statement.
-const POSTINGS_PER_INSERT: usize = 200;
-/// Accounts whose balances one UPDATE statement changes.
-const USERS_PER_UPDATE: usize = 200;
 
 fn b(v: bool) -> i64 {
     v as i64
@@ -186,7 +165,7 @@ impl Store {
                 })
             });
         }
-        let pool = pool.connect_with(options).await?;
+        let pool = pool.connect_with(options.clone()).await?;
         if dialect == Dialect::Sqlite && !in_memory {
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
@@ -198,7 +177,20 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| crate::HordeError::Internal(format!("migrations: {e}")))?;
-        Ok(Self { pool, dialect })
+        let writer = match dialect {
+            Dialect::Sqlite if !in_memory => {
+                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
+                Some(Arc::new(sqlite_writer::SqliteWriter::open(file.get_filename())?))
+            }
+            _ => None,
+        };
+        let commit_connection = (dialect == Dialect::Postgres).then(|| Arc::new(commit_connection::CommitConnection::new(options.clone())));
+        Ok(Self {
+            pool,
+            dialect,
+            writer,
+            commit_connection,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -371,43 +363,18 @@ impl Store {
             .bind(w.kind.as_str())
             .execute(&self.pool)
             .await?;
-        self.save_worker(&self.pool, w).await
+        self.save_worker(w).await
     }
 
-    async fn save_worker<'e, E: Executor<'e, Database = sqlx::Any>>(&self, ex: E, w: &Worker) -> Result<()> {
-        sqlx::query(self.sql(
-            "UPDATE workers SET name = ?, info = ?, last_check_in = ?, maintenance = ?, maintenance_msg = ?, paused = ?, nsfw = ?, \
-             models = ?, max_length = ?, max_context_length = ?, threads = ?, bridge_agent = ?, uptime_ms = ?, requests_fulfilled = ?, \
-             tokens_generated = ?, kudos_generated = ?, kudos_uptime = ?, uncompleted_jobs = ?, kps_generated = ? WHERE id = ?",
-        ))
-        .bind(&w.name)
-        .bind(&w.info)
-        .bind((w.last_check_in_ms / 1000) as i64)
-        .bind(b(w.maintenance))
-        .bind(w.maintenance_msg.clone())
-        .bind(b(w.paused))
-        .bind(b(w.nsfw))
-        .bind(serde_json::to_string(&w.models).unwrap_or_else(|_| "[]".into()))
-        .bind(w.max_length)
-        .bind(w.max_context_length)
-        .bind(w.threads)
-        .bind(&w.bridge_agent)
-        .bind(w.uptime_ms as i64)
-        .bind(w.requests_fulfilled)
-        .bind(w.tokens_generated)
-        .bind(w.kudos_generated)
-        .bind(w.kudos_uptime)
-        .bind(w.uncompleted_jobs)
-        .bind(w.kps_generated)
-        .bind(w.id.to_string())
-        .execute(ex)
-        .await?;
+    async fn save_worker(&self, w: &Worker) -> Result<()> {
+        let (sql, values) = batch::save_worker(w);
+        script::bind_all(sqlx::query(self.sql(sql)), values).execute(&self.pool).await?;
         Ok(())
     }
 
     /// Writes a worker's settings now (name, info, maintenance…).
     pub async fn update_worker(&self, w: &Worker) -> Result<()> {
-        self.save_worker(&self.pool, w).await
+        self.save_worker(w).await
     }
 
     pub async fn delete_worker(&self, id: &Uuid) -> Result<()> {
@@ -436,101 +403,6 @@ impl Store {
             }
         }
         Ok((mint, burn))
-    }
-
-    /// Writes a batch in one transaction: ledger postings with the balance and bucket changes they
-    /// imply, counters, and worker stats. Either all of it is stored or none.
-    pub async fn flush(&self, batch: &FlushBatch) -> Result<()> {
-        self.flush_once(None, batch, 0).await.map(|_| ())
-    }
-
-    /// Writes a batch once under `token`: a batch whose token is already stored is skipped, and
-    /// `false` returned. Stored tokens older than a day are forgotten. `now_ms` dates the token.
-    pub async fn flush_once(&self, token: Option<&str>, batch: &FlushBatch, now_ms: u64) -> Result<bool> {
-        if batch.is_empty() {
-            return Ok(true);
-        }
-        // What a caller waits for, on SQLite: the whole transaction in one trip.
-        if self.dialect == Dialect::Sqlite
-            && token.is_none()
-            && batch.records.is_empty()
-            && batch.workers.is_empty()
-            && batch.timings.is_empty()
-        {
-            self.commit_in_one_trip(movements_script(batch)).await?;
-            return Ok(true);
-        }
-        let mut tx = self.pool.begin().await?;
-        if let Some(token) = token {
-            let inserted = sqlx::query(self.sql("INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING"))
-                .bind(token)
-                .bind(now_ms as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if inserted == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query(self.sql("DELETE FROM flushed_batches WHERE created_ms < ?"))
-                .bind(now_ms.saturating_sub(86_400_000) as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        self.write_batch(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn write_batch(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, batch: &FlushBatch) -> Result<()> {
-        self.run_script(tx, movements_script(batch)).await?;
-        for (id, r) in &batch.records {
-            sqlx::query(self.sql(
-                "UPDATE users SET usage_tokens = usage_tokens + ?, requests_text = requests_text + ?, \
-                 contribution_tokens = contribution_tokens + ?, fulfilled_text = fulfilled_text + ?, usage_kps = usage_kps + ?, \
-                 requests_image = requests_image + ?, contribution_kps = contribution_kps + ?, fulfilled_image = fulfilled_image + ? \
-                 WHERE id = ?",
-            ))
-            .bind(r.usage_tokens)
-            .bind(r.requests_text)
-            .bind(r.contribution_tokens)
-            .bind(r.fulfilled_text)
-            .bind(r.usage_kps)
-            .bind(r.requests_image)
-            .bind(r.contribution_kps)
-            .bind(r.fulfilled_image)
-            .bind(*id)
-            .execute(&mut **tx)
-            .await?;
-        }
-        for w in &batch.workers {
-            self.save_worker(&mut **tx, w).await?;
-        }
-        for (at_ms, t) in &batch.timings {
-            let p = &t.payload;
-            sqlx::query(self.sql(
-                "INSERT INTO image_timings (created_ms, width, height, steps, sampler, cfg_scale, denoising_strength, karras, hires_fix, \
-                 source_processing, control_type, post_processing, loras, tis, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ))
-            .bind(*at_ms as i64)
-            .bind(p.width)
-            .bind(p.height)
-            .bind(p.steps)
-            .bind(&p.sampler)
-            .bind(p.cfg_scale)
-            .bind(p.denoising_strength)
-            .bind(b(p.karras))
-            .bind(b(p.hires_fix))
-            .bind(&p.source_processing)
-            .bind(&p.control_type)
-            .bind(p.post_processing.join(";"))
-            .bind(p.loras)
-            .bind(p.tis)
-            .bind(t.seconds)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok(())
     }
 
     // ----- prompt filter -------------------------------------------------------------------
@@ -652,73 +524,6 @@ impl Store {
             .map(|r| Ok((r.try_get::<i64, _>("id")?, r.try_get::<i64, _>("kudos")?)))
             .collect()
     }
-}
-
-/// The statements storing a batch's kudos movements: its ledger rows, the balance changes they
-/// imply, and its transfer keys (many rows per statement).
-fn movements_script(batch: &FlushBatch) -> Script {
-    // Fold postings into per-account deltas (using the same bucket rule as in memory).
-    let mut user_deltas: HashMap<i64, User> = HashMap::new();
-    let mut system: HashMap<&'static str, Centikudos> = HashMap::new();
-    for p in &batch.postings {
-        for (acct, delta) in [(p.from, -p.amount), (p.to, p.amount)] {
-            match acct {
-                Account::User(id) => {
-                    let u = user_deltas.entry(id).or_insert_with(|| User::new(id, "", ""));
-                    apply_to_user(u, p.kind, delta);
-                }
-                Account::Mint => *system.entry("mint").or_default() += delta,
-                Account::Burn => *system.entry("burn").or_default() += delta,
-            }
-        }
-    }
-    // Many rows per statement, and the statements in one trip where the database allows.
-    let mut script = Script::default();
-    for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES ");
-        let mut values = Vec::with_capacity(chunk.len() * 5);
-        for (i, p) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" });
-            values.extend([
-                Bound::Int(p.at_ms as i64),
-                Bound::Text(p.kind.as_str().to_string()),
-                Bound::Text(p.from.key()),
-                Bound::Text(p.to.key()),
-                Bound::Int(p.amount),
-            ]);
-        }
-        script.push(sql, values);
-    }
-    // One statement for every account touched.
-    let deltas: Vec<(&i64, &User)> = user_deltas.iter().collect();
-    for chunk in deltas.chunks(USERS_PER_UPDATE) {
-        let mut sql = String::from("WITH d (id, kudos, accumulated, gifted, received, admin, awarded) AS (VALUES ");
-        let mut values = Vec::with_capacity(chunk.len() * 7);
-        for (i, (id, d)) in chunk.iter().enumerate() {
-            sql.push_str(if i == 0 {
-                "(?, ?, ?, ?, ?, ?, ?)"
-            } else {
-                ", (?, ?, ?, ?, ?, ?, ?)"
-            });
-            let b = &d.buckets;
-            values.extend([**id, d.kudos, b.accumulated, b.gifted, b.received, b.admin, b.awarded].map(Bound::Int));
-        }
-        sql.push_str(
-            ") UPDATE users SET kudos = users.kudos + d.kudos, kd_accumulated = users.kd_accumulated + d.accumulated, \
-             kd_gifted = users.kd_gifted + d.gifted, kd_received = users.kd_received + d.received, \
-             kd_admin = users.kd_admin + d.admin, kd_awarded = users.kd_awarded + d.awarded FROM d WHERE users.id = d.id",
-        );
-        script.push(sql, values);
-    }
-    if !system.is_empty() {
-        let (mint, burn) = (system.get("mint").copied().unwrap_or(0), system.get("burn").copied().unwrap_or(0));
-        script.push(
-            "UPDATE system_accounts SET balance = balance + CASE name WHEN 'mint' THEN ? ELSE ? END WHERE name IN ('mint', 'burn')".into(),
-            vec![Bound::Int(mint), Bound::Int(burn)],
-        );
-    }
-    transfer_keys::push_transfer_keys(&mut script, &batch.transfer_keys);
-    script
 }
 
 /// A database URL with its password hidden, for messages.

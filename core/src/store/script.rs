@@ -1,66 +1,58 @@
-//! Statements of one transaction sent together: on SQLite as one multi-statement query (one trip
-//! to the connection's thread instead of one per statement, which is what a caller waiting for
-//! a commit pays for), on PostgreSQL one after the other.
+//! Statements of one transaction with their values, run by whichever connection stores them:
+//! the SQLite writer (`sqlite_writer`), or sqlx in a transaction (on SQLite as one
+//! multi-statement query, on PostgreSQL one after the other).
 
 use super::{Dialect, Store};
 use crate::Result;
 
 /// A value bound to a placeholder.
+#[derive(Debug, Clone)]
 pub(super) enum Bound {
     Int(i64),
+    Float(f64),
     Text(String),
+    Null,
 }
 
-/// Statements with their values, in order.
-#[derive(Default)]
+/// Statements (`?` placeholders) with their values, in order.
+#[derive(Debug, Default)]
 pub(super) struct Script {
     statements: Vec<(String, Vec<Bound>)>,
 }
 
 impl Script {
-    /// Adds a statement (`?` placeholders) with its values.
+    /// Adds a statement with its values.
     pub(super) fn push(&mut self, sql: String, values: Vec<Bound>) {
         self.statements.push((sql, values));
+    }
+
+    /// How many statements there are.
+    pub(super) fn len(&self) -> usize {
+        self.statements.len()
+    }
+
+    /// The statements with their values, in order.
+    pub(super) fn statements(&self) -> impl Iterator<Item = (&str, &[Bound])> {
+        self.statements.iter().map(|(s, v)| (s.as_str(), v.as_slice()))
     }
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
-fn bind_all(mut q: AnyQuery<'_>, values: Vec<Bound>) -> AnyQuery<'_> {
+/// `q` with `values` bound in order.
+pub(super) fn bind_all(mut q: AnyQuery<'_>, values: Vec<Bound>) -> AnyQuery<'_> {
     for v in values {
         q = match v {
             Bound::Int(i) => q.bind(i),
+            Bound::Float(x) => q.bind(x),
             Bound::Text(s) => q.bind(s),
+            Bound::Null => q.bind(Option::<String>::None),
         };
     }
     q
 }
 
 impl Store {
-    /// Runs `script` as one transaction in one trip to the connection (SQLite only:
-    /// `BEGIN IMMEDIATE`, the statements and `COMMIT` in one multi-statement query). On failure the
-    /// transaction is rolled back, or the connection closed if even that fails.
-    pub(super) async fn commit_in_one_trip(&self, script: Script) -> Result<()> {
-        use sqlx::Executor;
-        let mut sql = String::from("BEGIN IMMEDIATE;\n");
-        let mut values = Vec::new();
-        for (s, v) in script.statements {
-            sql.push_str(&s);
-            sql.push_str(";\n");
-            values.extend(v);
-        }
-        sql.push_str("COMMIT;");
-        let mut conn = self.pool.acquire().await?;
-        let done = bind_all(sqlx::query(self.sql(&sql)), values).execute(&mut *conn).await;
-        if let Err(e) = done {
-            if conn.execute("ROLLBACK").await.is_err() {
-                let _ = conn.close().await;
-            }
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
     /// Runs `script` in `tx`.
     pub(super) async fn run_script(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, script: Script) -> Result<()> {
         match self.dialect {
