@@ -30,6 +30,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/generate/pop"),
     ("post", "/generate/submit"),
     ("post", "/generate/rate/{id}"),
+    ("post", "/interrogate/async"),
+    ("get", "/interrogate/status/{id}"),
+    ("delete", "/interrogate/status/{id}"),
+    ("post", "/interrogate/pop"),
+    ("post", "/interrogate/submit"),
     ("put", "/images/{token}"),
     ("get", "/images/{token}"),
     ("get", "/filters"),
@@ -90,6 +95,14 @@ async fn document_lists_every_operation_with_its_schemas() {
         assert!(gen[field].is_object(), "GenerateImageRequest.{field}");
     }
     assert!(doc["components"]["schemas"]["ImagePopRequest"]["properties"]["blacklist"].is_object());
+    let alchemy = &doc["components"]["schemas"]["AlchemyAsyncRequest"]["properties"];
+    for field in ["forms", "source_image", "slow_workers", "trusted_workers", "webhook"] {
+        assert!(alchemy[field].is_object(), "AlchemyAsyncRequest.{field}");
+    }
+    let pop = &doc["components"]["schemas"]["AlchemyPopRequest"]["properties"];
+    for field in ["name", "forms", "amount", "priority_usernames", "max_tiles", "threads", "bridge_agent"] {
+        assert!(pop[field].is_object(), "AlchemyPopRequest.{field}");
+    }
     assert!(doc["components"]["securitySchemes"]["apikey"]["in"] == "header");
     assert_eq!(doc["paths"]["/api/v2/generate/pop"]["post"]["security"], json!([{"apikey": []}]));
 

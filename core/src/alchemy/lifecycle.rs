@@ -252,20 +252,20 @@ impl RequestKind for AlchemyKind {
                 }
             })
             .collect();
+        // The public horde's rule: all faulted, all done, any processing, any waiting, else
+        // partial (cancelled forms among done ones).
         let all = |s: &str| forms.iter().all(|f| f.state == s);
         let any = |s: &str| forms.iter().any(|f| f.state == s);
-        let state = if all("done") {
-            "done"
-        } else if req.faulted {
+        let state = if all("faulted") {
             "faulted"
-        } else if req.cancelled && !any("processing") {
-            "cancelled"
+        } else if all("done") {
+            "done"
         } else if any("processing") {
             "processing"
-        } else if any("done") {
-            "partial"
-        } else {
+        } else if any("waiting") {
             "waiting"
+        } else {
+            "partial"
         };
         AlchemyStatusResponse {
             state: state.into(),

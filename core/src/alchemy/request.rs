@@ -12,8 +12,9 @@ use crate::request_checks::{RequestOptions, WireOptions};
 use crate::workers::pop::TILE_PIXELS;
 use crate::{HordeError, Result};
 
-/// Most forms one request may ask for (each form at most once).
-pub const MAX_FORMS: usize = SERVED_FORMS.len();
+/// Most entries a request's `forms` may have (a form named twice counts once, as the public
+/// horde takes it, but is refused beyond this).
+pub const MAX_FORMS: usize = 20;
 /// Most characters of a form's payload, as JSON.
 pub const MAX_PAYLOAD_CHARS: usize = 10_000;
 
@@ -53,8 +54,8 @@ impl std::ops::Deref for AlchemyRequest {
 
 impl AlchemyRequest {
     /// Checks a requester's `/interrogate/async`: a source image as base64 (a data URI or bare;
-    /// URLs are refused as for image requests), one to `MAX_FORMS` distinct forms this horde
-    /// serves. `source_key` is the new key of its image in the store.
+    /// URLs are refused as for image requests), one to `MAX_FORMS` forms this horde serves (each
+    /// kept once). `source_key` is the new key of its image in the store.
     pub fn parse(req: AlchemyAsyncRequest, cfg: &HordeConfig, source_key: Uuid) -> Result<Self> {
         if req.forms.is_empty() {
             return Err(HordeError::Validation("forms must name at least one form.".into()));
@@ -76,7 +77,8 @@ impl AlchemyRequest {
                 )));
             }
             if forms.iter().any(|g| g.name == name) {
-                return Err(HordeError::Validation(format!("The form '{name}' is requested twice.")));
+                // The public horde keeps the first of a form named twice.
+                continue;
             }
             let payload = match f.payload {
                 Some(p) if !p.is_empty() => {
@@ -174,8 +176,9 @@ mod tests {
         let rc = |v| parse(v).err().map(|e| e.rc());
         assert_eq!(rc(json!({"forms": [{"name": "vectorise"}], "source_image": PNG_1X1})), Some("ValidationError"));
         assert_eq!(rc(json!({"forms": [], "source_image": PNG_1X1})), Some("ValidationError"));
-        assert_eq!(rc(json!({"forms": [{"name": "caption"}, {"name": "caption"}], "source_image": PNG_1X1})), Some("ValidationError"));
-        let many: Vec<_> = (0..12).map(|_| json!({"name": "nsfw"})).collect();
+        let twice = parse(json!({"forms": [{"name": "caption"}, {"name": "caption"}], "source_image": PNG_1X1})).expect("valid");
+        assert_eq!(twice.forms.len(), 1);
+        let many: Vec<_> = (0..21).map(|_| json!({"name": "nsfw"})).collect();
         assert_eq!(rc(json!({"forms": many, "source_image": PNG_1X1})), Some("TooManyForms"));
         assert_eq!(rc(json!({"forms": [{"name": "caption"}], "source_image": "bm90IGFuIGltYWdl"})), Some("InvalidSourceImage"));
         assert_eq!(rc(json!({"forms": [{"name": "caption"}]})), Some("ValidationError"));
