@@ -46,7 +46,9 @@ impl State {
     /// What the horde still owes before it can stop.
     pub fn outstanding(&self) -> Outstanding {
         Outstanding {
-            jobs_in_flight: self.queue.in_flight_jobs().count() + self.images.in_flight_jobs().count() + self.alchemy.in_flight_jobs().count(),
+            jobs_in_flight: self.queue.in_flight_jobs().count()
+                + self.images.in_flight_jobs().count()
+                + self.alchemy.in_flight_jobs().count(),
             uncollected: uncollected(&self.queue) + uncollected(&self.images) + uncollected(&self.alchemy),
         }
     }

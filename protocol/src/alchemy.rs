@@ -7,15 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// Forms that describe the image (their result is data, no image).
-pub const INTERROGATION_FORMS: [&str; 7] = [
-    "caption",
-    "interrogation",
-    "nsfw",
-    "vectorize",
-    "palette",
-    "describe",
-    "aesthetic",
-];
+pub const INTERROGATION_FORMS: [&str; 7] = ["caption", "interrogation", "nsfw", "vectorize", "palette", "describe", "aesthetic"];
 
 /// Post-processors the public horde knows, with the kudos factor it gives each (upscalers cost
 /// 5% more); their result is an image, uploaded to the form's `r2_upload` link.
@@ -241,7 +233,10 @@ mod tests {
             "webhook": "https://haidra.net/00000000-0000-0000-0000-000000000000"
         }));
         assert_eq!(r.forms.len(), 2);
-        assert_eq!(r.forms[1].payload.as_ref().and_then(|p| p["facefixer_strength"].as_f64()), Some(0.5));
+        assert_eq!(
+            r.forms[1].payload.as_ref().and_then(|p| p["facefixer_strength"].as_f64()),
+            Some(0.5)
+        );
         // KoboldAI Lite: one form without payload, the image as base64.
         let lite: AlchemyAsyncRequest =
             serde_json::from_value(json!({"forms": [{"name": "caption"}], "source_image": "iVBORw0KGgo="})).expect("lite");
@@ -260,7 +255,10 @@ mod tests {
                 {"form": "RealESRGAN_x4plus", "state": "processing"}
             ]
         }));
-        assert_eq!(s.forms[0].result.as_ref().map(|r| r["caption"].clone()), Some(json!("a cat on a mat")));
+        assert_eq!(
+            s.forms[0].result.as_ref().map(|r| r["caption"].clone()),
+            Some(json!("a cat on a mat"))
+        );
         assert_eq!(s.forms[2].result, None);
         // The public example's shape (results of any JSON type).
         round_trip::<AlchemyStatusResponse>(json!({
@@ -281,8 +279,7 @@ mod tests {
         }));
         assert_eq!(got.forms[0].form, "caption");
         assert_eq!(got.skipped, Some(AlchemySkipped::default()));
-        let none: AlchemyPopResponse =
-            serde_json::from_value(json!({"skipped": {"untrusted": 2}})).expect("nothing popped");
+        let none: AlchemyPopResponse = serde_json::from_value(json!({"skipped": {"untrusted": 2}})).expect("nothing popped");
         assert!(none.forms.is_empty());
         assert_eq!(none.skipped.map(|s| s.untrusted), Some(2));
         assert!(serde_json::from_value::<AlchemySkipped>(json!({"untrusted": 0.5})).is_err());

@@ -55,7 +55,9 @@ async fn round_trip(db: Db) {
     assert_eq!((st, status["state"].as_str()), (200, Some("waiting")), "{status}");
 
     // An alchemist serving only captions gets only the caption.
-    let (st, popped) = s.post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["caption"])).await;
+    let (st, popped) = s
+        .post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["caption"]))
+        .await;
     assert_eq!(st, 200, "{popped}");
     let forms = popped["forms"].clone();
     assert_eq!(strings(&forms, "form"), vec!["caption"], "{popped}");
@@ -70,7 +72,9 @@ async fn round_trip(db: Db) {
     assert_eq!(status["forms"][0]["state"], "processing");
     assert_eq!(status["forms"][1]["state"], "waiting");
     // Nothing left for it: an idle answer with why-not counters.
-    let (st, idle) = s.post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["caption"])).await;
+    let (st, idle) = s
+        .post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["caption"]))
+        .await;
     assert_eq!(st, 200, "{idle}");
     assert_eq!(idle["forms"], json!([]));
     assert!(idle["skipped"].is_object(), "{idle}");
@@ -83,7 +87,11 @@ async fn round_trip(db: Db) {
         .await;
     assert_eq!((st, r["reward"].as_f64()), (200, Some(1.0)), "{r}");
     let (st, r) = s
-        .post("/interrogate/submit", Some(&wk_key), json!({"id": caption_id, "result": {"caption": "x"}}))
+        .post(
+            "/interrogate/submit",
+            Some(&wk_key),
+            json!({"id": caption_id, "result": {"caption": "x"}}),
+        )
         .await;
     assert_eq!((st, r["rc"].as_str()), (400, Some("DuplicateGen")), "{r}");
     let (_, status) = s.get(&format!("/interrogate/status/{id}"), None).await;
@@ -101,7 +109,11 @@ async fn round_trip(db: Db) {
     assert!(upload.starts_with(&s.url), "{popped}");
     let fid = form["id"].as_str().unwrap_or_default().to_string();
     let (st, e) = s
-        .post("/interrogate/submit", Some(&wk_key), json!({"id": fid, "result": {"RealESRGAN_x4plus": "R2"}}))
+        .post(
+            "/interrogate/submit",
+            Some(&wk_key),
+            json!({"id": fid, "result": {"RealESRGAN_x4plus": "R2"}}),
+        )
         .await;
     assert_eq!((st, e["rc"].as_str()), (400, Some("ImageNotUploaded")), "{e}");
     let big = webp(3);
@@ -118,7 +130,10 @@ async fn round_trip(db: Db) {
     s.settle().await;
     let (_, status) = s.get(&format!("/interrogate/status/{id}"), None).await;
     assert_eq!(status["state"], "done", "{status}");
-    let link = status["forms"][1]["result"]["RealESRGAN_x4plus"].as_str().unwrap_or_default().to_string();
+    let link = status["forms"][1]["result"]["RealESRGAN_x4plus"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let got = s.client.get(&link).send().await.expect("get result");
     assert_eq!(got.bytes().await.expect("bytes").as_ref(), big.as_slice());
     // Charged: each form's price, 1 kudos per form and 1 more with slow workers (the
@@ -128,25 +143,41 @@ async fn round_trip(db: Db) {
     assert_eq!(kudos_of(&s, &wk_key).await, 4.0);
     let (_, workers) = s.get("/workers?type=interrogation", None).await;
     assert!(
-        workers.as_array().is_some_and(|w| w.iter().any(|w| w["name"] == "reader" && w["type"] == "interrogation")),
+        workers
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["name"] == "reader" && w["type"] == "interrogation")),
         "{workers}"
     );
 
     // A faulted form waits again; cancel stops what has not started.
     let (_, acc) = s
-        .post("/interrogate/async", Some(&req_key), json!({"forms": [{"name": "nsfw"}, {"name": "interrogation"}], "source_image": b64(&source)}))
+        .post(
+            "/interrogate/async",
+            Some(&req_key),
+            json!({"forms": [{"name": "nsfw"}, {"name": "interrogation"}], "source_image": b64(&source)}),
+        )
         .await;
     let id2 = acc["id"].as_str().unwrap_or_default().to_string();
     let (_, popped) = s.post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["nsfw"])).await;
     let nid = popped["forms"][0]["id"].as_str().unwrap_or_default().to_string();
-    let (st, r) = s.post("/interrogate/submit", Some(&wk_key), json!({"id": nid, "result": {}, "state": "faulted"})).await;
+    let (st, r) = s
+        .post(
+            "/interrogate/submit",
+            Some(&wk_key),
+            json!({"id": nid, "result": {}, "state": "faulted"}),
+        )
+        .await;
     assert_eq!((st, r["reward"].as_f64()), (200, Some(0.0)), "{r}");
     let (_, status) = s.get(&format!("/interrogate/status/{id2}"), None).await;
     assert_eq!(status["forms"][0]["state"], "waiting", "{status}");
     let (st, del) = s.send(Method::DELETE, &format!("/interrogate/status/{id2}"), None, json!({})).await;
     assert_eq!(st, 200, "{del}");
     let (_, status) = s.get(&format!("/interrogate/status/{id2}"), None).await;
-    assert_eq!((status["state"].as_str(), status["forms"][0]["state"].as_str()), (Some("partial"), Some("cancelled")), "{status}");
+    assert_eq!(
+        (status["state"].as_str(), status["forms"][0]["state"].as_str()),
+        (Some("partial"), Some("cancelled")),
+        "{status}"
+    );
     let (_, idle) = s.post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["nsfw"])).await;
     assert_eq!(idle["forms"], json!([]), "{idle}");
 }
@@ -162,25 +193,54 @@ async fn expiry_and_bad_input(db: Db) {
     let (wk_key, _) = s.user("alc_bad_worker", 0.0, false, false).await;
     let img = b64(&webp(1));
     for (body, rc) in [
-        (json!({"forms": [{"name": "caption"}], "source_image": "bm90IGFuIGltYWdl"}), "InvalidSourceImage"),
+        (
+            json!({"forms": [{"name": "caption"}], "source_image": "bm90IGFuIGltYWdl"}),
+            "InvalidSourceImage",
+        ),
         (json!({"forms": [{"name": "vectorise"}], "source_image": img}), "ValidationError"),
         (json!({"forms": [], "source_image": img}), "ValidationError"),
-        (json!({"forms": (0..21).map(|_| json!({"name": "nsfw"})).collect::<Vec<_>>(), "source_image": img}), "TooManyForms"),
-        (json!({"forms": [{"name": "caption"}], "source_image": "https://example.com/a.png"}), "SourceImageUrlUnsupported"),
+        (
+            json!({"forms": (0..21).map(|_| json!({"name": "nsfw"})).collect::<Vec<_>>(), "source_image": img}),
+            "TooManyForms",
+        ),
+        (
+            json!({"forms": [{"name": "caption"}], "source_image": "https://example.com/a.png"}),
+            "SourceImageUrlUnsupported",
+        ),
     ] {
         let (st, e) = s.post("/interrogate/async", Some(&req_key), body).await;
         assert_eq!((st, e["rc"].as_str()), (400, Some(rc)), "{e}");
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
     }
     let huge = "A".repeat(8 * 1024 * 1024);
-    let (st, e) = s.post("/interrogate/async", Some(&req_key), json!({"forms": [{"name": "caption"}], "source_image": huge})).await;
+    let (st, e) = s
+        .post(
+            "/interrogate/async",
+            Some(&req_key),
+            json!({"forms": [{"name": "caption"}], "source_image": huge}),
+        )
+        .await;
     assert!(st == 400 || st == 413, "{st} {e}");
-    let (st, e) = s.post("/interrogate/pop", Some(&wk_key), json!({"name": "w", "forms": ["caption"], "max_tiles": 0})).await;
+    let (st, e) = s
+        .post(
+            "/interrogate/pop",
+            Some(&wk_key),
+            json!({"name": "w", "forms": ["caption"], "max_tiles": 0}),
+        )
+        .await;
     assert_eq!((st, e["rc"].as_str()), (400, Some("ValidationError")), "{e}");
 
-    let (_, acc) = s.post("/interrogate/async", Some(&req_key), json!({"forms": [{"name": "caption"}], "source_image": img})).await;
+    let (_, acc) = s
+        .post(
+            "/interrogate/async",
+            Some(&req_key),
+            json!({"forms": [{"name": "caption"}], "source_image": img}),
+        )
+        .await;
     let id = acc["id"].as_str().unwrap_or_default().to_string();
-    let (_, popped) = s.post("/interrogate/pop", Some(&wk_key), alchemist_pop("slowpoke", &["caption"])).await;
+    let (_, popped) = s
+        .post("/interrogate/pop", Some(&wk_key), alchemist_pop("slowpoke", &["caption"]))
+        .await;
     let fid = popped["forms"][0]["id"].as_str().unwrap_or_default().to_string();
     let src = popped["forms"][0]["source_image"].as_str().unwrap_or_default().to_string();
     // 3 seconds after its last activity the request, its image and its forms are gone.
@@ -189,7 +249,13 @@ async fn expiry_and_bad_input(db: Db) {
     assert_eq!((st, e["rc"].as_str()), (404, Some("RequestNotFound")), "{e}");
     let got = s.client.get(&src).send().await.expect("get");
     assert_eq!(got.status().as_u16(), 404);
-    let (st, e) = s.post("/interrogate/submit", Some(&wk_key), json!({"id": fid, "result": {"caption": "late"}})).await;
+    let (st, e) = s
+        .post(
+            "/interrogate/submit",
+            Some(&wk_key),
+            json!({"id": fid, "result": {"caption": "late"}}),
+        )
+        .await;
     assert_eq!((st, e["rc"].as_str()), (404, Some("InvalidJobID")), "{e}");
 }
 

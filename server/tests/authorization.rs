@@ -33,10 +33,18 @@ async fn nobody_acts_for_someone_else(db: Db) {
         .await;
     // A 1×1 PNG for the owner's alchemist.
     let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-    s.post("/interrogate/async", Some(&requester), json!({"forms": [{"name": "caption"}], "source_image": png}))
-        .await;
+    s.post(
+        "/interrogate/async",
+        Some(&requester),
+        json!({"forms": [{"name": "caption"}], "source_image": png}),
+    )
+    .await;
     let (_, alchemy_job) = s
-        .post("/interrogate/pop", Some(&owner), json!({"name": "own-alchemist", "forms": ["caption"]}))
+        .post(
+            "/interrogate/pop",
+            Some(&owner),
+            json!({"name": "own-alchemist", "forms": ["caption"]}),
+        )
         .await;
     let alchemy_job = alchemy_job["forms"][0]["id"].clone();
     let (text_job, image_job) = (text_job["id"].clone(), image_job["id"].clone());

@@ -100,7 +100,15 @@ async fn document_lists_every_operation_with_its_schemas() {
         assert!(alchemy[field].is_object(), "AlchemyAsyncRequest.{field}");
     }
     let pop = &doc["components"]["schemas"]["AlchemyPopRequest"]["properties"];
-    for field in ["name", "forms", "amount", "priority_usernames", "max_tiles", "threads", "bridge_agent"] {
+    for field in [
+        "name",
+        "forms",
+        "amount",
+        "priority_usernames",
+        "max_tiles",
+        "threads",
+        "bridge_agent",
+    ] {
         assert!(pop[field].is_object(), "AlchemyPopRequest.{field}");
     }
     assert!(doc["components"]["securitySchemes"]["apikey"]["in"] == "header");

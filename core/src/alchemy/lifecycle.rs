@@ -105,7 +105,9 @@ impl RequestKind for AlchemyKind {
 
     /// As many waiting forms as the worker serves, up to `amount`; 3 minutes each.
     fn batch(_cfg: &HordeConfig, w: &Worker, req: &WaitingRequest<Self>, amount: u32) -> (u32, u64) {
-        let count = (req.request.servable(&w.models, w.image.max_pixels).len() as u32).min(amount).min(req.remaining);
+        let count = (req.request.servable(&w.models, w.image.max_pixels).len() as u32)
+            .min(amount)
+            .min(req.remaining);
         (count, FORM_TTL_SECS * count.max(1) as u64)
     }
     /// The batch's `index`th form the worker serves.
@@ -158,12 +160,17 @@ impl RequestKind for AlchemyKind {
     /// object of bounded size.
     fn check_result(s: &mut State, job: &Job, report: &AlchemyJobResult) -> Result<()> {
         if report.result.len() > MAX_RESULT_CHARS {
-            return Err(HordeError::Validation(format!("A form's result may be at most {MAX_RESULT_CHARS} bytes.")));
+            return Err(HordeError::Validation(format!(
+                "A form's result may be at most {MAX_RESULT_CHARS} bytes."
+            )));
         }
         if horde_protocol::alchemy::is_post_processor(&job.model) && !s.image_store.contains(&job.id) {
             return Err(HordeError::rejected(
                 "ImageNotUploaded",
-                format!("Upload the {} image to this form's r2_upload link, then submit {{\"{}\": \"{UPLOADED}\"}}.", job.model, job.model),
+                format!(
+                    "Upload the {} image to this form's r2_upload link, then submit {{\"{}\": \"{UPLOADED}\"}}.",
+                    job.model, job.model
+                ),
             ));
         }
         Ok(())

@@ -133,7 +133,11 @@ impl AlchemyRequest {
 
     /// Forms neither in flight nor done, as a bit set.
     pub fn waiting(&self) -> u32 {
-        let all = if self.forms.len() >= 32 { u32::MAX } else { (1u32 << self.forms.len()) - 1 };
+        let all = if self.forms.len() >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.forms.len()) - 1
+        };
         all & !self.in_flight & !self.done
     }
 
@@ -159,8 +163,7 @@ mod tests {
     use serde_json::json;
 
     /// A 1×1 PNG.
-    pub(crate) const PNG_1X1: &str =
-        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    pub(crate) const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
     fn parse(v: serde_json::Value) -> Result<AlchemyRequest> {
         let r: AlchemyAsyncRequest = serde_json::from_value(v).expect("json");
@@ -174,13 +177,19 @@ mod tests {
         assert_eq!(r.servable(&["caption".into()], 512 * 512), vec![0]);
         assert_eq!(r.servable(&["RealESRGAN_x4plus".into(), "caption".into()], 512 * 512), vec![0, 1]);
         let rc = |v| parse(v).err().map(|e| e.rc());
-        assert_eq!(rc(json!({"forms": [{"name": "vectorise"}], "source_image": PNG_1X1})), Some("ValidationError"));
+        assert_eq!(
+            rc(json!({"forms": [{"name": "vectorise"}], "source_image": PNG_1X1})),
+            Some("ValidationError")
+        );
         assert_eq!(rc(json!({"forms": [], "source_image": PNG_1X1})), Some("ValidationError"));
         let twice = parse(json!({"forms": [{"name": "caption"}, {"name": "caption"}], "source_image": PNG_1X1})).expect("valid");
         assert_eq!(twice.forms.len(), 1);
         let many: Vec<_> = (0..21).map(|_| json!({"name": "nsfw"})).collect();
         assert_eq!(rc(json!({"forms": many, "source_image": PNG_1X1})), Some("TooManyForms"));
-        assert_eq!(rc(json!({"forms": [{"name": "caption"}], "source_image": "bm90IGFuIGltYWdl"})), Some("InvalidSourceImage"));
+        assert_eq!(
+            rc(json!({"forms": [{"name": "caption"}], "source_image": "bm90IGFuIGltYWdl"})),
+            Some("InvalidSourceImage")
+        );
         assert_eq!(rc(json!({"forms": [{"name": "caption"}]})), Some("ValidationError"));
         assert_eq!(
             rc(json!({"forms": [{"name": "caption"}], "source_image": "https://example.com/a.png"})),
