@@ -69,6 +69,12 @@ async fn round_trip(db: Db) {
     let caption_id = strings(&forms, "id")[0].clone();
     let (_, status) = s.get(&format!("/interrogate/status/{id}"), None).await;
     assert_eq!(status["state"], "processing", "{status}");
+    let (_, perf) = s.get("/status/performance", None).await;
+    assert_eq!(
+        (perf["queued_forms"].as_f64(), perf["interrogator_count"].as_i64()),
+        (Some(1.0), Some(1)),
+        "{perf}"
+    );
     assert_eq!(status["forms"][0]["state"], "processing");
     assert_eq!(status["forms"][1]["state"], "waiting");
     // Nothing left for it: an idle answer with why-not counters.
