@@ -155,6 +155,26 @@ async fn round_trip(db: Db) {
         "{workers}"
     );
 
+    // A request for trusted workers only is skipped by an untrusted owner's alchemist, and said so.
+    let (_, acc) = s
+        .post(
+            "/interrogate/async",
+            Some(&req_key),
+            json!({"forms": [{"name": "caption"}], "source_image": b64(&source), "trusted_workers": true}),
+        )
+        .await;
+    let (_, idle) = s
+        .post("/interrogate/pop", Some(&wk_key), alchemist_pop("reader", &["caption"]))
+        .await;
+    assert_eq!(
+        (idle["forms"].clone(), idle["skipped"]["untrusted"].as_u64()),
+        (json!([]), Some(1)),
+        "{idle}"
+    );
+    let trusted_only = acc["id"].as_str().unwrap_or_default().to_string();
+    s.send(Method::DELETE, &format!("/interrogate/status/{trusted_only}"), None, json!({}))
+        .await;
+
     // A faulted form waits again; cancel stops what has not started.
     let (_, acc) = s
         .post(
