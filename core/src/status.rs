@@ -57,7 +57,6 @@ impl State {
             queued_forms: queued_forms as f64,
             interrogator_count: online_alchemists.len() as i64,
             interrogator_thread_count: online_alchemists.iter().map(|w| w.threads).sum(),
-            ..Default::default()
         }
     }
 
