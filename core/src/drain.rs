@@ -38,14 +38,18 @@ impl State {
                 tracing::error!(error = %e, "could not refund a dropped request");
             }
         };
-        drop_in(&mut self.queue, unfinished, &mut refund) + drop_in(&mut self.images, unfinished, &mut refund)
+        drop_in(&mut self.queue, unfinished, &mut refund)
+            + drop_in(&mut self.images, unfinished, &mut refund)
+            + drop_in(&mut self.alchemy, unfinished, &mut refund)
     }
 
     /// What the horde still owes before it can stop.
     pub fn outstanding(&self) -> Outstanding {
         Outstanding {
-            jobs_in_flight: self.queue.in_flight_jobs().count() + self.images.in_flight_jobs().count(),
-            uncollected: uncollected(&self.queue) + uncollected(&self.images),
+            jobs_in_flight: self.queue.in_flight_jobs().count()
+                + self.images.in_flight_jobs().count()
+                + self.alchemy.in_flight_jobs().count(),
+            uncollected: uncollected(&self.queue) + uncollected(&self.images) + uncollected(&self.alchemy),
         }
     }
 }

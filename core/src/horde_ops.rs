@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::Instant;
 
+use horde_protocol::alchemy::{AlchemyPopResponse, AlchemyStatusResponse};
 use horde_protocol::image::{ImagePopResponse, ImageStatus, RateRequest};
 use horde_protocol::text::{TextPopResponse, TextStatus};
 use horde_protocol::users::{ModifyUser as UserChanges, ModifyUserResponse};
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use crate::accounts::api_key::ApiKeyHash;
 use crate::accounts::{TestRoles, User};
+use crate::alchemy::{AlchemyJobResult, AlchemyKind, AlchemyRequest};
 use crate::image::{ImageJobResult, ImageKind, ImageLinks, ImageRequest, LinkPurpose};
 use crate::kudos::Centikudos;
 use crate::lifecycle::{no_links, RequestKind, Submission};
@@ -138,6 +140,11 @@ operations! {
     UploadImage { job: Uuid, bytes: Vec<u8> } -> () = |h| h.state.upload_image(&job, bytes);
     CancelImage { id: Uuid, now: u64, base: String, download_secs: u64 } -> ImageStatus = |h| h.cancel::<ImageKind>(id, now, (base, download_secs));
     SubmitImageJob { user_id: i64, result: ImageJobResult, now: u64 } -> f64 = |h| h.state.settle::<ImageKind>(user_id, result, now);
+    /// An alchemy request queued (or priced, on a dry run).
+    SubmitAlchemy { user_id: i64, req: AlchemyRequest, ip: Option<IpAddr>, now: u64 } -> Submission = |h| h.state.submit::<AlchemyKind>(user_id, req, ip, now);
+    PopAlchemy { worker_id: Uuid, pop: WorkerPop, ip: Option<IpAddr>, now: u64, base: String, upload_secs: u64 } -> AlchemyPopResponse = |h| h.pop::<AlchemyKind>(worker_id, pop, ip, now, Some((base, upload_secs)));
+    CancelAlchemy { id: Uuid, now: u64, base: String, download_secs: u64 } -> AlchemyStatusResponse = |h| h.cancel::<AlchemyKind>(id, now, (base, download_secs));
+    SubmitAlchemyJob { user_id: i64, result: AlchemyJobResult, now: u64 } -> f64 = |h| h.state.settle::<AlchemyKind>(user_id, result, now);
     RateImages { id: Uuid, rate: RateRequest, now: u64 } -> f64 = |h| h.state.rate_images(&id, rate, now);
     TimeoutIp { ip: IpAddr, minutes: u64, now: u64 } -> () = |h| h.state.timeout_ip(&ip, minutes, now);
     BlockWorkerIp { worker_id: Uuid, days: u64, now: u64 } -> u64 = |h| h.state.block_worker_ip(&worker_id, days, now);
@@ -171,6 +178,13 @@ impl KindOps for ImageKind {
     type Submit = op::SubmitImage;
     fn submit(user_id: i64, req: ImageRequest, ip: Option<IpAddr>, now: u64) -> op::SubmitImage {
         op::SubmitImage { user_id, req, ip, now }
+    }
+}
+
+impl KindOps for AlchemyKind {
+    type Submit = op::SubmitAlchemy;
+    fn submit(user_id: i64, req: AlchemyRequest, ip: Option<IpAddr>, now: u64) -> op::SubmitAlchemy {
+        op::SubmitAlchemy { user_id, req, ip, now }
     }
 }
 

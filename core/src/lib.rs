@@ -2,6 +2,7 @@
 //! ledger, and durable storage. It knows nothing of HTTP or HTML; the server is a thin adapter.
 
 pub mod accounts;
+pub mod alchemy;
 pub mod clock;
 pub mod config;
 pub mod drain;

@@ -29,6 +29,9 @@ pub type TextQueue = Queue<TextKind>;
 /// The image queue.
 pub type ImageQueue = Queue<ImageKind>;
 
+/// The alchemy queue.
+pub type AlchemyQueue = Queue<crate::alchemy::AlchemyKind>;
+
 /// What a reaper pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReapReport {
@@ -58,6 +61,7 @@ pub struct State {
     pub workers: Workers,
     pub queue: TextQueue,
     pub images: ImageQueue,
+    pub alchemy: AlchemyQueue,
     pub image_store: ImageStore,
     pub kudos_model: KudosModel,
     /// Finished jobs whose request has a webhook, waiting to be sent.
@@ -94,6 +98,7 @@ struct SnapshotOf<'a> {
     workers: &'a Workers,
     queue: &'a TextQueue,
     images: &'a ImageQueue,
+    alchemy: &'a AlchemyQueue,
     image_store: &'a ImageStore,
     filter_rules: &'a [crate::safety::FilterRule],
     ip_timeouts: &'a crate::safety::IpTimeouts,
@@ -112,6 +117,7 @@ struct Snapshot {
     workers: Workers,
     queue: TextQueue,
     images: ImageQueue,
+    alchemy: AlchemyQueue,
     image_store: ImageStore,
     filter_rules: Vec<crate::safety::FilterRule>,
     ip_timeouts: crate::safety::IpTimeouts,
@@ -139,6 +145,7 @@ impl State {
             workers: Workers::default(),
             queue: TextQueue::default(),
             images: ImageQueue::default(),
+            alchemy: AlchemyQueue::default(),
             kudos_model,
             webhooks: Vec::new(),
             filter: crate::safety::PromptFilter::default(),
@@ -206,6 +213,7 @@ impl State {
             workers: &self.workers,
             queue: &self.queue,
             images: &self.images,
+            alchemy: &self.alchemy,
             image_store: &self.image_store,
             filter_rules: self.filter.rules(),
             ip_timeouts: &self.ip_timeouts,
@@ -229,6 +237,7 @@ impl State {
         self.workers = snap.workers;
         self.queue = snap.queue;
         self.images = snap.images;
+        self.alchemy = snap.alchemy;
         self.image_store = snap.image_store;
         self.filter = crate::safety::PromptFilter::new(snap.filter_rules)?;
         self.ip_timeouts = snap.ip_timeouts;
@@ -256,6 +265,7 @@ impl State {
         let mut report = ReapReport::default();
         self.expire::<TextKind>(now_ms, &mut report);
         self.expire::<ImageKind>(now_ms, &mut report);
+        self.expire::<crate::alchemy::AlchemyKind>(now_ms, &mut report);
         for recent in [&mut self.recent_tokens, &mut self.recent_kps] {
             while recent.front().is_some_and(|(t, _)| now_ms.saturating_sub(*t) > 60_000) {
                 recent.pop_front();

@@ -25,6 +25,12 @@ impl State {
             .iter()
             .filter(|w| w.kind == WorkerKind::Image && w.is_online(now_ms, self.cfg.worker_online_secs))
             .collect();
+        let online_alchemists: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|w| w.kind == WorkerKind::Alchemist && w.is_online(now_ms, self.cfg.worker_online_secs))
+            .collect();
+        let queued_forms: u32 = self.alchemy.in_order().map(|r| r.remaining).sum();
         let queued_kps: f64 = self
             .images
             .in_order()
@@ -48,7 +54,9 @@ impl State {
             text_thread_count: online.iter().map(|w| w.threads).sum(),
             queued_tokens: queued_tokens as f64,
             past_minute_tokens: past_minute as f64,
-            ..Default::default()
+            queued_forms: queued_forms as f64,
+            interrogator_count: online_alchemists.len() as i64,
+            interrogator_thread_count: online_alchemists.iter().map(|w| w.threads).sum(),
         }
     }
 

@@ -54,13 +54,17 @@ impl State {
         t.requests_in_memory.insert("image", self.images.len() as u64);
         t.jobs.insert("text", self.queue.job_counts());
         t.jobs.insert("image", self.images.job_counts());
-        for kind in ["text", "image"] {
+        queued_by_model(self, &self.alchemy, "alchemy", &mut t.queued_jobs);
+        t.requests_in_memory.insert("alchemy", self.alchemy.len() as u64);
+        t.jobs.insert("alchemy", self.alchemy.job_counts());
+        for kind in ["text", "image", "alchemy"] {
             t.workers_online.insert(kind, 0);
         }
         for w in self.workers.iter().filter(|w| w.is_online(now_ms, self.cfg.worker_online_secs)) {
             let kind = match w.kind {
                 WorkerKind::Text => "text",
                 WorkerKind::Image => "image",
+                WorkerKind::Alchemist => "alchemy",
             };
             *t.workers_online.entry(kind).or_default() += 1;
         }

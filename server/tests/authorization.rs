@@ -31,8 +31,24 @@ async fn nobody_acts_for_someone_else(db: Db) {
             json!({"name": "own-image", "models": ["stable_diffusion"]}),
         )
         .await;
+    // A 1×1 PNG for the owner's alchemist.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    s.post(
+        "/interrogate/async",
+        Some(&requester),
+        json!({"forms": [{"name": "caption"}], "source_image": png}),
+    )
+    .await;
+    let (_, alchemy_job) = s
+        .post(
+            "/interrogate/pop",
+            Some(&owner),
+            json!({"name": "own-alchemist", "forms": ["caption"]}),
+        )
+        .await;
+    let alchemy_job = alchemy_job["forms"][0]["id"].clone();
     let (text_job, image_job) = (text_job["id"].clone(), image_job["id"].clone());
-    assert!(text_job.is_string() && image_job.is_string());
+    assert!(text_job.is_string() && image_job.is_string() && alchemy_job.is_string());
     let (_, w) = s.get("/workers/name/own-text", None).await;
     let wid = w["id"].as_str().unwrap_or_default().to_string();
     let worker = format!("/workers/{wid}");
@@ -112,7 +128,52 @@ async fn nobody_acts_for_someone_else(db: Db) {
             403,
             "WrongCredentials",
         ),
+        (
+            "alchemist pop under another's worker name",
+            Method::POST,
+            "/interrogate/pop".into(),
+            Some(&stranger),
+            json!({"name": "own-alchemist", "forms": ["caption"]}),
+            403,
+            "WrongCredentials",
+        ),
+        (
+            "alchemist pop under an image worker's name",
+            Method::POST,
+            "/interrogate/pop".into(),
+            Some(&owner),
+            json!({"name": "own-image", "forms": ["caption"]}),
+            400,
+            "PolymorphicNameConflict",
+        ),
         // Another worker's jobs.
+        (
+            "submit another's alchemy form",
+            Method::POST,
+            "/interrogate/submit".into(),
+            Some(&stranger),
+            json!({"id": alchemy_job, "result": {"caption": "x"}}),
+            403,
+            "WrongCredentials",
+        ),
+        (
+            "submit an alchemy form anonymously",
+            Method::POST,
+            "/interrogate/submit".into(),
+            None,
+            json!({"id": alchemy_job, "result": {"caption": "x"}}),
+            401,
+            "InvalidAPIKey",
+        ),
+        (
+            "anonymous alchemist",
+            Method::POST,
+            "/interrogate/pop".into(),
+            Some(ANON),
+            json!({"name": "anon-alc", "forms": ["caption"]}),
+            403,
+            "AnonForbiddenWorker",
+        ),
         (
             "submit another's text job",
             Method::POST,

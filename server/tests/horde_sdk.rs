@@ -1,5 +1,5 @@
 //! Compatibility: the unmodified horde-sdk (PyPI, strict models via TESTS_ONGOING=1) drives a text
-//! round trip and an image round trip against the real server. The test creates its own venv (once, kept in the target
+//! round trip, an image round trip and an alchemy round trip against the real server. The test creates its own venv (once, kept in the target
 //! dir); without python3 or PyPI it is skipped, unless HORDE_REQUIRE_COMPAT=1 (CI) makes that fail.
 
 mod common;
@@ -82,4 +82,14 @@ async fn horde_sdk_image_round_trip_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn horde_sdk_image_round_trip_postgres() {
     round_trip(Db::Postgres, "horde_sdk_image_roundtrip.py", "horde-sdk image round trip: OK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horde_sdk_alchemy_round_trip_sqlite() {
+    round_trip(Db::Sqlite, "horde_sdk_alchemy_roundtrip.py", "horde-sdk alchemy round trip: OK").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horde_sdk_alchemy_round_trip_postgres() {
+    round_trip(Db::Postgres, "horde_sdk_alchemy_roundtrip.py", "horde-sdk alchemy round trip: OK").await;
 }

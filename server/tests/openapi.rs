@@ -30,6 +30,11 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/generate/pop"),
     ("post", "/generate/submit"),
     ("post", "/generate/rate/{id}"),
+    ("post", "/interrogate/async"),
+    ("get", "/interrogate/status/{id}"),
+    ("delete", "/interrogate/status/{id}"),
+    ("post", "/interrogate/pop"),
+    ("post", "/interrogate/submit"),
     ("put", "/images/{token}"),
     ("get", "/images/{token}"),
     ("get", "/filters"),
@@ -90,6 +95,22 @@ async fn document_lists_every_operation_with_its_schemas() {
         assert!(gen[field].is_object(), "GenerateImageRequest.{field}");
     }
     assert!(doc["components"]["schemas"]["ImagePopRequest"]["properties"]["blacklist"].is_object());
+    let alchemy = &doc["components"]["schemas"]["AlchemyAsyncRequest"]["properties"];
+    for field in ["forms", "source_image", "slow_workers", "trusted_workers", "webhook"] {
+        assert!(alchemy[field].is_object(), "AlchemyAsyncRequest.{field}");
+    }
+    let pop = &doc["components"]["schemas"]["AlchemyPopRequest"]["properties"];
+    for field in [
+        "name",
+        "forms",
+        "amount",
+        "priority_usernames",
+        "max_tiles",
+        "threads",
+        "bridge_agent",
+    ] {
+        assert!(pop[field].is_object(), "AlchemyPopRequest.{field}");
+    }
     assert!(doc["components"]["securitySchemes"]["apikey"]["in"] == "header");
     assert_eq!(doc["paths"]["/api/v2/generate/pop"]["post"]["security"], json!([{"apikey": []}]));
 
@@ -129,6 +150,15 @@ async fn schemathesis_finds_no_server_error() {
     let (key, user_id) = s.user("fuzzer", 100_000.0, true, true).await;
     let (_, text) = s.post("/generate/text/async", Some(&key), json!({"prompt": "a"})).await;
     let (_, image) = s.post("/generate/async", Some(&key), json!({"prompt": "a"})).await;
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let (_, alchemy) = s
+        .post(
+            "/interrogate/async",
+            Some(&key),
+            json!({"forms": [{"name": "caption"}], "source_image": png}),
+        )
+        .await;
+    let alchemy_id = alchemy["id"].as_str().expect("alchemy id");
     let (_, filters) = s.get("/filters", Some(&key)).await;
     let text_id = text["id"].as_str().expect("text id");
     // Streams of a request that is not done stay open: fuzz the stream with a finished one.
@@ -158,6 +188,10 @@ parameters = {{ id = "{ended_id}" }}
 [[operations]]
 include-path-regex = "/generate/(check|status|rate)/"
 parameters = {{ id = "{image_id}" }}
+
+[[operations]]
+include-path-regex = "/interrogate/status/"
+parameters = {{ id = "{alchemy_id}" }}
 
 [[operations]]
 include-path-regex = "/filters/[{{]"
@@ -198,7 +232,7 @@ parameters = {{ id = "{user_id}" }}
         .collect::<Vec<_>>()
         .join("\n");
     assert!(out.status.success(), "schemathesis found failures:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("Tested: 43"), "every operation was exercised:\n{summary}");
+    assert!(stdout.contains("Tested: 48"), "every operation was exercised:\n{summary}");
     eprintln!("{summary}");
     // The server is still up and answering.
     let (st, _) = s.get("/status/heartbeat", None).await;

@@ -1,4 +1,4 @@
-//! Prompts and generations (text and images) never reach the logs, even at debug level, and never
+//! Prompts and generations (text, images, alchemy results and source images) never reach the logs, even at debug level, and never
 //! reach the database; the image timings kept for the kudos model hold only the payload's shape.
 
 use std::io::{BufRead, BufReader};
@@ -97,6 +97,37 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
     assert_eq!(st, 200);
     let status = get(&c, format!("{base}/generate/status/{}", acc_img["id"].as_str().unwrap_or_default())).await;
     assert_eq!(status["generations"][0]["img"].as_str(), Some(png_b64.as_str()));
+    // An alchemy round trip: the source image and the caption stay in memory too.
+    let caption_marker = "SECRET-CAPTION-5e6f70";
+    let (st, acc_alc) = post(
+        &c,
+        format!("{base}/interrogate/async"),
+        key,
+        json!({"forms": [{"name": "caption"}], "source_image": png_b64}),
+    )
+    .await;
+    assert_eq!(st, 202, "{acc_alc}");
+    let (_, popped) = post(
+        &c,
+        format!("{base}/interrogate/pop"),
+        key,
+        json!({"name": "pa", "forms": ["caption"]}),
+    )
+    .await;
+    let (st, _) = post(
+        &c,
+        format!("{base}/interrogate/submit"),
+        key,
+        json!({"id": popped["forms"][0]["id"], "result": {"caption": caption_marker}}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let status = get(
+        &c,
+        format!("{base}/interrogate/status/{}", acc_alc["id"].as_str().unwrap_or_default()),
+    )
+    .await;
+    assert_eq!(status["forms"][0]["result"]["caption"], caption_marker);
     // A request body that fails to parse is not echoed into logs either.
     let _ = c
         .post(format!("{base}/generate/text/async"))
@@ -137,12 +168,17 @@ async fn prompts_and_generations_stay_out_of_logs_and_storage() {
     assert!(!logs.contains(text_marker), "a generation reached the logs");
     assert!(!logs.contains(image_marker), "an image prompt reached the logs");
     assert!(!logs.contains(refused_marker), "a refused prompt reached the logs");
+    assert!(!logs.contains(caption_marker), "an alchemy result reached the logs");
     for entry in std::fs::read_dir(&dir).expect("dir") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).unwrap_or_default();
         let hay = String::from_utf8_lossy(&bytes);
         assert!(
-            !hay.contains(prompt_marker) && !hay.contains(text_marker) && !hay.contains(image_marker) && !hay.contains(refused_marker),
+            !hay.contains(prompt_marker)
+                && !hay.contains(text_marker)
+                && !hay.contains(image_marker)
+                && !hay.contains(refused_marker)
+                && !hay.contains(caption_marker),
             "{} holds a prompt or generation",
             path.display()
         );

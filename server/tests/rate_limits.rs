@@ -29,6 +29,8 @@ async fn limits_count_by_ip_key_and_path(db: Db) {
             "default=4/min ip",
             "--rate-limit",
             "text-status=2/min ip+path",
+            "--rate-limit",
+            "check=2/min ip+path",
         ],
     )
     .await
@@ -65,6 +67,21 @@ async fn limits_count_by_ip_key_and_path(db: Db) {
         .post("/generate/async", Some(&alice), json!({"prompt": "p", "dry_run": true}))
         .await;
     assert_eq!(st, 200, "another path has its own bucket");
+    // Alchemy requests are in the generate group, their status in the check group.
+    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let alchemy = json!({"forms": [{"name": "caption"}], "source_image": png});
+    let mut alchemy_id = String::new();
+    for _ in 0..2 {
+        let (st, v) = s.post("/interrogate/async", Some(&alice), alchemy.clone()).await;
+        assert_eq!(st, 202, "{v}");
+        alchemy_id = v["id"].as_str().unwrap_or_default().to_string();
+    }
+    let (st, v) = s.post("/interrogate/async", Some(&alice), alchemy).await;
+    assert_eq!((st, v["rc"].as_str()), (429, Some("TooManyRequests")));
+    for _ in 0..2 {
+        assert_eq!(s.get(&format!("/interrogate/status/{alchemy_id}"), None).await.0, 200);
+    }
+    assert_eq!(s.get(&format!("/interrogate/status/{alchemy_id}"), None).await.0, 429);
 
     // Per IP and path: each request id is polled within its own limit.
     for _ in 0..2 {

@@ -11,6 +11,7 @@
 //! processes serve one horde. Reads on a shared replica first catch up with the log.
 
 mod accounts;
+mod alchemy;
 mod drain;
 mod flush;
 mod image;

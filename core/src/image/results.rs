@@ -11,7 +11,11 @@ use crate::{HordeError, Result};
 impl State {
     /// Keeps the image a worker PUT to a job's upload link. Allowed while the job is in flight.
     pub fn upload_image(&mut self, job_id: &Uuid, bytes: Vec<u8>) -> Result<()> {
-        let job = self.images.job(job_id).ok_or(HordeError::InvalidImageLink)?;
+        let job = self
+            .images
+            .job(job_id)
+            .or_else(|| self.alchemy.job(job_id))
+            .ok_or(HordeError::InvalidImageLink)?;
         if job.state != JobState::InFlight {
             return Err(HordeError::rejected(
                 "JobNotInFlight",

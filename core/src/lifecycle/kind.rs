@@ -94,6 +94,11 @@ pub trait RequestKind: Matching {
     }
     /// Expected charge of one job of `r`.
     fn job_estimate(s: &State, r: &Self::Request) -> Centikudos;
+    /// Expected charge of all of `r`'s jobs, without the request tax: `n` jobs at `job_estimate`
+    /// by default; a kind whose jobs differ in price (alchemy's forms) sums them.
+    fn jobs_estimate(s: &State, r: &Self::Request) -> Centikudos {
+        Self::job_estimate(s, r) * r.n as Centikudos
+    }
     /// Whether `user_id` may hold `r` in memory now (also checked before the request reaches a
     /// shared log). Always by default.
     fn check_room(_s: &State, _user_id: i64, _r: &Self::Request) -> Result<()> {
@@ -118,6 +123,13 @@ pub trait RequestKind: Matching {
     fn seed(_r: &Self::Request, _index: u32) -> i64 {
         0
     }
+    /// The model of the `index`th job of a batch for `w` (by default the batch's `model`); a kind
+    /// whose jobs differ (alchemy's forms) names each job's own.
+    fn job_model(_w: &Worker, _req: &WaitingRequest<Self>, _index: u32, model: &str) -> String {
+        model.to_string()
+    }
+    /// Notes a batch just started (by default nothing).
+    fn started(_s: &mut State, _request_id: &Uuid, _jobs: &[Job]) {}
     /// What the worker is handed with `jobs` (all of one batch, of `model`).
     fn handout(w: &Worker, req: &WaitingRequest<Self>, jobs: &[Job], model: String, links: JobLinks) -> Self::Pop;
     /// The answer of a pop that found nothing, with why-not counters.

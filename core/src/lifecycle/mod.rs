@@ -72,7 +72,7 @@ impl State {
 
     /// What a whole request is expected to cost, tax included (`dry_run`).
     pub fn price<K: RequestKind>(&self, req: &K::Request) -> Centikudos {
-        K::job_estimate(self, req) * req.n as Centikudos + REQUEST_TAX
+        K::jobs_estimate(self, req) + REQUEST_TAX
     }
 
     /// Jobs of `user_id` still waiting, counted as the concurrency limit sees them. The
@@ -107,6 +107,7 @@ impl State {
         }
         let held = K::hold(self, user_id, &req)?;
         let job_estimate = K::job_estimate(self, &req);
+        let jobs_estimate = K::jobs_estimate(self, &req);
         let charged = match self
             .ledger
             .charge(&mut self.users, user_id, REQUEST_TAX, PostingKind::RequestTax, now_ms)
@@ -131,7 +132,7 @@ impl State {
         K::queue_mut(self).insert(wr);
         Ok(Accepted {
             id,
-            kudos: job_estimate * n as Centikudos + REQUEST_TAX,
+            kudos: jobs_estimate + REQUEST_TAX,
             possible,
         })
     }
@@ -243,13 +244,15 @@ impl State {
         let (count, ttl) = K::batch(&self.cfg, w, req, amount);
         let first_index = req.job_ids.len() as u32;
         let seeds: Vec<i64> = (0..count).map(|i| K::seed(&req.request, first_index + i)).collect();
+        let models: Vec<String> = (0..count).map(|i| K::job_model(w, req, i, &model)).collect();
         let jobs: Vec<Job> = seeds
             .into_iter()
-            .map(|seed| Job {
+            .zip(models)
+            .map(|(seed, job_model)| Job {
                 id: new_id(&mut self.ids),
                 request_id: *request_id,
                 worker_id: *worker_id,
-                model: model.clone(),
+                model: job_model,
                 started_ms: now_ms,
                 ttl_secs: ttl,
                 state: JobState::InFlight,
@@ -272,13 +275,14 @@ impl State {
         req.processing += count;
         req.last_activity_ms = now_ms;
         req.cached_position = None;
-        for job in jobs {
+        for job in jobs.iter().cloned() {
             queue.add_job(job);
         }
         queue.sync_order(request_id);
         if let Some(w) = self.workers.get_mut(worker_id) {
             w.in_flight += count;
         }
+        K::started(self, request_id, &jobs);
         Ok(handout)
     }
 

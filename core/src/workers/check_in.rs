@@ -62,6 +62,7 @@ impl State {
         let per_reward = match w.kind {
             WorkerKind::Text => text_price::uptime_reward(w.models.first().map(String::as_str), w.max_context_length),
             WorkerKind::Image => crate::kudos::image_price::uptime_reward(w.models.len(), w.image.allow_lora),
+            WorkerKind::Alchemist => crate::alchemy::UPTIME_REWARD,
         };
         if rewards > 0 {
             let total = per_reward * rewards as Centikudos;

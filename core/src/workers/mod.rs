@@ -41,6 +41,9 @@ pub const VALIDATED_BACKENDS: &[&str] = &[
 pub enum WorkerKind {
     Text,
     Image,
+    /// Interrogates and post-processes images (`/interrogate/pop`); the public API's
+    /// `interrogation` workers.
+    Alchemist,
 }
 
 impl WorkerKind {
@@ -48,12 +51,14 @@ impl WorkerKind {
         match self {
             WorkerKind::Text => "text",
             WorkerKind::Image => "image",
+            WorkerKind::Alchemist => "interrogation",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "text" => Some(WorkerKind::Text),
             "image" => Some(WorkerKind::Image),
+            "interrogation" => Some(WorkerKind::Alchemist),
             _ => None,
         }
     }
@@ -271,6 +276,10 @@ impl Worker {
         if self.kind == WorkerKind::Image {
             return 0.5;
         }
+        if self.kind == WorkerKind::Alchemist {
+            // Forms per second; any alchemist is fast enough.
+            return 0.0;
+        }
         let p = self
             .models
             .first()
@@ -306,11 +315,13 @@ impl Worker {
             "No requests fulfilled yet".to_string()
         } else if self.kind == WorkerKind::Image {
             format!("{:.1} megapixelsteps per second", self.speed())
+        } else if self.kind == WorkerKind::Alchemist {
+            format!("{:.1} forms per second", self.speed())
         } else {
             format!("{:.1} tokens per second", self.speed())
         };
         let text = self.kind == WorkerKind::Text;
-        let image = (!text).then_some(&self.image);
+        let image = (self.kind == WorkerKind::Image).then_some(&self.image);
         wire::WorkerDetails {
             kind: self.kind.as_str().into(),
             name: self.name.clone(),

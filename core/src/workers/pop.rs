@@ -1,5 +1,6 @@
 //! A worker's pop request, validated, with the public horde's effective defaults.
 
+use horde_protocol::alchemy::AlchemyPopRequest;
 use horde_protocol::image::ImagePopRequest;
 use horde_protocol::text::TextPopRequest;
 
@@ -158,6 +159,55 @@ impl TryFrom<ImagePopRequest> for WorkerPop {
             limit_max_steps: p.limit_max_steps.unwrap_or(false),
         };
         Ok(WorkerPop { image: Some(image), ..pop })
+    }
+}
+
+/// Forms an alchemist may declare (the rest are ignored).
+pub const MAX_POP_FORMS: usize = 50;
+/// `max_tiles` when an alchemist sends none (the public horde's parser default).
+pub const DEFAULT_MAX_TILES: i64 = 80;
+/// Pixels in one tile of `max_tiles`.
+pub const TILE_PIXELS: i64 = 512 * 512;
+
+/// An alchemist's pop: its forms are its models; its `max_tiles` is kept as the most pixels it
+/// post-processes (`image.max_pixels`, tiles of 512×512).
+impl TryFrom<AlchemyPopRequest> for WorkerPop {
+    type Error = HordeError;
+
+    fn try_from(p: AlchemyPopRequest) -> Result<Self> {
+        let c = common(
+            p.name,
+            p.forms,
+            MAX_POP_FORMS,
+            p.priority_usernames,
+            p.bridge_agent,
+            p.threads,
+            p.amount,
+        )?;
+        let max_tiles = p.max_tiles.unwrap_or(DEFAULT_MAX_TILES);
+        if !(1..=256).contains(&max_tiles) {
+            return Err(HordeError::Validation("max_tiles must be between 1 and 256.".into()));
+        }
+        Ok(WorkerPop {
+            name: c.name,
+            models: c.models,
+            max_length: 512,
+            max_context_length: 2048,
+            priority_user_ids: c.priority_user_ids,
+            nsfw: true,
+            bridge_agent: c.bridge_agent,
+            threads: c.threads,
+            amount: c.amount,
+            require_upfront_kudos: false,
+            extra_slow_worker: false,
+            softprompts: vec![],
+            kind: WorkerKind::Alchemist,
+            image: Some(ImageCapabilities {
+                max_pixels: max_tiles * TILE_PIXELS,
+                ..ImageCapabilities::default()
+            }),
+            wants_messages: false,
+        })
     }
 }
 

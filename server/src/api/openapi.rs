@@ -21,6 +21,7 @@ pub const DOCUMENT_PATH: &str = "/api/v2/openapi.json";
     tags(
         (name = "text", description = "Text generation: requests, and the worker's pop and submit"),
         (name = "image", description = "Image generation: requests, worker pop/submit, image links, ratings"),
+        (name = "alchemy", description = "Image interrogation and post-processing: requests, the alchemist's pop and submit"),
         (name = "users", description = "Accounts, keys and kudos"),
         (name = "workers", description = "Worker details and management"),
         (name = "status", description = "Horde status"),

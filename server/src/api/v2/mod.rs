@@ -1,5 +1,6 @@
 //! `/api/v2`: the AI Horde API.
 
+pub mod alchemy;
 pub mod filters;
 pub mod image;
 pub mod status;
@@ -36,14 +37,17 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
     let group = |name: &str, routes: OpenApiRouter<AppState>| limits.apply(name, routes);
     let generate = OpenApiRouter::new()
         .routes(routes!(text::generate))
-        .routes(routes!(image::generate));
+        .routes(routes!(image::generate))
+        .routes(routes!(alchemy::interrogate));
     let worker = OpenApiRouter::new()
         .routes(routes!(text::pop))
         .routes(routes!(text::submit))
         .routes(routes!(text::progress))
         .routes(routes!(image::pop))
         .routes(routes!(image::submit))
-        .routes(routes!(image::upload, image::download));
+        .routes(routes!(image::upload, image::download))
+        .routes(routes!(alchemy::pop))
+        .routes(routes!(alchemy::submit));
     let default = OpenApiRouter::new()
         .routes(routes!(filters::list, filters::add, filters::check))
         .routes(routes!(filters::regex))
@@ -66,7 +70,12 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
                 .routes(routes!(text::status, text::cancel))
                 .routes(routes!(text::stream)),
         ))
-        .merge(group("check", OpenApiRouter::new().routes(routes!(image::check))))
+        .merge(group(
+            "check",
+            OpenApiRouter::new()
+                .routes(routes!(image::check))
+                .routes(routes!(alchemy::status, alchemy::cancel)),
+        ))
         .merge(group(
             "image-status",
             OpenApiRouter::new().routes(routes!(image::status, image::cancel)),
