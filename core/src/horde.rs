@@ -46,6 +46,18 @@ mod drain;
 pub use drain::DrainReport;
 #[path = "horde_flush.rs"]
 mod flush;
+#[path = "safety/horde_ipaddr.rs"]
+mod ipaddr;
+#[path = "modes/horde_modes.rs"]
+mod modes;
+#[path = "shared_keys/horde_shared_keys.rs"]
+mod shared_keys;
+#[path = "styles/horde_styles.rs"]
+mod styles;
+#[path = "teams/horde_teams.rs"]
+mod teams;
+#[path = "worker_messages/horde_worker_messages.rs"]
+mod worker_messages;
 
 /// Outcome of a text generation request.
 #[derive(Debug, Clone)]
@@ -85,6 +97,10 @@ pub struct Horde {
     flushes: flush::Flushes,
     /// Set when the horde stops taking new work before a restart.
     draining: std::sync::atomic::AtomicBool,
+    /// Unexpired messages to workers, for pops.
+    worker_messages: crate::worker_messages::MessageCache,
+    /// The modes (`/status/modes`) as last read.
+    modes_cache: crate::modes::ModesCache,
 }
 
 impl std::fmt::Debug for Horde {
@@ -139,6 +155,8 @@ impl Horde {
             hasher: ApiKeyHasher::new(secret),
             flushes: flush::Flushes::default(),
             draining: Default::default(),
+            worker_messages: Default::default(),
+            modes_cache: Default::default(),
         });
         horde.ensure_user(ANONYMOUS_USER_ID).await?;
         Ok(horde)
@@ -468,6 +486,7 @@ impl Horde {
     pub async fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
         crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         self.check_ip(ip)?;
+        let req = self.styled_text_request(req).await?;
         self.submit_text_request(user_id, TextRequest::try_from(req)?).await
     }
 
@@ -634,6 +653,7 @@ impl Horde {
     pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
         self.check_taking_work()?;
         crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
+        let req = self.styled_image_request(req).await?;
         let now = self.now_ms();
         let req = {
             let s = self.local();

@@ -231,6 +231,12 @@ impl KudosLedger {
 
     /// User-to-user transfer with the public horde's rules. `amount` in whole kudos.
     pub fn transfer(&mut self, users: &mut Users, from: i64, to: i64, amount: f64, now_ms: u64) -> Result<Centikudos> {
+        if amount < 0.0 {
+            return Err(HordeError::rejected(
+                "NegativeKudosTransfer",
+                "A transfer amount cannot be negative.",
+            ));
+        }
         if !amount.is_finite() || amount <= 0.0 || amount.fract() != 0.0 || amount > 1e12 {
             return Err(HordeError::InvalidKudosTransferAmount);
         }
@@ -363,7 +369,7 @@ mod tests {
         assert_eq!(rc(l.transfer(&mut us, 0, 1, 5.0, 0)), Some("KudosTransferFromAnon"));
         assert_eq!(rc(l.transfer(&mut us, 1, 0, 5.0, 0)), Some("KudosTransferToAnon"));
         assert_eq!(rc(l.transfer(&mut us, 1, 1, 5.0, 0)), Some("KudosTransferToSelf"));
-        assert_eq!(rc(l.transfer(&mut us, 1, 2, -5.0, 0)), Some("InvalidKudosTransferAmount"));
+        assert_eq!(rc(l.transfer(&mut us, 1, 2, -5.0, 0)), Some("NegativeKudosTransfer"));
         assert_eq!(rc(l.transfer(&mut us, 1, 2, 0.0, 0)), Some("InvalidKudosTransferAmount"));
         assert_eq!(rc(l.transfer(&mut us, 1, 2, 1.5, 0)), Some("InvalidKudosTransferAmount"));
         // 100 kudos, floor 25: 75 available.

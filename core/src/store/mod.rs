@@ -17,7 +17,11 @@ use crate::workers::Worker;
 use crate::Result;
 
 mod script;
+mod shared_keys;
+mod styles;
+mod teams;
 mod transfer_keys;
+mod worker_messages;
 
 use script::{Bound, Script};
 
@@ -246,6 +250,16 @@ impl Store {
             Some(r) => Some(r.try_get("value")?),
             None => None,
         })
+    }
+
+    /// Stores `value` under `name`, replacing what was there.
+    pub async fn put_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(self.sql("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"))
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Stores `value` unless the setting exists; returns the stored value either way.
