@@ -44,6 +44,10 @@ use std::net::IpAddr;
 #[path = "horde_drain.rs"]
 mod drain;
 pub use drain::DrainReport;
+#[path = "kudos/horde_awards.rs"]
+mod awards;
+#[path = "styles/horde_collections.rs"]
+mod collections;
 #[path = "horde_flush.rs"]
 mod flush;
 #[path = "safety/horde_ipaddr.rs"]

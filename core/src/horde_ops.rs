@@ -163,6 +163,12 @@ pub enum HordeOp {
     Reap {
         now: u64,
     },
+    /// Kudos a moderator awards, from the mint (`/kudos/award`).
+    AwardKudos {
+        to: i64,
+        cents: Centikudos,
+        now: u64,
+    },
     /// A restarting horde cancels the jobs no worker took and refunds the requests it drops
     /// (with `unfinished`, every request not finished: see `State::drop_for_restart`).
     DropForRestart {
@@ -438,6 +444,7 @@ impl HordeMachine {
                 s.pending.workers.remove(&id);
                 Ok(OpValue::Unit)
             }
+            HordeOp::AwardKudos { to, cents, now } => Ok(OpValue::Centikudos(crate::kudos::award(s, to, cents, now)?)),
             HordeOp::Reap { now } => Ok(OpValue::Reaped(s.reap(now))),
             HordeOp::DropForRestart { unfinished, now } => Ok(OpValue::Count(s.drop_for_restart(unfinished, now))),
             HordeOp::Flush { token, stats } => {

@@ -444,6 +444,24 @@ async fn nobody_acts_for_someone_else(db: Db) {
         ),
         // Moderator powers.
         (
+            "award kudos",
+            Method::POST,
+            "/kudos/award".into(),
+            Some(&owner),
+            json!({"username": "stranger", "amount": 100}),
+            403,
+            "NotAllowedAwards",
+        ),
+        (
+            "award kudos anonymously",
+            Method::POST,
+            "/kudos/award".into(),
+            Some(ANON),
+            json!({"username": "owner", "amount": 100}),
+            403,
+            "NotAllowedAwards",
+        ),
+        (
             "list IP timeouts",
             Method::GET,
             "/operations/ipaddr".into(),

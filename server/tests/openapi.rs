@@ -51,6 +51,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/users/{id}"),
     ("put", "/users/{id}"),
     ("post", "/kudos/transfer"),
+    ("post", "/kudos/award"),
     ("post", "/register"),
     ("post", "/dev/test-user"),
     ("get", "/workers"),

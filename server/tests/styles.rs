@@ -199,6 +199,30 @@ async fn image_styles(db: Db) {
     let (st, v) = s.send(Method::DELETE, &e1_path, Some(&author), json!({})).await;
     assert_eq!((st, rc(&v)), (404, "StyleExampleNotFound"));
 
+    // The author's shared key pays for requests using the style, past its per-job limits; the key
+    // then serves no other request.
+    let (st, key) = s
+        .send(Method::PUT, "/sharedkeys", Some(&author), json!({"kudos": 500, "max_image_steps": 5}))
+        .await;
+    assert_eq!(st, 200, "{key}");
+    let key_id = key["id"].as_str().unwrap_or_default().to_string();
+    let (st, v) = s
+        .send(Method::PATCH, &path, Some(&author), json!({"sharedkey": "00000000-0000-4000-8000-000000000000"}))
+        .await;
+    assert_eq!((st, rc(&v)), (400, "SharedKeyInvalid"));
+    let (st, v) = s.send(Method::PATCH, &path, Some(&author), json!({"sharedkey": key_id})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, acc) = s
+        .post("/generate/async", Some("0000000000"), json!({"prompt": "boats", "style": id}))
+        .await;
+    assert_eq!(st, 202, "{acc}");
+    let (_, job) = s.post("/generate/pop", Some(&painter), image_pop("style-painter", "styled_model")).await;
+    assert_eq!(job["payload"]["prompt"], "boats, impasto impressionism###no blur, ", "{job}");
+    let (_, k) = s.get(&format!("/sharedkeys/{key_id}"), None).await;
+    assert!(k["utilized"].as_i64().is_some_and(|u| u > 0), "{k}");
+    let (st, v) = s.post("/generate/async", Some(&key_id), json!({"prompt": "x"})).await;
+    assert_eq!((st, rc(&v)), (403, "SharedKeyAssignedStyles"));
+
     // Collections: a random member styles the request; the collection counts its uses.
     let (st, c) = s
         .post(

@@ -60,6 +60,8 @@ pub enum PostingKind {
     RatingReward,
     /// What a request paid upfront, given back when a restarting horde dropped it unserved.
     Refund,
+    /// Awarded by a moderator (`/kudos/award`).
+    Award,
 }
 
 impl PostingKind {
@@ -74,6 +76,7 @@ impl PostingKind {
             PostingKind::FloorAdjustment => "floor_adjustment",
             PostingKind::RatingReward => "rating_reward",
             PostingKind::Refund => "refund",
+            PostingKind::Award => "award",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -87,6 +90,7 @@ impl PostingKind {
             PostingKind::FloorAdjustment,
             PostingKind::RatingReward,
             PostingKind::Refund,
+            PostingKind::Award,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -111,7 +115,7 @@ pub fn apply_to_user(user: &mut User, kind: PostingKind, delta: Centikudos) {
         PostingKind::Transfer if delta < 0 => b.gifted += delta,
         PostingKind::Transfer => b.received += delta,
         PostingKind::Admin => b.admin += delta,
-        PostingKind::RatingReward => b.awarded += delta,
+        PostingKind::RatingReward | PostingKind::Award => b.awarded += delta,
         _ => b.accumulated += delta,
     }
 }

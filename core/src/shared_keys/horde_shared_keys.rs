@@ -121,16 +121,42 @@ impl Horde {
         Ok(())
     }
 
-    /// `POST /generate/async` with a shared key: the owner's request, within the key's limits.
-    pub async fn generate_image_shared(&self, key: SharedKey, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+    /// A key assigned to styles pays only for them (`SharedKeyAssignedStyles`, 403).
+    async fn check_not_assigned(&self, key: &SharedKey) -> Result<()> {
+        if self.store.styles_with_shared_key(&key.id).await? > 0 {
+            return Err(HordeError::forbidden(
+                "SharedKeyAssignedStyles",
+                "This shared key cannot be used as it has been assigned to specific styles only",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `POST /generate/async` with a shared key: the owner's request, within the key's limits
+    /// (the per-job ones waived when the key is the requested style's own, `for_style`).
+    pub async fn generate_image_shared(
+        &self,
+        key: SharedKey,
+        req: GenerateImageRequest,
+        ip: Option<IpAddr>,
+        for_style: bool,
+    ) -> Result<TextSubmission> {
         key.check_usable(self.now_ms())?;
+        if !for_style {
+            self.check_not_assigned(&key).await?;
+        }
         if !self.ensure_user(key.user_id).await? {
             return Err(HordeError::InvalidApiKey);
         }
         let req = self.styled_image_request(req).await?;
         let p = req.params.as_ref();
-        let pixels = p.and_then(|p| p.width).unwrap_or(512) * p.and_then(|p| p.height).unwrap_or(512);
-        key.check_image_job(pixels, p.and_then(|p| p.steps).unwrap_or(30))?;
+        let pixels = p
+            .and_then(|p| p.width)
+            .unwrap_or(512)
+            .saturating_mul(p.and_then(|p| p.height).unwrap_or(512));
+        if !for_style {
+            key.check_image_job(pixels, p.and_then(|p| p.steps).unwrap_or(30))?;
+        }
         let probe = GenerateImageRequest {
             dry_run: Some(true),
             ..req.clone()
@@ -145,14 +171,25 @@ impl Horde {
         Ok(out)
     }
 
-    /// `POST /generate/text/async` with a shared key.
-    pub async fn generate_text_shared(&self, key: SharedKey, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<TextSubmission> {
+    /// `POST /generate/text/async` with a shared key (see [`Horde::generate_image_shared`]).
+    pub async fn generate_text_shared(
+        &self,
+        key: SharedKey,
+        req: GenerateTextRequest,
+        ip: Option<IpAddr>,
+        for_style: bool,
+    ) -> Result<TextSubmission> {
         key.check_usable(self.now_ms())?;
+        if !for_style {
+            self.check_not_assigned(&key).await?;
+        }
         if !self.ensure_user(key.user_id).await? {
             return Err(HordeError::InvalidApiKey);
         }
         let req = self.styled_text_request(req).await?;
-        key.check_text_job(req.params.as_ref().and_then(|p| p.max_length).unwrap_or(80))?;
+        if !for_style {
+            key.check_text_job(req.params.as_ref().and_then(|p| p.max_length).unwrap_or(80))?;
+        }
         let probe = GenerateTextRequest {
             dry_run: Some(true),
             ..req.clone()

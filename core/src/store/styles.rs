@@ -9,7 +9,7 @@ use crate::Result;
 use horde_protocol::styles::{StyleExample, StyleReference};
 
 const STYLE_COLUMNS: &str = "s.id, s.style_type, s.user_id, s.name, s.info, s.prompt, s.params, s.models, s.tags, s.public, s.nsfw, \
-    s.use_count, s.created_ms, COALESCE(u.username, '') AS author";
+    s.use_count, s.created_ms, s.sharedkey_id, COALESCE(u.username, '') AS author";
 
 const COLLECTION_COLUMNS: &str =
     "c.id, c.style_type, c.user_id, c.name, c.info, c.public, c.use_count, c.created_ms, COALESCE(u.username, '') AS author";
@@ -46,6 +46,7 @@ fn style_from_row(row: &AnyRow) -> Result<Style> {
         use_count: row.try_get("use_count")?,
         created_ms: row.try_get("created_ms")?,
         examples: Vec::new(),
+        sharedkey_id: row.try_get("sharedkey_id")?,
     })
 }
 
@@ -73,8 +74,8 @@ impl Store {
 
     pub async fn insert_style(&self, s: &Style) -> Result<()> {
         sqlx::query(self.sql(
-            "INSERT INTO styles (id, style_type, user_id, name, info, prompt, params, models, tags, public, nsfw, use_count, created_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+            "INSERT INTO styles (id, style_type, user_id, name, info, prompt, params, models, tags, public, nsfw, use_count, created_ms, sharedkey_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
         ))
         .bind(&s.id)
         .bind(s.kind.as_str())
@@ -88,6 +89,7 @@ impl Store {
         .bind(s.public as i64)
         .bind(s.nsfw as i64)
         .bind(s.created_ms)
+        .bind(s.sharedkey_id.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -97,7 +99,7 @@ impl Store {
     pub async fn update_style(&self, s: &Style) -> Result<()> {
         sqlx::query(
             self.sql(
-                "UPDATE styles SET name = ?, info = ?, prompt = ?, params = ?, models = ?, tags = ?, public = ?, nsfw = ? WHERE id = ?",
+                "UPDATE styles SET name = ?, info = ?, prompt = ?, params = ?, models = ?, tags = ?, public = ?, nsfw = ?, sharedkey_id = ? WHERE id = ?",
             ),
         )
         .bind(&s.name)
@@ -108,6 +110,7 @@ impl Store {
         .bind(json(&s.tags))
         .bind(s.public as i64)
         .bind(s.nsfw as i64)
+        .bind(s.sharedkey_id.as_deref())
         .bind(&s.id)
         .execute(&self.pool)
         .await?;
@@ -194,6 +197,15 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("name")?, r.try_get("style_type")?)))
             .collect()
+    }
+
+    /// How many styles a shared key pays for.
+    pub async fn styles_with_shared_key(&self, key_id: &str) -> Result<i64> {
+        let row = sqlx::query(self.sql("SELECT COUNT(*) AS n FROM styles WHERE sharedkey_id = ?"))
+            .bind(key_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     pub async fn count_style_use(&self, id: &str) -> Result<()> {

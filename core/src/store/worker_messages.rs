@@ -93,7 +93,7 @@ impl Store {
         }
         let rows = query
             .bind(PAGE_SIZE)
-            .bind((page.max(1) - 1) * PAGE_SIZE)
+            .bind((page.max(1) - 1).saturating_mul(PAGE_SIZE))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(message_from_row).collect()

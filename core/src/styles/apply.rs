@@ -112,6 +112,7 @@ mod tests {
             use_count: 0,
             created_ms: 0,
             examples: vec![],
+            sharedkey_id: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! `Horde`'s styles and collections: who may create, change and delete them, and the style a
-//! generation request names, resolved and applied before the request is submitted.
+//! `Horde`'s styles: who may create, change and delete them, and the style a generation request
+//! names (a style, or a collection's member), resolved and applied before the request is
+//! submitted.
 
 use horde_protocol::image::GenerateImageRequest;
 use horde_protocol::styles as wire;
@@ -16,7 +17,7 @@ enum Named {
     Collection(Collection),
 }
 
-fn not_found(what: &str, id: &str) -> HordeError {
+pub(super) fn not_found(what: &str, id: &str) -> HordeError {
     let id: String = id.chars().take(100).collect();
     match what {
         "Collection" => HordeError::missing("CollectionNotFound", format!("Collection with ID '{id}' not found.")),
@@ -24,7 +25,7 @@ fn not_found(what: &str, id: &str) -> HordeError {
     }
 }
 
-fn modified(id: String) -> wire::StyleModified {
+pub(super) fn modified(id: String) -> wire::StyleModified {
     wire::StyleModified {
         id,
         message: "OK".into(),
@@ -34,7 +35,7 @@ fn modified(id: String) -> wire::StyleModified {
 
 impl Horde {
     /// The viewer's (trusted, moderator, anonymous) flags.
-    async fn style_author(&self, viewer: i64) -> Result<(bool, bool, bool)> {
+    pub(super) async fn style_author(&self, viewer: i64) -> Result<(bool, bool, bool)> {
         if !self.ensure_user(viewer).await? {
             return Err(HordeError::InvalidApiKey);
         }
@@ -45,6 +46,9 @@ impl Horde {
 
     /// A style of `kind` by id (404 `StyleNotFound`; 400 `StyleGetMistmatch` for the other kind).
     async fn style_of_kind(&self, kind: StyleKind, id: &str) -> Result<Style> {
+        if Uuid::parse_str(id.trim()).is_err() {
+            return Err(not_found("Style", id));
+        }
         let s = self.store.style_by_id(id.trim()).await?.ok_or_else(|| not_found("Style", id))?;
         Self::check_kind(&s, kind)?;
         Ok(s)
@@ -71,6 +75,9 @@ impl Horde {
 
     /// `GET /styles/image_by_name|text_by_name/{name}`.
     pub async fn style_details_by_name(&self, kind: StyleKind, name: &str) -> Result<wire::StyleDetails> {
+        if name.chars().any(char::is_control) {
+            return Err(not_found("Style", name));
+        }
         let n = StyleName::parse(name);
         let s = self
             .store
@@ -98,7 +105,7 @@ impl Horde {
             .into_iter()
             .filter(|s| tag.is_none_or(|t| s.tags.iter().any(|x| x == t)))
             .filter(|s| model.is_none_or(|m| s.models.iter().any(|x| x == m)))
-            .skip((page - 1) * st::PAGE_SIZE)
+            .skip((page - 1).saturating_mul(st::PAGE_SIZE))
             .take(st::PAGE_SIZE)
         {
             out.push(s.details());
@@ -118,10 +125,11 @@ impl Horde {
         if anonymous {
             return Err(HordeError::forbidden("StylesAnonForbidden", "Anonymous users cannot create styles"));
         }
-        Self::check_shared_key(input.sharedkey.as_deref())?;
+        let sharedkey_id = self.style_shared_key(viewer, input.sharedkey.as_deref()).await?;
         let name = st::clean_name(input.name.as_deref().unwrap_or(""), "style")?;
         let prompt = input.prompt.unwrap_or_else(|| kind.default_prompt().to_string());
         st::check_template(kind, &prompt)?;
+        st::check_text(&prompt)?;
         let models = st::clean_models(input.models.as_deref().unwrap_or(&[]))?;
         let params = input.params.unwrap_or_else(|| serde_json::json!({}));
         st::check_params(kind, &params, &models, &self.local().cfg)?;
@@ -147,17 +155,41 @@ impl Horde {
             use_count: 0,
             created_ms: self.now_ms() as i64,
             examples: Vec::new(),
+            sharedkey_id,
         };
         self.store.insert_style(&style).await?;
         Ok(modified(style.id))
     }
 
-    /// Shared keys are not served yet: a style naming one is refused as naming an unknown key.
-    fn check_shared_key(key: Option<&str>) -> Result<()> {
-        match key {
-            Some(_) => Err(HordeError::rejected("SharedKeyInvalid", "This shared key does not exist")),
-            None => Ok(()),
+    /// The shared key a style's author assigns to it: one of the author's, usable.
+    async fn style_shared_key(&self, viewer: i64, key: Option<&str>) -> Result<Option<String>> {
+        let Some(k) = key.map(str::trim) else { return Ok(None) };
+        let invalid = || HordeError::rejected("SharedKeyInvalid", "This shared key does not exist");
+        if Uuid::parse_str(k).is_err() {
+            return Err(invalid());
         }
+        let key = self
+            .store
+            .shared_key(k)
+            .await?
+            .filter(|s| s.user_id == viewer)
+            .ok_or_else(invalid)?;
+        key.check_usable(self.now_ms())?;
+        Ok(Some(key.id))
+    }
+
+    /// The shared key that pays for a request naming `reference`: the named style's own, when it
+    /// has one that is usable (a collection's styles pay for themselves only when named alone).
+    pub async fn style_shared_key_for(&self, reference: Option<&str>) -> Result<Option<crate::shared_keys::SharedKey>> {
+        let Some(r) = reference.filter(|r| !r.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let Named::Style(style) = self.named_style(r).await? else {
+            return Ok(None);
+        };
+        let Some(id) = style.sharedkey_id else { return Ok(None) };
+        let key = self.store.shared_key(&id).await?;
+        Ok(key.filter(|k| k.check_usable(self.now_ms()).is_ok()))
     }
 
     /// `PATCH /styles/image|text/{id}`: the author only.
@@ -167,7 +199,9 @@ impl Horde {
         if s.user_id != viewer {
             return Err(HordeError::forbidden("Forbidden", "This style is not owned by you."));
         }
-        Self::check_shared_key(input.sharedkey.as_deref())?;
+        if let Some(k) = self.style_shared_key(viewer, input.sharedkey.as_deref()).await? {
+            s.sharedkey_id = Some(k);
+        }
         if let Some(n) = input.name.as_deref() {
             let n = st::clean_name(n, "style")?;
             if self.store.style_name_taken(viewer, &n, &s.id).await? {
@@ -200,13 +234,14 @@ impl Horde {
             s.nsfw = v;
         }
         st::check_template(kind, &s.prompt)?;
+        st::check_text(&s.prompt)?;
         st::check_params(kind, &s.params, &s.models, &self.local().cfg)?;
         self.store.update_style(&s).await?;
         Ok(modified(s.id))
     }
 
     /// The author or a moderator; never the anonymous user.
-    async fn may_remove(&self, viewer: i64, owner: i64) -> Result<()> {
+    pub(super) async fn may_remove(&self, viewer: i64, owner: i64) -> Result<()> {
         let (_, moderator, anonymous) = self.style_author(viewer).await?;
         if anonymous {
             return Err(HordeError::forbidden("StylesAnonForbidden", "Anonymous users cannot delete styles"));
@@ -259,7 +294,7 @@ impl Horde {
 
     fn example_url(url: Option<&str>) -> Result<String> {
         let url = url.unwrap_or("").trim();
-        if !url.starts_with("https://") || url.len() > 1000 || url.chars().any(char::is_whitespace) {
+        if !url.starts_with("https://") || url.len() > 1000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(HordeError::rejected("BadRequest", "The url has to start with 'https://'"));
         }
         Ok(url.to_string())
@@ -312,166 +347,14 @@ impl Horde {
         Ok(modified(example_id.to_string()))
     }
 
-    // ----- collections ---------------------------------------------------------------------
-
-    /// The styles `names` name (ids or names), all of one kind.
-    async fn collection_members(&self, names: &[String]) -> Result<(StyleKind, Vec<wire::StyleReference>)> {
-        if names.is_empty() {
-            return Err(HordeError::rejected("BadRequest", "A collection has to include at least 1 style"));
-        }
-        let mut kind = None;
-        let mut out: Vec<wire::StyleReference> = Vec::new();
-        for n in names {
-            let s = match self.store.style_by_id(n.trim()).await? {
-                Some(s) => s,
-                None => {
-                    let parsed = StyleName::parse(n);
-                    self.store.style_by_name(&parsed.name, parsed.user_id).await?.ok_or_else(|| {
-                        HordeError::rejected(
-                            "BadRequest",
-                            format!("A style with name '{}' cannot be found", n.chars().take(100).collect::<String>()),
-                        )
-                    })?
-                }
-            };
-            if kind.is_some_and(|k| k != s.kind) {
-                return Err(HordeError::rejected(
-                    "BadRequest",
-                    "Cannot mix image and text styles in the same collection",
-                ));
-            }
-            kind = Some(s.kind);
-            if !out.iter().any(|r| r.id == s.id) {
-                out.push(wire::StyleReference {
-                    name: s.unique_name(),
-                    id: s.id.clone(),
-                });
-            }
-        }
-        Ok((kind.unwrap_or(StyleKind::Image), out))
-    }
-
-    /// `POST /collections`: any registered user.
-    pub async fn create_collection(&self, viewer: i64, input: wire::CollectionInput) -> Result<wire::StyleModified> {
-        let (_, _, anonymous) = self.style_author(viewer).await?;
-        if anonymous {
-            return Err(HordeError::forbidden(
-                "StylesAnonForbidden",
-                "Anonymous users cannot create collections",
-            ));
-        }
-        let (kind, styles) = self.collection_members(input.styles.as_deref().unwrap_or(&[])).await?;
-        let name = st::clean_name(input.name.as_deref().unwrap_or(""), "collection")?;
-        if self.store.collection_name_taken(viewer, &name, "").await? {
-            return Err(HordeError::rejected(
-                "BadRequest",
-                format!("Collection with name '{name}' already exists for this user."),
-            ));
-        }
-        let c = Collection {
-            id: Uuid::new_v4().to_string(),
-            kind,
-            user_id: viewer,
-            creator: String::new(),
-            name,
-            info: st::clean_info(input.info.as_deref().unwrap_or(""))?,
-            public: input.public.unwrap_or(true),
-            use_count: 0,
-            created_ms: self.now_ms() as i64,
-            styles,
-        };
-        self.store.save_collection(&c, true).await?;
-        Ok(modified(c.id))
-    }
-
-    async fn collection_by_id(&self, id: &str) -> Result<Collection> {
-        self.store
-            .collection_by_id(id.trim())
-            .await?
-            .ok_or_else(|| not_found("Collection", id))
-    }
-
-    /// `PATCH /collections/{id}`: the author only.
-    pub async fn modify_collection(&self, viewer: i64, id: &str, input: wire::CollectionInput) -> Result<wire::StyleModified> {
-        self.style_author(viewer).await?;
-        let mut c = self.collection_by_id(id).await?;
-        if c.user_id != viewer {
-            return Err(HordeError::forbidden("Forbidden", "This collection is not owned by you."));
-        }
-        if let Some(n) = input.name.as_deref() {
-            let n = st::clean_name(n, "collection")?;
-            if self.store.collection_name_taken(viewer, &n, &c.id).await? {
-                return Err(HordeError::rejected(
-                    "BadRequest",
-                    format!("Collection with name '{n}' already exists for this user."),
-                ));
-            }
-            c.name = n;
-        }
-        if let Some(i) = input.info.as_deref() {
-            c.info = st::clean_info(i)?;
-        }
-        if let Some(p) = input.public {
-            c.public = p;
-        }
-        if let Some(names) = input.styles.as_deref() {
-            let (kind, styles) = self.collection_members(names).await?;
-            c.kind = kind;
-            c.styles = styles;
-        }
-        self.store.save_collection(&c, false).await?;
-        Ok(modified(c.id))
-    }
-
-    /// `DELETE /collections/{id}`: the author or a moderator.
-    pub async fn delete_collection(&self, viewer: i64, id: &str) -> Result<()> {
-        let c = self.collection_by_id(id).await?;
-        self.may_remove(viewer, c.user_id).await?;
-        self.store.delete_collection(&c.id).await
-    }
-
-    /// `GET /collections/{id}`.
-    pub async fn collection_details(&self, id: &str) -> Result<wire::CollectionDetails> {
-        Ok(self.collection_by_id(id).await?.details())
-    }
-
-    /// `GET /collection_by_name/{name}`.
-    pub async fn collection_details_by_name(&self, name: &str) -> Result<wire::CollectionDetails> {
-        let n = StyleName::parse(name);
-        let c = self
-            .store
-            .collection_by_name(&n.name, n.user_id)
-            .await?
-            .ok_or_else(|| not_found("Collection", name))?;
-        Ok(c.details())
-    }
-
-    /// `GET /collections?sort&page&type`.
-    pub async fn list_collections(
-        &self,
-        sort: Option<&str>,
-        page: Option<i64>,
-        kind: Option<&str>,
-    ) -> Result<Vec<wire::CollectionDetails>> {
-        let by_age = st::parse_sort(sort)?;
-        let kind = match kind.unwrap_or("all") {
-            "all" => None,
-            k => Some(
-                StyleKind::parse(k)
-                    .ok_or_else(|| HordeError::rejected("BadRequest", "'type' needs to be one of ['all', 'image', 'text']"))?,
-            ),
-        };
-        let page = page.unwrap_or(1).max(1);
-        let size = st::PAGE_SIZE as i64;
-        let list = self.store.public_collections(kind, by_age, (page - 1) * size, size).await?;
-        Ok(list.iter().map(Collection::details).collect())
-    }
-
     // ----- applying a style ----------------------------------------------------------------
 
     /// What `reference` (an id or a name) names: a style first, then a collection.
     async fn named_style(&self, reference: &str) -> Result<Named> {
         let r = reference.trim();
+        if r.chars().any(char::is_control) {
+            return Err(not_found("Style", reference));
+        }
         if Uuid::parse_str(r).is_ok() {
             if let Some(s) = self.store.style_by_id(r).await? {
                 return Ok(Named::Style(s));

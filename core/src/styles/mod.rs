@@ -74,6 +74,8 @@ pub struct Style {
     pub use_count: i64,
     pub created_ms: i64,
     pub examples: Vec<wire::StyleExample>,
+    /// The author's shared key that pays for requests using this style.
+    pub sharedkey_id: Option<String>,
 }
 
 impl Style {
@@ -180,6 +182,17 @@ pub fn check_template(kind: StyleKind, prompt: &str) -> Result<()> {
     Ok(())
 }
 
+/// A template: at most 10,000 characters, no NUL.
+pub fn check_text(prompt: &str) -> Result<()> {
+    if prompt.chars().count() > 10_000 || prompt.contains('\0') {
+        return Err(HordeError::rejected(
+            "BadRequest",
+            "A style prompt must be at most 10000 characters, without NUL.",
+        ));
+    }
+    Ok(())
+}
+
 /// One to five model names, each cut to 100 characters, duplicates dropped.
 pub fn clean_models(models: &[String]) -> Result<Vec<String>> {
     if models.len() > MAX_MODELS {
@@ -187,7 +200,7 @@ pub fn clean_models(models: &[String]) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::new();
     for m in models {
-        let m: String = m.trim().chars().take(100).collect();
+        let m: String = m.trim().chars().filter(|c| !c.is_control()).take(100).collect();
         if !m.is_empty() && !out.contains(&m) {
             out.push(m);
         }
@@ -205,7 +218,7 @@ pub fn clean_tags(tags: &[String]) -> Result<Vec<String>> {
     }
     let mut out: Vec<String> = Vec::new();
     for t in tags {
-        let t: String = t.trim().chars().take(100).collect();
+        let t: String = t.trim().chars().filter(|c| !c.is_control()).take(100).collect();
         if !t.is_empty() && !out.contains(&t) {
             out.push(t);
         }

@@ -33,6 +33,12 @@ impl Horde {
     ) -> Result<Vec<wire::WorkerMessage>> {
         let (moderator, _) = self.message_viewer(viewer).await?;
         let validity = Validity::parse(validity)?;
+        if let Some(w) = worker_id {
+            if Uuid::parse_str(w.trim()).is_err() {
+                return Err(HordeError::WorkerNotFound(w.chars().filter(|c| !c.is_control()).take(60).collect()));
+            }
+        }
+        let worker_id = worker_id.map(str::trim);
         let user_id = if moderator { user_id } else { Some(user_id.unwrap_or(viewer)) };
         if !moderator && user_id != Some(viewer) {
             return Err(HordeError::forbidden("Forbidden", "You can only view your own messages."));
@@ -73,7 +79,7 @@ impl Horde {
             Some(
                 input
                     .origin
-                    .map(|o| o.trim().chars().take(255).collect())
+                    .map(|o| o.trim().chars().filter(|c| !c.is_control()).take(255).collect())
                     .unwrap_or_else(|| MODERATORS.to_string()),
             )
         } else {

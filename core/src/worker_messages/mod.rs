@@ -67,7 +67,7 @@ impl WorkerMessage {
 pub fn clean_message(m: Option<&str>) -> Result<String> {
     let m = m.unwrap_or("").trim();
     let n = m.chars().count();
-    if n == 0 || n > MAX_CHARS {
+    if n == 0 || n > MAX_CHARS || m.contains('\0') {
         return Err(HordeError::Validation(format!("message must be 1 to {MAX_CHARS} characters.")));
     }
     Ok(m.to_string())

@@ -44,9 +44,11 @@ pub async fn generate(
     JsonBody(req): JsonBody<GenerateImageRequest>,
 ) -> ApiResult<Response> {
     state.horde.check_not_in_maintenance().await?;
-    let submitted = match super::shared_key_of(&state, &key).await? {
-        Some(shared) => state.horde.generate_image_shared(shared, req, Some(peer.ip())).await?,
-        None => {
+    let style_key = state.horde.style_shared_key_for(req.style.as_deref()).await?;
+    let submitted = match (style_key, super::shared_key_of(&state, &key).await?) {
+        (Some(styles), _) => state.horde.generate_image_shared(styles, req, Some(peer.ip()), true).await?,
+        (None, Some(shared)) => state.horde.generate_image_shared(shared, req, Some(peer.ip()), false).await?,
+        (None, None) => {
             let user = user_of(&state, &key, true).await?;
             state.horde.generate_image(user, req, Some(peer.ip())).await?
         }

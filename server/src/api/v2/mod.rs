@@ -4,6 +4,7 @@ pub mod documents;
 pub mod filters;
 pub mod image;
 pub mod ipaddr;
+pub mod kudos_award;
 pub mod shared_keys;
 pub mod status;
 pub mod styles;
@@ -112,7 +113,12 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
         ))
         .merge(group("rate", OpenApiRouter::new().routes(routes!(image::rate))))
         .merge(group("worker", worker))
-        .merge(group("transfer", OpenApiRouter::new().routes(routes!(users::transfer))))
+        .merge(group(
+            "transfer",
+            OpenApiRouter::new()
+                .routes(routes!(users::transfer))
+                .routes(routes!(kudos_award::award)),
+        ))
         .merge(group("users", OpenApiRouter::new().routes(routes!(users::list))))
         .merge(group("user", OpenApiRouter::new().routes(routes!(users::details, users::modify))))
         .merge(group("worker-modify", OpenApiRouter::new().routes(routes!(workers::modify))))
