@@ -202,12 +202,22 @@ async fn image_styles(db: Db) {
     // The author's shared key pays for requests using the style, past its per-job limits; the key
     // then serves no other request.
     let (st, key) = s
-        .send(Method::PUT, "/sharedkeys", Some(&author), json!({"kudos": 500, "max_image_steps": 5}))
+        .send(
+            Method::PUT,
+            "/sharedkeys",
+            Some(&author),
+            json!({"kudos": 500, "max_image_steps": 5}),
+        )
         .await;
     assert_eq!(st, 200, "{key}");
     let key_id = key["id"].as_str().unwrap_or_default().to_string();
     let (st, v) = s
-        .send(Method::PATCH, &path, Some(&author), json!({"sharedkey": "00000000-0000-4000-8000-000000000000"}))
+        .send(
+            Method::PATCH,
+            &path,
+            Some(&author),
+            json!({"sharedkey": "00000000-0000-4000-8000-000000000000"}),
+        )
         .await;
     assert_eq!((st, rc(&v)), (400, "SharedKeyInvalid"));
     let (st, v) = s.send(Method::PATCH, &path, Some(&author), json!({"sharedkey": key_id})).await;
@@ -216,7 +226,9 @@ async fn image_styles(db: Db) {
         .post("/generate/async", Some("0000000000"), json!({"prompt": "boats", "style": id}))
         .await;
     assert_eq!(st, 202, "{acc}");
-    let (_, job) = s.post("/generate/pop", Some(&painter), image_pop("style-painter", "styled_model")).await;
+    let (_, job) = s
+        .post("/generate/pop", Some(&painter), image_pop("style-painter", "styled_model"))
+        .await;
     assert_eq!(job["payload"]["prompt"], "boats, impasto impressionism###no blur, ", "{job}");
     let (_, k) = s.get(&format!("/sharedkeys/{key_id}"), None).await;
     assert!(k["utilized"].as_i64().is_some_and(|u| u > 0), "{k}");
@@ -303,7 +315,7 @@ async fn text_styles(db: Db) {
                "params": {"max_length": 64, "temperature": 0.5}, "models": ["styled-7B"]}),
     )
     .await;
-    let (st, d) = s.get(&format!("/styles/text_by_name/instruct"), None).await;
+    let (st, d) = s.get("/styles/text_by_name/instruct", None).await;
     assert_eq!((st, d["id"].as_str()), (200, Some(id.as_str())), "{d}");
     assert!(d.get("examples").is_none(), "{d}");
     let (_, list) = s.get("/styles/text", None).await;
