@@ -5,8 +5,11 @@ HORDE_KEY_REQUESTER / HORDE_KEY_WORKER set to two 22-character keys of the serve
 Exits non-zero on the first mismatch.
 """
 
+import json
+import os
 import threading
 import time
+import urllib.request
 
 from horde_sdk_common import REQ, WRK, call  # first: it checks TESTS_ONGOING before horde_sdk loads
 from horde_sdk.ai_horde_api.ai_horde_clients import AIHordeAPISimpleClient  # noqa: E402
@@ -23,6 +26,10 @@ from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
     HordeStatusModelsAllResponse,
     JobSubmitResponse,
     ModelGenerationInputKobold,
+    ModifyWorkerRequest,
+    ModifyWorkerResponse,
+    NewsRequest,
+    NewsResponse,
     SingleWorkerNameDetailsRequest,
     SingleWorkerDetailsResponse,
     TextGenerateAsyncDryRunResponse,
@@ -71,6 +78,27 @@ call(HordePerformanceRequest(), HordePerformanceResponse)
 workers = call(AllWorkersDetailsRequest(), AllWorkersDetailsResponse)
 assert any(w.name == "sdk-worker" for w in workers.root), workers
 call(SingleWorkerNameDetailsRequest(worker_name="sdk-worker"), SingleWorkerDetailsResponse)
+
+# News (none configured), and the worker joining then leaving a team, each answer read through the
+# strict models. horde-sdk cannot create teams: the team is made over plain HTTP by the worker's
+# (trusted) owner.
+news = call(NewsRequest(), NewsResponse)
+assert list(news) == [], news
+made = urllib.request.Request(
+    os.environ["AI_HORDE_URL"] + "v2/teams",
+    data=json.dumps({"name": "SDK team"}).encode(),
+    headers={"apikey": WRK, "Content-Type": "application/json"},
+    method="POST",
+)
+with urllib.request.urlopen(made) as r:
+    team_id = json.load(r)["id"]
+worker = call(SingleWorkerNameDetailsRequest(worker_name="sdk-worker"), SingleWorkerDetailsResponse)
+joined = call(ModifyWorkerRequest(apikey=WRK, worker_id=worker.id_, team=team_id), ModifyWorkerResponse)
+assert joined.team == "SDK team", joined
+worker = call(SingleWorkerNameDetailsRequest(worker_name="sdk-worker"), SingleWorkerDetailsResponse)
+assert worker.team is not None and worker.team.name == "SDK team", worker
+left = call(ModifyWorkerRequest(apikey=WRK, worker_id=worker.id_, team=""), ModifyWorkerResponse)
+assert left.team == "None", left
 
 reward = call(TextGenerationJobSubmitRequest(apikey=WRK, id=job.id_, generation=" from the SDK worker", state=GENERATION_STATE.ok), JobSubmitResponse)
 assert reward.reward > 0, reward

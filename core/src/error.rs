@@ -112,9 +112,31 @@ pub enum HordeError {
     SharedStateUnavailable(String),
     #[error("Internal error: {0}")]
     Internal(String),
+    /// Refused (403) with its own return code.
+    #[error("{message}")]
+    Forbidden { rc: &'static str, message: String },
+    /// Not found (404) with its own return code (`StyleNotFound`, …).
+    #[error("{message}")]
+    Missing { rc: &'static str, message: String },
 }
 
 impl HordeError {
+    /// A refusal (403) with a specific return code.
+    pub fn forbidden(rc: &'static str, message: impl Into<String>) -> Self {
+        HordeError::Forbidden {
+            rc,
+            message: message.into(),
+        }
+    }
+
+    /// A missing thing (404) with a specific return code.
+    pub fn missing(rc: &'static str, message: impl Into<String>) -> Self {
+        HordeError::Missing {
+            rc,
+            message: message.into(),
+        }
+    }
+
     /// A bad request with a specific return code.
     pub fn rejected(rc: &'static str, message: impl Into<String>) -> Self {
         HordeError::Rejected {
@@ -170,7 +192,7 @@ impl HordeError {
             Locked => "Locked",
             MaintenanceMode | Draining => "MaintenanceMode",
             InvalidUsername(_) => "InvalidUsername",
-            Rejected { rc, .. } => rc,
+            Rejected { rc, .. } | Forbidden { rc, .. } | Missing { rc, .. } => rc,
             CorruptPrompt => "CorruptPrompt",
             TimeoutIp { .. } => "TimeoutIP",
             FilterNotFound(_) => "FilterNotFound",
@@ -198,7 +220,9 @@ impl HordeError {
             | KudosTransferFromAnon
             | TimeoutIp { .. }
             | SourceAccountFlagged
-            | SuspiciousAccount => ErrorClass::Forbidden,
+            | SuspiciousAccount
+            | Forbidden { .. } => ErrorClass::Forbidden,
+            Missing { .. } => ErrorClass::NotFound,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)
             | WorkerIpUnknown => ErrorClass::NotFound,
             ImageStoreFull { .. } | TextStoreFull { .. } | SharedStateUnavailable(_) | Draining => ErrorClass::Unavailable,

@@ -152,6 +152,8 @@ operations! {
     ModifyWorker { id: Uuid, changes: WorkerChanges, name: Option<String> } -> Box<(ModifyWorkerResponse, Worker)> = |h| h.state.modify_worker(&id, changes, name);
     DeleteWorker { id: Uuid } -> () = |h| h.state.delete_worker(&id);
     Reap { now: u64 } -> ReapReport = |h| Ok(h.state.reap(now));
+    /// Kudos a moderator awards from the mint (`/kudos/award`).
+    AwardKudos { to: i64, cents: Centikudos, now: u64 } -> Centikudos = |h| crate::kudos::award(&mut h.state, to, cents, now);
     /// A restarting horde cancels the jobs no worker took and refunds the requests it drops
     /// (with `unfinished`, every request not finished: see `State::drop_for_restart`).
     DropForRestart { unfinished: bool, now: u64 } -> usize = |h| Ok(h.state.drop_for_restart(unfinished, now));

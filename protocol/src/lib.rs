@@ -8,10 +8,14 @@ pub mod alchemy;
 pub mod error;
 pub mod image;
 pub mod openai;
+pub mod shared_keys;
 pub mod status;
 pub mod stream;
+pub mod styles;
+pub mod teams;
 pub mod text;
 pub mod users;
+pub mod worker_messages;
 pub mod workers;
 
 pub use error::ErrorBody;

@@ -51,3 +51,18 @@ pub struct Modes {
     pub invite_only_mode: bool,
     pub raid_mode: bool,
 }
+
+/// `PUT /api/v2/status/modes`: the modes to change (moderators).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModesInput {
+    /// New generation requests are refused (`MaintenanceMode`).
+    #[serde(default)]
+    pub maintenance_mode: Option<bool>,
+    /// Accounts add workers only as far as their `worker_invited` allows (`WorkerInviteOnly`).
+    #[serde(default)]
+    pub invite_only_mode: Option<bool>,
+    /// New accounts cannot register (`RaidMode`).
+    #[serde(default)]
+    pub raid_mode: Option<bool>,
+}

@@ -94,6 +94,9 @@ pub struct GenerateTextRequest {
     pub disable_batching: Option<bool>,
     #[serde(default)]
     pub allow_downgrade: Option<bool>,
+    /// A text style's id or name: its template, params and models replace the request's.
+    #[serde(default)]
+    pub style: Option<String>,
     #[serde(default)]
     pub webhook: Option<String>,
     #[serde(default)]

@@ -189,3 +189,22 @@ pub struct KudosTransferRequest {
 pub struct KudosTransferred {
     pub transferred: f64,
 }
+
+/// `POST /api/v2/kudos/award` (moderators).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KudosAwardRequest {
+    /// `name#id`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Kudos (default 100).
+    #[serde(default)]
+    pub amount: Option<f64>,
+}
+
+/// Answer of an award.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KudosAwarded {
+    pub awarded: f64,
+}

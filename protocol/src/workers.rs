@@ -10,7 +10,7 @@ pub struct WorkerKudosDetails {
     pub uptime: i64,
 }
 
-/// A worker's team (always empty until teams exist).
+/// A worker's team (both `None` when it has none).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamLite {
@@ -84,6 +84,9 @@ pub struct ModifyWorker {
     pub info: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// A team's id to join, or `""` to leave the worker's team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// Answer of `PUT /api/v2/workers/{id}`: the fields that changed.
@@ -98,6 +101,9 @@ pub struct ModifyWorkerResponse {
     pub info: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The team's name, or `"None"` after leaving it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
 }
 
 /// Answer of `DELETE /api/v2/workers/{id}`.

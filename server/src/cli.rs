@@ -236,6 +236,20 @@ pub struct ServeArgs {
     /// (e.g. https://horde.example.org). Default: taken from each request's Host header.
     #[arg(long, env = "HORDE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Terms of service (Markdown) served at /api/v2/documents/terms. Default: none.
+    #[arg(long, env = "HORDE_TERMS_FILE")]
+    pub terms_file: Option<PathBuf>,
+    /// Privacy text (Markdown) served at /api/v2/documents/privacy. Default: a text that says
+    /// what this horde keeps.
+    #[arg(long, env = "HORDE_PRIVACY_FILE")]
+    pub privacy_file: Option<PathBuf>,
+    /// Sponsors (Markdown) served at /api/v2/documents/sponsors. Default: none.
+    #[arg(long, env = "HORDE_SPONSORS_FILE")]
+    pub sponsors_file: Option<PathBuf>,
+    /// News served at /api/v2/status/news: a JSON array of {date_published, newspiece,
+    /// importance, tags, title, more_info_urls}. Default: no news.
+    #[arg(long, env = "HORDE_NEWS_FILE")]
+    pub news_file: Option<PathBuf>,
     /// Image kudos model weights (JSON from `horde kudos-model fit`). Default: the shipped ones.
     #[arg(long, env = "HORDE_KUDOS_MODEL")]
     pub kudos_model: Option<PathBuf>,

@@ -148,7 +148,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(m) = kudos_model {
         horde.set_kudos_model(m);
     }
+    let documents = api::v2::documents::Documents::load(
+        args.terms_file.as_deref(),
+        args.privacy_file.as_deref(),
+        args.sponsors_file.as_deref(),
+        args.news_file.as_deref(),
+    )?;
     let options = ApiOptions {
+        documents,
         public_url: args.public_url.clone(),
         dev_test_users: args.dev_test_users,
         rate_limits,

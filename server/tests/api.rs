@@ -355,7 +355,7 @@ async fn accounts_and_transfers(db: Db) {
             json!({"username": format!("bob#{bob_id}"), "amount": -3}),
         )
         .await;
-    assert_eq!((st, rc(&v).as_str()), (400, "InvalidKudosTransferAmount"));
+    assert_eq!((st, rc(&v).as_str()), (400, "NegativeKudosTransfer"));
     let (st, v) = s
         .post("/kudos/transfer", Some(&alice), json!({"username": "ghost#99999", "amount": 1}))
         .await;

@@ -53,6 +53,23 @@ async fn nobody_acts_for_someone_else(db: Db) {
     let wid = w["id"].as_str().unwrap_or_default().to_string();
     let worker = format!("/workers/{wid}");
     let owner_user = format!("/users/{owner_id}");
+    // A trusted author's style.
+    let (stylist, _) = s.user("stylist", 0.0, false, true).await;
+    let (st, made) = s
+        .post(
+            "/styles/image",
+            Some(&stylist),
+            json!({"name": "owned", "prompt": "{p}{np}", "models": ["stable_diffusion"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{made}");
+    let style = format!("/styles/image/{}", made["id"].as_str().unwrap_or_default());
+    let (st, shared) = s.send(Method::PUT, "/sharedkeys", Some(&owner), json!({"kudos": 10})).await;
+    assert_eq!(st, 200, "{shared}");
+    let shared = format!("/sharedkeys/{}", shared["id"].as_str().unwrap_or_default());
+    let (st, team) = s.post("/teams", Some(&stylist), json!({"name": "Stylists"})).await;
+    assert_eq!(st, 200, "{team}");
+    let team = team["id"].as_str().unwrap_or_default().to_string();
 
     let attempts: Vec<Attempt> = vec![
         // Another user's worker.
@@ -275,7 +292,281 @@ async fn nobody_acts_for_someone_else(db: Db) {
             403,
             "NotModerator",
         ),
+        // Styles: created by trusted users, changed by their author, deleted by it or a moderator.
+        (
+            "create a style untrusted",
+            Method::POST,
+            "/styles/image".into(),
+            Some(&owner),
+            json!({"name": "mine", "models": ["m"]}),
+            403,
+            "StylesRequiresCustomizer",
+        ),
+        (
+            "create a style anonymously",
+            Method::POST,
+            "/styles/text".into(),
+            Some(ANON),
+            json!({"name": "anon", "models": ["m"]}),
+            403,
+            "StylesRequiresCustomizer",
+        ),
+        (
+            "create a style without a key",
+            Method::POST,
+            "/styles/image".into(),
+            None,
+            json!({"name": "nokey", "models": ["m"]}),
+            401,
+            "InvalidAPIKey",
+        ),
+        (
+            "create a collection anonymously",
+            Method::POST,
+            "/collections".into(),
+            Some(ANON),
+            json!({"name": "anon", "styles": ["owned"]}),
+            403,
+            "StylesAnonForbidden",
+        ),
+        (
+            "modify another's style",
+            Method::PATCH,
+            style.clone(),
+            Some(&stranger),
+            json!({"info": "taken over"}),
+            403,
+            "Forbidden",
+        ),
+        (
+            "modify another's style as moderator",
+            Method::PATCH,
+            style.clone(),
+            Some(&moder),
+            json!({"info": "taken over"}),
+            403,
+            "Forbidden",
+        ),
+        (
+            "delete another's style",
+            Method::DELETE,
+            style.clone(),
+            Some(&stranger),
+            json!({}),
+            403,
+            "Forbidden",
+        ),
+        (
+            "delete a style anonymously",
+            Method::DELETE,
+            style.clone(),
+            Some(ANON),
+            json!({}),
+            403,
+            "StylesAnonForbidden",
+        ),
+        (
+            "add an example to another's style",
+            Method::POST,
+            format!("{style}/example"),
+            Some(&stranger),
+            json!({"url": "https://x.invalid/a.webp", "primary": true}),
+            403,
+            "Forbidden",
+        ),
+        // Shared keys: the owner's to change; none for the anonymous user.
+        (
+            "create a shared key anonymously",
+            Method::PUT,
+            "/sharedkeys".into(),
+            Some(ANON),
+            json!({}),
+            403,
+            "AnonForbidden",
+        ),
+        (
+            "change another's shared key",
+            Method::PATCH,
+            shared.clone(),
+            Some(&stranger),
+            json!({"kudos": -1}),
+            403,
+            "Forbidden",
+        ),
+        (
+            "change another's shared key as moderator",
+            Method::PATCH,
+            shared.clone(),
+            Some(&moder),
+            json!({"kudos": -1}),
+            403,
+            "Forbidden",
+        ),
+        (
+            "delete another's shared key",
+            Method::DELETE,
+            shared.clone(),
+            Some(&stranger),
+            json!({}),
+            403,
+            "Forbidden",
+        ),
+        (
+            "delete a shared key without a key",
+            Method::DELETE,
+            shared.clone(),
+            None,
+            json!({}),
+            401,
+            "InvalidAPIKey",
+        ),
+        // Messages to workers: owners to their own workers; moderators to any or all.
+        (
+            "message another's worker",
+            Method::POST,
+            "/workers/messages".into(),
+            Some(&stranger),
+            json!({"worker_id": wid, "message": "hi"}),
+            403,
+            "MessagesOnlyOwnWorkers",
+        ),
+        (
+            "message every worker as a user",
+            Method::POST,
+            "/workers/messages".into(),
+            Some(&owner),
+            json!({"message": "hi all"}),
+            403,
+            "MessagesOnlyOwnWorkers",
+        ),
+        (
+            "message a worker anonymously",
+            Method::POST,
+            "/workers/messages".into(),
+            Some(ANON),
+            json!({"worker_id": wid, "message": "hi"}),
+            403,
+            "AnonForbidden",
+        ),
+        (
+            "read another's messages",
+            Method::GET,
+            format!("/workers/messages?user_id={owner_id}"),
+            Some(&stranger),
+            json!({}),
+            403,
+            "Forbidden",
+        ),
+        // Teams: founded by trusted users; a worker joins by its owner's (or a moderator's) say.
+        (
+            "found a team untrusted",
+            Method::POST,
+            "/teams".into(),
+            Some(&owner),
+            json!({"name": "Owners"}),
+            403,
+            "UntrustedTeamCreation",
+        ),
+        (
+            "found a team anonymously",
+            Method::POST,
+            "/teams".into(),
+            Some(ANON),
+            json!({"name": "Anons"}),
+            403,
+            "AnonForbidden",
+        ),
+        (
+            "put another's worker in a team",
+            Method::PUT,
+            worker.clone(),
+            Some(&stranger),
+            json!({"team": team.clone()}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "rename another's team",
+            Method::PATCH,
+            format!("/teams/{team}"),
+            Some(&stranger),
+            json!({"name": "Ours"}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "delete another's team",
+            Method::DELETE,
+            format!("/teams/{team}"),
+            Some(&stranger),
+            json!({}),
+            403,
+            "NotModerator",
+        ),
         // Moderator powers.
+        (
+            "award kudos",
+            Method::POST,
+            "/kudos/award".into(),
+            Some(&owner),
+            json!({"username": "stranger", "amount": 100}),
+            403,
+            "NotAllowedAwards",
+        ),
+        (
+            "award kudos anonymously",
+            Method::POST,
+            "/kudos/award".into(),
+            Some(ANON),
+            json!({"username": "owner", "amount": 100}),
+            403,
+            "NotAllowedAwards",
+        ),
+        (
+            "list IP timeouts",
+            Method::GET,
+            "/operations/ipaddr".into(),
+            Some(&owner),
+            json!({}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "time out an IP for hours",
+            Method::POST,
+            "/operations/ipaddr".into(),
+            Some(&owner),
+            json!({"ipaddr": "192.0.2.1", "hours": 1}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "lift an IP timeout",
+            Method::DELETE,
+            "/operations/ipaddr".into(),
+            Some(ANON),
+            json!({"ipaddr": "192.0.2.1"}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "set the horde's modes",
+            Method::PUT,
+            "/status/modes".into(),
+            Some(&owner),
+            json!({"maintenance_mode": true}),
+            403,
+            "NotModerator",
+        ),
+        (
+            "set the horde's modes anonymously",
+            Method::PUT,
+            "/status/modes".into(),
+            Some(ANON),
+            json!({"raid_mode": true}),
+            403,
+            "NotModerator",
+        ),
         (
             "list filters",
             Method::GET,
@@ -344,6 +635,29 @@ async fn nobody_acts_for_someone_else(db: Db) {
     let (st, _) = s.send(Method::PUT, &worker, Some(&moder), json!({"paused": true})).await;
     assert_eq!(st, 200);
     let (st, _) = s.send(Method::PUT, &owner_user, Some(&moder), json!({"trusted": true})).await;
+    assert_eq!(st, 200);
+    let (st, m) = s
+        .post(
+            "/workers/messages",
+            Some(&moder),
+            json!({"worker_id": wid, "message": "from the moderators"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{m}");
+    let (_, team_kept) = s.get(&format!("/teams/{team}"), None).await;
+    assert_eq!(
+        (team_kept["name"].as_str(), team_kept["worker_count"].as_i64()),
+        (Some("Stylists"), Some(0))
+    );
+    let (st, _) = s.send(Method::PUT, &worker, Some(&owner), json!({"team": team.clone()})).await;
+    assert_eq!(st, 200);
+    let (st, _) = s.send(Method::DELETE, &format!("/teams/{team}"), Some(&moder), json!({})).await;
+    assert_eq!(st, 200);
+    let (_, key_kept) = s.get(&shared, None).await;
+    assert_eq!(key_kept["kudos"], 10, "{key_kept}");
+    let (_, kept) = s.get(&style, None).await;
+    assert_eq!(kept["info"], "", "{kept}");
+    let (st, _) = s.send(Method::DELETE, &style, Some(&moder), json!({})).await;
     assert_eq!(st, 200);
 }
 on_both_databases!(authorization, nobody_acts_for_someone_else);

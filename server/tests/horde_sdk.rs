@@ -35,7 +35,8 @@ async fn round_trip(db: Db, script: &str, done: &str) {
         return;
     };
     let (requester, _) = s.user("sdk_requester", 500.0, false, false).await;
-    let (worker, _) = s.user("sdk_worker", 0.0, false, false).await;
+    // Trusted: the text round trip founds a team for its worker.
+    let (worker, _) = s.user("sdk_worker", 0.0, false, true).await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../compat").join(script);
     let out = Command::new(&python)
         .arg(&script)

@@ -12,12 +12,20 @@
 
 mod accounts;
 mod alchemy;
+mod awards;
+mod collections;
 mod drain;
 mod flush;
 mod image;
+mod ipaddr;
 mod moderation;
+mod modes;
 mod requests;
+mod shared_keys;
+mod styles;
+mod teams;
 mod text;
+mod worker_messages;
 mod workers;
 
 use std::sync::Arc;
@@ -58,6 +66,10 @@ pub struct Horde {
     flushes: flush::Flushes,
     /// Set when the horde stops taking new work before a restart.
     draining: std::sync::atomic::AtomicBool,
+    /// Unexpired messages to workers, for pops.
+    worker_messages: crate::worker_messages::MessageCache,
+    /// The modes (`/status/modes`) as last read.
+    modes_cache: crate::modes::ModesCache,
 }
 
 impl std::fmt::Debug for Horde {
@@ -112,6 +124,8 @@ impl Horde {
             hasher: ApiKeyHasher::new(secret),
             flushes: flush::Flushes::default(),
             draining: Default::default(),
+            worker_messages: Default::default(),
+            modes_cache: Default::default(),
         });
         horde.ensure_user(ANONYMOUS_USER_ID).await?;
         Ok(horde)

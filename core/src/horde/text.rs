@@ -17,6 +17,7 @@ impl Horde {
     /// `POST /generate/text/async`.
     pub async fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<Submission> {
         crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
+        let req = self.styled_text_request(req).await?;
         self.submit_request::<TextKind>(user_id, TextRequest::try_from(req)?, ip).await
     }
 

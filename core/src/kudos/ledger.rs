@@ -60,6 +60,8 @@ pub enum PostingKind {
     RatingReward,
     /// What a request paid upfront, given back when a restarting horde dropped it unserved.
     Refund,
+    /// Awarded by a moderator (`/kudos/award`).
+    Award,
 }
 
 impl PostingKind {
@@ -74,6 +76,7 @@ impl PostingKind {
             PostingKind::FloorAdjustment => "floor_adjustment",
             PostingKind::RatingReward => "rating_reward",
             PostingKind::Refund => "refund",
+            PostingKind::Award => "award",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -87,6 +90,7 @@ impl PostingKind {
             PostingKind::FloorAdjustment,
             PostingKind::RatingReward,
             PostingKind::Refund,
+            PostingKind::Award,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -111,7 +115,7 @@ pub fn apply_to_user(user: &mut User, kind: PostingKind, delta: Centikudos) {
         PostingKind::Transfer if delta < 0 => b.gifted += delta,
         PostingKind::Transfer => b.received += delta,
         PostingKind::Admin => b.admin += delta,
-        PostingKind::RatingReward => b.awarded += delta,
+        PostingKind::RatingReward | PostingKind::Award => b.awarded += delta,
         _ => b.accumulated += delta,
     }
 }
@@ -231,6 +235,12 @@ impl KudosLedger {
 
     /// User-to-user transfer with the public horde's rules. `amount` in whole kudos.
     pub fn transfer(&mut self, users: &mut Users, from: i64, to: i64, amount: f64, now_ms: u64) -> Result<Centikudos> {
+        if amount < 0.0 {
+            return Err(HordeError::rejected(
+                "NegativeKudosTransfer",
+                "A transfer amount cannot be negative.",
+            ));
+        }
         if !amount.is_finite() || amount <= 0.0 || amount.fract() != 0.0 || amount > 1e12 {
             return Err(HordeError::InvalidKudosTransferAmount);
         }
@@ -363,7 +373,7 @@ mod tests {
         assert_eq!(rc(l.transfer(&mut us, 0, 1, 5.0, 0)), Some("KudosTransferFromAnon"));
         assert_eq!(rc(l.transfer(&mut us, 1, 0, 5.0, 0)), Some("KudosTransferToAnon"));
         assert_eq!(rc(l.transfer(&mut us, 1, 1, 5.0, 0)), Some("KudosTransferToSelf"));
-        assert_eq!(rc(l.transfer(&mut us, 1, 2, -5.0, 0)), Some("InvalidKudosTransferAmount"));
+        assert_eq!(rc(l.transfer(&mut us, 1, 2, -5.0, 0)), Some("NegativeKudosTransfer"));
         assert_eq!(rc(l.transfer(&mut us, 1, 2, 0.0, 0)), Some("InvalidKudosTransferAmount"));
         assert_eq!(rc(l.transfer(&mut us, 1, 2, 1.5, 0)), Some("InvalidKudosTransferAmount"));
         // 100 kudos, floor 25: 75 available.

@@ -27,3 +27,11 @@ pub fn to_centikudos(k: f64) -> Centikudos {
         0
     }
 }
+
+/// Awards `cents` from the mint to user `to` (a moderator's `/kudos/award`); the user must be
+/// loaded. Returns the amount.
+pub fn award(s: &mut crate::state::State, to: i64, cents: Centikudos, now_ms: u64) -> crate::Result<Centikudos> {
+    s.ledger
+        .post(&mut s.users, Account::Mint, Account::User(to), cents, PostingKind::Award, now_ms)?;
+    Ok(cents)
+}

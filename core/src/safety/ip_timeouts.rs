@@ -67,6 +67,18 @@ impl IpTimeouts {
             .retain(|_, r| r.until_ms > now_ms || now_ms.saturating_sub(r.last_offence_ms) <= DAY_MS);
     }
 
+    /// Every running timeout at `now_ms`: (address or IPv6 /64, seconds left), by address.
+    pub fn running(&self, now_ms: u64) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .entries
+            .iter()
+            .filter(|(_, r)| r.until_ms > now_ms)
+            .map(|(k, r)| (k.clone(), (r.until_ms - now_ms).div_ceil(1000)))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -19,8 +19,12 @@ use crate::Result;
 mod batch;
 mod commit_connection;
 mod script;
+mod shared_keys;
 mod sqlite_writer;
+mod styles;
+mod teams;
 mod transfer_keys;
+mod worker_messages;
 
 pub use batch::FlushBatch;
 
@@ -238,6 +242,16 @@ impl Store {
             Some(r) => Some(r.try_get("value")?),
             None => None,
         })
+    }
+
+    /// Stores `value` under `name`, replacing what was there.
+    pub async fn put_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(self.sql("INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value"))
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Stores `value` unless the setting exists; returns the stored value either way.

@@ -33,6 +33,8 @@ pub struct ApiOptions {
     pub public_url: Option<String>,
     /// Ends open event streams at shutdown.
     pub closing: events::Closing,
+    /// The operator's documents and news.
+    pub documents: Arc<v2::documents::Documents>,
 }
 
 /// What every handler gets.

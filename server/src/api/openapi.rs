@@ -25,7 +25,8 @@ pub const DOCUMENT_PATH: &str = "/api/v2/openapi.json";
         (name = "users", description = "Accounts, keys and kudos"),
         (name = "workers", description = "Worker details and management"),
         (name = "status", description = "Horde status"),
-        (name = "filters", description = "Prompt filter rules and IP timeouts (moderators)")
+        (name = "filters", description = "Prompt filter rules and IP timeouts (moderators)"),
+        (name = "styles", description = "Styles (prompt templates with params and models) and collections of styles")
     )
 )]
 struct ApiDoc;
@@ -53,7 +54,18 @@ pub fn document() -> Document {
     doc
 }
 
-/// `/api/` (Swagger UI, served from the binary) and the JSON document.
+/// The document again at the public horde's path.
+pub const PUBLIC_DOCUMENT_PATH: &str = "/api/swagger.json";
+
+/// `/api/` (Swagger UI, served from the binary) and the JSON document (at [`DOCUMENT_PATH`] and
+/// at the public horde's [`PUBLIC_DOCUMENT_PATH`]).
 pub fn docs_ui<S: Clone + Send + Sync + 'static>(doc: Document) -> Router<S> {
-    Router::from(SwaggerUi::new("/api").url(DOCUMENT_PATH, doc))
+    let public = axum::Json(doc.clone());
+    Router::from(SwaggerUi::new("/api").url(DOCUMENT_PATH, doc)).route(
+        PUBLIC_DOCUMENT_PATH,
+        axum::routing::get(move || {
+            let doc = public.clone();
+            async move { doc }
+        }),
+    )
 }

@@ -43,8 +43,17 @@ pub async fn generate(
     ApiKey(key): ApiKey,
     JsonBody(req): JsonBody<GenerateImageRequest>,
 ) -> ApiResult<Response> {
-    let user = user_of(&state, &key, true).await?;
-    Ok(match state.horde.generate_image(user, req, Some(peer.ip())).await? {
+    state.horde.check_not_in_maintenance().await?;
+    let style_key = state.horde.style_shared_key_for(req.style.as_deref()).await?;
+    let submitted = match (style_key, super::shared_key_of(&state, &key).await?) {
+        (Some(styles), _) => state.horde.generate_image_shared(styles, req, Some(peer.ip()), true).await?,
+        (None, Some(shared)) => state.horde.generate_image_shared(shared, req, Some(peer.ip()), false).await?,
+        (None, None) => {
+            let user = user_of(&state, &key, true).await?;
+            state.horde.generate_image(user, req, Some(peer.ip())).await?
+        }
+    };
+    Ok(match submitted {
         Submission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
         Submission::Queued(a) => {
             let body = AsyncAccepted {
@@ -86,9 +95,11 @@ pub async fn pop(
     let user = user_of(&state, &key, false).await?;
     let base = base_url(&state, &headers);
     let started = std::time::Instant::now();
+    let name = req.name.clone();
+    state.horde.check_new_worker(user, name.as_deref().unwrap_or("")).await?;
     let popped = state.horde.pop_image(user, req, &base, Some(peer.ip())).await;
     state.metrics.observe_pop("image", started);
-    Ok(Json(popped?).into_response())
+    super::worker_messages::with_messages(&state, name.as_deref(), popped?).await
 }
 
 #[utoipa::path(post, path = "/generate/submit", tag = "image", security(("apikey" = [])), request_body = ImageSubmitRequest, responses((status = 200, description = "Kudos earned", body = SubmitResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Image memory full; submit again later", body = ErrorBody)))]

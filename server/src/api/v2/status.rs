@@ -75,6 +75,16 @@ pub async fn performance(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 #[utoipa::path(get, path = "/status/modes", tag = "status", responses((status = 200, description = "Horde modes", body = Modes)))]
-pub async fn modes() -> Response {
-    Json(Modes::default()).into_response()
+pub async fn modes(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(state.horde.modes().await?).into_response())
+}
+
+#[utoipa::path(put, path = "/status/modes", tag = "status", security(("apikey" = [])), request_body = horde_protocol::status::ModesInput, responses((status = 200, description = "The modes now", body = Modes), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not a moderator", body = ErrorBody)))]
+pub async fn set_modes(
+    State(state): State<AppState>,
+    crate::api::extract::ApiKey(key): crate::api::extract::ApiKey,
+    crate::api::extract::JsonBody(input): crate::api::extract::JsonBody<horde_protocol::status::ModesInput>,
+) -> ApiResult<Response> {
+    let viewer = super::user_of(&state, &key, false).await?;
+    Ok(Json(state.horde.set_modes(viewer, input).await?).into_response())
 }

@@ -32,8 +32,17 @@ pub async fn generate(
     ApiKey(key): ApiKey,
     JsonBody(req): JsonBody<GenerateTextRequest>,
 ) -> ApiResult<Response> {
-    let user = user_of(&state, &key, true).await?;
-    Ok(match state.horde.generate_text(user, req, Some(peer.ip())).await? {
+    state.horde.check_not_in_maintenance().await?;
+    let style_key = state.horde.style_shared_key_for(req.style.as_deref()).await?;
+    let submitted = match (style_key, super::shared_key_of(&state, &key).await?) {
+        (Some(styles), _) => state.horde.generate_text_shared(styles, req, Some(peer.ip()), true).await?,
+        (None, Some(shared)) => state.horde.generate_text_shared(shared, req, Some(peer.ip()), false).await?,
+        (None, None) => {
+            let user = user_of(&state, &key, true).await?;
+            state.horde.generate_text(user, req, Some(peer.ip())).await?
+        }
+    };
+    Ok(match submitted {
         Submission::DryRun(kudos) => (StatusCode::OK, Json(DryRun { kudos })).into_response(),
         Submission::Queued(a) => {
             let message = (!a.possible).then(|| NO_WORKER_MESSAGE.to_string());
@@ -67,9 +76,11 @@ pub async fn pop(
 ) -> ApiResult<Response> {
     let user = user_of(&state, &key, false).await?;
     let started = std::time::Instant::now();
+    let name = req.name.clone();
+    state.horde.check_new_worker(user, name.as_deref().unwrap_or("")).await?;
     let popped = state.horde.pop_text(user, req, Some(peer.ip())).await;
     state.metrics.observe_pop("text", started);
-    Ok(Json(popped?).into_response())
+    super::worker_messages::with_messages(&state, name.as_deref(), popped?).await
 }
 
 #[utoipa::path(post, path = "/generate/text/progress", tag = "text", security(("apikey" = [])), request_body = TextProgressRequest, responses((status = 200, description = "Recorded; `cancelled` tells the worker it may stop and submit what it has", body = TextProgressResponse), (status = 400, description = "Invalid input, or text that does not extend the last report", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not the job's worker", body = ErrorBody), (status = 404, description = "Unknown job", body = ErrorBody)))]

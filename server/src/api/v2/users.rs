@@ -78,6 +78,7 @@ pub async fn transfer(
 
 #[utoipa::path(post, path = "/register", tag = "users", request_body = RegisterRequest, responses((status = 201, description = "The new account and its key, shown once", body = horde_protocol::users::NewApiKey), (status = 400, description = "Invalid input", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn register(State(state): State<AppState>, JsonBody(r): JsonBody<RegisterRequest>) -> ApiResult<Response> {
+    state.horde.check_registration_open().await?;
     let created = state.horde.register(r.username.as_deref().unwrap_or("")).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }

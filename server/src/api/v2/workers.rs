@@ -23,19 +23,27 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/workers", tag = "workers", security((), ("apikey" = [])), params(ListQuery), responses((status = 200, description = "Online workers", body = Vec<horde_protocol::workers::WorkerDetails>)))]
 pub async fn list(State(state): State<AppState>, ApiKey(key): ApiKey, QueryParams(q): QueryParams<ListQuery>) -> ApiResult<Response> {
     let viewer = viewer_of(&state, &key).await;
-    Ok(Json(state.horde.list_workers(q.kind.as_deref(), q.name.as_deref(), viewer).await?).into_response())
+    let mut list = state.horde.list_workers(q.kind.as_deref(), q.name.as_deref(), viewer).await?;
+    state.horde.fill_worker_teams(&mut list).await?;
+    Ok(Json(list).into_response())
 }
 
 #[utoipa::path(get, path = "/workers/{id}", tag = "workers", security((), ("apikey" = [])), params(("id" = String, Path, description = "Worker id")), responses((status = 200, description = "The worker", body = horde_protocol::workers::WorkerDetails), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn details(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
     let viewer = viewer_of(&state, &key).await;
-    Ok(Json(state.horde.worker_details(&id, viewer).await?).into_response())
+    let mut one = [state.horde.worker_details(&id, viewer).await?];
+    state.horde.fill_worker_teams(&mut one).await?;
+    let [one] = one;
+    Ok(Json(one).into_response())
 }
 
 #[utoipa::path(get, path = "/workers/name/{name}", tag = "workers", security((), ("apikey" = [])), params(("name" = String, Path, description = "Worker name")), responses((status = 200, description = "The worker", body = horde_protocol::workers::WorkerDetails), (status = 404, description = "Not found", body = ErrorBody)))]
 pub async fn details_by_name(State(state): State<AppState>, ApiKey(key): ApiKey, Path(name): Path<String>) -> ApiResult<Response> {
     let viewer = viewer_of(&state, &key).await;
-    Ok(Json(state.horde.worker_details_by_name(&name, viewer).await?).into_response())
+    let mut one = [state.horde.worker_details_by_name(&name, viewer).await?];
+    state.horde.fill_worker_teams(&mut one).await?;
+    let [one] = one;
+    Ok(Json(one).into_response())
 }
 
 #[utoipa::path(put, path = "/workers/{id}", tag = "workers", security(("apikey" = [])), params(("id" = String, Path, description = "Worker id")), request_body = ModifyWorker, responses((status = 200, description = "What changed", body = horde_protocol::workers::ModifyWorkerResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
@@ -46,7 +54,7 @@ pub async fn modify(
     JsonBody(m): JsonBody<ModifyWorker>,
 ) -> ApiResult<Response> {
     let viewer = user_of(&state, &key, false).await?;
-    Ok(Json(state.horde.modify_worker(viewer, &id, m).await?).into_response())
+    Ok(Json(state.horde.modify_worker_and_team(viewer, &id, m).await?).into_response())
 }
 
 #[utoipa::path(delete, path = "/workers/{id}", tag = "workers", security(("apikey" = [])), params(("id" = String, Path, description = "Worker id")), responses((status = 200, description = "Deleted", body = horde_protocol::workers::DeletedWorker), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 423, description = "A job is in flight", body = ErrorBody)))]
