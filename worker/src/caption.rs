@@ -17,7 +17,7 @@ use crate::diffusion::DiffusionError;
 pub const MAX_CAPTION_TOKENS: usize = 30;
 /// CLIP's mean and deviation, which BLIP's image processor normalizes with.
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// A BLIP model and its tokenizer.
 pub struct Captioner {

@@ -369,9 +369,9 @@ pub fn write_tiny_u2net(path: &std::path::Path, seed: u64, extra: &[(&str, Vec<u
 /// The vocabulary of the tiny BLIP's tokenizer: BERT's special tokens at BERT's ids (`[SEP]` 3
 /// here), words and a `##` piece, then `[DEC]` (the caption's start) and `[MASK]`.
 pub const TINY_BLIP_VOCAB: [&str; 40] = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "cat", "dog", "on", "the", "red", "blue", "sitting", "table", "with", "##s",
-    "bird", "tree", "in", "sky", "green", "man", "woman", "holding", "street", "car", "of", "picture", "small", "big",
-    "house", "field", "grass", "water", "boat", "snow", "white", "black", "near", "[DEC]", "[MASK]",
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "cat", "dog", "on", "the", "red", "blue", "sitting", "table", "with", "##s", "bird", "tree",
+    "in", "sky", "green", "man", "woman", "holding", "street", "car", "of", "picture", "small", "big", "house", "field", "grass", "water",
+    "boat", "snow", "white", "black", "near", "[DEC]", "[MASK]",
 ];
 
 /// Writes a tiny random-weight BLIP captioning checkout to `dir`: `config.json` (ViT of 16
@@ -413,10 +413,20 @@ pub fn write_tiny_blip(dir: &std::path::Path, seed: u64) {
     };
     let v = "vision_model";
     let bound = 1.0 / ((3 * patch * patch) as f32).sqrt();
-    random(format!("{v}.embeddings.patch_embedding.weight"), vec![d, 3, patch, patch], -bound, bound);
+    random(
+        format!("{v}.embeddings.patch_embedding.weight"),
+        vec![d, 3, patch, patch],
+        -bound,
+        bound,
+    );
     random(format!("{v}.embeddings.patch_embedding.bias"), vec![d], -0.1, 0.1);
     random(format!("{v}.embeddings.class_embedding"), vec![1, 1, d], -1.0, 1.0);
-    random(format!("{v}.embeddings.position_embedding"), vec![1, (size / patch).pow(2) + 1, d], -0.5, 0.5);
+    random(
+        format!("{v}.embeddings.position_embedding"),
+        vec![1, (size / patch).pow(2) + 1, d],
+        -0.5,
+        0.5,
+    );
     for l in 0..layers {
         let p = format!("{v}.encoder.layers.{l}");
         norm(&mut random, &format!("{p}.layer_norm1"));
@@ -460,8 +470,11 @@ pub fn write_tiny_blip(dir: &std::path::Path, seed: u64) {
                 "normalized": false, "special": true})
         })
         .collect();
-    let vocab_map: serde_json::Map<String, serde_json::Value> =
-        TINY_BLIP_VOCAB.iter().enumerate().map(|(id, t)| (t.to_string(), serde_json::json!(id))).collect();
+    let vocab_map: serde_json::Map<String, serde_json::Value> = TINY_BLIP_VOCAB
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.to_string(), serde_json::json!(id)))
+        .collect();
     let tokenizer = serde_json::json!({
         "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
         "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
