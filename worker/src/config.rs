@@ -87,9 +87,9 @@ pub struct Args {
     #[arg(long, env = "HORDE_NSFW_THRESHOLD")]
     pub nsfw_threshold: Option<f32>,
     /// Also serve alchemy (image interrogation and post-processing, `/interrogate/pop`) with the
-    /// forms this worker has models for: `nsfw` with --nsfw-model, each --upscaler, and
-    /// `strip_background` with --background-model, `caption` with --caption-model. Alone or beside text and
-    /// image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
+    /// forms this worker has models for: `nsfw` with --nsfw-model, each --upscaler,
+    /// `strip_background` with --background-model and `caption` with --caption-model. Alone or
+    /// beside text and image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
     #[arg(long, env = "HORDE_ALCHEMIST")]
     pub alchemist: bool,
     /// The most 512×512 tiles an image the alchemist post-processes may cover (1 to 256,
