@@ -1,9 +1,11 @@
 //! The forms this worker runs for `--alchemist`, on burn: `nsfw` with the open_nsfw classifier
 //! (the same one that censors generated images), RRDBNet upscalers (`RealESRGAN_x4plus`, …) and
-//! U²-Net background removal (`strip_background`) from operator-supplied weights. Each form decodes the popped source image, runs its model and
+//! U²-Net background removal (`strip_background`) and BLIP captions (`caption`) from
+//! operator-supplied weights. Each form decodes the popped source image, runs its model and
 //! answers a `FormResult`.
 
 use crate::backend::{AlchemyBackend, AlchemyJob, FormResult};
+use crate::caption::Captioner;
 use crate::diffusion::pipeline::RgbImage;
 use crate::image_model::{encode_webp, NsfwClassifier};
 use crate::u2net::U2Net;
@@ -20,6 +22,7 @@ pub struct Alchemist {
     /// Upscalers by the form name they serve.
     upscalers: Vec<(String, RrdbNet)>,
     background: Option<U2Net>,
+    captioner: Option<Captioner>,
     max_tiles: i64,
 }
 
@@ -30,6 +33,7 @@ impl Alchemist {
             nsfw: None,
             upscalers: vec![],
             background: None,
+            captioner: None,
             max_tiles,
         }
     }
@@ -50,6 +54,18 @@ impl Alchemist {
     pub fn with_background_remover(mut self, net: U2Net) -> Self {
         self.background = Some(net);
         self
+    }
+
+    /// Serves `caption` with `captioner`.
+    pub fn with_captioner(mut self, captioner: Captioner) -> Self {
+        self.captioner = Some(captioner);
+        self
+    }
+
+    /// `caption`: the caption as a string, submitted as `{"caption": text}`.
+    fn caption(&self, image: &RgbImage) -> Result<FormResult, String> {
+        let captioner = self.captioner.as_ref().ok_or("this worker has no captioning model")?;
+        Ok(FormResult::Value(serde_json::Value::String(captioner.caption(image)?)))
     }
 
     fn check_tiles(&self, image: &RgbImage) -> Result<(), String> {
@@ -122,6 +138,9 @@ impl AlchemyBackend for Alchemist {
         if self.background.is_some() {
             forms.push("strip_background".to_string());
         }
+        if self.captioner.is_some() {
+            forms.push("caption".to_string());
+        }
         forms
     }
 
@@ -134,6 +153,7 @@ impl AlchemyBackend for Alchemist {
         match job.form.as_str() {
             "nsfw" => self.nsfw(&image),
             "strip_background" => self.strip_background(&image),
+            "caption" => self.caption(&image),
             other => match self.upscalers.iter().find(|(name, _)| name == other) {
                 Some((_, net)) => self.upscale(net, &image),
                 None => Err(format!("this worker does not run the form {other}")),

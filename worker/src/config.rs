@@ -87,9 +87,9 @@ pub struct Args {
     #[arg(long, env = "HORDE_NSFW_THRESHOLD")]
     pub nsfw_threshold: Option<f32>,
     /// Also serve alchemy (image interrogation and post-processing, `/interrogate/pop`) with the
-    /// forms this worker has models for: `nsfw` with --nsfw-model, each --upscaler, and
-    /// `strip_background` with --background-model. Alone or beside text and
-    /// image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
+    /// forms this worker has models for: `nsfw` with --nsfw-model, each --upscaler,
+    /// `strip_background` with --background-model and `caption` with --caption-model. Alone or
+    /// beside text and image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
     #[arg(long, env = "HORDE_ALCHEMIST")]
     pub alchemist: bool,
     /// The most 512×512 tiles an image the alchemist post-processes may cover (1 to 256,
@@ -106,6 +106,11 @@ pub struct Args {
     /// outconv.weight; u2net or u2netp) for the alchemist's `strip_background` form.
     #[arg(long, env = "HORDE_BACKGROUND_MODEL")]
     pub background_model: Option<PathBuf>,
+    /// A BLIP captioning checkout directory (Hugging Face's Salesforce/blip-image-captioning-base
+    /// or -large: config.json, model.safetensors, tokenizer.json) for the alchemist's `caption`
+    /// form.
+    #[arg(long, env = "HORDE_CAPTION_MODEL")]
+    pub caption_model: Option<PathBuf>,
 }
 
 /// The same settings in a TOML file.
@@ -138,6 +143,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub upscalers: Vec<String>,
     pub background_model: Option<PathBuf>,
+    pub caption_model: Option<PathBuf>,
 }
 
 /// open_nsfw's usual cut-off.
@@ -181,6 +187,8 @@ pub struct WorkerConfig {
     pub upscalers: Vec<(String, PathBuf)>,
     /// U²-Net safetensors for `strip_background`.
     pub background_model: Option<PathBuf>,
+    /// BLIP checkout directory for `caption`.
+    pub caption_model: Option<PathBuf>,
     /// Wait between pops when the horde has nothing for this worker.
     pub idle_interval: std::time::Duration,
 }
@@ -283,6 +291,7 @@ impl WorkerConfig {
         Ok(Self {
             upscalers,
             background_model: args.background_model.or(file.background_model),
+            caption_model: args.caption_model.or(file.caption_model),
             alchemist: args.alchemist || file.alchemist.unwrap_or(false),
             max_tiles,
             image_models,

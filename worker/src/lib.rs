@@ -11,7 +11,11 @@ pub mod alchemy;
 pub mod alchemy_bridge;
 pub mod backend;
 pub mod batching;
+#[cfg(feature = "burn")]
+pub mod blip;
 pub mod bridge;
+#[cfg(feature = "burn")]
+pub mod caption;
 pub mod chat_template;
 pub mod client;
 pub mod config;

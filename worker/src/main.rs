@@ -9,6 +9,7 @@ use std::sync::Arc;
 use clap::Parser;
 use horde_worker::alchemy::Alchemist;
 use horde_worker::alchemy_bridge::AlchemyBridge;
+use horde_worker::caption::Captioner;
 use horde_worker::config::{Args, WorkerConfig};
 use horde_worker::image_bridge::ImageBridge;
 use horde_worker::image_model::{Censor, ImageModels};
@@ -110,12 +111,18 @@ fn main() -> ExitCode {
                 Err(e) => return fail(2, format!("cannot load the background model {}: {e}", path.display())),
             }
         }
+        if let Some(dir) = &cfg.caption_model {
+            match Captioner::load(dir, &device) {
+                Ok(captioner) => alchemist = alchemist.with_captioner(captioner),
+                Err(e) => return fail(2, format!("cannot load the captioning model {}: {e}", dir.display())),
+            }
+        }
         let forms = horde_worker::AlchemyBackend::forms(&alchemist);
         if forms.is_empty() {
             return fail(
                 2,
                 "--alchemist has no form to serve: pass --nsfw-model open-nsfw.onnx (scripts/fetch-models.sh fetches it) \
-                 --upscaler FORM=FILE and/or --background-model FILE",
+                 --upscaler FORM=FILE, --background-model FILE and/or --caption-model DIR",
             );
         }
         tracing::info!(forms = ?forms, "alchemist ready");

@@ -1,8 +1,8 @@
 //! End to end: the alchemy bridge against a scripted fake horde (our horde has no
 //! `/interrogate` routes yet) that hands out forms, serves their source image, takes uploads and
 //! records submits: `nsfw` with the real open_nsfw model, a post-processed image through its
-//! upload link, a form whose source cannot be downloaded reported as faulted, and the pop saying
-//! what the worker can do.
+//! upload link, a form whose source cannot be downloaded reported as faulted, `caption` answered
+//! with a (tiny, random-weight) BLIP's caption, and the pop saying what the worker can do.
 
 mod common;
 
@@ -322,12 +322,48 @@ async fn strip_background_uploads_an_rgba_cutout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caption_forms_are_answered_with_the_blip_caption() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("alchemy-blip");
+    common::write_tiny_blip(&dir, 11);
+    let load = || horde_worker::caption::Captioner::load(&dir, &Device::flex()).expect("the tiny BLIP loads");
+    let shared: Shared = Arc::default();
+    let base = fake_horde(shared.clone()).await;
+    let source = image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 120]));
+    {
+        let mut s = script(&shared);
+        s.sources.insert("photo.png".into(), png(&source));
+        s.queue.push_back(form(&base, "cap", "caption", "photo.png"));
+        s.queue.push_back(form(&base, "cap-gone", "caption", "missing.png"));
+    }
+    let backend = Alchemist::new(4).with_captioner(load());
+    assert_eq!(backend.forms(), vec!["caption".to_string()]);
+    let (submits, uploads, stats) = serve(shared.clone(), &base, Arc::new(backend), 2).await;
+    let by_id: HashMap<&str, &AlchemySubmitRequest> = submits.iter().map(|s| (s.id.as_str(), s)).collect();
+    let direct = load()
+        .caption(&horde_worker::diffusion::pipeline::RgbImage {
+            width: 40,
+            height: 30,
+            pixels: source.into_raw(),
+        })
+        .expect("caption");
+    assert!(!direct.is_empty());
+    assert_eq!(by_id["cap"].result, json!({ "caption": direct }), "the public horde's shape");
+    assert_eq!(by_id["cap"].state.as_deref(), Some("ok"));
+    assert_eq!(by_id["cap-gone"].state.as_deref(), Some("faulted"));
+    assert!(uploads.is_empty(), "a caption uploads nothing");
+    assert_eq!((stats.forms_done, stats.forms_faulted), (1, 1));
+    assert_eq!(script(&shared).pops[0].forms, Some(vec!["caption".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_binary_serves_alchemy_alone_and_stops_cleanly() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("alchemy-e2e");
     std::fs::create_dir_all(&dir).expect("dir");
     let (u2net, rrdbnet) = (dir.join("u2net.safetensors"), dir.join("x4.safetensors"));
     common::write_tiny_u2net(&u2net, 1, &[]);
     common::write_tiny_rrdbnet(&rrdbnet, 4, 1, 2, &[]);
+    let blip = dir.join("blip");
+    common::write_tiny_blip(&blip, 11);
     let shared: Shared = Arc::default();
     let base = fake_horde(shared.clone()).await;
     let source = image::RgbImage::from_pixel(16, 16, image::Rgb([50, 60, 70]));
@@ -336,6 +372,7 @@ async fn the_worker_binary_serves_alchemy_alone_and_stops_cleanly() {
         s.sources.insert("s.png".into(), png(&source));
         s.queue.push_back(form(&base, "bg", "strip_background", "s.png"));
         s.queue.push_back(form(&base, "up", "RealESRGAN_x4plus", "s.png"));
+        s.queue.push_back(form(&base, "cap", "caption", "s.png"));
     }
     let log_path = dir.join("worker.log");
     let log = std::fs::File::create(&log_path).expect("worker log");
@@ -355,13 +392,15 @@ async fn the_worker_binary_serves_alchemy_alone_and_stops_cleanly() {
         .arg("--background-model")
         .arg(&u2net)
         .args(["--upscaler", &upscaler])
+        .arg("--caption-model")
+        .arg(&blip)
         .env("RUST_LOG", "info")
         .stderr(log)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start the worker");
     let started = Instant::now();
-    while script(&shared).submits.len() < 2 {
+    while script(&shared).submits.len() < 3 {
         let died = child.try_wait().ok().flatten();
         assert!(
             died.is_none() && started.elapsed() < Duration::from_secs(120),
@@ -377,17 +416,27 @@ async fn the_worker_binary_serves_alchemy_alone_and_stops_cleanly() {
         .expect("wait");
     assert!(out.status.success(), "clean exit on SIGINT: {:?}", out.status);
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains("alchemy: forms done 2, faulted 0"), "{summary}");
+    assert!(summary.contains("alchemy: forms done 3, faulted 0"), "{summary}");
     let s = script(&shared);
     assert!(s.maintenance);
     let pop = &s.pops[0];
     assert_eq!(
         (pop.forms.clone(), pop.max_tiles, pop.name.as_deref()),
         (
-            Some(vec!["RealESRGAN_x4plus".to_string(), "strip_background".to_string()]),
+            Some(vec![
+                "RealESRGAN_x4plus".to_string(),
+                "strip_background".to_string(),
+                "caption".to_string()
+            ]),
             Some(2),
             Some("bin-alchemist")
         )
     );
     assert_eq!(s.uploads.len(), 2);
+    let caption = s.submits.iter().find(|x| x.id == "cap").expect("the caption was submitted");
+    assert!(
+        caption.result["caption"].as_str().is_some_and(|c| !c.is_empty()),
+        "{:?}",
+        caption.result
+    );
 }

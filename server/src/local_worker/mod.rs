@@ -266,6 +266,7 @@ fn config(url: String, api_key: String, name: String, jobs: usize) -> WorkerConf
         max_tiles: horde_worker::config::DEFAULT_MAX_TILES,
         upscalers: vec![],
         background_model: None,
+        caption_model: None,
         idle_interval: Duration::from_millis(250),
     }
 }

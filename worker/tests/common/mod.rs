@@ -126,6 +126,7 @@ impl Fixture {
             max_tiles: horde_worker::config::DEFAULT_MAX_TILES,
             upscalers: vec![],
             background_model: None,
+            caption_model: None,
             idle_interval: Duration::from_millis(50),
         }
     }
@@ -363,4 +364,126 @@ pub fn write_tiny_u2net(path: &std::path::Path, seed: u64, extra: &[(&str, Vec<u
     conv(&mut tensors, "outconv", 6, 1, 1, false);
     tensors.extend(extra.iter().map(|(n, s, v)| (n.to_string(), s.clone(), v.clone())));
     write_safetensors(path, tensors);
+}
+
+/// The vocabulary of the tiny BLIP's tokenizer: BERT's special tokens at BERT's ids (`[SEP]` 3
+/// here), words and a `##` piece, then `[DEC]` (the caption's start) and `[MASK]`.
+pub const TINY_BLIP_VOCAB: [&str; 40] = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "cat", "dog", "on", "the", "red", "blue", "sitting", "table", "with", "##s", "bird", "tree",
+    "in", "sky", "green", "man", "woman", "holding", "street", "car", "of", "picture", "small", "big", "house", "field", "grass", "water",
+    "boat", "snow", "white", "black", "near", "[DEC]", "[MASK]",
+];
+
+/// Writes a tiny random-weight BLIP captioning checkout to `dir`: `config.json` (ViT of 16
+/// features, 2 heads, 2 layers on 32×32 images in 8×8 patches; BERT decoder of 16 features,
+/// 2 heads, 2 layers, 40 tokens), `model.safetensors` under Hugging Face's names and a WordPiece
+/// `tokenizer.json` over `TINY_BLIP_VOCAB`.
+pub fn write_tiny_blip(dir: &std::path::Path, seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    std::fs::create_dir_all(dir).expect("model dir");
+    let (d, ff, layers, vocab, positions, patch, size) = (16usize, 32usize, 2usize, 40usize, 40usize, 8usize, 32usize);
+    let config = serde_json::json!({
+        "architectures": ["BlipForConditionalGeneration"],
+        "text_config": {
+            "vocab_size": vocab, "hidden_size": d, "encoder_hidden_size": d, "intermediate_size": ff,
+            "num_attention_heads": 2, "num_hidden_layers": layers, "max_position_embeddings": positions,
+            "layer_norm_eps": 1e-12, "bos_token_id": 38, "sep_token_id": 3, "pad_token_id": 0, "hidden_act": "gelu"
+        },
+        "vision_config": {
+            "hidden_size": d, "intermediate_size": ff, "num_attention_heads": 2, "num_hidden_layers": layers,
+            "image_size": size, "patch_size": patch, "layer_norm_eps": 1e-5, "hidden_act": "gelu"
+        }
+    });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = vec![];
+    let mut random = |name: String, shape: Vec<usize>, lo: f32, hi: f32| {
+        let n = shape.iter().product();
+        let values = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        tensors.push((name, shape, values));
+    };
+    let linear = |random: &mut dyn FnMut(String, Vec<usize>, f32, f32), name: &str, i: usize, o: usize| {
+        let bound = 1.0 / (i as f32).sqrt();
+        random(format!("{name}.weight"), vec![o, i], -bound, bound);
+        random(format!("{name}.bias"), vec![o], -0.1, 0.1);
+    };
+    let norm = |random: &mut dyn FnMut(String, Vec<usize>, f32, f32), name: &str| {
+        random(format!("{name}.weight"), vec![d], 0.8, 1.2);
+        random(format!("{name}.bias"), vec![d], -0.1, 0.1);
+    };
+    let v = "vision_model";
+    let bound = 1.0 / ((3 * patch * patch) as f32).sqrt();
+    random(
+        format!("{v}.embeddings.patch_embedding.weight"),
+        vec![d, 3, patch, patch],
+        -bound,
+        bound,
+    );
+    random(format!("{v}.embeddings.patch_embedding.bias"), vec![d], -0.1, 0.1);
+    random(format!("{v}.embeddings.class_embedding"), vec![1, 1, d], -1.0, 1.0);
+    random(
+        format!("{v}.embeddings.position_embedding"),
+        vec![1, (size / patch).pow(2) + 1, d],
+        -0.5,
+        0.5,
+    );
+    for l in 0..layers {
+        let p = format!("{v}.encoder.layers.{l}");
+        norm(&mut random, &format!("{p}.layer_norm1"));
+        linear(&mut random, &format!("{p}.self_attn.qkv"), d, 3 * d);
+        linear(&mut random, &format!("{p}.self_attn.projection"), d, d);
+        norm(&mut random, &format!("{p}.layer_norm2"));
+        linear(&mut random, &format!("{p}.mlp.fc1"), d, ff);
+        linear(&mut random, &format!("{p}.mlp.fc2"), ff, d);
+    }
+    norm(&mut random, &format!("{v}.post_layernorm"));
+    let t = "text_decoder.bert";
+    random(format!("{t}.embeddings.word_embeddings.weight"), vec![vocab, d], -1.0, 1.0);
+    random(format!("{t}.embeddings.position_embeddings.weight"), vec![positions, d], -0.5, 0.5);
+    norm(&mut random, &format!("{t}.embeddings.LayerNorm"));
+    for l in 0..layers {
+        let p = format!("{t}.encoder.layer.{l}");
+        for block in ["attention", "crossattention"] {
+            for part in ["query", "key", "value"] {
+                linear(&mut random, &format!("{p}.{block}.self.{part}"), d, d);
+            }
+            linear(&mut random, &format!("{p}.{block}.output.dense"), d, d);
+            norm(&mut random, &format!("{p}.{block}.output.LayerNorm"));
+        }
+        linear(&mut random, &format!("{p}.intermediate.dense"), d, ff);
+        linear(&mut random, &format!("{p}.output.dense"), ff, d);
+        norm(&mut random, &format!("{p}.output.LayerNorm"));
+    }
+    let h = "text_decoder.cls.predictions";
+    linear(&mut random, &format!("{h}.transform.dense"), d, d);
+    norm(&mut random, &format!("{h}.transform.LayerNorm"));
+    random(format!("{h}.decoder.weight"), vec![vocab, d], -1.0, 1.0);
+    random(format!("{h}.bias"), vec![vocab], -0.5, 0.5);
+    write_safetensors(&dir.join("model.safetensors"), tensors);
+    let special = |t: &str| t.starts_with('[');
+    let added: Vec<serde_json::Value> = TINY_BLIP_VOCAB
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| special(t))
+        .map(|(id, t)| {
+            serde_json::json!({"id": id, "content": t, "single_word": false, "lstrip": false, "rstrip": false,
+                "normalized": false, "special": true})
+        })
+        .collect();
+    let vocab_map: serde_json::Map<String, serde_json::Value> = TINY_BLIP_VOCAB
+        .iter()
+        .enumerate()
+        .map(|(id, t)| (t.to_string(), serde_json::json!(id)))
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": added,
+        "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+            "strip_accents": null, "lowercase": true},
+        "pre_tokenizer": {"type": "BertPreTokenizer"},
+        "post_processor": null,
+        "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+        "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+            "max_input_chars_per_word": 100, "vocab": vocab_map}
+    });
+    std::fs::write(dir.join("tokenizer.json"), tokenizer.to_string()).expect("tokenizer.json");
 }
