@@ -1,7 +1,8 @@
 //! Acceptance of alchemy: a requester gets an image interrogated (`nsfw`, the real open_nsfw
 //! model) and upscaled (`RealESRGAN_x2plus`, a tiny random-weight RRDBNet the test writes) through
 //! the horde's real HTTP API (the server's router on SQLite), served by the real
-//! `horde-worker --alchemist` binary, and the kudos move: the requester pays each form's price,
+//! `horde-worker --alchemist` binary, with its background cut out (`strip_background`, a tiny
+//! random-weight U²-Net), and the kudos move: the requester pays each form's price,
 //! its fees and the request tax; the worker's owner earns the prices. Without the open_nsfw model
 //! the test skips with a message, unless HORDE_REQUIRE_MODELS=1.
 
@@ -52,6 +53,16 @@ async fn alchemy_status(f: &common::Fixture, id: &str) -> Value {
         .expect("json")
 }
 
+/// The image a done form's result links to (the form's upload through the horde's image link).
+async fn download(f: &common::Fixture, form: &Value, name: &str) -> image::DynamicImage {
+    let link = form["result"][name].as_str().unwrap_or_else(|| panic!("no image link in {form}"));
+    assert!(link.starts_with(&f.base), "{link}");
+    let got = f.http.get(link).send().await.expect("download the result");
+    assert_eq!(got.status().as_u16(), 200, "{link}");
+    let bytes = got.bytes().await.expect("bytes");
+    image::load_from_memory(&bytes).expect("the result is an image")
+}
+
 /// The worker's log so far (for failure messages).
 fn log_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
@@ -76,6 +87,8 @@ async fn a_requester_gets_an_image_interrogated_and_upscaled_by_the_worker_binar
     std::fs::create_dir_all(&dir).expect("dir");
     let upscaler = dir.join("x2.safetensors");
     common::write_tiny_rrdbnet(&upscaler, 2, 1, 21, &[]);
+    let u2net = dir.join("u2net.safetensors");
+    common::write_tiny_u2net(&u2net, 22, &[]);
 
     let f = common::horde().await;
     let requester_before = kudos_of(&f, &f.requester_key).await;
@@ -96,6 +109,8 @@ async fn a_requester_gets_an_image_interrogated_and_upscaled_by_the_worker_binar
         .arg(&nsfw_model)
         .arg("--upscaler")
         .arg(format!("RealESRGAN_x2plus={}", upscaler.display()))
+        .arg("--background-model")
+        .arg(&u2net)
         .env("RUST_LOG", "info")
         .stderr(log)
         .spawn()
@@ -104,7 +119,7 @@ async fn a_requester_gets_an_image_interrogated_and_upscaled_by_the_worker_binar
     // As KoboldAI Lite sends an image: base64 (here bare; the round-trip tests cover data URIs).
     let (width, height) = (24u32, 16u32);
     let body = json!({
-        "forms": [{"name": "nsfw"}, {"name": "RealESRGAN_x2plus"}],
+        "forms": [{"name": "nsfw"}, {"name": "RealESRGAN_x2plus"}, {"name": "strip_background"}],
         "source_image": base64::engine::general_purpose::STANDARD.encode(png(width, height)),
     });
     let resp = f
@@ -146,23 +161,21 @@ async fn a_requester_gets_an_image_interrogated_and_upscaled_by_the_worker_binar
     assert_eq!(nsfw["result"]["nsfw"], false, "{status}");
     let upscaled = form("RealESRGAN_x2plus");
     assert_eq!(upscaled["state"], "done", "{status}");
-    let link = upscaled["result"]["RealESRGAN_x2plus"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no image link in {status}"));
-    assert!(link.starts_with(&f.base), "{link}");
-    let got = f.http.get(link).send().await.expect("download the result");
-    assert_eq!(got.status().as_u16(), 200, "{link}");
-    let bytes = got.bytes().await.expect("bytes");
-    let image = image::load_from_memory(&bytes).expect("the result is an image");
+    let image = download(&f, &upscaled, "RealESRGAN_x2plus").await;
     assert_eq!((image.width(), image.height()), (2 * width, 2 * height));
+    let cut = form("strip_background");
+    assert_eq!(cut["state"], "done", "{status}");
+    let image = download(&f, &cut, "strip_background").await;
+    assert_eq!((image.width(), image.height()), (width, height));
+    assert!(image.color().has_alpha(), "the cutout has an alpha channel");
 
-    // Kudos: nsfw 1 and the x2 upscale of one 512×512 tile 3, each with the form fee twice
-    // (slow workers, the default), and the request tax of 1: (1+2) + (3+2) + 1 charged; the
-    // owner earns the prices, 1 + 3.
+    // Kudos: nsfw 1, the x2 upscale of one 512×512 tile 3 and the cutout 3, each with the form
+    // fee twice (slow workers, the default), and the request tax of 1: (1+2) + (3+2) + (3+2) + 1
+    // charged; the owner earns the prices, 1 + 3 + 3.
     let charged = requester_before - kudos_of(&f, &f.requester_key).await;
-    assert!((charged - 9.0).abs() < 1e-9, "requester charged {charged}");
+    assert!((charged - 14.0).abs() < 1e-9, "requester charged {charged}");
     let earned = kudos_of(&f, &f.owner_key).await - owner_before;
-    assert!((earned - 4.0).abs() < 1e-9, "owner earned {earned}");
+    assert!((earned - 7.0).abs() < 1e-9, "owner earned {earned}");
     let worker = f.worker("alchemist-e2e").await;
     assert_eq!(worker["type"], "interrogation", "{worker}");
 
