@@ -68,8 +68,80 @@ fn log_of(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
+/// The worker process, killed if the test fails before stopping it (an orphan would keep the
+/// test's output open).
+struct Worker(Option<Child>);
+
+impl Worker {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the worker runs")
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `horde-worker --alchemist` named `name` as the fixture's owner, with `args`, its log
+/// at `log_path`.
+fn start_worker(f: &common::Fixture, name: &str, args: &[std::ffi::OsString], log_path: &Path) -> Worker {
+    let log = std::fs::File::create(log_path).expect("worker log");
+    let child = Command::new(env!("CARGO_BIN_EXE_horde-worker"))
+        .args(["--url", &f.base, "--api-key", &f.owner_key, "--name", name, "--alchemist"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .expect("start the worker");
+    Worker(Some(child))
+}
+
+/// Sends `forms` on `source` as the requester; returns the request's id.
+async fn interrogate(f: &common::Fixture, forms: &[&str], source: &[u8]) -> String {
+    let forms: Vec<Value> = forms.iter().map(|name| json!({ "name": name })).collect();
+    let body = json!({
+        "forms": forms,
+        "source_image": base64::engine::general_purpose::STANDARD.encode(source),
+    });
+    let resp = f
+        .http
+        .post(format!("{}/api/v2/interrogate/async", f.base))
+        .header("apikey", &f.requester_key)
+        .json(&body)
+        .send()
+        .await
+        .expect("async");
+    assert_eq!(resp.status().as_u16(), 202);
+    let accepted: Value = resp.json().await.expect("json");
+    accepted["id"].as_str().unwrap_or_else(|| panic!("no id in {accepted}")).to_string()
+}
+
+/// The request's status once done, failing at once (with the worker's log) if the worker dies or
+/// faults a form, or after a minute.
+async fn wait_done(f: &common::Fixture, id: &str, worker: &mut Worker, log_path: &Path) -> Value {
+    let started = Instant::now();
+    loop {
+        let s = alchemy_status(f, id).await;
+        if s["state"] == "done" {
+            return s;
+        }
+        let died = worker.child().try_wait().ok().flatten();
+        let faulted = log_of(log_path).contains("reporting it as faulted");
+        if died.is_some() || faulted || started.elapsed() > Duration::from_secs(60) {
+            panic!("not done ({died:?}, {s}); worker log:\n{}", log_of(log_path));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Stops the worker with SIGINT and checks that it exits cleanly.
-async fn stop(mut child: Child, log_path: &Path) {
+async fn stop(mut worker: Worker, log_path: &Path) {
+    let Some(mut child) = worker.0.take() else { return };
     let _ = Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
     let status = tokio::task::spawn_blocking(move || child.wait())
         .await
@@ -94,59 +166,23 @@ async fn a_requester_gets_an_image_interrogated_and_upscaled_by_the_worker_binar
     let requester_before = kudos_of(&f, &f.requester_key).await;
     let owner_before = kudos_of(&f, &f.owner_key).await;
     let log_path = dir.join("worker.log");
-    let log = std::fs::File::create(&log_path).expect("worker log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_horde-worker"))
-        .args([
-            "--url",
-            &f.base,
-            "--api-key",
-            &f.owner_key,
-            "--name",
-            "alchemist-e2e",
-            "--alchemist",
-        ])
-        .arg("--nsfw-model")
-        .arg(&nsfw_model)
-        .arg("--upscaler")
-        .arg(format!("RealESRGAN_x2plus={}", upscaler.display()))
-        .arg("--background-model")
-        .arg(&u2net)
-        .env("RUST_LOG", "info")
-        .stderr(log)
-        .spawn()
-        .expect("start the worker");
+    let mut nsfw_arg = std::ffi::OsString::from("--nsfw-model=");
+    nsfw_arg.push(&nsfw_model);
+    let mut child = start_worker(
+        &f,
+        "alchemist-e2e",
+        &[
+            nsfw_arg,
+            format!("--upscaler=RealESRGAN_x2plus={}", upscaler.display()).into(),
+            format!("--background-model={}", u2net.display()).into(),
+        ],
+        &log_path,
+    );
 
     // As KoboldAI Lite sends an image: base64 (here bare; the round-trip tests cover data URIs).
     let (width, height) = (24u32, 16u32);
-    let body = json!({
-        "forms": [{"name": "nsfw"}, {"name": "RealESRGAN_x2plus"}, {"name": "strip_background"}],
-        "source_image": base64::engine::general_purpose::STANDARD.encode(png(width, height)),
-    });
-    let resp = f
-        .http
-        .post(format!("{}/api/v2/interrogate/async", f.base))
-        .header("apikey", &f.requester_key)
-        .json(&body)
-        .send()
-        .await
-        .expect("async");
-    assert_eq!(resp.status().as_u16(), 202);
-    let accepted: Value = resp.json().await.expect("json");
-    let id = accepted["id"].as_str().unwrap_or_else(|| panic!("no id in {accepted}")).to_string();
-
-    // Wait for both forms, failing at once (with the worker's log) if the worker dies.
-    let started = Instant::now();
-    let status = loop {
-        let s = alchemy_status(&f, &id).await;
-        if s["state"] == "done" {
-            break s;
-        }
-        let died = child.try_wait().ok().flatten();
-        if died.is_some() || started.elapsed() > Duration::from_secs(120) {
-            panic!("not done ({died:?}, {s}); worker log:\n{}", log_of(&log_path));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let id = interrogate(&f, &["nsfw", "RealESRGAN_x2plus", "strip_background"], &png(width, height)).await;
+    let status = wait_done(&f, &id, &mut child, &log_path).await;
     let form = |name: &str| -> Value {
         status["forms"]
             .as_array()
@@ -181,4 +217,27 @@ async fn a_requester_gets_an_image_interrogated_and_upscaled_by_the_worker_binar
 
     stop(child, &log_path).await;
     assert_eq!(f.worker("alchemist-e2e").await["maintenance_mode"], true, "maintenance on exit");
+}
+
+/// The worker counts an image's 512×512 tiles as the horde does (by area): a 600×200 image is
+/// one tile, so a worker taking one tile at most, which the horde hands the form to, runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_every_form_the_horde_matches_to_its_max_tiles() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("alchemist-tiles");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let u2net = dir.join("u2net.safetensors");
+    common::write_tiny_u2net(&u2net, 23, &[]);
+    let f = common::horde().await;
+    let log_path = dir.join("worker.log");
+    let mut child = start_worker(
+        &f,
+        "one-tile",
+        &["--max-tiles=1".into(), format!("--background-model={}", u2net.display()).into()],
+        &log_path,
+    );
+    let id = interrogate(&f, &["strip_background"], &png(600, 200)).await;
+    let status = wait_done(&f, &id, &mut child, &log_path).await;
+    let image = download(&f, &status["forms"][0], "strip_background").await;
+    assert_eq!((image.width(), image.height()), (600, 200));
+    stop(child, &log_path).await;
 }
