@@ -123,9 +123,12 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, String> {
     })
 }
 
-/// 512×512 tiles an image of `width` × `height` covers.
+/// 512×512 tiles an image of `width` × `height` counts as: its area in tiles, rounded up (at
+/// least 1), as the horde counts them when it matches a form to a worker's `max_tiles` and prices
+/// it (the public horde's `image_tiles`). Counting whole tiles per side instead would refuse forms
+/// the horde hands out (a 600×200 image is 1 tile to the horde, 2 per side).
 pub fn tiles(width: usize, height: usize) -> i64 {
-    (width.div_ceil(512) * height.div_ceil(512)) as i64
+    ((width * height).div_ceil(512 * 512) as i64).max(1)
 }
 
 impl AlchemyBackend for Alchemist {
@@ -207,6 +210,8 @@ mod tests {
 
     #[test]
     fn tiles_round_up() {
-        assert_eq!((tiles(512, 512), tiles(513, 512), tiles(1024, 1025), tiles(1, 1)), (1, 2, 6, 1));
+        assert_eq!((tiles(512, 512), tiles(513, 512), tiles(1024, 1025), tiles(1, 1)), (1, 2, 5, 1));
+        // By area, as the horde counts: not whole tiles per side.
+        assert_eq!((tiles(600, 200), tiles(2049, 1900), tiles(0, 0)), (1, 15, 1));
     }
 }

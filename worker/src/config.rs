@@ -92,8 +92,8 @@ pub struct Args {
     /// beside text and image models; the alchemist announces itself as NAME-alchemist when it runs beside them.
     #[arg(long, env = "HORDE_ALCHEMIST")]
     pub alchemist: bool,
-    /// The most 512×512 tiles an image the alchemist post-processes may cover (1 to 256,
-    /// default 16).
+    /// The most 512×512 tiles an image the alchemist post-processes may cover, counted by area as
+    /// the horde counts them (1 to 256, default 16).
     #[arg(long, env = "HORDE_MAX_TILES")]
     pub max_tiles: Option<i64>,
     /// An upscaler the alchemist serves, as FORM=FILE (repeatable): FORM a post-processor name
