@@ -241,7 +241,7 @@ impl StudioTextRequest {
                 stop_sequence: (!self.stop_sequences.is_empty()).then(|| self.stop_sequences.clone()),
                 ..TextParams::default()
             }),
-            models: nonempty(&settings.model),
+            models: (!settings.models.is_empty()).then(|| settings.models.clone()),
             workers: nonempty(&settings.worker),
             ..GenerateTextRequest::default()
         }
@@ -510,14 +510,16 @@ mod tests {
             ..Story::default()
         };
         let s = GenSettings {
-            model: "koboldcpp/smol".into(),
+            models: vec!["koboldcpp/smol".into(), "koboldcpp/big".into()],
             stop_sequences: "END".into(),
             ..GenSettings::default()
         };
         let r = text_request(&story, &s).to_horde();
         assert_eq!(r.prompt.as_deref(), Some("\nUser: Hi\nBot:"));
-        assert_eq!(r.models, Some(vec!["koboldcpp/smol".to_string()]));
+        assert_eq!(r.models, Some(vec!["koboldcpp/smol".to_string(), "koboldcpp/big".to_string()]));
         assert_eq!(r.workers, None);
+        let any = text_request(&story, &GenSettings::default()).to_horde();
+        assert_eq!(any.models, None);
         let p = r.params.expect("params");
         assert_eq!(p.max_length, Some(120));
         assert_eq!(p.stop_sequence, Some(vec!["\nUser:".to_string(), "END".to_string()]));

@@ -195,6 +195,9 @@ pub struct Story {
     pub system_prompt: String,
     /// The tags of [`InstructTemplate::Custom`].
     pub custom_tags: CustomTags,
+    /// The bot's picture in chat (a small `data:` URL made of a character card's image); empty:
+    /// none (its initial stands in).
+    pub bot_avatar: String,
 }
 
 impl Default for Story {
@@ -213,6 +216,7 @@ impl Default for Story {
             template: InstructTemplate::ChatMl,
             system_prompt: "You are a helpful assistant.".into(),
             custom_tags: CustomTags::default(),
+            bot_avatar: String::new(),
         }
     }
 }
@@ -318,10 +322,15 @@ pub struct GenSettings {
     pub ban_eos: bool,
     /// One per line.
     pub stop_sequences: String,
-    /// Empty: any model.
-    pub model: String,
+    /// The models the request may be served by (the request's `models` list); empty: any model.
+    pub models: Vec<String>,
     /// Empty: any worker.
     pub worker: String,
+    /// The studio's colours: `light`, `dark`, `classic` (KoboldAI Lite's look); empty: as the
+    /// device prefers.
+    pub theme: String,
+    /// The story's text size in CSS pixels; 0: the browser's.
+    pub font_size: i64,
 }
 
 impl Default for GenSettings {
@@ -347,8 +356,10 @@ impl Default for GenSettings {
             seed: -1,
             ban_eos: false,
             stop_sequences: String::new(),
-            model: String::new(),
+            models: Vec::new(),
             worker: String::new(),
+            theme: String::new(),
+            font_size: 0,
         }
     }
 }
@@ -473,6 +484,23 @@ mod tests {
         assert!(h.can_undo() && !h.can_redo());
         h.record(&b);
         assert!(!h.can_redo());
+    }
+
+    #[test]
+    fn settings_stored_before_the_model_list_and_themes_still_load() {
+        // The single `model` of earlier versions is dropped (any model), the rest kept.
+        let old: GenSettings = serde_json::from_str(r#"{"max_length":64,"model":"koboldcpp/smol","worker":"w1"}"#).expect("old settings");
+        assert_eq!((old.max_length, old.worker.as_str()), (64, "w1"));
+        assert!(old.models.is_empty());
+        assert_eq!((old.theme.as_str(), old.font_size), ("", 0));
+        let chosen = GenSettings {
+            models: vec!["a".into(), "b".into()],
+            theme: "classic".into(),
+            font_size: 20,
+            ..GenSettings::default()
+        };
+        let back: GenSettings = serde_json::from_str(&serde_json::to_string(&chosen).expect("json")).expect("back");
+        assert_eq!(back, chosen);
     }
 
     #[test]

@@ -45,7 +45,12 @@ pub fn WritePage() -> impl IntoView {
         Mode::Chat | Mode::Instruct => "Your message…",
     };
     view! {
-        <section class="studio" data-mode=move || mode().key()>
+        <section
+            class="studio"
+            data-mode=move || mode().key()
+            data-theme=move || studio.settings.with(|s| s.theme.clone())
+            style=move || studio.settings.with(|s| if s.font_size > 0 { format!("--text-size:{}px", s.font_size) } else { String::new() })
+        >
             <div class="toolbar">
                 <select
                     name="mode"
@@ -147,18 +152,9 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
         })
     };
     Effect::new(move |_| refresh());
-    let models = move || offer.with(|o| o.models.clone());
     let workers = move || offer.with(|o| o.workers.clone());
     view! {
-        <select
-            name="model"
-            aria-label="Model"
-            on:change=move |ev| settings.update(|s| s.model = event_target_value(&ev))
-            prop:value=move || settings.with(|s| s.model.clone())
-        >
-            <option value="">"Any model"</option>
-            {move || options(models(), &settings.with(|s| s.model.clone()))}
-        </select>
+        <ModelChoice studio offer/>
         <select
             name="worker"
             aria-label="Worker"
@@ -169,5 +165,63 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
             {move || options(workers(), &settings.with(|s| s.worker.clone()))}
         </select>
         <button class="ghost" title="Refresh models and workers" on:click=move |_| refresh()>"↻"</button>
+    }
+}
+
+/// The models a request may go to, several at once (the request's `models` list): a checkbox per
+/// model on offer, labelled with its workers, queue and wait; a chosen model that went offline
+/// stays listed so it can be unticked. None ticked: any model.
+#[component]
+fn ModelChoice(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
+    let settings = studio.settings;
+    let chosen = move || settings.with(|s| s.models.clone());
+    let summary = move || match chosen().as_slice() {
+        [] => "Any model".to_string(),
+        [one] => one.clone(),
+        many => format!("{} models", many.len()),
+    };
+    let choices = move || {
+        let mut list = offer.with(|o| o.models.clone());
+        for name in chosen() {
+            if !list.iter().any(|c| c.value == name) {
+                list.push(api::Choice {
+                    label: format!("{name} · offline"),
+                    value: name,
+                });
+            }
+        }
+        list
+    };
+    view! {
+        <details class="models">
+            <summary title="The models this story may be written by">{summary}</summary>
+            <div class="model-list">
+                {move || choices().into_iter().map(|c| {
+                    let name = c.value.clone();
+                    let ticked = chosen().contains(&name);
+                    view! {
+                        <label class="check">
+                            <input
+                                type="checkbox"
+                                name="model"
+                                value=c.value
+                                prop:checked=ticked
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    settings.update(|s| {
+                                        s.models.retain(|m| *m != name);
+                                        if on {
+                                            s.models.push(name.clone());
+                                        }
+                                    })
+                                }
+                            />
+                            {c.label}
+                        </label>
+                    }
+                }).collect_view()}
+                <p class="muted">"None ticked: any model."</p>
+            </div>
+        </details>
     }
 }

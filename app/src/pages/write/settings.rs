@@ -1,4 +1,5 @@
-//! The generation settings panel: presets, lengths, samplers, stop sequences.
+//! The settings panel: the studio's theme and text size, then generation: presets, lengths,
+//! samplers, stop sequences.
 
 use leptos::prelude::*;
 
@@ -12,6 +13,18 @@ pub(super) fn Settings(studio: Studio) -> impl IntoView {
     view! {
         <details>
             <summary>"Settings"</summary>
+            <div class="grid">
+                <label class="field">
+                    <span>"Theme"</span>
+                    <select name="theme" on:change=move |ev| s.update(|st| st.theme = event_target_value(&ev)) prop:value=move || s.with(|s| s.theme.clone())>
+                        <option value="">"As the device"</option>
+                        <option value="light">"Light"</option>
+                        <option value="dark">"Dark"</option>
+                        <option value="classic">"Classic (Lite)"</option>
+                    </select>
+                </label>
+                {number_field("Text size (px, 0: default)", "font_size", "1", move || s.with(|s| s.font_size as f64), move |v| s.update(|st| st.font_size = if v < 1.0 { 0 } else { v.clamp(10.0, 40.0) as i64 }))}
+            </div>
             <div class="presets">
                 {PRESETS
                     .map(|p| view! { <button class="ghost small" on:click=move |_| s.update(|st| st.apply(&p))>{p.name}</button> })}

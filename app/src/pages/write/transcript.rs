@@ -25,6 +25,11 @@ pub(super) fn Transcript(studio: Studio) -> impl IntoView {
                     .enumerate()
                     .map(|(i, t)| {
                         let who = if t.image.is_some() { None } else { speaker(&s, t.role) };
+                        // Chat names come with an avatar: the card's picture for the bot, else
+                        // the initial (drawn by the style sheet from `data-initial`).
+                        let chat = s.mode == Mode::Chat;
+                        let initial = who.as_ref().filter(|_| chat).and_then(|w| w.chars().next()).map(String::from);
+                        let avatar = (chat && t.role == Role::Model && !s.bot_avatar.is_empty()).then(|| s.bot_avatar.clone());
                         let class = match t.role {
                             Role::Writer => "turn writer",
                             Role::Model => "turn model",
@@ -34,7 +39,12 @@ pub(super) fn Transcript(studio: Studio) -> impl IntoView {
                         let image = t.image.clone().map(|src| view! { <img class="inline-image" src=src alt=t.text.clone()/> });
                         view! {
                             <div class=class data-turn=i>
-                                {who.map(|w| view! { <span class="speaker">{w}</span> })}
+                                {who.map(|w| view! {
+                                    <span class="speaker" data-initial=initial>
+                                        {avatar.map(|src| view! { <img class="avatar" src=src alt=""/> })}
+                                        {w}
+                                    </span>
+                                })}
                                 {image}
                                 {move || if editing.get() != Some(i) {
                                     Either::Left(view! { <span class="text">{text.clone()}</span> })
