@@ -241,7 +241,16 @@ impl StudioTextRequest {
                 stop_sequence: (!self.stop_sequences.is_empty()).then(|| self.stop_sequences.clone()),
                 ..TextParams::default()
             }),
-            models: (!settings.models.is_empty()).then(|| settings.models.clone()),
+            models: {
+                let models: Vec<String> = settings
+                    .models
+                    .lines()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(String::from)
+                    .collect();
+                (!models.is_empty()).then_some(models)
+            },
             workers: nonempty(&settings.worker),
             ..GenerateTextRequest::default()
         }
@@ -510,7 +519,7 @@ mod tests {
             ..Story::default()
         };
         let s = GenSettings {
-            models: vec!["koboldcpp/smol".into(), "koboldcpp/big".into()],
+            models: "koboldcpp/smol\n koboldcpp/big\n\n".into(),
             stop_sequences: "END".into(),
             ..GenSettings::default()
         };

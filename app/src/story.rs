@@ -322,8 +322,9 @@ pub struct GenSettings {
     pub ban_eos: bool,
     /// One per line.
     pub stop_sequences: String,
-    /// The models the request may be served by (the request's `models` list); empty: any model.
-    pub models: Vec<String>,
+    /// The models the request may be served by (the request's `models` list), one per line;
+    /// empty: any model. (A line each rather than a list: the bundle has no list decoder.)
+    pub models: String,
     /// Empty: any worker.
     pub worker: String,
     /// The studio's colours: `light`, `dark`, `classic` (KoboldAI Lite's look); empty: as the
@@ -356,7 +357,7 @@ impl Default for GenSettings {
             seed: -1,
             ban_eos: false,
             stop_sequences: String::new(),
-            models: Vec::new(),
+            models: String::new(),
             worker: String::new(),
             theme: String::new(),
             font_size: 0,
@@ -494,7 +495,7 @@ mod tests {
         assert!(old.models.is_empty());
         assert_eq!((old.theme.as_str(), old.font_size), ("", 0));
         let chosen = GenSettings {
-            models: vec!["a".into(), "b".into()],
+            models: "a\nb".into(),
             theme: "classic".into(),
             font_size: 20,
             ..GenSettings::default()

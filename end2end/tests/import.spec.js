@@ -99,10 +99,18 @@ test("a Tavern PNG card with a lorebook starts a chat; its image becomes the bot
   expect((await report.textContent()).split('Not imported')[1]).not.toContain('image');
   await expect(page.locator('select[name=mode]')).toHaveValue('chat');
   await expect(page.locator('.turn.model .speaker')).toHaveText('Seraphina');
-  // The chat view: the bot's turns carry the card's picture, the writer's their initial.
-  const avatar = page.locator('.turn.model .speaker img.avatar');
-  await expect(avatar).toHaveAttribute('src', /^data:image\/(webp|png);base64,/);
-  expect(await avatar.evaluate((img) => [img.naturalWidth, img.naturalHeight])).toEqual([96, 96]);
+  // The chat view: the bot's turns carry the card's picture (96 px square), the writer's their
+  // initial.
+  const picture = (speaker) => speaker.evaluate((e) => getComputedStyle(e, '::before').backgroundImage);
+  await expect(page.locator('.turn.model .speaker')).toHaveAttribute('style', /--avatar: url\("data:image\/(webp|png);base64,/);
+  expect(await picture(page.locator('.turn.model .speaker'))).toMatch(/^url\("data:image\//);
+  const size = await page.evaluate(async () => {
+    const img = new Image();
+    img.src = document.querySelector('.transcript').dataset.avatar;
+    await img.decode();
+    return [img.naturalWidth, img.naturalHeight];
+  });
+  expect(size).toEqual([96, 96]);
   await expect(page.locator('.turn.model .text')).toContainText('*Seraphina smiles.*');
   await page.locator('textarea[name=prompt]').fill('I look around the glade.');
   await page.getByRole('button', { name: 'Send' }).click();
@@ -114,13 +122,13 @@ test("a Tavern PNG card with a lorebook starts a chat; its image becomes the bot
   expect(prompt).not.toContain('Wolves');
   expect(prompt.endsWith('\nSeraphina: *Seraphina smiles.* You are awake, User.\nUser: I look around the glade.\nSeraphina:')).toBe(true);
   expect(prompt).not.toContain('data:image');
-  await expect(page.locator('.turn.model .speaker img.avatar')).toHaveCount(2);
+  await expect(page.locator('.turn.model .speaker[style*="--avatar"]')).toHaveCount(2);
   await expect(page.locator('.turn.writer .speaker')).toHaveAttribute('data-initial', 'U');
-  await expect(page.locator('.turn.writer .speaker img')).toHaveCount(0);
+  expect(await picture(page.locator('.turn.writer .speaker'))).toBe('none');
   // The avatar is kept with the story.
   await page.reload();
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
-  await expect(page.locator('.turn.model .speaker img.avatar')).toHaveCount(2);
+  await expect(page.locator('.turn.model .speaker[style*="--avatar"]')).toHaveCount(2);
 });
 
 test('a V2 JSON card: each alternate greeting is a chat in the stories list', async ({ page, start }) => {

@@ -12,7 +12,9 @@
 //! - `story`, `settings`: the current story or the settings as the studio's JSON;
 //! - `import`: opens what was imported (the current story stays in the stories list) and
 //!   answers what came in and what did not;
-//! - `world_info`: adds the imported entries to the current story's world info, likewise.
+//! - `world_info`: adds the imported entries to the current story's world info, likewise;
+//! - `models` (one name a line), `theme`, `font_size`: the choices module
+//!   (`app/js/studio-choices.js`) changes these settings.
 
 use leptos::prelude::*;
 
@@ -33,6 +35,19 @@ pub(super) fn answer_files_module(studio: Studio) {
                 Ok(imported) => studio.take_import(imported),
                 Err(e) => e,
             },
+            // The choices module (app/js/studio-choices.js).
+            "models" => {
+                studio.settings.update(|s| s.models = json);
+                String::new()
+            }
+            "theme" => {
+                studio.settings.update(|s| s.theme = json);
+                String::new()
+            }
+            "font_size" => {
+                studio.settings.update(|s| s.font_size = json.parse().unwrap_or(0));
+                String::new()
+            }
             "world_info" => match Imported::from_json(&json) {
                 Ok(imported) => {
                     let summary = imported.summary();

@@ -21,7 +21,7 @@ use crate::story::{History, Mode};
 use crate::Session;
 use background::Background;
 use files::ExportImport;
-use settings::Settings;
+use settings::{Looks, Settings};
 use state::Studio;
 use transcript::{Footer, PendingTurn, Transcript};
 
@@ -49,7 +49,7 @@ pub fn WritePage() -> impl IntoView {
             class="studio"
             data-mode=move || mode().key()
             data-theme=move || studio.settings.with(|s| s.theme.clone())
-            style=move || studio.settings.with(|s| if s.font_size > 0 { format!("--text-size:{}px", s.font_size) } else { String::new() })
+            data-text-size=move || studio.settings.with(|s| s.font_size.to_string())
         >
             <div class="toolbar">
                 <select
@@ -132,6 +132,7 @@ pub fn WritePage() -> impl IntoView {
                 <aside class="panel">
                     <Background studio/>
                     <Settings studio/>
+                    <Looks/>
                     <ExportImport studio/>
                 </aside>
             </div>
@@ -154,7 +155,7 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
     Effect::new(move |_| refresh());
     let workers = move || offer.with(|o| o.workers.clone());
     view! {
-        <ModelChoice studio offer/>
+        <ModelChoice studio/>
         <select
             name="worker"
             aria-label="Worker"
@@ -168,60 +169,22 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
     }
 }
 
-/// The models a request may go to, several at once (the request's `models` list): a checkbox per
-/// model on offer, labelled with its workers, queue and wait; a chosen model that went offline
-/// stays listed so it can be unticked. None ticked: any model.
+/// The models a request may go to, several at once (the request's `models` list). The summary
+/// is the page's; the list (a checkbox per model on offer, labelled with its workers, queue and
+/// wait) is drawn by the on-demand module `app/js/studio-choices.js` when it is opened.
 #[component]
-fn ModelChoice(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
-    let settings = studio.settings;
-    let chosen = move || settings.with(|s| s.models.clone());
-    let summary = move || match chosen().as_slice() {
-        [] => "Any model".to_string(),
-        [one] => one.clone(),
-        many => format!("{} models", many.len()),
-    };
-    let choices = move || {
-        let mut list = offer.with(|o| o.models.clone());
-        for name in chosen() {
-            if !list.iter().any(|c| c.value == name) {
-                list.push(api::Choice {
-                    label: format!("{name} · offline"),
-                    value: name,
-                });
-            }
-        }
-        list
+fn ModelChoice(studio: Studio) -> impl IntoView {
+    let summary = move || {
+        studio.settings.with(|s| match s.models.split('\n').count() {
+            _ if s.models.is_empty() => "Any model".to_string(),
+            1 => s.models.clone(),
+            n => format!("{n} models"),
+        })
     };
     view! {
-        <details class="models">
+        <details class="models" data-lazy="studio-choices">
             <summary title="The models this story may be written by">{summary}</summary>
-            <div class="model-list">
-                {move || choices().into_iter().map(|c| {
-                    let name = c.value.clone();
-                    let ticked = chosen().contains(&name);
-                    view! {
-                        <label class="check">
-                            <input
-                                type="checkbox"
-                                name="model"
-                                value=c.value
-                                prop:checked=ticked
-                                on:change=move |ev| {
-                                    let on = event_target_checked(&ev);
-                                    settings.update(|s| {
-                                        s.models.retain(|m| *m != name);
-                                        if on {
-                                            s.models.push(name.clone());
-                                        }
-                                    })
-                                }
-                            />
-                            {c.label}
-                        </label>
-                    }
-                }).collect_view()}
-                <p class="muted">"None ticked: any model."</p>
-            </div>
+            <div class="model-list" data-choices="models"></div>
         </details>
     }
 }

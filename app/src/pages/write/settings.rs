@@ -1,5 +1,5 @@
-//! The settings panel: the studio's theme and text size, then generation: presets, lengths,
-//! samplers, stop sequences.
+//! The settings panels: generation (presets, lengths, samplers, stop sequences), and the
+//! studio's looks (theme and text size, drawn by the on-demand `app/js/studio-choices.js`).
 
 use leptos::prelude::*;
 
@@ -13,18 +13,6 @@ pub(super) fn Settings(studio: Studio) -> impl IntoView {
     view! {
         <details>
             <summary>"Settings"</summary>
-            <div class="grid">
-                <label class="field">
-                    <span>"Theme"</span>
-                    <select name="theme" on:change=move |ev| s.update(|st| st.theme = event_target_value(&ev)) prop:value=move || s.with(|s| s.theme.clone())>
-                        <option value="">"As the device"</option>
-                        <option value="light">"Light"</option>
-                        <option value="dark">"Dark"</option>
-                        <option value="classic">"Classic (Lite)"</option>
-                    </select>
-                </label>
-                {number_field("Text size (px, 0: default)", "font_size", "1", move || s.with(|s| s.font_size as f64), move |v| s.update(|st| st.font_size = if v < 1.0 { 0 } else { v.clamp(10.0, 40.0) as i64 }))}
-            </div>
             <div class="presets">
                 {PRESETS
                     .map(|p| view! { <button class="ghost small" on:click=move |_| s.update(|st| st.apply(&p))>{p.name}</button> })}
@@ -64,6 +52,19 @@ pub(super) fn Settings(studio: Studio) -> impl IntoView {
                     on:input=move |ev| s.update(|st| st.stop_sequences = event_target_value(&ev))
                 ></textarea>
             </label>
+        </details>
+    }
+}
+
+/// The studio's theme and text size: the controls come with the on-demand module
+/// `app/js/studio-choices.js` when the panel is opened; the page applies the stored choice
+/// (`data-theme`, `data-text-size`, read by the style sheet).
+#[component]
+pub(super) fn Looks() -> impl IntoView {
+    view! {
+        <details data-lazy="studio-choices">
+            <summary>"Theme and text size"</summary>
+            <div class="grid" data-choices="looks"></div>
         </details>
     }
 }

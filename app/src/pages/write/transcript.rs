@@ -14,7 +14,9 @@ pub(super) fn Transcript(studio: Studio) -> impl IntoView {
     let editing = RwSignal::new(None::<usize>);
     let edit_text = RwSignal::new(String::new());
     view! {
-        <div class="transcript" aria-live="polite">
+        // `data-avatar`: the bot's picture, which the Markdown module (app/js/studio-markdown.js)
+        // shows beside the bot's name in chat.
+        <div class="transcript" aria-live="polite" data-avatar=move || story.with(|s| s.bot_avatar.clone())>
             {move || {
                 let s = story.get();
                 if s.turns.is_empty() {
@@ -25,11 +27,6 @@ pub(super) fn Transcript(studio: Studio) -> impl IntoView {
                     .enumerate()
                     .map(|(i, t)| {
                         let who = if t.image.is_some() { None } else { speaker(&s, t.role) };
-                        // Chat names come with an avatar: the card's picture for the bot, else
-                        // the initial (drawn by the style sheet from `data-initial`).
-                        let chat = s.mode == Mode::Chat;
-                        let initial = who.as_ref().filter(|_| chat).and_then(|w| w.chars().next()).map(String::from);
-                        let avatar = (chat && t.role == Role::Model && !s.bot_avatar.is_empty()).then(|| s.bot_avatar.clone());
                         let class = match t.role {
                             Role::Writer => "turn writer",
                             Role::Model => "turn model",
@@ -39,12 +36,7 @@ pub(super) fn Transcript(studio: Studio) -> impl IntoView {
                         let image = t.image.clone().map(|src| view! { <img class="inline-image" src=src alt=t.text.clone()/> });
                         view! {
                             <div class=class data-turn=i>
-                                {who.map(|w| view! {
-                                    <span class="speaker" data-initial=initial>
-                                        {avatar.map(|src| view! { <img class="avatar" src=src alt=""/> })}
-                                        {w}
-                                    </span>
-                                })}
+                                {who.map(|w| view! { <span class="speaker">{w}</span> })}
                                 {image}
                                 {move || if editing.get() != Some(i) {
                                     Either::Left(view! { <span class="text">{text.clone()}</span> })
