@@ -380,6 +380,29 @@ impl GenSettings {
         self.smoothing_factor = p.smoothing_factor;
     }
 
+    /// The settings within the ranges the studio allows (what the settings panel sends is
+    /// typed by hand).
+    pub fn clamped(mut self) -> Self {
+        self.max_length = self.max_length.clamp(16, 4096);
+        self.max_context_length = self.max_context_length.clamp(80, 1_048_576);
+        self.temperature = self.temperature.clamp(0.0, 5.0);
+        self.top_p = self.top_p.clamp(0.001, 1.0);
+        self.top_k = self.top_k.clamp(0, 100);
+        self.min_p = self.min_p.clamp(0.0, 1.0);
+        self.rep_pen = self.rep_pen.clamp(1.0, 3.0);
+        self.rep_pen_range = self.rep_pen_range.clamp(0, 4096);
+        self.rep_pen_slope = self.rep_pen_slope.clamp(0.0, 10.0);
+        self.top_a = self.top_a.clamp(0.0, 1.0);
+        self.typical = self.typical.clamp(0.0, 1.0);
+        self.tfs = self.tfs.clamp(0.0, 1.0);
+        self.dynatemp_range = self.dynatemp_range.clamp(0.0, 5.0);
+        self.dynatemp_exponent = self.dynatemp_exponent.clamp(0.0, 5.0);
+        self.smoothing_factor = self.smoothing_factor.clamp(0.0, 10.0);
+        self.seed = self.seed.clamp(-1, i64::from(i32::MAX));
+        self.font_size = self.font_size.clamp(0, 40);
+        self
+    }
+
     pub fn user_stops(&self) -> impl Iterator<Item = String> + '_ {
         self.stop_sequences
             .lines()
@@ -502,6 +525,19 @@ mod tests {
         };
         let back: GenSettings = serde_json::from_str(&serde_json::to_string(&chosen).expect("json")).expect("back");
         assert_eq!(back, chosen);
+    }
+
+    #[test]
+    fn typed_settings_are_clamped() {
+        let typed = GenSettings {
+            max_length: 1,
+            top_p: 7.0,
+            seed: -20,
+            ..GenSettings::default()
+        }
+        .clamped();
+        assert_eq!((typed.max_length, typed.top_p, typed.seed), (16, 1.0, -1));
+        assert_eq!(GenSettings::default().clamped(), GenSettings::default());
     }
 
     #[test]

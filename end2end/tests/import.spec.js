@@ -74,6 +74,7 @@ test('a Lite save imports with its memory, note, world info and settings, and th
   await expect(page.locator('textarea[name=memory]')).toHaveValue('Captain Vey commands the Lark.');
   await expect(page.locator('input[name=authors_note_template]')).toHaveValue('[Style: <|>]');
   await expect(page.locator('input[name=wi_secondary]').nth(1)).toHaveValue('alarms');
+  await page.locator('summary', { hasText: 'Settings' }).click();
   await expect(page.locator('input[name=temperature]')).toHaveValue('0.9');
   // The story that was open is in the stories list.
   await expect(page.locator('select[name=story] option')).toHaveText(['lark', 'Untitled']);

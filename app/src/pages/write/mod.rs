@@ -131,7 +131,7 @@ pub fn WritePage() -> impl IntoView {
                 </div>
                 <aside class="panel">
                     <Background studio/>
-                    <Settings studio/>
+                    <Settings/>
                     <Looks/>
                     <ExportImport studio/>
                 </aside>
