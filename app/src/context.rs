@@ -279,6 +279,21 @@ pub fn text_request(story: &Story, settings: &GenSettings) -> StudioTextRequest 
     }
 }
 
+/// The request that continues the model's last turn: the prompt ends inside that turn (no cue
+/// for a new turn, no closing tag in instruct). Story and adventure prompts already end so.
+pub fn continue_request(story: &Story, settings: &GenSettings) -> StudioTextRequest {
+    let mut request = text_request(story, settings);
+    let cue = fill_placeholders(&cue(story), &story.user_name, &story.bot_name);
+    let close = match story.mode {
+        Mode::Instruct => story.template.tags(&story.custom_tags).assistant.1.to_string(),
+        _ => String::new(),
+    };
+    if let Some(inside) = request.prompt.strip_suffix(cue.as_str()) {
+        request.prompt = inside.strip_suffix(close.as_str()).unwrap_or(inside).to_string();
+    }
+    request
+}
+
 /// A model's reply as the turn keeps it: chat and instruct replies lose surrounding blank space
 /// and anything from a stop sequence on (workers that ignore stops leave them in).
 pub fn clean_reply(story: &Story, settings: &GenSettings, text: &str) -> String {
@@ -509,6 +524,23 @@ mod tests {
         let a = assemble(&long, &settings(60, 20));
         assert_eq!(a.dropped_turns, 0);
         assert!(a.prompt.ends_with("END") && a.prompt.chars().count() == 40 * CHARS_PER_TOKEN);
+    }
+
+    #[test]
+    fn continuing_ends_the_prompt_inside_the_models_last_turn() {
+        let mut story = Story {
+            mode: Mode::Chat,
+            bot_name: "Max".into(),
+            turns: vec![Turn::writer("Hi"), Turn::model("Hello", None)],
+            ..Story::default()
+        };
+        let s = GenSettings::default();
+        assert_eq!(continue_request(&story, &s).prompt, "\nUser: Hi\nMax: Hello");
+        story.mode = Mode::Instruct;
+        assert_eq!(
+            continue_request(&story, &s).prompt,
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello"
+        );
     }
 
     #[test]

@@ -267,6 +267,23 @@ test('several models at once: the request carries the ticked list, each model sh
   await expect(page.locator('.models summary')).toHaveText('e2e/multi-b');
 });
 
+test("continue: the model goes on with its last turn, the prompt ending inside it", async ({ page, start }) => {
+  const replies = [' Hello', ' there, Ann.'];
+  const worker = await start(ScriptedWorker, { name: 'continue-worker', reply: () => replies.shift() || 'x', stepMs: 5 });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await setMode(page, 'chat');
+  await page.locator('input[name=user_name]').fill('Ann');
+  await page.locator('input[name=bot_name]').fill('Max');
+  await page.locator('textarea[name=prompt]').fill('Hi!');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Hello');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Hello there, Ann.');
+  await expect(page.locator('.turn.model')).toHaveCount(1);
+  expect(worker.lastPrompt()).toBe('\nAnn: Hi!\nMax: Hello');
+});
+
 test('themes and text size: chosen in the settings, kept after a reload', async ({ page }) => {
   await open(page);
   const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);

@@ -123,6 +123,7 @@ pub fn WritePage() -> impl IntoView {
                                 Either::Right(view! {
                                     <button type="submit" class="primary" title="Enter sends, Shift+Enter for a new line">"Send"</button>
                                     <button type="button" class="ghost" on:click=move |_| studio.retry()>"Retry"</button>
+                                    <button type="button" class="ghost" title="The model goes on with its last reply" on:click=move |_| studio.continue_turn()>"Continue"</button>
                                 })
                             }}
                         </div>
