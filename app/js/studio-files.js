@@ -52,6 +52,34 @@ function readBase64(file) {
   });
 }
 
+/** A card's picture as a small square avatar (a `data:` URL), or '' when it is no picture. */
+async function avatarOf(file) {
+  try {
+    const bitmap = await createImageBitmap(file);
+    const side = Math.min(bitmap.width, bitmap.height);
+    const canvas = Object.assign(document.createElement('canvas'), { width: 96, height: 96 });
+    // A square from the top of a portrait, where the face usually is.
+    canvas.getContext('2d').drawImage(bitmap, (bitmap.width - side) / 2, 0, side, side, 0, 0, 96, 96);
+    return canvas.toDataURL('image/webp', 0.85);
+  } catch {
+    return '';
+  }
+}
+
+/** An importer's answer (JSON text) with the card's picture as each chat's bot avatar. */
+async function withAvatar(json, file) {
+  const imported = JSON.parse(json);
+  if (!imported.stories || !imported.stories.length) return json;
+  const avatar = await avatarOf(file);
+  if (avatar) {
+    for (const story of imported.stories) story.bot_avatar = avatar;
+    imported.imported.push("the card's image (the bot's avatar)");
+  } else {
+    imported.not_imported.push("the card's image (not readable as a picture)");
+  }
+  return JSON.stringify(imported);
+}
+
 /** An element with attributes and children. */
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -79,10 +107,12 @@ function title() {
 function storyFiles(box) {
   const report = el('p', { class: 'muted import-report', role: 'status', hidden: '' });
   const say = (text) => { report.hidden = false; report.textContent = text; };
-  const importing = async (name, data, base64) => {
+  // picture: the chosen file when it is an image (a character card), for the bot's avatar.
+  const importing = async (name, data, base64, picture) => {
     say('Importing…');
     try {
-      say(ask('import', await call('import_file', { name, data, base64 })));
+      const answer = await call('import_file', { name, data, base64 });
+      say(ask('import', picture ? await withAvatar(answer, picture) : answer));
     } catch (e) {
       say(e.message);
     }
@@ -93,7 +123,7 @@ function storyFiles(box) {
       const chosen = ev.target.files[0];
       if (!chosen) return;
       try {
-        await importing(chosen.name, await readBase64(chosen), true);
+        await importing(chosen.name, await readBase64(chosen), true, chosen.type.startsWith('image/') ? chosen : null);
       } catch (e) {
         say(e.message);
       }

@@ -6,10 +6,11 @@
 //
 // The transcript is the page's (Leptos renders each turn's text into `.turn > .text`); this
 // module adds a rendered copy after each text (`.md`), hides the raw one with the class
-// `markdown` on the transcript, and follows every change to the transcript.
+// `markdown` on the transcript, and follows every change to the transcript. In chat it also
+// gives each name an avatar (`avatars`).
 
 // Its styles come with it (they are not in the page's first load).
-document.head.append(Object.assign(document.createElement('style'), { textContent: `.transcript.markdown .turn > .text { display: none; } .md-view { overflow-wrap: anywhere; } .md-view .md > :first-child { margin-top: 0; } .md-view .md > :last-child { margin-bottom: 0; } .md-view p, .md-view ul, .md-view ol, .md-view pre, .md-view blockquote { margin: 0.4rem 0; } .md-view pre { overflow-x: auto; padding: 0.5rem; border-radius: 0.5rem; background: #8882; } .md-view code { font-size: 0.9em; background: #8882; border-radius: 0.25rem; padding: 0 0.2rem; } .md-view pre code { background: none; padding: 0; } .md-view blockquote { border-left: 3px solid var(--line); padding-left: 0.6rem; color: var(--muted); } .md-view h3, .md-view h4, .md-view h5, .md-view h6 { margin: 0.5rem 0 0.25rem; font-size: 1rem; } .md-view .thinking { font-size: 0.85rem; color: var(--muted); } .md-view .thinking summary { cursor: pointer; }` }));
+document.head.append(Object.assign(document.createElement('style'), { textContent: `.transcript.markdown .turn > .text { display: none; } .md-view { overflow-wrap: anywhere; } .md-view .md > :first-child { margin-top: 0; } .md-view .md > :last-child { margin-bottom: 0; } .md-view p, .md-view ul, .md-view ol, .md-view pre, .md-view blockquote { margin: 0.4rem 0; } .md-view pre { overflow-x: auto; padding: 0.5rem; border-radius: 0.5rem; background: #8882; } .md-view code { font-size: 0.9em; background: #8882; border-radius: 0.25rem; padding: 0 0.2rem; } .md-view pre code { background: none; padding: 0; } .md-view blockquote { border-left: 3px solid var(--line); padding-left: 0.6rem; color: var(--muted); } .md-view h3, .md-view h4, .md-view h5, .md-view h6 { margin: 0.5rem 0 0.25rem; font-size: 1rem; } .md-view .thinking { font-size: 0.85rem; color: var(--muted); } .md-view .thinking summary { cursor: pointer; } [data-initial] { display: flex; align-items: center; gap: 0.4rem; margin-bottom: 0.2rem; } [data-initial]::before { content: attr(data-initial); flex: none; display: grid; place-items: center; width: 2rem; height: 2rem; border-radius: 50%; background: var(--avatar, var(--accent)) center / cover; color: var(--accent-text); }` }));
 
 const SAFE_URL = /^https?:\/\//i;
 
@@ -107,8 +108,21 @@ function withThinking(text, into) {
 }
 
 /** Renders every chat or instruct turn of the transcript (again when its text changed). */
+/** Chat names with an avatar: the bot's picture (the transcript's `data-avatar`, from a
+ *  character card) or else the speaker's initial, drawn by the style above. */
+function avatars(transcript) {
+  const picture = transcript.dataset.avatar;
+  for (const speaker of transcript.querySelectorAll('.turn > .speaker')) {
+    const bot = picture && speaker.parentElement.matches('.model');
+    speaker.dataset.initial = bot ? '' : speaker.textContent.trim().charAt(0);
+    if (bot) speaker.style.setProperty('--avatar', `url("${picture}")`);
+  }
+}
+
 function refresh(transcript) {
-  const on = /^(chat|instruct)$/.test(transcript.closest('[data-mode]')?.dataset.mode || '');
+  const mode = transcript.closest('[data-mode]')?.dataset.mode;
+  if (mode === 'chat') avatars(transcript);
+  const on = /^(chat|instruct)$/.test(mode || '');
   transcript.classList.toggle('markdown', on);
   for (const old of transcript.querySelectorAll('.md-view')) {
     const source = old.previousElementSibling;

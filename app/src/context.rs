@@ -241,7 +241,16 @@ impl StudioTextRequest {
                 stop_sequence: (!self.stop_sequences.is_empty()).then(|| self.stop_sequences.clone()),
                 ..TextParams::default()
             }),
-            models: nonempty(&settings.model),
+            models: {
+                let models: Vec<String> = settings
+                    .models
+                    .lines()
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(String::from)
+                    .collect();
+                (!models.is_empty()).then_some(models)
+            },
             workers: nonempty(&settings.worker),
             ..GenerateTextRequest::default()
         }
@@ -268,6 +277,21 @@ pub fn text_request(story: &Story, settings: &GenSettings) -> StudioTextRequest 
         stop_sequences: a.stop_sequences,
         settings: settings.clone(),
     }
+}
+
+/// The request that continues the model's last turn: the prompt ends inside that turn (no cue
+/// for a new turn, no closing tag in instruct). Story and adventure prompts already end so.
+pub fn continue_request(story: &Story, settings: &GenSettings) -> StudioTextRequest {
+    let mut request = text_request(story, settings);
+    let cue = fill_placeholders(&cue(story), &story.user_name, &story.bot_name);
+    let close = match story.mode {
+        Mode::Instruct => story.template.tags(&story.custom_tags).assistant.1.to_string(),
+        _ => String::new(),
+    };
+    if let Some(inside) = request.prompt.strip_suffix(cue.as_str()) {
+        request.prompt = inside.strip_suffix(close.as_str()).unwrap_or(inside).to_string();
+    }
+    request
 }
 
 /// A model's reply as the turn keeps it: chat and instruct replies lose surrounding blank space
@@ -503,6 +527,23 @@ mod tests {
     }
 
     #[test]
+    fn continuing_ends_the_prompt_inside_the_models_last_turn() {
+        let mut story = Story {
+            mode: Mode::Chat,
+            bot_name: "Max".into(),
+            turns: vec![Turn::writer("Hi"), Turn::model("Hello", None)],
+            ..Story::default()
+        };
+        let s = GenSettings::default();
+        assert_eq!(continue_request(&story, &s).prompt, "\nUser: Hi\nMax: Hello");
+        story.mode = Mode::Instruct;
+        assert_eq!(
+            continue_request(&story, &s).prompt,
+            "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello"
+        );
+    }
+
+    #[test]
     fn the_request_carries_the_prompt_settings_and_choices() {
         let story = Story {
             mode: Mode::Chat,
@@ -510,14 +551,16 @@ mod tests {
             ..Story::default()
         };
         let s = GenSettings {
-            model: "koboldcpp/smol".into(),
+            models: "koboldcpp/smol\n koboldcpp/big\n\n".into(),
             stop_sequences: "END".into(),
             ..GenSettings::default()
         };
         let r = text_request(&story, &s).to_horde();
         assert_eq!(r.prompt.as_deref(), Some("\nUser: Hi\nBot:"));
-        assert_eq!(r.models, Some(vec!["koboldcpp/smol".to_string()]));
+        assert_eq!(r.models, Some(vec!["koboldcpp/smol".to_string(), "koboldcpp/big".to_string()]));
         assert_eq!(r.workers, None);
+        let any = text_request(&story, &GenSettings::default()).to_horde();
+        assert_eq!(any.models, None);
         let p = r.params.expect("params");
         assert_eq!(p.max_length, Some(120));
         assert_eq!(p.stop_sequence, Some(vec!["\nUser:".to_string(), "END".to_string()]));

@@ -195,6 +195,9 @@ pub struct Story {
     pub system_prompt: String,
     /// The tags of [`InstructTemplate::Custom`].
     pub custom_tags: CustomTags,
+    /// The bot's picture in chat (a small `data:` URL made of a character card's image); empty:
+    /// none (its initial stands in).
+    pub bot_avatar: String,
 }
 
 impl Default for Story {
@@ -213,6 +216,7 @@ impl Default for Story {
             template: InstructTemplate::ChatMl,
             system_prompt: "You are a helpful assistant.".into(),
             custom_tags: CustomTags::default(),
+            bot_avatar: String::new(),
         }
     }
 }
@@ -318,10 +322,16 @@ pub struct GenSettings {
     pub ban_eos: bool,
     /// One per line.
     pub stop_sequences: String,
-    /// Empty: any model.
-    pub model: String,
+    /// The models the request may be served by (the request's `models` list), one per line;
+    /// empty: any model. (A line each rather than a list: the bundle has no list decoder.)
+    pub models: String,
     /// Empty: any worker.
     pub worker: String,
+    /// The studio's colours: `light`, `dark`, `classic` (KoboldAI Lite's look); empty: as the
+    /// device prefers.
+    pub theme: String,
+    /// The story's text size in CSS pixels; 0: the browser's.
+    pub font_size: i64,
 }
 
 impl Default for GenSettings {
@@ -347,8 +357,10 @@ impl Default for GenSettings {
             seed: -1,
             ban_eos: false,
             stop_sequences: String::new(),
-            model: String::new(),
+            models: String::new(),
             worker: String::new(),
+            theme: String::new(),
+            font_size: 0,
         }
     }
 }
@@ -366,6 +378,29 @@ impl GenSettings {
         self.rep_pen_slope = p.rep_pen_slope;
         self.dynatemp_range = p.dynatemp_range;
         self.smoothing_factor = p.smoothing_factor;
+    }
+
+    /// The settings within the ranges the studio allows (what the settings panel sends is
+    /// typed by hand).
+    pub fn clamped(mut self) -> Self {
+        self.max_length = self.max_length.clamp(16, 4096);
+        self.max_context_length = self.max_context_length.clamp(80, 1_048_576);
+        self.temperature = self.temperature.clamp(0.0, 5.0);
+        self.top_p = self.top_p.clamp(0.001, 1.0);
+        self.top_k = self.top_k.clamp(0, 100);
+        self.min_p = self.min_p.clamp(0.0, 1.0);
+        self.rep_pen = self.rep_pen.clamp(1.0, 3.0);
+        self.rep_pen_range = self.rep_pen_range.clamp(0, 4096);
+        self.rep_pen_slope = self.rep_pen_slope.clamp(0.0, 10.0);
+        self.top_a = self.top_a.clamp(0.0, 1.0);
+        self.typical = self.typical.clamp(0.0, 1.0);
+        self.tfs = self.tfs.clamp(0.0, 1.0);
+        self.dynatemp_range = self.dynatemp_range.clamp(0.0, 5.0);
+        self.dynatemp_exponent = self.dynatemp_exponent.clamp(0.0, 5.0);
+        self.smoothing_factor = self.smoothing_factor.clamp(0.0, 10.0);
+        self.seed = self.seed.clamp(-1, i64::from(i32::MAX));
+        self.font_size = self.font_size.clamp(0, 40);
+        self
     }
 
     pub fn user_stops(&self) -> impl Iterator<Item = String> + '_ {
@@ -473,6 +508,36 @@ mod tests {
         assert!(h.can_undo() && !h.can_redo());
         h.record(&b);
         assert!(!h.can_redo());
+    }
+
+    #[test]
+    fn settings_stored_before_the_model_list_and_themes_still_load() {
+        // The single `model` of earlier versions is dropped (any model), the rest kept.
+        let old: GenSettings = serde_json::from_str(r#"{"max_length":64,"model":"koboldcpp/smol","worker":"w1"}"#).expect("old settings");
+        assert_eq!((old.max_length, old.worker.as_str()), (64, "w1"));
+        assert!(old.models.is_empty());
+        assert_eq!((old.theme.as_str(), old.font_size), ("", 0));
+        let chosen = GenSettings {
+            models: "a\nb".into(),
+            theme: "classic".into(),
+            font_size: 20,
+            ..GenSettings::default()
+        };
+        let back: GenSettings = serde_json::from_str(&serde_json::to_string(&chosen).expect("json")).expect("back");
+        assert_eq!(back, chosen);
+    }
+
+    #[test]
+    fn typed_settings_are_clamped() {
+        let typed = GenSettings {
+            max_length: 1,
+            top_p: 7.0,
+            seed: -20,
+            ..GenSettings::default()
+        }
+        .clamped();
+        assert_eq!((typed.max_length, typed.top_p, typed.seed), (16, 1.0, -1));
+        assert_eq!(GenSettings::default().clamped(), GenSettings::default());
     }
 
     #[test]

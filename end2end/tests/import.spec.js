@@ -74,6 +74,7 @@ test('a Lite save imports with its memory, note, world info and settings, and th
   await expect(page.locator('textarea[name=memory]')).toHaveValue('Captain Vey commands the Lark.');
   await expect(page.locator('input[name=authors_note_template]')).toHaveValue('[Style: <|>]');
   await expect(page.locator('input[name=wi_secondary]').nth(1)).toHaveValue('alarms');
+  await page.locator('summary', { hasText: 'Settings' }).click();
   await expect(page.locator('input[name=temperature]')).toHaveValue('0.9');
   // The story that was open is in the stories list.
   await expect(page.locator('select[name=story] option')).toHaveText(['lark', 'Untitled']);
@@ -87,7 +88,7 @@ test('a Lite save imports with its memory, note, world info and settings, and th
   expect(worker.lastPayload().temperature).toBe(0.9);
 });
 
-test('a Tavern PNG card with a lorebook starts a chat; its image is said not imported', async ({ page, start }) => {
+test("a Tavern PNG card with a lorebook starts a chat; its image becomes the bot's avatar", async ({ page, start }) => {
   const worker = await start(ScriptedWorker, { name: 'card-worker', reply: ' Rest now.', stepMs: 10 });
   await open(page);
   await importFile(page, 'seraphina.png', 'image/png', cardPng(CARD));
@@ -95,9 +96,22 @@ test('a Tavern PNG card with a lorebook starts a chat; its image is said not imp
   await expect(report).toContainText('character card V2 "Seraphina"');
   await expect(report).toContainText('1 world info entry from the character book');
   await expect(report).toContainText('1 disabled entry');
-  await expect(report).toContainText("the card's image");
+  await expect(report).toContainText("the card's image (the bot's avatar)");
+  expect((await report.textContent()).split('Not imported')[1]).not.toContain('image');
   await expect(page.locator('select[name=mode]')).toHaveValue('chat');
   await expect(page.locator('.turn.model .speaker')).toHaveText('Seraphina');
+  // The chat view: the bot's turns carry the card's picture (96 px square), the writer's their
+  // initial.
+  const picture = (speaker) => speaker.evaluate((e) => getComputedStyle(e, '::before').backgroundImage);
+  await expect(page.locator('.turn.model .speaker')).toHaveAttribute('style', /--avatar: url\("data:image\/(webp|png);base64,/);
+  expect(await picture(page.locator('.turn.model .speaker'))).toMatch(/^url\("data:image\//);
+  const size = await page.evaluate(async () => {
+    const img = new Image();
+    img.src = document.querySelector('.transcript').dataset.avatar;
+    await img.decode();
+    return [img.naturalWidth, img.naturalHeight];
+  });
+  expect(size).toEqual([96, 96]);
   await expect(page.locator('.turn.model .text')).toContainText('*Seraphina smiles.*');
   await page.locator('textarea[name=prompt]').fill('I look around the glade.');
   await page.getByRole('button', { name: 'Send' }).click();
@@ -108,6 +122,14 @@ test('a Tavern PNG card with a lorebook starts a chat; its image is said not imp
   expect(prompt).toContain('The glade heals every wound.');
   expect(prompt).not.toContain('Wolves');
   expect(prompt.endsWith('\nSeraphina: *Seraphina smiles.* You are awake, User.\nUser: I look around the glade.\nSeraphina:')).toBe(true);
+  expect(prompt).not.toContain('data:image');
+  await expect(page.locator('.turn.model .speaker[style*="--avatar"]')).toHaveCount(2);
+  await expect(page.locator('.turn.writer .speaker')).toHaveAttribute('data-initial', 'U');
+  expect(await picture(page.locator('.turn.writer .speaker'))).toBe('none');
+  // The avatar is kept with the story.
+  await page.reload();
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  await expect(page.locator('.turn.model .speaker[style*="--avatar"]')).toHaveCount(2);
 });
 
 test('a V2 JSON card: each alternate greeting is a chat in the stories list', async ({ page, start }) => {

@@ -3,6 +3,9 @@
 const { test, expect, open } = require('../fixtures');
 const { ScriptedWorker } = require('../worker');
 
+// Where the studio keeps its settings (app/src/browser.rs).
+const SETTINGS_KEY = 'horde.settings';
+
 async function setMode(page, mode) {
   await page.locator('select[name=mode]').selectOption(mode);
 }
@@ -185,11 +188,12 @@ test('the model and worker pickers and the settings reach the request the worker
   await page.getByRole('button', { name: 'New' }).click();
   // The pickers list what is online (labelled by the horde), after a refresh.
   await page.getByTitle('Refresh models and workers').click();
-  const model = page.locator('select[name=model]');
-  await expect(model.locator('option', { hasText: 'e2e/settings-3b · 1 worker ·' })).toHaveCount(1);
-  await model.selectOption('e2e/settings-3b');
+  await page.locator('.models summary').click();
+  await expect(page.locator('.model-list label', { hasText: 'e2e/settings-3b · 1 worker ·' })).toHaveCount(1);
+  await page.locator('input[name=model][value="e2e/settings-3b"]').check();
+  await expect(page.locator('.models summary')).toHaveText('e2e/settings-3b');
   await page.locator('select[name=worker]').selectOption({ label: 'settings-worker' });
-  await page.locator('summary', { hasText: 'Settings' }).click();
+  await page.locator('.panel summary', { hasText: 'Settings' }).click();
   for (const [name, typed] of [['max_length', '48'], ['temperature', '0.35'], ['top_p', '.5']]) {
     await page.locator(`input[name=${name}]`).fill(typed);
     await page.locator(`input[name=${name}]`).press('Tab');
@@ -206,6 +210,113 @@ test('the model and worker pickers and the settings reach the request the worker
   expect([payload.max_length, payload.temperature, payload.top_p]).toEqual([48, 0.35, 0.5]);
   expect(payload.prompt).toContain('Éclairs are the town pastry.');
   await expect(page.locator('.studio-footer .served')).toContainText('e2e/settings-3b on settings-worker');
+});
+
+test('several models at once: the request carries the ticked list, each model shown with its workers and wait', async ({ page, start }) => {
+  const a = await start(ScriptedWorker, { name: 'multi-a', model: 'e2e/multi-a', reply: 'From a chosen model.', stepMs: 10 });
+  const b = await start(ScriptedWorker, { name: 'multi-b', model: 'e2e/multi-b', reply: 'From a chosen model.', stepMs: 10 });
+  const c = await start(ScriptedWorker, { name: 'multi-c', model: 'e2e/multi-c', reply: 'From the wrong model.', stepMs: 10 });
+  const sent = [];
+  page.on('request', (r) => { if (r.url().includes('/ui/api/submit_text')) sent.push(JSON.parse(r.postData())); });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.getByTitle('Refresh models and workers').click();
+  await expect(page.locator('.models summary')).toHaveText('Any model');
+  await page.locator('.models summary').click();
+  // Each model on offer with its workers, queue and wait.
+  for (const name of ['e2e/multi-a', 'e2e/multi-b', 'e2e/multi-c']) {
+    await expect(page.locator('.model-list label', { hasText: `${name} · 1 worker · 0 queued · ~` })).toHaveCount(1);
+  }
+  await page.locator('input[name=model][value="e2e/multi-a"]').check();
+  await page.locator('input[name=model][value="e2e/multi-b"]').check();
+  await expect(page.locator('.models summary')).toHaveText('2 models');
+  await page.locator('textarea[name=prompt]').fill('Whoever is free.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('From a chosen model.');
+  // The studio sends one model a line; the horde's request carries the list (checked by the
+  // workers below, and in app/src/context.rs's tests).
+  expect(sent.map((r) => r.request.settings.models)).toEqual(['e2e/multi-a\ne2e/multi-b']);
+  expect(a.payloads.length + b.payloads.length).toBe(1);
+  expect(c.payloads).toEqual([]);
+  await expect(page.locator('.studio-footer .served')).toContainText(/e2e\/multi-[ab] on multi-[ab]/);
+
+  // The choice is kept; unticking one sends the other alone, and a model gone offline stays listed.
+  await page.reload();
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  await expect(page.locator('.models summary')).toHaveText('2 models');
+  await page.locator('.models summary').click();
+  await expect(page.locator('input[name=model][value="e2e/multi-a"]')).toBeChecked();
+  await page.locator('input[name=model][value="e2e/multi-a"]').uncheck();
+  await expect(page.locator('.models summary')).toHaveText('e2e/multi-b');
+  await page.locator('textarea[name=prompt]').fill('Again.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text').nth(1)).toHaveText('From a chosen model.');
+  expect(sent.at(-1).request.settings.models).toBe('e2e/multi-b');
+  expect(b.payloads.length).toBeGreaterThanOrEqual(1);
+  expect(c.payloads).toEqual([]);
+  // A stored choice no model on offer matches is listed as offline, so it can be unticked.
+  await page.evaluate((key) => {
+    const s = JSON.parse(localStorage.getItem(key));
+    localStorage.setItem(key, JSON.stringify({ ...s, models: 'e2e/multi-b\ne2e/gone' }));
+  }, SETTINGS_KEY);
+  await page.reload();
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  await page.locator('.models summary').click();
+  await expect(page.locator('.model-list label', { hasText: 'e2e/gone · offline' })).toHaveCount(1);
+  await page.locator('input[name=model][value="e2e/gone"]').uncheck();
+  await expect(page.locator('.models summary')).toHaveText('e2e/multi-b');
+});
+
+test("continue: the model goes on with its last turn, the prompt ending inside it", async ({ page, start }) => {
+  const replies = [' Hello', ' there, Ann.'];
+  const worker = await start(ScriptedWorker, { name: 'continue-worker', reply: () => replies.shift() || 'x', stepMs: 5 });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await setMode(page, 'chat');
+  await page.locator('input[name=user_name]').fill('Ann');
+  await page.locator('input[name=bot_name]').fill('Max');
+  await page.locator('textarea[name=prompt]').fill('Hi!');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Hello');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.locator('.turn.model .text')).toHaveText('Hello there, Ann.');
+  await expect(page.locator('.turn.model')).toHaveCount(1);
+  expect(worker.lastPrompt()).toBe('\nAnn: Hi!\nMax: Hello');
+});
+
+test('themes and text size: chosen in the settings, kept after a reload', async ({ page }) => {
+  await open(page);
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const textSize = () => page.locator('.transcript').evaluate((e) => getComputedStyle(e).fontSize);
+  await page.locator('summary', { hasText: 'Theme and text size' }).click();
+  const theme = page.locator('select[name=theme]');
+  await theme.selectOption('dark');
+  expect(await background()).toBe('rgb(21, 20, 27)');
+  await theme.selectOption('classic');
+  expect(await background()).toBe('rgb(48, 48, 48)');
+  await theme.selectOption('light');
+  expect(await background()).toBe('rgb(251, 250, 255)');
+  // Light stays light on a device that prefers dark.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  expect(await background()).toBe('rgb(251, 250, 255)');
+  await theme.selectOption('classic');
+  expect(await textSize()).toBe('16px');
+  await page.locator('select[name=font_size]').selectOption('24');
+  expect(await textSize()).toBe('24px');
+  await page.reload();
+  await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
+  await expect(page.locator('.studio')).toHaveAttribute('data-theme', 'classic');
+  expect(await background()).toBe('rgb(48, 48, 48)');
+  expect(await textSize()).toBe('24px');
+  // The controls show the stored choice; "Default" gives the browser's size back and "as the
+  // device" follows the device.
+  await page.locator('summary', { hasText: 'Theme and text size' }).click();
+  await expect(page.locator('select[name=theme]')).toHaveValue('classic');
+  await expect(page.locator('select[name=font_size]')).toHaveValue('24');
+  await page.locator('select[name=font_size]').selectOption('0');
+  expect(await textSize()).toBe('16px');
+  await page.locator('select[name=theme]').selectOption('');
+  expect(await background()).toBe('rgb(21, 20, 27)');
 });
 
 test('world info exports as JSON and imports into another story', async ({ page }) => {
@@ -337,15 +448,18 @@ test('on a phone the new panels fit the screen', async ({ page, start }) => {
   await page.locator('textarea[name=prompt]').fill('Hi.');
   await page.getByRole('button', { name: 'Send' }).click();
   await expect(page.locator('.md-view strong')).toHaveText('bold');
-  for (const panel of ['Settings', 'Export / import', 'World info files']) {
+  for (const panel of ['Settings', 'Theme and text size', 'Export / import', 'World info files']) {
     await page.locator('summary', { hasText: panel }).click();
   }
+  await page.locator('.models summary').click();
+  await expect(page.locator('input[name=model][value="e2e/scripted-7b"]')).toBeVisible();
   await expect(page.locator('input[name=import_file]')).toHaveCount(1);
   await expect(page.locator('input[name=ban_eos]')).toBeVisible();
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   expect(overflow).toBeLessThanOrEqual(0);
-  for (const name of ['sampler_order', 'top_a', 'import_file', 'import_world_info']) {
-    const box = await page.locator(`input[name=${name}]`).boundingBox();
+  await expect(page.locator('select[name=theme]')).toBeVisible();
+  for (const name of ['sampler_order', 'top_a', 'import_file', 'import_world_info', 'model']) {
+    const box = await page.locator(`input[name=${name}]`).first().boundingBox();
     expect(box.x + box.width, name).toBeLessThanOrEqual(390);
   }
 });

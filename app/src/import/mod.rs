@@ -98,9 +98,9 @@ pub fn import_file(name: &str, bytes: &[u8]) -> Result<Imported, ImportError> {
     if bytes.starts_with(png::SIGNATURE) {
         let json = png::card_json(bytes)?;
         let value: Value = serde_json::from_str(&json).map_err(|e| ImportError::BadCard(e.to_string()))?;
-        let mut imported = tavern::import_card(&value)?;
-        imported.left_out("the card's image (the studio has no place for a bot's avatar yet)");
-        return Ok(imported);
+        // The picture becomes the bot's avatar in the browser (app/js/studio-files.js), which
+        // says so.
+        return tavern::import_card(&value);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| ImportError::NotText)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);

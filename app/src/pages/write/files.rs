@@ -12,13 +12,16 @@
 //! - `story`, `settings`: the current story or the settings as the studio's JSON;
 //! - `import`: opens what was imported (the current story stays in the stories list) and
 //!   answers what came in and what did not;
-//! - `world_info`: adds the imported entries to the current story's world info, likewise.
+//! - `world_info`: adds the imported entries to the current story's world info, likewise;
+//! - `set_settings` (the settings as JSON, clamped here), `presets` (their names, one a line),
+//!   `preset` (applies the one named): the choices module (`app/js/studio-choices.js`).
 
 use leptos::prelude::*;
 
 use super::state::Studio;
 use crate::browser;
 use crate::import::Imported;
+use crate::story::{GenSettings, PRESETS};
 
 /// Answers the files module's `horde-studio` events for as long as the page lives.
 pub(super) fn answer_files_module(studio: Studio) {
@@ -33,6 +36,20 @@ pub(super) fn answer_files_module(studio: Studio) {
                 Ok(imported) => studio.take_import(imported),
                 Err(e) => e,
             },
+            // The choices module (app/js/studio-choices.js).
+            "set_settings" => {
+                if let Ok(settings) = serde_json::from_str::<GenSettings>(&json) {
+                    studio.settings.set(settings.clamped());
+                }
+                String::new()
+            }
+            "presets" => PRESETS.map(|p| p.name).join("\n"),
+            "preset" => {
+                if let Some(p) = PRESETS.iter().find(|p| p.name == json) {
+                    studio.settings.update(|s| s.apply(p));
+                }
+                String::new()
+            }
             "world_info" => match Imported::from_json(&json) {
                 Ok(imported) => {
                     let summary = imported.summary();

@@ -21,7 +21,7 @@ use crate::story::{History, Mode};
 use crate::Session;
 use background::Background;
 use files::ExportImport;
-use settings::Settings;
+use settings::{Looks, Settings};
 use state::Studio;
 use transcript::{Footer, PendingTurn, Transcript};
 
@@ -45,7 +45,12 @@ pub fn WritePage() -> impl IntoView {
         Mode::Chat | Mode::Instruct => "Your message…",
     };
     view! {
-        <section class="studio" data-mode=move || mode().key()>
+        <section
+            class="studio"
+            data-mode=move || mode().key()
+            data-theme=move || studio.settings.with(|s| s.theme.clone())
+            data-text-size=move || studio.settings.with(|s| s.font_size.to_string())
+        >
             <div class="toolbar">
                 <select
                     name="mode"
@@ -118,6 +123,7 @@ pub fn WritePage() -> impl IntoView {
                                 Either::Right(view! {
                                     <button type="submit" class="primary" title="Enter sends, Shift+Enter for a new line">"Send"</button>
                                     <button type="button" class="ghost" on:click=move |_| studio.retry()>"Retry"</button>
+                                    <button type="button" class="ghost" title="The model goes on with its last reply" on:click=move |_| studio.continue_turn()>"Continue"</button>
                                 })
                             }}
                         </div>
@@ -126,7 +132,8 @@ pub fn WritePage() -> impl IntoView {
                 </div>
                 <aside class="panel">
                     <Background studio/>
-                    <Settings studio/>
+                    <Settings/>
+                    <Looks/>
                     <ExportImport studio/>
                 </aside>
             </div>
@@ -147,18 +154,9 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
         })
     };
     Effect::new(move |_| refresh());
-    let models = move || offer.with(|o| o.models.clone());
     let workers = move || offer.with(|o| o.workers.clone());
     view! {
-        <select
-            name="model"
-            aria-label="Model"
-            on:change=move |ev| settings.update(|s| s.model = event_target_value(&ev))
-            prop:value=move || settings.with(|s| s.model.clone())
-        >
-            <option value="">"Any model"</option>
-            {move || options(models(), &settings.with(|s| s.model.clone()))}
-        </select>
+        <ModelChoice studio/>
         <select
             name="worker"
             aria-label="Worker"
@@ -169,5 +167,25 @@ fn ModelPicker(studio: Studio, offer: RwSignal<TextOffer>) -> impl IntoView {
             {move || options(workers(), &settings.with(|s| s.worker.clone()))}
         </select>
         <button class="ghost" title="Refresh models and workers" on:click=move |_| refresh()>"↻"</button>
+    }
+}
+
+/// The models a request may go to, several at once (the request's `models` list). The summary
+/// is the page's; the list (a checkbox per model on offer, labelled with its workers, queue and
+/// wait) is drawn by the on-demand module `app/js/studio-choices.js` when it is opened.
+#[component]
+fn ModelChoice(studio: Studio) -> impl IntoView {
+    let summary = move || {
+        studio.settings.with(|s| match s.models.split('\n').count() {
+            _ if s.models.is_empty() => "Any model".to_string(),
+            1 => s.models.clone(),
+            n => format!("{n} models"),
+        })
+    };
+    view! {
+        <details class="models" data-lazy="studio-choices">
+            <summary title="The models this story may be written by">{summary}</summary>
+            <div class="model-list" data-choices="models"></div>
+        </details>
     }
 }

@@ -23,6 +23,8 @@ pub struct Pending {
     pub wait_time: i64,
     pub writing: bool,
     pub kudos: f64,
+    /// The reply goes on with the model's last turn instead of being a new one.
+    pub continuing: bool,
 }
 
 /// The text of a `delta` or `reset` stream event (its other fields are not needed here).
@@ -210,7 +212,20 @@ impl Studio {
             self.error.set(Some("Write something first.".into()));
             return;
         }
-        self.generate();
+        self.generate(false);
+    }
+
+    /// Asks the model to go on with its last turn (chat and instruct: the prompt ends inside
+    /// that turn, without the cue for a new one); the reply is added to that turn.
+    pub(super) fn continue_turn(self) {
+        if self.busy() {
+            return;
+        }
+        if !self.story.with_untracked(|s| s.turns.last().is_some_and(|t| t.role == Role::Model)) {
+            self.error.set(Some("There is no reply of the model's to continue.".into()));
+            return;
+        }
+        self.generate(true);
     }
 
     /// Drops the last model turn and asks again.
@@ -223,20 +238,29 @@ impl Studio {
                 t.pop();
             });
         }
-        self.generate();
+        self.generate(false);
     }
 
-    fn generate(self) {
+    fn generate(self, continuing: bool) {
         self.error.set(None);
-        let request = context::text_request(&self.story.get_untracked(), &self.settings.get_untracked());
+        let (story, settings) = (self.story.get_untracked(), self.settings.get_untracked());
+        let request = if continuing {
+            context::continue_request(&story, &settings)
+        } else {
+            context::text_request(&story, &settings)
+        };
         let key = self.session.api_key.get_untracked();
-        self.pending.set(Some(Pending::default()));
+        self.pending.set(Some(Pending {
+            continuing,
+            ..Pending::default()
+        }));
         spawn_local(async move {
             match api::call(api::SubmitText { api_key: key, request }).await {
                 Ok(sub) => {
                     self.pending.set(Some(Pending {
                         id: sub.id.clone(),
                         kudos: sub.kudos,
+                        continuing,
                         ..Pending::default()
                     }));
                     if !sub.possible {
@@ -355,6 +379,7 @@ impl Studio {
     /// The request is over: its text becomes the model's turn.
     fn finish(self, status: TextProgress) {
         self.stream.set_value(None);
+        let continuing = self.pending.with_untracked(|p| p.as_ref().is_some_and(|p| p.continuing));
         self.pending.set(None);
         if let Some(g) = status.generations.into_iter().next() {
             let text = self
@@ -366,10 +391,27 @@ impl Studio {
                 model: g.model,
                 kudos: status.kudos,
             };
-            self.change_turns(|t| t.push(Turn::model(text, Some(provenance))));
+            self.take_reply(continuing, &g.text, text, Some(provenance));
         } else if status.faulted {
             self.error.set(Some("No worker could finish this request.".into()));
         }
+    }
+
+    /// The model's reply (`raw` as written, `text` cleaned) becomes a new turn, or, continuing,
+    /// goes on the end of the last one (after a space where the reply began with one).
+    fn take_reply(self, continuing: bool, raw: &str, text: String, provenance: Option<Provenance>) {
+        self.change_turns(|t| match t.last_mut() {
+            Some(last) if continuing && last.role == Role::Model => {
+                if raw.starts_with(char::is_whitespace) && !text.starts_with(char::is_whitespace) {
+                    last.text.push(' ');
+                }
+                last.text.push_str(&text);
+                if provenance.is_some() {
+                    last.provenance = provenance;
+                }
+            }
+            _ => t.push(Turn::model(text, provenance)),
+        });
     }
 
     /// Cancels the request; what was written so far is kept.
@@ -381,9 +423,9 @@ impl Studio {
             return;
         }
         self.stream.set_value(None);
-        let streamed = self
+        let (streamed, continuing) = self
             .pending
-            .with_untracked(|p| p.as_ref().map(|p| p.text.clone()).unwrap_or_default());
+            .with_untracked(|p| p.as_ref().map(|p| (p.text.clone(), p.continuing)).unwrap_or_default());
         spawn_local(async move {
             match api::call(api::CancelText { id }).await {
                 // The worker may not have submitted yet: keep what was streamed.
@@ -392,7 +434,7 @@ impl Studio {
                     let text = self
                         .story
                         .with_untracked(|s| clean_reply(s, &self.settings.get_untracked(), &streamed));
-                    self.change_turns(|t| t.push(Turn::model(text, None)));
+                    self.take_reply(continuing, &streamed, text, None);
                 }
                 Ok(status) => self.finish(status),
                 Err(e) => {

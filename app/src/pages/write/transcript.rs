@@ -14,7 +14,9 @@ pub(super) fn Transcript(studio: Studio) -> impl IntoView {
     let editing = RwSignal::new(None::<usize>);
     let edit_text = RwSignal::new(String::new());
     view! {
-        <div class="transcript" aria-live="polite">
+        // `data-avatar`: the bot's picture, which the Markdown module (app/js/studio-markdown.js)
+        // shows beside the bot's name in chat.
+        <div class="transcript" aria-live="polite" data-avatar=move || story.with(|s| s.bot_avatar.clone())>
             {move || {
                 let s = story.get();
                 if s.turns.is_empty() {
