@@ -331,7 +331,7 @@ pub async fn image_choices() -> Result<Vec<Choice>, ServerFnError> {
 /// Queues a text request for the key's account (anonymous when empty).
 #[server(prefix = "/ui/api", endpoint = "submit_text", input = Json)]
 pub async fn submit_text(api_key: String, request: StudioTextRequest) -> Result<Submitted, ServerFnError> {
-    use horde_core::TextSubmission;
+    use horde_core::Submission;
     let horde = server::horde()?;
     let user = server::user(&horde, &api_key).await?;
     match horde
@@ -339,8 +339,8 @@ pub async fn submit_text(api_key: String, request: StudioTextRequest) -> Result<
         .await
         .map_err(server::failed)?
     {
-        TextSubmission::Queued(a) => Ok(server::submitted(a)),
-        TextSubmission::DryRun(_) => Err(ServerFnError::new("The studio does not send dry runs.")),
+        Submission::Queued(a) => Ok(server::submitted(a)),
+        Submission::DryRun(_) => Err(ServerFnError::new("The studio does not send dry runs.")),
     }
 }
 
@@ -488,7 +488,7 @@ fn image_progress(s: horde_protocol::image::ImageStatus) -> ImageProgress {
 /// What an image request would cost (a dry run; nothing is queued or charged).
 #[server(prefix = "/ui/api", endpoint = "image_price", input = Json)]
 pub async fn image_price(api_key: String, request: horde_protocol::image::GenerateImageRequest) -> Result<f64, ServerFnError> {
-    use horde_core::TextSubmission;
+    use horde_core::Submission;
     let horde = server::horde()?;
     let user = server::user(&horde, &api_key).await?;
     let request = horde_protocol::image::GenerateImageRequest {
@@ -500,15 +500,15 @@ pub async fn image_price(api_key: String, request: horde_protocol::image::Genera
         .await
         .map_err(server::failed)?
     {
-        TextSubmission::DryRun(kudos) => Ok(kudos),
-        TextSubmission::Queued(_) => Err(ServerFnError::new("The dry run was queued.")),
+        Submission::DryRun(kudos) => Ok(kudos),
+        Submission::Queued(_) => Err(ServerFnError::new("The dry run was queued.")),
     }
 }
 
 /// Queues an image request; its images come back as links on this horde.
 #[server(prefix = "/ui/api", endpoint = "submit_image", input = Json)]
 pub async fn submit_image(api_key: String, request: horde_protocol::image::GenerateImageRequest) -> Result<Submitted, ServerFnError> {
-    use horde_core::TextSubmission;
+    use horde_core::Submission;
     let horde = server::horde()?;
     let user = server::user(&horde, &api_key).await?;
     let request = horde_protocol::image::GenerateImageRequest {
@@ -521,8 +521,8 @@ pub async fn submit_image(api_key: String, request: horde_protocol::image::Gener
         .await
         .map_err(server::failed)?
     {
-        TextSubmission::Queued(a) => Ok(server::submitted(a)),
-        TextSubmission::DryRun(_) => Err(ServerFnError::new("The request was a dry run.")),
+        Submission::Queued(a) => Ok(server::submitted(a)),
+        Submission::DryRun(_) => Err(ServerFnError::new("The request was a dry run.")),
     }
 }
 

@@ -33,7 +33,7 @@ pub mod workers;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::HordeConfig;
 pub use error::{ErrorClass, HordeError, Result};
-pub use horde::{AccountSpec, Horde, TextSubmission};
+pub use horde::{AccountSpec, Horde};
 pub use lifecycle::{Accepted, RequestKind, Submission};
 pub use state::State;
 pub use store::Store;

@@ -53,9 +53,6 @@ use crate::{HordeError, Result};
 pub use accounts::AccountSpec;
 pub use drain::DrainReport;
 
-/// Outcome of a generation request (text or image): queued, or priced on a dry run.
-pub type TextSubmission = crate::lifecycle::Submission;
-
 /// The horde.
 pub struct Horde {
     replica: Replica<HordeMachine>,
