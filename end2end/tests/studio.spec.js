@@ -279,7 +279,10 @@ test("continue: the model goes on with its last turn, the prompt ending inside i
   await page.getByRole('button', { name: 'Send' }).click();
   await expect(page.locator('.turn.model .text')).toHaveText('Hello');
   await page.getByRole('button', { name: 'Continue' }).click();
-  await expect(page.locator('.turn.model .text')).toHaveText('Hello there, Ann.');
+  // While the continuation streams, its pending turn is a second `.turn.model .text` (a strict
+  // locator fails at once on two matches): the finished turns are the ones not pending.
+  await expect(page.locator('.turn.model:not(.pending) .text')).toHaveText('Hello there, Ann.');
+  await expect(page.locator('.turn.model.pending')).toHaveCount(0);
   await expect(page.locator('.turn.model')).toHaveCount(1);
   expect(worker.lastPrompt()).toBe('\nAnn: Hi!\nMax: Hello');
 });
