@@ -259,8 +259,8 @@ async fn an_upscaler_form_uploads_the_upscaled_image_and_too_many_tiles_fault() 
     let shared: Shared = Arc::default();
     let base = fake_horde(shared.clone()).await;
     let small = image::RgbImage::from_fn(20, 12, |x, y| image::Rgb([(x * 12) as u8, (y * 20) as u8, 99]));
-    // 513 pixels wide: two 512×512 tiles, over this worker's one.
-    let wide = image::RgbImage::from_pixel(513, 4, image::Rgb([1, 2, 3]));
+    // 513×513 pixels: two 512×512 tiles by area (as the horde counts them), over this worker's one.
+    let wide = image::RgbImage::from_pixel(513, 513, image::Rgb([1, 2, 3]));
     {
         let mut s = script(&shared);
         s.sources.insert("small.png".into(), png(&small));
