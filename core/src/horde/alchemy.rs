@@ -24,12 +24,7 @@ impl Horde {
 
     /// `GET /interrogate/status/{id}`; image results link under `base`.
     pub async fn alchemy_status(&self, id: &str, base: &str) -> Result<AlchemyStatusResponse> {
-        let id = Self::parse_request_id(id)?;
-        let now = self.now_ms();
-        let mut s = self.synced().await?;
-        let secs = s.cfg.download_url_secs;
-        let link = |job: &Uuid| self.link_with(base, LinkPurpose::Download, job, secs);
-        s.status::<AlchemyKind>(&id, now, &link)
+        self.status_with_links::<AlchemyKind>(id, base).await
     }
 
     /// `DELETE /interrogate/status/{id}`.

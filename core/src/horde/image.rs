@@ -52,12 +52,18 @@ impl Horde {
 
     /// `GET /generate/status/{id}`; image links point at `base`.
     pub async fn image_status(&self, id: &str, base: &str) -> Result<ImageStatus> {
+        self.status_with_links::<ImageKind>(id, base).await
+    }
+
+    /// The status of a request of kind `K` whose results are images, linked for download under
+    /// `base`.
+    pub(super) async fn status_with_links<K: crate::lifecycle::RequestKind>(&self, id: &str, base: &str) -> Result<K::Status> {
         let id = Self::parse_request_id(id)?;
         let now = self.now_ms();
         let mut s = self.synced().await?;
         let secs = s.cfg.download_url_secs;
         let link = |job: &Uuid| self.link_with(base, LinkPurpose::Download, job, secs);
-        s.status::<ImageKind>(&id, now, &link)
+        s.status::<K>(&id, now, &link)
     }
 
     /// `DELETE /generate/status/{id}`.
