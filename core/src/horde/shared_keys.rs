@@ -133,6 +133,32 @@ impl Horde {
         Ok(())
     }
 
+    /// Whether `key` may pay for a request now: usable, not kept for styles only (unless it is
+    /// the requested style's own, `for_style`), and its owner still there.
+    async fn admit_shared_key(&self, key: &SharedKey, for_style: bool) -> Result<()> {
+        key.check_usable(self.now_ms())?;
+        if !for_style {
+            self.check_not_assigned(key).await?;
+        }
+        if !self.ensure_user(key.user_id).await? {
+            return Err(HordeError::InvalidApiKey);
+        }
+        Ok(())
+    }
+
+    /// Submits `req` as `key`'s owner once its dry-run price fits the key, and counts what it
+    /// costs against the key (a dry run answers that price).
+    async fn submit_within_key<R: KeyedRequest>(&self, key: &SharedKey, req: R, ip: Option<IpAddr>) -> Result<Submission> {
+        let price = Self::dry_price(req.probe().submit(self, key.user_id, ip).await?);
+        if req.is_dry_run() {
+            return Ok(Submission::DryRun(price));
+        }
+        key.check_price(price)?;
+        let out = req.submit(self, key.user_id, ip).await?;
+        self.spend(key, &out).await?;
+        Ok(out)
+    }
+
     /// `POST /generate/async` with a shared key: the owner's request, within the key's limits
     /// (the per-job ones waived when the key is the requested style's own, `for_style`).
     pub async fn generate_image_shared(
@@ -142,13 +168,7 @@ impl Horde {
         ip: Option<IpAddr>,
         for_style: bool,
     ) -> Result<Submission> {
-        key.check_usable(self.now_ms())?;
-        if !for_style {
-            self.check_not_assigned(&key).await?;
-        }
-        if !self.ensure_user(key.user_id).await? {
-            return Err(HordeError::InvalidApiKey);
-        }
+        self.admit_shared_key(&key, for_style).await?;
         let req = self.styled_image_request(req).await?;
         let p = req.params.as_ref();
         let pixels = p
@@ -158,18 +178,7 @@ impl Horde {
         if !for_style {
             key.check_image_job(pixels, p.and_then(|p| p.steps).unwrap_or(30))?;
         }
-        let probe = GenerateImageRequest {
-            dry_run: Some(true),
-            ..req.clone()
-        };
-        let price = Self::dry_price(self.generate_image(key.user_id, probe, ip).await?);
-        if req.dry_run == Some(true) {
-            return Ok(Submission::DryRun(price));
-        }
-        key.check_price(price)?;
-        let out = self.generate_image(key.user_id, req, ip).await?;
-        self.spend(&key, &out).await?;
-        Ok(out)
+        self.submit_within_key(&key, req, ip).await
     }
 
     /// `POST /generate/text/async` with a shared key (see [`Horde::generate_image_shared`]).
@@ -180,33 +189,56 @@ impl Horde {
         ip: Option<IpAddr>,
         for_style: bool,
     ) -> Result<Submission> {
-        key.check_usable(self.now_ms())?;
-        if !for_style {
-            self.check_not_assigned(&key).await?;
-        }
-        if !self.ensure_user(key.user_id).await? {
-            return Err(HordeError::InvalidApiKey);
-        }
+        self.admit_shared_key(&key, for_style).await?;
         let req = self.styled_text_request(req).await?;
         if !for_style {
             key.check_text_job(req.params.as_ref().and_then(|p| p.max_length).unwrap_or(80))?;
         }
-        let probe = GenerateTextRequest {
-            dry_run: Some(true),
-            ..req.clone()
-        };
-        let price = Self::dry_price(self.generate_text(key.user_id, probe, ip).await?);
-        if req.dry_run == Some(true) {
-            return Ok(Submission::DryRun(price));
-        }
-        key.check_price(price)?;
-        let out = self.generate_text(key.user_id, req, ip).await?;
-        self.spend(&key, &out).await?;
-        Ok(out)
+        self.submit_within_key(&key, req, ip).await
     }
 
     /// `sharedkey_ids` of a user's details (for the owner and moderators).
     pub async fn shared_key_ids(&self, user_id: i64) -> Result<Vec<String>> {
         self.store.shared_key_ids(user_id).await
+    }
+}
+
+/// A generation request a shared key can pay for: its dry-run copy and its submission.
+trait KeyedRequest: Sized {
+    /// The same request as a dry run (priced, not queued).
+    fn probe(&self) -> Self;
+    /// Whether the client asked for a dry run.
+    fn is_dry_run(&self) -> bool;
+    /// Submits it as `user_id`.
+    async fn submit(self, horde: &Horde, user_id: i64, ip: Option<IpAddr>) -> Result<Submission>;
+}
+
+impl KeyedRequest for GenerateImageRequest {
+    fn probe(&self) -> Self {
+        Self {
+            dry_run: Some(true),
+            ..self.clone()
+        }
+    }
+    fn is_dry_run(&self) -> bool {
+        self.dry_run == Some(true)
+    }
+    async fn submit(self, horde: &Horde, user_id: i64, ip: Option<IpAddr>) -> Result<Submission> {
+        horde.generate_image(user_id, self, ip).await
+    }
+}
+
+impl KeyedRequest for GenerateTextRequest {
+    fn probe(&self) -> Self {
+        Self {
+            dry_run: Some(true),
+            ..self.clone()
+        }
+    }
+    fn is_dry_run(&self) -> bool {
+        self.dry_run == Some(true)
+    }
+    async fn submit(self, horde: &Horde, user_id: i64, ip: Option<IpAddr>) -> Result<Submission> {
+        horde.generate_text(user_id, self, ip).await
     }
 }
