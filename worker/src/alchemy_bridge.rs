@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::backend::{AlchemyBackend, AlchemyJob, FormResult};
 use crate::client::{ClientError, HordeClient};
 use crate::config::WorkerConfig;
+use crate::job_loop::lock_stats as lock;
 use crate::job_loop::{self, JobKind, LoopSettings, Submitted};
 
 /// Largest source image downloaded (the public horde takes sources up to 5 MB; links may serve
@@ -37,19 +38,11 @@ pub struct AlchemyBridge {
     jobs: AlchemyJobs,
 }
 
-fn lock(stats: &Mutex<AlchemyStats>) -> std::sync::MutexGuard<'_, AlchemyStats> {
-    stats.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl AlchemyBridge {
     pub fn new(cfg: WorkerConfig, backend: Arc<dyn AlchemyBackend>) -> Result<Self, ClientError> {
         let client = HordeClient::new(&cfg.url, &cfg.api_key)?;
         Ok(Self {
-            settings: LoopSettings {
-                threads: cfg.threads,
-                idle_interval: cfg.idle_interval,
-                name: cfg.name.clone(),
-            },
+            settings: LoopSettings::of(&cfg),
             jobs: AlchemyJobs {
                 client: client.clone(),
                 cfg,

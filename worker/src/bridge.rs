@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::backend::{TextBackend, TextJob};
 use crate::client::{ClientError, HordeClient};
 use crate::config::WorkerConfig;
+use crate::job_loop::lock_stats as lock;
 use crate::job_loop::{self, JobKind, LoopSettings, Submitted};
 
 /// What the bridge has done.
@@ -44,19 +45,11 @@ pub struct Bridge {
     jobs: TextJobs,
 }
 
-fn lock(stats: &Mutex<BridgeStats>) -> std::sync::MutexGuard<'_, BridgeStats> {
-    stats.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Bridge {
     pub fn new(cfg: WorkerConfig, backend: Arc<dyn TextBackend>) -> Result<Self, ClientError> {
         let client = HordeClient::new(&cfg.url, &cfg.api_key)?;
         Ok(Self {
-            settings: LoopSettings {
-                threads: cfg.threads,
-                idle_interval: cfg.idle_interval,
-                name: cfg.name.clone(),
-            },
+            settings: LoopSettings::of(&cfg),
             jobs: TextJobs {
                 client: client.clone(),
                 cfg,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::client::{ClientError, HordeClient};
 use crate::config::WorkerConfig;
 use crate::image_model::{FinishedImage, ImageBackend, ImageJob};
+use crate::job_loop::lock_stats as lock;
 use crate::job_loop::{self, JobKind, LoopSettings, Submitted};
 use base64::Engine;
 use horde_protocol::image::{ImagePopRequest, ImageSubmitRequest};
@@ -30,19 +31,11 @@ pub struct ImageBridge {
     jobs: ImageJobs,
 }
 
-fn lock(stats: &Mutex<ImageBridgeStats>) -> std::sync::MutexGuard<'_, ImageBridgeStats> {
-    stats.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl ImageBridge {
     pub fn new(cfg: WorkerConfig, backend: Arc<dyn ImageBackend>) -> Result<Self, ClientError> {
         let client = HordeClient::new(&cfg.url, &cfg.api_key)?;
         Ok(Self {
-            settings: LoopSettings {
-                threads: cfg.threads,
-                idle_interval: cfg.idle_interval,
-                name: cfg.name.clone(),
-            },
+            settings: LoopSettings::of(&cfg),
             jobs: ImageJobs {
                 client: client.clone(),
                 cfg,

@@ -49,6 +49,22 @@ pub struct LoopSettings {
     pub name: String,
 }
 
+impl LoopSettings {
+    /// A worker's loop settings, from its configuration.
+    pub fn of(cfg: &crate::config::WorkerConfig) -> Self {
+        Self {
+            threads: cfg.threads,
+            idle_interval: cfg.idle_interval,
+            name: cfg.name.clone(),
+        }
+    }
+}
+
+/// A bridge's counters, locked (a panic while they were held leaves them as they were).
+pub fn lock_stats<T>(stats: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    stats.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `kind` until `shutdown` resolves; then enters maintenance, finishes running jobs and
 /// returns.
 pub async fn run<K: JobKind>(kind: &K, client: &HordeClient, settings: &LoopSettings, shutdown: impl Future<Output = ()>) {
