@@ -64,7 +64,7 @@ impl Default for HordeConfig {
             text_memory_cap_bytes: 1024 * 1024 * 1024,
             account_text_memory_cap_bytes: 16 * 1024 * 1024,
             max_source_image_bytes: 5 * 1024 * 1024,
-            max_result_image_bytes: 10 * 1024 * 1024,
+            max_result_image_bytes: 40 * 1024 * 1024,
             upload_url_secs: 30 * 60,
             download_url_secs: 20 * 60,
             allow_loopback_http_webhooks: false,

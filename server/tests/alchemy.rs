@@ -6,6 +6,7 @@ mod common;
 
 use base64::Engine;
 use common::{Db, Server};
+use image::ImageEncoder;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -14,6 +15,27 @@ fn webp(seed: u8) -> Vec<u8> {
     image::RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 8, y as u8 * 8, seed]))
         .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::WebP)
         .expect("webp");
+    bytes
+}
+
+/// A PNG of noise larger than any JSON body (10 MiB): an upscaled result as big as real ones get.
+fn large_png() -> Vec<u8> {
+    let mut state = 0x9e37_79b9_u32;
+    let img = image::RgbImage::from_fn(2048, 1800, |_, _| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let [a, b, c, _] = state.to_le_bytes();
+        image::Rgb([a, b, c])
+    });
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut bytes,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::NoFilter,
+    )
+    .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+    .expect("png");
     bytes
 }
 
@@ -122,7 +144,8 @@ async fn round_trip(db: Db) {
         )
         .await;
     assert_eq!((st, e["rc"].as_str()), (400, Some("ImageNotUploaded")), "{e}");
-    let big = webp(3);
+    let big = large_png();
+    assert!(big.len() > 10 * 1024 * 1024, "{} bytes", big.len());
     let put = s.client.put(&upload).body(big.clone()).send().await.expect("put");
     assert_eq!(put.status().as_u16(), 200);
     let (st, r) = s

@@ -8,6 +8,7 @@ use crate::backend::{AlchemyBackend, AlchemyJob, FormResult};
 use crate::caption::Captioner;
 use crate::diffusion::pipeline::RgbImage;
 use crate::image_model::{encode_webp, NsfwClassifier};
+use crate::post_processing::{encode_rgba_webp, PostProcessors};
 use crate::u2net::U2Net;
 use crate::upscale::RrdbNet;
 
@@ -19,9 +20,8 @@ pub const MAX_SOURCE_SIDE: u32 = 8192;
 /// The forms one worker serves.
 pub struct Alchemist {
     nsfw: Option<(Box<dyn NsfwClassifier>, f32)>,
-    /// Upscalers by the form name they serve.
-    upscalers: Vec<(String, RrdbNet)>,
-    background: Option<U2Net>,
+    /// Upscalers and the background remover, shared with the image bridge.
+    post: PostProcessors,
     captioner: Option<Captioner>,
     max_tiles: i64,
 }
@@ -31,8 +31,7 @@ impl Alchemist {
     pub fn new(max_tiles: i64) -> Self {
         Self {
             nsfw: None,
-            upscalers: vec![],
-            background: None,
+            post: PostProcessors::default(),
             captioner: None,
             max_tiles,
         }
@@ -40,7 +39,13 @@ impl Alchemist {
 
     /// Serves the post-processing form `form` (`RealESRGAN_x4plus`, …) with `net`.
     pub fn with_upscaler(mut self, form: &str, net: RrdbNet) -> Self {
-        self.upscalers.push((form.to_string(), net));
+        self.post = self.post.with_upscaler(form, net);
+        self
+    }
+
+    /// Serves a form for each of `post`'s models (upscalers, `strip_background`).
+    pub fn with_post_processors(mut self, post: PostProcessors) -> Self {
+        self.post = post;
         self
     }
 
@@ -52,7 +57,7 @@ impl Alchemist {
 
     /// Serves `strip_background` with `net`.
     pub fn with_background_remover(mut self, net: U2Net) -> Self {
-        self.background = Some(net);
+        self.post = self.post.with_background_remover(net);
         self
     }
 
@@ -80,14 +85,9 @@ impl Alchemist {
     }
 
     fn strip_background(&self, image: &RgbImage) -> Result<FormResult, String> {
-        let net = self.background.as_ref().ok_or("this worker has no background remover")?;
+        let net = self.post.background().ok_or("this worker has no background remover")?;
         self.check_tiles(image)?;
-        let cut = net.strip_background(image)?;
-        let mut out = std::io::Cursor::new(Vec::new());
-        image::codecs::webp::WebPEncoder::new_lossless(&mut out)
-            .encode(cut.as_raw(), cut.width(), cut.height(), image::ExtendedColorType::Rgba8)
-            .map_err(|e| format!("WebP encoding failed: {e}"))?;
-        Ok(FormResult::Image(out.into_inner()))
+        Ok(FormResult::Image(encode_rgba_webp(&net.strip_background(image)?)?))
     }
 
     fn upscale(&self, net: &RrdbNet, image: &RgbImage) -> Result<FormResult, String> {
@@ -137,10 +137,7 @@ impl AlchemyBackend for Alchemist {
         if self.nsfw.is_some() {
             forms.push("nsfw".to_string());
         }
-        forms.extend(self.upscalers.iter().map(|(name, _)| name.clone()));
-        if self.background.is_some() {
-            forms.push("strip_background".to_string());
-        }
+        forms.extend(self.post.names());
         if self.captioner.is_some() {
             forms.push("caption".to_string());
         }
@@ -157,8 +154,8 @@ impl AlchemyBackend for Alchemist {
             "nsfw" => self.nsfw(&image),
             "strip_background" => self.strip_background(&image),
             "caption" => self.caption(&image),
-            other => match self.upscalers.iter().find(|(name, _)| name == other) {
-                Some((_, net)) => self.upscale(net, &image),
+            other => match self.post.upscaler(other) {
+                Some(net) => self.upscale(net, &image),
                 None => Err(format!("this worker does not run the form {other}")),
             },
         }

@@ -96,14 +96,16 @@ pub struct Args {
     /// the horde counts them (1 to 256, default 16).
     #[arg(long, env = "HORDE_MAX_TILES")]
     pub max_tiles: Option<i64>,
-    /// An upscaler the alchemist serves, as FORM=FILE (repeatable): FORM a post-processor name
+    /// An upscaler the alchemist serves, and image requests' `post_processing` on this worker's
+    /// image models, as FORM=FILE (repeatable): FORM a post-processor name
     /// of the horde (RealESRGAN_x4plus, RealESRGAN_x2plus, RealESRGAN_x4plus_anime_6B,
     /// 4x_AnimeSharp, …), FILE the RRDBNet weights as safetensors with Real-ESRGAN's names
     /// (conv_first, body.N.rdbK.convJ, …; `params_ema.` prefix allowed).
     #[arg(long = "upscaler", env = "HORDE_UPSCALERS", value_delimiter = ',')]
     pub upscalers: Vec<String>,
     /// U²-Net weights (safetensors with U²-Net's names: stage1.rebnconvin.conv_s1.weight, …,
-    /// outconv.weight; u2net or u2netp) for the alchemist's `strip_background` form.
+    /// outconv.weight; u2net or u2netp) for the alchemist's `strip_background` form and image
+    /// requests' `strip_background` post-processing.
     #[arg(long, env = "HORDE_BACKGROUND_MODEL")]
     pub background_model: Option<PathBuf>,
     /// A BLIP captioning checkout directory (Hugging Face's Salesforce/blip-image-captioning-base

@@ -1,6 +1,7 @@
 //! The image bridge: pops image jobs (a batch of ids per pop), generates them one job at a time
 //! per slot, uploads each WebP to its job's upload link (or sends it inline as base64 when the
-//! horde gives none) and submits, on the shared loop (`job_loop`).
+//! horde gives none) and submits, on the shared loop (`job_loop`). Images whose request asks for
+//! `post_processing` go through this worker's post-processors (`post_processing`) first.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use crate::config::WorkerConfig;
 use crate::image_model::{FinishedImage, ImageBackend, ImageJob};
 use crate::job_loop::lock_stats as lock;
 use crate::job_loop::{self, JobKind, LoopSettings, Submitted};
+use crate::post_processing::PostProcessors;
 use base64::Engine;
 use horde_protocol::image::{ImagePopRequest, ImageSubmitRequest};
 
@@ -40,10 +42,18 @@ impl ImageBridge {
                 client: client.clone(),
                 cfg,
                 backend,
+                post: PostProcessors::default(),
                 stats: Arc::default(),
             },
             client,
         })
+    }
+
+    /// Runs requests' `post_processing` with `post`'s models, and says so in pops
+    /// (`allow_post_processing`) when there is any.
+    pub fn with_post_processors(mut self, post: PostProcessors) -> Self {
+        self.jobs.post = post;
+        self
     }
 
     pub fn stats(&self) -> ImageBridgeStats {
@@ -63,6 +73,7 @@ struct ImageJobs {
     client: HordeClient,
     cfg: WorkerConfig,
     backend: Arc<dyn ImageBackend>,
+    post: PostProcessors,
     stats: Arc<Mutex<ImageBridgeStats>>,
 }
 
@@ -82,7 +93,7 @@ impl ImageJobs {
             allow_img2img: Some(true),
             allow_painting: Some(false),
             allow_unsafe_ipaddr: Some(true),
-            allow_post_processing: Some(false),
+            allow_post_processing: Some(!self.post.is_empty()),
             allow_controlnet: Some(false),
             allow_sdxl_controlnet: Some(false),
             allow_lora: Some(false),
@@ -126,6 +137,7 @@ impl JobKind for ImageJobs {
         run_job(
             self.client.clone(),
             self.backend.clone(),
+            self.post.clone(),
             self.stats.clone(),
             popped.job,
             popped.uploads,
@@ -150,6 +162,7 @@ impl JobKind for ImageJobs {
 async fn run_job(
     client: HordeClient,
     backend: Arc<dyn ImageBackend>,
+    post: PostProcessors,
     stats: Arc<Mutex<ImageBridgeStats>>,
     job: ImageJob,
     uploads: Vec<String>,
@@ -158,12 +171,17 @@ async fn run_job(
     let for_backend = job.clone();
     let generated = tokio::task::spawn_blocking(move || {
         let mut last_log = Instant::now();
-        backend.generate(&for_backend, &mut |done, total| {
+        let images = backend.generate(&for_backend, &mut |done, total| {
             if last_log.elapsed() >= Duration::from_secs(10) {
                 tracing::info!(job = %for_backend.ids[0], done, total, "generating");
                 last_log = Instant::now();
             }
-        })
+        })?;
+        let asked = &for_backend.payload.post_processing;
+        Ok(images
+            .into_iter()
+            .map(|image| post_process(&post, asked, image))
+            .collect::<Vec<_>>())
     })
     .await
     .unwrap_or_else(|e| Err(format!("generation crashed: {e}")));
@@ -199,6 +217,32 @@ async fn run_job(
             }
         }
     }
+}
+
+/// `image` through the post-processors `asked` names (none for a censored image). When
+/// post-processing fails the generated image is kept, and its metadata says why.
+fn post_process(post: &PostProcessors, asked: &[String], mut image: FinishedImage) -> FinishedImage {
+    if asked.is_empty() || image.censored {
+        return image;
+    }
+    let processed = crate::alchemy::decode(&image.webp).and_then(|rgb| post.apply(&rgb, asked));
+    match processed {
+        Ok(p) => {
+            if let Some(webp) = p.webp {
+                image.webp = webp;
+            }
+            image.metadata.extend(p.metadata);
+        }
+        Err(e) => {
+            tracing::warn!(job = %image.id, error = %e, "post-processing failed; sending the generated image");
+            image.metadata.push(horde_protocol::text::GenMetadata {
+                kind: "information".into(),
+                value: "see_ref".into(),
+                reference: Some(format!("post-processing failed: {e}")),
+            });
+        }
+    }
+    image
 }
 
 /// The submit of one image: uploaded to its link (`generation: "R2"`) when the horde gave one

@@ -38,6 +38,8 @@ pub mod llama;
 pub mod matvec;
 #[cfg(feature = "burn")]
 pub mod nsfw;
+#[cfg(feature = "burn")]
+pub mod post_processing;
 pub mod quants;
 pub mod sampling;
 pub mod text_model;

@@ -14,6 +14,7 @@ use horde_worker::config::{Args, WorkerConfig};
 use horde_worker::image_bridge::ImageBridge;
 use horde_worker::image_model::{Censor, ImageModels};
 use horde_worker::nsfw::OpenNsfw;
+use horde_worker::post_processing::PostProcessors;
 use horde_worker::text_model::{TextModel, TextModels};
 use horde_worker::u2net::U2Net;
 use horde_worker::upscale::RrdbNet;
@@ -86,31 +87,38 @@ fn main() -> ExitCode {
         }
         Some(models)
     };
+    // Post-processors (upscalers, background removal) serve the alchemist's forms and image
+    // requests' `post_processing` alike, on the burn device given (burn's CPU backend for the
+    // host engine).
+    let post_device = match &compute {
+        horde_worker::device::Compute::Burn(d) => d.clone(),
+        horde_worker::device::Compute::Host => burn::prelude::Device::flex(),
+    };
+    let mut post = PostProcessors::default();
+    for (form, path) in &cfg.upscalers {
+        match RrdbNet::load(path, &post_device) {
+            Ok(net) => post = post.with_upscaler(form, net),
+            Err(e) => return fail(2, format!("cannot load the upscaler {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &cfg.background_model {
+        match U2Net::load(path, &post_device) {
+            Ok(net) => post = post.with_background_remover(net),
+            Err(e) => return fail(2, format!("cannot load the background model {}: {e}", path.display())),
+        }
+    }
+    if !post.is_empty() {
+        tracing::info!(post_processors = ?post.names(), "post-processors ready");
+    }
     let alchemist = if cfg.alchemist {
-        let mut alchemist = Alchemist::new(cfg.max_tiles);
+        let mut alchemist = Alchemist::new(cfg.max_tiles).with_post_processors(post.clone());
         if let Some(path) = &cfg.nsfw_model {
             match OpenNsfw::load(path) {
                 Ok(classifier) => alchemist = alchemist.with_nsfw(Box::new(classifier), cfg.nsfw_threshold),
                 Err(e) => return fail(2, format!("cannot load the NSFW model {}: {e}", path.display())),
             }
         }
-        // Upscalers run on the burn device given, or burn's CPU backend for the host engine.
-        let device = match &compute {
-            horde_worker::device::Compute::Burn(d) => d.clone(),
-            horde_worker::device::Compute::Host => burn::prelude::Device::flex(),
-        };
-        for (form, path) in &cfg.upscalers {
-            match RrdbNet::load(path, &device) {
-                Ok(net) => alchemist = alchemist.with_upscaler(form, net),
-                Err(e) => return fail(2, format!("cannot load the upscaler {}: {e}", path.display())),
-            }
-        }
-        if let Some(path) = &cfg.background_model {
-            match U2Net::load(path, &device) {
-                Ok(net) => alchemist = alchemist.with_background_remover(net),
-                Err(e) => return fail(2, format!("cannot load the background model {}: {e}", path.display())),
-            }
-        }
+        let device = post_device.clone();
         if let Some(dir) = &cfg.caption_model {
             match Captioner::load(dir, &device) {
                 Ok(captioner) => alchemist = alchemist.with_captioner(captioner),
@@ -162,7 +170,10 @@ fn main() -> ExitCode {
             Ok(b) => b,
             Err(e) => return fail(2, e),
         };
-        let image_bridge = match images.map(|m| ImageBridge::new(image_cfg, Arc::new(m))).transpose() {
+        let image_bridge = match images
+            .map(|m| ImageBridge::new(image_cfg, Arc::new(m)).map(|b| b.with_post_processors(post)))
+            .transpose()
+        {
             Ok(b) => b,
             Err(e) => return fail(2, e),
         };

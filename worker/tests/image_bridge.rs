@@ -15,6 +15,7 @@ use horde_worker::device::Compute;
 use horde_worker::diffusion::pipeline::RgbImage;
 use horde_worker::image_bridge::{ImageBridge, ImageBridgeStats};
 use horde_worker::image_model::{Censor, ImageModels, NsfwClassifier};
+use horde_worker::post_processing::PostProcessors;
 use serde_json::{json, Value};
 
 fn tiny_sd() -> Vec<(String, PathBuf)> {
@@ -217,6 +218,9 @@ async fn the_worker_binary_serves_images_and_stops_cleanly() {
     let log_path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-e2e-worker.log");
     let log = std::fs::File::create(&log_path).expect("worker log");
     let model = format!("tiny-sd={}", tiny_sd()[0].1.display());
+    let upscaler_file = std::env::temp_dir().join(format!("image-e2e-rrdbnet-{}.safetensors", std::process::id()));
+    common::write_tiny_rrdbnet(&upscaler_file, 2, 1, 5, &[]);
+    let upscaler = format!("RealESRGAN_x2plus={}", upscaler_file.display());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_horde-worker"))
         .args([
             "--url",
@@ -229,13 +233,16 @@ async fn the_worker_binary_serves_images_and_stops_cleanly() {
             &model,
             "--max-pixels",
             "16384",
+            "--upscaler",
+            &upscaler,
         ])
         .env("RUST_LOG", "info")
         .stderr(log)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start the worker");
-    let id = post(&f, json!({"prompt": "a lighthouse", "models": ["tiny-sd"], "params": {"width": 64, "height": 128, "steps": 2, "sampler_name": "DDIM"}})).await;
+    // The upscaler given to the image worker serves the request's post-processing: 2× the size.
+    let id = post(&f, json!({"prompt": "a lighthouse", "models": ["tiny-sd"], "params": {"width": 64, "height": 128, "steps": 2, "sampler_name": "DDIM", "post_processing": ["RealESRGAN_x2plus"]}})).await;
     let started = Instant::now();
     let status = finished_while(&f, &id, |check| {
         let died = child.try_wait().ok().flatten();
@@ -247,7 +254,8 @@ async fn the_worker_binary_serves_images_and_stops_cleanly() {
         }
     })
     .await;
-    assert_eq!(image_of(&f, &status["generations"][0]).await.dimensions(), (64, 128));
+    assert_eq!(image_of(&f, &status["generations"][0]).await.dimensions(), (128, 256));
+    let _ = std::fs::remove_file(&upscaler_file);
     let _ = std::process::Command::new("kill").arg("-INT").arg(child.id().to_string()).status();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -261,4 +269,49 @@ async fn the_worker_binary_serves_images_and_stops_cleanly() {
         log.contains("no --nsfw-model"),
         "says that censoring falls back to black images: {log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_processing_upscales_generated_images_and_notes_what_it_skipped() {
+    let f = horde().await;
+    let file = std::env::temp_dir().join(format!("image-pp-rrdbnet-{}.safetensors", std::process::id()));
+    common::write_tiny_rrdbnet(&file, 4, 1, 11, &[]);
+    let load = || horde_worker::upscale::RrdbNet::load(&file, &burn::prelude::Device::flex()).expect("the tiny RRDBNet loads");
+    let upscalers = PostProcessors::default().with_upscaler("RealESRGAN_x4plus", load());
+    let bridge = ImageBridge::new(f.config("finisher", 1), Arc::new(models()))
+        .expect("bridge")
+        .with_post_processors(upscalers);
+    let (stop, running) = start(bridge);
+    let params = json!({"width": 64, "height": 64, "steps": 2, "sampler_name": "k_euler", "seed": "5"});
+    let mut upscaled_params = params.clone();
+    upscaled_params["post_processing"] = json!(["GFPGAN", "RealESRGAN_x4plus"]);
+    // The same generation twice, once with post-processing: the upscaled image is the network's
+    // upscale of the plain one, and the face fixer this worker lacks is skipped and said so.
+    let plain = post(&f, json!({"prompt": "a fox", "models": ["tiny-sd"], "params": params})).await;
+    let plain = finished(&f, &plain).await;
+    let upscaled = post(&f, json!({"prompt": "a fox", "models": ["tiny-sd"], "params": upscaled_params})).await;
+    let upscaled = finished(&f, &upscaled).await;
+    let plain_image = image_of(&f, &plain["generations"][0]).await;
+    let g = &upscaled["generations"][0];
+    let got = image_of(&f, g).await;
+    assert_eq!(got.dimensions(), (256, 256), "{g}");
+    let direct = load()
+        .upscale(&RgbImage {
+            width: 64,
+            height: 64,
+            pixels: plain_image.into_raw(),
+        })
+        .expect("upscales");
+    assert_eq!(got.into_raw(), direct.pixels, "the upscaler's output, losslessly");
+    let notes = g["gen_metadata"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes
+            .iter()
+            .any(|m| m["type"] == "information" && m["value"] == "see_ref" && m["ref"].as_str().is_some_and(|r| r.contains("GFPGAN"))),
+        "{g}"
+    );
+    let _ = stop.send(());
+    let stats = running.await.expect("bridge task");
+    assert_eq!((stats.images_done, stats.images_faulted), (2, 0));
+    let _ = std::fs::remove_file(&file);
 }

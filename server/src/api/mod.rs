@@ -47,6 +47,9 @@ pub struct AppState {
 
 /// Largest request body.
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// Largest worker image upload (`PUT /api/v2/images/{token}`): a 4× upscale of a large image is
+/// bigger than any JSON body. The horde keeps at most `max_result_image_bytes` of it.
+pub const MAX_UPLOAD_BYTES: usize = 48 * 1024 * 1024;
 
 /// The whole application: API, UI, CORS, limits, tracing.
 pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {

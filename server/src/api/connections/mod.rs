@@ -58,6 +58,9 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// Largest request body; a larger `Content-Length` is refused at once.
     pub max_body_bytes: u64,
+    /// Largest body of a worker's image upload (`PUT /api/v2/images/{token}`): upscaled results
+    /// are larger than any JSON body.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for ConnectionLimits {
@@ -69,6 +72,7 @@ impl Default for ConnectionLimits {
             body_min_bytes_per_sec: 32 * 1024,
             max_connections: 4096,
             max_body_bytes: super::MAX_BODY_BYTES as u64,
+            max_upload_bytes: super::MAX_UPLOAD_BYTES as u64,
         }
     }
 }
@@ -80,9 +84,18 @@ impl ConnectionLimits {
         file_limit.saturating_sub(RESERVED_FILES).clamp(16, AUTO_MAX_CONNECTIONS) as usize
     }
 
-    /// Time allowed for a body of `declared` bytes (the body limit when the length is unknown).
-    fn body_allowance(&self, declared: Option<u64>) -> Duration {
-        let bytes = declared.unwrap_or(self.max_body_bytes).min(self.max_body_bytes);
+    /// The largest body `req` may carry: the upload cap for image uploads, the body limit otherwise.
+    fn body_cap<B>(&self, req: &Request<B>) -> u64 {
+        if req.method() == axum::http::Method::PUT && req.uri().path().starts_with("/api/v2/images/") {
+            self.max_upload_bytes.max(self.max_body_bytes)
+        } else {
+            self.max_body_bytes
+        }
+    }
+
+    /// Time allowed for a body of `declared` bytes under `cap` (the cap when the length is unknown).
+    fn body_allowance(&self, declared: Option<u64>, cap: u64) -> Duration {
+        let bytes = declared.unwrap_or(cap).min(cap);
         self.body_timeout + Duration::from_secs_f64(bytes as f64 / self.body_min_bytes_per_sec.max(1) as f64)
     }
 }
@@ -439,12 +452,13 @@ async fn answer(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+    let cap = limits.body_cap(&req);
+    if declared.is_some_and(|n| n > cap) {
         STATS.bodies_too_large.fetch_add(1, Ordering::Relaxed);
         let mut refused = ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLarge",
-            format!("The body may be at most {} bytes.", limits.max_body_bytes),
+            format!("The body may be at most {cap} bytes."),
         )
         .into_response();
         // The body is not read: the connection cannot carry another request.
@@ -453,7 +467,7 @@ async fn answer(
     }
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(ConnectInfo(remote));
-    let deadline = Instant::now() + limits.body_allowance(declared);
+    let deadline = Instant::now() + limits.body_allowance(declared, cap);
     let body = if http_body::Body::is_end_stream(&body) {
         Body::new(body)
     } else {
@@ -512,9 +526,24 @@ mod tests {
             max_body_bytes: 10 * 1024,
             ..ConnectionLimits::default()
         };
-        assert_eq!(l.body_allowance(Some(0)), Duration::from_secs(30));
-        assert_eq!(l.body_allowance(Some(2048)), Duration::from_secs(32));
-        assert_eq!(l.body_allowance(None), Duration::from_secs(40));
-        assert_eq!(l.body_allowance(Some(u64::MAX)), Duration::from_secs(40));
+        let cap = l.max_body_bytes;
+        assert_eq!(l.body_allowance(Some(0), cap), Duration::from_secs(30));
+        assert_eq!(l.body_allowance(Some(2048), cap), Duration::from_secs(32));
+        assert_eq!(l.body_allowance(None, cap), Duration::from_secs(40));
+        assert_eq!(l.body_allowance(Some(u64::MAX), cap), Duration::from_secs(40));
+    }
+
+    #[test]
+    fn only_image_uploads_get_the_larger_cap() {
+        let l = ConnectionLimits {
+            max_body_bytes: 10,
+            max_upload_bytes: 100,
+            ..ConnectionLimits::default()
+        };
+        let req = |method: &str, path: &str| Request::builder().method(method).uri(path).body(()).expect("request");
+        assert_eq!(l.body_cap(&req("PUT", "/api/v2/images/abc")), 100);
+        assert_eq!(l.body_cap(&req("POST", "/api/v2/images/abc")), 10);
+        assert_eq!(l.body_cap(&req("PUT", "/api/v2/generate/async")), 10);
+        assert_eq!(l.body_cap(&req("POST", "/api/v2/generate/async")), 10);
     }
 }

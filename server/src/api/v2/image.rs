@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use horde_protocol::text::{AsyncAccepted, DryRun, SubmitResponse};
 
 use super::text::NO_WORKER_MESSAGE;
 use super::user_of;
-use crate::api::error::ApiResult;
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::extract::{ApiKey, JsonBody};
 use crate::api::AppState;
 use horde_protocol::ErrorBody;
@@ -125,7 +124,15 @@ pub async fn rate(State(state): State<AppState>, Path(id): Path<String>, JsonBod
 
 /// `PUT /api/v2/images/{token}`: a worker uploads a job's WebP to the link it got in the pop.
 #[utoipa::path(put, path = "/images/{token}", tag = "image", params(("token" = String, Path, description = "Upload token from the pop")), request_body(content = Vec<u8>, content_type = "image/webp"), responses((status = 200, description = "Stored"), (status = 400, description = "Invalid input", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 503, description = "Image memory full", body = ErrorBody)))]
-pub async fn upload(State(state): State<AppState>, Path(token): Path<String>, body: Bytes) -> ApiResult<Response> {
+pub async fn upload(State(state): State<AppState>, Path(token): Path<String>, body: axum::body::Body) -> ApiResult<Response> {
+    // Read under the upload cap, not the JSON bodies' smaller default limit.
+    let body = axum::body::to_bytes(body, crate::api::MAX_UPLOAD_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLarge",
+            format!("An upload may be at most {} bytes.", crate::api::MAX_UPLOAD_BYTES),
+        )
+    })?;
     state.horde.upload_image(&token, body.to_vec()).await?;
     Ok(StatusCode::OK.into_response())
 }
