@@ -29,6 +29,9 @@ pub struct RequestOptions {
     pub disable_batching: bool,
     /// Only the price is asked.
     pub dry_run: bool,
+    /// Shrink the request rather than refuse it when it would need upfront kudos the requester
+    /// lacks (`lifecycle::upfront`).
+    pub allow_downgrade: bool,
     /// Where each finished job is POSTed (checked against the horde's rules at submission).
     pub webhook: Option<String>,
 }
@@ -45,6 +48,7 @@ pub struct WireOptions {
     pub extra_slow_workers: Option<bool>,
     pub disable_batching: Option<bool>,
     pub dry_run: Option<bool>,
+    pub allow_downgrade: Option<bool>,
     pub webhook: Option<String>,
 }
 
@@ -61,6 +65,7 @@ macro_rules! wire_options {
             extra_slow_workers: $req.extra_slow_workers,
             disable_batching: $req.disable_batching,
             dry_run: $req.dry_run,
+            allow_downgrade: $req.allow_downgrade,
             webhook: $req.webhook,
         }
     };
@@ -97,6 +102,7 @@ impl RequestOptions {
             extra_slow_workers: wire.extra_slow_workers.unwrap_or(false),
             disable_batching: wire.disable_batching.unwrap_or(false),
             dry_run: wire.dry_run.unwrap_or(false),
+            allow_downgrade: wire.allow_downgrade.unwrap_or(false),
             webhook: wire.webhook.filter(|w| !w.is_empty()),
         })
     }

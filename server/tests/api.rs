@@ -275,6 +275,25 @@ async fn errors_are_json_with_rc(db: Db) {
     assert_eq!(st, 202);
     let (st, v) = s.post("/generate/text/async", Some(&bob_key), json!({"prompt": "x"})).await;
     assert_eq!((st, rc(&v).as_str()), (429, "TooManyPrompts"));
+
+    // Upfront kudos: a kudos-less account's fast or oversized request is refused (403
+    // KudosUpfront), or shrunk with allow_downgrade.
+    let (poor, _) = s.user("pauper", 0.0, false, false).await;
+    for (path, body) in [
+        ("/generate/text/async", json!({"prompt": "x", "slow_workers": false})),
+        (
+            "/generate/text/async",
+            json!({"prompt": "x", "params": {"max_length": 1024, "max_context_length": 4096}}),
+        ),
+        ("/generate/async", json!({"prompt": "x", "params": {"width": 2048, "height": 1024}})),
+    ] {
+        let (st, v) = s.post(path, Some(&poor), body.clone()).await;
+        assert_eq!((st, rc(&v).as_str()), (403, "KudosUpfront"), "{body}: {v}");
+        let mut downgraded = body.clone();
+        downgraded["allow_downgrade"] = json!(true);
+        let (st, v) = s.post(path, Some(&poor), downgraded).await;
+        assert_eq!(st, 202, "{body}: {v}");
+    }
 }
 on_both_databases!(errors, errors_are_json_with_rc);
 

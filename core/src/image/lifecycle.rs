@@ -15,7 +15,7 @@ use crate::config::HordeConfig;
 use crate::kudos::image_model::Timing;
 use crate::kudos::image_price::{self, features_of};
 use crate::kudos::Centikudos;
-use crate::lifecycle::{JobLinks, JobReport, RequestKind, Settled, Work};
+use crate::lifecycle::{upfront, JobLinks, JobReport, RequestKind, Settled, Work};
 use crate::safety::filter::FilterOutcome;
 use crate::safety::suspicion::{self, Suspicion};
 use crate::scheduler::{FinishedJob, Job, Queue, WaitingRequest};
@@ -102,6 +102,36 @@ impl RequestKind for ImageKind {
     }
     fn job_estimate(s: &State, r: &ImageRequest) -> Centikudos {
         image_price::estimate_job(&s.kudos_model, r)
+    }
+    /// `slow_workers: false`, more sampler steps than served freely, or an image larger than
+    /// the horde's free allowance now.
+    fn upfront_reason(s: &State, r: &ImageRequest, now_ms: u64) -> Option<String> {
+        if !r.slow_workers {
+            return Some("slow_workers is false".into());
+        }
+        if r.accurate_steps > upfront::FREE_MAX_STEPS {
+            return Some(format!(
+                "{} sampler steps are over the {} served without them",
+                r.accurate_steps,
+                upfront::FREE_MAX_STEPS
+            ));
+        }
+        if r.pixels() <= upfront::FREE_MIN_RESOLUTION.pow(2) {
+            return None;
+        }
+        let side = s.free_max_resolution(now_ms);
+        (r.pixels() > side * side).then(|| {
+            format!(
+                "{}×{} is larger than the {side}×{side} pixels served without them now",
+                r.width, r.height
+            )
+        })
+    }
+    /// Any workers, the free allowance of pixels and at most 30 steps' worth of evaluations.
+    fn downgrade(s: &State, r: &mut ImageRequest, now_ms: u64) -> bool {
+        r.options.slow_workers = true;
+        r.shrink(s.free_max_resolution(now_ms), upfront::DOWNGRADED_STEPS);
+        true
     }
     /// Room in the image store for its source images and results.
     fn hold(s: &mut State, _user_id: i64, r: &ImageRequest) -> Result<usize> {

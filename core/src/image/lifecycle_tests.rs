@@ -430,3 +430,68 @@ fn anonymous_concurrency_counts_only_overlapping_models_for_every_kind() {
     let other = image_req(&s, json!({"prompt": "a", "models": ["m2"]}));
     assert_eq!(s.accept::<ImageKind>(2, other, T0).err().map(|e| e.rc()), Some("TooManyPrompts"));
 }
+
+#[test]
+fn large_or_long_images_need_kudos_up_front_or_a_downgrade() {
+    let mut s = state();
+    let accept = |s: &mut State, user: i64, v: serde_json::Value| {
+        let r = image_req(s, v);
+        s.accept::<ImageKind>(user, r, T0)
+    };
+    // dave (4) has no kudos.
+    for v in [
+        json!({"prompt": "a", "params": {"width": 1536, "height": 1024}}),
+        json!({"prompt": "a", "params": {"steps": 50}}),
+        json!({"prompt": "a", "params": {"steps": 25, "sampler_name": "k_heun"}}),
+        json!({"prompt": "a", "slow_workers": false}),
+    ] {
+        assert_eq!(accept(&mut s, 4, v.clone()).err().map(|e| e.rc()), Some("KudosUpfront"), "{v}");
+    }
+    assert!(accept(
+        &mut s,
+        4,
+        json!({"prompt": "a", "params": {"width": 1024, "height": 1024, "steps": 40}})
+    )
+    .is_ok());
+    // Downgraded: the free area (1024², less the waiting job), sides multiples of 64, 30 steps' worth.
+    let id = accept(
+        &mut s,
+        4,
+        json!({"prompt": "a", "allow_downgrade": true, "params": {"width": 1536, "height": 1024, "steps": 25, "sampler_name": "k_heun"}}),
+    )
+    .expect("downgraded")
+    .id;
+    let r = s.images.get(&id).map(|r| r.request.clone()).expect("waiting");
+    assert_eq!((r.width, r.height), (1216, 832));
+    assert_eq!((r.payload.width, r.payload.height), (1216, 832));
+    assert_eq!((r.steps, r.accurate_steps, r.payload.ddim_steps), (15, 30, 15));
+    // alice (1) has 1000 kudos: hers runs as asked.
+    let id = accept(
+        &mut s,
+        1,
+        json!({"prompt": "a", "params": {"width": 1536, "height": 1024, "steps": 50}}),
+    )
+    .expect("accepted")
+    .id;
+    let r = s.images.get(&id).map(|r| r.request.clone()).expect("waiting");
+    assert_eq!((r.width, r.height, r.steps), (1536, 1024, 50));
+}
+
+#[test]
+fn shrinking_keeps_the_shape_and_a_512_floor() {
+    let s = state();
+    let mut r = image_req(
+        &s,
+        json!({"prompt": "a", "params": {"width": 3072, "height": 512, "steps": 60, "sampler_name": "k_dpm_adaptive"}}),
+    );
+    r.shrink(1024, 30);
+    assert_eq!(
+        (r.width, r.height),
+        (2048, 512),
+        "the short side stays 512, the long one fits the area"
+    );
+    assert_eq!(r.accurate_steps, 40, "k_dpm_adaptive's evaluations cannot shrink");
+    let mut r = image_req(&s, json!({"prompt": "a", "params": {"width": 1024, "height": 2048, "steps": 50}}));
+    r.shrink(1024, 30);
+    assert_eq!((r.width, r.height, r.steps, r.accurate_steps), (704, 1408, 30, 30));
+}

@@ -110,6 +110,34 @@ impl ImageRequest {
     pub fn pixels(&self) -> i64 {
         self.width * self.height
     }
+    /// Shrinks the image to fit a `side`² area (keeping its shape; sides multiples of 64, at
+    /// least 512) and its sampler evaluations to `max_accurate` (fewer steps; `k_dpm_adaptive`'s
+    /// fixed 40 cannot shrink).
+    pub fn shrink(&mut self, side: i64, max_accurate: i64) {
+        let (area, pixels) = ((side * side) as f64, self.pixels() as f64);
+        if pixels > area {
+            let k = (area / pixels).sqrt();
+            let fit = |v: i64| (((v as f64 * k) as i64) / 64 * 64).max(512).min(v);
+            let (mut w, mut h) = (fit(self.width), fit(self.height));
+            // A side held at 512 leaves the other to give up the rest.
+            while w * h > side * side && w.max(h) > 512 {
+                if w >= h {
+                    w -= 64;
+                } else {
+                    h -= 64;
+                }
+            }
+            (self.width, self.height) = (w, h);
+            self.payload.width = self.width;
+            self.payload.height = self.height;
+        }
+        if self.accurate_steps > max_accurate && self.payload.sampler_name != "k_dpm_adaptive" {
+            let per_step = (self.accurate_steps / self.steps.max(1)).max(1);
+            self.steps = (max_accurate / per_step).max(1);
+            self.accurate_steps = self.steps * per_step;
+            self.payload.ddim_steps = self.steps;
+        }
+    }
     /// Whether the worker is to run its NSFW censor on the results.
     pub fn use_nsfw_censor(&self) -> bool {
         !self.nsfw && self.censor_nsfw

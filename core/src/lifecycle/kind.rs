@@ -99,6 +99,14 @@ pub trait RequestKind: Matching {
     fn jobs_estimate(s: &State, r: &Self::Request) -> Centikudos {
         Self::job_estimate(s, r) * r.n as Centikudos
     }
+    /// Why `r` needs its price in kudos up front (`upfront`), or `None`. Never by default.
+    fn upfront_reason(_s: &State, _r: &Self::Request, _now_ms: u64) -> Option<String> {
+        None
+    }
+    /// Shrinks `r` to what needs no upfront kudos (`allow_downgrade`); false when the kind cannot.
+    fn downgrade(_s: &State, _r: &mut Self::Request, _now_ms: u64) -> bool {
+        false
+    }
     /// Whether `user_id` may hold `r` in memory now (also checked before the request reaches a
     /// shared log). Always by default.
     fn check_room(_s: &State, _user_id: i64, _r: &Self::Request) -> Result<()> {

@@ -9,6 +9,7 @@
 //! rules here are written once for all.
 
 pub mod kind;
+pub mod upfront;
 
 use std::net::IpAddr;
 
@@ -91,11 +92,12 @@ impl State {
     }
 
     /// Accepts a request: concurrency, room in memory, the request tax; queues it.
-    pub fn accept<K: RequestKind>(&mut self, user_id: i64, req: K::Request, now_ms: u64) -> Result<Accepted> {
+    pub fn accept<K: RequestKind>(&mut self, user_id: i64, mut req: K::Request, now_ms: u64) -> Result<Accepted> {
         let (kudos, concurrency, flagged) = match self.users.get(user_id) {
             Some(u) => (u.kudos, u.concurrency, u.flagged),
             None => return Err(HordeError::Internal(format!("account of user {user_id} is not loaded"))),
         };
+        self.admit_upfront::<K>(user_id, &mut req, now_ms)?;
         let n = req.n;
         let model_ids = self.models.intern_all(&req.models);
         let waiting = self.waiting_jobs::<K>(user_id, &model_ids);

@@ -10,7 +10,7 @@ use crate::accounts::{UserRecords, Users};
 use crate::config::HordeConfig;
 use crate::kudos::text_price;
 use crate::kudos::Centikudos;
-use crate::lifecycle::{JobLinks, JobReport, RequestKind, Settled, Work};
+use crate::lifecycle::{upfront, JobLinks, JobReport, RequestKind, Settled, Work};
 use crate::safety::suspicion;
 use crate::scheduler::{FinishedJob, Job, Queue, WaitingRequest};
 use crate::state::{add_records, State};
@@ -87,6 +87,27 @@ impl RequestKind for TextKind {
 
     fn job_estimate(_s: &State, r: &TextRequest) -> Centikudos {
         estimate_job(r)
+    }
+    /// `slow_workers: false`, or more tokens than the horde's free allowance now.
+    fn upfront_reason(s: &State, r: &TextRequest, now_ms: u64) -> Option<String> {
+        if !r.slow_workers {
+            return Some("slow_workers is false".into());
+        }
+        if r.max_length <= upfront::FREE_MIN_TOKENS {
+            return None;
+        }
+        let free = s.free_max_tokens(now_ms);
+        (r.max_length > free).then(|| format!("max_length {} is over the {free} tokens served without them now", r.max_length))
+    }
+    /// Any workers, and at most the free allowance of tokens.
+    fn downgrade(s: &State, r: &mut TextRequest, now_ms: u64) -> bool {
+        r.options.slow_workers = true;
+        let free = s.free_max_tokens(now_ms);
+        if r.max_length > free {
+            r.max_length = free;
+            r.params.max_length = Some(free);
+        }
+        true
     }
     /// The caps on client text held in memory (`text::memory`).
     fn check_room(s: &State, user_id: i64, r: &TextRequest) -> Result<()> {

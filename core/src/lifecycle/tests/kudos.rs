@@ -243,15 +243,16 @@ fn anonymous_requests_cost_and_floor_at_minus_fifty() {
         json!({"name": "w", "models": ["big-70B"], "max_length": 4096, "max_context_length": 8192}),
         T0,
     );
-    for i in 0..5u64 {
+    // At most the 512 tokens served without upfront kudos (anonymous has none).
+    for i in 0..10u64 {
         submit(
             &mut s,
             0,
-            json!({"prompt": "p".repeat(20_000), "models": ["big-70B"], "params": {"max_length": 1024, "max_context_length": 8192}}),
+            json!({"prompt": "p".repeat(20_000), "models": ["big-70B"], "params": {"max_length": 512, "max_context_length": 8192}}),
             T0 + i,
         );
         let r = pop(&mut s, &w, T0 + 100 + i);
-        submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), &"z".repeat(4096), T0 + 200 + i).expect("ok");
+        submit_ok(&mut s, 4, r.id.as_deref().unwrap_or(""), &"z".repeat(2048), T0 + 200 + i).expect("ok");
     }
     assert_eq!(s.users.get(0).map(|u| u.kudos), Some(-5_000));
 }

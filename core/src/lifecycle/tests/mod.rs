@@ -105,3 +105,4 @@ fn request_of(s: &State, resp: &TextPopResponse) -> Option<Uuid> {
 mod kudos;
 mod queue;
 mod stream;
+mod upfront;
