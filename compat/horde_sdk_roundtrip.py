@@ -22,6 +22,10 @@ from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
     FindUserRequest,
     HordePerformanceRequest,
     HordePerformanceResponse,
+    ImageStatsModelsRequest,
+    ImageStatsModelsResponse,
+    ImageStatsModelsTotalRequest,
+    ImageStatsModelsTotalResponse,
     HordeStatusModelsAllRequest,
     HordeStatusModelsAllResponse,
     JobSubmitResponse,
@@ -40,6 +44,10 @@ from horde_sdk.ai_horde_api.apimodels import (  # noqa: E402
     TextGenerateStatusRequest,
     TextGenerateStatusResponse,
     TextGenerationJobSubmitRequest,
+    TextStatsModelResponse,
+    TextStatsModelsRequest,
+    TextStatsModelsTotalRequest,
+    TextStatsModelsTotalResponse,
     UserDetailsResponse,
 )
 from horde_sdk.ai_horde_api.consts import GENERATION_STATE  # noqa: E402
@@ -105,6 +113,18 @@ assert reward.reward > 0, reward
 status = call(TextGenerateStatusRequest(id=accepted.id_), TextGenerateStatusResponse)
 assert status.done and status.generations and status.generations[0].text == " from the SDK worker", status
 assert status.generations[0].worker_name == "sdk-worker", status
+
+# The generation figures, in the SDK's strict models (the finished job is counted once stored).
+for _ in range(50):
+    text_models = call(TextStatsModelsRequest(), TextStatsModelResponse)
+    if text_models.total.get(MODEL):
+        break
+    time.sleep(0.1)
+assert text_models.total.get(MODEL) == 1, text_models
+text_totals = call(TextStatsModelsTotalRequest(), TextStatsModelsTotalResponse)
+assert text_totals.total["requests"] == 1 and text_totals.total["tokens"] > 0, text_totals
+call(ImageStatsModelsTotalRequest(), ImageStatsModelsTotalResponse)
+call(ImageStatsModelsRequest(), ImageStatsModelsResponse)
 
 # Cancelling a waiting request.
 cancel_me = call(TextGenerateAsyncRequest(apikey=REQ, prompt="never served", models=["nobody-serves-this"], params=params), TextGenerateAsyncResponse)

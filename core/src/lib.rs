@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod drain;
 pub mod error;
+pub mod generation_stats;
 pub mod horde;
 pub mod horde_ops;
 pub mod image;

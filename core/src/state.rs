@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::accounts::{UserRecords, Users};
 use crate::config::HordeConfig;
+use crate::generation_stats::{merge_counts, GenerationCount, RecentGenerations};
 use crate::image::{ImageKind, ImageStore};
 use crate::kudos::image_model::{KudosModel, Timing};
 use crate::kudos::transfer_keys::{TransferKey, TransferKeys};
@@ -50,6 +51,9 @@ pub struct PendingWrites {
     /// Keys of transfers made since the last cut, stored with their postings.
     #[serde(default)]
     pub transfer_keys: Vec<TransferKey>,
+    /// Finished generations to add to the stored figures (`generation_stats`).
+    #[serde(default)]
+    pub generations: Vec<GenerationCount>,
 }
 
 /// Every rule of the horde, over its in-memory state.
@@ -78,6 +82,8 @@ pub struct State {
     pub(crate) recent_tokens: VecDeque<(u64, i64)>,
     /// (when, thousands of pixelsteps) of images finished in the last minute.
     pub(crate) recent_kps: VecDeque<(u64, i64)>,
+    /// Finished generations of the last hour, for `/stats` (`generation_stats`).
+    pub recent_generations: RecentGenerations,
     /// Where new request and job ids come from: seeded from the system on one process, and per
     /// operation from the operation itself when replicas must agree (see `reseed_ids`).
     pub(crate) ids: rand::rngs::StdRng,
@@ -107,6 +113,7 @@ struct SnapshotOf<'a> {
     transfer_keys: &'a TransferKeys,
     recent_tokens: &'a VecDeque<(u64, i64)>,
     recent_kps: &'a VecDeque<(u64, i64)>,
+    recent_generations: &'a RecentGenerations,
 }
 
 /// `SnapshotOf`, read back.
@@ -126,6 +133,8 @@ struct Snapshot {
     transfer_keys: TransferKeys,
     recent_tokens: VecDeque<(u64, i64)>,
     recent_kps: VecDeque<(u64, i64)>,
+    #[serde(default)]
+    recent_generations: RecentGenerations,
 }
 
 pub(crate) fn add_records(pending: &mut PendingWrites, users: &mut Users, user_id: i64, f: impl Fn(&mut UserRecords)) {
@@ -155,6 +164,7 @@ impl State {
             transfer_keys: TransferKeys::default(),
             recent_tokens: VecDeque::new(),
             recent_kps: VecDeque::new(),
+            recent_generations: RecentGenerations::default(),
             ids: rand::SeedableRng::from_os_rng(),
         }
     }
@@ -169,7 +179,11 @@ impl State {
     pub fn has_pending_writes(&self, stats: bool) -> bool {
         self.ledger.pending_len() > 0
             || !self.pending.transfer_keys.is_empty()
-            || (stats && (!self.pending.records.is_empty() || !self.pending.workers.is_empty() || !self.pending.timings.is_empty()))
+            || (stats
+                && (!self.pending.records.is_empty()
+                    || !self.pending.workers.is_empty()
+                    || !self.pending.timings.is_empty()
+                    || !self.pending.generations.is_empty()))
     }
 
     /// Takes the durable writes queued so far, as one batch for the persister. Without `stats`,
@@ -186,6 +200,7 @@ impl State {
             batch.workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
             batch.records = std::mem::take(&mut self.pending.records);
             batch.timings = std::mem::take(&mut self.pending.timings);
+            batch.generations = merge_counts(std::mem::take(&mut self.pending.generations));
         }
         batch
     }
@@ -201,6 +216,8 @@ impl State {
         }
         let newer = std::mem::replace(&mut self.pending.timings, batch.timings);
         self.pending.timings.extend(newer);
+        let newer = std::mem::replace(&mut self.pending.generations, batch.generations);
+        self.pending.generations.extend(newer);
         let newer = std::mem::replace(&mut self.pending.transfer_keys, batch.transfer_keys);
         self.pending.transfer_keys.extend(newer);
     }
@@ -222,6 +239,7 @@ impl State {
             transfer_keys: &self.transfer_keys,
             recent_tokens: &self.recent_tokens,
             recent_kps: &self.recent_kps,
+            recent_generations: &self.recent_generations,
         };
         ciborium::into_writer(&snap, out).map_err(|e| HordeError::Internal(format!("writing a snapshot: {e}")))
     }
@@ -246,6 +264,7 @@ impl State {
         self.transfer_keys = snap.transfer_keys;
         self.recent_tokens = snap.recent_tokens;
         self.recent_kps = snap.recent_kps;
+        self.recent_generations = snap.recent_generations;
         Ok(())
     }
 

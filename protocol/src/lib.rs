@@ -9,6 +9,7 @@ pub mod error;
 pub mod image;
 pub mod openai;
 pub mod shared_keys;
+pub mod stats;
 pub mod status;
 pub mod stream;
 pub mod styles;

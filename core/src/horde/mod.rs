@@ -16,6 +16,7 @@ mod awards;
 mod collections;
 mod drain;
 mod flush;
+mod generation_stats;
 mod image;
 mod ipaddr;
 mod moderation;

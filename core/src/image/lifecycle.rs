@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{batch_size, job_ttl_secs, ImageKind, ImageNeeds, ImageOutput, ImageRequest};
 use crate::accounts::{UserRecords, Users, ANONYMOUS_USER_ID};
 use crate::config::HordeConfig;
+use crate::generation_stats::GenerationKind;
 use crate::kudos::image_model::Timing;
 use crate::kudos::image_price::{self, features_of};
 use crate::kudos::Centikudos;
@@ -102,6 +103,10 @@ impl RequestKind for ImageKind {
     }
     fn job_estimate(s: &State, r: &ImageRequest) -> Centikudos {
         image_price::estimate_job(&s.kudos_model, r)
+    }
+    /// Pixelsteps: width × height × steps.
+    fn figures(r: &ImageRequest, _work: &Work) -> Option<(GenerationKind, i64)> {
+        Some((GenerationKind::Image, r.pixels().saturating_mul(r.steps)))
     }
     /// `slow_workers: false`, more sampler steps than served freely, or an image larger than
     /// the horde's free allowance now.

@@ -99,6 +99,11 @@ pub trait RequestKind: Matching {
     fn jobs_estimate(s: &State, r: &Self::Request) -> Centikudos {
         Self::job_estimate(s, r) * r.n as Centikudos
     }
+    /// What a settled job adds to the horde's generation figures (`/stats`): their kind and the
+    /// job's things in their unit (pixelsteps, tokens); `None` when the kind is not counted.
+    fn figures(_r: &Self::Request, _work: &Work) -> Option<(crate::generation_stats::GenerationKind, i64)> {
+        None
+    }
     /// Why `r` needs its price in kudos up front (`upfront`), or `None`. Never by default.
     fn upfront_reason(_s: &State, _r: &Self::Request, _now_ms: u64) -> Option<String> {
         None

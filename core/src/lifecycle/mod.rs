@@ -312,6 +312,7 @@ impl State {
         let requester = req.user_id;
         let webhook = req.request.webhook.clone();
         let work = K::work(self, req, &job, &report, now_ms);
+        let figures = K::figures(&req.request, &work);
         let (state, censored, gen_metadata) = censorship(&report);
         // Pay the worker's owner, then charge the requester.
         self.ledger
@@ -331,6 +332,10 @@ impl State {
             now_ms,
         };
         let output = K::count_work(self, &done, report);
+        if let Some((kind, things)) = figures {
+            let counted = self.recent_generations.count(kind, &job.model, things, now_ms);
+            self.pending.generations.push(counted);
+        }
         let queue = K::queue_mut(self);
         queue.set_job_state(&job.id, JobState::Done);
         if let Some(r) = queue.get_mut(&job.request_id) {

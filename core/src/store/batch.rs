@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 
 use super::script::{Bound, Script};
-use super::{b, transfer_keys, Store};
+use super::{b, generation_stats, transfer_keys, Store};
 use crate::accounts::{User, UserRecords};
 use crate::kudos::ledger::apply_to_user;
 use crate::kudos::transfer_keys::TransferKey;
@@ -31,6 +31,9 @@ pub struct FlushBatch {
     /// Keys of the transfers among `postings` (`Idempotency-Key`).
     #[serde(default)]
     pub transfer_keys: Vec<TransferKey>,
+    /// Finished generations to add to the stored figures, one per kind, model and hour.
+    #[serde(default)]
+    pub generations: Vec<crate::generation_stats::GenerationCount>,
 }
 
 impl FlushBatch {
@@ -40,11 +43,12 @@ impl FlushBatch {
             && self.workers.is_empty()
             && self.timings.is_empty()
             && self.transfer_keys.is_empty()
+            && self.generations.is_empty()
     }
 
     /// Whether the batch holds kudos movements (postings, transfer keys) and nothing else.
     fn movements_only(&self) -> bool {
-        self.records.is_empty() && self.workers.is_empty() && self.timings.is_empty()
+        self.records.is_empty() && self.workers.is_empty() && self.timings.is_empty() && self.generations.is_empty()
     }
 }
 
@@ -223,6 +227,7 @@ fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
         ];
         script.push(INSERT_TIMING.into(), values);
     }
+    generation_stats::push_generation_counts(&mut script, &batch.generations);
     script
 }
 

@@ -18,6 +18,7 @@ use crate::Result;
 
 mod batch;
 mod commit_connection;
+mod generation_stats;
 mod script;
 mod shared_keys;
 mod sqlite_writer;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::{memory, TextKind, TextNeeds, TextRequest};
 use crate::accounts::{UserRecords, Users};
 use crate::config::HordeConfig;
+use crate::generation_stats::GenerationKind;
 use crate::kudos::text_price;
 use crate::kudos::Centikudos;
 use crate::lifecycle::{upfront, JobLinks, JobReport, RequestKind, Settled, Work};
@@ -87,6 +88,9 @@ impl RequestKind for TextKind {
 
     fn job_estimate(_s: &State, r: &TextRequest) -> Centikudos {
         estimate_job(r)
+    }
+    fn figures(_r: &TextRequest, work: &Work) -> Option<(GenerationKind, i64)> {
+        Some((GenerationKind::Text, work.things))
     }
     /// `slow_workers: false`, or more tokens than the horde's free allowance now.
     fn upfront_reason(s: &State, r: &TextRequest, now_ms: u64) -> Option<String> {

@@ -25,6 +25,7 @@ pub const DOCUMENT_PATH: &str = "/api/v2/openapi.json";
         (name = "users", description = "Accounts, keys and kudos"),
         (name = "workers", description = "Worker details and management"),
         (name = "status", description = "Horde status"),
+        (name = "stats", description = "Generation figures: images and text generations finished, counts only"),
         (name = "filters", description = "Prompt filter rules and IP timeouts (moderators)"),
         (name = "styles", description = "Styles (prompt templates with params and models) and collections of styles")
     )

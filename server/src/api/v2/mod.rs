@@ -7,6 +7,7 @@ pub mod image;
 pub mod ipaddr;
 pub mod kudos_award;
 pub mod shared_keys;
+pub mod stats;
 pub mod status;
 pub mod styles;
 pub mod teams;
@@ -79,6 +80,10 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
         .routes(routes!(status::models))
         .routes(routes!(status::model))
         .routes(routes!(status::performance))
+        .routes(routes!(stats::image_totals))
+        .routes(routes!(stats::image_models))
+        .routes(routes!(stats::text_totals))
+        .routes(routes!(stats::text_models))
         .routes(routes!(status::modes, status::set_modes))
         .routes(routes!(documents::news))
         .routes(routes!(documents::document));
