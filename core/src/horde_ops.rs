@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::accounts::api_key::ApiKeyHash;
+use crate::accounts::deletion::Deletion;
 use crate::accounts::{TestRoles, User};
 use crate::alchemy::{AlchemyJobResult, AlchemyKind, AlchemyRequest};
 use crate::image::{ImageJobResult, ImageKind, ImageLinks, ImageRequest, LinkPurpose};
@@ -124,6 +125,8 @@ operations! {
     /// Test mode: a new key, roles and balance for an existing account.
     RefreshTestUser { id: i64, key: ApiKeyHash, kudos: Centikudos, roles: TestRoles, now: u64 } -> User = |h| h.state.refresh_test_user(id, key, kudos, roles, now);
     ModifyUser { id: i64, changes: UserChanges, username: Option<String>, now: u64 } -> Box<(ModifyUserResponse, User)> = |h| h.state.modify_user(id, changes, username, now);
+    /// `DELETE /users/{id}`: marks the account deleted, or wipes it (`accounts::deletion`).
+    DeleteUser { id: i64, now: u64 } -> Box<(Deletion, User)> = |h| h.state.delete_user(id, now);
     /// A transfer, under the sender's `Idempotency-Key` if given.
     Transfer { from: i64, to: i64, amount: f64, key: Option<String>, now: u64 } -> Centikudos = |h| h.state.transfer(from, to, amount, key, now);
     /// A text request, screened, then queued (or priced, on a dry run).

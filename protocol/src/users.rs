@@ -66,6 +66,9 @@ pub struct UserDetails {
     pub moderator: bool,
     pub trusted: bool,
     pub flagged: bool,
+    /// Marked deleted (see `DELETE /users/{id}`).
+    #[serde(default)]
+    pub deleted: bool,
     pub pseudonymous: bool,
     pub worker_count: i64,
     pub account_age: i64,
@@ -103,6 +106,9 @@ pub struct ModifyUser {
     pub public_workers: Option<bool>,
     #[serde(default)]
     pub contact: Option<String>,
+    /// Takes back the account's deletion (its own request, or a moderator's), before it is wiped.
+    #[serde(default)]
+    pub undelete: Option<bool>,
 }
 
 /// Answer of `PUT /api/v2/users/{id}`: the fields that changed.
@@ -129,6 +135,8 @@ pub struct ModifyUserResponse {
     pub public_workers: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelete: Option<bool>,
 }
 
 /// `POST /api/v2/register`.

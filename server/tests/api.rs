@@ -799,3 +799,51 @@ async fn dev_test_user_refreshes_roles_balance_and_key() {
     let (_, me) = s.get("/find_user", Some(&k2)).await;
     assert_eq!((me["kudos"].as_f64(), me["moderator"].as_bool()), (Some(75.0), Some(false)));
 }
+
+async fn account_deletion(db: Db) {
+    let mut s = server!(db, &["--dev-test-users"]);
+    let (alice, alice_id) = s.user("leaver", 20.0, false, false).await;
+    let (bob, _) = s.user("stayer", 20.0, false, false).await;
+    let (moderator, moderator_id) = s.user("deleter_mod", 0.0, true, true).await;
+    let rc = |v: &Value| v["rc"].as_str().unwrap_or("").to_string();
+    let path = format!("/users/{alice_id}");
+    let (st, v) = s.send(Method::DELETE, &path, None, json!({})).await;
+    assert_eq!(st, 401, "{v}");
+    let (st, v) = s.send(Method::DELETE, &path, Some(&bob), json!({})).await;
+    assert_eq!((st, rc(&v).as_str()), (403, "NotModerator"));
+    let (st, v) = s
+        .send(Method::DELETE, &format!("/users/{moderator_id}"), Some(&moderator), json!({}))
+        .await;
+    assert_eq!((st, rc(&v).as_str()), (403, "DeleteModerator"));
+    let (st, v) = s.send(Method::DELETE, "/users/999999", Some(&moderator), json!({})).await;
+    assert_eq!((st, rc(&v).as_str()), (404, "UserNotFound"));
+
+    let (st, v) = s.send(Method::DELETE, &path, Some(&alice), json!({})).await;
+    assert_eq!((st, v["message"].as_str()), (200, Some("OK")), "{v}");
+    // Kept across a restart: still deleted, still refused.
+    s.restart();
+    let (_, me) = s.get("/find_user", Some(&alice)).await;
+    assert_eq!(me["deleted"], json!(true), "{me}");
+    let (st, v) = s.post("/generate/text/async", Some(&alice), json!({"prompt": "x"})).await;
+    assert_eq!((st, rc(&v).as_str()), (403, "DeletedUser"));
+    let (st, v) = s.post("/generate/text/pop", Some(&alice), json!({"name": "leaver-w"})).await;
+    assert_eq!((st, rc(&v).as_str()), (403, "DeletedUser"));
+    let (st, v) = s
+        .post(
+            "/kudos/transfer",
+            Some(&bob),
+            json!({"username": format!("leaver#{alice_id}"), "amount": 1}),
+        )
+        .await;
+    assert_eq!((st, rc(&v).as_str()), (403, "DeletedUser"));
+    let (st, v) = s.send(Method::DELETE, &path, Some(&alice), json!({})).await;
+    assert!(st == 200 && v["message"].as_str().is_some_and(|m| m.contains("30 days")), "{v}");
+
+    // Taken back by the account itself.
+    let (st, v) = s.send(Method::PUT, &path, Some(&alice), json!({"undelete": true})).await;
+    assert_eq!((st, v["undelete"].as_bool()), (200, Some(true)), "{v}");
+    let (st, _) = s.post("/generate/text/async", Some(&alice), json!({"prompt": "x"})).await;
+    assert_eq!(st, 202);
+    assert!(s.stop());
+}
+on_both_databases!(deletion, account_deletion);

@@ -55,6 +55,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/users"),
     ("get", "/users/{id}"),
     ("put", "/users/{id}"),
+    ("delete", "/users/{id}"),
     ("post", "/kudos/transfer"),
     ("post", "/kudos/award"),
     ("post", "/register"),

@@ -94,6 +94,9 @@ impl State {
             u.admin_comment = Some(c.clone());
             resp.admin_comment = Some(c);
         }
+        if m.undelete == Some(true) && u.deleted_secs.take().is_some() {
+            resp.undelete = Some(true);
+        }
         Ok(Box::new((resp, u.clone())))
     }
 
@@ -103,6 +106,8 @@ impl State {
         if let Some(first) = key.as_deref().and_then(|k| self.transfer_keys.get(from, k)) {
             return first.replay(to, amount);
         }
+        self.users.check_not_deleted(from)?;
+        self.users.check_not_deleted(to)?;
         let transferred = self.ledger.transfer(&mut self.users, from, to, amount, now_ms)?;
         if let Some(key) = key {
             let record = TransferKey {

@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod changes;
+pub mod deletion;
 
 use std::collections::HashMap;
 
@@ -79,6 +80,8 @@ pub struct User {
     pub public_workers: bool,
     pub contact: Option<String>,
     pub admin_comment: Option<String>,
+    /// When the account was marked deleted (seconds since the epoch); `None` while it is not.
+    pub deleted_secs: Option<i64>,
     /// Held in memory only; a restart forgets them, like the IP timeouts.
     pub suspicions: crate::safety::Suspicions,
 }
@@ -108,6 +111,7 @@ impl User {
             public_workers: false,
             contact: None,
             admin_comment: None,
+            deleted_secs: None,
             suspicions: crate::safety::Suspicions::default(),
         }
     }
@@ -179,6 +183,7 @@ impl User {
             moderator: self.moderator,
             trusted: self.trusted,
             flagged: self.flagged,
+            deleted: self.deleted_secs.is_some(),
             pseudonymous: self.pseudonymous,
             worker_count: worker_ids.len() as i64,
             account_age: (now_secs - self.created_secs).max(0),

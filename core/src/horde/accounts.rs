@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::Horde;
 use crate::accounts::api_key::generate_api_key;
+use crate::accounts::deletion::Deletion;
 use crate::accounts::{parse_user_reference, validate_username, TestRoles, User, ANONYMOUS_USER_ID};
 use crate::horde_ops::op;
 use crate::kudos::transfer_keys::validate_key;
@@ -238,7 +239,7 @@ impl Horde {
             || m.flagged.is_some()
             || m.worker_invited.is_some()
             || m.admin_comment.is_some();
-        let self_fields = m.username.is_some() || m.public_workers.is_some() || m.contact.is_some();
+        let self_fields = m.username.is_some() || m.public_workers.is_some() || m.contact.is_some() || m.undelete.is_some();
         if !mod_fields && !self_fields {
             return Err(HordeError::NoUserModSelected);
         }
@@ -281,6 +282,40 @@ impl Horde {
             self.commit().await?;
         }
         Ok(resp)
+    }
+
+    /// `DELETE /users/{id}` (`accounts::deletion`): the account's own request or a moderator's;
+    /// moderators' accounts cannot be deleted.
+    pub async fn delete_user(&self, viewer: i64, id: i64) -> Result<Deletion> {
+        if viewer == ANONYMOUS_USER_ID || id == ANONYMOUS_USER_ID {
+            return Err(HordeError::AnonForbidden);
+        }
+        if !self.ensure_user(id).await? {
+            return Err(HordeError::UserNotFound(id.to_string()));
+        }
+        if viewer != id && !self.is_moderator(viewer) {
+            return Err(HordeError::NotModerator);
+        }
+        if self.is_moderator(id) {
+            return Err(HordeError::forbidden(
+                "DeleteModerator",
+                "A moderator's account cannot be deleted; take the role away first.",
+            ));
+        }
+        let now = self.now_ms();
+        let (deletion, user) = *self.run(op::DeleteUser { id, now }).await?;
+        match deletion {
+            Deletion::Marked => self.store.update_user_profile(&user).await?,
+            Deletion::Pending { .. } => {}
+            Deletion::Wiped => {
+                for worker in self.store.worker_ids_of(id).await? {
+                    self.store.delete_worker(&worker).await?;
+                    self.run(op::DeleteWorker { id: worker }).await?;
+                }
+                self.store.wipe_user(&user).await?;
+            }
+        }
+        Ok(deletion)
     }
 
     /// `POST /kudos/transfer`, answered once the transfer is stored. A `key` (the

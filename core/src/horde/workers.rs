@@ -24,6 +24,7 @@ impl Horde {
         if user_id == ANONYMOUS_USER_ID {
             return Err(HordeError::AnonForbiddenWorker);
         }
+        self.local().users.check_not_deleted(user_id)?;
         let pop = WorkerPop::try_from(pop)?;
         let worker_id = self.worker_for_pop(user_id, &pop.name, kind).await?;
         Ok((worker_id, pop))

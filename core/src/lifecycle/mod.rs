@@ -97,6 +97,7 @@ impl State {
             Some(u) => (u.kudos, u.concurrency, u.flagged),
             None => return Err(HordeError::Internal(format!("account of user {user_id} is not loaded"))),
         };
+        self.users.check_not_deleted(user_id)?;
         self.admit_upfront::<K>(user_id, &mut req, now_ms)?;
         let n = req.n;
         let model_ids = self.models.intern_all(&req.models);

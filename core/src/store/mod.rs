@@ -64,7 +64,7 @@ pub struct Store {
 
 const USER_COLUMNS: &str = "id, username, oauth_id, created, kudos, kd_accumulated, kd_gifted, kd_received, kd_admin, kd_awarded, \
     usage_tokens, requests_text, contribution_tokens, fulfilled_text, usage_kps, requests_image, contribution_kps, fulfilled_image, moderator, trusted, flagged, pseudonymous, concurrency, \
-    worker_invited, public_workers, contact, admin_comment";
+    worker_invited, public_workers, contact, admin_comment, deleted_secs";
 
 const WORKER_COLUMNS: &str = "id, user_id, name, info, created, last_check_in, maintenance, maintenance_msg, paused, nsfw, models, \
     max_length, max_context_length, threads, bridge_agent, uptime_ms, requests_fulfilled, tokens_generated, kudos_generated, \
@@ -108,6 +108,7 @@ fn user_from_row(row: &AnyRow) -> Result<User> {
         public_workers: g("public_workers")? != 0,
         contact: row.try_get("contact")?,
         admin_comment: row.try_get("admin_comment")?,
+        deleted_secs: row.try_get("deleted_secs")?,
         suspicions: Default::default(),
     })
 }
@@ -321,11 +322,32 @@ impl Store {
         Ok(())
     }
 
+    /// Drops a wiped account's identity (name, sign-in identity, contact, API key) and deletes
+    /// its shared keys; its balance and counters stay.
+    pub async fn wipe_user(&self, u: &User) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(self.sql(
+            "UPDATE users SET username = ?, oauth_id = ?, api_key_hash = NULL, contact = NULL, admin_comment = NULL, \
+             public_workers = 0 WHERE id = ?",
+        ))
+        .bind(&u.username)
+        .bind(&u.oauth_id)
+        .bind(u.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(self.sql("DELETE FROM shared_keys WHERE user_id = ?"))
+            .bind(u.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Writes the profile fields of an account (not its balance, which only moves by postings).
     pub async fn update_user_profile(&self, u: &User) -> Result<()> {
         sqlx::query(self.sql(
             "UPDATE users SET username = ?, moderator = ?, trusted = ?, flagged = ?, concurrency = ?, worker_invited = ?, \
-             public_workers = ?, contact = ?, admin_comment = ? WHERE id = ?",
+             public_workers = ?, contact = ?, admin_comment = ?, deleted_secs = ? WHERE id = ?",
         ))
         .bind(&u.username)
         .bind(b(u.moderator))
@@ -336,6 +358,7 @@ impl Store {
         .bind(b(u.public_workers))
         .bind(u.contact.clone())
         .bind(u.admin_comment.clone())
+        .bind(u.deleted_secs)
         .bind(u.id)
         .execute(&self.pool)
         .await?;

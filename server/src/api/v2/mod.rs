@@ -134,7 +134,10 @@ pub fn router(options: &ApiOptions) -> OpenApiRouter<AppState> {
                 .routes(routes!(kudos_award::award)),
         ))
         .merge(group("users", OpenApiRouter::new().routes(routes!(users::list))))
-        .merge(group("user", OpenApiRouter::new().routes(routes!(users::details, users::modify))))
+        .merge(group(
+            "user",
+            OpenApiRouter::new().routes(routes!(users::details, users::modify, users::delete)),
+        ))
         .merge(group("worker-modify", OpenApiRouter::new().routes(routes!(workers::modify))))
         .merge(group("register", OpenApiRouter::new().routes(routes!(users::register))))
         .merge(group("default", default.merge(styles)))

@@ -61,6 +61,21 @@ pub async fn modify(
     Ok(Json(state.horde.modify_user(viewer, id, m).await?).into_response())
 }
 
+#[utoipa::path(delete, path = "/users/{id}", tag = "users", security(("apikey" = [])), params(("id" = String, Path, description = "User id")), responses((status = 200, description = "Marked deleted, or wiped when it had been deleted for 30 days", body = horde_protocol::styles::SimpleResponse), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed (another's account, a moderator's)", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, ApiKey(key): ApiKey, Path(id): Path<String>) -> ApiResult<Response> {
+    use horde_core::accounts::deletion::Deletion;
+    let viewer = user_of(&state, &key, false).await?;
+    let id = parse_user_id(&id)?;
+    let message = match state.horde.delete_user(viewer, id).await? {
+        Deletion::Marked | Deletion::Wiped => "OK".to_string(),
+        Deletion::Pending { wipe_in_secs } => format!(
+            "OK: already deleted; asked again in {} days, the account is wiped.",
+            (wipe_in_secs + 86_399) / 86_400
+        ),
+    };
+    Ok(Json(horde_protocol::styles::SimpleResponse { message }).into_response())
+}
+
 #[utoipa::path(post, path = "/kudos/transfer", tag = "users", security(("apikey" = [])), params(("Idempotency-Key" = Option<String>, Header, description = "Repeating a transfer with the key of one made in the last day answers that transfer's answer, without a second transfer")), request_body = KudosTransferRequest, responses((status = 200, description = "Kudos transferred", body = KudosTransferred), (status = 400, description = "Invalid input", body = ErrorBody), (status = 401, description = "Missing or unknown API key", body = ErrorBody), (status = 403, description = "Not allowed", body = ErrorBody), (status = 404, description = "Not found", body = ErrorBody), (status = 429, description = "Rate limited", body = ErrorBody)))]
 pub async fn transfer(
     State(state): State<AppState>,
