@@ -105,7 +105,7 @@ mod tests {
         let key = api_key::ApiKeyHasher::new(b"secret".to_vec()).hash("the-key");
         let mut u = User::new(7, "alice", "oauth-alice");
         u.contact = Some("alice@example.com".into());
-        s.users.insert_loaded(u, Some(key.clone()));
+        s.users.insert_loaded(u, Some(key));
         assert!(s.users.check_not_deleted(7).is_ok());
         let (d, u) = *s.delete_user(7, T0).expect("marked");
         assert_eq!((d, u.deleted_secs), (Deletion::Marked, Some((T0 / 1000) as i64)));
