@@ -308,6 +308,17 @@ async fn accounts_and_transfers(db: Db) {
     assert_eq!(me["pseudonymous"], true);
     let (st, v) = s.post("/register", None, json!({"username": "bad#name"})).await;
     assert_eq!((st, v["rc"].as_str()), (400, Some("InvalidUsername")));
+    // The public horde's rc names for names too long or profane.
+    for (body, path, rc) in [
+        (json!({"username": "x".repeat(31)}), "/register", "TooLongUserName"),
+        (json!({"username": "sh1t happens"}), "/register", "ProfaneUserName"),
+        (json!({"name": "w".repeat(101)}), "/generate/text/pop", "TooLongWorkerName"),
+        (json!({"name": "the-f.u.c.k-worker"}), "/generate/text/pop", "ProfaneWorkerName"),
+    ] {
+        let key = (path != "/register").then_some(key.as_str());
+        let (st, v) = s.post(path, key, body.clone()).await;
+        assert_eq!((st, v["rc"].as_str()), (400, Some(rc)), "{body}: {v}");
+    }
     let (st, _) = s.post("/register", None, json!({"username": "second"})).await;
     assert_eq!(st, 201);
 

@@ -211,7 +211,14 @@ pub fn parse_user_reference(s: &str) -> Option<i64> {
 pub fn validate_username(name: &str) -> Result<String, crate::HordeError> {
     let trimmed = name.trim();
     let n = trimmed.chars().count();
-    if n == 0 || n > 30 || trimmed.contains('#') || trimmed.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+    if n > 30 {
+        return Err(crate::HordeError::rejected(
+            "TooLongUserName",
+            "A username may be at most 30 characters.",
+        ));
+    }
+    crate::safety::profanity::check(trimmed, "ProfaneUserName", "username")?;
+    if n == 0 || trimmed.contains('#') || trimmed.chars().any(|c| c.is_control() || is_invisible_format(c)) {
         // The refused name is echoed without the characters that could reorder the message.
         let shown = trimmed.chars().filter(|c| !c.is_control() && !is_invisible_format(*c));
         return Err(crate::HordeError::InvalidUsername(shown.take(40).collect()));

@@ -260,6 +260,9 @@ impl Horde {
             }
         }
         let username = m.username.as_deref().map(validate_username).transpose()?;
+        if let Some(contact) = &m.contact {
+            crate::safety::profanity::check(contact, "ProfaneUserContact", "contact")?;
+        }
         for s in [&m.contact, &m.admin_comment].into_iter().flatten() {
             if s.contains('\0') || s.chars().count() > 500 {
                 return Err(HordeError::Validation(

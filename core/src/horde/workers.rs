@@ -200,6 +200,7 @@ impl Horde {
             if info.chars().count() > MAX_WORKER_INFO || info.contains('\0') {
                 return Err(HordeError::Validation(format!("info may be at most {MAX_WORKER_INFO} characters.")));
             }
+            crate::safety::profanity::check(info, "ProfaneWorkerInfo", "worker info")?;
         }
         if let Some(msg) = &m.maintenance_msg {
             if msg.chars().count() > MAX_WORKER_INFO || msg.contains('\0') {

@@ -3,6 +3,7 @@
 pub mod filter;
 pub mod ip_timeouts;
 pub mod moderation;
+pub mod profanity;
 pub mod suspicion;
 
 pub use filter::{FilterOutcome, FilterRule, PromptFilter};

@@ -23,6 +23,7 @@ pub fn clean_name(name: &str) -> Result<String> {
     if len == 0 || len > 100 || n.chars().any(char::is_control) {
         return Err(HordeError::Validation("A team name must be 1 to 100 characters.".into()));
     }
+    crate::safety::profanity::check(n, "ProfaneTeamName", "team name")?;
     Ok(n.to_string())
 }
 
@@ -37,6 +38,7 @@ pub fn clean_info(info: &str) -> Result<String> {
     if i.chars().count() > 1000 || i.contains('\0') {
         return Err(HordeError::Validation("Team info may be at most 1000 characters.".into()));
     }
+    crate::safety::profanity::check(i, "ProfaneTeamInfo", "team info")?;
     Ok(i.to_string())
 }
 

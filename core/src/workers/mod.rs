@@ -365,7 +365,14 @@ impl Worker {
 /// Checks a worker name: 1 to 100 characters, no control characters.
 pub fn validate_worker_name(name: &str) -> Result<String> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > MAX_WORKER_NAME || trimmed.chars().any(char::is_control) {
+    if trimmed.chars().count() > MAX_WORKER_NAME {
+        return Err(HordeError::rejected(
+            "TooLongWorkerName",
+            format!("A worker name may be at most {MAX_WORKER_NAME} characters."),
+        ));
+    }
+    crate::safety::profanity::check(trimmed, "ProfaneWorkerName", "worker name")?;
+    if trimmed.is_empty() || trimmed.chars().any(char::is_control) {
         return Err(HordeError::InvalidWorkerName(format!(
             "1 to {MAX_WORKER_NAME} characters without control characters"
         )));
