@@ -125,6 +125,8 @@ operations! {
     /// Test mode: a new key, roles and balance for an existing account.
     RefreshTestUser { id: i64, key: ApiKeyHash, kudos: Centikudos, roles: TestRoles, now: u64 } -> User = |h| h.state.refresh_test_user(id, key, kudos, roles, now);
     ModifyUser { id: i64, changes: UserChanges, username: Option<String>, now: u64 } -> Box<(ModifyUserResponse, User)> = |h| h.state.modify_user(id, changes, username, now);
+    /// A style's author paid for another's request that used it.
+    RewardStyleAuthor { author: i64, requester: i64, now: u64 } -> Centikudos = |h| crate::kudos::reward_style_author(&mut h.state, author, requester, now);
     /// `DELETE /users/{id}`: marks the account deleted, or wipes it (`accounts::deletion`).
     DeleteUser { id: i64, now: u64 } -> Box<(Deletion, User)> = |h| h.state.delete_user(id, now);
     /// A transfer, under the sender's `Idempotency-Key` if given.

@@ -16,6 +16,11 @@ fn rc(v: &Value) -> &str {
     v["rc"].as_str().unwrap_or("")
 }
 
+async fn kudos_of(s: &Server, key: &str) -> f64 {
+    let (_, me) = s.get("/find_user", Some(key)).await;
+    me["kudos"].as_f64().unwrap_or(f64::NAN)
+}
+
 async fn new_style(s: &Server, key: &str, path: &str, body: Value) -> String {
     let (st, v) = s.post(path, Some(key), body).await;
     assert_eq!(st, 200, "{v}");
@@ -90,6 +95,7 @@ async fn image_styles(db: Db) {
     assert_eq!(st, 400, "{v}");
 
     // The style changes what the worker pops: template, params (the request keeps its n), models, LoRAs.
+    let author_kudos = kudos_of(&s, &author).await;
     let (st, acc) = s
         .post(
             "/generate/async",
@@ -111,6 +117,26 @@ async fn image_styles(db: Db) {
     assert_eq!(job["model"], "styled_model");
     let (_, d) = s.get(&format!("/styles/image/{id}"), None).await;
     assert_eq!(d["use_count"], 1);
+    // Its author earns 2 kudos for another's request, nothing for a dry run or their own.
+    assert_eq!(kudos_of(&s, &author).await, author_kudos + 2.0);
+    let (st, _) = s
+        .post(
+            "/generate/async",
+            Some(&requester),
+            json!({"prompt": "x", "style": id, "dry_run": true}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, own) = s.post("/generate/async", Some(&author), json!({"prompt": "x", "style": id})).await;
+    assert_eq!(st, 202);
+    assert_eq!(
+        kudos_of(&s, &author).await,
+        author_kudos + 2.0 - 1.0,
+        "only the author's own request tax"
+    );
+    let own = own["id"].as_str().unwrap_or_default().to_string();
+    let (st, _) = s.send(Method::DELETE, &format!("/generate/status/{own}"), None, json!({})).await;
+    assert_eq!(st, 200);
 
     // Unknown styles, and a text style on an image request.
     let (st, v) = s

@@ -21,10 +21,11 @@ impl Horde {
     /// `ip` is the client's address (timeouts; `None` when unknown).
     pub async fn generate_image(&self, user_id: i64, req: GenerateImageRequest, ip: Option<IpAddr>) -> Result<Submission> {
         crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
-        let req = self.styled_image_request(req).await?;
+        let (req, author) = self.styled_image_request(req).await?;
         // Parsed here: parsing draws the random seed, which the operation then carries.
         let req = ImageRequest::parse(req, &self.local().cfg)?;
-        self.submit_request::<ImageKind>(user_id, req, ip).await
+        let submitted = self.submit_request::<ImageKind>(user_id, req, ip).await;
+        self.reward_style_author(author, user_id, submitted).await
     }
 
     /// A link to `job`'s image for `purpose`, under `base` (the horde's public address).

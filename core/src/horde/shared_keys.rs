@@ -169,7 +169,7 @@ impl Horde {
         for_style: bool,
     ) -> Result<Submission> {
         self.admit_shared_key(&key, for_style).await?;
-        let req = self.styled_image_request(req).await?;
+        let (req, author) = self.styled_image_request(req).await?;
         let p = req.params.as_ref();
         let pixels = p
             .and_then(|p| p.width)
@@ -178,7 +178,8 @@ impl Horde {
         if !for_style {
             key.check_image_job(pixels, p.and_then(|p| p.steps).unwrap_or(30))?;
         }
-        self.submit_within_key(&key, req, ip).await
+        let submitted = self.submit_within_key(&key, req, ip).await;
+        self.reward_style_author(author, key.user_id, submitted).await
     }
 
     /// `POST /generate/text/async` with a shared key (see [`Horde::generate_image_shared`]).
@@ -190,11 +191,12 @@ impl Horde {
         for_style: bool,
     ) -> Result<Submission> {
         self.admit_shared_key(&key, for_style).await?;
-        let req = self.styled_text_request(req).await?;
+        let (req, author) = self.styled_text_request(req).await?;
         if !for_style {
             key.check_text_job(req.params.as_ref().and_then(|p| p.max_length).unwrap_or(80))?;
         }
-        self.submit_within_key(&key, req, ip).await
+        let submitted = self.submit_within_key(&key, req, ip).await;
+        self.reward_style_author(author, key.user_id, submitted).await
     }
 
     /// `sharedkey_ids` of a user's details (for the owner and moderators).

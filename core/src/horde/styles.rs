@@ -8,8 +8,9 @@ use horde_protocol::text::GenerateTextRequest;
 use uuid::Uuid;
 
 use super::Horde;
+use crate::horde_ops::op;
 use crate::styles::{self as st, Collection, Style, StyleKind, StyleName};
-use crate::{HordeError, Result};
+use crate::{HordeError, Result, Submission};
 
 /// What a request's `style` names: a style, or a collection (whose member is drawn at random).
 enum Named {
@@ -409,24 +410,42 @@ impl Horde {
         Ok(style)
     }
 
-    /// An image request with its `style` (if any) applied.
-    pub(super) async fn styled_image_request(&self, mut req: GenerateImageRequest) -> Result<GenerateImageRequest> {
+    /// An image request with its `style` (if any) applied, and the style's author.
+    pub(super) async fn styled_image_request(&self, mut req: GenerateImageRequest) -> Result<(GenerateImageRequest, Option<i64>)> {
         let Some(reference) = req.style.take().filter(|s| !s.trim().is_empty()) else {
-            return Ok(req);
+            return Ok((req, None));
         };
         let style = self.style_for_request(&reference, StyleKind::Image).await?;
         st::apply::apply_image(&style, &mut req)?;
-        Ok(req)
+        Ok((req, Some(style.user_id)))
     }
 
-    /// A text request with its `style` (if any) applied.
-    pub(super) async fn styled_text_request(&self, mut req: GenerateTextRequest) -> Result<GenerateTextRequest> {
+    /// A text request with its `style` (if any) applied, and the style's author.
+    pub(super) async fn styled_text_request(&self, mut req: GenerateTextRequest) -> Result<(GenerateTextRequest, Option<i64>)> {
         let Some(reference) = req.style.take().filter(|s| !s.trim().is_empty()) else {
-            return Ok(req);
+            return Ok((req, None));
         };
         let style = self.style_for_request(&reference, StyleKind::Text).await?;
         st::apply::apply_text(&style, &mut req)?;
-        Ok(req)
+        Ok((req, Some(style.user_id)))
+    }
+
+    /// Pays a style's `author` for `requester`'s request that used it, once it is queued (not
+    /// for a dry run, nor for the author's own requests).
+    pub(super) async fn reward_style_author(
+        &self,
+        author: Option<i64>,
+        requester: i64,
+        submitted: Result<Submission>,
+    ) -> Result<Submission> {
+        let submitted = submitted?;
+        if let (Some(author), Submission::Queued(_)) = (author, &submitted) {
+            if author != requester && self.ensure_user(author).await? {
+                let now = self.now_ms();
+                self.run(op::RewardStyleAuthor { author, requester, now }).await?;
+            }
+        }
+        Ok(submitted)
     }
 
     /// `styles` of a user's details: `(name, id, type)` of each of their styles.

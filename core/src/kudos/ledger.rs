@@ -62,6 +62,8 @@ pub enum PostingKind {
     Refund,
     /// Awarded by a moderator (`/kudos/award`).
     Award,
+    /// Paid to a style's author when another's request uses the style.
+    StyleReward,
 }
 
 impl PostingKind {
@@ -77,6 +79,7 @@ impl PostingKind {
             PostingKind::RatingReward => "rating_reward",
             PostingKind::Refund => "refund",
             PostingKind::Award => "award",
+            PostingKind::StyleReward => "style_reward",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -91,6 +94,7 @@ impl PostingKind {
             PostingKind::RatingReward,
             PostingKind::Refund,
             PostingKind::Award,
+            PostingKind::StyleReward,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -115,7 +119,7 @@ pub fn apply_to_user(user: &mut User, kind: PostingKind, delta: Centikudos) {
         PostingKind::Transfer if delta < 0 => b.gifted += delta,
         PostingKind::Transfer => b.received += delta,
         PostingKind::Admin => b.admin += delta,
-        PostingKind::RatingReward | PostingKind::Award => b.awarded += delta,
+        PostingKind::RatingReward | PostingKind::Award | PostingKind::StyleReward => b.awarded += delta,
         _ => b.accumulated += delta,
     }
 }

@@ -28,6 +28,26 @@ pub fn to_centikudos(k: f64) -> Centikudos {
     }
 }
 
+/// What a style's author earns each time another's request uses the style.
+pub const STYLE_REWARD: Centikudos = 200;
+
+/// Pays `author` [`STYLE_REWARD`] from the mint for a request of `requester` that used their
+/// style (nothing when they are the same account); the author must be loaded. Returns the amount.
+pub fn reward_style_author(s: &mut crate::state::State, author: i64, requester: i64, now_ms: u64) -> crate::Result<Centikudos> {
+    if author == requester {
+        return Ok(0);
+    }
+    s.ledger.post(
+        &mut s.users,
+        Account::Mint,
+        Account::User(author),
+        STYLE_REWARD,
+        PostingKind::StyleReward,
+        now_ms,
+    )?;
+    Ok(STYLE_REWARD)
+}
+
 /// Awards `cents` from the mint to user `to` (a moderator's `/kudos/award`); the user must be
 /// loaded. Returns the amount.
 pub fn award(s: &mut crate::state::State, to: i64, cents: Centikudos, now_ms: u64) -> crate::Result<Centikudos> {
