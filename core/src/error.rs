@@ -41,8 +41,6 @@ pub enum HordeError {
     InvalidJobId(String),
     #[error("Processing Job with ID {0} already submitted.")]
     DuplicateGen(String),
-    #[error("This account or the receiving one is under suspicion of abuse and cannot transfer kudos.")]
-    SuspiciousAccount,
     #[error("This worker has not checked in since the horde started, so its address is unknown.")]
     WorkerIpUnknown,
     #[error("Processing Job with ID {0} was aborted because it took too long. Please check your worker speed.")]
@@ -169,7 +167,6 @@ impl HordeError {
             WorkerMaintenance => "WorkerMaintenance",
             InvalidJobId(_) => "InvalidJobID",
             DuplicateGen(_) => "DuplicateGen",
-            SuspiciousAccount => "SuspiciousAccount",
             WorkerIpUnknown => "WorkerIPUnknown",
             AbortedGen(_) => "AbortedGen",
             RequestNotFound(_) => "RequestNotFound",
@@ -220,7 +217,6 @@ impl HordeError {
             | KudosTransferFromAnon
             | TimeoutIp { .. }
             | SourceAccountFlagged
-            | SuspiciousAccount
             | Forbidden { .. } => ErrorClass::Forbidden,
             Missing { .. } => ErrorClass::NotFound,
             InvalidJobId(_) | RequestNotFound(_) | WorkerNotFound(_) | UserNotFound(_) | InvalidImageLink | FilterNotFound(_)

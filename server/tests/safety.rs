@@ -181,7 +181,7 @@ async fn suspicion_and_worker_ip_blocks(db: Db) {
             json!({"username": format!("friend#{friend_id}"), "amount": 1}),
         )
         .await;
-    assert_eq!((st, v["rc"].as_str()), (403, Some("SuspiciousAccount")), "{v}");
+    assert_eq!((st, v["rc"].as_str()), (403, Some("FaultWhenKudosSending")), "{v}");
 
     // A worker with a needlessly long name declaring absurd pixels is suspected twice; the
     // moderator sees it, the public does not.

@@ -260,11 +260,27 @@ impl KudosLedger {
         if from == to {
             return Err(HordeError::KudosTransferToSelf);
         }
-        if src.flagged || dst.flagged {
+        // The public horde's rc names for each side.
+        if src.flagged {
             return Err(HordeError::SourceAccountFlagged);
         }
-        if src.is_suspicious() || dst.is_suspicious() {
-            return Err(HordeError::SuspiciousAccount);
+        if dst.flagged {
+            return Err(HordeError::forbidden(
+                "TargetAccountFlagged",
+                "The receiving account is flagged and cannot receive kudos.",
+            ));
+        }
+        if src.is_suspicious() {
+            return Err(HordeError::forbidden(
+                "FaultWhenKudosSending",
+                "This account is under review for suspicious activity and cannot send kudos.",
+            ));
+        }
+        if dst.is_suspicious() {
+            return Err(HordeError::forbidden(
+                "FaultWhenKudosReceiving",
+                "The receiving account is under review for suspicious activity and cannot receive kudos.",
+            ));
         }
         if let Some(t) = self.last_transfer_ms.get(&(to, from)) {
             if now_ms.saturating_sub(*t) < 60_000 {
@@ -394,7 +410,8 @@ mod tests {
         if let Some(u) = us.get_mut(2) {
             u.flagged = true;
         }
-        assert_eq!(rc(l.transfer(&mut us, 1, 2, 1.0, 200_000)), Some("SourceAccountFlagged"));
+        assert_eq!(rc(l.transfer(&mut us, 1, 2, 1.0, 200_000)), Some("TargetAccountFlagged"));
+        assert_eq!(rc(l.transfer(&mut us, 2, 1, 1.0, 200_000)), Some("SourceAccountFlagged"));
         assert_eq!(l.take_pending().len(), 2);
     }
 
