@@ -66,8 +66,9 @@ pub struct UserDetails {
     pub moderator: bool,
     pub trusted: bool,
     pub flagged: bool,
-    /// Marked deleted (see `DELETE /users/{id}`).
-    #[serde(default)]
+    /// Marked deleted (see `DELETE /users/{id}`); sent only when true (horde-sdk's strict model
+    /// of user details has no such field).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
     pub pseudonymous: bool,
     pub worker_count: i64,

@@ -64,6 +64,14 @@ const UPDATE_RECORDS: &str = "UPDATE users SET usage_tokens = usage_tokens + ?, 
      requests_image = requests_image + ?, contribution_kps = contribution_kps + ?, fulfilled_image = fulfilled_image + ? \
      WHERE id = ?";
 
+const RECORD_COLUMNS: &str = "usage_tokens, requests_text, contribution_tokens, fulfilled_text, usage_kps, requests_image, \
+     contribution_kps, fulfilled_image, id";
+const APPLY_RECORDS: &str = "UPDATE users SET usage_tokens = users.usage_tokens + d.usage_tokens, \
+     requests_text = users.requests_text + d.requests_text, contribution_tokens = users.contribution_tokens + d.contribution_tokens, \
+     fulfilled_text = users.fulfilled_text + d.fulfilled_text, usage_kps = users.usage_kps + d.usage_kps, \
+     requests_image = users.requests_image + d.requests_image, contribution_kps = users.contribution_kps + d.contribution_kps, \
+     fulfilled_image = users.fulfilled_image + d.fulfilled_image FROM d WHERE users.id = d.id";
+
 const INSERT_TIMING: &str = "INSERT INTO image_timings (created_ms, width, height, steps, sampler, cfg_scale, denoising_strength, \
      karras, hires_fix, source_processing, control_type, post_processing, loras, tis, seconds) \
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -188,8 +196,8 @@ fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
     transfer_keys::push_transfer_keys(&mut script, &batch.transfer_keys);
     let mut records: Vec<(&i64, &UserRecords)> = batch.records.iter().collect();
     records.sort_unstable_by_key(|(id, _)| **id);
-    for (id, r) in records {
-        let values = [
+    let record_values = |(id, r): &(&i64, &UserRecords)| {
+        [
             r.usage_tokens,
             r.requests_text,
             r.contribution_tokens,
@@ -198,9 +206,23 @@ fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
             r.requests_image,
             r.contribution_kps,
             r.fulfilled_image,
-            *id,
-        ];
-        script.push(UPDATE_RECORDS.into(), values.map(Bound::Int).into());
+            **id,
+        ]
+    };
+    if rows == 1 {
+        for r in &records {
+            script.push(UPDATE_RECORDS.into(), record_values(r).map(Bound::Int).into());
+        }
+    } else {
+        // One statement per chunk of accounts: one round trip on PostgreSQL however many moved.
+        for chunk in records.chunks(rows.min(USERS_PER_UPDATE)) {
+            let sql = format!(
+                "WITH d ({RECORD_COLUMNS}) AS (VALUES {}) {APPLY_RECORDS}",
+                placeholders(chunk.len(), 9)
+            );
+            let values = chunk.iter().flat_map(record_values).map(Bound::Int).collect();
+            script.push(sql, values);
+        }
     }
     for w in &batch.workers {
         let (sql, values) = save_worker(w);
