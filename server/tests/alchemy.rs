@@ -309,3 +309,75 @@ async fn expiry_and_bad_input(db: Db) {
 }
 
 on_both_databases!(alchemy_expiry_and_bad_input, expiry_and_bad_input);
+
+/// Every form the horde serves goes from async to a finished status through a scripted alchemist:
+/// the three that answer JSON and the eight post-processors that answer an uploaded image.
+async fn every_form(db: Db) {
+    let s = server!(db, &["--dev-test-users"]);
+    let (req_key, _) = s.user("alc_every", 500.0, false, false).await;
+    let (wk_key, _) = s.user("alc_every_wk", 0.0, false, false).await;
+    let source = webp(5);
+    let json_forms = [
+        ("caption", json!({"caption": "a gradient"})),
+        ("nsfw", json!({"nsfw": false})),
+        (
+            "interrogation",
+            json!({"interrogation": {"tags": [{"text": "gradient", "confidence": 0.9}]}}),
+        ),
+    ];
+    let image_forms = [
+        "GFPGAN",
+        "CodeFormers",
+        "RealESRGAN_x4plus",
+        "RealESRGAN_x2plus",
+        "RealESRGAN_x4plus_anime_6B",
+        "NMKD_Siax",
+        "4x_AnimeSharp",
+        "strip_background",
+    ];
+    let all: Vec<&str> = json_forms.iter().map(|(f, _)| *f).chain(image_forms).collect();
+    for form in all {
+        let (st, acc) = s
+            .post(
+                "/interrogate/async",
+                Some(&req_key),
+                json!({"forms": [{"name": form}], "source_image": b64(&source)}),
+            )
+            .await;
+        assert_eq!(st, 202, "{form}: {acc}");
+        let id = acc["id"].as_str().unwrap_or_default().to_string();
+        let (_, popped) = s
+            .post("/interrogate/pop", Some(&wk_key), alchemist_pop("every-form", &[form]))
+            .await;
+        let job = &popped["forms"][0];
+        assert_eq!(job["form"], form, "{popped}");
+        let fid = job["id"].as_str().unwrap_or_default().to_string();
+        let result = match json_forms.iter().find(|(f, _)| *f == form) {
+            Some((_, r)) => r.clone(),
+            None => {
+                let upload = job["r2_upload"].as_str().unwrap_or_default().to_string();
+                let put = s.client.put(&upload).body(webp(6)).send().await.expect("put");
+                assert_eq!(put.status().as_u16(), 200, "{form}");
+                json!({ form: "R2" })
+            }
+        };
+        let (st, r) = s
+            .post(
+                "/interrogate/submit",
+                Some(&wk_key),
+                json!({"id": fid, "result": result, "state": "ok"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{form}: {r}");
+        s.settle().await;
+        let (_, status) = s.get(&format!("/interrogate/status/{id}"), None).await;
+        assert_eq!(status["state"], "done", "{form}: {status}");
+        let got = &status["forms"][0]["result"][form];
+        match json_forms.iter().find(|(f, _)| *f == form) {
+            Some((_, r)) => assert_eq!(got, &r[form], "{form}: {status}"),
+            None => assert!(got.as_str().is_some_and(|l| l.starts_with(&s.url)), "{form}: {status}"),
+        }
+    }
+}
+
+on_both_databases!(alchemy_every_form, every_form);
