@@ -103,6 +103,8 @@ pub const SERVER_FN_LIMITS: &[(&str, &str)] = &[
     ("/ui/api/submit_image", "generate"),
     ("/ui/api/image_price", "generate"),
     ("/ui/api/image_progress", "check"),
+    ("/ui/api/submit_alchemy", "generate"),
+    ("/ui/api/alchemy_progress", "check"),
     ("/ui/api/cancel_image", "image-status"),
     ("/ui/api/rate_image", "rate"),
     ("/ui/api/text_status", "text-status"),
