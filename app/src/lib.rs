@@ -5,6 +5,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod alchemy;
 pub mod api;
 pub mod browser;
 pub mod context;
@@ -102,6 +103,11 @@ impl SiteAssets {
     }
 }
 
+/// Applies the studio's stored theme and text size to `<html>` (`data-theme`, `data-text-size`),
+/// in every page's head: written small, as it is part of every first load.
+#[cfg(feature = "ssr")]
+const LOOKS_SCRIPT: &str = "try{let s=JSON.parse(localStorage['horde.settings']),d=document.documentElement.dataset;s.theme&&(d.theme=s.theme);s.font_size&&(d.textSize=s.font_size)}catch(e){}";
+
 /// The whole HTML document of `page` (rendered on the server).
 #[cfg(feature = "ssr")]
 pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
@@ -121,6 +127,9 @@ pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
                 <meta name="description" content="Horde: write stories, chat and make images on a crowdsourced cluster"/>
                 <title>{format!("{} · Horde", page.label())}</title>
                 <link rel="icon" href="data:,"/>
+                // The stored theme and text size before the first paint (no flash of the default
+                // theme while the page loads); the studio keeps them up to date afterwards.
+                <script inner_html=LOOKS_SCRIPT></script>
                 {assets.css.map(|href| view! { <link rel="stylesheet" href=href/> })}
                 {preloads}
                 {boot.map(|b| view! { <script type="module" inner_html=b></script> })}

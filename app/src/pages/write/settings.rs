@@ -19,8 +19,9 @@ pub(super) fn Settings() -> impl IntoView {
     }
 }
 
-/// The studio's theme and text size; the page applies the stored choice (`data-theme`,
-/// `data-text-size`, read by the style sheet).
+/// The studio's theme and text size; the page applies the stored choice on the document
+/// (`<html data-theme data-text-size>`, read by the style sheet; every page's head applies the
+/// stored one before the first paint).
 #[component]
 pub(super) fn Looks() -> impl IntoView {
     view! {
