@@ -20,7 +20,7 @@ use crate::browser;
 use crate::story::{History, Mode};
 use crate::Session;
 use background::Background;
-use files::ExportImport;
+use files::{ExportImport, Pictures, QuickStart};
 use settings::{Looks, Settings};
 use state::Studio;
 use transcript::{Footer, PendingTurn, Transcript};
@@ -29,6 +29,9 @@ use transcript::{Footer, PendingTurn, Transcript};
 pub fn WritePage() -> impl IntoView {
     let session = expect_context::<Session>();
     let studio = Studio::new(session);
+    // The theme and text size on the document (`<html data-theme data-text-size>`), where the
+    // head's script put the stored ones before the first paint.
+    Effect::new(move |_| studio.settings.with(|s| browser::apply_looks(&s.theme, s.font_size)));
     files::answer_files_module(studio);
     let offer = RwSignal::new(TextOffer::default());
     let draft = RwSignal::new(String::new());
@@ -48,8 +51,6 @@ pub fn WritePage() -> impl IntoView {
         <section
             class="studio"
             data-mode=move || mode().key()
-            data-theme=move || studio.settings.with(|s| s.theme.clone())
-            data-text-size=move || studio.settings.with(|s| s.font_size.to_string())
         >
             <div class="toolbar">
                 <select
@@ -131,7 +132,9 @@ pub fn WritePage() -> impl IntoView {
                     <Footer studio/>
                 </div>
                 <aside class="panel">
+                    <QuickStart/>
                     <Background studio/>
+                    <Pictures/>
                     <Settings/>
                     <Looks/>
                     <ExportImport studio/>
