@@ -105,6 +105,15 @@ function title() {
   }
 }
 
+/** An importer's answer (JSON text) whose settings, if any, keep this studio's theme and text size (a save's settings are its samplers). */
+function keepLooks(json) {
+  const imported = JSON.parse(json);
+  if (!imported.settings) return json;
+  const { theme, font_size: size } = JSON.parse(ask('settings'));
+  imported.settings = { ...imported.settings, theme, font_size: size };
+  return JSON.stringify(imported);
+}
+
 /** A report line (a `role=status` paragraph, hidden until it says something) and its `say`. */
 function reporter(className) {
   const report = el('p', { class: `muted ${className}`, role: 'status', hidden: '' });
@@ -119,7 +128,7 @@ function reporter(className) {
 async function importing(say, name, data, base64, picture) {
   say('Importing…');
   try {
-    const answer = await call('import_file', { name, data, base64 });
+    const answer = keepLooks(await call('import_file', { name, data, base64 }));
     say(ask('import', picture ? await withAvatar(answer, picture) : answer));
   } catch (e) {
     say(e.message);
@@ -246,6 +255,9 @@ export function open() {
     const fill = PANELS[box.dataset.files];
     if (!fill) continue;
     box.dataset.filled = 'true';
-    fill(box);
+    // The panel itself is in the page; what it holds is drawn here.
+    const area = el('div', { class: 'files' });
+    box.append(area);
+    fill(area);
   }
 }

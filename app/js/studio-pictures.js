@@ -10,7 +10,7 @@
 // Pictures are `data:` URLs in the story, kept with it in this browser's storage.
 
 document.head.append(Object.assign(document.createElement('style'), {
-  textContent: '.pictures { display: grid; gap: 0.5rem; margin-top: 0.5rem; } .pictures .row { flex-wrap: wrap; align-items: center; }'
+  textContent: '.pictures[open] { display: grid; gap: 0.5rem; } .pictures .row { flex-wrap: wrap; align-items: center; }'
     + ' .story-pictures { display: grid; gap: 0.5rem; } .story-picture { display: flex; gap: 0.5rem; align-items: center; }'
     + ' .story-picture img { width: 4rem; height: 4rem; object-fit: cover; border-radius: 0.25rem; flex: none; }'
     + ' .story-picture span { flex: 1; min-width: 0; overflow-wrap: anywhere; font-size: 0.85rem; }',

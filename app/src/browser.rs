@@ -299,24 +299,3 @@ pub async fn sleep(ms: i32) {
     #[cfg(not(feature = "hydrate"))]
     let _ = ms;
 }
-
-/// Puts the studio's theme and text size on the document (`<html data-theme data-text-size>`,
-/// which the style sheet reads); empty or 0: the default (the attribute removed).
-pub fn apply_looks(theme: &str, text_size: i64) {
-    #[cfg(feature = "hydrate")]
-    {
-        let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) else {
-            return;
-        };
-        let size = if text_size > 0 { text_size.to_string() } else { String::new() };
-        for (name, value) in [("data-theme", theme), ("data-text-size", size.as_str())] {
-            let _ = if value.is_empty() {
-                root.remove_attribute(name)
-            } else {
-                root.set_attribute(name, value)
-            };
-        }
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = (theme, text_size);
-}

@@ -61,6 +61,8 @@ async function importFile(page, name, mimeType, buffer) {
 
 test('a Lite save imports with its memory, note, world info and settings, and the old story stays', async ({ page, start }) => {
   const worker = await start(ScriptedWorker, { name: 'lite-worker', reply: ' Red lights flashed.', stepMs: 10 });
+  // A theme chosen before: the save's settings (its samplers) do not take it away.
+  await page.addInitScript(() => { if (!localStorage.getItem('horde.settings')) localStorage.setItem('horde.settings', JSON.stringify({ theme: 'dark' })); });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await page.locator('textarea[name=memory]').fill('My own story.');
@@ -76,6 +78,8 @@ test('a Lite save imports with its memory, note, world info and settings, and th
   await expect(page.locator('input[name=wi_secondary]').nth(1)).toHaveValue('alarms');
   await page.locator('summary', { hasText: 'Settings' }).click();
   await expect(page.locator('input[name=temperature]')).toHaveValue('0.9');
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  expect(await page.evaluate(() => JSON.parse(localStorage.getItem('horde.settings')).theme)).toBe('dark');
   // The story that was open is in the stories list.
   await expect(page.locator('select[name=story] option')).toHaveText(['lark', 'Untitled']);
 

@@ -73,20 +73,20 @@ pub(super) fn answer_files_module(studio: Studio) {
     });
 }
 
-/// The "Export / import" panel: the title and deletion here; the files module fills in the
-/// rest (`data-files="story"`) when the panel is first opened.
+/// The "Export / import" panel: the title and deletion here; the files module adds the rest
+/// (`data-files="story"`) when the panel is first opened. The modules draw into the panels
+/// themselves (no containers in the page: each element costs the first load).
 #[component]
 pub fn ExportImport(studio: Studio) -> impl IntoView {
     let story = studio.story;
     view! {
-        <details data-lazy="studio-files">
+        <details data-lazy="studio-files" data-files="story">
             <summary>"Export / import"</summary>
             <label class="field">
                 <span>"Title"</span>
                 <input name="title" prop:value=move || story.with(|s| s.title.clone()) on:input=move |ev| story.update(|s| s.title = event_target_value(&ev))/>
             </label>
             <button class="danger" on:click=move |_| studio.delete_story()>"Delete this story"</button>
-            <div class="files" data-files="story"></div>
         </details>
     }
 }
@@ -95,21 +95,20 @@ pub fn ExportImport(studio: Studio) -> impl IntoView {
 #[component]
 pub fn WorldInfoFiles() -> impl IntoView {
     view! {
-        <details class="wi-files" data-lazy="studio-files">
+        <details class="wi-files" data-lazy="studio-files" data-files="world_info">
             <summary>"World info files"</summary>
-            <div class="files" data-files="world_info"></div>
         </details>
     }
 }
 
 /// The "Quick start" panel, filled in by the files module (`data-files="start"`): a built-in
-/// scenario per mode, or a character card; the current story stays in the stories list.
+/// scenario per mode, or a character card; the current story stays in the stories list. (The
+/// module fills the panel itself: no container, as every element costs the first load.)
 #[component]
 pub fn QuickStart() -> impl IntoView {
     view! {
-        <details data-lazy="studio-files">
+        <details data-lazy="studio-files" data-files="start">
             <summary>"Quick start"</summary>
-            <div class="files" data-files="start"></div>
         </details>
     }
 }
@@ -121,9 +120,8 @@ pub fn QuickStart() -> impl IntoView {
 #[component]
 pub fn Pictures() -> impl IntoView {
     view! {
-        <details data-lazy="studio-pictures">
+        <details class="pictures" data-lazy="studio-pictures">
             <summary>"Pictures"</summary>
-            <div class="pictures"></div>
         </details>
     }
 }

@@ -29,9 +29,6 @@ use transcript::{Footer, PendingTurn, Transcript};
 pub fn WritePage() -> impl IntoView {
     let session = expect_context::<Session>();
     let studio = Studio::new(session);
-    // The theme and text size on the document (`<html data-theme data-text-size>`), where the
-    // head's script put the stored ones before the first paint.
-    Effect::new(move |_| studio.settings.with(|s| browser::apply_looks(&s.theme, s.font_size)));
     files::answer_files_module(studio);
     let offer = RwSignal::new(TextOffer::default());
     let draft = RwSignal::new(String::new());
@@ -122,7 +119,7 @@ pub fn WritePage() -> impl IntoView {
                                 })
                             } else {
                                 Either::Right(view! {
-                                    <button type="submit" class="primary" title="Enter sends, Shift+Enter for a new line">"Send"</button>
+                                    <button type="submit" class="primary">"Send"</button>
                                     <button type="button" class="ghost" on:click=move |_| studio.retry()>"Retry"</button>
                                     <button type="button" class="ghost" title="The model goes on with its last reply" on:click=move |_| studio.continue_turn()>"Continue"</button>
                                 })
@@ -186,9 +183,8 @@ fn ModelChoice(studio: Studio) -> impl IntoView {
         })
     };
     view! {
-        <details class="models" data-lazy="studio-choices">
+        <details class="models" data-lazy="studio-choices" data-choices="models">
             <summary title="The models this story may be written by">{summary}</summary>
-            <div class="model-list" data-choices="models"></div>
         </details>
     }
 }
