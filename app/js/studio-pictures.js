@@ -187,7 +187,7 @@ function illustration(box) {
 /** Captions picture `i` (its `data:` URL `image`) and writes the caption into the story after it. */
 async function caption(i, image, say) {
   say('Sending…');
-  const sub = await call('submit_alchemy', { api_key: stored('horde.api_key', ''), source_image: image, forms: ['caption'] });
+  const sub = await call('submit_alchemy', { api_key: stored('horde.api_key', ''), source_image: image, form: 'caption' });
   say(sub.possible ? 'Waiting for an alchemist…' : 'No alchemist online can caption it now; it waits up to 20 minutes for one.');
   let p;
   for (;;) {
@@ -196,18 +196,17 @@ async function caption(i, image, say) {
     if (p.done) break;
     if (p.state === 'processing') say('An alchemist is looking at it…');
   }
-  const form = p.forms[0];
-  if (!form || form.state !== 'done') throw new Error('No alchemist could caption this picture.');
+  if (p.form_state !== 'done') throw new Error('No alchemist could caption this picture.');
   let placed = false;
   changeTurns((turns) => {
     // The picture may have moved meanwhile: find it again.
     const at = turns[i] && turns[i].image === image ? i : turns.findIndex((t) => t.image === image);
     if (at < 0) return;
     const prose = (story().mode || 'story') === 'story';
-    turns.splice(at + 1, 0, { role: 'writer', text: prose ? `\n[Image: ${form.caption}]\n` : `[Image: ${form.caption}]` });
+    turns.splice(at + 1, 0, { role: 'writer', text: prose ? `\n[Image: ${p.caption}]\n` : `[Image: ${p.caption}]` });
     placed = true;
   });
-  say(placed ? `Caption added after the picture: “${form.caption}”` : 'The picture is no longer in the story.');
+  say(placed ? `Caption added after the picture: “${p.caption}”` : 'The picture is no longer in the story.');
 }
 
 /** The story's pictures, each with a caption button. */

@@ -9,66 +9,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::Submitted;
 
-/// What one form of an alchemy request came to.
+/// An alchemy request's progress, as the studios show it: the request's state and its (first)
+/// form's state and result. It is over (`done`) when every form is settled.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FormOutcome {
-    /// The form's name (`caption`, `RealESRGAN_x4plus`, …).
-    pub form: String,
-    /// `waiting`, `processing`, `done`, `faulted` or `cancelled`.
+pub struct AlchemyProgress {
     pub state: String,
+    pub done: bool,
+    /// The form's state: `waiting`, `processing`, `done`, `faulted` or `cancelled`.
+    pub form_state: String,
     /// A caption's text (empty for other forms).
     pub caption: String,
     /// An image form's result: a short-lived link on this horde (empty for other forms).
     pub image: String,
 }
 
-/// An alchemy request's progress: over (`done`) when every form is settled.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AlchemyProgress {
-    pub state: String,
-    pub done: bool,
-    pub forms: Vec<FormOutcome>,
-}
-
 impl AlchemyProgress {
-    /// The progress as the studios show it, from the horde's status.
+    /// The progress as the studios show it, from the horde's status (its first form).
     pub fn of(status: horde_protocol::alchemy::AlchemyStatusResponse) -> Self {
         let done = matches!(status.state.as_str(), "done" | "faulted" | "cancelled");
-        let forms = status
-            .forms
-            .into_iter()
-            .map(|f| {
-                let text = |field: &str| {
-                    f.result
-                        .as_ref()
-                        .and_then(|r| r.get(field))
-                        .and_then(|v| v.as_str())
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                let (caption, image) = if f.form == "caption" {
-                    (text("caption"), String::new())
-                } else {
-                    (String::new(), text(&f.form))
-                };
-                FormOutcome {
-                    state: f.state,
-                    caption,
-                    image,
-                    form: f.form,
-                }
-            })
-            .collect();
-        AlchemyProgress {
+        let mut progress = AlchemyProgress {
             state: status.state,
             done,
-            forms,
+            ..AlchemyProgress::default()
+        };
+        if let Some(f) = status.forms.into_iter().next() {
+            let text = |field: &str| {
+                f.result
+                    .as_ref()
+                    .and_then(|r| r.get(field))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            if f.form == CAPTION {
+                progress.caption = text(CAPTION);
+            } else {
+                progress.image = text(&f.form);
+            }
+            progress.form_state = f.state;
         }
+        progress
     }
 
-    /// The first form's outcome, once the request is over.
-    pub fn outcome(&self) -> Option<&FormOutcome> {
-        self.done.then(|| self.forms.first()).flatten()
+    /// Whether the request is over with its form done.
+    pub fn succeeded(&self) -> bool {
+        self.done && self.form_state == "done"
     }
 }
 
@@ -77,16 +62,16 @@ pub const CAPTION: &str = "caption";
 pub const UPSCALE: &str = "RealESRGAN_x4plus";
 
 /// Queues an alchemy request on `source_image` (base64 or a `data:` URI) for the key's account
-/// (anonymous when empty): one form each of `forms`.
+/// (anonymous when empty): the one `form` (`caption`, `RealESRGAN_x4plus`, …).
 #[server(prefix = "/ui/api", endpoint = "submit_alchemy", input = Json)]
-pub async fn submit_alchemy(api_key: String, source_image: String, forms: Vec<String>) -> Result<Submitted, ServerFnError> {
+pub async fn submit_alchemy(api_key: String, source_image: String, form: String) -> Result<Submitted, ServerFnError> {
     use crate::api::server;
     use horde_core::Submission;
     use horde_protocol::alchemy::{AlchemyAsyncRequest, AlchemyForm};
     let horde = server::horde()?;
     let user = server::user(&horde, &api_key).await?;
     let request = AlchemyAsyncRequest {
-        forms: forms.into_iter().map(|name| AlchemyForm { name, payload: None }).collect(),
+        forms: vec![AlchemyForm { name: form, payload: None }],
         source_image: Some(source_image),
         ..AlchemyAsyncRequest::default()
     };
@@ -116,23 +101,24 @@ mod tests {
     use horde_protocol::alchemy::AlchemyStatusResponse;
 
     #[test]
-    fn a_status_reads_as_captions_and_image_links() {
-        let status: AlchemyStatusResponse = serde_json::from_value(serde_json::json!({
-            "state": "done",
-            "forms": [
-                {"form": "caption", "state": "done", "result": {"caption": "a red fox"}},
-                {"form": "RealESRGAN_x4plus", "state": "done", "result": {"RealESRGAN_x4plus": "/api/v2/images/t"}},
-            ],
-        }))
-        .expect("status");
-        let p = AlchemyProgress::of(status);
-        assert!(p.done);
-        assert_eq!(p.outcome().map(|f| f.caption.as_str()), Some("a red fox"));
-        assert_eq!(p.forms[1].image, "/api/v2/images/t");
-        assert_eq!(p.forms[1].caption, "");
-        let waiting: AlchemyStatusResponse =
-            serde_json::from_value(serde_json::json!({"state": "processing", "forms": [{"form": "caption", "state": "processing"}]}))
-                .expect("status");
-        assert_eq!(AlchemyProgress::of(waiting).outcome(), None);
+    fn a_status_reads_as_its_forms_caption_or_image_link() {
+        let status = |v: serde_json::Value| serde_json::from_value::<AlchemyStatusResponse>(v).expect("status");
+        let p = AlchemyProgress::of(status(serde_json::json!({
+            "state": "done", "forms": [{"form": "caption", "state": "done", "result": {"caption": "a red fox"}}],
+        })));
+        assert!(p.succeeded());
+        assert_eq!((p.caption.as_str(), p.image.as_str()), ("a red fox", ""));
+        let p = AlchemyProgress::of(status(serde_json::json!({
+            "state": "done", "forms": [{"form": "RealESRGAN_x4plus", "state": "done", "result": {"RealESRGAN_x4plus": "/api/v2/images/t"}}],
+        })));
+        assert_eq!((p.caption.as_str(), p.image.as_str()), ("", "/api/v2/images/t"));
+        let p = AlchemyProgress::of(status(
+            serde_json::json!({"state": "processing", "forms": [{"form": "caption", "state": "processing"}]}),
+        ));
+        assert!(!p.done && !p.succeeded());
+        let p = AlchemyProgress::of(status(
+            serde_json::json!({"state": "faulted", "forms": [{"form": "caption", "state": "faulted"}]}),
+        ));
+        assert!(p.done && !p.succeeded());
     }
 }

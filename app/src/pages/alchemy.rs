@@ -5,15 +5,16 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::alchemy::{alchemy_status, submit_alchemy, FormOutcome, CAPTION};
+use crate::alchemy::{alchemy_status, submit_alchemy, AlchemyProgress, CAPTION};
 use crate::api;
 use crate::browser;
 use crate::Session;
 
 /// Runs one alchemy `form` on `source` (base64 or a `data:` URI) and follows it to its end;
-/// `say` hears where it stands. Answers the form's outcome, or what went wrong.
-pub async fn alchemize(api_key: String, source: String, form: &'static str, say: impl Fn(String)) -> Result<FormOutcome, String> {
-    let sub = submit_alchemy(api_key, source, vec![form.to_string()])
+/// `say` hears where it stands (a `dyn`: one copy of this in the bundle for every caller).
+/// Answers the form's outcome, or what went wrong.
+pub async fn alchemize(api_key: String, source: String, form: &'static str, say: &dyn Fn(String)) -> Result<AlchemyProgress, String> {
+    let sub = submit_alchemy(api_key, source, form.to_string())
         .await
         .map_err(|e| api::message(&e))?;
     say(if sub.possible {
@@ -24,9 +25,9 @@ pub async fn alchemize(api_key: String, source: String, form: &'static str, say:
     loop {
         browser::sleep(1000).await;
         let progress = alchemy_status(sub.id.clone()).await.map_err(|e| api::message(&e))?;
-        if let Some(outcome) = progress.outcome() {
-            return if outcome.state == "done" {
-                Ok(outcome.clone())
+        if progress.done {
+            return if progress.succeeded() {
+                Ok(progress)
             } else {
                 Err("No alchemist could finish this.".into())
             };
@@ -37,33 +38,24 @@ pub async fn alchemize(api_key: String, source: String, form: &'static str, say:
     }
 }
 
-/// "Caption an image": a file the user picks, described by an alchemist.
+/// "Caption an image": a file the user picks, described by an alchemist. One line says where
+/// the request stands, then the caption.
 #[component]
 pub fn CaptionFile() -> impl IntoView {
     let session = expect_context::<Session>();
     let source = RwSignal::new(None::<String>);
-    let note = RwSignal::new(None::<String>);
-    let caption = RwSignal::new(None::<String>);
+    let said = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let run = move |_| {
         let Some(image) = source.get_untracked() else {
-            note.set(Some("Choose an image first.".into()));
+            said.set("Choose an image first.".into());
             return;
         };
-        if busy.get_untracked() {
-            return;
-        }
         busy.set(true);
-        caption.set(None);
         let key = session.api_key.get_untracked();
         spawn_local(async move {
-            match alchemize(key, image, CAPTION, move |s| note.set(Some(s))).await {
-                Ok(o) => {
-                    note.set(None);
-                    caption.set(Some(o.caption));
-                }
-                Err(e) => note.set(Some(e)),
-            }
+            let outcome = alchemize(key, image, CAPTION, &move |s| said.set(s)).await;
+            said.set(outcome.map(|o| o.caption).unwrap_or_else(|e| e));
             busy.set(false);
         });
     };
@@ -71,9 +63,8 @@ pub fn CaptionFile() -> impl IntoView {
         <details class="caption-file card">
             <summary>"Caption an image"</summary>
             <input type="file" name="caption_image" accept="image/png,image/jpeg,image/webp" on:change=move |ev| browser::read_chosen_file(&ev, move |data| source.set(data))/>
-            <button type="button" class="ghost" prop:disabled=move || busy.get() on:click=run>"Caption"</button>
-            {move || note.get().map(|n| view! { <p class="muted alchemy-note">{n}</p> })}
-            {move || caption.get().map(|c| view! { <p class="caption">{c}</p> })}
+            <button type="button" class="ghost" prop:disabled=busy on:click=run>"Caption"</button>
+            <p class="caption" role="status">{said}</p>
         </details>
     }
 }

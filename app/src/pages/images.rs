@@ -325,7 +325,7 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                 note("The image could not be fetched; it may have expired.".into());
                 return;
             };
-            match alchemize(key, data, form, note).await {
+            match alchemize(key, data, form, &note).await {
                 Ok(o) => gallery.update(|g| {
                     if let Some(s) = g.get_mut(i) {
                         s.reward = None;
