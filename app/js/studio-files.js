@@ -7,7 +7,7 @@
 // is reached through the `horde-studio` window event (see app/src/pages/write/files.rs).
 
 // Its styles come with it (they are not in the page's first load).
-document.head.append(Object.assign(document.createElement('style'), { textContent: `.files { display: flex; flex-direction: column; gap: 0.5rem; margin-top: 0.5rem; } .files > button { align-self: flex-start; }` }));
+document.head.append(Object.assign(document.createElement('style'), { textContent: `.files { display: flex; flex-direction: column; gap: 0.5rem; margin-top: 0.5rem; } .files > button { align-self: flex-start; } .scenarios { flex-wrap: wrap; } .scenarios > * { flex: 0 0 auto; }` }));
 
 /** Asks the studio (synchronously) and returns its answer. */
 function ask(op, json) {

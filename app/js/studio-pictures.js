@@ -10,7 +10,8 @@
 // Pictures are `data:` URLs in the story, kept with it in this browser's storage.
 
 document.head.append(Object.assign(document.createElement('style'), {
-  textContent: '.pictures[open] { display: grid; gap: 0.5rem; } .pictures .row { flex-wrap: wrap; align-items: center; }'
+  textContent: '.pictures[open] { display: grid; grid-template-columns: minmax(0, 1fr); gap: 0.5rem; } .pictures [hidden] { display: none; }'
+    + ' .pictures .row { flex-wrap: wrap; align-items: center; } .pictures .row > * { flex: 0 0 auto; }'
     + ' .story-pictures { display: grid; gap: 0.5rem; } .story-picture { display: flex; gap: 0.5rem; align-items: center; }'
     + ' .story-picture img { width: 4rem; height: 4rem; object-fit: cover; border-radius: 0.25rem; flex: none; }'
     + ' .story-picture span { flex: 1; min-width: 0; overflow-wrap: anywhere; font-size: 0.85rem; }',

@@ -41,6 +41,8 @@ test('an illustration of the scene: the prompt comes from the story, is edited, 
   const prompt = page.locator('textarea[name=scene_prompt]');
   await expect(prompt).toHaveValue(OPENING);
   await expect(page.locator('.pictures')).toContainText("kept with the story in this browser's storage");
+  // Cancel shows only while a picture is on its way.
+  await expect(page.locator('.pictures button.danger')).toBeHidden();
   await prompt.fill('a red sail near a lighthouse at dawn, oil painting');
   await page.getByRole('button', { name: 'Make the picture' }).click();
   await expect(page.locator('.picture-status')).toHaveText('Added to the end of the story.');
