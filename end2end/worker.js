@@ -55,9 +55,14 @@ class ScriptedLoop {
         continue;
       }
       this.pops += 1;
-      if (!job || !job.id) { await sleep(50); continue; }
+      if (!this.hasJob(job)) { await sleep(50); continue; }
       await this.serve(job);
     }
+  }
+
+  // Whether a pop's answer holds work (text and image pops answer a job with an id).
+  hasJob(job) {
+    return !!(job && job.id);
   }
 
   // Stops after the job in hand; stopping twice is fine.
@@ -133,4 +138,65 @@ class ScriptedImageWorker extends ScriptedLoop {
   }
 }
 
-module.exports = { ScriptedWorker, ScriptedImageWorker, testUser, call, PNG_1X1 };
+// A PNG of `width`×`height` grey pixels, written here (signature, IHDR, IDAT, IEND).
+function png(width, height) {
+  const zlib = require('zlib');
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type), data])));
+    return Buffer.concat([len, Buffer.from(type), data, crc]);
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 0, 0, 0, 0], 8); // 8-bit greyscale
+  const rows = Buffer.alloc((width + 1) * height, 0x80);
+  for (let y = 0; y < height; y++) rows[y * (width + 1)] = 0; // each row's filter byte
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+// An alchemist: captions with a fixed text and "upscales" to a 4×4 PNG uploaded to the form's
+// upload link; remembers each form and the source image it fetched.
+class ScriptedAlchemist extends ScriptedLoop {
+  constructor(baseURL, { name = 'scripted-alchemist', caption = 'a lighthouse on a cliff', stepMs = 200 } = {}) {
+    super(baseURL, name, null, stepMs);
+    this.caption = caption;
+    this.forms = [];
+    this.popPath = '/interrogate/pop';
+  }
+
+  popBody() {
+    return {
+      name: this.name, forms: ['caption', 'RealESRGAN_x4plus'], amount: 1, threads: 1, max_tiles: 16,
+      bridge_agent: 'e2e-scripted-alchemist:1:https://example.invalid',
+    };
+  }
+
+  hasJob(answer) {
+    return !!(answer && answer.forms && answer.forms.length);
+  }
+
+  async serve(answer) {
+    for (const form of answer.forms) {
+      const source = await fetch(form.source_image);
+      this.forms.push({ ...form, source: Buffer.from(await source.arrayBuffer()) });
+      await sleep(this.stepMs);
+      let result;
+      if (form.form === 'caption') {
+        result = { caption: this.caption };
+      } else {
+        const put = await fetch(form.r2_upload, { method: 'PUT', body: png(4, 4) });
+        if (!put.ok) throw new Error(`upload: ${put.status}`);
+        result = { [form.form]: 'R2' };
+      }
+      await call(this.baseURL, '/interrogate/submit', this.key, { id: form.id, result, state: 'ok' });
+    }
+  }
+}
+
+module.exports = { ScriptedWorker, ScriptedImageWorker, ScriptedAlchemist, testUser, call, png, PNG_1X1 };

@@ -1,6 +1,7 @@
 // The writing studio's choices: the models a request may go to (several at once), the
 // generation settings (presets, every sampler, stop sequences) and the studio's theme and text
-// size. Loaded by the page when a `details[data-lazy=studio-choices]` panel is first opened, so
+// size (applied to `<html data-theme data-text-size>` when changed; each page's head applies the
+// stored ones at load). Loaded by the page when a `details[data-lazy=studio-choices]` panel is first opened, so
 // none of it is in the studio's first load; `open()` runs on every opening and redraws from the
 // horde's offer and the stored settings. The studio's state is reached through the
 // `horde-studio` window event (see app/src/pages/write/files.rs): `settings` reads them,
@@ -29,6 +30,14 @@ function settings() {
 /** Sets some of the settings (the studio keeps them within their ranges). */
 function change(patch) {
   ask('set_settings', JSON.stringify({ ...settings(), ...patch }));
+  applyLooks();
+}
+
+/** The stored theme and text size on the document, where the style sheet reads them (as every page's head does at load). */
+function applyLooks() {
+  const s = settings();
+  document.documentElement.dataset.theme = s.theme || '';
+  document.documentElement.dataset.textSize = s.font_size || 0;
 }
 
 /** An element with attributes (`on…` ones are listeners) and children. */
@@ -145,11 +154,16 @@ function generation(box) {
 }
 
 const PANELS = { models, looks, settings: generation };
+const AREAS = { models: 'model-list', looks: 'grid' };
 
 /** Draws every panel of this module on the page (again on each opening). */
 export function open() {
-  for (const box of document.querySelectorAll('[data-choices]')) {
-    const draw = PANELS[box.dataset.choices];
-    if (draw) draw(box);
+  for (const panel of document.querySelectorAll('[data-choices]')) {
+    const draw = PANELS[panel.dataset.choices];
+    if (!draw) continue;
+    // The panel itself is in the page; what it holds is drawn into a box made here once.
+    const box = panel.querySelector(':scope > .drawn')
+      || panel.appendChild(el('div', { class: `drawn ${AREAS[panel.dataset.choices] || ''}` }));
+    draw(box);
   }
 }

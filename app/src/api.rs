@@ -164,7 +164,7 @@ pub struct AccountSummary {
 }
 
 #[cfg(feature = "ssr")]
-mod server {
+pub(crate) mod server {
     use std::net::IpAddr;
     use std::sync::Arc;
 

@@ -284,3 +284,18 @@ fn read_chosen(ev: &leptos::ev::Event, done: impl FnOnce(Option<String>) + 'stat
         done(None);
     }
 }
+
+/// Waits `ms` milliseconds (the browser's timer; at once on the server).
+pub async fn sleep(ms: i32) {
+    #[cfg(feature = "hydrate")]
+    {
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            if let Some(w) = web_sys::window() {
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            }
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = ms;
+}

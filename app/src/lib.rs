@@ -5,6 +5,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod alchemy;
 pub mod api;
 pub mod browser;
 pub mod context;
@@ -94,13 +95,21 @@ impl SiteAssets {
             .join(",");
         // Written small: it is part of every first load of the studio.
         Some(format!(
-            "import init,{{hydrate}}from'{js}';const M={{{modules}}},L=(n)=>import(M[n]),\
-             md=()=>document.querySelector('[data-mode=chat],[data-mode=instruct]')&&L('studio-markdown').then((m)=>m.start());\
-             document.addEventListener('toggle',(e)=>{{const n=e.target.open&&e.target.dataset.lazy;if(n&&M[n])L(n).then((m)=>m.open())}},true);\
-             init({{module_or_path:'{wasm}'}}).then(()=>{{hydrate();md();new MutationObserver(md).observe(document.body,{{subtree:true,attributes:true,attributeFilter:['data-mode']}})}});"
+            "import init,{{hydrate}}from'{js}';const M={{{modules}}},L=n=>import(M[n]),\
+             md=()=>document.querySelector('[data-mode=chat],[data-mode=instruct]')&&L('studio-markdown').then(m=>m.start());\
+             document.addEventListener('toggle',e=>{{const n=e.target.open&&e.target.dataset.lazy;if(n&&M[n])L(n).then(m=>m.open())}},!0);\
+             init({{module_or_path:'{wasm}'}}).then(()=>{{hydrate();md();new MutationObserver(md).observe(document.body,{{subtree:!0,attributes:!0,attributeFilter:['data-mode']}})}});"
         ))
     }
 }
+
+/// Applies the studio's stored theme and text size to `<html>` (`data-theme`, `data-text-size`,
+/// which the style sheet reads), in every page's head, before the first paint; afterwards the
+/// choices module (`app/js/studio-choices.js`) applies a changed one. An empty theme or a size
+/// of 0 (the defaults) match no rule. Written small: it is part of every first load.
+#[cfg(feature = "ssr")]
+const LOOKS_SCRIPT: &str =
+    "try{let s=JSON.parse(localStorage['horde.settings']),d=document.documentElement.dataset;d.theme=s.theme;d.textSize=s.font_size}catch{}";
 
 /// The whole HTML document of `page` (rendered on the server).
 #[cfg(feature = "ssr")]
@@ -121,6 +130,9 @@ pub fn document(page: Page, assets: SiteAssets) -> impl IntoView {
                 <meta name="description" content="Horde: write stories, chat and make images on a crowdsourced cluster"/>
                 <title>{format!("{} · Horde", page.label())}</title>
                 <link rel="icon" href="data:,"/>
+                // The stored theme and text size before the first paint (no flash of the default
+                // theme while the page loads).
+                <script inner_html=LOOKS_SCRIPT></script>
                 {assets.css.map(|href| view! { <link rel="stylesheet" href=href/> })}
                 {preloads}
                 {boot.map(|b| view! { <script type="module" inner_html=b></script> })}

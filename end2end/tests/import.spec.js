@@ -61,6 +61,8 @@ async function importFile(page, name, mimeType, buffer) {
 
 test('a Lite save imports with its memory, note, world info and settings, and the old story stays', async ({ page, start }) => {
   const worker = await start(ScriptedWorker, { name: 'lite-worker', reply: ' Red lights flashed.', stepMs: 10 });
+  // A theme chosen before: the save's settings (its samplers) do not take it away.
+  await page.addInitScript(() => { if (!localStorage.getItem('horde.settings')) localStorage.setItem('horde.settings', JSON.stringify({ theme: 'dark' })); });
   await open(page);
   await page.getByRole('button', { name: 'New' }).click();
   await page.locator('textarea[name=memory]').fill('My own story.');
@@ -76,6 +78,8 @@ test('a Lite save imports with its memory, note, world info and settings, and th
   await expect(page.locator('input[name=wi_secondary]').nth(1)).toHaveValue('alarms');
   await page.locator('summary', { hasText: 'Settings' }).click();
   await expect(page.locator('input[name=temperature]')).toHaveValue('0.9');
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'dark');
+  expect(await page.evaluate(() => JSON.parse(localStorage.getItem('horde.settings')).theme)).toBe('dark');
   // The story that was open is in the stories list.
   await expect(page.locator('select[name=story] option')).toHaveText(['lark', 'Untitled']);
 
@@ -234,4 +238,121 @@ test('the file controls are loaded only when a files panel is opened', async ({ 
   await expect(page.locator('input[name=import_world_info]')).toHaveCount(1);
   expect(modules).toHaveLength(1);
   expect(modules[0]).toMatch(/\/pkg\/studio-files\.[0-9a-f]{12}\.js$/);
+});
+
+// A WEBP card as TavernAI wrote them: the card's JSON in the EXIF UserComment (Exif IFD, with
+// EXIF's "UNICODE" character code, UTF-16 little-endian). The picture is a real WEBP drawn by
+// the browser (an extended file: VP8X, ICCP, VP8); its VP8X header is marked as having EXIF, as
+// the WEBP container asks.
+async function cardWebp(page, card) {
+  const drawn = await page.evaluate(() => {
+    const canvas = Object.assign(document.createElement('canvas'), { width: 8, height: 8 });
+    const g = canvas.getContext('2d');
+    g.fillStyle = '#3a7';
+    g.fillRect(0, 0, 8, 8);
+    return canvas.toDataURL('image/webp').split(',')[1];
+  });
+  const image = Buffer.from(Buffer.from(drawn, 'base64').subarray(12)); // its chunks, after RIFF/size/WEBP
+  expect(image.toString('ascii', 0, 4)).toBe('VP8X');
+  image[8] |= 0x08; // VP8X flags: EXIF present
+  const json = Buffer.from(JSON.stringify(card), 'utf16le');
+  const comment = Buffer.concat([Buffer.from('UNICODE\0'), json]);
+  const u16 = (n) => { const b = Buffer.alloc(2); b.writeUInt16LE(n); return b; };
+  const u32 = (n) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+  const exifIfd = 8 + 2 + 12 + 4;
+  const valueAt = exifIfd + 2 + 12 + 4;
+  const tiff = Buffer.concat([
+    Buffer.from('II*\0'), u32(8),
+    u16(1), u16(0x8769), u16(4), u32(1), u32(exifIfd), u32(0),
+    u16(1), u16(0x9286), u16(7), u32(comment.length), u32(valueAt), u32(0),
+    comment,
+  ]);
+  const chunk = (type, data) => Buffer.concat([Buffer.from(type), u32(data.length), data, Buffer.alloc(data.length % 2)]);
+  const body = Buffer.concat([Buffer.from('WEBP'), image, chunk('EXIF', tiff)]);
+  return Buffer.concat([Buffer.from('RIFF'), u32(body.length), body]);
+}
+
+test("a WEBP character card starts a chat with its lorebook; its picture becomes the bot's avatar", async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'webp-card-worker', reply: ' Rest.', stepMs: 10 });
+  await open(page);
+  await importFile(page, 'seraphina.webp', 'image/webp', await cardWebp(page, CARD));
+  const report = page.locator('.import-report');
+  await expect(report).toContainText('character card V2 "Seraphina"');
+  await expect(report).toContainText('1 world info entry from the character book');
+  await expect(report).toContainText("the card's image (the bot's avatar)");
+  await expect(page.locator('select[name=mode]')).toHaveValue('chat');
+  await expect(page.locator('.turn.model .speaker')).toHaveAttribute('style', /--avatar: url\("data:image\//);
+  await page.locator('textarea[name=prompt]').fill('Where am I? The glade?');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text').last()).toHaveText('Rest.');
+  expect(worker.lastPrompt()).toContain('The glade heals every wound.');
+  // A WEBP with no card is refused with why.
+  await importFile(page, 'plain.webp', 'image/webp', Buffer.from(await page.evaluate(() => {
+    const canvas = Object.assign(document.createElement('canvas'), { width: 4, height: 4 });
+    return canvas.toDataURL('image/webp').split(',')[1];
+  }), 'base64'));
+  await expect(report).toHaveText(/This WEBP has no character card in it/);
+});
+
+test('a KoboldAI United .kaistory imports its text, memory, note and world info', async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'kaistory-worker', reply: ' The walls held.', stepMs: 10 });
+  await open(page);
+  const kaistory = {
+    file_version: 2, story_name: 'Siege', prompt: 'The gate opened.', memory: 'A city under siege.',
+    authornote: 'Grim.', authornotetemplate: '[Note: <|>]', andepth: 3,
+    actions: { action_count: 1, actions: {
+      0: { 'Selected Text': ' Soldiers ran in.', Options: [], 'Selected Text Length': 4 },
+      1: { 'Selected Text': ' The bell rang.', Options: [], 'Selected Text Length': 4 },
+    } },
+    worldinfo_v2: { folders: { root: [0] }, entries: { 0: {
+      uid: 0, title: 'Gate', key: ['gate'], keysecondary: [], folder: 'root', constant: false,
+      content: 'The gate is iron.', manual_text: 'The gate is iron.', comment: '', type: 'wi', selective: false,
+    } } },
+  };
+  await importFile(page, 'siege.kaistory', 'application/octet-stream', Buffer.from(JSON.stringify(kaistory)));
+  const report = page.locator('.import-report');
+  await expect(report).toContainText('the story text (3 pieces)');
+  await expect(report).toContainText('the memory');
+  await expect(report).toContainText('1 world info entry');
+  await expect(page.locator('select[name=story] option').first()).toHaveText('Siege');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text').last()).toHaveText(' The walls held.');
+  const prompt = worker.lastPrompt();
+  expect(prompt.startsWith('A city under siege.\nThe gate is iron.\n')).toBe(true);
+  expect(prompt).toContain('The gate opened. Soldiers ran in. The bell rang.');
+  expect(prompt).toContain('[Note: Grim.]');
+});
+
+test('quick starts: a built-in scenario per mode and a character card, the current story kept in the list', async ({ page, start }) => {
+  const worker = await start(ScriptedWorker, { name: 'scenario-worker', reply: ' You wade inside.', stepMs: 10 });
+  await open(page);
+  await page.getByRole('button', { name: 'New' }).click();
+  await page.locator('textarea[name=prompt]').fill('My own beginning.');
+  await page.locator('summary', { hasText: 'Quick start' }).click();
+  const scenarios = page.locator('button[name=scenario]');
+  await expect(scenarios).toHaveText(['The lighthouse keeper (story)', 'The sunken temple (adventure)', 'Captain Mara (chat)', 'Writing helper (instruct)']);
+  // A story with something in it first, so that there is something to keep.
+  await page.locator('textarea[name=memory]').fill('Mine.');
+  await scenarios.filter({ hasText: 'adventure' }).click();
+  await expect(page.locator('.start-report')).toContainText('Started “The sunken temple” (adventure). Your previous story is in the stories list.');
+  await expect(page.locator('select[name=mode]')).toHaveValue('adventure');
+  await expect(page.locator('.turn.model .text')).toContainText('You stand at the mouth of the temple.');
+  await expect(page.locator('select[name=story] option')).toHaveText(['The sunken temple', 'Untitled']);
+  await page.locator('textarea[name=prompt]').fill('I step inside.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await expect(page.locator('.turn.model .text').last()).toHaveText('You wade inside.');
+  expect(worker.lastPrompt()).toContain('text adventure');
+  expect(worker.lastPrompt()).toContain('\n> I step inside.\n');
+  // Each mode's scenario opens in its mode; the others stay in the list.
+  for (const [label, mode] of [['story', 'story'], ['chat', 'chat'], ['instruct', 'instruct']]) {
+    await scenarios.filter({ hasText: `(${label})` }).click();
+    await expect(page.locator('select[name=mode]')).toHaveValue(mode);
+  }
+  await expect(page.locator('.turn.model .speaker')).toHaveText('Assistant');
+  await expect(page.locator('select[name=story] option')).toHaveText(['Writing helper', 'Captain Mara', 'The lighthouse keeper', 'The sunken temple', 'Untitled']);
+  // A character card starts a chat from its first message.
+  await page.locator('input[name=start_card]').setInputFiles({ name: 'seraphina.png', mimeType: 'image/png', buffer: cardPng(CARD) });
+  await expect(page.locator('.start-report')).toContainText('character card V2 "Seraphina"');
+  await expect(page.locator('.turn.model .speaker')).toHaveText('Seraphina');
+  await expect(page.locator('select[name=story] option').nth(2)).toHaveText('Writing helper');
 });

@@ -308,7 +308,7 @@ test('themes and text size: chosen in the settings, kept after a reload', async 
   expect(await textSize()).toBe('24px');
   await page.reload();
   await expect(page.locator('main')).toHaveAttribute('data-ready', 'true');
-  await expect(page.locator('.studio')).toHaveAttribute('data-theme', 'classic');
+  await expect(page.locator('html')).toHaveAttribute('data-theme', 'classic');
   expect(await background()).toBe('rgb(48, 48, 48)');
   expect(await textSize()).toBe('24px');
   // The controls show the stored choice; "Default" gives the browser's size back and "as the
@@ -320,6 +320,27 @@ test('themes and text size: chosen in the settings, kept after a reload', async 
   expect(await textSize()).toBe('16px');
   await page.locator('select[name=theme]').selectOption('');
   expect(await background()).toBe('rgb(21, 20, 27)');
+});
+
+test('the stored theme and text size apply before the first paint, on every page', async ({ page }) => {
+  await page.addInitScript((key) => localStorage.setItem(key, JSON.stringify({ theme: 'classic', font_size: 20 })), SETTINGS_KEY);
+  // The page never hydrates here (its WASM is held back): what shows is the server's page and
+  // the head's script alone, which is what the first paint is made of.
+  await page.route('**/*.wasm', () => {});
+  for (const path of ['/', '/images', '/account']) {
+    await page.goto(path, { waitUntil: 'domcontentloaded' });
+    expect(await page.evaluate(() => [document.documentElement.dataset.theme, document.documentElement.dataset.textSize])).toEqual(['classic', '20']);
+    expect(await page.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(48, 48, 48)');
+    await expect(page.locator('main')).not.toHaveAttribute('data-ready', 'true');
+  }
+  await page.goto('/', { waitUntil: 'domcontentloaded' });
+  expect(await page.locator('.transcript').evaluate((e) => getComputedStyle(e).fontSize)).toBe('20px');
+  // A broken stored value changes nothing and breaks nothing.
+  await page.evaluate((key) => localStorage.setItem(key, '{not json'), SETTINGS_KEY);
+  await page.unrouteAll();
+  await page.addInitScript((key) => localStorage.setItem(key, '{not json'), SETTINGS_KEY);
+  await open(page);
+  expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBeUndefined();
 });
 
 test('world info exports as JSON and imports into another story', async ({ page }) => {

@@ -19,7 +19,7 @@ use leptos::prelude::provide_context;
 use leptos::server_fn;
 use leptos_axum::{handle_server_fns_with_context, render_app_to_stream_with_context};
 use rust_embed::RustEmbed;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 
 use crate::api::rate_limits::{limit_by_path, RateLimits};
 
@@ -103,6 +103,8 @@ pub const SERVER_FN_LIMITS: &[(&str, &str)] = &[
     ("/ui/api/submit_image", "generate"),
     ("/ui/api/image_price", "generate"),
     ("/ui/api/image_progress", "check"),
+    ("/ui/api/submit_alchemy", "generate"),
+    ("/ui/api/alchemy_progress", "check"),
     ("/ui/api/cancel_image", "image-status"),
     ("/ui/api/rate_image", "rate"),
     ("/ui/api/text_status", "text-status"),
@@ -157,7 +159,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(horde: Arc<Horde>, limits: &Rate
     pages
         .merge(files)
         .layer(axum::middleware::from_fn_with_state(limits, limit_by_path))
-        .layer(CompressionLayer::new())
+        // Brotli 6 (and gzip 6) rather than the layer's default brotli 4: the server-rendered
+        // pages come out about 125 B smaller (the writing studio's 5 KB page: 1,920 → 1,795 B),
+        // for well under a millisecond more per page (BENCHMARKS.md).
+        .layer(CompressionLayer::new().quality(CompressionLevel::Precise(6)))
 }
 
 async fn bundle_file(State(index): State<Arc<SiteIndex>>, Path(file): Path<String>, headers: HeaderMap) -> Response {

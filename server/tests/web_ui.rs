@@ -171,6 +171,40 @@ async fn server_functions_reach_the_core() {
     let (status, body) = call("text_status", json!({"id": "00000000-0000-0000-0000-000000000000"})).await;
     assert_eq!(status, 404, "{body}");
     assert!(!body.is_empty());
+
+    // Alchemy (the studios' captions and upscales): queued with a `data:` URI, followed, and a
+    // file that is not an image refused with the API's message.
+    const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    let image = format!("data:image/png;base64,{PNG_1X1}");
+    let (status, body) = call(
+        "submit_alchemy",
+        json!({"api_key": api_key, "source_image": image, "form": "caption"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let queued: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(queued["possible"], false, "no alchemist is online");
+    let id = queued["id"].as_str().expect("id").to_string();
+    let (status, body) = call("alchemy_progress", json!({"id": id})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("JSON"),
+        json!({"state": "waiting", "done": false, "form_state": "waiting", "caption": "", "image": ""})
+    );
+    let (status, body) = call(
+        "submit_alchemy",
+        json!({"api_key": api_key, "source_image": "bm90IGFuIGltYWdl", "form": "caption"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        "submit_alchemy",
+        json!({"api_key": api_key, "source_image": image, "form": "vectorise"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = call("alchemy_progress", json!({"id": "00000000-0000-0000-0000-000000000000"})).await;
+    assert_eq!(status, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

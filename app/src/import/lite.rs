@@ -212,11 +212,24 @@ pub fn import_save(name: &str, save: &Value) -> Result<Imported, ImportError> {
     }
 
     let saved = save.get("savedsettings").filter(|s| s.is_object());
-    let opmode = saved.and_then(|s| s.get("opmode")).and_then(Value::as_u64).unwrap_or(1);
+    // KoboldAI United (`.kaistory`) keeps the mode as `storymode`: 0 story, 1 adventure, 2 chat
+    // (Lite's opmodes 1, 2, 3), and the writer's chat name as `chatname`.
+    let opmode = if united {
+        match save.get("storymode").and_then(Value::as_u64) {
+            Some(1) => 2,
+            Some(2) => 3,
+            _ => 1,
+        }
+    } else {
+        saved.and_then(|s| s.get("opmode")).and_then(Value::as_u64).unwrap_or(1)
+    };
     let (text, images) = strip_images(&pieces(save).concat());
     match opmode {
         3 => {
-            let user = saved.map(|s| str_of(s, "chatname")).unwrap_or("User");
+            let user = match (united, saved) {
+                (true, _) => Some(str_of(save, "chatname")).filter(|n| !n.is_empty()).unwrap_or("User"),
+                (false, s) => s.map(|s| str_of(s, "chatname")).unwrap_or("User"),
+            };
             let opponents = saved.map(|s| str_of(s, "chatopponent")).unwrap_or("KoboldAI");
             let mut bots = opponents.split("||$||");
             let bot = bots.next().unwrap_or("KoboldAI");

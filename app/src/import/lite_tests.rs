@@ -119,6 +119,19 @@ fn united_saves_read_their_actions_and_world_info() {
 }
 
 #[test]
+fn united_saves_keep_their_mode() {
+    let chat = json!({"file_version": 2, "storymode": 2, "chatname": "Ann", "prompt": "",
+                      "actions": {"action_count": 1, "actions": {"0": {"Selected Text": "Ann: Hi.\nKoboldAI: Hello."}}}});
+    let i = import_save("c.kaistory", &chat).expect("imports");
+    let s = &i.stories[0];
+    assert_eq!((s.mode, s.user_name.as_str()), (Mode::Chat, "Ann"));
+    assert_eq!(s.turns.len(), 2);
+    let adventure = json!({"file_version": 2, "storymode": 1, "prompt": "A cave.", "actions": {"actions": {}}});
+    let i = import_save("a.kaistory", &adventure).expect("imports");
+    assert!(i.summary().contains("adventure mode"), "{}", i.summary());
+}
+
+#[test]
 fn the_lite_export_reads_back_the_same_story() {
     let mut story = Story {
         title: "Rt".into(),

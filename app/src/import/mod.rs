@@ -1,5 +1,6 @@
-//! Reading the files a KoboldAI Lite user has: Lite/KoboldAI JSON saves, Tavern character cards
-//! (PNG with a `chara`/`ccv3` text chunk, JSON V1/V2/V3), lorebooks and world-info exports
+//! Reading the files a KoboldAI Lite user has: Lite/KoboldAI JSON saves (KoboldAI United's
+//! `.kaistory` files among them), Tavern character cards (PNG with a `chara`/`ccv3` text chunk,
+//! WEBP with the card in its EXIF user comment or XMP, JSON V1/V2/V3), lorebooks and world-info exports
 //! (SillyTavern, Agnai, Lite, ours), plain text and our own story files; and writing Lite's save
 //! format. Runs on the server (the `import_file` server function), so none of it is in the
 //! browser bundle; every import says what it took and what it left out.
@@ -7,6 +8,7 @@
 pub mod lite;
 mod png;
 pub mod tavern;
+mod webp;
 pub mod worldinfo;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +23,8 @@ pub enum ImportError {
     Json(String),
     #[error("This PNG has no character card in it (no `chara` or `ccv3` text chunk).")]
     NoCard,
+    #[error("This WEBP has no character card in it (no `chara` in its EXIF user comment or XMP).")]
+    NoWebpCard,
     #[error("The character card's data is not readable: {0}")]
     BadCard(String),
     #[error("This JSON is none of the formats the studio reads (a Lite or KoboldAI save, a character card, a lorebook or world-info file, a studio story).")]
@@ -102,6 +106,11 @@ pub fn import_file(name: &str, bytes: &[u8]) -> Result<Imported, ImportError> {
         // says so.
         return tavern::import_card(&value);
     }
+    if webp::is_webp(bytes) {
+        let json = webp::card_json(bytes)?;
+        let value: Value = serde_json::from_str(&json).map_err(|e| ImportError::BadCard(e.to_string()))?;
+        return tavern::import_card(&value);
+    }
     let text = std::str::from_utf8(bytes).map_err(|_| ImportError::NotText)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let trimmed = text.trim_start();
@@ -178,6 +187,28 @@ mod tests {
         s.turns.push(crate::story::Turn::writer("Once"));
         let json = serde_json::to_vec(&s).expect("json");
         assert_eq!(import_file("s.json", &json).expect("imports").stories, vec![s]);
+    }
+
+    #[test]
+    fn a_webp_card_and_a_kaistory_import() {
+        let card = br#"{"spec":"chara_card_v2","data":{"name":"Ada","first_mes":"Hello.","description":"A clockmaker."}}"#;
+        let i = import_file("ada.webp", &webp::webp_with_comment(card, true)).expect("imports");
+        assert_eq!(i.stories[0].bot_name, "Ada");
+        assert_eq!(import_file("x.webp", b"RIFF\0\0\0\0WEBP"), Err(ImportError::NoWebpCard));
+        // KoboldAI United's story download, as it writes it.
+        let kaistory = br#"{"file_version": 2, "story_name": "Keep", "prompt": "The gate opened.", "memory": "A siege.",
+            "authornote": "Grim.", "authornotetemplate": "[Note: <|>]",
+            "actions": {"action_count": 1, "actions": {"1": {"Selected Text": " Then it closed.", "Options": []},
+                                                       "0": {"Selected Text": " Soldiers ran in.", "Options": []}}},
+            "worldinfo_v2": {"folders": {"root": []}, "entries": {"0": {"uid": 0, "key": ["gate"], "keysecondary": [],
+                "content": "The gate is iron.", "constant": false, "folder": "root", "comment": ""}}}}"#;
+        let i = import_file("keep.kaistory", kaistory).expect("imports");
+        let s = &i.stories[0];
+        assert_eq!(s.title, "Keep");
+        let text: String = s.turns.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(text, "The gate opened. Soldiers ran in. Then it closed.");
+        assert_eq!((s.memory.as_str(), s.authors_note.as_str()), ("A siege.", "Grim."));
+        assert_eq!(s.world_info[0].content, "The gate is iron.");
     }
 
     #[test]

@@ -8,6 +8,8 @@ use leptos::either::Either;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use super::alchemy::{alchemize, CaptionFile};
+use crate::alchemy::{CAPTION, UPSCALE};
 use crate::api::{self, GalleryImage, ImageProgress};
 use crate::browser;
 use crate::image_settings::{ImageSettings, SAMPLERS, SIZES};
@@ -36,7 +38,12 @@ struct Shot {
     prompt: String,
     image: GalleryImage,
     shared: bool,
+    /// What the last action on it said (a rating's reward, an insertion, an alchemy's progress).
     reward: Option<String>,
+    /// An alchemist's caption of it.
+    caption: Option<String>,
+    /// Its four-times upscale: a short-lived link on this horde.
+    upscaled: Option<String>,
 }
 
 #[component]
@@ -273,6 +280,7 @@ pub fn ImagesPage() -> impl IntoView {
                 })}
                 {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
             </form>
+            <CaptionFile/>
             <Gallery gallery/>
         </section>
     }
@@ -289,6 +297,8 @@ fn add_to_gallery(gallery: RwSignal<Vec<Shot>>, request_id: &str, origin: &Origi
                     image,
                     shared: origin.shared,
                     reward: None,
+                    caption: None,
+                    upscaled: None,
                 },
             );
         }
@@ -297,6 +307,39 @@ fn add_to_gallery(gallery: RwSignal<Vec<Shot>>, request_id: &str, origin: &Origi
 
 #[component]
 fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
+    let session = expect_context::<Session>();
+    // An alchemy form on the gallery's image `i` (fetched from the horde and sent back as a
+    // data URI): a caption, or an upscale shown under it.
+    let alchemy = move |i: usize, url: String, form: &'static str| {
+        let key = session.api_key.get_untracked();
+        let note = move |n: String| {
+            gallery.update(|g| {
+                if let Some(s) = g.get_mut(i) {
+                    s.reward = Some(n);
+                }
+            })
+        };
+        note("Sending…".into());
+        spawn_local(async move {
+            let Some(data) = browser::fetch_data_url(&url).await else {
+                note("The image could not be fetched; it may have expired.".into());
+                return;
+            };
+            match alchemize(key, data, form, &note).await {
+                Ok(o) => gallery.update(|g| {
+                    if let Some(s) = g.get_mut(i) {
+                        s.reward = None;
+                        if form == CAPTION {
+                            s.caption = Some(o.caption);
+                        } else {
+                            s.upscaled = Some(o.image);
+                        }
+                    }
+                }),
+                Err(e) => note(e),
+            }
+        });
+    };
     view! {
         <div class="gallery">
             {move || {
@@ -355,8 +398,19 @@ fn Gallery(gallery: RwSignal<Vec<Shot>>) -> impl IntoView {
                                         <button type="button" class="ghost small" on:click=rate.clone()>"Rate"</button>
                                     })}
                                 </div>
-                                <button type="button" class="ghost small insert" on:click=insert.clone()>"Insert into story"</button>
+                                <div class="row">
+                                    <button type="button" class="ghost small insert" on:click=insert.clone()>"Insert into story"</button>
+                                    <button type="button" class="ghost small" on:click={ let url = shot.image.url.clone(); move |_| alchemy(i, url.clone(), CAPTION) }>"Caption"</button>
+                                    <button type="button" class="ghost small" on:click={ let url = shot.image.url.clone(); move |_| alchemy(i, url.clone(), UPSCALE) }>"Upscale ×4"</button>
+                                </div>
                                 {shot.reward.map(|r| view! { <p class="muted reward">{r}</p> })}
+                                {shot.caption.map(|c| view! { <p class="caption">{c}</p> })}
+                                {shot.upscaled.map(|u| view! {
+                                    <p class="upscaled">
+                                        <img src=u.clone() alt="Upscaled four times" loading="lazy"/>
+                                        <a class="button ghost small" href=u download="horde-upscaled.webp">"Download the upscale"</a>
+                                    </p>
+                                })}
                             </figure>
                         }
                     })

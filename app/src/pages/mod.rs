@@ -7,6 +7,7 @@ use leptos::server_fn::error::ServerFnError;
 use leptos::task::spawn_local;
 
 pub mod account;
+pub mod alchemy;
 pub mod images;
 pub mod workers;
 pub mod write;

@@ -11,7 +11,9 @@
 //!
 //! - `story`, `settings`: the current story or the settings as the studio's JSON;
 //! - `import`: opens what was imported (the current story stays in the stories list) and
-//!   answers what came in and what did not;
+//!   answers what came in and what did not (the quick starts open this way too);
+//! - `turns`: replaces the current story's turns with the given ones (JSON), undoably: the
+//!   pictures module (`app/js/studio-pictures.js`) adds pictures and captions this way;
 //! - `world_info`: adds the imported entries to the current story's world info, likewise;
 //! - `set_settings` (the settings as JSON, clamped here), `presets` (their names, one a line),
 //!   `preset` (applies the one named): the choices module (`app/js/studio-choices.js`).
@@ -21,7 +23,7 @@ use leptos::prelude::*;
 use super::state::Studio;
 use crate::browser;
 use crate::import::Imported;
-use crate::story::{GenSettings, PRESETS};
+use crate::story::{GenSettings, Turn, PRESETS};
 
 /// Answers the files module's `horde-studio` events for as long as the page lives.
 pub(super) fn answer_files_module(studio: Studio) {
@@ -36,6 +38,12 @@ pub(super) fn answer_files_module(studio: Studio) {
                 Ok(imported) => studio.take_import(imported),
                 Err(e) => e,
             },
+            "turns" => {
+                if let Ok(turns) = serde_json::from_str::<Vec<Turn>>(&json) {
+                    studio.change_turns(|t| *t = turns);
+                }
+                String::new()
+            }
             // The choices module (app/js/studio-choices.js).
             "set_settings" => {
                 if let Ok(settings) = serde_json::from_str::<GenSettings>(&json) {
@@ -65,20 +73,20 @@ pub(super) fn answer_files_module(studio: Studio) {
     });
 }
 
-/// The "Export / import" panel: the title and deletion here; the files module fills in the
-/// rest (`data-files="story"`) when the panel is first opened.
+/// The "Export / import" panel: the title and deletion here; the files module adds the rest
+/// (`data-files="story"`) when the panel is first opened. The modules draw into the panels
+/// themselves (no containers in the page: each element costs the first load).
 #[component]
 pub fn ExportImport(studio: Studio) -> impl IntoView {
     let story = studio.story;
     view! {
-        <details data-lazy="studio-files">
+        <details data-lazy="studio-files" data-files="story">
             <summary>"Export / import"</summary>
             <label class="field">
                 <span>"Title"</span>
                 <input name="title" prop:value=move || story.with(|s| s.title.clone()) on:input=move |ev| story.update(|s| s.title = event_target_value(&ev))/>
             </label>
             <button class="danger" on:click=move |_| studio.delete_story()>"Delete this story"</button>
-            <div class="files" data-files="story"></div>
         </details>
     }
 }
@@ -87,9 +95,33 @@ pub fn ExportImport(studio: Studio) -> impl IntoView {
 #[component]
 pub fn WorldInfoFiles() -> impl IntoView {
     view! {
-        <details class="wi-files" data-lazy="studio-files">
+        <details class="wi-files" data-lazy="studio-files" data-files="world_info">
             <summary>"World info files"</summary>
-            <div class="files" data-files="world_info"></div>
+        </details>
+    }
+}
+
+/// The "Quick start" panel, filled in by the files module (`data-files="start"`): a built-in
+/// scenario per mode, or a character card; the current story stays in the stories list. (The
+/// module fills the panel itself: no container, as every element costs the first load.)
+#[component]
+pub fn QuickStart() -> impl IntoView {
+    view! {
+        <details data-lazy="studio-files" data-files="start">
+            <summary>"Quick start"</summary>
+        </details>
+    }
+}
+
+/// The "Pictures" panel, drawn by the on-demand module `app/js/studio-pictures.js`: an
+/// illustration of the current scene made through the horde (the prompt editable before it is
+/// sent), a picture from a file, and captions of the story's pictures by the horde's
+/// alchemists, written into the story. Pictures are kept with the story in this browser.
+#[component]
+pub fn Pictures() -> impl IntoView {
+    view! {
+        <details class="pictures" data-lazy="studio-pictures">
+            <summary>"Pictures"</summary>
         </details>
     }
 }

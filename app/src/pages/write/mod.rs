@@ -20,7 +20,7 @@ use crate::browser;
 use crate::story::{History, Mode};
 use crate::Session;
 use background::Background;
-use files::ExportImport;
+use files::{ExportImport, Pictures, QuickStart};
 use settings::{Looks, Settings};
 use state::Studio;
 use transcript::{Footer, PendingTurn, Transcript};
@@ -48,8 +48,6 @@ pub fn WritePage() -> impl IntoView {
         <section
             class="studio"
             data-mode=move || mode().key()
-            data-theme=move || studio.settings.with(|s| s.theme.clone())
-            data-text-size=move || studio.settings.with(|s| s.font_size.to_string())
         >
             <div class="toolbar">
                 <select
@@ -121,7 +119,7 @@ pub fn WritePage() -> impl IntoView {
                                 })
                             } else {
                                 Either::Right(view! {
-                                    <button type="submit" class="primary" title="Enter sends, Shift+Enter for a new line">"Send"</button>
+                                    <button type="submit" class="primary">"Send"</button>
                                     <button type="button" class="ghost" on:click=move |_| studio.retry()>"Retry"</button>
                                     <button type="button" class="ghost" title="The model goes on with its last reply" on:click=move |_| studio.continue_turn()>"Continue"</button>
                                 })
@@ -131,7 +129,9 @@ pub fn WritePage() -> impl IntoView {
                     <Footer studio/>
                 </div>
                 <aside class="panel">
+                    <QuickStart/>
                     <Background studio/>
+                    <Pictures/>
                     <Settings/>
                     <Looks/>
                     <ExportImport studio/>
@@ -183,9 +183,8 @@ fn ModelChoice(studio: Studio) -> impl IntoView {
         })
     };
     view! {
-        <details class="models" data-lazy="studio-choices">
+        <details class="models" data-lazy="studio-choices" data-choices="models">
             <summary title="The models this story may be written by">{summary}</summary>
-            <div class="model-list" data-choices="models"></div>
         </details>
     }
 }
