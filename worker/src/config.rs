@@ -20,8 +20,8 @@ pub struct Args {
     /// The horde: its origin (https://aihorde.net) or API base (http://127.0.0.1:7001/api/).
     #[arg(long, env = "HORDE_URL")]
     pub url: Option<String>,
-    /// API key of the account the worker earns kudos for.
-    #[arg(long, env = "HORDE_API_KEY", hide_env_values = true)]
+    /// API key of the account the worker earns kudos for (keys may begin with `-`).
+    #[arg(long, env = "HORDE_API_KEY", hide_env_values = true, allow_hyphen_values = true)]
     pub api_key: Option<String>,
     /// Worker name, unique on the horde.
     #[arg(long, env = "HORDE_WORKER_NAME")]
@@ -322,6 +322,13 @@ impl WorkerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_api_key_may_begin_with_a_hyphen() {
+        // Keys are URL-safe base64, so about one in 32 begins with `-`.
+        let args = Args::try_parse_from(["horde-worker", "--api-key", "-AbCdEfGhIjKlMnOpQrStU", "--name", "w"]).expect("args");
+        assert_eq!(args.api_key.as_deref(), Some("-AbCdEfGhIjKlMnOpQrStU"));
+    }
 
     #[test]
     fn command_line_wins_over_file_and_defaults_apply() {
