@@ -236,3 +236,43 @@ async fn server_functions_count_in_the_api_rate_limit_groups() {
     let page = s.client.get(format!("{}/", s.url)).send().await.expect("page");
     assert_eq!(page.status(), 200);
 }
+
+/// Pages rendered at once on a multi-threaded server: no render may panic when it ends on another
+/// thread than it began (a thread-local value of the writing studio once did, about one render
+/// in a hundred under load). The server's log is read for panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pages_rendered_concurrently_never_panic() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("horde-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = dir.join("stderr.log");
+    let mut child = std::process::Command::new(std::env::var_os("HORDE_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_horde").into()))
+        .args(["serve", "--port", "0", "--no-rate-limits", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start horde");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address");
+    let base = line.trim().rsplit(' ').next().unwrap_or_default().to_string();
+    let client = reqwest::Client::new();
+    for _ in 0..4 {
+        let renders = (0..100).map(|i| {
+            let url = format!("{base}{}", ["/", "/images", "/workers", "/account"][i % 4]);
+            let client = client.clone();
+            async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+        });
+        for status in futures_util::future::join_all(renders).await {
+            assert_eq!(status.ok(), Some(200));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!stderr.contains("panicked"), "a render panicked:\n{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

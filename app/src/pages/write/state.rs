@@ -52,8 +52,16 @@ pub(super) struct Studio {
     pub(super) history: StoredValue<History>,
     /// Bumped when the history changes (it is not reactive itself).
     pub(super) history_rev: RwSignal<u32>,
-    pub(super) stream: StoredValue<Option<TextStream>, LocalStorage>,
+    pub(super) stream: StoredValue<Option<TextStream>, StreamStorage>,
 }
+
+/// Where the studio keeps its text stream: thread-local in the browser (it holds an
+/// `EventSource`), shared on the server, where a render may end on another thread than it began
+/// (dropping a thread-local value there panics; the server's stream is an empty value).
+#[cfg(feature = "hydrate")]
+type StreamStorage = LocalStorage;
+#[cfg(not(feature = "hydrate"))]
+type StreamStorage = leptos::prelude::SyncStorage;
 
 impl Studio {
     pub(super) fn new(session: Session) -> Self {
@@ -66,7 +74,7 @@ impl Studio {
             error: RwSignal::new(None),
             history: StoredValue::new(History::default()),
             history_rev: RwSignal::new(0),
-            stream: StoredValue::new_local(None),
+            stream: StoredValue::new_with_storage(None),
         };
         // The user's work comes from this browser once the page is live, and goes back on change.
         let loaded = RwSignal::new(false);
