@@ -15,20 +15,14 @@ impl State {
 
     /// `/status/performance`.
     pub fn performance(&self, now_ms: u64) -> wire_status::Performance {
-        let online: Vec<&Worker> = self
-            .workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Text && w.is_online(now_ms, self.cfg.worker_online_secs))
-            .collect();
+        let online: Vec<&Worker> = self.workers.online(WorkerKind::Text, now_ms, self.cfg.worker_online_secs).collect();
         let online_image: Vec<&Worker> = self
             .workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Image && w.is_online(now_ms, self.cfg.worker_online_secs))
+            .online(WorkerKind::Image, now_ms, self.cfg.worker_online_secs)
             .collect();
         let online_alchemists: Vec<&Worker> = self
             .workers
-            .iter()
-            .filter(|w| w.kind == WorkerKind::Alchemist && w.is_online(now_ms, self.cfg.worker_online_secs))
+            .online(WorkerKind::Alchemist, now_ms, self.cfg.worker_online_secs)
             .collect();
         let queued_forms: u32 = self.alchemy.in_order().map(|r| r.remaining).sum();
         let queued_kps: f64 = self

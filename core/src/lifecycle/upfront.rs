@@ -66,8 +66,7 @@ impl State {
     /// Threads of the online workers of `kind`.
     fn online_threads(&self, kind: WorkerKind, now_ms: u64) -> i64 {
         self.workers
-            .iter()
-            .filter(|w| w.kind == kind && w.is_online(now_ms, self.cfg.worker_online_secs))
+            .online(kind, now_ms, self.cfg.worker_online_secs)
             .map(|w| w.threads)
             .sum()
     }

@@ -24,8 +24,7 @@ pub fn eligible_workers<'a, K: Matching>(
     online_secs: u64,
 ) -> Vec<&'a Worker> {
     workers
-        .iter()
-        .filter(|w| w.kind == K::WORKER && w.is_online(now_ms, online_secs))
+        .online(K::WORKER, now_ms, online_secs)
         .filter(|w| !(w.maintenance || w.paused) || w.owner_id == req.user_id)
         .filter(|w| {
             let trusted = users.is_trusted(w.owner_id);
@@ -150,7 +149,7 @@ pub fn position_and_wait<K: Matching>(
 /// speed, queued things and jobs (requests naming it or no model), and the time to clear them.
 pub fn active_models<K: Matching>(queue: &Queue<K>, workers: &Workers, now_ms: u64, online_secs: u64) -> Vec<ActiveModel> {
     let mut by_model: HashMap<&str, (i64, f64, usize, f64)> = HashMap::new();
-    for w in workers.iter().filter(|w| w.kind == K::WORKER && w.is_online(now_ms, online_secs)) {
+    for w in workers.online(K::WORKER, now_ms, online_secs) {
         for m in &w.models {
             let e = by_model.entry(m.as_str()).or_default();
             e.0 += w.threads;

@@ -416,6 +416,10 @@ impl Workers {
     pub fn iter(&self) -> impl Iterator<Item = &Worker> {
         self.by_id.values()
     }
+    /// The workers of `kind` that checked in within `online_secs` of `now_ms`.
+    pub fn online(&self, kind: WorkerKind, now_ms: u64, online_secs: u64) -> impl Iterator<Item = &Worker> {
+        self.iter().filter(move |w| w.kind == kind && w.is_online(now_ms, online_secs))
+    }
     pub fn len(&self) -> usize {
         self.by_id.len()
     }
