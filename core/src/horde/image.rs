@@ -24,8 +24,9 @@ impl Horde {
         let (req, author) = self.styled_image_request(req).await?;
         // Parsed here: parsing draws the random seed, which the operation then carries.
         let req = ImageRequest::parse(req, &self.local().cfg)?;
-        let submitted = self.submit_request::<ImageKind>(user_id, req, ip).await;
-        self.reward_style_author(author, user_id, submitted).await
+        let submitted = self.submit_request::<ImageKind>(user_id, req, ip).await?;
+        self.reward_style_author(author, user_id, &submitted).await?;
+        Ok(submitted)
     }
 
     /// A link to `job`'s image for `purpose`, under `base` (the horde's public address).

@@ -178,8 +178,9 @@ impl Horde {
         if !for_style {
             key.check_image_job(pixels, p.and_then(|p| p.steps).unwrap_or(30))?;
         }
-        let submitted = self.submit_within_key(&key, req, ip).await;
-        self.reward_style_author(author, key.user_id, submitted).await
+        let submitted = self.submit_within_key(&key, req, ip).await?;
+        self.reward_style_author(author, key.user_id, &submitted).await?;
+        Ok(submitted)
     }
 
     /// `POST /generate/text/async` with a shared key (see [`Horde::generate_image_shared`]).
@@ -195,8 +196,9 @@ impl Horde {
         if !for_style {
             key.check_text_job(req.params.as_ref().and_then(|p| p.max_length).unwrap_or(80))?;
         }
-        let submitted = self.submit_within_key(&key, req, ip).await;
-        self.reward_style_author(author, key.user_id, submitted).await
+        let submitted = self.submit_within_key(&key, req, ip).await?;
+        self.reward_style_author(author, key.user_id, &submitted).await?;
+        Ok(submitted)
     }
 
     /// `sharedkey_ids` of a user's details (for the owner and moderators).

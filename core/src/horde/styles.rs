@@ -432,20 +432,14 @@ impl Horde {
 
     /// Pays a style's `author` for `requester`'s request that used it, once it is queued (not
     /// for a dry run, nor for the author's own requests).
-    pub(super) async fn reward_style_author(
-        &self,
-        author: Option<i64>,
-        requester: i64,
-        submitted: Result<Submission>,
-    ) -> Result<Submission> {
-        let submitted = submitted?;
-        if let (Some(author), Submission::Queued(_)) = (author, &submitted) {
+    pub(super) async fn reward_style_author(&self, author: Option<i64>, requester: i64, submitted: &Submission) -> Result<()> {
+        if let (Some(author), Submission::Queued(_)) = (author, submitted) {
             if author != requester && self.ensure_user(author).await? {
                 let now = self.now_ms();
                 self.run(op::RewardStyleAuthor { author, requester, now }).await?;
             }
         }
-        Ok(submitted)
+        Ok(())
     }
 
     /// `styles` of a user's details: `(name, id, type)` of each of their styles.

@@ -18,8 +18,9 @@ impl Horde {
     pub async fn generate_text(&self, user_id: i64, req: GenerateTextRequest, ip: Option<IpAddr>) -> Result<Submission> {
         crate::request_checks::proxied_account(req.proxied_account.as_deref())?;
         let (req, author) = self.styled_text_request(req).await?;
-        let submitted = self.submit_request::<TextKind>(user_id, TextRequest::try_from(req)?, ip).await;
-        self.reward_style_author(author, user_id, submitted).await
+        let submitted = self.submit_request::<TextKind>(user_id, TextRequest::try_from(req)?, ip).await?;
+        self.reward_style_author(author, user_id, &submitted).await?;
+        Ok(submitted)
     }
 
     /// Whether an online worker could serve `req` for `user_id` now (nothing is charged).
