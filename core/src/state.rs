@@ -190,19 +190,23 @@ impl State {
     /// only the kudos movements (postings, transfer keys): what a caller waits for, in the fewest
     /// statements; the counters, worker stats and timings wait for the next periodic batch.
     pub fn take_pending_writes(&mut self, stats: bool) -> crate::store::FlushBatch {
-        let mut batch = crate::store::FlushBatch {
-            postings: self.ledger.take_pending(),
-            transfer_keys: std::mem::take(&mut self.pending.transfer_keys),
-            ..Default::default()
-        };
-        if stats {
-            let ids: Vec<Uuid> = self.pending.workers.drain().collect();
-            batch.workers = ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect();
-            batch.records = std::mem::take(&mut self.pending.records);
-            batch.timings = std::mem::take(&mut self.pending.timings);
-            batch.generations = merge_counts(std::mem::take(&mut self.pending.generations));
-        }
+        let mut batch = if stats { self.take_pending_stats() } else { Default::default() };
+        batch.postings = self.ledger.take_pending();
+        batch.transfer_keys = std::mem::take(&mut self.pending.transfer_keys);
         batch
+    }
+
+    /// Takes the queued counters, worker stats, timings and generation counts (no kudos
+    /// movements), as one batch for the persister.
+    pub fn take_pending_stats(&mut self) -> crate::store::FlushBatch {
+        let ids: Vec<Uuid> = self.pending.workers.drain().collect();
+        crate::store::FlushBatch {
+            workers: ids.into_iter().filter_map(|id| self.workers.get(&id).cloned()).collect(),
+            records: std::mem::take(&mut self.pending.records),
+            timings: std::mem::take(&mut self.pending.timings),
+            generations: merge_counts(std::mem::take(&mut self.pending.generations)),
+            ..Default::default()
+        }
     }
 
     /// Queues a batch that could not be stored again, ahead of what came since.

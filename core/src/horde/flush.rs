@@ -94,7 +94,12 @@ impl Horde {
         }
     }
 
-    /// Stores queued durable changes in one transaction. On failure they stay queued.
+    /// Stores queued durable changes. On failure they stay queued.
+    ///
+    /// Alone (no shared state): the kudos movements are journaled under the flush lock, like a
+    /// waiting caller's (see `Store::journal`); then, outside the lock so that no caller waits
+    /// for it, the counters and worker statistics are stored in the transaction that folds the
+    /// journal into the ledger and balances.
     ///
     /// With a shared state, every replica queues the same changes: a `Flush` operation cuts them
     /// into a batch at the same place in every replica, and the process that cut it stores it at
@@ -103,7 +108,19 @@ impl Horde {
     /// it once.
     pub async fn flush(&self) -> Result<usize> {
         let guard = self.flushes.lock.lock().await;
-        self.flush_locked(guard, true).await
+        if self.is_shared() {
+            return self.flush_locked(guard, true).await;
+        }
+        let n = self.flush_locked(guard, false).await?;
+        let stats = self.local().take_pending_stats();
+        if stats.is_empty() && !self.store.journal_unfolded() {
+            return Ok(n);
+        }
+        if let Err(e) = self.store.flush(&stats).await {
+            self.local().restore_pending_writes(stats);
+            return Err(e);
+        }
+        Ok(n)
     }
 
     /// `flush`, under the flush lock (of the kudos movements only without `stats`); tells
@@ -122,12 +139,13 @@ impl Horde {
 
     async fn flush_now(&self, stats: bool) -> Result<usize> {
         if !self.is_shared() {
-            let batch = self.local().take_pending_writes(stats);
+            // Kudos movements only, journaled: `flush` stores the rest outside the lock.
+            let batch = self.local().take_pending_writes(false);
             if batch.is_empty() {
                 return Ok(0);
             }
             let n = batch.postings.len();
-            if let Err(e) = self.store.flush(&batch).await {
+            if let Err(e) = self.store.journal(&batch).await {
                 self.local().restore_pending_writes(batch);
                 return Err(e);
             }
@@ -156,7 +174,7 @@ impl Horde {
                     .and_then(|b| due(&b.token, b.cut_at.elapsed()).then(|| (b.token.clone(), b.batch.clone())))
             };
             let Some((token, batch)) = next else { return Ok(stored) };
-            if self.store.flush_once(Some(&token), &batch, self.now_ms()).await? {
+            if self.store.flush_once(&token, &batch, self.now_ms()).await? {
                 stored += batch.postings.len();
             }
             let mut m = self.replica.lock();

@@ -1,11 +1,12 @@
 //! Writing a [`FlushBatch`]: kudos postings with the balance changes they imply, transfer keys,
 //! counters, worker statistics and image timings, all in one transaction.
 //!
-//! What a caller of `Horde::commit` waits for is made cheap per backend: on SQLite the batch goes
-//! through the writer connection of [`super::sqlite_writer`]; on PostgreSQL a batch of kudos
-//! movements alone (what a waiting caller's flush takes) is one statement, with its data in
-//! modifying `WITH` clauses, so one round trip and no `BEGIN`/`COMMIT` (a single statement is
-//! atomic), sent on a connection kept for it.
+//! What a caller of `Horde::commit` waits for is journaled instead (see [`super::journal`]), and
+//! folded in by the next batch written here. On SQLite batches go through the writer connection
+//! of [`super::sqlite_writer`]. With a shared state (PostgreSQL), a batch of kudos movements alone
+//! (what a waiting caller's flush takes) is one statement, guarded by the batch's token, with its
+//! data in modifying `WITH` clauses, so one round trip and no `BEGIN`/`COMMIT` (a single
+//! statement is atomic), sent on a connection kept for it.
 
 use std::collections::HashMap;
 
@@ -52,17 +53,12 @@ impl FlushBatch {
     }
 }
 
-/// Ledger rows written per INSERT statement (PostgreSQL and sqlx's SQLite).
+/// Ledger rows written per INSERT statement.
 const POSTINGS_PER_INSERT: usize = 200;
-/// Accounts whose balances one UPDATE statement changes (PostgreSQL and sqlx's SQLite).
+/// Accounts whose balances one UPDATE statement changes.
 const USERS_PER_UPDATE: usize = 200;
 /// Stored batch tokens are forgotten after a day.
 const TOKEN_KEEP_MS: u64 = 86_400_000;
-
-const UPDATE_RECORDS: &str = "UPDATE users SET usage_tokens = usage_tokens + ?, requests_text = requests_text + ?, \
-     contribution_tokens = contribution_tokens + ?, fulfilled_text = fulfilled_text + ?, usage_kps = usage_kps + ?, \
-     requests_image = requests_image + ?, contribution_kps = contribution_kps + ?, fulfilled_image = fulfilled_image + ? \
-     WHERE id = ?";
 
 const RECORD_COLUMNS: &str = "usage_tokens, requests_text, contribution_tokens, fulfilled_text, usage_kps, requests_image, \
      contribution_kps, fulfilled_image, id";
@@ -143,7 +139,7 @@ impl Movements {
     }
 }
 
-fn posting_values(p: &Posting) -> [Bound; 5] {
+pub(super) fn posting_values(p: &Posting) -> [Bound; 5] {
     [
         Bound::Int(p.at_ms as i64),
         Bound::Text(p.kind.as_str().to_string()),
@@ -166,11 +162,11 @@ const APPLY_USER_DELTAS: &str = "UPDATE users SET kudos = users.kudos + d.kudos,
 const APPLY_SYSTEM: &str =
     "UPDATE system_accounts SET balance = balance + CASE name WHEN 'mint' THEN ? ELSE ? END WHERE name IN ('mint', 'burn')";
 
-/// The statements storing a whole batch, `rows` ledger rows and accounts per statement (1 gives
-/// statements whose text never changes, so a connection prepares each once).
-fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
+/// The statements storing a whole batch, up to [`POSTINGS_PER_INSERT`] ledger rows and
+/// [`USERS_PER_UPDATE`] accounts per statement.
+pub(super) fn batch_script(batch: &FlushBatch) -> Script {
     let mut script = Script::default();
-    for chunk in batch.postings.chunks(rows.min(POSTINGS_PER_INSERT)) {
+    for chunk in batch.postings.chunks(POSTINGS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) VALUES {}",
             placeholders(chunk.len(), 5)
@@ -178,7 +174,7 @@ fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
         script.push(sql, chunk.iter().flat_map(posting_values).collect());
     }
     let moved = Movements::of(&batch.postings);
-    for chunk in moved.users.chunks(rows.min(USERS_PER_UPDATE)) {
+    for chunk in moved.users.chunks(USERS_PER_UPDATE) {
         let sql = format!(
             "WITH d ({USER_DELTA_COLUMNS}) AS (VALUES {}) {APPLY_USER_DELTAS}",
             placeholders(chunk.len(), 7)
@@ -209,20 +205,14 @@ fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
             **id,
         ]
     };
-    if rows == 1 {
-        for r in &records {
-            script.push(UPDATE_RECORDS.into(), record_values(r).map(Bound::Int).into());
-        }
-    } else {
-        // One statement per chunk of accounts: one round trip on PostgreSQL however many moved.
-        for chunk in records.chunks(rows.min(USERS_PER_UPDATE)) {
-            let sql = format!(
-                "WITH d ({RECORD_COLUMNS}) AS (VALUES {}) {APPLY_RECORDS}",
-                placeholders(chunk.len(), 9)
-            );
-            let values = chunk.iter().flat_map(record_values).map(Bound::Int).collect();
-            script.push(sql, values);
-        }
+    // One statement per chunk of accounts: one round trip on PostgreSQL however many moved.
+    for chunk in records.chunks(USERS_PER_UPDATE) {
+        let sql = format!(
+            "WITH d ({RECORD_COLUMNS}) AS (VALUES {}) {APPLY_RECORDS}",
+            placeholders(chunk.len(), 9)
+        );
+        let values = chunk.iter().flat_map(record_values).map(Bound::Int).collect();
+        script.push(sql, values);
     }
     for w in &batch.workers {
         let (sql, values) = save_worker(w);
@@ -253,24 +243,22 @@ fn batch_script(batch: &FlushBatch, rows: usize) -> Script {
     script
 }
 
-/// PostgreSQL: a batch of kudos movements as one statement (modifying `WITH` clauses), stored
-/// once under `token` when given (every clause then depends on the token's row being new). The
-/// statement answers one row: 1 if the batch was stored, 0 if its token was stored already.
-fn movements_statement(batch: &FlushBatch, token: Option<(&str, u64)>) -> (String, Vec<Bound>) {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut values: Vec<Bound> = Vec::new();
-    let guard = if let Some((token, now_ms)) = token {
-        clauses.push("t AS (INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING 1)".into());
-        clauses.push("tk AS (DELETE FROM flushed_batches WHERE created_ms < ? AND EXISTS (SELECT 1 FROM t))".into());
-        values.extend([
-            Bound::Text(token.to_string()),
-            Bound::Int(now_ms as i64),
-            Bound::Int(now_ms.saturating_sub(TOKEN_KEEP_MS) as i64),
-        ]);
-        " WHERE EXISTS (SELECT 1 FROM t)"
-    } else {
-        ""
-    };
+/// PostgreSQL, with a shared state: a batch of kudos movements as one statement (modifying
+/// `WITH` clauses), stored once under `token` (every clause depends on the token's row being
+/// new). The statement answers one row: 1 if the batch was stored, 0 if its token was stored
+/// already.
+fn movements_statement(batch: &FlushBatch, token: &str, now_ms: u64) -> (String, Vec<Bound>) {
+    let mut clauses: Vec<String> = vec![
+        "t AS (INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING RETURNING 1)".into(),
+        "tk AS (DELETE FROM flushed_batches WHERE created_ms < ? AND EXISTS (SELECT 1 FROM t))".into(),
+    ];
+    let mut values: Vec<Bound> = vec![
+        Bound::Text(token.to_string()),
+        Bound::Int(now_ms as i64),
+        Bound::Int(now_ms.saturating_sub(TOKEN_KEEP_MS) as i64),
+    ];
+    let guard = " WHERE EXISTS (SELECT 1 FROM t)";
+    let and = " AND EXISTS (SELECT 1 FROM t)";
     if !batch.postings.is_empty() {
         clauses.push(format!(
             "l AS (INSERT INTO kudos_ledger (created_ms, kind, from_account, to_account, amount) \
@@ -281,7 +269,6 @@ fn movements_statement(batch: &FlushBatch, token: Option<(&str, u64)>) -> (Strin
     }
     let moved = Movements::of(&batch.postings);
     if !moved.users.is_empty() {
-        let and = if guard.is_empty() { "" } else { " AND EXISTS (SELECT 1 FROM t)" };
         clauses.push(format!(
             "d ({USER_DELTA_COLUMNS}) AS (VALUES {}), u AS ({APPLY_USER_DELTAS}{and})",
             placeholders(moved.users.len(), 7)
@@ -295,62 +282,54 @@ fn movements_statement(batch: &FlushBatch, token: Option<(&str, u64)>) -> (Strin
         );
     }
     if moved.mint != 0 || moved.burn != 0 {
-        let and = if guard.is_empty() { "" } else { " AND EXISTS (SELECT 1 FROM t)" };
         clauses.push(format!("s AS ({APPLY_SYSTEM}{and})"));
         values.extend([Bound::Int(moved.mint), Bound::Int(moved.burn)]);
     }
     transfer_keys::push_transfer_key_clauses(&mut clauses, &mut values, &batch.transfer_keys, guard);
-    let answer = if guard.is_empty() {
-        "SELECT 1::bigint AS stored"
-    } else {
-        "SELECT count(*)::bigint AS stored FROM t"
-    };
-    (format!("WITH {} {answer}", clauses.join(", ")), values)
+    (
+        format!("WITH {} SELECT count(*)::bigint AS stored FROM t", clauses.join(", ")),
+        values,
+    )
 }
 
 impl Store {
     /// Writes a batch in one transaction: ledger postings with the balance and bucket changes they
-    /// imply, counters, and worker stats. Either all of it is stored or none.
+    /// imply, counters, and worker stats, after every posting journaled so far (see `journal`).
+    /// Either all of it is stored or none.
     pub async fn flush(&self, batch: &FlushBatch) -> Result<()> {
-        self.flush_once(None, batch, 0).await.map(|_| ())
+        self.fold_into(batch).await
     }
 
-    /// Writes a batch once under `token`: a batch whose token is already stored is skipped, and
-    /// `false` returned. Stored tokens older than a day are forgotten. `now_ms` dates the token.
-    pub async fn flush_once(&self, token: Option<&str>, batch: &FlushBatch, now_ms: u64) -> Result<bool> {
+    /// With a shared state: writes a batch once under `token`. A batch whose token is already
+    /// stored is skipped, and `false` returned. Stored tokens older than a day are forgotten.
+    /// `now_ms` dates the token.
+    pub async fn flush_once(&self, token: &str, batch: &FlushBatch, now_ms: u64) -> Result<bool> {
         if batch.is_empty() {
-            return Ok(true);
-        }
-        if let (Some(writer), None) = (&self.writer, token) {
-            // SQLite (tokens come with a shared state, which needs PostgreSQL).
-            writer.commit(batch_script(batch, 1)).await?;
             return Ok(true);
         }
         if batch.movements_only() {
             if let Some(conn) = &self.commit_connection {
-                let (sql, values) = movements_statement(batch, token.map(|t| (t, now_ms)));
+                let (sql, values) = movements_statement(batch, token, now_ms);
                 let row = conn.fetch_one(self.sql(&sql), values).await?;
                 return Ok(row.try_get::<i64, _>("stored")? > 0);
             }
         }
         let mut tx = self.pool.begin().await?;
-        if let Some(token) = token {
-            let inserted = sqlx::query(self.sql("INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING"))
-                .bind(token)
-                .bind(now_ms as i64)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if inserted == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-            sqlx::query(self.sql("DELETE FROM flushed_batches WHERE created_ms < ?"))
-                .bind(now_ms.saturating_sub(TOKEN_KEEP_MS) as i64)
-                .execute(&mut *tx)
-                .await?;
+        let inserted = sqlx::query(self.sql("INSERT INTO flushed_batches (token, created_ms) VALUES (?, ?) ON CONFLICT DO NOTHING"))
+            .bind(token)
+            .bind(now_ms as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(false);
         }
-        self.run_script(&mut tx, batch_script(batch, usize::MAX)).await?;
+        sqlx::query(self.sql("DELETE FROM flushed_batches WHERE created_ms < ?"))
+            .bind(now_ms.saturating_sub(TOKEN_KEEP_MS) as i64)
+            .execute(&mut *tx)
+            .await?;
+        self.run_script(&mut tx, batch_script(batch)).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -19,6 +19,7 @@ use crate::Result;
 mod batch;
 mod commit_connection;
 mod generation_stats;
+mod journal;
 mod script;
 mod shared_keys;
 mod sqlite_writer;
@@ -60,6 +61,8 @@ pub struct Store {
     writer: Option<Arc<sqlite_writer::SqliteWriter>>,
     /// PostgreSQL: the connection a waiting caller's commit is sent on.
     commit_connection: Option<Arc<commit_connection::CommitConnection>>,
+    /// Whether postings were journaled since the last fold (see `journal`).
+    journaled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 const USER_COLUMNS: &str = "id, username, oauth_id, created, kudos, kd_accumulated, kd_gifted, kd_received, kd_admin, kd_awarded, \
@@ -191,12 +194,16 @@ impl Store {
             _ => None,
         };
         let commit_connection = (dialect == Dialect::Postgres).then(|| Arc::new(commit_connection::CommitConnection::new(options.clone())));
-        Ok(Self {
+        let store = Self {
             pool,
             dialect,
             writer,
             commit_connection,
-        })
+            journaled: Arc::default(),
+        };
+        // What earlier processes journaled goes to the ledger and balances before anything reads them.
+        store.fold_journal().await?;
+        Ok(store)
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -18,18 +18,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use rusqlite::{Connection, ErrorCode};
 
+use super::journal::{journaled, Journaled};
 use super::script::{Bound, Script};
 use crate::{HordeError, Result};
 
 /// Statements a transaction may have to run in the caller's thread (a batch of kudos movements
 /// has four or five).
 const INLINE_STATEMENTS: usize = 16;
-/// Commits between two checkpoints. A commit of kudos movements writes a few pages to the log;
-/// SQLite's own default checkpoints every 1,000 pages.
-const COMMITS_PER_CHECKPOINT: u32 = 200;
+/// Commits between two checkpoints. A commit of kudos movements (journaled) writes a page or two
+/// to the log; SQLite's own default checkpoints every 1,000 pages.
+const COMMITS_PER_CHECKPOINT: u32 = 1000;
 /// How long a transaction on the blocking thread waits for another connection's write.
 const BUSY_WAIT: Duration = Duration::from_secs(10);
 
@@ -97,6 +98,35 @@ impl SqliteWriter {
         .map_err(|e| HordeError::Internal(format!("storage thread: {e}")))?
     }
 
+    /// Runs, as one transaction on a blocking thread, `take` (a statement answering journaled
+    /// postings, see `journal`), then the script `build` makes of what it answered; answers how
+    /// many postings `take` answered. The connection goes to a commit waiting for it, if any,
+    /// before this thread may take it again.
+    pub(super) async fn commit_taking(
+        self: &Arc<Self>,
+        take: &'static str,
+        build: impl FnOnce(Vec<Journaled>) -> Script + Send + 'static,
+    ) -> Result<usize> {
+        let this = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = this.conn.lock();
+            let done = begin(&conn, BUSY_WAIT).map_err(db_error).and_then(|()| {
+                let taken = take_journaled(&conn, take).inspect_err(|_| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                })?;
+                let n = taken.len();
+                finish(&conn, &build(taken)).map_err(db_error)?;
+                Ok(n)
+            });
+            MutexGuard::unlock_fair(conn);
+            let n = done?;
+            this.committed();
+            Ok(n)
+        })
+        .await
+        .map_err(|e| HordeError::Internal(format!("storage thread: {e}")))?
+    }
+
     /// Counts a commit; starts a checkpoint on a blocking thread when one is due.
     fn committed(self: &Arc<Self>) {
         if self.commits.fetch_add(1, Ordering::Relaxed) + 1 < COMMITS_PER_CHECKPOINT || self.checkpointing.swap(true, Ordering::AcqRel) {
@@ -120,10 +150,23 @@ impl SqliteWriter {
     }
 }
 
+/// The postings `take` answers (in a transaction begun).
+fn take_journaled(conn: &Connection, take: &str) -> Result<Vec<Journaled>> {
+    let mut statement = conn.prepare_cached(take).map_err(db_error)?;
+    let mut rows = statement.raw_query();
+    let mut taken = Vec::new();
+    while let Some(r) = rows.next().map_err(db_error)? {
+        let text = |i: usize| r.get::<_, String>(i).map_err(db_error);
+        let int = |i: usize| r.get::<_, i64>(i).map_err(db_error);
+        taken.push(journaled(int(0)?, int(1)?, &text(2)?, &text(3)?, &text(4)?, int(5)?)?);
+    }
+    Ok(taken)
+}
+
 /// Begins a write transaction, waiting up to `busy` for another connection's.
 fn begin(conn: &Connection, busy: Duration) -> rusqlite::Result<()> {
     conn.busy_timeout(busy)?;
-    conn.execute_batch("BEGIN IMMEDIATE")
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(|_| ())
 }
 
 /// Runs the statements of the transaction begun, and commits; rolls back on failure.
@@ -141,7 +184,7 @@ fn finish(conn: &Connection, script: &Script) -> rusqlite::Result<()> {
             }
             statement.raw_execute()?;
         }
-        conn.execute_batch("COMMIT")
+        conn.prepare_cached("COMMIT")?.execute([]).map(|_| ())
     };
     let done = run();
     if done.is_err() && !conn.is_autocommit() {
@@ -189,7 +232,7 @@ mod tests {
             other.execute_batch("COMMIT").expect("commit");
         });
         let started = Instant::now();
-        store.flush(&mint_to_burn(100)).await.expect("stored after the other write");
+        store.journal(&mint_to_burn(100)).await.expect("stored after the other write");
         assert!(started.elapsed().as_millis() >= 250, "did not wait: {:?}", started.elapsed());
         holder.join().expect("holder");
         // The log is copied and started over every COMMITS_PER_CHECKPOINT commits: it stays
@@ -197,14 +240,16 @@ mod tests {
         let per = super::COMMITS_PER_CHECKPOINT as i64;
         let wal = || std::fs::metadata(dir.join("horde.db-wal")).map(|m| m.len()).unwrap_or(0);
         for _ in 0..per {
-            store.flush(&mint_to_burn(1)).await.expect("stored");
+            store.journal(&mint_to_burn(1)).await.expect("stored");
         }
         let after_one_round = wal();
         for _ in 0..4 * per {
-            store.flush(&mint_to_burn(1)).await.expect("stored");
+            store.journal(&mint_to_burn(1)).await.expect("stored");
         }
         assert!(wal() < 2 * after_one_round, "log grew from {after_one_round} to {} bytes", wal());
-        let n = 5 * per;
+        // The periodic batch folds the journal into the balances and the ledger.
+        store.flush(&mint_to_burn(1)).await.expect("folded");
+        let n = 5 * per + 1;
         assert_eq!(store.system_balances().await.expect("balances"), (-100 - n, 100 + n));
         assert_eq!(store.ledger_balances().await.expect("ledger")["burn"], 100 + n);
         store.close().await;
