@@ -41,7 +41,8 @@ pub struct ApiOptions {
 #[derive(Clone)]
 pub struct AppState {
     pub horde: Arc<Horde>,
-    pub options: ApiOptions,
+    /// Shared: the state is cloned for every request.
+    pub options: Arc<ApiOptions>,
     pub metrics: Arc<metrics::Metrics>,
 }
 
@@ -56,7 +57,7 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
     let metrics = Arc::new(metrics::Metrics::new(horde.clone()));
     let state = AppState {
         horde,
-        options: options.clone(),
+        options: Arc::new(options.clone()),
         metrics: metrics.clone(),
     };
     let cors = CorsLayer::new()
