@@ -150,7 +150,7 @@ pub(super) fn posting_values(p: &Posting) -> [Bound; 5] {
 }
 
 /// `(?, ?, …), (?, ?, …)`: `rows` rows of `width` placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
+pub(super) fn placeholders(rows: usize, width: usize) -> String {
     let row = format!("({})", vec!["?"; width].join(", "));
     vec![row; rows].join(", ")
 }

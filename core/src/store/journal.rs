@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use sqlx::Row;
 
-use super::batch::{batch_script, posting_values, FlushBatch};
+use super::batch::{batch_script, placeholders, posting_values, FlushBatch};
 use super::script::Script;
 use super::{transfer_keys, Store};
 use crate::kudos::{Account, Posting, PostingKind};
@@ -60,38 +60,27 @@ pub(super) fn journal_script(batch: &FlushBatch) -> Script {
 }
 
 /// PostgreSQL: the same as one statement (modifying `WITH` clauses), so one round trip; it
-/// answers one row.
+/// answers one row. The batch holds a posting or a transfer key.
 pub(super) fn journal_statement(batch: &FlushBatch) -> (String, Vec<super::script::Bound>) {
     let mut clauses = Vec::new();
     let mut values = Vec::new();
     if !batch.postings.is_empty() {
-        let row = "(?, ?, ?, ?, ?)";
         clauses.push(format!(
             "p AS (INSERT INTO pending_postings (created_ms, kind, from_account, to_account, amount) SELECT * FROM (VALUES {}) AS v)",
-            vec![row; batch.postings.len()].join(", ")
+            placeholders(batch.postings.len(), 5)
         ));
         values.extend(batch.postings.iter().flat_map(posting_values));
     }
     transfer_keys::push_transfer_key_clauses(&mut clauses, &mut values, &batch.transfer_keys, "");
-    if clauses.is_empty() {
-        return ("SELECT 1::bigint AS stored".into(), values);
-    }
     (format!("WITH {} SELECT 1::bigint AS stored", clauses.join(", ")), values)
 }
 
 /// `batch` with the journaled postings ahead of its own, in the order they were journaled.
-pub(super) fn folded(mut taken: Vec<Journaled>, batch: &FlushBatch) -> FlushBatch {
+pub(super) fn folded(mut taken: Vec<Journaled>, mut batch: FlushBatch) -> FlushBatch {
     taken.sort_unstable_by_key(|(id, _)| *id);
     let mut postings: Vec<Posting> = taken.into_iter().map(|(_, p)| p).collect();
-    postings.extend(batch.postings.iter().cloned());
-    FlushBatch {
-        postings,
-        records: batch.records.clone(),
-        workers: batch.workers.clone(),
-        timings: batch.timings.clone(),
-        transfer_keys: batch.transfer_keys.clone(),
-        generations: batch.generations.clone(),
-    }
+    postings.append(&mut batch.postings);
+    FlushBatch { postings, ..batch }
 }
 
 impl Store {
@@ -137,16 +126,23 @@ impl Store {
     }
 
     /// Folds in chunks: `batch` with the oldest journaled postings in the first transaction,
-    /// then the rest, until a transaction takes less than a whole chunk.
+    /// then the rest, until a transaction takes less than a whole chunk. An error means `batch`
+    /// was not stored: once the first transaction is committed, a later one that fails leaves
+    /// its postings journaled for the next fold (logged, and `journal_unfolded` says so), since
+    /// a caller that queued `batch` again would store its counters twice.
     async fn fold_now(&self, batch: &FlushBatch) -> Result<()> {
-        let mut with = Some(batch);
-        loop {
-            let rest = FlushBatch::default();
-            let taken = self.fold_chunk(with.take().unwrap_or(&rest)).await?;
-            if taken < FOLD_CHUNK {
-                return Ok(());
+        let mut taken = self.fold_chunk(batch).await?;
+        while taken == FOLD_CHUNK {
+            match self.fold_chunk(&FlushBatch::default()).await {
+                Ok(n) => taken = n,
+                Err(e) => {
+                    self.journaled.store(true, Ordering::Release);
+                    tracing::warn!("folding the journal (the rest waits for the next batch): {e}");
+                    return Ok(());
+                }
             }
         }
+        Ok(())
     }
 
     /// One transaction of a fold; answers how many journaled postings it took.
@@ -154,7 +150,7 @@ impl Store {
         if let Some(writer) = &self.writer {
             let batch = batch.clone();
             return writer
-                .commit_taking(TAKE_JOURNAL, move |taken| batch_script(&folded(taken, &batch)))
+                .commit_taking(TAKE_JOURNAL, move |taken| batch_script(&folded(taken, batch)))
                 .await;
         }
         let mut tx = self.pool.begin().await?;
@@ -176,7 +172,7 @@ impl Store {
         if n == 0 && batch.is_empty() {
             return Ok(0); // the transaction rolls back: nothing was changed
         }
-        self.run_script(&mut tx, batch_script(&folded(taken, batch))).await?;
+        self.run_script(&mut tx, batch_script(&folded(taken, batch.clone()))).await?;
         tx.commit().await?;
         Ok(n)
     }
