@@ -209,17 +209,19 @@ impl Horde {
         if page > 10_000 {
             return Ok(vec![]);
         }
+        if !by_age && self.store.journal_unfolded() {
+            // Committed movements wait in the journal; the order by balance needs them folded.
+            self.store.fold_journal().await?;
+        }
         let users = self.store.list_users(page, by_age).await?;
         let now_secs = (self.now_ms() / 1000) as i64;
         let s = self.synced().await?;
-        Ok(users
-            .into_iter()
-            .map(|u| {
-                // Memory holds movements not yet stored.
-                let u = s.users.get(u.id).cloned().unwrap_or(u);
-                u.details(false, vec![], vec![], now_secs)
-            })
-            .collect())
+        // Memory holds movements not yet stored: the page shows (and is ordered by) them.
+        let mut users: Vec<User> = users.into_iter().map(|u| s.users.get(u.id).cloned().unwrap_or(u)).collect();
+        if !by_age {
+            users.sort_by_key(|u| (std::cmp::Reverse(u.kudos), u.id));
+        }
+        Ok(users.into_iter().map(|u| u.details(false, vec![], vec![], now_secs)).collect())
     }
 
     /// `PUT /users/{id}`: moderators may change roles, limits and balances; a user may change
