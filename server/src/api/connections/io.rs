@@ -95,7 +95,6 @@ impl AsyncRead for Watched {
             let conn = &self.conn;
             if conn.in_flight.load(Ordering::Acquire) == 0 && conn.head_started.load(Ordering::Acquire) == 0 {
                 conn.head_started.store(self.registry.now_ms() + 1, Ordering::Release);
-                conn.changed.notify_one();
             }
         }
         read

@@ -225,8 +225,6 @@ struct Conn {
     idle_since: AtomicU64,
     /// Milliseconds + 1 when the next request's first byte arrived; 0 while none did.
     head_started: AtomicU64,
-    /// Its deadline may have changed.
-    changed: Notify,
     /// Close it now (shed at the cap).
     shed: Notify,
 }
@@ -259,6 +257,13 @@ impl Registry {
             0 => Some(self.at(conn.idle_since.load(Ordering::Acquire)) + limits.idle_timeout),
             started => Some(self.at(started - 1) + limits.header_timeout),
         }
+    }
+
+    /// When to look at `conn` next: its deadline, or `latest` if that comes first. With `latest`
+    /// at most the shorter of the header and idle timeouts from now, no deadline set later (a
+    /// request's headers beginning, the connection falling idle) can come before the check.
+    fn next_check(&self, conn: &Conn, limits: &ConnectionLimits, latest: Instant) -> Instant {
+        self.deadline(conn, limits).map_or(latest, |d| d.min(latest))
     }
 
     /// Makes room for one more connection: sheds the quiet connection that has been quiet
@@ -339,7 +344,6 @@ pub async fn serve(
             idle_since: AtomicU64::new(now),
             // The first request's headers are due from the connection's start.
             head_started: AtomicU64::new(now + 1),
-            changed: Notify::new(),
             shed: Notify::new(),
         });
         next_id += 1;
@@ -398,8 +402,13 @@ impl Connection {
             .serve_connection(io, service);
         let mut http = pin!(http);
         let mut stopping = false;
+        // One timer, moved only when it fires: a deadline can only come later than a check made
+        // `check_every` before it (see `Registry::next_check`), so requests arm no timer.
+        let check_every = self.limits.header_timeout.min(self.limits.idle_timeout);
+        let first = self.registry.next_check(&self.conn, &self.limits, Instant::now() + check_every);
+        let check = tokio::time::sleep_until(first);
+        let mut check = pin!(check);
         loop {
-            let deadline = self.registry.deadline(&self.conn, &self.limits);
             tokio::select! {
                 done = http.as_mut() => {
                     if let Err(e) = done {
@@ -407,13 +416,14 @@ impl Connection {
                     }
                     break;
                 }
-                () = self.conn.changed.notified() => {}
                 () = self.conn.shed.notified() => break,
-                () = sleep_until(deadline) => {
-                    if self.registry.deadline(&self.conn, &self.limits).is_some_and(|d| d <= Instant::now()) {
+                () = check.as_mut() => {
+                    let now = Instant::now();
+                    if self.registry.deadline(&self.conn, &self.limits).is_some_and(|d| d <= now) {
                         STATS.timed_out.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
+                    check.as_mut().reset(self.registry.next_check(&self.conn, &self.limits, now + check_every));
                 }
                 _ = stop.changed(), if !stopping => {
                     // Nothing in flight (idle, or part of a request's headers): close now;
@@ -428,13 +438,6 @@ impl Connection {
         }
         self.registry.conns().remove(&self.id);
         STATS.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -494,7 +497,6 @@ impl InFlight {
     fn start(conn: Arc<Conn>, registry: Arc<Registry>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         conn.head_started.store(0, Ordering::Release);
-        conn.changed.notify_one();
         Self { conn, registry }
     }
 }
@@ -503,7 +505,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.conn.idle_since.store(self.registry.now_ms(), Ordering::Release);
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.conn.changed.notify_one();
     }
 }
 
