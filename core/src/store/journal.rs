@@ -104,6 +104,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a journal commit usually runs in place, on the caller's thread, in tens of
+    /// microseconds (SQLite in a file) rather than as a round trip to a database server.
+    pub fn commits_in_place(&self) -> bool {
+        self.writer.is_some()
+    }
+
     /// Whether postings were journaled since the last fold (by this process).
     pub fn journal_unfolded(&self) -> bool {
         self.journaled.load(Ordering::Acquire)
