@@ -65,6 +65,10 @@ fn other_threads_run_flushes() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
 }
 
+fn not_stored_in_time() -> HordeError {
+    HordeError::Internal("the change could not be stored in time".into())
+}
+
 impl Horde {
     /// Returns once every durable change this process made before the call is stored (group
     /// commit: see the module). An error means it could not be stored in time; the change may
@@ -91,7 +95,10 @@ impl Horde {
                     if stored() {
                         return Ok(());
                     }
-                    self.flush_locked(guard, false).await?;
+                    match tokio::time::timeout_at(deadline, self.flush_locked(guard, false)).await {
+                        Ok(r) => r.map(|_| ())?,
+                        Err(_) => return Err(not_stored_in_time()),
+                    }
                     continue;
                 }
                 if std::time::Instant::now() >= spin_until {
@@ -127,7 +134,7 @@ impl Horde {
             };
             match tokio::time::timeout_at(deadline, step).await {
                 Ok(r) => r?,
-                Err(_) => return Err(HordeError::Internal("the change could not be stored in time".into())),
+                Err(_) => return Err(not_stored_in_time()),
             }
         }
     }
