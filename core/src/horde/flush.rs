@@ -41,6 +41,9 @@ pub(super) struct Flushes {
     /// Flushes ended so far, and the number of the last one that stored everything queued
     /// before it began.
     ended: watch::Sender<Ended>,
+    /// Held (written) while queued generation figures are being stored, so that a reader adding
+    /// the stored figures to those still queued (read) sees them in one place or the other.
+    pub(super) figures: tokio::sync::RwLock<()>,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,6 +58,7 @@ impl Default for Flushes {
             lock: tokio::sync::Mutex::new(()),
             begun: AtomicU64::new(0),
             ended: watch::channel(Ended::default()).0,
+            figures: tokio::sync::RwLock::new(()),
         }
     }
 }
@@ -154,9 +158,11 @@ impl Horde {
     pub async fn flush(&self) -> Result<usize> {
         let guard = self.flushes.lock.lock().await;
         if self.is_shared() {
+            let _figures = self.flushes.figures.write().await;
             return self.flush_locked(guard, true).await;
         }
         let n = self.flush_locked(guard, false).await?;
+        let _figures = self.flushes.figures.write().await;
         let stats = self.local().take_pending_stats();
         if stats.is_empty() && !self.store.journal_unfolded() {
             return Ok(n);

@@ -22,6 +22,8 @@ fn keeps_model(model_state: Option<&str>) -> Result<bool> {
 impl Horde {
     /// `kind`'s figures per model: the stored ones with what is not stored yet.
     async fn model_figures(&self, kind: GenerationKind, now_ms: u64) -> Result<Vec<ModelFigures>> {
+        // Not while a flush has taken queued figures and not yet stored them.
+        let _figures = self.flushes.figures.read().await;
         let stored = self.store.generation_figures(kind, now_ms).await?;
         let state = self.synced().await?;
         Ok(figures::with_pending(stored, &state.pending.generations, kind, now_ms))
