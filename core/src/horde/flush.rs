@@ -69,10 +69,6 @@ fn other_threads_run_flushes() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
 }
 
-fn not_stored_in_time() -> HordeError {
-    HordeError::Internal("the change could not be stored in time".into())
-}
-
 impl Horde {
     /// Returns once every durable change this process made before the call is stored (group
     /// commit: see the module). An error means it could not be stored in time; the change may
@@ -86,33 +82,11 @@ impl Horde {
         // A shared log lost meanwhile took the changes not yet cut with it.
         let logs_lost = || self.replica.lock().logs_lost;
         let lost_before = logs_lost();
-        if self.store.commits_in_place() && !self.is_shared() && other_threads_run_flushes() {
-            // A flush here is tens of microseconds of work on the thread running it: wait for a
-            // running one without suspending, which would put this answer at the back of a
-            // busy run queue, then flush in place.
-            let spin_until = std::time::Instant::now() + SPIN_FOR_FLUSH;
-            loop {
-                if stored() {
-                    return Ok(());
-                }
-                if let Ok(guard) = self.flushes.lock.try_lock() {
-                    if stored() {
-                        return Ok(());
-                    }
-                    match tokio::time::timeout_at(deadline, self.flush_locked(guard, false)).await {
-                        Ok(r) => r.map(|_| ())?,
-                        Err(_) => return Err(not_stored_in_time()),
-                    }
-                    continue;
-                }
-                if std::time::Instant::now() >= spin_until {
-                    break;
-                }
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
-            }
-        }
+        // Where a flush is tens of microseconds of work on the thread running it, a running one
+        // is waited for without suspending, which would put this answer at the back of a busy
+        // run queue.
+        let spin_until = (self.store.commits_in_place() && !self.is_shared() && other_threads_run_flushes())
+            .then(|| std::time::Instant::now() + SPIN_FOR_FLUSH);
         loop {
             ended.borrow_and_update();
             if stored() {
@@ -123,22 +97,33 @@ impl Horde {
                 }
                 return Ok(());
             }
-            // Whichever comes first: the end of the flush running now (which may have taken this
-            // caller's changes), or the lock, to flush everything queued for every caller.
-            let step = async {
-                tokio::select! {
-                    guard = self.flushes.lock.lock() => {
-                        if stored() {
-                            return Ok(()); // the loop's check follows
-                        }
-                        self.flush_locked(guard, false).await.map(|_| ())
-                    }
-                    _ = ended.changed() => Ok(()),
+            let spinning = spin_until.is_some_and(|t| std::time::Instant::now() < t);
+            let held = if spinning { self.flushes.lock.try_lock().ok() } else { None };
+            if spinning && held.is_none() {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
                 }
+                continue;
+            }
+            // The lock, to flush everything queued for every caller; or, asleep, whichever comes
+            // first of the lock and the end of the flush running now (which may have taken this
+            // caller's changes).
+            let step = async {
+                let guard = match held {
+                    Some(guard) => guard,
+                    None => tokio::select! {
+                        guard = self.flushes.lock.lock() => guard,
+                        _ = ended.changed() => return Ok(()),
+                    },
+                };
+                if stored() {
+                    return Ok(()); // the loop's check follows
+                }
+                self.flush_locked(guard, false).await.map(|_| ())
             };
             match tokio::time::timeout_at(deadline, step).await {
                 Ok(r) => r?,
-                Err(_) => return Err(not_stored_in_time()),
+                Err(_) => return Err(HordeError::Internal("the change could not be stored in time".into())),
             }
         }
     }
