@@ -2,8 +2,8 @@
 // generation settings (presets, every sampler, stop sequences) and the studio's theme and text
 // size (applied to `<html data-theme data-text-size>` when changed; each page's head applies the
 // stored ones at load). Loaded by the page when a `details[data-lazy=studio-choices]` panel is first opened, so
-// none of it is in the studio's first load; `open()` runs on every opening and redraws from the
-// horde's offer and the stored settings. The studio's state is reached through the
+// none of it is in the studio's first load; `open(panel)` runs on every opening and draws that
+// panel from the horde's offer and the stored settings. The studio's state is reached through the
 // `horde-studio` window event (see app/src/pages/write/files.rs): `settings` reads them,
 // `set_settings` writes them (the studio clamps them), `presets` names the presets and `preset`
 // applies one.
@@ -119,9 +119,11 @@ const NUMBERS = [
 /** The generation settings; every control shows the stored value again after each change. */
 function generation(box) {
   const inputs = [];
+  // The field being typed in keeps what is typed (its change shows the stored value after).
   const show = () => {
     const s = settings();
     for (const [input, name] of inputs) {
+      if (input === document.activeElement) continue;
       if (input.type === 'checkbox') input.checked = !!s[name];
       else input.value = String(s[name] ?? '');
     }
@@ -151,19 +153,27 @@ function generation(box) {
     labelled('Stop sequences (one per line, \\n for a newline)', input('stop_sequences', { rows: '2' }, (n) => n.value)),
   );
   show();
+  box.again = show;
 }
 
 const PANELS = { models, looks, settings: generation };
 const AREAS = { models: 'model-list', looks: 'grid' };
 
-/** Draws every panel of this module on the page (again on each opening). */
-export function open() {
-  for (const panel of document.querySelectorAll('[data-choices]')) {
+/**
+ * Draws the panel just opened (`opened`, its `details`; every panel of this module when not
+ * given). The model list and the looks are drawn again at each opening; the settings' fields
+ * are drawn once and show the stored values again (`box.again`), so an opening handled late
+ * does not replace a field that is being typed in.
+ */
+export function open(opened) {
+  const panels = opened && opened.dataset && opened.dataset.choices ? [opened] : document.querySelectorAll('[data-choices]');
+  for (const panel of panels) {
     const draw = PANELS[panel.dataset.choices];
     if (!draw) continue;
     // The panel itself is in the page; what it holds is drawn into a box made here once.
     const box = panel.querySelector(':scope > .drawn')
       || panel.appendChild(el('div', { class: `drawn ${AREAS[panel.dataset.choices] || ''}` }));
-    draw(box);
+    if (box.again) box.again();
+    else draw(box);
   }
 }

@@ -76,7 +76,7 @@ pub struct SiteAssets {
 impl SiteAssets {
     /// The page's boot script: the WASM, hydrated; on the writing studio also the loaders of its
     /// on-demand modules. A `details[data-lazy=NAME]` panel loads module NAME when first opened
-    /// (and calls its `open()`; `toggle` does not bubble, hence the capture); the Markdown
+    /// (and calls its `open(panel)` with the panel opened; `toggle` does not bubble, hence the capture); the Markdown
     /// module comes when a chat or instruct story is shown (`data-mode`) and its `start()`
     /// follows the transcript.
     #[cfg(feature = "ssr")]
@@ -97,7 +97,7 @@ impl SiteAssets {
         Some(format!(
             "import init,{{hydrate}}from'{js}';const M={{{modules}}},L=n=>import(M[n]),\
              md=()=>document.querySelector('[data-mode=chat],[data-mode=instruct]')&&L('studio-markdown').then(m=>m.start());\
-             document.addEventListener('toggle',e=>{{const n=e.target.open&&e.target.dataset.lazy;if(n&&M[n])L(n).then(m=>m.open())}},!0);\
+             document.addEventListener('toggle',e=>{{const n=e.target.open&&e.target.dataset.lazy;if(n&&M[n])L(n).then(m=>m.open(e.target))}},!0);\
              init({{module_or_path:'{wasm}'}}).then(()=>{{hydrate();md();new MutationObserver(md).observe(document.body,{{subtree:!0,attributes:!0,attributeFilter:['data-mode']}})}});"
         ))
     }
