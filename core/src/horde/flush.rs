@@ -1,14 +1,15 @@
 //! Storing the horde's queued durable changes (kudos postings, counters, worker stats, transfer
 //! keys), and *group commit*: a caller that must not answer before its change is stored (a
-//! transfer, a job's reward, a registration) waits in [`Horde::commit`] for a flush that began
-//! after its change. Callers that arrive together share that flush: while one flush runs, every
-//! caller arriving waits for it to end; then one of them (the first to take the flush lock)
-//! flushes everything queued by all of them in one transaction, and the others find their
-//! change stored when it ends. Where a flush runs in place (SQLite in a file: tens of
-//! microseconds on the thread that runs it), a caller that finds one running on another thread
-//! spins for it briefly instead of suspending: a suspended answer goes to the back of the run
-//! queue, behind every poll that came meanwhile, and that wait, not the write, was most of what
-//! the commit cost a worker's submit.
+//! transfer, a job's reward, a registration) waits in [`Horde::commit`] until its kudos
+//! movements are journaled (see `Store::journal`).
+//!
+//! Where the journal is a file this process appends to (SQLite in a file), the caller takes
+//! whatever is queued and appends it itself, under the file's lock, in microseconds: whoever
+//! finds nothing left to take knows that the caller who took it has written it. Elsewhere
+//! (PostgreSQL, or a shared state) callers that arrive together share one flush: while one
+//! flush runs, every caller arriving waits for it to end; then one of them (the first to take
+//! the flush lock) flushes everything queued by all of them in one transaction, and the others
+//! find their change stored when it ends.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -23,10 +24,6 @@ use crate::{HordeError, Result};
 /// A batch another process cut is stored by this one only if it is still unstored after this
 /// long (its cutter died, say), unless a caller here waits for it.
 const TAKEOVER_AFTER: Duration = Duration::from_secs(3);
-
-/// How long [`Horde::commit`] spins, where flushes run in place (SQLite in a file), for a flush
-/// running on another thread before it waits for it asleep.
-const SPIN_FOR_FLUSH: Duration = Duration::from_micros(200);
 
 /// How long [`Horde::commit`] waits for its change to be stored before answering an error.
 const COMMIT_WAIT: Duration = Duration::from_secs(15);
@@ -63,17 +60,14 @@ impl Default for Flushes {
     }
 }
 
-/// Whether a flush running now may run on a thread other than the caller's (a runtime with more
-/// than one worker thread), so that spinning for it can end.
-fn other_threads_run_flushes() -> bool {
-    tokio::runtime::Handle::try_current().is_ok_and(|h| h.metrics().num_workers() > 1)
-}
-
 impl Horde {
     /// Returns once every durable change this process made before the call is stored (group
     /// commit: see the module). An error means it could not be stored in time; the change may
     /// still be stored later.
     pub async fn commit(&self) -> Result<()> {
+        if self.store.journals_in_place() && !self.is_shared() {
+            return self.journal_queued().await.map(|_| ());
+        }
         // Any flush numbered above the ones begun so far takes this caller's changes.
         let target = self.flushes.begun.load(Ordering::SeqCst) + 1;
         let mut ended = self.flushes.ended.subscribe();
@@ -82,11 +76,6 @@ impl Horde {
         // A shared log lost meanwhile took the changes not yet cut with it.
         let logs_lost = || self.replica.lock().logs_lost;
         let lost_before = logs_lost();
-        // Where a flush is tens of microseconds of work on the thread running it, a running one
-        // is waited for without suspending, which would put this answer at the back of a busy
-        // run queue.
-        let spin_until = (self.store.commits_in_place() && !self.is_shared() && other_threads_run_flushes())
-            .then(|| std::time::Instant::now() + SPIN_FOR_FLUSH);
         loop {
             ended.borrow_and_update();
             if stored() {
@@ -97,24 +86,13 @@ impl Horde {
                 }
                 return Ok(());
             }
-            let spinning = spin_until.is_some_and(|t| std::time::Instant::now() < t);
-            let held = if spinning { self.flushes.lock.try_lock().ok() } else { None };
-            if spinning && held.is_none() {
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
-                continue;
-            }
             // The lock, to flush everything queued for every caller; or, asleep, whichever comes
             // first of the lock and the end of the flush running now (which may have taken this
             // caller's changes).
             let step = async {
-                let guard = match held {
-                    Some(guard) => guard,
-                    None => tokio::select! {
-                        guard = self.flushes.lock.lock() => guard,
-                        _ = ended.changed() => return Ok(()),
-                    },
+                let guard = tokio::select! {
+                    guard = self.flushes.lock.lock() => guard,
+                    _ = ended.changed() => return Ok(()),
                 };
                 if stored() {
                     return Ok(()); // the loop's check follows
@@ -176,16 +154,7 @@ impl Horde {
     async fn flush_now(&self, stats: bool) -> Result<usize> {
         if !self.is_shared() {
             // Kudos movements only, journaled: `flush` stores the rest outside the lock.
-            let batch = self.local().take_pending_writes(false);
-            if batch.is_empty() {
-                return Ok(0);
-            }
-            let n = batch.postings.len();
-            if let Err(e) = self.store.journal(&batch).await {
-                self.local().restore_pending_writes(batch);
-                return Err(e);
-            }
-            return Ok(n);
+            return self.journal_queued().await;
         }
         // Every replica queues the same writes, so this one's view says whether a cut is due:
         // with nothing queued, whatever this process changed is in a batch cut already.
@@ -196,6 +165,13 @@ impl Horde {
         // Every batch cut so far holds changes made before this flush began.
         let cut: Vec<String> = self.replica.lock().outbox.iter().map(|b| b.token.clone()).collect();
         self.store_outbox(|token, _| cut.iter().any(|t| t == token)).await
+    }
+
+    /// Journals the kudos movements queued (no shared state); on failure they stay queued.
+    async fn journal_queued(&self) -> Result<usize> {
+        let take = || self.local().take_pending_writes(false);
+        let restore = |batch| self.local().restore_pending_writes(batch);
+        self.store.journal_taken(take, restore).await
     }
 
     /// Stores the batches at the front of this replica's outbox, oldest first, while `due` says

@@ -1,11 +1,14 @@
 //! The journal of committed kudos postings: what a waiting caller's commit (group commit,
 //! `Horde::commit`) writes, so that its answer means "stored" at the price of one short insert.
 //!
-//! A commit of kudos movements stores its postings in `pending_postings` (no index: one page on
+//! On SQLite in a file the journal is a file beside the database, appended to from the caller's
+//! thread (see `file_journal`); elsewhere (PostgreSQL, or SQLite held by another process) a
+//! commit of kudos movements stores its postings in `pending_postings` (no index: one page on
 //! SQLite) and its transfer keys in their table, and is then as durable as any transaction. The
 //! periodic batch ([`Store::flush`]) takes every journaled posting in its own transaction and
 //! writes them, ahead of its own, as ledger rows with the balance changes they imply; every
-//! process start does the same before anything reads a balance. So the ledger and the balances
+//! process start does the same before anything reads a balance (the journal file's records with
+//! the number of the last one, in the same transaction). So the ledger and the balances
 //! of the database lag the journal by one periodic batch at most, as they lagged memory before,
 //! and nothing committed can be lost or stored twice: a posting leaves the journal in the
 //! transaction that writes it to the ledger.
@@ -15,7 +18,7 @@ use std::sync::atomic::Ordering;
 use sqlx::Row;
 
 use super::batch::{batch_script, placeholders, posting_values, FlushBatch};
-use super::script::Script;
+use super::script::{Bound, Script};
 use super::{transfer_keys, Store};
 use crate::kudos::{Account, Posting, PostingKind};
 use crate::{HordeError, Result};
@@ -24,6 +27,9 @@ use crate::{HordeError, Result};
 /// prepares it once.
 pub(super) const JOURNAL_POSTING: &str =
     "INSERT INTO pending_postings (created_ms, kind, from_account, to_account, amount) VALUES (?, ?, ?, ?, ?)";
+
+/// Stores the number of the journal file's last record folded (in the fold's transaction).
+const FOLDED_SEQ: &str = "UPDATE journal_file SET folded_seq = ? WHERE id = 1";
 
 /// Journaled postings a fold takes per transaction: the fold's transactions stay short (a commit
 /// that arrives meanwhile waits for one), however much was journaled.
@@ -90,7 +96,9 @@ impl Store {
         if batch.postings.is_empty() && batch.transfer_keys.is_empty() {
             return Ok(());
         }
-        if let Some(writer) = &self.writer {
+        if let Some(file) = &self.file_journal {
+            file.append(|| batch.clone(), |_| {})?;
+        } else if let Some(writer) = &self.writer {
             writer.commit(journal_script(batch)).await?;
         } else if let Some(conn) = &self.commit_connection {
             let (sql, values) = journal_statement(batch);
@@ -104,10 +112,35 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a journal commit usually runs in place, on the caller's thread, in tens of
-    /// microseconds (SQLite in a file) rather than as a round trip to a database server.
-    pub fn commits_in_place(&self) -> bool {
-        self.writer.is_some()
+    /// Takes the kudos movements to store (`take`) and journals them; on failure they go back
+    /// through `restore`. Answers how many postings were journaled. With the journal in a file
+    /// the take and the append are one step under the file's lock (see
+    /// [`Store::journals_in_place`]).
+    pub async fn journal_taken(&self, take: impl FnOnce() -> FlushBatch, restore: impl FnOnce(FlushBatch)) -> Result<usize> {
+        if let Some(file) = &self.file_journal {
+            let appended = file.append(take, restore)?;
+            if appended.is_some() {
+                self.journaled.store(true, Ordering::Release);
+            }
+            return Ok(appended.unwrap_or(0));
+        }
+        let batch = take();
+        if batch.postings.is_empty() && batch.transfer_keys.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.postings.len();
+        if let Err(e) = self.journal(&batch).await {
+            restore(batch);
+            return Err(e);
+        }
+        Ok(n)
+    }
+
+    /// Whether the journal is a file this process appends to from the caller's thread (SQLite
+    /// in a file): [`Store::journal_taken`] then returns without waiting, and a caller that
+    /// finds nothing left to take knows that what others took is written.
+    pub fn journals_in_place(&self) -> bool {
+        self.file_journal.is_some()
     }
 
     /// Whether postings were journaled since the last fold (by this process).
@@ -122,6 +155,7 @@ impl Store {
 
     /// Stores `batch` in one transaction together with every journaled posting (those first).
     pub(super) async fn fold_into(&self, batch: &FlushBatch) -> Result<()> {
+        let _folding = self.fold_lock.lock().await;
         // Cleared first: a posting journaled while this runs sets it again.
         let was = self.journaled.swap(false, Ordering::AcqRel);
         let done = self.fold_now(batch).await;
@@ -154,10 +188,36 @@ impl Store {
     /// One transaction of a fold; answers how many journaled postings it took.
     async fn fold_chunk(&self, batch: &FlushBatch) -> Result<usize> {
         if let Some(writer) = &self.writer {
-            let batch = batch.clone();
-            return writer
-                .commit_taking(TAKE_JOURNAL, move |taken| batch_script(&folded(taken, batch)))
-                .await;
+            // The file's records come before the batch, and their last number is stored with them.
+            let records = self.file_journal.as_ref().map(|f| f.unfolded()).unwrap_or_default();
+            let last = records.last().map(|r| r.seq);
+            let mut batch = batch.clone();
+            let mut postings: Vec<Posting> = Vec::new();
+            let mut keys = Vec::new();
+            for r in records {
+                postings.extend(r.postings);
+                keys.extend(r.transfer_keys);
+            }
+            postings.append(&mut batch.postings);
+            keys.append(&mut batch.transfer_keys);
+            let batch = FlushBatch {
+                postings,
+                transfer_keys: keys,
+                ..batch
+            };
+            let n = writer
+                .commit_taking(TAKE_JOURNAL, move |taken| {
+                    let mut script = batch_script(&folded(taken, batch));
+                    if let Some(seq) = last {
+                        script.push(FOLDED_SEQ.into(), vec![Bound::Int(seq as i64)]);
+                    }
+                    script
+                })
+                .await?;
+            if let (Some(file), Some(seq)) = (&self.file_journal, last) {
+                file.folded(seq);
+            }
+            return Ok(n);
         }
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(TAKE_JOURNAL).fetch_all(&mut *tx).await?;
@@ -268,6 +328,55 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("horde-journal-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         journaled_postings_are_folded_once(&format!("sqlite://{}?mode=rwc", dir.join("horde.db").display())).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// On SQLite in a file the journal is the file beside it, held by the first connection; a
+    /// second connection to the database journals in the table, and a fold of either takes both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_store_journals_to_its_file_and_a_second_to_the_table() {
+        let dir = std::env::temp_dir().join(format!("horde-journal-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = dir.join("horde.db");
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let file = crate::store::file_journal::path_for(&db);
+        let first = Store::connect(&url).await.expect("first");
+        assert!(first.journals_in_place());
+        let user = first
+            .insert_user(&crate::store::NewUser {
+                username: "earner".into(),
+                oauth_id: "earner".into(),
+                key: crate::accounts::api_key::ApiKeyHash([8; 32]),
+                moderator: false,
+                trusted: false,
+                pseudonymous: false,
+                concurrency: 30,
+                created_secs: 0,
+            })
+            .await
+            .expect("user");
+        first.journal(&mint_to(user, 5, 1)).await.expect("journaled");
+        let len = std::fs::metadata(&file).expect("journal file").len();
+        assert!(len > 0, "the commit went to the file");
+        let second = Store::connect(&url).await.expect("second");
+        assert!(!second.journals_in_place());
+        second.journal(&mint_to(user, 7, 2)).await.expect("journaled");
+        assert_eq!(
+            std::fs::metadata(&file).expect("journal file").len(),
+            len,
+            "the second one wrote the table"
+        );
+        let table: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_postings")
+            .fetch_one(&first.pool)
+            .await
+            .expect("count");
+        assert_eq!(table, 1);
+        first.fold_journal().await.expect("fold");
+        assert_eq!(std::fs::metadata(&file).expect("journal file").len(), 0, "folded and emptied");
+        assert_eq!(first.system_balances().await.expect("system").0, -12);
+        assert_eq!(first.stored_balances().await.expect("balances")[&user], 12);
+        second.close().await;
+        first.close().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

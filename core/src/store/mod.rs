@@ -18,6 +18,7 @@ use crate::Result;
 
 mod batch;
 mod commit_connection;
+mod file_journal;
 mod generation_stats;
 mod journal;
 mod script;
@@ -59,10 +60,16 @@ pub struct Store {
     dialect: Dialect,
     /// SQLite in a file: the connection batches are stored on (see `sqlite_writer`).
     writer: Option<Arc<sqlite_writer::SqliteWriter>>,
+    /// SQLite in a file: the file a waiting caller's commit appends its kudos movements to (see
+    /// `file_journal`), unless another connection to the database holds it.
+    file_journal: Option<Arc<file_journal::FileJournal>>,
     /// PostgreSQL: the connection a waiting caller's commit is sent on.
     commit_connection: Option<Arc<commit_connection::CommitConnection>>,
     /// Whether postings were journaled since the last fold (see `journal`).
     journaled: Arc<std::sync::atomic::AtomicBool>,
+    /// Held by a fold from reading the journal file's records until they are marked folded, so
+    /// that two folds never store the same record.
+    fold_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 const USER_COLUMNS: &str = "id, username, oauth_id, created, kudos, kd_accumulated, kd_gifted, kd_received, kd_admin, kd_awarded, \
@@ -186,20 +193,35 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| crate::HordeError::Internal(format!("migrations: {e}")))?;
-        let writer = match dialect {
-            Dialect::Sqlite if !in_memory => {
-                let file = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-                Some(Arc::new(sqlite_writer::SqliteWriter::open(file.get_filename())?))
-            }
+        let db_file = match dialect {
+            Dialect::Sqlite if !in_memory => Some(sqlx::sqlite::SqliteConnectOptions::from_str(url)?.get_filename().to_path_buf()),
             _ => None,
+        };
+        let writer = match &db_file {
+            Some(file) => Some(Arc::new(sqlite_writer::SqliteWriter::open(file)?)),
+            None => None,
+        };
+        let (file_journal, replay) = match &db_file {
+            Some(file) => {
+                let folded: i64 = sqlx::query_scalar("SELECT folded_seq FROM journal_file WHERE id = 1")
+                    .fetch_one(&pool)
+                    .await?;
+                match file_journal::FileJournal::open(file_journal::path_for(file), folded.max(0) as u64)? {
+                    Some((journal, pending)) => (Some(Arc::new(journal)), !pending.is_empty()),
+                    None => (None, false),
+                }
+            }
+            None => (None, false),
         };
         let commit_connection = (dialect == Dialect::Postgres).then(|| Arc::new(commit_connection::CommitConnection::new(options.clone())));
         let store = Self {
             pool,
             dialect,
             writer,
+            file_journal,
             commit_connection,
-            journaled: Arc::default(),
+            journaled: Arc::new(std::sync::atomic::AtomicBool::new(replay)),
+            fold_lock: Arc::default(),
         };
         // What earlier processes journaled goes to the ledger and balances before anything reads them.
         store.fold_journal().await?;
