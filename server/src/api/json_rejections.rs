@@ -1,7 +1,7 @@
 //! Answers the frameworks give on their own, rewritten as the horde's JSON errors
-//! (`{"message", "rc"}`): axum's empty 405 for a wrong method, and the 500 that Leptos's server
-//! functions answer when their arguments are malformed JSON or of the wrong types (a 400: the
-//! client's mistake, not the server's).
+//! (`{"message", "rc"}`): axum's empty 405 for a wrong method (as the router's fallback for
+//! it), and the 500 that Leptos's server functions answer when their arguments are malformed
+//! JSON or of the wrong types (a 400: the client's mistake, not the server's).
 
 use axum::body::{to_bytes, Body};
 use axum::extract::Request;
@@ -17,23 +17,14 @@ const SERVER_FN_ERROR_HEADER: &str = "serverfnerror";
 /// Largest server-function error body read back to rewrite it (they are one line of text).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Middleware: a 405 gets a JSON body (its `Allow` header is kept).
-pub async fn method_not_allowed_as_json(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
-        return response;
-    }
-    let allow = response.headers().get(axum::http::header::ALLOW).cloned();
-    let mut answer = ApiError::new(
+/// A wrong method's answer: 405 with a JSON body (the router adds the route's `Allow` header).
+pub async fn method_not_allowed() -> Response {
+    ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "MethodNotAllowed",
         "The method is not allowed for the requested URL.",
     )
-    .into_response();
-    if let Some(allow) = allow {
-        answer.headers_mut().insert(axum::http::header::ALLOW, allow);
-    }
-    answer
+    .into_response()
 }
 
 /// Middleware for the server functions: arguments that do not decode (Leptos answers 500 with

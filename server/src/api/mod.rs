@@ -93,10 +93,11 @@ pub fn router(horde: Arc<Horde>, options: ApiOptions) -> Router {
             "/api/v2/{*rest}",
             axum::routing::any(|| async { error::ApiError::not_found_route() }),
         )
+        // Every route's wrong method (axum adds the route's `Allow`): no middleware on every request.
+        .method_not_allowed_fallback(json_rejections::method_not_allowed)
         .fallback(|| async { error::ApiError::not_found_route() })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(json_rejections::method_not_allowed_as_json))
         .layer(axum::middleware::from_fn_with_state(metrics, metrics::count_http))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // Method and path only: never bodies, queries or headers.
