@@ -15,6 +15,9 @@ use horde_server::cli::{Cli, Command, KudosModelCommand, ServeArgs, StorageArgs,
 use horde_server::duties;
 use horde_server::local_worker::{self, LocalModel, LocalWorkerOptions};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,tower_http=info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
