@@ -65,18 +65,18 @@ pub(super) fn path_for(db: &Path) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// The records of `text` (the file's content), in order. A last line cut short (no newline, or
-/// not a whole record) is dropped; a damaged line before it is an error.
-pub(super) fn parse(text: &str, path: &Path) -> Result<Vec<Record>> {
+/// The records of `bytes` (the file's content), in order, and the length of the lines they were
+/// read from. A last line cut short (no newline, or not a whole record) is dropped; a damaged
+/// line before it is an error.
+pub(super) fn parse(bytes: &[u8], path: &Path) -> Result<(Vec<Record>, usize)> {
     let mut records = Vec::new();
-    let mut lines = text.split_inclusive('\n').peekable();
+    let mut kept = 0;
+    let mut lines = bytes.split_inclusive(|b| *b == b'\n').peekable();
     while let Some(line) = lines.next() {
         let last = lines.peek().is_none();
         // Only the last line can lack its newline.
-        if !line.ends_with('\n') {
-            break;
-        }
-        match serde_json::from_str::<Record>(line.trim_end_matches('\n')) {
+        let Some(record) = line.strip_suffix(b"\n") else { break };
+        match serde_json::from_slice::<Record>(record) {
             Ok(r) => records.push(r),
             Err(_) if last => break,
             Err(e) => {
@@ -87,17 +87,19 @@ pub(super) fn parse(text: &str, path: &Path) -> Result<Vec<Record>> {
                 )))
             }
         }
+        kept += line.len();
     }
-    Ok(records)
+    Ok((records, kept))
 }
 
 impl FileJournal {
-    /// Opens (or creates) the journal at `path`; answers it with the records it holds numbered
-    /// after `folded_seq` (to fold before anything else), and numbers new ones after both.
+    /// Opens (or creates) the journal at `path`, holding the records it has numbered after
+    /// `folded_seq` as not folded yet (to fold before anything else); new ones are numbered after
+    /// both.
     ///
     /// `None` when another connection (another process on the same database, say) holds it:
     /// that one folds it, and this one journals in the database.
-    pub(super) fn open(path: PathBuf, folded_seq: u64) -> Result<Option<(Self, Vec<Record>)>> {
+    pub(super) fn open(path: PathBuf, folded_seq: u64) -> Result<Option<Self>> {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,30 +110,28 @@ impl FileJournal {
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&path, e)),
         }
-        let text = match std::fs::read(&path) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(io_error(&path, e)),
-        };
-        let records = parse(&text, &path)?;
-        let last = records.iter().map(|r| r.seq).max().unwrap_or(0).max(folded_seq);
-        let pending: Vec<Record> = records.into_iter().filter(|r| r.seq > folded_seq).collect();
+        let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+        let (records, kept) = parse(&bytes, &path)?;
         // A last line cut short goes: the next record starts a line of its own.
-        let whole: usize = text.split_inclusive('\n').filter(|l| l.ends_with('\n')).map(str::len).sum();
-        if whole < text.len() {
-            file.set_len(whole as u64).map_err(|e| io_error(&path, e))?;
+        if kept < bytes.len() {
+            file.set_len(kept as u64).map_err(|e| io_error(&path, e))?;
         }
-        let len = file.metadata().map_err(|e| io_error(&path, e))?.len();
-        let journal = Self {
+        let last = records.iter().map(|r| r.seq).max().unwrap_or(0).max(folded_seq);
+        let unfolded = records.into_iter().filter(|r| r.seq > folded_seq).collect();
+        Ok(Some(Self {
             path,
             inner: Mutex::new(Inner {
                 file,
-                len,
+                len: kept as u64,
                 next_seq: last + 1,
-                unfolded: pending.clone(),
+                unfolded,
             }),
-        };
-        Ok(Some((journal, pending)))
+        }))
+    }
+
+    /// Whether records wait to be folded.
+    pub(super) fn holds_unfolded(&self) -> bool {
+        !self.inner.lock().unfolded.is_empty()
     }
 
     /// Under the journal's lock: takes the movements to store (`take`) and appends them as one
@@ -224,10 +224,10 @@ mod tests {
     #[test]
     fn records_survive_a_reopen_until_folded_and_a_cut_last_line_is_dropped() {
         let path = temp_path();
-        let (journal, pending) = FileJournal::open(path.clone(), 0).expect("open").expect("not held");
+        let journal = FileJournal::open(path.clone(), 0).expect("open").expect("not held");
         // Held: another opener journals elsewhere.
         assert!(FileJournal::open(path.clone(), 0).expect("second open").is_none());
-        assert!(pending.is_empty());
+        assert!(!journal.holds_unfolded());
         for amount in [5, 7, 9] {
             assert_eq!(journal.append(|| batch(amount), |_| panic!("restored")).expect("append"), Some(1));
         }
@@ -238,13 +238,14 @@ mod tests {
         f.write_all(br#"{"seq":4,"postings":[{"from""#).expect("torn");
         drop(f);
         // Folded up to 1 before the restart: 2 and 3 come back, numbered on after them.
-        let (journal, pending) = FileJournal::open(path.clone(), 1).expect("reopen").expect("not held");
+        let journal = FileJournal::open(path.clone(), 1).expect("reopen").expect("not held");
+        let pending = journal.unfolded();
         let amounts: Vec<i64> = pending.iter().map(|r| r.postings[0].amount).collect();
         assert_eq!(amounts, vec![7, 9]);
         assert_eq!(pending.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![2, 3]);
         // The cut line is gone: the next record is a line of its own.
         journal.append(|| batch(11), |_| panic!("restored")).expect("append");
-        let records = parse(&std::fs::read_to_string(&path).expect("read"), &path).expect("parse");
+        let (records, _) = parse(&std::fs::read(&path).expect("read"), &path).expect("parse");
         assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
         // A fold of older records leaves a newer one in the file; the last fold empties it.
         journal.folded(3);
@@ -265,8 +266,12 @@ mod tests {
         })
         .expect("json");
         let text = format!("{good}\nnot a record\n{good}\n");
-        assert!(parse(&text, &path).is_err());
-        assert_eq!(parse(&format!("{good}\n{good}"), &path).expect("cut last line").len(), 1);
-        assert_eq!(parse("", &path).expect("empty").len(), 0);
+        assert!(parse(text.as_bytes(), &path).is_err());
+        let line = good.len() + 1;
+        // Cut short, or whole but damaged (a crash of the machine): the last line is not kept.
+        assert_eq!(parse(format!("{good}\n{good}").as_bytes(), &path).expect("cut last line").1, line);
+        let (records, kept) = parse(format!("{good}\nnot a record\n").as_bytes(), &path).expect("damaged last line");
+        assert_eq!((records.len(), kept), (1, line));
+        assert_eq!(parse(b"", &path).expect("empty").0.len(), 0);
     }
 }

@@ -125,9 +125,6 @@ impl Store {
             return Ok(appended.unwrap_or(0));
         }
         let batch = take();
-        if batch.postings.is_empty() && batch.transfer_keys.is_empty() {
-            return Ok(0);
-        }
         let n = batch.postings.len();
         if let Err(e) = self.journal(&batch).await {
             restore(batch);
@@ -249,6 +246,23 @@ mod tests {
     use crate::kudos::{Account, Posting, PostingKind};
     use crate::store::{FlushBatch, Store};
 
+    /// A new account named `name` (its key hash all `key` bytes); answers its id.
+    async fn user(store: &Store, name: &str, key: u8) -> i64 {
+        store
+            .insert_user(&crate::store::NewUser {
+                username: name.into(),
+                oauth_id: name.into(),
+                key: crate::accounts::api_key::ApiKeyHash([key; 32]),
+                moderator: false,
+                trusted: false,
+                pseudonymous: false,
+                concurrency: 30,
+                created_secs: 0,
+            })
+            .await
+            .expect("user")
+    }
+
     fn mint_to(user: i64, amount: i64, at_ms: u64) -> FlushBatch {
         FlushBatch {
             postings: vec![Posting {
@@ -267,19 +281,7 @@ mod tests {
     /// and in the order journaled.
     async fn journaled_postings_are_folded_once(url: &str) {
         let store = Store::connect(url).await.expect("store");
-        let user = store
-            .insert_user(&crate::store::NewUser {
-                username: "worker".into(),
-                oauth_id: "worker".into(),
-                key: crate::accounts::api_key::ApiKeyHash([7; 32]),
-                moderator: false,
-                trusted: false,
-                pseudonymous: false,
-                concurrency: 30,
-                created_secs: 0,
-            })
-            .await
-            .expect("user");
+        let user = user(&store, "worker", 7).await;
         store.journal(&mint_to(user, 5, 1)).await.expect("journaled");
         assert!(store.journal_unfolded());
         assert_eq!(
@@ -342,19 +344,7 @@ mod tests {
         let file = crate::store::file_journal::path_for(&db);
         let first = Store::connect(&url).await.expect("first");
         assert!(first.journals_in_place());
-        let user = first
-            .insert_user(&crate::store::NewUser {
-                username: "earner".into(),
-                oauth_id: "earner".into(),
-                key: crate::accounts::api_key::ApiKeyHash([8; 32]),
-                moderator: false,
-                trusted: false,
-                pseudonymous: false,
-                concurrency: 30,
-                created_secs: 0,
-            })
-            .await
-            .expect("user");
+        let user = user(&first, "earner", 8).await;
         first.journal(&mint_to(user, 5, 1)).await.expect("journaled");
         let len = std::fs::metadata(&file).expect("journal file").len();
         assert!(len > 0, "the commit went to the file");

@@ -207,7 +207,10 @@ impl Store {
                     .fetch_one(&pool)
                     .await?;
                 match file_journal::FileJournal::open(file_journal::path_for(file), folded.max(0) as u64)? {
-                    Some((journal, pending)) => (Some(Arc::new(journal)), !pending.is_empty()),
+                    Some(journal) => {
+                        let replay = journal.holds_unfolded();
+                        (Some(Arc::new(journal)), replay)
+                    }
                     None => (None, false),
                 }
             }
