@@ -9,8 +9,18 @@ const PORT = process.env.HORDE_E2E_PORT || '7391';
 const BASE_URL = `http://127.0.0.1:${PORT}`;
 const targetDir = process.env.CARGO_TARGET_DIR || path.join(__dirname, 'target');
 const horde = process.env.HORDE_BIN || path.join(targetDir, 'debug', 'horde');
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'horde-e2e-'));
-const localDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'horde-e2e-local-'));
+// The config is read by the runner and again by each test process: the runner makes the hordes'
+// data directories, the test processes find them in the environment, and the runner removes
+// them when it exits (after the hordes are stopped).
+function dataDirectory(variable, prefix) {
+  if (process.env[variable]) return process.env[variable];
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  process.env[variable] = dir;
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+const dataDir = dataDirectory('HORDE_E2E_DATA_DIR', 'horde-e2e-');
+const localDataDir = dataDirectory('HORDE_E2E_LOCAL_DATA_DIR', 'horde-e2e-local-');
 const { LOCAL_PORT, LOCAL_URL, LOCAL_MODEL } = require('./end2end/local_horde');
 
 module.exports = defineConfig({
