@@ -129,11 +129,6 @@ impl FileJournal {
         }))
     }
 
-    /// Whether records wait to be folded.
-    pub(super) fn holds_unfolded(&self) -> bool {
-        !self.inner.lock().unfolded.is_empty()
-    }
-
     /// Under the journal's lock: takes the movements to store (`take`) and appends them as one
     /// record, so that a caller finding nothing to take knows that what was taken before is
     /// written. Answers how many postings were appended (`None`: nothing was taken); on
@@ -227,7 +222,7 @@ mod tests {
         let journal = FileJournal::open(path.clone(), 0).expect("open").expect("not held");
         // Held: another opener journals elsewhere.
         assert!(FileJournal::open(path.clone(), 0).expect("second open").is_none());
-        assert!(!journal.holds_unfolded());
+        assert!(journal.unfolded().is_empty());
         for amount in [5, 7, 9] {
             assert_eq!(journal.append(|| batch(amount), |_| panic!("restored")).expect("append"), Some(1));
         }

@@ -201,20 +201,14 @@ impl Store {
             Some(file) => Some(Arc::new(sqlite_writer::SqliteWriter::open(file)?)),
             None => None,
         };
-        let (file_journal, replay) = match &db_file {
+        let file_journal = match &db_file {
             Some(file) => {
                 let folded: i64 = sqlx::query_scalar("SELECT folded_seq FROM journal_file WHERE id = 1")
                     .fetch_one(&pool)
                     .await?;
-                match file_journal::FileJournal::open(file_journal::path_for(file), folded.max(0) as u64)? {
-                    Some(journal) => {
-                        let replay = journal.holds_unfolded();
-                        (Some(Arc::new(journal)), replay)
-                    }
-                    None => (None, false),
-                }
+                file_journal::FileJournal::open(file_journal::path_for(file), folded.max(0) as u64)?.map(Arc::new)
             }
-            None => (None, false),
+            None => None,
         };
         let commit_connection = (dialect == Dialect::Postgres).then(|| Arc::new(commit_connection::CommitConnection::new(options.clone())));
         let store = Self {
@@ -223,7 +217,7 @@ impl Store {
             writer,
             file_journal,
             commit_connection,
-            journaled: Arc::new(std::sync::atomic::AtomicBool::new(replay)),
+            journaled: Arc::default(),
             fold_lock: Arc::default(),
         };
         // What earlier processes journaled goes to the ledger and balances before anything reads them.
